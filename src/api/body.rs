@@ -1,0 +1,85 @@
+//! Reading request bodies ourselves, so that every refusal (wrong type, too large, not JSON)
+//! is a problem document rather than a framework's plain-text answer.
+
+use super::problem::Problem;
+use super::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use sha2::{Digest, Sha256};
+
+/// A JSON request body: checked content type, bounded size, parsed to a `Value`.
+pub struct JsonBody {
+    pub raw: Bytes,
+    pub value: serde_json::Value,
+    pub idempotency_key: Option<String>,
+}
+
+impl JsonBody {
+    /// The fingerprint an idempotency key is bound to.
+    pub fn fingerprint(&self, route: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(route.as_bytes());
+        h.update([0]);
+        h.update(&self.raw);
+        hex::encode(h.finalize())
+    }
+}
+
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, Problem> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let k = v.to_str().unwrap_or("");
+            if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+                Err(Problem::validation(vec![Problem::field(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible ASCII characters",
+                )]))
+            } else {
+                Ok(Some(k.to_owned()))
+            }
+        }
+    }
+}
+
+pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, Problem> {
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "The request body is too large",
+            format!("the body must be at most {limit} bytes"),
+        )
+    })
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported content type",
+                "send the body as 'Content-Type: application/json'",
+            ));
+        }
+        let idempotency_key = idempotency_key(req.headers())?;
+        let raw = read_limited(req, state.cfg.body_limit_bytes).await?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| Problem::malformed(format!("line {}, column {}: {e}", e.line(), e.column())))?;
+        Ok(JsonBody {
+            raw,
+            value,
+            idempotency_key,
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! HTTP in and out: the `/v1` API for the core, the rails' callbacks, health and metrics.
+
+pub mod auth;
+pub mod body;
+mod health;
+pub mod payments;
+pub mod problem;
+mod rails;
+mod validate;
+
+use crate::config::Config;
+use crate::rails::Rails;
+use crate::store::Db;
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::{any, get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use problem::Problem;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub rails: Arc<Rails>,
+    pub cfg: Arc<Config>,
+    /// Wakes this process's dispatcher when a job was written.
+    pub wake: Arc<Notify>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The routes `openapi.yaml` documents (method, path); a test keeps the two in step.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/disbursements"),
+    ("post", "/v1/collections"),
+    ("get", "/v1/payments"),
+    ("get", "/v1/payments/{id}"),
+    ("post", "/v1/payments/{id}/cancel"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.yaml"),
+];
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/v1/disbursements", post(payments::create_disbursement))
+        .route("/v1/collections", post(payments::create_collection))
+        .route("/v1/payments", get(payments::list))
+        .route("/v1/payments/{id}", get(payments::get))
+        .route("/v1/payments/{id}/cancel", post(payments::cancel))
+        .route("/rails/{rail}/{*rest}", any(rails::callback))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.yaml", get(health::openapi))
+        .fallback(|| async { Problem::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this route does not take that method")
+        })
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

@@ -1,0 +1,313 @@
+//! `/v1/disbursements`, `/v1/collections` and `/v1/payments`.
+
+use super::auth::Caller;
+use super::body::JsonBody;
+use super::problem::Problem;
+use super::{validate, AppState};
+use crate::domain::{
+    control_number, CollectionMode, Direction, Event, NewPayment, Payment, State,
+};
+use crate::outcomes;
+use crate::store::idempotency::{self, Begin};
+use crate::store::payments::{self, Filter, Moved};
+use crate::store::{jobs, now_micros};
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The payment as the API shows it.
+pub fn view(p: &Payment) -> Value {
+    let party_key = match p.direction {
+        Direction::Disbursement => "payee",
+        Direction::Collection => "payer",
+    };
+    let mut v = json!({
+        "id": p.id,
+        "direction": p.direction,
+        "state": p.state,
+        "reference": p.reference,
+        "amount": {"value": p.amount.to_decimal_string(), "currency": p.amount.currency()},
+        party_key: p.party,
+        "narrative": p.narrative,
+        "rail": p.rail,
+        "metadata": p.metadata,
+        "failure": p.failure,
+        "receipt": p.receipt,
+        "rail_reference": p.rail_reference,
+        "exception": p.exception,
+        "conflict": p.conflict,
+        "payroll_id": p.payroll_id,
+        "created_at": p.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "updated_at": p.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "history": p.history.iter().map(|t| json!({
+            "from": t.from, "to": t.to, "cause": t.cause,
+            "at": t.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(m) = p.mode {
+        v["mode"] = json!(payments::mode_str(m));
+    }
+    if p.payment_reference.is_some() {
+        v["payment_reference"] = json!(p.payment_reference);
+    }
+    v
+}
+
+fn json_response(status: StatusCode, body: &str, location: Option<String>) -> Response {
+    let mut resp = (status, [(header::CONTENT_TYPE, if status.is_success() { "application/json" } else { "application/problem+json" })], body.to_owned()).into_response();
+    if let Some(loc) = location {
+        if let Ok(v) = header::HeaderValue::from_str(&loc) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    resp
+}
+
+pub async fn create_disbursement(state: AxState<AppState>, caller: Caller, body: JsonBody) -> Result<Response, Problem> {
+    create(state, caller, body, Direction::Disbursement).await
+}
+
+pub async fn create_collection(state: AxState<AppState>, caller: Caller, body: JsonBody) -> Result<Response, Problem> {
+    create(state, caller, body, Direction::Collection).await
+}
+
+/// Runs `work` under the request's idempotency key (if any): replays, refuses a reused key
+/// with another body, answers 409 while the first request is in flight.
+pub async fn with_idempotency<F, Fut>(
+    state: &AppState,
+    caller: &Caller,
+    key: Option<&str>,
+    fingerprint: String,
+    work: F,
+) -> Result<Response, Problem>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(StatusCode, String, Option<String>), Problem>>,
+{
+    let Some(key) = key else {
+        let (status, body, loc) = work().await?;
+        return Ok(json_response(status, &body, loc));
+    };
+    match idempotency::begin(&state.db, caller.client_id, key, &fingerprint).await? {
+        Begin::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut r = json_response(status, &body, None);
+            r.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+            Ok(r)
+        }
+        Begin::InFlight => Err(Problem::conflict(
+            "idempotency-in-flight",
+            "A request with this key is still in flight",
+            "retry once the first request has finished",
+        )),
+        Begin::Mismatch => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "The idempotency key was used with another request",
+            "an Idempotency-Key may be reused only with the identical request",
+        )),
+        Begin::Fresh => match work().await {
+            Ok((status, body, loc)) => Ok(json_response(status, &body, loc)),
+            Err(p) if p.status.is_client_error() => {
+                // The refusal is the first result: it is stored and replayed like a success.
+                let body = p.body().to_string();
+                let mut conn = state.db.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+                idempotency::complete(&mut conn, caller.client_id, key, p.status.as_u16(), &body).await?;
+                Err(p)
+            }
+            Err(p) => {
+                idempotency::abandon(&state.db, caller.client_id, key).await?;
+                Err(p)
+            }
+        },
+    }
+}
+
+async fn create(AxState(state): AxState<AppState>, caller: Caller, body: JsonBody, direction: Direction) -> Result<Response, Problem> {
+    caller.require("payments:write")?;
+    let new = validate::new_payment(direction, &body.value)?;
+    let key = body.idempotency_key.clone();
+    let fp = body.fingerprint(direction.as_str());
+    let st = state.clone();
+    let c = caller.clone();
+    with_idempotency(&state, &caller, key.as_deref(), fp, || async move {
+        let p = insert_payment(&st, &c, &new, key.as_deref()).await?;
+        let body = view(&p).to_string();
+        Ok((StatusCode::CREATED, body, Some(format!("/v1/payments/{}", p.id))))
+    })
+    .await
+}
+
+/// Routes, stores and queues one payment; the idempotency key (if any) is completed in the
+/// same transaction, so a crash leaves either both or neither.
+pub async fn insert_payment(state: &AppState, caller: &Caller, new: &NewPayment, key: Option<&str>) -> Result<Payment, Problem> {
+    let expected = new.mode == Some(CollectionMode::Expected);
+    let rail = if expected && new.rail_hint.is_none() {
+        None
+    } else {
+        Some(state.rails.route(new).map_err(|e| {
+            Problem::validation(vec![Problem::field(if new.rail_hint.is_some() { "rail" } else { "" }, e.to_string())])
+                .with("detail_code", json!("no_route"))
+        })?)
+    };
+    if let Some(existing) = payments::find_by_reference(&state.db, caller.client_id, new.direction, &new.reference).await? {
+        return Err(duplicate_reference(existing));
+    }
+    let id = Uuid::now_v7();
+    let payment_reference = expected.then(control_number);
+    let kind = state.db.kind();
+    let mut tx = state.db.begin().await?;
+    let inserted = payments::insert(&mut tx, id, caller.client_id, new, rail.as_deref(), payment_reference.as_deref(), "api: created").await;
+    if let Err(e) = inserted {
+        let _ = tx.rollback().await;
+        if e.is_unique_violation() {
+            if let Some(existing) = payments::find_by_reference(&state.db, caller.client_id, new.direction, &new.reference).await? {
+                return Err(duplicate_reference(existing));
+            }
+        }
+        return Err(e.into());
+    }
+    let event = if expected { Event::Accept } else { Event::Queue };
+    if let Moved::To { from, to } = payments::transition(&mut tx, kind, id, event, "api: routed").await? {
+        outcomes::after_transition(&mut tx, id, from, to, "api").await?;
+    }
+    if !expected {
+        jobs::schedule_payment(&mut tx, id, now_micros()).await?;
+    }
+    let p = payments::get_in(&mut tx, None, id).await?.ok_or_else(Problem::internal)?;
+    if let Some(k) = key {
+        idempotency::complete(&mut tx, caller.client_id, k, 201, &view(&p).to_string()).await?;
+    }
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    state.wake.notify_one();
+    tracing::info!(payment = %id, direction = new.direction.as_str(), rail = rail.as_deref().unwrap_or("-"), party = %new.party.masked(), "Payment accepted");
+    Ok(p)
+}
+
+fn duplicate_reference(existing: Uuid) -> Problem {
+    Problem::conflict(
+        "duplicate-reference",
+        "The reference is already used",
+        format!("payment {existing} already has this reference for this direction"),
+    )
+    .with("existing_payment_id", json!(existing))
+}
+
+pub async fn get(AxState(state): AxState<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+    caller.require("payments:read")?;
+    let id = Uuid::parse_str(&id).map_err(|_| Problem::not_found("payment"))?;
+    let p = payments::get(&state.db, Some(caller.client_id), id).await?.ok_or_else(|| Problem::not_found("payment"))?;
+    Ok(Json(view(&p)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    reference: Option<String>,
+    state: Option<String>,
+    direction: Option<String>,
+    rail: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    AxState(state): AxState<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    caller.require("payments:read")?;
+    let Query(q) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Invalid query parameters", e.body_text()))?;
+    let mut errors = Vec::new();
+    let st = q.state.as_deref().and_then(|s| {
+        let parsed = State::parse(s);
+        if parsed.is_none() {
+            errors.push(Problem::field("state", "unknown state"));
+        }
+        parsed
+    });
+    let direction = q.direction.as_deref().and_then(|s| {
+        let parsed = Direction::parse(s);
+        if parsed.is_none() {
+            errors.push(Problem::field("direction", "must be disbursement or collection"));
+        }
+        parsed
+    });
+    let limit = match q.limit.as_deref().map(str::parse::<i64>) {
+        None => 50,
+        Some(Ok(n)) if (1..=500).contains(&n) => n,
+        Some(_) => {
+            errors.push(Problem::field("limit", "must be an integer from 1 to 500"));
+            50
+        }
+    };
+    let after = match q.cursor.as_deref().map(Uuid::parse_str) {
+        None => None,
+        Some(Ok(u)) => Some(u),
+        Some(Err(_)) => {
+            errors.push(Problem::field("cursor", "is not a cursor this API issued"));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Invalid query parameters", "see errors").with_errors(errors));
+    }
+    let f = Filter {
+        reference: q.reference,
+        state: st,
+        direction,
+        rail: q.rail,
+        after,
+        limit,
+    };
+    let page = payments::list(&state.db, caller.client_id, &f).await?;
+    let full = i64::try_from(page.len()).unwrap_or(0) == limit;
+    let next = if full { page.last().map(|p| p.id.to_string()) } else { None };
+    Ok(Json(json!({
+        "data": page.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+pub async fn cancel(
+    AxState(state): AxState<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require("payments:write")?;
+    let id = Uuid::parse_str(&id).map_err(|_| Problem::not_found("payment"))?;
+    let key = super::body::idempotency_key(&headers)?;
+    let st = state.clone();
+    let c = caller.clone();
+    with_idempotency(&state, &caller, key.as_deref(), format!("cancel:{id}"), || async move {
+        payments::get(&st.db, Some(c.client_id), id).await?.ok_or_else(|| Problem::not_found("payment"))?;
+        let mut tx = st.db.begin().await?;
+        match payments::transition(&mut tx, st.db.kind(), id, Event::Cancel, "api: cancelled by the client").await? {
+            Moved::To { from, to } => {
+                outcomes::after_transition(&mut tx, id, from, to, "api").await?;
+                let p = payments::get_in(&mut tx, None, id).await?.ok_or_else(Problem::internal)?;
+                let body = view(&p).to_string();
+                if let Some(k) = &key {
+                    idempotency::complete(&mut tx, c.client_id, k, 200, &body).await?;
+                }
+                tx.commit().await.map_err(crate::store::StoreError::from)?;
+                Ok((StatusCode::OK, body, None))
+            }
+            Moved::Refused { held } => {
+                let _ = tx.rollback().await;
+                Err(Problem::conflict(
+                    "not-cancellable",
+                    "The payment can no longer be cancelled",
+                    format!("the payment is {held}; only received or queued payments can be cancelled"),
+                )
+                .with("state", json!(held)))
+            }
+        }
+    })
+    .await
+}

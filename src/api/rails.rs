@@ -1,0 +1,54 @@
+//! `/rails/{rail}/...`: where rails call us. Hands each request to the callbacks inbox.
+
+use super::problem::Problem;
+use super::AppState;
+use crate::callbacks::{self, Answer};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+/// Callbacks are small; anything larger is refused before it is stored.
+const CALLBACK_LIMIT: usize = 1024 * 1024;
+
+pub async fn callback(
+    State(state): State<AppState>,
+    Path((rail, rest)): Path<(String, String)>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    req: Request,
+) -> Result<Response, Problem> {
+    let method = req.method().clone();
+    let query = req.uri().query().map(str::to_owned);
+    let headers = req.headers().clone();
+    let body = super::body::read_limited(req, CALLBACK_LIMIT).await?;
+    let inbound = railgate_rail::InboundRequest {
+        method,
+        path: format!("/{rest}"),
+        query,
+        headers,
+        body,
+        received_at: chrono::Utc::now(),
+        peer: peer.map(|ConnectInfo(a)| a),
+    };
+    let answer = callbacks::receive(&state.db, &state.rails, &state.wake, &rail, inbound)
+        .await
+        .map_err(|e| {
+            tracing::error!(rail = %rail, error = %e, "Callback could not be stored");
+            Problem::internal()
+        })?;
+    Ok(match answer {
+        Answer::Reply { status, content_type, body } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            [(header::CONTENT_TYPE, content_type)],
+            body,
+        )
+            .into_response(),
+        Answer::Refused { status, reason } => Problem::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            "callback-refused",
+            "Callback refused",
+            reason,
+        )
+        .into_response(),
+    })
+}

@@ -1,0 +1,203 @@
+//! The callbacks inbox (DESIGN §6): every request a rail makes to `/rails/{rail}/...` is stored
+//! raw first, then verified by the rail's adapter, then applied in one transaction.
+
+use crate::outcomes::{self, Applied};
+use crate::rails::Rails;
+use crate::store::attempts::{self, Status};
+use crate::store::jobs::{self, JobKind};
+use crate::store::{callbacks as store, now_micros, payments, Db, StoreError};
+use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest};
+use sqlx::AnyConnection;
+
+/// What the HTTP layer answers.
+#[derive(Debug)]
+pub enum Answer {
+    /// The adapter's reply for the rail.
+    Reply {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
+    Refused {
+        status: u16,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Headers worth keeping with the raw callback (never authorisation secrets in clear).
+fn kept_headers(h: &http::HeaderMap) -> String {
+    let mut out = serde_json::Map::new();
+    for (name, value) in h {
+        let n = name.as_str();
+        if n == "authorization" || n == "cookie" {
+            continue;
+        }
+        if let Ok(v) = value.to_str() {
+            out.insert(n.to_owned(), serde_json::Value::String(v.to_owned()));
+        }
+    }
+    serde_json::Value::Object(out).to_string()
+}
+
+fn refused(reason: &'static str) {
+    metrics::counter!("railgate_callbacks_refused_total", "reason" => reason).increment(1);
+}
+
+pub async fn receive(
+    db: &Db,
+    rails: &Rails,
+    wake: &tokio::sync::Notify,
+    rail_id: &str,
+    req: InboundRequest,
+) -> Result<Answer, InboxError> {
+    let Some(rail) = rails.get(rail_id) else {
+        refused("unknown_rail");
+        return Ok(Answer::Refused {
+            status: 404,
+            reason: "no such rail".into(),
+        });
+    };
+    // Stored as received before anything else, so nothing a rail told us is ever lost.
+    let row = store::store_raw(db, rail_id, req.method.as_str(), &req.path, &kept_headers(&req.headers), &req.body).await?;
+    let reply = match rail.adapter.callback(&req) {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, label) = match &e {
+                CallbackError::Unauthenticated(_) => (401, "unauthenticated"),
+                CallbackError::Stale(_) => (401, "stale"),
+                CallbackError::Malformed(_) => (400, "malformed"),
+                CallbackError::UnknownRoute => (404, "unknown_route"),
+            };
+            refused(label);
+            tracing::warn!(rail = rail_id, row = %row, verdict = label, reason = %e, "Callback refused");
+            let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
+            store::set_verdict(&mut conn, row, "refused", Some(&e.to_string())).await?;
+            return Ok(Answer::Refused {
+                status,
+                reason: e.to_string(),
+            });
+        }
+    };
+
+    let mut tx = db.begin().await?;
+    let mut verdicts = Vec::new();
+    let mut unknown = 0usize;
+    for ev in &reply.events {
+        let effect = apply_event(&mut tx, db, rail_id, row, ev).await?;
+        if effect == "unknown_attempt" {
+            unknown = unknown.saturating_add(1);
+        }
+        verdicts.push(effect);
+    }
+    for f in &reply.follow_ups {
+        let payload = crate::dispatch::follow_up_payload(rail_id, f);
+        jobs::insert(&mut tx, JobKind::FollowUp, None, Some(&payload), now_micros()).await?;
+    }
+    let verdict = if verdicts.is_empty() { "answered".to_owned() } else { verdicts.join(",") };
+    store::set_verdict(&mut tx, row, &verdict, None).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    wake.notify_one();
+
+    if unknown > 0 && unknown == reply.events.len() {
+        return Ok(Answer::Refused {
+            status: 404,
+            reason: "the callback names no attempt we know".into(),
+        });
+    }
+    Ok(Answer::Reply {
+        status: reply.status,
+        content_type: reply.content_type,
+        body: reply.body,
+    })
+}
+
+async fn apply_event(
+    tx: &mut AnyConnection,
+    db: &Db,
+    rail_id: &str,
+    row: uuid::Uuid,
+    ev: &railgate_rail::CallbackEvent,
+) -> Result<&'static str, InboxError> {
+    let kind = db.kind();
+    // Resolve the attempt (or, for pushed money, the expected collection).
+    let (payment_id, attempt) = match &ev.attempt {
+        AttemptRef::Attempt(id) => match attempts::get(tx, *id).await? {
+            Some(a) => (a.payment_id, Some(a)),
+            None => return unknown_attempt(rail_id),
+        },
+        AttemptRef::RailReference(r) => match attempts::find_by_rail_reference(tx, rail_id, r).await? {
+            Some(a) => (a.payment_id, Some(a)),
+            None => return unknown_attempt(rail_id),
+        },
+        AttemptRef::PaymentReference(r) => match payments::find_by_payment_reference(tx, r).await? {
+            Some(p) => (p, None),
+            None => {
+                // Money that matches nothing: kept visibly for reconciliation (suspense).
+                tracing::warn!(rail = rail_id, "Money arrived with an unknown payment reference");
+                refused("unmatched_money");
+                return Ok("unmatched");
+            }
+        },
+    };
+    if !store::claim_event(tx, rail_id, &ev.callback_id, row, Some(payment_id), "pending").await? {
+        refused("replay");
+        tracing::warn!(rail = rail_id, payment = %payment_id, "Callback id seen before; nothing changed");
+        return Ok("replayed");
+    }
+    let attempt_id = attempt.as_ref().map(|a| a.id);
+    let cause = format!("rail {rail_id}: callback {}", ev.callback_id);
+    let applied = match &ev.outcome {
+        CallbackOutcome::Completed(s) => outcomes::complete(tx, kind, payment_id, attempt_id, s, &cause).await?,
+        CallbackOutcome::Failed(f) => outcomes::fail(tx, kind, payment_id, attempt_id, f, &cause).await?,
+        CallbackOutcome::Pending => match attempt_id {
+            Some(a) => outcomes::accept(tx, kind, payment_id, a, None, &cause).await?,
+            None => Applied::Ignored,
+        },
+        CallbackOutcome::Step { rail_state } => match attempt_id {
+            Some(a) => {
+                let held = payments::lock_state(tx, kind, payment_id).await?;
+                if held.is_final() {
+                    Applied::Ignored
+                } else {
+                    attempts::set_rail_state(tx, a, rail_state).await?;
+                    attempts::set_status(tx, a, Status::Step, None, None).await?;
+                    jobs::schedule_payment(tx, payment_id, now_micros()).await?;
+                    Applied::Changed { from: held, to: held }
+                }
+            }
+            None => Applied::Ignored,
+        },
+        CallbackOutcome::Received { amount, settled, .. } => {
+            let p = payments::get_in(tx, None, payment_id).await?;
+            match p {
+                Some(p) if p.amount == *amount => {
+                    outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?
+                }
+                Some(p) => {
+                    let detail = format!("expected {} but received {}", p.amount, amount);
+                    payments::record_conflict(tx, payment_id, p.state, "received", &cause, Some(&detail)).await?;
+                    Applied::Conflict
+                }
+                None => Applied::Ignored,
+            }
+        }
+    };
+    if applied == Applied::Conflict {
+        tracing::warn!(rail = rail_id, payment = %payment_id, "Callback contradicts the payment's final state; conflict recorded");
+        metrics::counter!("railgate_callback_conflicts_total").increment(1);
+    }
+    store::set_effect(tx, rail_id, &ev.callback_id, applied.as_str()).await?;
+    Ok(applied.as_str())
+}
+
+fn unknown_attempt(rail_id: &str) -> Result<&'static str, InboxError> {
+    refused("unknown_attempt");
+    tracing::warn!(rail = rail_id, "Callback for an attempt we do not know; refused");
+    Ok("unknown_attempt")
+}

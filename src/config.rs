@@ -1,0 +1,253 @@
+//! Configuration: a TOML file, with environment variables over it. Secrets come only from
+//! the environment or from files (`<name>_env` / `<name>_file` keys), never from the file itself
+//! except in the sandbox, which makes its own.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on. Env: `RAILGATE_LISTEN`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Base URL at which rails reach this gateway's `/rails/...` callbacks.
+    /// Env: `RAILGATE_PUBLIC_URL`. Defaults to `http://{listen}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// `sqlite://path` (created if missing) or `postgres://...`. Env: `DATABASE_URL`.
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    /// Pool size. Env: `RAILGATE_DB_CONNECTIONS`.
+    #[serde(default = "default_connections")]
+    pub db_connections: u32,
+    /// Largest request body accepted, in bytes (payroll uploads have their own limit).
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// Whether a client's `rail` hint may override the routing table.
+    #[serde(default = "default_true")]
+    pub allow_rail_hint: bool,
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+    #[serde(default)]
+    pub rails: Vec<RailConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Run the dispatcher in this process. Env: `RAILGATE_DISPATCH` (true/false).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Jobs claimed per poll.
+    #[serde(default = "default_batch")]
+    pub batch: i64,
+    /// Jobs handled at once by this process (across rails).
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// How long a claimed job is ours before another instance may take it.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Idle poll interval when no job is due.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// Retries of a submission the rail refused with nothing moved, before the payment fails.
+    #[serde(default = "default_submit_tries")]
+    pub max_submit_tries: i64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            enabled: true,
+            batch: default_batch(),
+            max_in_flight: default_in_flight(),
+            lease_ms: default_lease_ms(),
+            poll_ms: default_poll_ms(),
+            max_submit_tries: default_submit_tries(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RailConfig {
+    /// The rail's id: routes name it, callbacks arrive at `/rails/{id}/...`.
+    pub id: String,
+    /// Which adapter: `mock` (more with each rail family).
+    pub kind: String,
+    /// Requests in flight to this rail at once.
+    #[serde(default = "default_rail_concurrency")]
+    pub concurrency: usize,
+    /// Requests per second to this rail (0 = unlimited).
+    #[serde(default)]
+    pub rate_per_second: u32,
+    /// Timeout of one HTTP request to the rail.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// After this long without a final answer an attempt becomes an operator exception.
+    #[serde(default = "default_deadline_secs")]
+    pub deadline_secs: u64,
+    /// How long to wait for a callback before asking the rail.
+    #[serde(default = "default_callback_grace_ms")]
+    pub callback_grace_ms: u64,
+    /// Adapter-specific settings (base_url, callback_secret_env, ...).
+    #[serde(flatten)]
+    pub settings: toml::Table,
+}
+
+impl RailConfig {
+    pub fn setting(&self, key: &str) -> Option<String> {
+        self.settings.get(key).and_then(|v| match v {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            toml::Value::Boolean(b) => Some(b.to_string()),
+            _ => None,
+        })
+    }
+
+    /// A secret setting: `<key>_env` names an environment variable, `<key>_file` a file;
+    /// `<key>` itself is accepted too (the sandbox writes its own secrets).
+    pub fn secret(&self, key: &str) -> Result<String, ConfigError> {
+        if let Some(var) = self.setting(&format!("{key}_env")) {
+            return std::env::var(&var)
+                .map_err(|_| ConfigError::Invalid(format!("rail {}: environment variable {var} is not set", self.id)));
+        }
+        if let Some(path) = self.setting(&format!("{key}_file")) {
+            return std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| ConfigError::Invalid(format!("rail {}: cannot read {key}_file: {e}", self.id)));
+        }
+        self.setting(key)
+            .ok_or_else(|| ConfigError::Invalid(format!("rail {}: {key}_env or {key}_file is required", self.id)))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub rail: String,
+    pub direction: Option<String>,
+    pub currency: Option<String>,
+    pub id_type: Option<String>,
+    /// The party identifier starts with this (a country code, a bank code).
+    pub prefix: Option<String>,
+    pub programme: Option<String>,
+    /// Inclusive bounds, decimal strings in the payment's currency.
+    pub min_amount: Option<String>,
+    pub max_amount: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the file (if given), then applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.display().to_string(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let mut cfg: Config = toml::from_str(&text)?;
+        cfg.apply_env()?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Ok(v) = std::env::var("RAILGATE_LISTEN") {
+            self.listen = v.parse().map_err(|_| ConfigError::Invalid(format!("RAILGATE_LISTEN={v}")))?;
+        }
+        if let Ok(v) = std::env::var("RAILGATE_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Ok(v) = std::env::var("DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Ok(v) = std::env::var("RAILGATE_DB_CONNECTIONS") {
+            self.db_connections = v.parse().map_err(|_| ConfigError::Invalid(format!("RAILGATE_DB_CONNECTIONS={v}")))?;
+        }
+        if let Ok(v) = std::env::var("RAILGATE_DISPATCH") {
+            self.dispatch.enabled = v != "false" && v != "0";
+        }
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: default_listen(),
+            public_url: None,
+            database_url: default_database_url(),
+            db_connections: default_connections(),
+            body_limit_bytes: default_body_limit(),
+            allow_rail_hint: true,
+            dispatch: DispatchConfig::default(),
+            rails: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_database_url() -> String {
+    "sqlite://railgate.db".to_owned()
+}
+fn default_connections() -> u32 {
+    8
+}
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+fn default_true() -> bool {
+    true
+}
+fn default_batch() -> i64 {
+    64
+}
+fn default_in_flight() -> usize {
+    128
+}
+fn default_lease_ms() -> u64 {
+    30_000
+}
+fn default_poll_ms() -> u64 {
+    100
+}
+fn default_submit_tries() -> i64 {
+    8
+}
+fn default_rail_concurrency() -> usize {
+    32
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_deadline_secs() -> u64 {
+    3600
+}
+fn default_callback_grace_ms() -> u64 {
+    30_000
+}

@@ -1,0 +1,317 @@
+//! What running a job does.
+
+use super::{backoff, Dispatcher};
+use crate::domain::{Event, Failure, FailureCode, Payment, State};
+use crate::outcomes;
+use crate::rails::Rail;
+use crate::store::attempts::{self, AttemptRow, Status};
+use crate::store::jobs::{self, Job};
+use crate::store::{now_micros, payments, StoreError};
+use railgate_rail::{Attempt, Outbound, RailError, RailStatus, Submitted};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+type Result<T> = std::result::Result<T, DriveError>;
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
+    let pid = job
+        .payment_id
+        .ok_or_else(|| DriveError::Setup("payment job without a payment".into()))?;
+    let Some(p) = payments::get(&d.db, None, pid).await? else {
+        return finish(d, job).await;
+    };
+    if p.state.is_final() || p.exception.is_some() {
+        return finish(d, job).await;
+    }
+    let rail_id = p.rail.clone().unwrap_or_default();
+    let Some(rail) = d.rails.get(&rail_id).cloned() else {
+        return Err(DriveError::Setup(format!("rail '{rail_id}' is not configured")));
+    };
+    let latest = {
+        let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
+        attempts::latest(&mut conn, pid).await?
+    };
+    match (p.state, latest) {
+        (State::Queued, _) => {
+            let mut tx = d.db.begin().await?;
+            let moved = payments::transition(&mut tx, d.db.kind(), pid, Event::Submit, "dispatcher: first attempt").await?;
+            if !matches!(moved, payments::Moved::To { .. }) {
+                tx.rollback().await.map_err(StoreError::from)?;
+                return Ok(());
+            }
+            let deadline = now_micros().saturating_add(micros(rail.deadline));
+            let attempt = attempts::insert(&mut tx, pid, &rail.id, deadline).await?;
+            outcomes::after_transition(&mut tx, pid, State::Queued, State::Submitted, "dispatcher").await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            send(d, job, &rail, &p, attempt).await
+        }
+        (State::Received | State::Submitted | State::Pending | State::Unknown, Some(a)) => match a.status {
+            Status::Retry | Status::Step => send(d, job, &rail, &p, a).await,
+            Status::Sending | Status::Accepted | Status::Unknown => inquire(d, job, &rail, &p, a).await,
+            Status::Completed | Status::Failed => finish(d, job).await,
+        },
+        // An expected collection waits for the payer with no attempt of ours.
+        (_, None) => finish(d, job).await,
+        (State::Completed | State::Failed | State::Cancelled | State::Reversed, Some(_)) => finish(d, job).await,
+    }
+}
+
+fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
+    Attempt {
+        attempt_id: a.id,
+        payment_id: p.id,
+        direction: p.direction,
+        amount: p.amount,
+        party: p.party.clone(),
+        reference: p.payment_reference.clone().unwrap_or_else(|| p.reference.clone()),
+        narrative: p.narrative.clone(),
+        rail_reference: a.rail_reference.clone(),
+        rail_state: a.rail_state.clone(),
+        request: a.request.clone(),
+        created_at: a.created_at,
+    }
+}
+
+/// Sends a stored attempt (or its next step). The exact bytes are stored before sending.
+async fn send(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow) -> Result<()> {
+    let mut attempt = rail_attempt(p, &a);
+    let prepared = rail.adapter.prepare(&attempt);
+    let mut tx = d.db.begin().await?;
+    match prepared {
+        Ok(Some(req)) => {
+            let reuse = a.request.as_ref().is_some_and(|stored| stored.step == req.step);
+            if !reuse {
+                attempts::store_request(&mut tx, a.id, &req).await?;
+                attempt.request = Some(req);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tx.rollback().await.map_err(StoreError::from)?;
+            return apply_submit(d, job, rail, p, &a, Err(e)).await;
+        }
+    }
+    if a.status != Status::Sending {
+        attempts::set_status(&mut tx, a.id, Status::Sending, None, None).await?;
+        if p.state == State::Unknown {
+            payments::transition(&mut tx, d.db.kind(), p.id, Event::Submit, "dispatcher: resend of the same attempt").await?;
+        }
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+
+    let _permit = rail.permit().await;
+    tracing::info!(payment = %p.id, attempt = %a.id, rail = %rail.id, party = %p.party.masked(), "Submitting");
+    let outcome = match tokio::time::timeout(
+        rail.request_timeout.saturating_add(Duration::from_secs(1)),
+        rail.adapter.submit(&attempt),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(RailError::Unknown("no answer within the request timeout".into())),
+    };
+    apply_submit(d, job, rail, p, &a, outcome).await
+}
+
+async fn apply_submit(
+    d: &Dispatcher,
+    job: &Job,
+    rail: &Rail,
+    p: &Payment,
+    a: &AttemptRow,
+    outcome: std::result::Result<Submitted, RailError>,
+) -> Result<()> {
+    let kind = d.db.kind();
+    let cause = format!("rail {}: answer to attempt {}", rail.id, a.id);
+    let mut tx = d.db.begin().await?;
+    match outcome {
+        Ok(Submitted::Accepted { rail_reference }) => {
+            outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause).await?;
+            let at = now_micros().saturating_add(micros(rail.callback_grace));
+            jobs::retry_at(&mut tx, job, at, None).await?;
+        }
+        Ok(Submitted::Step { rail_state, rail_reference }) => {
+            attempts::set_rail_state(&mut tx, a.id, &rail_state).await?;
+            outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause).await?;
+            let at = now_micros().saturating_add(micros(rail.callback_grace));
+            jobs::retry_at(&mut tx, job, at, None).await?;
+        }
+        Ok(Submitted::Completed(settled)) => {
+            outcomes::complete(&mut tx, kind, p.id, Some(a.id), &settled, &cause).await?;
+            jobs::finish(&mut tx, job).await?;
+        }
+        Ok(Submitted::Rejected(failure)) => {
+            outcomes::fail(&mut tx, kind, p.id, Some(a.id), &failure, &cause).await?;
+            jobs::finish(&mut tx, job).await?;
+        }
+        Err(RailError::Retryable(why)) => {
+            attempts::set_status(&mut tx, a.id, Status::Retry, None, Some(&why)).await?;
+            if job.tries >= d.cfg.max_submit_tries {
+                let f = Failure::new(
+                    FailureCode::RailUnavailable,
+                    format!("the rail refused {} times with nothing moved: {why}", job.tries),
+                    None,
+                );
+                outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
+                jobs::finish(&mut tx, job).await?;
+            } else {
+                let at = now_micros().saturating_add(backoff::micros(
+                    job.tries,
+                    Duration::from_millis(200),
+                    Duration::from_secs(300),
+                ));
+                jobs::retry_at(&mut tx, job, at, Some(&why)).await?;
+            }
+        }
+        Err(RailError::Permanent(why)) => {
+            let f = Failure::new(FailureCode::InvalidRequest, why, None);
+            outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
+            jobs::finish(&mut tx, job).await?;
+        }
+        Err(RailError::Unknown(why)) => {
+            tracing::warn!(payment = %p.id, attempt = %a.id, rail = %rail.id, reason = %why, "Outcome unknown; will ask the rail");
+            outcomes::lose_track(&mut tx, kind, p.id, a.id, &why, &cause).await?;
+            let at = now_micros().saturating_add(backoff::micros(
+                job.tries,
+                Duration::from_millis(500),
+                Duration::from_secs(300),
+            ));
+            jobs::retry_at(&mut tx, job, at, Some(&why)).await?;
+        }
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// Asks the rail about an attempt whose outcome we do not have.
+async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow) -> Result<()> {
+    let kind = d.db.kind();
+    if now_micros() > a.deadline_at {
+        let why = format!(
+            "no final answer from rail {} by the attempt's deadline: an operator must settle it",
+            rail.id
+        );
+        tracing::error!(payment = %p.id, attempt = %a.id, rail = %rail.id, "Unknown outcome past its deadline");
+        let mut tx = d.db.begin().await?;
+        payments::set_exception(&mut tx, p.id, &why).await?;
+        outcomes::exception_raised(&mut tx, p.id, &why).await?;
+        jobs::finish(&mut tx, job).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        return Ok(());
+    }
+    let attempt = rail_attempt(p, &a);
+    let _permit = rail.permit().await;
+    let answer = match tokio::time::timeout(
+        rail.request_timeout.saturating_add(Duration::from_secs(1)),
+        rail.adapter.inquire(&attempt),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(RailError::Unknown("no answer to the inquiry".into())),
+    };
+    let cause = format!("rail {}: inquiry about attempt {}", rail.id, a.id);
+    match answer {
+        Ok(RailStatus::NotFound) => {
+            // Nothing moved under this id: send the same attempt again (same id, same bytes).
+            tracing::info!(payment = %p.id, attempt = %a.id, "Rail has no record of the attempt; resending it");
+            send(d, job, rail, p, a).await
+        }
+        other => {
+            let mut tx = d.db.begin().await?;
+            match other {
+                Ok(RailStatus::Completed(s)) => {
+                    outcomes::complete(&mut tx, kind, p.id, Some(a.id), &s, &cause).await?;
+                    jobs::finish(&mut tx, job).await?;
+                }
+                Ok(RailStatus::Failed(f)) => {
+                    outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
+                    jobs::finish(&mut tx, job).await?;
+                }
+                Ok(RailStatus::Pending) | Ok(RailStatus::NotFound) => {
+                    let at = now_micros().saturating_add(backoff::micros(
+                        job.tries,
+                        Duration::from_millis(500),
+                        Duration::from_secs(300),
+                    ));
+                    jobs::retry_at(&mut tx, job, at, None).await?;
+                }
+                Err(e) => {
+                    let at = now_micros().saturating_add(backoff::micros(
+                        job.tries,
+                        Duration::from_millis(500),
+                        Duration::from_secs(300),
+                    ));
+                    jobs::retry_at(&mut tx, job, at, Some(&e.to_string())).await?;
+                }
+            }
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(())
+        }
+    }
+}
+
+async fn finish(d: &Dispatcher, job: &Job) -> Result<()> {
+    let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
+    jobs::finish(&mut conn, job).await?;
+    Ok(())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FollowUp {
+    rail: String,
+    outbound: Outbound,
+}
+
+pub fn follow_up_payload(rail: &str, outbound: &Outbound) -> String {
+    serde_json::to_string(&FollowUp {
+        rail: rail.to_owned(),
+        outbound: outbound.clone(),
+    })
+    .unwrap_or_default()
+}
+
+const MAX_FOLLOW_UP_TRIES: i64 = 12;
+
+pub async fn follow_up(d: &Dispatcher, job: &Job) -> Result<()> {
+    let f: FollowUp = serde_json::from_str(job.payload.as_deref().unwrap_or(""))
+        .map_err(|e| DriveError::Setup(format!("bad follow-up payload: {e}")))?;
+    let rail = d
+        .rails
+        .get(&f.rail)
+        .ok_or_else(|| DriveError::Setup(format!("rail '{}' is not configured", f.rail)))?;
+    let _permit = rail.permit().await;
+    match rail.adapter.send_follow_up(&f.outbound).await {
+        Ok(()) => finish(d, job).await,
+        Err(RailError::Permanent(why)) => {
+            tracing::error!(rail = %f.rail, reason = %why, "Follow-up refused; dropped");
+            finish(d, job).await
+        }
+        Err(e) if job.tries >= MAX_FOLLOW_UP_TRIES => {
+            tracing::error!(rail = %f.rail, error = %e, "Follow-up gave up after its last try");
+            finish(d, job).await
+        }
+        Err(e) => {
+            let at = now_micros().saturating_add(backoff::micros(job.tries, Duration::from_millis(200), Duration::from_secs(60)));
+            let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
+            jobs::retry_at(&mut conn, job, at, Some(&e.to_string())).await?;
+            Ok(())
+        }
+    }
+}
+
+pub async fn unknown_kind(d: &Dispatcher, job: &Job) -> Result<()> {
+    tracing::error!(job = %job.id, "Job of a kind this build does not run; dropped");
+    finish(d, job).await
+}

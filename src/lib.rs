@@ -1,0 +1,20 @@
+//! Railgate: a payment-integration gateway between an insurance core and national payment rails.
+//!
+//! The parts, in the order a payment meets them: `api` (HTTP in and out) validates into
+//! `domain` types and stores through `store`; `rails` routes to an adapter; `dispatch` drives
+//! each payment to its rail durably; `callbacks` takes what rails say back; `outcomes` applies
+//! it. `sandbox` runs all of it against mock rails on loopback.
+
+pub mod adapters;
+pub mod api;
+pub mod app;
+pub mod callbacks;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod domain;
+pub mod outcomes;
+pub mod rails;
+pub mod sandbox;
+pub mod store;
+pub mod telemetry;

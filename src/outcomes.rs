@@ -1,0 +1,157 @@
+//! Applying what a rail said to a payment, inside the caller's transaction.
+//!
+//! The dispatcher (answers to submissions and inquiries) and the callbacks inbox both come
+//! here, so a completion is recorded the same way whichever path brought it, and a duplicate
+//! or a contradiction is recognised in one place.
+
+use crate::domain::{Event, Failure, State};
+use crate::store::attempts::{self, Status};
+use crate::store::{payments, payments::Moved, Kind, Result};
+use railgate_rail::Settled;
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed { from: State, to: State },
+    /// Already so: nothing changed.
+    Duplicate,
+    /// The rail contradicted a final state; recorded on the payment.
+    Conflict,
+    /// Not applicable in the payment's state; nothing changed.
+    Ignored,
+}
+
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Changed { .. } => "applied",
+            Applied::Duplicate => "duplicate",
+            Applied::Conflict => "conflict",
+            Applied::Ignored => "ignored",
+        }
+    }
+}
+
+pub async fn complete(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    payment_id: Uuid,
+    attempt_id: Option<Uuid>,
+    settled: &Settled,
+    cause: &str,
+) -> Result<Applied> {
+    let moved = payments::transition(conn, kind, payment_id, Event::Complete, cause).await?;
+    match moved {
+        Moved::To { from, to } => {
+            payments::set_rail(
+                conn,
+                payment_id,
+                settled.rail_reference.as_deref(),
+                settled.receipt.as_deref(),
+            )
+            .await?;
+            if let Some(a) = attempt_id {
+                attempts::set_status(conn, a, Status::Completed, settled.rail_reference.as_deref(), None)
+                    .await?;
+            }
+            after_transition(conn, payment_id, from, to, cause).await?;
+            Ok(Applied::Changed { from, to })
+        }
+        Moved::Refused { held: State::Completed | State::Reversed } => Ok(Applied::Duplicate),
+        Moved::Refused { held } => {
+            payments::record_conflict(conn, payment_id, held, "completed", cause, settled.receipt.as_deref())
+                .await?;
+            Ok(Applied::Conflict)
+        }
+    }
+}
+
+pub async fn fail(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    payment_id: Uuid,
+    attempt_id: Option<Uuid>,
+    failure: &Failure,
+    cause: &str,
+) -> Result<Applied> {
+    let moved = payments::transition(conn, kind, payment_id, Event::Fail, cause).await?;
+    match moved {
+        Moved::To { from, to } => {
+            payments::set_failure(conn, payment_id, failure).await?;
+            if let Some(a) = attempt_id {
+                attempts::set_status(conn, a, Status::Failed, None, Some(&failure.reason)).await?;
+            }
+            after_transition(conn, payment_id, from, to, cause).await?;
+            Ok(Applied::Changed { from, to })
+        }
+        Moved::Refused { held: State::Failed | State::Cancelled } => Ok(Applied::Duplicate),
+        Moved::Refused { held } => {
+            let detail = format!("{}: {}", failure.code.as_str(), failure.reason);
+            payments::record_conflict(conn, payment_id, held, "failed", cause, Some(&detail)).await?;
+            Ok(Applied::Conflict)
+        }
+    }
+}
+
+/// The rail accepted the attempt (or one step of it); the outcome comes later.
+pub async fn accept(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    payment_id: Uuid,
+    attempt_id: Uuid,
+    rail_reference: Option<&str>,
+    cause: &str,
+) -> Result<Applied> {
+    attempts::set_status(conn, attempt_id, Status::Accepted, rail_reference, None).await?;
+    match payments::transition(conn, kind, payment_id, Event::Accept, cause).await? {
+        Moved::To { from, to } => {
+            payments::set_rail(conn, payment_id, rail_reference, None).await?;
+            if from != to {
+                after_transition(conn, payment_id, from, to, cause).await?;
+            }
+            Ok(Applied::Changed { from, to })
+        }
+        Moved::Refused { .. } => Ok(Applied::Ignored),
+    }
+}
+
+/// We no longer know whether money moved: only an inquiry or a statement may settle it.
+pub async fn lose_track(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    payment_id: Uuid,
+    attempt_id: Uuid,
+    why: &str,
+    cause: &str,
+) -> Result<Applied> {
+    attempts::set_status(conn, attempt_id, Status::Unknown, None, Some(why)).await?;
+    match payments::transition(conn, kind, payment_id, Event::LoseTrack, cause).await? {
+        Moved::To { from, to } => {
+            after_transition(conn, payment_id, from, to, cause).await?;
+            Ok(Applied::Changed { from, to })
+        }
+        Moved::Refused { .. } => Ok(Applied::Ignored),
+    }
+}
+
+/// An unknown outcome passed its deadline: written with the exception, for the core and reports.
+pub async fn exception_raised(_conn: &mut AnyConnection, _payment_id: Uuid, why: &str) -> Result<()> {
+    tracing::debug!(reason = why, "Exception raised");
+    metrics::counter!("railgate_payment_exceptions_total").increment(1);
+    Ok(())
+}
+
+/// Every state change passes here, inside its transaction: the place where the events for
+/// the core and the ledger postings that a change causes are written.
+pub async fn after_transition(
+    _conn: &mut AnyConnection,
+    _payment_id: Uuid,
+    from: State,
+    to: State,
+    _cause: &str,
+) -> Result<()> {
+    metrics::counter!("railgate_payment_transitions_total", "from" => from.as_str(), "to" => to.as_str())
+        .increment(1);
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The configured rails: their adapters, their limits and the routing table.
+
+use crate::config::{Config, ConfigError, RailConfig, RouteConfig};
+use crate::domain::{Currency, Direction, Money, NewPayment, PartyIdType};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use railgate_rail::RailAdapter;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// One rail: its adapter and what bounds the traffic to it.
+pub struct Rail {
+    pub id: String,
+    pub adapter: Arc<dyn RailAdapter>,
+    pub concurrency: Arc<Semaphore>,
+    pub rate: Option<DefaultDirectRateLimiter>,
+    pub deadline: Duration,
+    pub callback_grace: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Rail {
+    /// Waits for the rail's rate limit and a concurrency slot.
+    pub async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Some(r) = &self.rate {
+            r.until_ready().await;
+        }
+        self.concurrency.clone().acquire_owned().await.ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    rail: String,
+    direction: Option<Direction>,
+    currency: Option<Currency>,
+    id_type: Option<PartyIdType>,
+    prefix: Option<String>,
+    programme: Option<String>,
+    min_minor: Option<i64>,
+    max_minor: Option<i64>,
+}
+
+impl Route {
+    fn matches(&self, p: &NewPayment) -> bool {
+        let amount = p.amount.minor();
+        self.direction.is_none_or(|d| d == p.direction)
+            && self.currency.is_none_or(|c| c == p.amount.currency())
+            && self.id_type.is_none_or(|t| t == p.party.id_type())
+            && self.prefix.as_deref().is_none_or(|pre| p.party.id_value().starts_with(pre))
+            && self.programme.as_deref().is_none_or(|pr| p.programme() == Some(pr))
+            && self.min_minor.is_none_or(|m| amount >= m)
+            && self.max_minor.is_none_or(|m| amount <= m)
+    }
+}
+
+/// Why no rail can take a payment: the API answers 422 with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoRoute {
+    #[error("no rail named '{0}' is configured")]
+    UnknownRail(String),
+    #[error("rail hints are not allowed for this gateway")]
+    HintNotAllowed,
+    #[error("no routing rule matches this payment (direction, currency, party type and prefix, programme, amount)")]
+    NoRule,
+    #[error("rail '{rail}' cannot take it: {why}")]
+    Incapable { rail: String, why: String },
+}
+
+pub struct Rails {
+    rails: HashMap<String, Arc<Rail>>,
+    routes: Vec<Route>,
+    allow_hint: bool,
+}
+
+impl Rails {
+    pub fn empty() -> Rails {
+        Rails {
+            rails: HashMap::new(),
+            routes: Vec::new(),
+            allow_hint: true,
+        }
+    }
+
+    /// Builds every configured rail through `build` (which knows the adapter kinds).
+    pub fn from_config(
+        cfg: &Config,
+        build: impl Fn(&RailConfig, &str) -> Result<Arc<dyn RailAdapter>, ConfigError>,
+    ) -> Result<Rails, ConfigError> {
+        let public = cfg.public_url();
+        let mut rails = HashMap::new();
+        for rc in &cfg.rails {
+            let adapter = build(rc, &format!("{public}/rails/{}", rc.id))?;
+            let rate = NonZeroU32::new(rc.rate_per_second).map(|n| RateLimiter::direct(Quota::per_second(n)));
+            let rail = Rail {
+                id: rc.id.clone(),
+                adapter,
+                concurrency: Arc::new(Semaphore::new(rc.concurrency.max(1))),
+                rate,
+                deadline: Duration::from_secs(rc.deadline_secs),
+                callback_grace: Duration::from_millis(rc.callback_grace_ms),
+                request_timeout: Duration::from_millis(rc.request_timeout_ms),
+            };
+            if rails.insert(rc.id.clone(), Arc::new(rail)).is_some() {
+                return Err(ConfigError::Invalid(format!("rail id '{}' is configured twice", rc.id)));
+            }
+        }
+        let routes = cfg
+            .routes
+            .iter()
+            .map(|r| parse_route(r, &rails))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Rails {
+            rails,
+            routes,
+            allow_hint: cfg.allow_rail_hint,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Rail>> {
+        self.rails.get(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.rails.keys().map(String::as_str)
+    }
+
+    /// Picks the rail for a payment: the hint where allowed, else the first matching rule.
+    pub fn route(&self, p: &NewPayment) -> Result<String, NoRoute> {
+        let chosen = match &p.rail_hint {
+            Some(hint) => {
+                if !self.allow_hint {
+                    return Err(NoRoute::HintNotAllowed);
+                }
+                if !self.rails.contains_key(hint) {
+                    return Err(NoRoute::UnknownRail(hint.clone()));
+                }
+                hint.clone()
+            }
+            None => self
+                .routes
+                .iter()
+                .find(|r| r.matches(p))
+                .map(|r| r.rail.clone())
+                .ok_or(NoRoute::NoRule)?,
+        };
+        self.check_capable(&chosen, p)?;
+        Ok(chosen)
+    }
+
+    fn check_capable(&self, rail: &str, p: &NewPayment) -> Result<(), NoRoute> {
+        let r = self.rails.get(rail).ok_or_else(|| NoRoute::UnknownRail(rail.to_owned()))?;
+        let caps = r.adapter.capabilities();
+        let incapable = |why: String| NoRoute::Incapable {
+            rail: rail.to_owned(),
+            why,
+        };
+        match p.direction {
+            Direction::Disbursement if !caps.disbursement => {
+                return Err(incapable("it does not disburse".into()))
+            }
+            Direction::Collection if !caps.request_to_pay => {
+                return Err(incapable("it does not take request-to-pay collections".into()))
+            }
+            _ => {}
+        }
+        if !caps.currencies.is_empty() && !caps.currencies.contains(&p.amount.currency()) {
+            return Err(incapable(format!("it does not move {}", p.amount.currency())));
+        }
+        if caps.whole_units_only && !whole_units(p.amount) {
+            return Err(incapable(format!(
+                "it moves whole units of {} only; {} has a fraction",
+                p.amount.currency(),
+                p.amount.to_decimal_string()
+            )));
+        }
+        if let Some(max) = caps.max_amount {
+            if max.currency() == p.amount.currency() && p.amount.minor() > max.minor() {
+                return Err(incapable(format!("the amount is above its limit of {max}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn whole_units(m: Money) -> bool {
+    let scale = 10i64.pow(m.currency().exponent());
+    m.minor() % scale == 0
+}
+
+fn parse_route(r: &RouteConfig, rails: &HashMap<String, Arc<Rail>>) -> Result<Route, ConfigError> {
+    let bad = |what: &str| ConfigError::Invalid(format!("route to {}: {what}", r.rail));
+    if !rails.contains_key(&r.rail) {
+        return Err(bad("no such rail"));
+    }
+    let direction = r
+        .direction
+        .as_deref()
+        .map(|d| Direction::parse(d).ok_or_else(|| bad("direction must be disbursement or collection")))
+        .transpose()?;
+    let currency: Option<Currency> = r
+        .currency
+        .as_deref()
+        .map(|c| c.parse().map_err(|_| bad("unknown currency")))
+        .transpose()?;
+    let id_type = r
+        .id_type
+        .as_deref()
+        .map(|t| PartyIdType::parse(t).ok_or_else(|| bad("unknown id_type")))
+        .transpose()?;
+    let amount = |s: &Option<String>| -> Result<Option<i64>, ConfigError> {
+        match (s, currency) {
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(bad("an amount band needs a currency")),
+            (Some(v), Some(c)) => railgate_rail::money::parse_minor(v, c)
+                .map(Some)
+                .map_err(|e| bad(&e.to_string())),
+        }
+    };
+    Ok(Route {
+        rail: r.rail.clone(),
+        direction,
+        currency,
+        id_type,
+        prefix: r.prefix.clone(),
+        programme: r.programme.clone(),
+        min_minor: amount(&r.min_amount)?,
+        max_minor: amount(&r.max_amount)?,
+    })
+}

@@ -1,0 +1,207 @@
+//! Attempts: each send of a payment to a rail, stored before anything is sent.
+
+use super::{col, from_micros, now_micros, uuid_col, Result, StoreError};
+use railgate_rail::PreparedRequest;
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Stored; a send may be under way or may have died with the process.
+    Sending,
+    /// The rail refused with nothing moved: the same attempt may be sent again.
+    Retry,
+    /// A multi-step rail moved on (a callback said so): the next step is to be sent.
+    Step,
+    Accepted,
+    Unknown,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sending => "sending",
+            Status::Retry => "retry",
+            Status::Step => "step",
+            Status::Accepted => "accepted",
+            Status::Unknown => "unknown",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Option<Status> {
+        match s {
+            "sending" => Some(Status::Sending),
+            "retry" => Some(Status::Retry),
+            "step" => Some(Status::Step),
+            "accepted" => Some(Status::Accepted),
+            "unknown" => Some(Status::Unknown),
+            "completed" => Some(Status::Completed),
+            "failed" => Some(Status::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub rail: String,
+    pub seq: i64,
+    pub status: Status,
+    pub request: Option<PreparedRequest>,
+    pub rail_reference: Option<String>,
+    pub rail_state: Option<serde_json::Value>,
+    pub deadline_at: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+const COLUMNS: &str = "id, payment_id, rail, seq, status, request_step, request_body, \
+    rail_reference, rail_state, deadline_at, created_at";
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    payment_id: Uuid,
+    rail: &str,
+    deadline_at: i64,
+) -> Result<AttemptRow> {
+    let id = Uuid::new_v4();
+    let now = now_micros();
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE payment_id = $1",
+    )
+    .bind(payment_id.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO attempts (id, payment_id, rail, seq, status, deadline_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    )
+    .bind(id.to_string())
+    .bind(payment_id.to_string())
+    .bind(rail)
+    .bind(seq)
+    .bind(Status::Sending.as_str())
+    .bind(deadline_at)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(AttemptRow {
+        id,
+        payment_id,
+        rail: rail.to_owned(),
+        seq,
+        status: Status::Sending,
+        request: None,
+        rail_reference: None,
+        rail_state: None,
+        deadline_at,
+        created_at: from_micros(now),
+    })
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow> {
+    let status: String = col(row, "status")?;
+    let step: Option<String> = col(row, "request_step")?;
+    let body: Option<Vec<u8>> = col(row, "request_body")?;
+    let state: Option<String> = col(row, "rail_state")?;
+    Ok(AttemptRow {
+        id: uuid_col(row, "id")?,
+        payment_id: uuid_col(row, "payment_id")?,
+        rail: col(row, "rail")?,
+        seq: col(row, "seq")?,
+        status: Status::parse(&status).ok_or_else(|| StoreError::Corrupt(status.clone()))?,
+        request: match (step, body) {
+            (Some(step), Some(body)) => Some(PreparedRequest { step, body }),
+            _ => None,
+        },
+        rail_reference: col(row, "rail_reference")?,
+        rail_state: state.and_then(|s| serde_json::from_str(&s).ok()),
+        deadline_at: col(row, "deadline_at")?,
+        created_at: from_micros(col(row, "created_at")?),
+    })
+}
+
+/// The latest attempt of a payment.
+pub async fn latest(conn: &mut AnyConnection, payment_id: Uuid) -> Result<Option<AttemptRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM attempts WHERE payment_id = $1 ORDER BY seq DESC LIMIT 1"
+    ))
+    .bind(payment_id.to_string())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Option<AttemptRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM attempts WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn find_by_rail_reference(
+    conn: &mut AnyConnection,
+    rail: &str,
+    rail_reference: &str,
+) -> Result<Option<AttemptRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM attempts WHERE rail = $1 AND rail_reference = $2 \
+         ORDER BY seq DESC LIMIT 1"
+    ))
+    .bind(rail)
+    .bind(rail_reference)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn store_request(conn: &mut AnyConnection, id: Uuid, req: &PreparedRequest) -> Result<()> {
+    sqlx::query("UPDATE attempts SET request_step = $1, request_body = $2, updated_at = $3 WHERE id = $4")
+        .bind(&req.step)
+        .bind(req.body.clone())
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    status: Status,
+    rail_reference: Option<&str>,
+    last_error: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE attempts SET status = $1, rail_reference = COALESCE($2, rail_reference), \
+         last_error = COALESCE($3, last_error), updated_at = $4 WHERE id = $5",
+    )
+    .bind(status.as_str())
+    .bind(rail_reference)
+    .bind(last_error)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_rail_state(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    state: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE id = $3")
+        .bind(state.to_string())
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

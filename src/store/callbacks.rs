@@ -1,0 +1,80 @@
+//! Callbacks as received (stored raw before anything else) and the events applied from them.
+
+use super::{now_micros, Db, Result};
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+/// Stores a callback as it arrived; returns its row id.
+pub async fn store_raw(
+    db: &Db,
+    rail: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO callbacks (id, rail, method, path, headers, body, received_at, verdict) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
+    )
+    .bind(id.to_string())
+    .bind(rail)
+    .bind(method)
+    .bind(path)
+    .bind(headers)
+    .bind(body.to_vec())
+    .bind(now_micros())
+    .execute(db.pool())
+    .await?;
+    Ok(id)
+}
+
+pub async fn set_verdict(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    verdict: &str,
+    reason: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE callbacks SET verdict = $1, reason = $2 WHERE id = $3")
+        .bind(verdict)
+        .bind(reason)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Claims a rail's callback id; false when it was seen before (a replay or a duplicate delivery).
+pub async fn claim_event(
+    conn: &mut AnyConnection,
+    rail: &str,
+    callback_id: &str,
+    row: Uuid,
+    payment_id: Option<Uuid>,
+    effect: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO callback_events (rail, callback_id, callback_row, payment_id, effect, at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (rail, callback_id) DO NOTHING",
+    )
+    .bind(rail)
+    .bind(callback_id)
+    .bind(row.to_string())
+    .bind(payment_id.map(|p| p.to_string()))
+    .bind(effect)
+    .bind(now_micros())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_effect(conn: &mut AnyConnection, rail: &str, callback_id: &str, effect: &str) -> Result<()> {
+    sqlx::query("UPDATE callback_events SET effect = $1 WHERE rail = $2 AND callback_id = $3")
+        .bind(effect)
+        .bind(rail)
+        .bind(callback_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
