@@ -1,0 +1,251 @@
+//! The adapter for the mock rail: translates attempts into its API calls and its answers and
+//! callbacks into our outcomes. It holds no state between calls.
+
+use crate::signature::{self, SignatureError, EVENT_ID_HEADER, SIGNATURE_HEADER};
+use crate::wire::{
+    AcceptedResponse, CallbackBody, ErrorBody, PaymentRequest, Problem, RejectedResponse,
+    TransactionStatus,
+};
+use async_trait::async_trait;
+use railgate_rail::{
+    Attempt, CallbackError, CallbackEvent, CallbackReply, Capabilities, Currency, Direction,
+    InboundRequest, RailAdapter, RailError, RailStatus, Submitted,
+};
+use reqwest::StatusCode;
+use std::fmt;
+use std::time::Duration;
+
+/// How the gateway reaches the mock rail and checks its callbacks.
+#[derive(Clone)]
+pub struct MockAdapterConfig {
+    pub rail_id: String,
+    /// The rail's API root, e.g. `http://127.0.0.1:9101`.
+    pub base_url: String,
+    /// The full URL the rail must post callbacks to: `{gateway}/rails/{rail_id}/callback`.
+    pub callback_url: String,
+    pub callback_secret: String,
+    /// Bound on every call to the rail, connection included.
+    pub request_timeout: Duration,
+    /// How far a callback's signed timestamp may be from its arrival (300 s).
+    pub replay_window: Duration,
+}
+
+impl fmt::Debug for MockAdapterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockAdapterConfig")
+            .field("rail_id", &self.rail_id)
+            .field("base_url", &self.base_url)
+            .field("callback_url", &self.callback_url)
+            .field("callback_secret", &"***")
+            .field("request_timeout", &self.request_timeout)
+            .field("replay_window", &self.replay_window)
+            .finish()
+    }
+}
+
+/// The path below `/rails/{rail_id}` the rail posts its callbacks to.
+pub const CALLBACK_PATH: &str = "/callback";
+
+pub struct MockRailAdapter {
+    config: MockAdapterConfig,
+    http: reqwest::Client,
+}
+
+impl MockRailAdapter {
+    pub fn new(config: MockAdapterConfig) -> Self {
+        MockRailAdapter::with_client(config, reqwest::Client::new())
+    }
+
+    /// With a client shared with other adapters (one connection pool).
+    pub fn with_client(mut config: MockAdapterConfig, http: reqwest::Client) -> Self {
+        let trimmed = config.base_url.trim_end_matches('/').len();
+        config.base_url.truncate(trimmed);
+        MockRailAdapter { config, http }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url)
+    }
+}
+
+/// A transport failure, classified by whether the request can have reached the rail.
+fn send_error(e: &reqwest::Error) -> RailError {
+    if e.is_connect() {
+        // The connection was never made: the rail saw nothing.
+        RailError::Retryable(format!("cannot connect to the rail: {e}"))
+    } else if e.is_timeout() {
+        RailError::Unknown(format!("the rail did not answer in time: {e}"))
+    } else {
+        RailError::Unknown(format!("the exchange with the rail broke off: {e}"))
+    }
+}
+
+async fn read_body(response: reqwest::Response) -> Result<bytes::Bytes, RailError> {
+    response
+        .bytes()
+        .await
+        .map_err(|e| RailError::Unknown(format!("the rail's answer could not be read: {e}")))
+}
+
+fn problem_detail(body: &[u8]) -> String {
+    serde_json::from_slice::<Problem>(body)
+        .map(|p| format!("{}: {}", p.title, p.detail))
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(200).collect())
+}
+
+#[async_trait]
+impl RailAdapter for MockRailAdapter {
+    fn id(&self) -> &str {
+        &self.config.rail_id
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            disbursement: true,
+            request_to_pay: true,
+            currencies: Currency::ALL.to_vec(),
+            bulk: false,
+            inquiry: true,
+            reversal: false,
+            max_amount: None,
+            whole_units_only: false,
+        }
+    }
+
+    async fn submit(&self, attempt: &Attempt) -> Result<Submitted, RailError> {
+        let path = match attempt.direction {
+            Direction::Disbursement => "/v1/payouts",
+            Direction::Collection => "/v1/collections",
+        };
+        let request = PaymentRequest::from_attempt(attempt, &self.config.callback_url);
+        tracing::debug!(
+            attempt_id = %attempt.attempt_id,
+            party = %attempt.party.masked(),
+            direction = attempt.direction.as_str(),
+            "Submitting to the mock rail"
+        );
+        let response = self
+            .http
+            .post(self.url(path))
+            .timeout(self.config.request_timeout)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        let status = response.status();
+        match status {
+            StatusCode::OK | StatusCode::ACCEPTED => {
+                let body = read_body(response).await?;
+                let reply: AcceptedResponse = serde_json::from_slice(&body).map_err(|e| {
+                    RailError::Unknown(format!("the rail accepted, but its answer is unreadable: {e}"))
+                })?;
+                if reply.request_id != attempt.attempt_id {
+                    return Err(RailError::Unknown(
+                        "the rail answered for another request_id".to_owned(),
+                    ));
+                }
+                Ok(Submitted::from(reply))
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                let body = read_body(response).await?;
+                let reply: RejectedResponse = serde_json::from_slice(&body).map_err(|e| {
+                    RailError::Unknown(format!("the rail refused, but its answer is unreadable: {e}"))
+                })?;
+                Ok(Submitted::from(reply))
+            }
+            // The rail documents 503 as "nothing recorded, send the same request again".
+            StatusCode::SERVICE_UNAVAILABLE => Err(RailError::Retryable(
+                "the rail is unavailable (503); nothing was recorded".to_owned(),
+            )),
+            s if s.is_client_error() => {
+                let body = read_body(response).await.unwrap_or_default();
+                Err(RailError::Permanent(format!(
+                    "the rail refused the request ({}): {}",
+                    s.as_u16(),
+                    problem_detail(&body)
+                )))
+            }
+            // A 500 or 504 may come after the rail recorded the payment.
+            s => Err(RailError::Unknown(format!("the rail answered {}", s.as_u16()))),
+        }
+    }
+
+    async fn inquire(&self, attempt: &Attempt) -> Result<RailStatus, RailError> {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/transactions/{}", attempt.attempt_id)))
+            .timeout(self.config.request_timeout)
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        let status = response.status();
+        let body = read_body(response).await?;
+        match status {
+            StatusCode::OK => {
+                let reply: TransactionStatus = serde_json::from_slice(&body).map_err(|e| {
+                    RailError::Unknown(format!("the rail's status answer is unreadable: {e}"))
+                })?;
+                if reply.request_id != attempt.attempt_id {
+                    return Err(RailError::Unknown(
+                        "the rail answered for another request_id".to_owned(),
+                    ));
+                }
+                Ok(RailStatus::from(reply))
+            }
+            StatusCode::NOT_FOUND => match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) if e.code == "NOT_FOUND" => Ok(RailStatus::NotFound),
+                // A 404 without the rail's own body is a wrong base URL, not a missing payment.
+                _ => Err(RailError::Permanent(format!(
+                    "the status URL is not the rail's: {}",
+                    problem_detail(&body)
+                ))),
+            },
+            StatusCode::SERVICE_UNAVAILABLE => {
+                Err(RailError::Retryable("the rail is unavailable (503)".to_owned()))
+            }
+            s if s.is_client_error() => Err(RailError::Permanent(format!(
+                "the rail refused the inquiry ({}): {}",
+                s.as_u16(),
+                problem_detail(&body)
+            ))),
+            s => Err(RailError::Unknown(format!("the rail answered {} to the inquiry", s.as_u16()))),
+        }
+    }
+
+    fn callback(&self, request: &InboundRequest) -> Result<CallbackReply, CallbackError> {
+        if request.path != CALLBACK_PATH || request.method != http::Method::POST {
+            return Err(CallbackError::UnknownRoute);
+        }
+        let header = request
+            .headers
+            .get(SIGNATURE_HEADER)
+            .ok_or_else(|| CallbackError::Unauthenticated("no signature header".to_owned()))?
+            .to_str()
+            .map_err(|_| CallbackError::Unauthenticated("unreadable signature header".to_owned()))?;
+        let signed_at = signature::verify(&self.config.callback_secret, header, &request.body)
+            .map_err(|e| match e {
+                SignatureError::Malformed | SignatureError::Mismatch => {
+                    CallbackError::Unauthenticated(e.to_string())
+                }
+            })?;
+        let age = request.received_at.timestamp().saturating_sub(signed_at).unsigned_abs();
+        if age > self.config.replay_window.as_secs() {
+            return Err(CallbackError::Stale(format!(
+                "signed {age} s away from its arrival; the window is {} s",
+                self.config.replay_window.as_secs()
+            )));
+        }
+        let body: CallbackBody = serde_json::from_slice(&request.body)
+            .map_err(|e| CallbackError::Malformed(format!("body: {e}")))?;
+        if let Some(event_header) = request.headers.get(EVENT_ID_HEADER) {
+            if event_header.to_str().ok() != Some(body.event_id.to_string().as_str()) {
+                return Err(CallbackError::Malformed(
+                    "the event id header and the body disagree".to_owned(),
+                ));
+            }
+        }
+        let event = CallbackEvent::try_from(body)?;
+        let answer = serde_json::json!({ "received": true, "event_id": event.callback_id });
+        Ok(CallbackReply::ok_json(vec![event], &answer))
+    }
+}

@@ -1,0 +1,294 @@
+//! What the mock rail remembers: the payments it accepted, the money it moved, the faults it
+//! was told to inject, and the callbacks it tried to deliver.
+
+use super::scenario::Scenario;
+use crate::wire::{Faults, MockCode, MockStatus, PayoutCount};
+use chrono::{DateTime, Utc};
+use railgate_rail::money::format_minor;
+use railgate_rail::{Direction, Money, Party};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// A validated submission.
+#[derive(Debug, Clone)]
+pub(crate) struct NewPayment {
+    pub request_id: Uuid,
+    pub direction: Direction,
+    pub amount: Money,
+    pub party: Party,
+    pub reference: String,
+    pub callback_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Transaction {
+    pub request_id: Uuid,
+    pub transaction_id: String,
+    pub direction: Direction,
+    pub amount: Money,
+    pub party: Party,
+    pub reference: String,
+    pub callback_url: String,
+    pub scenario: Scenario,
+    pub status: MockStatus,
+    pub code: Option<MockCode>,
+    /// Issued at acceptance, shown once the payment succeeded.
+    pub receipt: String,
+}
+
+impl Transaction {
+    pub(crate) fn shown_receipt(&self) -> Option<String> {
+        (self.status == MockStatus::Success).then(|| self.receipt.clone())
+    }
+}
+
+/// One time money moved.
+#[derive(Debug, Clone)]
+struct Movement {
+    request_id: Uuid,
+    booked_at: DateTime<Utc>,
+}
+
+/// What became of one callback delivery: `GET /_control/callbacks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackRecord {
+    pub event_id: Uuid,
+    pub request_id: Uuid,
+    pub status: MockStatus,
+    /// Sent with a wrong signature on purpose (scenario 08).
+    pub forged: bool,
+    pub result: DeliveryResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DeliveryResult {
+    /// The receiver answered; `status` is its last HTTP status.
+    Answered { status: u16 },
+    /// The receiver could not be reached, even after retries.
+    Unreachable,
+    /// Not sent: the `drop_callbacks` fault was on.
+    Dropped,
+}
+
+pub(crate) enum Admission {
+    /// A resend of a request id the rail already holds: nothing new happens.
+    Existing(Transaction),
+    /// Scenario 09 before its third post: refused, nothing recorded.
+    Unavailable,
+    New(Transaction),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Bumped by a reset, so timelines started before it stop touching the state.
+    pub generation: u64,
+    pub faults: Faults,
+    transactions: HashMap<Uuid, Transaction>,
+    order: Vec<Uuid>,
+    refused_posts: HashMap<Uuid, u8>,
+    movements: Vec<Movement>,
+    callbacks: Vec<CallbackRecord>,
+}
+
+impl State {
+    pub(crate) fn accept(&mut self, new: NewPayment, now: DateTime<Utc>) -> Admission {
+        if let Some(existing) = self.transactions.get(&new.request_id) {
+            return Admission::Existing(existing.clone());
+        }
+        let scenario = Scenario::from_digits(new.party.scenario_digits());
+        if scenario == Scenario::UnavailableTwice {
+            let refused = self.refused_posts.entry(new.request_id).or_insert(0);
+            if *refused < 2 {
+                *refused = refused.saturating_add(1);
+                return Admission::Unavailable;
+            }
+        }
+        let (status, code) = scenario.initial();
+        let txn = Transaction {
+            request_id: new.request_id,
+            transaction_id: format!("MR{}", random_id(16)),
+            direction: new.direction,
+            amount: new.amount,
+            party: new.party,
+            reference: new.reference,
+            callback_url: new.callback_url,
+            scenario,
+            status,
+            code,
+            receipt: format!("R{}", random_id(10)),
+        };
+        if status == MockStatus::Success {
+            self.movements.push(Movement {
+                request_id: txn.request_id,
+                booked_at: now,
+            });
+        }
+        self.order.push(txn.request_id);
+        self.transactions.insert(txn.request_id, txn.clone());
+        Admission::New(txn)
+    }
+
+    pub(crate) fn get(&self, request_id: &Uuid) -> Option<&Transaction> {
+        self.transactions.get(request_id)
+    }
+
+    /// A pending payment completes; a payment already final is left alone.
+    pub(crate) fn settle(&mut self, request_id: Uuid, now: DateTime<Utc>) {
+        let Some(txn) = self.transactions.get_mut(&request_id) else {
+            return;
+        };
+        match txn.status {
+            MockStatus::Pending => {
+                txn.status = MockStatus::Success;
+                self.movements.push(Movement {
+                    request_id,
+                    booked_at: now,
+                });
+            }
+            MockStatus::Success | MockStatus::Failed | MockStatus::Rejected => {}
+        }
+    }
+
+    pub(crate) fn record_callback(&mut self, record: CallbackRecord) {
+        self.callbacks.push(record);
+    }
+
+    pub(crate) fn callbacks(&self) -> Vec<CallbackRecord> {
+        self.callbacks.clone()
+    }
+
+    pub(crate) fn reset(&mut self) {
+        *self = State {
+            generation: self.generation.wrapping_add(1),
+            ..State::default()
+        };
+    }
+
+    fn paid(&self, request_id: Uuid) -> u32 {
+        let n = self.movements.iter().filter(|m| m.request_id == request_id).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Every payment the rail recorded, in arrival order, with how often money moved for it.
+    pub(crate) fn payouts(&self) -> Vec<PayoutCount> {
+        self.order
+            .iter()
+            .filter_map(|id| self.transactions.get(id))
+            .map(|txn| PayoutCount {
+                attempt_id: txn.request_id,
+                reference: txn.reference.clone(),
+                direction: txn.direction.as_str().to_owned(),
+                amount: txn.amount.to_decimal_string(),
+                currency: txn.amount.currency().code().to_owned(),
+                count: self.paid(txn.request_id),
+            })
+            .collect()
+    }
+
+    /// One line per money movement, as an operator's statement lists them.
+    pub(crate) fn statement_csv(&self) -> String {
+        let mut out = String::from(
+            "booking_date,value_date,amount,currency,direction,reference,counterparty,transaction_id,fee\n",
+        );
+        for movement in &self.movements {
+            let Some(txn) = self.transactions.get(&movement.request_id) else {
+                continue;
+            };
+            let date = movement.booked_at.format("%Y-%m-%d").to_string();
+            let direction = match txn.direction {
+                Direction::Disbursement => "DEBIT",
+                Direction::Collection => "CREDIT",
+            };
+            let fields = [
+                date.clone(),
+                date,
+                txn.amount.to_decimal_string(),
+                txn.amount.currency().code().to_owned(),
+                direction.to_owned(),
+                txn.reference.clone(),
+                txn.party.masked(),
+                txn.transaction_id.clone(),
+                format_minor(fee_minor(txn.amount), txn.amount.currency()),
+            ];
+            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The rail's fee: 0.5% of the amount, rounded down to the minor unit, in integers.
+pub(crate) fn fee_minor(amount: Money) -> i64 {
+    amount
+        .minor()
+        .checked_mul(5)
+        .and_then(|m| m.checked_div(1000))
+        .unwrap_or(0)
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180). Written by hand: the statement has nine
+/// plain columns, and only the reference can hold a comma or a quote.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+fn random_id(len: usize) -> String {
+    let mut id = Uuid::new_v4().simple().to_string().to_ascii_uppercase();
+    id.truncate(len);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use railgate_rail::{Currency, PartyIdType};
+
+    fn payment(digits: &str) -> NewPayment {
+        NewPayment {
+            request_id: Uuid::new_v4(),
+            direction: Direction::Disbursement,
+            amount: Money::parse("1500.00", Currency::Tzs).unwrap(),
+            party: Party::new(PartyIdType::Msisdn, &format!("2557123456{digits}"), None).unwrap(),
+            reference: "BEN,\"1\"".to_owned(),
+            callback_url: "http://127.0.0.1:1/callback".to_owned(),
+        }
+    }
+
+    #[test]
+    fn fee_rounds_down_in_minor_units() {
+        assert_eq!(fee_minor(Money::parse("1500.00", Currency::Tzs).unwrap()), 750);
+        assert_eq!(fee_minor(Money::parse("0.99", Currency::Usd).unwrap()), 0);
+        assert_eq!(fee_minor(Money::parse("399", Currency::Ugx).unwrap()), 1);
+    }
+
+    #[test]
+    fn resend_and_settle_move_money_once() {
+        let mut state = State::default();
+        let p = payment("04");
+        assert!(matches!(state.accept(p.clone(), Utc::now()), Admission::New(_)));
+        assert!(matches!(state.accept(p.clone(), Utc::now()), Admission::Existing(_)));
+        assert_eq!(state.payouts().first().map(|c| c.count), Some(0));
+        state.settle(p.request_id, Utc::now());
+        state.settle(p.request_id, Utc::now());
+        assert_eq!(state.payouts().first().map(|c| c.count), Some(1));
+    }
+
+    #[test]
+    fn statement_quotes_and_masks() {
+        let mut state = State::default();
+        state.accept(payment("00"), Utc::now());
+        let csv = state.statement_csv();
+        let line = csv.lines().nth(1).unwrap();
+        assert!(line.contains(",1500.00,TZS,DEBIT,\"BEN,\"\"1\"\"\",25********00,MR"), "{line}");
+        assert!(line.ends_with(",7.50"));
+        assert!(!csv.contains("255712345600"));
+    }
+}

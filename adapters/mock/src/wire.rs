@@ -1,0 +1,391 @@
+//! The mock rail's wire format, shared by its server and its adapter, and the mappings from
+//! its statuses and codes onto ours.
+//!
+//! Amounts travel as decimal strings in the currency's minor units ("1500.00"); they are
+//! parsed with `Money::parse`, never through a float.
+
+use chrono::{DateTime, Utc};
+use railgate_rail::{
+    Attempt, CallbackError, CallbackEvent, CallbackOutcome, AttemptRef, Currency, Failure,
+    FailureCode, Money, RailStatus, Settled, Submitted,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The party as the rail names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireParty {
+    pub id_type: String,
+    pub id_value: String,
+}
+
+/// `POST /v1/payouts` and `POST /v1/collections`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRequest {
+    /// Our attempt id: the rail's idempotency key.
+    pub request_id: Uuid,
+    pub amount: String,
+    pub currency: String,
+    pub party: WireParty,
+    pub reference: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<String>,
+    pub callback_url: String,
+}
+
+impl PaymentRequest {
+    pub fn from_attempt(attempt: &Attempt, callback_url: &str) -> Self {
+        PaymentRequest {
+            request_id: attempt.attempt_id,
+            amount: attempt.amount.to_decimal_string(),
+            currency: attempt.amount.currency().code().to_owned(),
+            party: WireParty {
+                id_type: attempt.party.id_type().as_str().to_owned(),
+                id_value: attempt.party.id_value().to_owned(),
+            },
+            reference: attempt.reference.clone(),
+            narrative: attempt.narrative.clone(),
+            callback_url: callback_url.to_owned(),
+        }
+    }
+}
+
+/// The rail's statuses. Unknown strings fail to parse, so a new status is noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MockStatus {
+    Pending,
+    Success,
+    Failed,
+    /// Refused synchronously at submission; nothing moved.
+    Rejected,
+}
+
+/// The rail's failure codes. Codes we do not know land in `Other` here, at parsing, so the
+/// mapping onto ours stays an exhaustive match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum MockCode {
+    InsufficientFunds,
+    PartyNotFound,
+    Declined,
+    Expired,
+    LimitExceeded,
+    Other(String),
+}
+
+impl MockCode {
+    pub fn as_str(&self) -> &str {
+        match self {
+            MockCode::InsufficientFunds => "INSUFFICIENT_FUNDS",
+            MockCode::PartyNotFound => "PARTY_NOT_FOUND",
+            MockCode::Declined => "DECLINED",
+            MockCode::Expired => "EXPIRED",
+            MockCode::LimitExceeded => "LIMIT_EXCEEDED",
+            MockCode::Other(code) => code,
+        }
+    }
+
+    pub fn failure_code(&self) -> FailureCode {
+        match self {
+            MockCode::InsufficientFunds => FailureCode::InsufficientFunds,
+            MockCode::PartyNotFound => FailureCode::PartyNotFound,
+            MockCode::Declined => FailureCode::Declined,
+            MockCode::Expired => FailureCode::Expired,
+            MockCode::LimitExceeded => FailureCode::LimitExceeded,
+            MockCode::Other(_) => FailureCode::RailRejected,
+        }
+    }
+
+    pub fn description(&self) -> &'static str {
+        match self {
+            MockCode::InsufficientFunds => "insufficient funds in the paying account",
+            MockCode::PartyNotFound => "the party is not registered on the rail",
+            MockCode::Declined => "the party declined the payment",
+            MockCode::Expired => "the payment expired before it completed",
+            MockCode::LimitExceeded => "the amount exceeds the party's limit",
+            MockCode::Other(_) => "the rail refused the payment",
+        }
+    }
+}
+
+impl From<String> for MockCode {
+    fn from(code: String) -> Self {
+        match code.as_str() {
+            "INSUFFICIENT_FUNDS" => MockCode::InsufficientFunds,
+            "PARTY_NOT_FOUND" => MockCode::PartyNotFound,
+            "DECLINED" => MockCode::Declined,
+            "EXPIRED" => MockCode::Expired,
+            "LIMIT_EXCEEDED" => MockCode::LimitExceeded,
+            _ => MockCode::Other(code),
+        }
+    }
+}
+
+impl From<MockCode> for String {
+    fn from(code: MockCode) -> String {
+        code.as_str().to_owned()
+    }
+}
+
+/// Our failure for a rail failure; a FAILED without a code is a plain rail refusal.
+pub fn failure(code: Option<&MockCode>, message: Option<&str>) -> Failure {
+    match code {
+        Some(code) => Failure::new(
+            code.failure_code(),
+            message.unwrap_or(code.description()),
+            Some(code.as_str().to_owned()),
+        ),
+        None => Failure::new(
+            FailureCode::RailRejected,
+            message.unwrap_or("the rail reported a failure without a code"),
+            None,
+        ),
+    }
+}
+
+/// `202` to a submission (and to any resend of an accepted one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedResponse {
+    pub transaction_id: String,
+    pub request_id: Uuid,
+    pub status: MockStatus,
+    /// Present on a resend once the original failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<MockCode>,
+    /// Present on a resend once the original succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+}
+
+impl From<AcceptedResponse> for Submitted {
+    fn from(reply: AcceptedResponse) -> Self {
+        let rail_reference = Some(reply.transaction_id);
+        match reply.status {
+            MockStatus::Pending => Submitted::Accepted { rail_reference },
+            MockStatus::Success => Submitted::Completed(Settled {
+                rail_reference,
+                receipt: reply.receipt,
+            }),
+            MockStatus::Failed | MockStatus::Rejected => {
+                Submitted::Rejected(failure(reply.code.as_ref(), None))
+            }
+        }
+    }
+}
+
+/// `422` to a submission the rail refused synchronously.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedResponse {
+    pub request_id: Uuid,
+    pub status: MockStatus,
+    pub code: MockCode,
+    pub message: String,
+}
+
+impl From<RejectedResponse> for Submitted {
+    fn from(reply: RejectedResponse) -> Self {
+        Submitted::Rejected(failure(Some(&reply.code), Some(&reply.message)))
+    }
+}
+
+/// `GET /v1/transactions/{request_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionStatus {
+    pub request_id: Uuid,
+    pub transaction_id: String,
+    pub status: MockStatus,
+    pub code: Option<MockCode>,
+    pub receipt: Option<String>,
+    pub amount: String,
+    pub currency: String,
+}
+
+impl From<TransactionStatus> for RailStatus {
+    fn from(status: TransactionStatus) -> Self {
+        match status.status {
+            MockStatus::Pending => RailStatus::Pending,
+            MockStatus::Success => RailStatus::Completed(Settled {
+                rail_reference: Some(status.transaction_id),
+                receipt: status.receipt,
+            }),
+            MockStatus::Failed | MockStatus::Rejected => {
+                RailStatus::Failed(failure(status.code.as_ref(), None))
+            }
+        }
+    }
+}
+
+/// The body of `404` and other short error answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// An RFC 9457 problem, the rail's answer to malformed input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+/// The asynchronous result the rail posts to the callback URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackBody {
+    /// Unique per delivery; a redelivery of the same event keeps it.
+    pub event_id: Uuid,
+    pub request_id: Uuid,
+    pub transaction_id: String,
+    pub status: MockStatus,
+    pub code: Option<MockCode>,
+    pub receipt: Option<String>,
+    pub amount: String,
+    pub currency: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl TryFrom<CallbackBody> for CallbackEvent {
+    type Error = CallbackError;
+
+    fn try_from(body: CallbackBody) -> Result<Self, Self::Error> {
+        // The outcome does not carry the amount, but a callback whose amount is not money in
+        // its currency is not one the rail sent: refuse it rather than act on it.
+        let currency: Currency = body
+            .currency
+            .parse()
+            .map_err(|e| CallbackError::Malformed(format!("currency: {e}")))?;
+        Money::parse(&body.amount, currency)
+            .map_err(|e| CallbackError::Malformed(format!("amount: {e}")))?;
+        let outcome = match body.status {
+            MockStatus::Pending => CallbackOutcome::Pending,
+            MockStatus::Success => CallbackOutcome::Completed(Settled {
+                rail_reference: Some(body.transaction_id),
+                receipt: body.receipt,
+            }),
+            MockStatus::Failed | MockStatus::Rejected => {
+                CallbackOutcome::Failed(failure(body.code.as_ref(), None))
+            }
+        };
+        Ok(CallbackEvent {
+            callback_id: body.event_id.to_string(),
+            attempt: AttemptRef::Attempt(body.request_id),
+            outcome,
+        })
+    }
+}
+
+/// Faults the control endpoint injects into the rail's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Added before every API answer.
+    pub latency_ms: u64,
+    /// Callbacks are not delivered while set (they are lost, as a flaky network loses them).
+    pub drop_callbacks: bool,
+    /// Share of API requests answered 503 before anything is recorded.
+    pub error_rate_percent: u8,
+}
+
+/// What the rail paid for one attempt: `GET /_control/payouts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutCount {
+    pub attempt_id: Uuid,
+    pub reference: String,
+    /// "disbursement" or "collection".
+    pub direction: String,
+    pub amount: String,
+    pub currency: String,
+    /// How many times money moved for the attempt; a resend must never make it exceed 1.
+    pub count: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/../../fixtures/mock/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn codes_round_trip_and_unknown_codes_are_kept() {
+        for code in ["INSUFFICIENT_FUNDS", "PARTY_NOT_FOUND", "DECLINED", "EXPIRED", "LIMIT_EXCEEDED"] {
+            let parsed = MockCode::from(code.to_owned());
+            assert!(!matches!(parsed, MockCode::Other(_)), "{code}");
+            assert_eq!(parsed.as_str(), code);
+        }
+        let other = MockCode::from("ACCOUNT_FROZEN".to_owned());
+        assert_eq!(other, MockCode::Other("ACCOUNT_FROZEN".to_owned()));
+        let f = failure(Some(&other), None);
+        assert_eq!(f.code, FailureCode::RailRejected);
+        assert_eq!(f.rail_code.as_deref(), Some("ACCOUNT_FROZEN"));
+    }
+
+    #[test]
+    fn payment_request_fixture_parses() {
+        let req: PaymentRequest = serde_json::from_str(&fixture("payout_request.json")).unwrap();
+        assert_eq!(req.amount, "1500.00");
+        assert_eq!(req.party.id_type, "MSISDN");
+    }
+
+    #[test]
+    fn callback_fixtures_map_to_outcomes() {
+        let ok: CallbackBody = serde_json::from_str(&fixture("callback_success.json")).unwrap();
+        let event = CallbackEvent::try_from(ok).unwrap();
+        assert!(matches!(
+            event.outcome,
+            CallbackOutcome::Completed(Settled { receipt: Some(_), rail_reference: Some(_) })
+        ));
+        let failed: CallbackBody = serde_json::from_str(&fixture("callback_failed.json")).unwrap();
+        match CallbackEvent::try_from(failed).unwrap().outcome {
+            CallbackOutcome::Failed(f) => {
+                assert_eq!(f.code, FailureCode::InsufficientFunds);
+                assert_eq!(f.rail_code.as_deref(), Some("INSUFFICIENT_FUNDS"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn callback_with_a_bad_amount_is_malformed() {
+        let mut body: CallbackBody = serde_json::from_str(&fixture("callback_success.json")).unwrap();
+        body.amount = "1500.005".to_owned();
+        assert!(matches!(CallbackEvent::try_from(body), Err(CallbackError::Malformed(_))));
+    }
+
+    #[test]
+    fn unknown_status_does_not_parse() {
+        let raw = fixture("callback_success.json").replace("\"SUCCESS\"", "\"REVERSED\"");
+        assert!(serde_json::from_str::<CallbackBody>(&raw).is_err());
+    }
+
+    #[test]
+    fn resend_answers_map_to_the_current_state() {
+        let accepted = |status, code, receipt| AcceptedResponse {
+            transaction_id: "MR1".to_owned(),
+            request_id: Uuid::nil(),
+            status,
+            code,
+            receipt,
+        };
+        assert!(matches!(
+            Submitted::from(accepted(MockStatus::Pending, None, None)),
+            Submitted::Accepted { .. }
+        ));
+        assert!(matches!(
+            Submitted::from(accepted(MockStatus::Success, None, Some("R1".to_owned()))),
+            Submitted::Completed(_)
+        ));
+        assert!(matches!(
+            Submitted::from(accepted(MockStatus::Failed, Some(MockCode::Declined), None)),
+            Submitted::Rejected(Failure { code: FailureCode::Declined, .. })
+        ));
+    }
+}
