@@ -1,1 +1,100 @@
-fn main(){}
+//! `railgate`: read the command, start the role.
+
+use clap::Parser;
+use railgate::cli::{Cli, Command, KeysAction};
+use railgate::config::Config;
+use railgate::{app, sandbox, store, telemetry};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logs();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("railgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config } => {
+            let cfg = Config::load(config.as_deref())?;
+            let running = app::start(cfg, None).await?;
+            let stop = running.stop_token();
+            tokio::spawn(async move {
+                app::shutdown_signal().await;
+                tracing::info!("Shutting down: draining in-flight work");
+                stop.cancel();
+            });
+            running.wait().await;
+        }
+        Command::Sandbox { port, db, api_key } => {
+            let sb = sandbox::start(sandbox::SandboxOptions { port, db, api_key }).await?;
+            println!("{}", sandbox::banner(&sb.gateway.base_url(), &sb.api_key, &sb.mock.base_url()));
+            let stop = sb.gateway.stop_token();
+            tokio::spawn(async move {
+                app::shutdown_signal().await;
+                stop.cancel();
+            });
+            sb.gateway.wait().await;
+        }
+        Command::Migrate { config } => {
+            let cfg = Config::load(config.as_deref())?;
+            let db = store::Db::connect(&cfg.database_url, 1).await?;
+            db.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Keys { config, action } => {
+            let cfg = Config::load(config.as_deref())?;
+            let db = store::Db::connect(&cfg.database_url, 1).await?;
+            db.migrate().await?;
+            keys_command(&db, action).await?;
+        }
+        Command::MockRail { port, secret } => {
+            let cfg = railgate_mock::MockRailConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)), secret);
+            println!("mock rail on http://127.0.0.1:{port}");
+            railgate_mock::serve_forever(cfg).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(db: &store::Db, action: KeysAction) -> anyhow::Result<()> {
+    use railgate::api::auth::SCOPES;
+    match action {
+        KeysAction::Create { client, scopes, label } => {
+            let scopes: Vec<&str> = scopes.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(s)) {
+                anyhow::bail!("unknown scope '{bad}' (known: {})", SCOPES.join(", "));
+            }
+            let client_id = store::keys::ensure_client(db, &client).await?;
+            let key = store::keys::generate_key();
+            let id = store::keys::insert_key(db, client_id, &key, &scopes, label.as_deref()).await?;
+            println!("key id: {id}\nclient: {client} ({client_id})\nscopes: {}\nAPI key: {key}\n(shown once; only its hash is stored)", scopes.join(" "));
+        }
+        KeysAction::List => {
+            for k in store::keys::list(db).await? {
+                println!(
+                    "{}  {}…  client={}  scopes={}  {}",
+                    k.id,
+                    k.prefix,
+                    k.client_name,
+                    k.scopes.join(","),
+                    if k.revoked_at.is_some() { "revoked" } else { "active" }
+                );
+            }
+        }
+        KeysAction::Revoke { id } => {
+            let n = store::keys::revoke(db, &id).await?;
+            if n == 0 {
+                anyhow::bail!("no active key with id or prefix '{id}'");
+            }
+            println!("revoked {n} key(s)");
+        }
+    }
+    Ok(())
+}

@@ -134,8 +134,9 @@ async fn create(AxState(state): AxState<AppState>, caller: Caller, body: JsonBod
     let fp = body.fingerprint(direction.as_str());
     let st = state.clone();
     let c = caller.clone();
+    let k = key.clone();
     with_idempotency(&state, &caller, key.as_deref(), fp, || async move {
-        let p = insert_payment(&st, &c, &new, key.as_deref()).await?;
+        let p = insert_payment(&st, &c, &new, k.as_deref()).await?;
         let body = view(&p).to_string();
         Ok((StatusCode::CREATED, body, Some(format!("/v1/payments/{}", p.id))))
     })
@@ -284,7 +285,8 @@ pub async fn cancel(
     let key = super::body::idempotency_key(&headers)?;
     let st = state.clone();
     let c = caller.clone();
-    with_idempotency(&state, &caller, key.as_deref(), format!("cancel:{id}"), || async move {
+    let k = key.clone();
+    with_idempotency(&state, &caller, k.as_deref(), format!("cancel:{id}"), || async move {
         payments::get(&st.db, Some(c.client_id), id).await?.ok_or_else(|| Problem::not_found("payment"))?;
         let mut tx = st.db.begin().await?;
         match payments::transition(&mut tx, st.db.kind(), id, Event::Cancel, "api: cancelled by the client").await? {

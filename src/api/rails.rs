@@ -14,7 +14,7 @@ const CALLBACK_LIMIT: usize = 1024 * 1024;
 pub async fn callback(
     State(state): State<AppState>,
     Path((rail, rest)): Path<(String, String)>,
-    peer: Option<ConnectInfo<SocketAddr>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, Problem> {
     let method = req.method().clone();
@@ -28,7 +28,7 @@ pub async fn callback(
         headers,
         body,
         received_at: chrono::Utc::now(),
-        peer: peer.map(|ConnectInfo(a)| a),
+        peer: Some(peer),
     };
     let answer = callbacks::receive(&state.db, &state.rails, &state.wake, &rail, inbound)
         .await

@@ -1,0 +1,70 @@
+//! The command line: one binary, one subcommand per role.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "railgate", version, about = "Payment-integration gateway between an insurance core and payment rails")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (configuration file plus environment).
+    Serve {
+        /// TOML configuration file (every key is documented in the README).
+        #[arg(long, short, env = "RAILGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the gateway with every mock rail on loopback and an embedded store: zero set-up.
+    Sandbox {
+        /// API port (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// SQLite file to keep; a temporary one is used otherwise.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Use this demo API key instead of generating one.
+        #[arg(long)]
+        api_key: Option<String>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[arg(long, short, env = "RAILGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Create, list or revoke API keys.
+    Keys {
+        #[arg(long, short, env = "RAILGATE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Run the generic mock rail on its own (for a gateway started elsewhere).
+    MockRail {
+        #[arg(long, default_value_t = 9100)]
+        port: u16,
+        /// The HMAC secret its callbacks are signed with. Env: RAILGATE_MOCK_SECRET.
+        #[arg(long, env = "RAILGATE_MOCK_SECRET")]
+        secret: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key for a client (created if new); the key is printed once.
+    Create {
+        #[arg(long)]
+        client: String,
+        /// Comma-separated: payments:write, payments:read, recon:write, reports:read, admin.
+        #[arg(long, default_value = "payments:write,payments:read")]
+        scopes: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    List,
+    /// Revoke a key by its id or prefix.
+    Revoke { id: String },
+}

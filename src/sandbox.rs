@@ -1,0 +1,114 @@
+//! `railgate sandbox`: the gateway, every mock rail and an embedded store on loopback.
+
+use crate::app::{self, AppError, Running};
+use crate::config::{Config, RailConfig, RouteConfig};
+use crate::store::{keys, Db};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub struct SandboxOptions {
+    pub port: u16,
+    pub db: Option<PathBuf>,
+    pub api_key: Option<String>,
+}
+
+pub struct Sandbox {
+    pub gateway: Running,
+    pub mock: railgate_mock::MockRail,
+    pub api_key: String,
+    /// Kept so the temporary database lives as long as the sandbox.
+    _tmp: Option<TempDir>,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn random_secret() -> String {
+    keys::generate_key()
+}
+
+/// The rails and routes of the sandbox: everything goes to the mock rail by default.
+pub fn sandbox_config(port: u16, database_url: String, mock_url: &str, mock_secret: &str) -> Config {
+    let mut settings = toml::Table::new();
+    settings.insert("base_url".into(), toml::Value::String(mock_url.to_owned()));
+    settings.insert("callback_secret".into(), toml::Value::String(mock_secret.to_owned()));
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        database_url,
+        db_connections: 4,
+        rails: vec![RailConfig {
+            id: "mock".into(),
+            kind: "mock".into(),
+            concurrency: 64,
+            rate_per_second: 0,
+            request_timeout_ms: 3_000,
+            deadline_secs: 120,
+            callback_grace_ms: 2_000,
+            settings,
+        }],
+        routes: vec![RouteConfig {
+            rail: "mock".into(),
+            ..RouteConfig::default()
+        }],
+        ..Config::default()
+    }
+}
+
+pub async fn start(opts: SandboxOptions) -> Result<Sandbox, AppError> {
+    let (path, tmp) = match opts.db {
+        Some(p) => (p, None),
+        None => {
+            let dir = std::env::temp_dir().join(format!("railgate-sandbox-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).map_err(AppError::Listen)?;
+            (dir.join("railgate.db"), Some(TempDir(dir)))
+        }
+    };
+    let secret = random_secret();
+    let mock = railgate_mock::spawn(railgate_mock::MockRailConfig::local(secret.clone()))
+        .await
+        .map_err(AppError::Listen)?;
+    let cfg = sandbox_config(opts.port, format!("sqlite://{}", path.display()), &mock.base_url(), &secret);
+    let gateway = app::start(cfg, None).await?;
+    let db: &Db = &gateway.state.db;
+    let client = keys::ensure_client(db, "demo").await?;
+    let api_key = match opts.api_key {
+        Some(k) => {
+            if keys::lookup(db, &k).await?.is_none() {
+                keys::insert_key(db, client, &k, &crate::api::auth::SCOPES, Some("sandbox")).await?;
+            }
+            k
+        }
+        None => {
+            let k = keys::generate_key();
+            keys::insert_key(db, client, &k, &crate::api::auth::SCOPES, Some("sandbox")).await?;
+            k
+        }
+    };
+    Ok(Sandbox {
+        gateway,
+        mock,
+        api_key,
+        _tmp: tmp,
+    })
+}
+
+/// What the sandbox prints for a newcomer.
+pub fn banner(base: &str, key: &str, mock: &str) -> String {
+    format!(
+        "Railgate sandbox: gateway {base}, mock rail {mock}\n\
+API key: {key}\n\n\
+Try it (the last two digits of the phone number pick the mock rail's scenario; see the README):\n\
+  curl -s -X POST {base}/v1/disbursements -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
+    -H 'Idempotency-Key: demo-1' \\\n\
+    -d '{{\"reference\":\"BEN-2026-000100\",\"amount\":{{\"value\":\"15000.00\",\"currency\":\"TZS\"}},\"payee\":{{\"id_type\":\"MSISDN\",\"id_value\":\"255712345600\",\"name\":\"Asha Juma\"}},\"narrative\":\"Maternity benefit\",\"metadata\":{{\"programme\":\"maternity\"}}}}'\n\
+  curl -s {base}/v1/payments -H 'Authorization: Bearer {key}'\n\
+  curl -s -X POST {base}/v1/collections -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
+    -d '{{\"reference\":\"PREM-2026-07\",\"amount\":{{\"value\":\"5000.00\",\"currency\":\"TZS\"}},\"payer\":{{\"id_type\":\"MSISDN\",\"id_value\":\"255712345601\"}},\"mode\":\"request_to_pay\"}}'\n"
+    )
+}
