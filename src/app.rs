@@ -62,7 +62,9 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
     }
     let listener = match listener {
         Some(l) => l,
-        None => TcpListener::bind(cfg.listen).await.map_err(AppError::Listen)?,
+        None => TcpListener::bind(cfg.listen)
+            .await
+            .map_err(AppError::Listen)?,
     };
     let addr = listener.local_addr().map_err(AppError::Listen)?;
     if cfg.public_url.is_none() {

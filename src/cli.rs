@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "railgate", version, about = "Payment-integration gateway between an insurance core and payment rails")]
+#[command(
+    name = "railgate",
+    version,
+    about = "Payment-integration gateway between an insurance core and payment rails"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -66,5 +70,7 @@ pub enum KeysAction {
     },
     List,
     /// Revoke a key by its id or prefix.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
 }

@@ -112,16 +112,26 @@ impl RailConfig {
     /// `<key>` itself is accepted too (the sandbox writes its own secrets).
     pub fn secret(&self, key: &str) -> Result<String, ConfigError> {
         if let Some(var) = self.setting(&format!("{key}_env")) {
-            return std::env::var(&var)
-                .map_err(|_| ConfigError::Invalid(format!("rail {}: environment variable {var} is not set", self.id)));
+            return std::env::var(&var).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "rail {}: environment variable {var} is not set",
+                    self.id
+                ))
+            });
         }
         if let Some(path) = self.setting(&format!("{key}_file")) {
             return std::fs::read_to_string(&path)
                 .map(|s| s.trim().to_owned())
-                .map_err(|e| ConfigError::Invalid(format!("rail {}: cannot read {key}_file: {e}", self.id)));
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("rail {}: cannot read {key}_file: {e}", self.id))
+                });
         }
-        self.setting(key)
-            .ok_or_else(|| ConfigError::Invalid(format!("rail {}: {key}_env or {key}_file is required", self.id)))
+        self.setting(key).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "rail {}: {key}_env or {key}_file is required",
+                self.id
+            ))
+        })
     }
 }
 
@@ -143,7 +153,10 @@ pub struct RouteConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("invalid configuration: {0}")]
     Parse(#[from] toml::de::Error),
     #[error("invalid configuration: {0}")]
@@ -167,7 +180,9 @@ impl Config {
 
     fn apply_env(&mut self) -> Result<(), ConfigError> {
         if let Ok(v) = std::env::var("RAILGATE_LISTEN") {
-            self.listen = v.parse().map_err(|_| ConfigError::Invalid(format!("RAILGATE_LISTEN={v}")))?;
+            self.listen = v
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("RAILGATE_LISTEN={v}")))?;
         }
         if let Ok(v) = std::env::var("RAILGATE_PUBLIC_URL") {
             self.public_url = Some(v);
@@ -176,7 +191,9 @@ impl Config {
             self.database_url = v;
         }
         if let Ok(v) = std::env::var("RAILGATE_DB_CONNECTIONS") {
-            self.db_connections = v.parse().map_err(|_| ConfigError::Invalid(format!("RAILGATE_DB_CONNECTIONS={v}")))?;
+            self.db_connections = v
+                .parse()
+                .map_err(|_| ConfigError::Invalid(format!("RAILGATE_DB_CONNECTIONS={v}")))?;
         }
         if let Ok(v) = std::env::var("RAILGATE_DISPATCH") {
             self.dispatch.enabled = v != "false" && v != "0";

@@ -34,7 +34,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Sandbox { port, db, api_key } => {
             let sb = sandbox::start(sandbox::SandboxOptions { port, db, api_key }).await?;
-            println!("{}", sandbox::banner(&sb.gateway.base_url(), &sb.api_key, &sb.mock.base_url()));
+            println!(
+                "{}",
+                sandbox::banner(&sb.gateway.base_url(), &sb.api_key, &sb.mock.base_url())
+            );
             let stop = sb.gateway.stop_token();
             tokio::spawn(async move {
                 app::shutdown_signal().await;
@@ -55,7 +58,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             keys_command(&db, action).await?;
         }
         Command::MockRail { port, secret } => {
-            let cfg = railgate_mock::MockRailConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)), secret);
+            let cfg = railgate_mock::MockRailConfig::new(
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                secret,
+            );
             println!("mock rail on http://127.0.0.1:{port}");
             railgate_mock::serve_forever(cfg).await?;
         }
@@ -66,14 +72,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
 async fn keys_command(db: &store::Db, action: KeysAction) -> anyhow::Result<()> {
     use railgate::api::auth::SCOPES;
     match action {
-        KeysAction::Create { client, scopes, label } => {
-            let scopes: Vec<&str> = scopes.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        KeysAction::Create {
+            client,
+            scopes,
+            label,
+        } => {
+            let scopes: Vec<&str> = scopes
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
             if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(s)) {
                 anyhow::bail!("unknown scope '{bad}' (known: {})", SCOPES.join(", "));
             }
             let client_id = store::keys::ensure_client(db, &client).await?;
             let key = store::keys::generate_key();
-            let id = store::keys::insert_key(db, client_id, &key, &scopes, label.as_deref()).await?;
+            let id =
+                store::keys::insert_key(db, client_id, &key, &scopes, label.as_deref()).await?;
             println!("key id: {id}\nclient: {client} ({client_id})\nscopes: {}\nAPI key: {key}\n(shown once; only its hash is stored)", scopes.join(" "));
         }
         KeysAction::List => {
@@ -84,7 +99,11 @@ async fn keys_command(db: &store::Db, action: KeysAction) -> anyhow::Result<()> 
                     k.prefix,
                     k.client_name,
                     k.scopes.join(","),
-                    if k.revoked_at.is_some() { "revoked" } else { "active" }
+                    if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
                 );
             }
         }

@@ -13,7 +13,10 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    Changed { from: State, to: State },
+    Changed {
+        from: State,
+        to: State,
+    },
     /// Already so: nothing changed.
     Duplicate,
     /// The rail contradicted a final state; recorded on the payment.
@@ -52,16 +55,31 @@ pub async fn complete(
             )
             .await?;
             if let Some(a) = attempt_id {
-                attempts::set_status(conn, a, Status::Completed, settled.rail_reference.as_deref(), None)
-                    .await?;
+                attempts::set_status(
+                    conn,
+                    a,
+                    Status::Completed,
+                    settled.rail_reference.as_deref(),
+                    None,
+                )
+                .await?;
             }
             after_transition(conn, payment_id, from, to, cause).await?;
             Ok(Applied::Changed { from, to })
         }
-        Moved::Refused { held: State::Completed | State::Reversed } => Ok(Applied::Duplicate),
+        Moved::Refused {
+            held: State::Completed | State::Reversed,
+        } => Ok(Applied::Duplicate),
         Moved::Refused { held } => {
-            payments::record_conflict(conn, payment_id, held, "completed", cause, settled.receipt.as_deref())
-                .await?;
+            payments::record_conflict(
+                conn,
+                payment_id,
+                held,
+                "completed",
+                cause,
+                settled.receipt.as_deref(),
+            )
+            .await?;
             Ok(Applied::Conflict)
         }
     }
@@ -85,10 +103,13 @@ pub async fn fail(
             after_transition(conn, payment_id, from, to, cause).await?;
             Ok(Applied::Changed { from, to })
         }
-        Moved::Refused { held: State::Failed | State::Cancelled } => Ok(Applied::Duplicate),
+        Moved::Refused {
+            held: State::Failed | State::Cancelled,
+        } => Ok(Applied::Duplicate),
         Moved::Refused { held } => {
             let detail = format!("{}: {}", failure.code.as_str(), failure.reason);
-            payments::record_conflict(conn, payment_id, held, "failed", cause, Some(&detail)).await?;
+            payments::record_conflict(conn, payment_id, held, "failed", cause, Some(&detail))
+                .await?;
             Ok(Applied::Conflict)
         }
     }
@@ -136,7 +157,11 @@ pub async fn lose_track(
 }
 
 /// An unknown outcome passed its deadline: written with the exception, for the core and reports.
-pub async fn exception_raised(_conn: &mut AnyConnection, _payment_id: Uuid, why: &str) -> Result<()> {
+pub async fn exception_raised(
+    _conn: &mut AnyConnection,
+    _payment_id: Uuid,
+    why: &str,
+) -> Result<()> {
     tracing::debug!(reason = why, "Exception raised");
     metrics::counter!("railgate_payment_exceptions_total").increment(1);
     Ok(())

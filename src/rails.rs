@@ -49,8 +49,14 @@ impl Route {
         self.direction.is_none_or(|d| d == p.direction)
             && self.currency.is_none_or(|c| c == p.amount.currency())
             && self.id_type.is_none_or(|t| t == p.party.id_type())
-            && self.prefix.as_deref().is_none_or(|pre| p.party.id_value().starts_with(pre))
-            && self.programme.as_deref().is_none_or(|pr| p.programme() == Some(pr))
+            && self
+                .prefix
+                .as_deref()
+                .is_none_or(|pre| p.party.id_value().starts_with(pre))
+            && self
+                .programme
+                .as_deref()
+                .is_none_or(|pr| p.programme() == Some(pr))
             && self.min_minor.is_none_or(|m| amount >= m)
             && self.max_minor.is_none_or(|m| amount <= m)
     }
@@ -93,7 +99,8 @@ impl Rails {
         let mut rails = HashMap::new();
         for rc in &cfg.rails {
             let adapter = build(rc, &format!("{public}/rails/{}", rc.id))?;
-            let rate = NonZeroU32::new(rc.rate_per_second).map(|n| RateLimiter::direct(Quota::per_second(n)));
+            let rate = NonZeroU32::new(rc.rate_per_second)
+                .map(|n| RateLimiter::direct(Quota::per_second(n)));
             let rail = Rail {
                 id: rc.id.clone(),
                 adapter,
@@ -104,7 +111,10 @@ impl Rails {
                 request_timeout: Duration::from_millis(rc.request_timeout_ms),
             };
             if rails.insert(rc.id.clone(), Arc::new(rail)).is_some() {
-                return Err(ConfigError::Invalid(format!("rail id '{}' is configured twice", rc.id)));
+                return Err(ConfigError::Invalid(format!(
+                    "rail id '{}' is configured twice",
+                    rc.id
+                )));
             }
         }
         let routes = cfg
@@ -151,7 +161,10 @@ impl Rails {
     }
 
     fn check_capable(&self, rail: &str, p: &NewPayment) -> Result<(), NoRoute> {
-        let r = self.rails.get(rail).ok_or_else(|| NoRoute::UnknownRail(rail.to_owned()))?;
+        let r = self
+            .rails
+            .get(rail)
+            .ok_or_else(|| NoRoute::UnknownRail(rail.to_owned()))?;
         let caps = r.adapter.capabilities();
         let incapable = |why: String| NoRoute::Incapable {
             rail: rail.to_owned(),
@@ -162,12 +175,17 @@ impl Rails {
                 return Err(incapable("it does not disburse".into()))
             }
             Direction::Collection if !caps.request_to_pay => {
-                return Err(incapable("it does not take request-to-pay collections".into()))
+                return Err(incapable(
+                    "it does not take request-to-pay collections".into(),
+                ))
             }
             _ => {}
         }
         if !caps.currencies.is_empty() && !caps.currencies.contains(&p.amount.currency()) {
-            return Err(incapable(format!("it does not move {}", p.amount.currency())));
+            return Err(incapable(format!(
+                "it does not move {}",
+                p.amount.currency()
+            )));
         }
         if caps.whole_units_only && !whole_units(p.amount) {
             return Err(incapable(format!(
@@ -198,7 +216,9 @@ fn parse_route(r: &RouteConfig, rails: &HashMap<String, Arc<Rail>>) -> Result<Ro
     let direction = r
         .direction
         .as_deref()
-        .map(|d| Direction::parse(d).ok_or_else(|| bad("direction must be disbursement or collection")))
+        .map(|d| {
+            Direction::parse(d).ok_or_else(|| bad("direction must be disbursement or collection"))
+        })
         .transpose()?;
     let currency: Option<Currency> = r
         .currency

@@ -34,10 +34,18 @@ fn random_secret() -> String {
 }
 
 /// The rails and routes of the sandbox: everything goes to the mock rail by default.
-pub fn sandbox_config(port: u16, database_url: String, mock_url: &str, mock_secret: &str) -> Config {
+pub fn sandbox_config(
+    port: u16,
+    database_url: String,
+    mock_url: &str,
+    mock_secret: &str,
+) -> Config {
     let mut settings = toml::Table::new();
     settings.insert("base_url".into(), toml::Value::String(mock_url.to_owned()));
-    settings.insert("callback_secret".into(), toml::Value::String(mock_secret.to_owned()));
+    settings.insert(
+        "callback_secret".into(),
+        toml::Value::String(mock_secret.to_owned()),
+    );
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         database_url,
@@ -64,7 +72,10 @@ pub async fn start(opts: SandboxOptions) -> Result<Sandbox, AppError> {
     let (path, tmp) = match opts.db {
         Some(p) => (p, None),
         None => {
-            let dir = std::env::temp_dir().join(format!("railgate-sandbox-{}", uuid::Uuid::new_v4().simple()));
+            let dir = std::env::temp_dir().join(format!(
+                "railgate-sandbox-{}",
+                uuid::Uuid::new_v4().simple()
+            ));
             std::fs::create_dir_all(&dir).map_err(AppError::Listen)?;
             (dir.join("railgate.db"), Some(TempDir(dir)))
         }
@@ -73,14 +84,20 @@ pub async fn start(opts: SandboxOptions) -> Result<Sandbox, AppError> {
     let mock = railgate_mock::spawn(railgate_mock::MockRailConfig::local(secret.clone()))
         .await
         .map_err(AppError::Listen)?;
-    let cfg = sandbox_config(opts.port, format!("sqlite://{}", path.display()), &mock.base_url(), &secret);
+    let cfg = sandbox_config(
+        opts.port,
+        format!("sqlite://{}", path.display()),
+        &mock.base_url(),
+        &secret,
+    );
     let gateway = app::start(cfg, None).await?;
     let db: &Db = &gateway.state.db;
     let client = keys::ensure_client(db, "demo").await?;
     let api_key = match opts.api_key {
         Some(k) => {
             if keys::lookup(db, &k).await?.is_none() {
-                keys::insert_key(db, client, &k, &crate::api::auth::SCOPES, Some("sandbox")).await?;
+                keys::insert_key(db, client, &k, &crate::api::auth::SCOPES, Some("sandbox"))
+                    .await?;
             }
             k
         }

@@ -7,7 +7,13 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use uuid::Uuid;
 
-pub const SCOPES: [&str; 5] = ["payments:write", "payments:read", "recon:write", "reports:read", "admin"];
+pub const SCOPES: [&str; 5] = [
+    "payments:write",
+    "payments:read",
+    "recon:write",
+    "reports:read",
+    "admin",
+];
 
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -28,7 +34,11 @@ impl Caller {
 
 /// The presented key from `Authorization: Bearer <key>`.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, key) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
 }
@@ -49,8 +59,13 @@ pub async fn authenticate(state: &AppState, key: &str) -> Result<Caller, Problem
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts).ok_or_else(|| Problem::unauthorized("send an API key as 'Authorization: Bearer <key>'"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts).ok_or_else(|| {
+            Problem::unauthorized("send an API key as 'Authorization: Bearer <key>'")
+        })?;
         authenticate(state, key).await
     }
 }

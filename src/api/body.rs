@@ -44,14 +44,16 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
 }
 
 pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, Problem> {
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            "The request body is too large",
-            format!("the body must be at most {limit} bytes"),
-        )
-    })
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "The request body is too large",
+                format!("the body must be at most {limit} bytes"),
+            )
+        })
 }
 
 impl FromRequest<AppState> for JsonBody {
@@ -63,7 +65,12 @@ impl FromRequest<AppState> for JsonBody {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if essence != "application/json" {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -74,8 +81,9 @@ impl FromRequest<AppState> for JsonBody {
         }
         let idempotency_key = idempotency_key(req.headers())?;
         let raw = read_limited(req, state.cfg.body_limit_bytes).await?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(|e| Problem::malformed(format!("line {}, column {}: {e}", e.line(), e.column())))?;
+        let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
+            Problem::malformed(format!("line {}, column {}: {e}", e.line(), e.column()))
+        })?;
         Ok(JsonBody {
             raw,
             value,

@@ -15,10 +15,16 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.db.migrations_applied().await {
         Ok(true) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "migrations pending"}))),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "migrations pending"})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "Readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unreachable"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "database unreachable"})),
+            )
         }
     }
 }
@@ -27,7 +33,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(depth) = crate::store::jobs::depth(&state.db).await {
         metrics::gauge!("railgate_jobs_waiting").set(i32::try_from(depth).unwrap_or(i32::MAX));
     }
-    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

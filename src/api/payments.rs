@@ -4,9 +4,7 @@ use super::auth::Caller;
 use super::body::JsonBody;
 use super::problem::Problem;
 use super::{validate, AppState};
-use crate::domain::{
-    control_number, CollectionMode, Direction, Event, NewPayment, Payment, State,
-};
+use crate::domain::{control_number, CollectionMode, Direction, Event, NewPayment, Payment, State};
 use crate::outcomes;
 use crate::store::idempotency::{self, Begin};
 use crate::store::payments::{self, Filter, Moved};
@@ -58,7 +56,19 @@ pub fn view(p: &Payment) -> Value {
 }
 
 fn json_response(status: StatusCode, body: &str, location: Option<String>) -> Response {
-    let mut resp = (status, [(header::CONTENT_TYPE, if status.is_success() { "application/json" } else { "application/problem+json" })], body.to_owned()).into_response();
+    let mut resp = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            if status.is_success() {
+                "application/json"
+            } else {
+                "application/problem+json"
+            },
+        )],
+        body.to_owned(),
+    )
+        .into_response();
     if let Some(loc) = location {
         if let Ok(v) = header::HeaderValue::from_str(&loc) {
             resp.headers_mut().insert(header::LOCATION, v);
@@ -67,11 +77,19 @@ fn json_response(status: StatusCode, body: &str, location: Option<String>) -> Re
     resp
 }
 
-pub async fn create_disbursement(state: AxState<AppState>, caller: Caller, body: JsonBody) -> Result<Response, Problem> {
+pub async fn create_disbursement(
+    state: AxState<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, Problem> {
     create(state, caller, body, Direction::Disbursement).await
 }
 
-pub async fn create_collection(state: AxState<AppState>, caller: Caller, body: JsonBody) -> Result<Response, Problem> {
+pub async fn create_collection(
+    state: AxState<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, Problem> {
     create(state, caller, body, Direction::Collection).await
 }
 
@@ -96,7 +114,10 @@ where
         Begin::Replay { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut r = json_response(status, &body, None);
-            r.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+            r.headers_mut().insert(
+                "idempotent-replayed",
+                header::HeaderValue::from_static("true"),
+            );
             Ok(r)
         }
         Begin::InFlight => Err(Problem::conflict(
@@ -115,8 +136,14 @@ where
             Err(p) if p.status.is_client_error() => {
                 // The refusal is the first result: it is stored and replayed like a success.
                 let body = p.body().to_string();
-                let mut conn = state.db.pool().acquire().await.map_err(crate::store::StoreError::from)?;
-                idempotency::complete(&mut conn, caller.client_id, key, p.status.as_u16(), &body).await?;
+                let mut conn = state
+                    .db
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(crate::store::StoreError::from)?;
+                idempotency::complete(&mut conn, caller.client_id, key, p.status.as_u16(), &body)
+                    .await?;
                 Err(p)
             }
             Err(p) => {
@@ -127,7 +154,12 @@ where
     }
 }
 
-async fn create(AxState(state): AxState<AppState>, caller: Caller, body: JsonBody, direction: Direction) -> Result<Response, Problem> {
+async fn create(
+    AxState(state): AxState<AppState>,
+    caller: Caller,
+    body: JsonBody,
+    direction: Direction,
+) -> Result<Response, Problem> {
     caller.require("payments:write")?;
     let new = validate::new_payment(direction, &body.value)?;
     let key = body.idempotency_key.clone();
@@ -138,48 +170,87 @@ async fn create(AxState(state): AxState<AppState>, caller: Caller, body: JsonBod
     with_idempotency(&state, &caller, key.as_deref(), fp, || async move {
         let p = insert_payment(&st, &c, &new, k.as_deref()).await?;
         let body = view(&p).to_string();
-        Ok((StatusCode::CREATED, body, Some(format!("/v1/payments/{}", p.id))))
+        Ok((
+            StatusCode::CREATED,
+            body,
+            Some(format!("/v1/payments/{}", p.id)),
+        ))
     })
     .await
 }
 
 /// Routes, stores and queues one payment; the idempotency key (if any) is completed in the
 /// same transaction, so a crash leaves either both or neither.
-pub async fn insert_payment(state: &AppState, caller: &Caller, new: &NewPayment, key: Option<&str>) -> Result<Payment, Problem> {
+pub async fn insert_payment(
+    state: &AppState,
+    caller: &Caller,
+    new: &NewPayment,
+    key: Option<&str>,
+) -> Result<Payment, Problem> {
     let expected = new.mode == Some(CollectionMode::Expected);
     let rail = if expected && new.rail_hint.is_none() {
         None
     } else {
         Some(state.rails.route(new).map_err(|e| {
-            Problem::validation(vec![Problem::field(if new.rail_hint.is_some() { "rail" } else { "" }, e.to_string())])
-                .with("detail_code", json!("no_route"))
+            Problem::validation(vec![Problem::field(
+                if new.rail_hint.is_some() { "rail" } else { "" },
+                e.to_string(),
+            )])
+            .with("detail_code", json!("no_route"))
         })?)
     };
-    if let Some(existing) = payments::find_by_reference(&state.db, caller.client_id, new.direction, &new.reference).await? {
+    if let Some(existing) =
+        payments::find_by_reference(&state.db, caller.client_id, new.direction, &new.reference)
+            .await?
+    {
         return Err(duplicate_reference(existing));
     }
     let id = Uuid::now_v7();
     let payment_reference = expected.then(control_number);
     let kind = state.db.kind();
     let mut tx = state.db.begin().await?;
-    let inserted = payments::insert(&mut tx, id, caller.client_id, new, rail.as_deref(), payment_reference.as_deref(), "api: created").await;
+    let inserted = payments::insert(
+        &mut tx,
+        id,
+        caller.client_id,
+        new,
+        rail.as_deref(),
+        payment_reference.as_deref(),
+        "api: created",
+    )
+    .await;
     if let Err(e) = inserted {
         let _ = tx.rollback().await;
         if e.is_unique_violation() {
-            if let Some(existing) = payments::find_by_reference(&state.db, caller.client_id, new.direction, &new.reference).await? {
+            if let Some(existing) = payments::find_by_reference(
+                &state.db,
+                caller.client_id,
+                new.direction,
+                &new.reference,
+            )
+            .await?
+            {
                 return Err(duplicate_reference(existing));
             }
         }
         return Err(e.into());
     }
-    let event = if expected { Event::Accept } else { Event::Queue };
-    if let Moved::To { from, to } = payments::transition(&mut tx, kind, id, event, "api: routed").await? {
+    let event = if expected {
+        Event::Accept
+    } else {
+        Event::Queue
+    };
+    if let Moved::To { from, to } =
+        payments::transition(&mut tx, kind, id, event, "api: routed").await?
+    {
         outcomes::after_transition(&mut tx, id, from, to, "api").await?;
     }
     if !expected {
         jobs::schedule_payment(&mut tx, id, now_micros()).await?;
     }
-    let p = payments::get_in(&mut tx, None, id).await?.ok_or_else(Problem::internal)?;
+    let p = payments::get_in(&mut tx, None, id)
+        .await?
+        .ok_or_else(Problem::internal)?;
     if let Some(k) = key {
         idempotency::complete(&mut tx, caller.client_id, k, 201, &view(&p).to_string()).await?;
     }
@@ -198,10 +269,16 @@ fn duplicate_reference(existing: Uuid) -> Problem {
     .with("existing_payment_id", json!(existing))
 }
 
-pub async fn get(AxState(state): AxState<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+pub async fn get(
+    AxState(state): AxState<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
     caller.require("payments:read")?;
     let id = Uuid::parse_str(&id).map_err(|_| Problem::not_found("payment"))?;
-    let p = payments::get(&state.db, Some(caller.client_id), id).await?.ok_or_else(|| Problem::not_found("payment"))?;
+    let p = payments::get(&state.db, Some(caller.client_id), id)
+        .await?
+        .ok_or_else(|| Problem::not_found("payment"))?;
     Ok(Json(view(&p)))
 }
 
@@ -222,7 +299,14 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     caller.require("payments:read")?;
-    let Query(q) = query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Invalid query parameters", e.body_text()))?;
+    let Query(q) = query.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Invalid query parameters",
+            e.body_text(),
+        )
+    })?;
     let mut errors = Vec::new();
     let st = q.state.as_deref().and_then(|s| {
         let parsed = State::parse(s);
@@ -234,7 +318,10 @@ pub async fn list(
     let direction = q.direction.as_deref().and_then(|s| {
         let parsed = Direction::parse(s);
         if parsed.is_none() {
-            errors.push(Problem::field("direction", "must be disbursement or collection"));
+            errors.push(Problem::field(
+                "direction",
+                "must be disbursement or collection",
+            ));
         }
         parsed
     });
@@ -255,7 +342,13 @@ pub async fn list(
         }
     };
     if !errors.is_empty() {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "bad-query", "Invalid query parameters", "see errors").with_errors(errors));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Invalid query parameters",
+            "see errors",
+        )
+        .with_errors(errors));
     }
     let f = Filter {
         reference: q.reference,
@@ -267,7 +360,11 @@ pub async fn list(
     };
     let page = payments::list(&state.db, caller.client_id, &f).await?;
     let full = i64::try_from(page.len()).unwrap_or(0) == limit;
-    let next = if full { page.last().map(|p| p.id.to_string()) } else { None };
+    let next = if full {
+        page.last().map(|p| p.id.to_string())
+    } else {
+        None
+    };
     Ok(Json(json!({
         "data": page.iter().map(view).collect::<Vec<_>>(),
         "next_cursor": next,

@@ -22,7 +22,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Problem {
             status,
             slug,
@@ -48,7 +53,13 @@ impl Problem {
             [one] => format!("{}: {}", one.field, one.reason),
             many => format!("{} fields are invalid", many.len()),
         };
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "The request is invalid", detail).with_errors(errors)
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "The request is invalid",
+            detail,
+        )
+        .with_errors(errors)
     }
 
     pub fn field(field: &str, reason: impl Into<String>) -> FieldError {
@@ -59,11 +70,21 @@ impl Problem {
     }
 
     pub fn malformed(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, "malformed", "The request body is not valid JSON", detail)
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "The request body is not valid JSON",
+            detail,
+        )
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
     }
 
     pub fn forbidden(scope: &str) -> Self {
@@ -76,7 +97,12 @@ impl Problem {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("no such {what}"))
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no such {what}"),
+        )
     }
 
     pub fn conflict(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {

@@ -37,7 +37,11 @@ pub async fn callback(
             Problem::internal()
         })?;
     Ok(match answer {
-        Answer::Reply { status, content_type, body } => (
+        Answer::Reply {
+            status,
+            content_type,
+            body,
+        } => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
             [(header::CONTENT_TYPE, content_type)],
             body,

@@ -14,10 +14,18 @@ impl Errors {
     }
 }
 
-fn opt_string(obj: &Map<String, Value>, key: &str, field: &str, max: usize, e: &mut Errors) -> Option<String> {
+fn opt_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    field: &str,
+    max: usize,
+    e: &mut Errors,
+) -> Option<String> {
     match obj.get(key) {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.chars().count() <= max && !s.chars().any(char::is_control) => Some(s.clone()),
+        Some(Value::String(s)) if s.chars().count() <= max && !s.chars().any(char::is_control) => {
+            Some(s.clone())
+        }
         Some(Value::String(_)) => {
             e.add(field, format!("must be at most {max} printable characters"));
             None
@@ -43,7 +51,10 @@ fn parse_amount(v: Option<&Value>, e: &mut Errors) -> Option<Money> {
         return None;
     };
     let Value::Object(obj) = v else {
-        e.add("amount", "must be an object {\"value\": \"1500.00\", \"currency\": \"TZS\"}");
+        e.add(
+            "amount",
+            "must be an object {\"value\": \"1500.00\", \"currency\": \"TZS\"}",
+        );
         return None;
     };
     check_unknown(obj, &["value", "currency"], "amount.", e);
@@ -71,7 +82,10 @@ fn parse_amount(v: Option<&Value>, e: &mut Errors) -> Option<Money> {
         }
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(_)) => {
-            e.add("amount.value", "must be a decimal string such as \"1500.00\", not a JSON number");
+            e.add(
+                "amount.value",
+                "must be a decimal string such as \"1500.00\", not a JSON number",
+            );
             None
         }
         Some(_) => {
@@ -97,16 +111,27 @@ fn parse_party(v: Option<&Value>, name: &str, e: &mut Errors) -> Option<Party> {
         return None;
     };
     let Value::Object(obj) = v else {
-        e.add(name, "must be an object with id_type, id_value and an optional name");
+        e.add(
+            name,
+            "must be an object with id_type, id_value and an optional name",
+        );
         return None;
     };
-    check_unknown(obj, &["id_type", "id_value", "name"], &format!("{name}."), e);
+    check_unknown(
+        obj,
+        &["id_type", "id_value", "name"],
+        &format!("{name}."),
+        e,
+    );
     let id_type = match obj.get("id_type") {
         Some(Value::String(t)) => match PartyIdType::parse(t) {
             Some(t) => Some(t),
             None => {
                 let all: Vec<&str> = PartyIdType::ALL.iter().map(|t| t.as_str()).collect();
-                e.add(&format!("{name}.id_type"), format!("must be one of {}", all.join(", ")));
+                e.add(
+                    &format!("{name}.id_type"),
+                    format!("must be one of {}", all.join(", ")),
+                );
                 None
             }
         },
@@ -151,13 +176,23 @@ fn parse_party(v: Option<&Value>, name: &str, e: &mut Errors) -> Option<Party> {
 pub fn new_payment(direction: Direction, body: &Value) -> Result<NewPayment, Problem> {
     let mut e = Errors(Vec::new());
     let Value::Object(obj) = body else {
-        return Err(Problem::validation(vec![Problem::field("", "the body must be a JSON object")]));
+        return Err(Problem::validation(vec![Problem::field(
+            "",
+            "the body must be a JSON object",
+        )]));
     };
     let party_key = match direction {
         Direction::Disbursement => "payee",
         Direction::Collection => "payer",
     };
-    let mut allowed = vec!["reference", "amount", party_key, "narrative", "rail", "metadata"];
+    let mut allowed = vec![
+        "reference",
+        "amount",
+        party_key,
+        "narrative",
+        "rail",
+        "metadata",
+    ];
     if direction == Direction::Collection {
         allowed.push("mode");
     }
@@ -165,7 +200,10 @@ pub fn new_payment(direction: Direction, body: &Value) -> Result<NewPayment, Pro
     let reference = match obj.get("reference") {
         Some(Value::String(r)) if valid_reference(r) => Some(r.clone()),
         Some(Value::String(_)) => {
-            e.add("reference", "must be 1 to 64 printable characters without surrounding spaces");
+            e.add(
+                "reference",
+                "must be 1 to 64 printable characters without surrounding spaces",
+            );
             None
         }
         Some(_) => {
@@ -183,7 +221,11 @@ pub fn new_payment(direction: Direction, body: &Value) -> Result<NewPayment, Pro
     let rail_hint = opt_string(obj, "rail", "rail", 64, &mut e);
     let metadata = match obj.get("metadata") {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) if m.len() <= 32 && Value::Object(m.clone()).to_string().len() <= 4096 => m.clone(),
+        Some(Value::Object(m))
+            if m.len() <= 32 && Value::Object(m.clone()).to_string().len() <= 4096 =>
+        {
+            m.clone()
+        }
         Some(Value::Object(_)) => {
             e.add("metadata", "must hold at most 32 keys and 4 KiB");
             Map::new()

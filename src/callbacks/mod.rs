@@ -64,7 +64,15 @@ pub async fn receive(
         });
     };
     // Stored as received before anything else, so nothing a rail told us is ever lost.
-    let row = store::store_raw(db, rail_id, req.method.as_str(), &req.path, &kept_headers(&req.headers), &req.body).await?;
+    let row = store::store_raw(
+        db,
+        rail_id,
+        req.method.as_str(),
+        &req.path,
+        &kept_headers(&req.headers),
+        &req.body,
+    )
+    .await?;
     let reply = match rail.adapter.callback(&req) {
         Ok(r) => r,
         Err(e) => {
@@ -97,9 +105,20 @@ pub async fn receive(
     }
     for f in &reply.follow_ups {
         let payload = crate::dispatch::follow_up_payload(rail_id, f);
-        jobs::insert(&mut tx, JobKind::FollowUp, None, Some(&payload), now_micros()).await?;
+        jobs::insert(
+            &mut tx,
+            JobKind::FollowUp,
+            None,
+            Some(&payload),
+            now_micros(),
+        )
+        .await?;
     }
-    let verdict = if verdicts.is_empty() { "answered".to_owned() } else { verdicts.join(",") };
+    let verdict = if verdicts.is_empty() {
+        "answered".to_owned()
+    } else {
+        verdicts.join(",")
+    };
     store::set_verdict(&mut tx, row, &verdict, None).await?;
     tx.commit().await.map_err(StoreError::from)?;
     wake.notify_one();
@@ -131,21 +150,37 @@ async fn apply_event(
             Some(a) => (a.payment_id, Some(a)),
             None => return unknown_attempt(rail_id),
         },
-        AttemptRef::RailReference(r) => match attempts::find_by_rail_reference(tx, rail_id, r).await? {
-            Some(a) => (a.payment_id, Some(a)),
-            None => return unknown_attempt(rail_id),
-        },
-        AttemptRef::PaymentReference(r) => match payments::find_by_payment_reference(tx, r).await? {
-            Some(p) => (p, None),
-            None => {
-                // Money that matches nothing: kept visibly for reconciliation (suspense).
-                tracing::warn!(rail = rail_id, "Money arrived with an unknown payment reference");
-                refused("unmatched_money");
-                return Ok("unmatched");
+        AttemptRef::RailReference(r) => {
+            match attempts::find_by_rail_reference(tx, rail_id, r).await? {
+                Some(a) => (a.payment_id, Some(a)),
+                None => return unknown_attempt(rail_id),
             }
-        },
+        }
+        AttemptRef::PaymentReference(r) => {
+            match payments::find_by_payment_reference(tx, r).await? {
+                Some(p) => (p, None),
+                None => {
+                    // Money that matches nothing: kept visibly for reconciliation (suspense).
+                    tracing::warn!(
+                        rail = rail_id,
+                        "Money arrived with an unknown payment reference"
+                    );
+                    refused("unmatched_money");
+                    return Ok("unmatched");
+                }
+            }
+        }
     };
-    if !store::claim_event(tx, rail_id, &ev.callback_id, row, Some(payment_id), "pending").await? {
+    if !store::claim_event(
+        tx,
+        rail_id,
+        &ev.callback_id,
+        row,
+        Some(payment_id),
+        "pending",
+    )
+    .await?
+    {
         refused("replay");
         tracing::warn!(rail = rail_id, payment = %payment_id, "Callback id seen before; nothing changed");
         return Ok("replayed");
@@ -153,8 +188,12 @@ async fn apply_event(
     let attempt_id = attempt.as_ref().map(|a| a.id);
     let cause = format!("rail {rail_id}: callback {}", ev.callback_id);
     let applied = match &ev.outcome {
-        CallbackOutcome::Completed(s) => outcomes::complete(tx, kind, payment_id, attempt_id, s, &cause).await?,
-        CallbackOutcome::Failed(f) => outcomes::fail(tx, kind, payment_id, attempt_id, f, &cause).await?,
+        CallbackOutcome::Completed(s) => {
+            outcomes::complete(tx, kind, payment_id, attempt_id, s, &cause).await?
+        }
+        CallbackOutcome::Failed(f) => {
+            outcomes::fail(tx, kind, payment_id, attempt_id, f, &cause).await?
+        }
         CallbackOutcome::Pending => match attempt_id {
             Some(a) => outcomes::accept(tx, kind, payment_id, a, None, &cause).await?,
             None => Applied::Ignored,
@@ -168,12 +207,17 @@ async fn apply_event(
                     attempts::set_rail_state(tx, a, rail_state).await?;
                     attempts::set_status(tx, a, Status::Step, None, None).await?;
                     jobs::schedule_payment(tx, payment_id, now_micros()).await?;
-                    Applied::Changed { from: held, to: held }
+                    Applied::Changed {
+                        from: held,
+                        to: held,
+                    }
                 }
             }
             None => Applied::Ignored,
         },
-        CallbackOutcome::Received { amount, settled, .. } => {
+        CallbackOutcome::Received {
+            amount, settled, ..
+        } => {
             let p = payments::get_in(tx, None, payment_id).await?;
             match p {
                 Some(p) if p.amount == *amount => {
@@ -181,7 +225,15 @@ async fn apply_event(
                 }
                 Some(p) => {
                     let detail = format!("expected {} but received {}", p.amount, amount);
-                    payments::record_conflict(tx, payment_id, p.state, "received", &cause, Some(&detail)).await?;
+                    payments::record_conflict(
+                        tx,
+                        payment_id,
+                        p.state,
+                        "received",
+                        &cause,
+                        Some(&detail),
+                    )
+                    .await?;
                     Applied::Conflict
                 }
                 None => Applied::Ignored,
@@ -198,6 +250,9 @@ async fn apply_event(
 
 fn unknown_attempt(rail_id: &str) -> Result<&'static str, InboxError> {
     refused("unknown_attempt");
-    tracing::warn!(rail = rail_id, "Callback for an attempt we do not know; refused");
+    tracing::warn!(
+        rail = rail_id,
+        "Callback for an attempt we do not know; refused"
+    );
     Ok("unknown_attempt")
 }

@@ -36,7 +36,9 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
     }
     let rail_id = p.rail.clone().unwrap_or_default();
     let Some(rail) = d.rails.get(&rail_id).cloned() else {
-        return Err(DriveError::Setup(format!("rail '{rail_id}' is not configured")));
+        return Err(DriveError::Setup(format!(
+            "rail '{rail_id}' is not configured"
+        )));
     };
     let latest = {
         let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
@@ -45,25 +47,39 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
     match (p.state, latest) {
         (State::Queued, _) => {
             let mut tx = d.db.begin().await?;
-            let moved = payments::transition(&mut tx, d.db.kind(), pid, Event::Submit, "dispatcher: first attempt").await?;
+            let moved = payments::transition(
+                &mut tx,
+                d.db.kind(),
+                pid,
+                Event::Submit,
+                "dispatcher: first attempt",
+            )
+            .await?;
             if !matches!(moved, payments::Moved::To { .. }) {
                 tx.rollback().await.map_err(StoreError::from)?;
                 return Ok(());
             }
             let deadline = now_micros().saturating_add(micros(rail.deadline));
             let attempt = attempts::insert(&mut tx, pid, &rail.id, deadline).await?;
-            outcomes::after_transition(&mut tx, pid, State::Queued, State::Submitted, "dispatcher").await?;
+            outcomes::after_transition(&mut tx, pid, State::Queued, State::Submitted, "dispatcher")
+                .await?;
             tx.commit().await.map_err(StoreError::from)?;
             send(d, job, &rail, &p, attempt).await
         }
-        (State::Received | State::Submitted | State::Pending | State::Unknown, Some(a)) => match a.status {
-            Status::Retry | Status::Step => send(d, job, &rail, &p, a).await,
-            Status::Sending | Status::Accepted | Status::Unknown => inquire(d, job, &rail, &p, a).await,
-            Status::Completed | Status::Failed => finish(d, job).await,
-        },
+        (State::Received | State::Submitted | State::Pending | State::Unknown, Some(a)) => {
+            match a.status {
+                Status::Retry | Status::Step => send(d, job, &rail, &p, a).await,
+                Status::Sending | Status::Accepted | Status::Unknown => {
+                    inquire(d, job, &rail, &p, a).await
+                }
+                Status::Completed | Status::Failed => finish(d, job).await,
+            }
+        }
         // An expected collection waits for the payer with no attempt of ours.
         (_, None) => finish(d, job).await,
-        (State::Completed | State::Failed | State::Cancelled | State::Reversed, Some(_)) => finish(d, job).await,
+        (State::Completed | State::Failed | State::Cancelled | State::Reversed, Some(_)) => {
+            finish(d, job).await
+        }
     }
 }
 
@@ -74,7 +90,10 @@ fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
         direction: p.direction,
         amount: p.amount,
         party: p.party.clone(),
-        reference: p.payment_reference.clone().unwrap_or_else(|| p.reference.clone()),
+        reference: p
+            .payment_reference
+            .clone()
+            .unwrap_or_else(|| p.reference.clone()),
         narrative: p.narrative.clone(),
         rail_reference: a.rail_reference.clone(),
         rail_state: a.rail_state.clone(),
@@ -90,7 +109,10 @@ async fn send(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow
     let mut tx = d.db.begin().await?;
     match prepared {
         Ok(Some(req)) => {
-            let reuse = a.request.as_ref().is_some_and(|stored| stored.step == req.step);
+            let reuse = a
+                .request
+                .as_ref()
+                .is_some_and(|stored| stored.step == req.step);
             if !reuse {
                 attempts::store_request(&mut tx, a.id, &req).await?;
                 attempt.request = Some(req);
@@ -105,7 +127,14 @@ async fn send(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow
     if a.status != Status::Sending {
         attempts::set_status(&mut tx, a.id, Status::Sending, None, None).await?;
         if p.state == State::Unknown {
-            payments::transition(&mut tx, d.db.kind(), p.id, Event::Submit, "dispatcher: resend of the same attempt").await?;
+            payments::transition(
+                &mut tx,
+                d.db.kind(),
+                p.id,
+                Event::Submit,
+                "dispatcher: resend of the same attempt",
+            )
+            .await?;
         }
     }
     tx.commit().await.map_err(StoreError::from)?;
@@ -119,7 +148,9 @@ async fn send(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow
     .await
     {
         Ok(r) => r,
-        Err(_) => Err(RailError::Unknown("no answer within the request timeout".into())),
+        Err(_) => Err(RailError::Unknown(
+            "no answer within the request timeout".into(),
+        )),
     };
     apply_submit(d, job, rail, p, &a, outcome).await
 }
@@ -141,7 +172,10 @@ async fn apply_submit(
             let at = now_micros().saturating_add(micros(rail.callback_grace));
             jobs::retry_at(&mut tx, job, at, None).await?;
         }
-        Ok(Submitted::Step { rail_state, rail_reference }) => {
+        Ok(Submitted::Step {
+            rail_state,
+            rail_reference,
+        }) => {
             attempts::set_rail_state(&mut tx, a.id, &rail_state).await?;
             outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause).await?;
             let at = now_micros().saturating_add(micros(rail.callback_grace));
@@ -160,7 +194,10 @@ async fn apply_submit(
             if job.tries >= d.cfg.max_submit_tries {
                 let f = Failure::new(
                     FailureCode::RailUnavailable,
-                    format!("the rail refused {} times with nothing moved: {why}", job.tries),
+                    format!(
+                        "the rail refused {} times with nothing moved: {why}",
+                        job.tries
+                    ),
                     None,
                 );
                 outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
@@ -204,6 +241,15 @@ async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: Attempt
         );
         tracing::error!(payment = %p.id, attempt = %a.id, rail = %rail.id, "Unknown outcome past its deadline");
         let mut tx = d.db.begin().await?;
+        outcomes::lose_track(
+            &mut tx,
+            kind,
+            p.id,
+            a.id,
+            &why,
+            "dispatcher: deadline passed",
+        )
+        .await?;
         payments::set_exception(&mut tx, p.id, &why).await?;
         outcomes::exception_raised(&mut tx, p.id, &why).await?;
         jobs::finish(&mut tx, job).await?;
@@ -248,6 +294,8 @@ async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: Attempt
                     jobs::retry_at(&mut tx, job, at, None).await?;
                 }
                 Err(e) => {
+                    // No answer: whatever we thought, we now do not know.
+                    outcomes::lose_track(&mut tx, kind, p.id, a.id, &e.to_string(), &cause).await?;
                     let at = now_micros().saturating_add(backoff::micros(
                         job.tries,
                         Duration::from_millis(500),
@@ -303,7 +351,11 @@ pub async fn follow_up(d: &Dispatcher, job: &Job) -> Result<()> {
             finish(d, job).await
         }
         Err(e) => {
-            let at = now_micros().saturating_add(backoff::micros(job.tries, Duration::from_millis(200), Duration::from_secs(60)));
+            let at = now_micros().saturating_add(backoff::micros(
+                job.tries,
+                Duration::from_millis(200),
+                Duration::from_secs(60),
+            ));
             let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
             jobs::retry_at(&mut conn, job, at, Some(&e.to_string())).await?;
             Ok(())

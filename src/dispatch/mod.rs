@@ -37,7 +37,9 @@ impl Dispatcher {
         tracing::info!(worker = %self.worker_id, "Dispatcher started");
         while !stop.is_cancelled() {
             while running.try_join_next().is_some() {}
-            let free = i64::try_from(slots.available_permits()).unwrap_or(0).min(self.cfg.batch);
+            let free = i64::try_from(slots.available_permits())
+                .unwrap_or(0)
+                .min(self.cfg.batch);
             let claimed = if free > 0 {
                 match jobs::claim(&self.db, &self.worker_id, lease, free).await {
                     Ok(j) => j,
@@ -51,7 +53,9 @@ impl Dispatcher {
             };
             let idle = claimed.is_empty();
             for job in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let me = self.clone();
                 running.spawn(async move {
                     me.handle(job).await;
@@ -68,7 +72,10 @@ impl Dispatcher {
         }
         // Graceful shutdown: let in-flight sends finish (bounded), then give back the leases.
         let drain = async { while running.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(20), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("Shutdown: some jobs did not finish in time; their leases will expire");
         }
         match jobs::release(&self.db, Some(&self.worker_id)).await {
@@ -86,7 +93,11 @@ impl Dispatcher {
         };
         if let Err(e) = result {
             tracing::error!(job = %job.id, kind = kind.as_str(), error = %e, "Job failed; retrying later");
-            let at = crate::store::now_micros().saturating_add(backoff::micros(job.tries, Duration::from_secs(1), Duration::from_secs(60)));
+            let at = crate::store::now_micros().saturating_add(backoff::micros(
+                job.tries,
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+            ));
             if let Ok(mut conn) = self.db.pool().acquire().await {
                 let _ = jobs::retry_at(&mut conn, &job, at, Some(&e.to_string())).await;
             }

@@ -5,7 +5,7 @@ pub mod state;
 
 pub use payment::*;
 pub use railgate_rail::{
-    CollectionMode, Currency, Direction, Failure, FailureCode, Money, MoneyError, Party, PartyError,
-    PartyIdType,
+    CollectionMode, Currency, Direction, Failure, FailureCode, Money, MoneyError, Party,
+    PartyError, PartyIdType,
 };
 pub use state::{Event, State};

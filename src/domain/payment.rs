@@ -29,10 +29,7 @@ impl NewPayment {
 
 /// Checks a client's reference: 1–64 printable characters, no surrounding spaces.
 pub fn valid_reference(r: &str) -> bool {
-    !r.is_empty()
-        && r.chars().count() <= 64
-        && r.trim() == r
-        && !r.chars().any(char::is_control)
+    !r.is_empty() && r.chars().count() <= 64 && r.trim() == r && !r.chars().any(char::is_control)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,7 +79,10 @@ pub fn control_number() -> String {
         }
     }
     digits.push(luhn_check_digit(&digits));
-    digits.iter().map(|d| char::from(b'0'.saturating_add(*d))).collect()
+    digits
+        .iter()
+        .map(|d| char::from(b'0'.saturating_add(*d)))
+        .collect()
 }
 
 fn luhn_check_digit(digits: &[u8]) -> u8 {

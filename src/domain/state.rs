@@ -54,7 +54,11 @@ impl State {
     pub fn is_final(self) -> bool {
         match self {
             State::Completed | State::Failed | State::Cancelled | State::Reversed => true,
-            State::Received | State::Queued | State::Submitted | State::Pending | State::Unknown => false,
+            State::Received
+            | State::Queued
+            | State::Submitted
+            | State::Pending
+            | State::Unknown => false,
         }
     }
 }
@@ -114,8 +118,15 @@ pub fn next(from: State, event: Event) -> Result<State, Refused> {
         (S::Submitted | S::Pending, E::LoseTrack) => S::Unknown,
         (S::Completed, E::Reverse) => S::Reversed,
         (
-            S::Received | S::Queued | S::Submitted | S::Pending | S::Completed | S::Failed
-            | S::Unknown | S::Cancelled | S::Reversed,
+            S::Received
+            | S::Queued
+            | S::Submitted
+            | S::Pending
+            | S::Completed
+            | S::Failed
+            | S::Unknown
+            | S::Cancelled
+            | S::Reversed,
             _,
         ) => return Err(Refused { from, event }),
     };
@@ -141,7 +152,13 @@ mod tests {
     #[test]
     fn the_happy_path() {
         let mut s = State::Received;
-        for e in [Event::Queue, Event::Submit, Event::Accept, Event::Complete, Event::Reverse] {
+        for e in [
+            Event::Queue,
+            Event::Submit,
+            Event::Accept,
+            Event::Complete,
+            Event::Reverse,
+        ] {
             s = next(s, e).unwrap_or_else(|r| unreachable!("{r}"));
         }
         assert_eq!(s, State::Reversed);

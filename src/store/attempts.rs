@@ -70,12 +70,11 @@ pub async fn insert(
 ) -> Result<AttemptRow> {
     let id = Uuid::new_v4();
     let now = now_micros();
-    let seq: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE payment_id = $1",
-    )
-    .bind(payment_id.to_string())
-    .fetch_one(&mut *conn)
-    .await?;
+    let seq: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE payment_id = $1")
+            .bind(payment_id.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
     sqlx::query(
         "INSERT INTO attempts (id, payment_id, rail, seq, status, deadline_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -160,14 +159,20 @@ pub async fn find_by_rail_reference(
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn store_request(conn: &mut AnyConnection, id: Uuid, req: &PreparedRequest) -> Result<()> {
-    sqlx::query("UPDATE attempts SET request_step = $1, request_body = $2, updated_at = $3 WHERE id = $4")
-        .bind(&req.step)
-        .bind(req.body.clone())
-        .bind(now_micros())
-        .bind(id.to_string())
-        .execute(conn)
-        .await?;
+pub async fn store_request(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    req: &PreparedRequest,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE attempts SET request_step = $1, request_body = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(&req.step)
+    .bind(req.body.clone())
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -69,7 +69,12 @@ pub async fn claim_event(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_effect(conn: &mut AnyConnection, rail: &str, callback_id: &str, effect: &str) -> Result<()> {
+pub async fn set_effect(
+    conn: &mut AnyConnection,
+    rail: &str,
+    callback_id: &str,
+    effect: &str,
+) -> Result<()> {
     sqlx::query("UPDATE callback_events SET effect = $1 WHERE rail = $2 AND callback_id = $3")
         .bind(effect)
         .bind(rail)

@@ -13,7 +13,10 @@ const ABANDONED_AFTER_MICROS: i64 = 60 * 1_000_000;
 pub enum Begin {
     /// First use: the caller proceeds and completes the key in its transaction.
     Fresh,
-    Replay { status: u16, body: String },
+    Replay {
+        status: u16,
+        body: String,
+    },
     InFlight,
     /// The key was used with another request body.
     Mismatch,
@@ -100,11 +103,13 @@ pub async fn complete(
 
 /// Forgets a key whose request failed on our side, so the client may retry it.
 pub async fn abandon(db: &Db, client: Uuid, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2 AND status IS NULL")
-        .bind(client.to_string())
-        .bind(key)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2 AND status IS NULL",
+    )
+    .bind(client.to_string())
+    .bind(key)
+    .execute(db.pool())
+    .await?;
     Ok(())
 }
 

@@ -45,7 +45,11 @@ pub struct Job {
 }
 
 /// Makes sure the payment's driving job runs no later than `run_at`.
-pub async fn schedule_payment(conn: &mut AnyConnection, payment_id: Uuid, run_at: i64) -> Result<()> {
+pub async fn schedule_payment(
+    conn: &mut AnyConnection,
+    payment_id: Uuid,
+    run_at: i64,
+) -> Result<()> {
     let updated = sqlx::query(
         "UPDATE jobs SET run_at = CASE WHEN run_at < $1 AND lease_until IS NULL THEN run_at ELSE $1 END, \
          version = version + 1 WHERE kind = 'payment' AND payment_id = $2",
@@ -142,7 +146,12 @@ pub async fn finish(conn: &mut AnyConnection, job: &Job) -> Result<()> {
 }
 
 /// Sets the job's next run, unless it was rescheduled meanwhile to run sooner.
-pub async fn retry_at(conn: &mut AnyConnection, job: &Job, run_at: i64, error: Option<&str>) -> Result<()> {
+pub async fn retry_at(
+    conn: &mut AnyConnection,
+    job: &Job,
+    run_at: i64,
+    error: Option<&str>,
+) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET run_at = CASE WHEN version = $1 THEN $2 ELSE run_at END, \
          lease_until = NULL, leased_by = NULL, last_error = COALESCE($3, last_error) WHERE id = $4",
@@ -174,17 +183,19 @@ pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
                 .execute(db.pool())
                 .await?
         }
-        None => {
-            sqlx::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL")
-                .execute(db.pool())
-                .await?
-        }
+        None => sqlx::query(
+            "UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL",
+        )
+        .execute(db.pool())
+        .await?,
     };
     Ok(done.rows_affected())
 }
 
 /// Jobs waiting, for metrics and readiness.
 pub async fn depth(db: &Db) -> Result<i64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs").fetch_one(db.pool()).await?;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+        .fetch_one(db.pool())
+        .await?;
     Ok(n)
 }

@@ -94,7 +94,8 @@ fn record(row: &sqlx::any::AnyRow) -> Result<KeyRecord> {
     })
 }
 
-const SELECT: &str = "SELECT k.id, k.client_id, c.name AS client_name, k.prefix, k.scopes, k.label, \
+const SELECT: &str =
+    "SELECT k.id, k.client_id, c.name AS client_name, k.prefix, k.scopes, k.label, \
      k.created_at, k.revoked_at FROM api_keys k JOIN clients c ON c.id = k.client_id";
 
 /// The key record for a presented key, revoked or not.

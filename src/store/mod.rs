@@ -123,11 +123,10 @@ impl Db {
             Kind::Postgres => &POSTGRES_MIGRATOR,
         };
         let expected = i64::try_from(migrator.iter().count()).unwrap_or(i64::MAX);
-        let applied: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(applied >= expected)
     }
 

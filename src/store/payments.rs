@@ -190,7 +190,9 @@ pub async fn record_conflict(
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE payments SET conflict = $1, updated_at = $2 WHERE id = $3")
-        .bind(format!("rail reported {claimed} while the payment is {held}"))
+        .bind(format!(
+            "rail reported {claimed} while the payment is {held}"
+        ))
         .bind(now)
         .bind(id.to_string())
         .execute(conn)
@@ -357,7 +359,8 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Payment> {
     let state: String = col(row, "state")?;
     let currency: String = col(row, "currency")?;
     let currency: Currency = currency.parse().map_err(|_| corrupt("currency"))?;
-    let amount = Money::from_minor(col(row, "amount_minor")?, currency).map_err(|_| corrupt("amount"))?;
+    let amount =
+        Money::from_minor(col(row, "amount_minor")?, currency).map_err(|_| corrupt("amount"))?;
     let party_type: String = col(row, "party_type")?;
     let party_value: String = col(row, "party_value")?;
     let party_name: Option<String> = col(row, "party_name")?;

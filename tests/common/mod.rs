@@ -1,0 +1,288 @@
+//! Test harness: the real gateway on port 0 with a fresh database (a SQLite file, or a
+//! PostgreSQL schema of its own), the real mock rail on another port, and API keys.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use railgate::app::{self, Running};
+use railgate::config::Config;
+use railgate::sandbox::sandbox_config;
+use railgate::store::{keys, Db};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+pub fn postgres_base() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A database URL of its own for one test. `None` when PostgreSQL is unreachable outside CI
+/// (the test then says so loudly and returns); under `CI=true` that is a failure.
+pub async fn database_url(store: Store) -> Option<String> {
+    match store {
+        Store::Sqlite => {
+            let dir = std::env::temp_dir()
+                .join(format!("railgate-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Some(format!("sqlite://{}", dir.join("t.db").display()))
+        }
+        Store::Postgres => {
+            let base = postgres_base();
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let admin = match Db::connect(&base, 1).await {
+                Ok(db) => db,
+                Err(e) => {
+                    if std::env::var("CI").is_ok_and(|v| v == "true") {
+                        panic!("PostgreSQL at {base} is unreachable under CI=true: {e}");
+                    }
+                    eprintln!("\n!!! SKIPPING a PostgreSQL test: {base} is unreachable ({e}). Set DATABASE_URL or start PostgreSQL. !!!\n");
+                    return None;
+                }
+            };
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(admin.pool())
+                .await
+                .unwrap();
+            admin.close().await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+        }
+    }
+}
+
+pub struct TestApp {
+    pub gateway: Running,
+    pub mock: railgate_mock::MockRail,
+    pub base: String,
+    pub http: reqwest::Client,
+    /// Client "acme": every scope.
+    pub key: String,
+    /// Client "acme": payments:read only.
+    pub read_key: String,
+    /// Client "acme": recon:write only (no payment scopes).
+    pub other_scope_key: String,
+    /// Client "other": every scope.
+    pub other_client_key: String,
+    pub revoked_key: String,
+    pub db: Db,
+    pub database_url: String,
+}
+
+pub const MOCK_SECRET: &str = "test-callback-secret";
+
+/// Timings short enough for tests, long enough for a noisy machine.
+pub fn test_config(database_url: String, mock_url: &str) -> Config {
+    let mut cfg = sandbox_config(0, database_url, mock_url, MOCK_SECRET);
+    cfg.db_connections = 5;
+    cfg.dispatch.poll_ms = 20;
+    cfg.dispatch.lease_ms = 5_000;
+    for r in &mut cfg.rails {
+        r.request_timeout_ms = 1_000;
+        r.callback_grace_ms = 400;
+        r.deadline_secs = 8;
+    }
+    cfg
+}
+
+pub fn mock_config() -> railgate_mock::MockRailConfig {
+    let mut m = railgate_mock::MockRailConfig::local(MOCK_SECRET);
+    m.callback_delay_ms = 20;
+    m.pending_delay_ms = 1_000;
+    m.conflict_delay_ms = 500;
+    m.hang_ms = 3_000;
+    m
+}
+
+pub async fn spawn_app(store: Store) -> Option<TestApp> {
+    spawn_app_with(store, |_| {}).await
+}
+
+pub async fn spawn_app_with(store: Store, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let url = database_url(store).await?;
+    let mock = railgate_mock::spawn(mock_config()).await.unwrap();
+    let mut cfg = test_config(url.clone(), &mock.base_url());
+    tweak(&mut cfg);
+    let gateway = app::start(cfg, None).await.unwrap();
+    let db = gateway.state.db.clone();
+    let acme = keys::ensure_client(&db, "acme").await.unwrap();
+    let other = keys::ensure_client(&db, "other").await.unwrap();
+    let mk = |scopes: &'static [&'static str], client| {
+        let db = db.clone();
+        async move {
+            let k = keys::generate_key();
+            keys::insert_key(&db, client, &k, scopes, None)
+                .await
+                .unwrap();
+            k
+        }
+    };
+    let all = &railgate::api::auth::SCOPES;
+    let key = mk(all, acme).await;
+    let read_key = mk(&["payments:read"], acme).await;
+    let other_scope_key = mk(&["recon:write"], acme).await;
+    let other_client_key = mk(all, other).await;
+    let revoked_key = mk(all, acme).await;
+    keys::revoke(
+        &db,
+        &keys::lookup(&db, &revoked_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .to_string(),
+    )
+    .await
+    .unwrap();
+    let base = gateway.base_url();
+    Some(TestApp {
+        gateway,
+        mock,
+        base,
+        http: reqwest::Client::new(),
+        key,
+        read_key,
+        other_scope_key,
+        other_client_key,
+        revoked_key,
+        db,
+        database_url: url,
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+        idem: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).bearer_auth(key).json(body);
+        if let Some(k) = idem {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let v = resp.json().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn disburse(&self, reference: &str, msisdn: &str, amount: &str) -> Value {
+        let (s, v) = self
+            .post(
+                "/v1/disbursements",
+                &self.key,
+                &disbursement(reference, msisdn, amount),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
+    pub async fn payment(&self, id: &str) -> Value {
+        let (s, v) = self.get(&format!("/v1/payments/{id}"), &self.key).await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    /// Polls until the payment satisfies `done` (bounded; returns the last view either way).
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let p = self.payment(id).await;
+            if done(&p) || tokio::time::Instant::now() > deadline {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_final(&self, id: &str) -> Value {
+        self.wait_for(id, Duration::from_secs(30), |p| {
+            matches!(
+                p["state"].as_str(),
+                Some("completed" | "failed" | "cancelled" | "reversed")
+            ) || !p["exception"].is_null()
+        })
+        .await
+    }
+
+    /// How many rows a table holds (to prove that bad input changed nothing).
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Times money moved at the mock rail for payments with this reference.
+    pub fn paid(&self, reference: &str) -> u32 {
+        self.mock
+            .payouts()
+            .iter()
+            .filter(|p| p.reference == reference)
+            .map(|p| p.count)
+            .sum()
+    }
+
+    pub async fn stop(self) {
+        self.gateway.shutdown().await;
+        let _ = self.mock.shutdown().await;
+    }
+}
+
+pub fn disbursement(reference: &str, msisdn: &str, amount: &str) -> Value {
+    json!({
+        "reference": reference,
+        "amount": {"value": amount, "currency": "TZS"},
+        "payee": {"id_type": "MSISDN", "id_value": msisdn, "name": "Asha Juma"},
+        "narrative": "Maternity benefit",
+        "metadata": {"programme": "maternity", "insuree": "CHF-1001"}
+    })
+}
+
+/// Runs an async test body on both stores, as two tests.
+#[macro_export]
+macro_rules! both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)($crate::common::Store::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)($crate::common::Store::Postgres).await
+            }
+        }
+    };
+}
