@@ -170,13 +170,16 @@ pub async fn exception_raised(
 /// Every state change passes here, inside its transaction: the place where the events for
 /// the core and the ledger postings that a change causes are written.
 pub async fn after_transition(
-    _conn: &mut AnyConnection,
-    _payment_id: Uuid,
+    conn: &mut AnyConnection,
+    payment_id: Uuid,
     from: State,
     to: State,
     _cause: &str,
 ) -> Result<()> {
     metrics::counter!("railgate_payment_transitions_total", "from" => from.as_str(), "to" => to.as_str())
         .increment(1);
+    if to.is_final() {
+        crate::payrolls::item_final(conn, payment_id).await?;
+    }
     Ok(())
 }

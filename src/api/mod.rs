@@ -3,7 +3,9 @@
 pub mod auth;
 pub mod body;
 mod health;
+mod openimis;
 pub mod payments;
+pub mod payrolls;
 pub mod problem;
 mod rails;
 mod validate;
@@ -38,6 +40,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/payments"),
     ("get", "/v1/payments/{id}"),
     ("post", "/v1/payments/{id}/cancel"),
+    ("post", "/v1/payrolls"),
+    ("get", "/v1/payrolls/{id}"),
+    ("post", "/v1/payrolls/{id}/release"),
+    ("get", "/v1/payrolls/{id}/items"),
+    ("get", "/v1/payrolls/{id}/export"),
+    ("post", "/openimis/payment"),
+    ("post", "/openimis/reconciliation"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -52,6 +61,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments", get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
         .route("/v1/payments/{id}/cancel", post(payments::cancel))
+        .route("/v1/payrolls", post(payrolls::create))
+        .route("/v1/payrolls/{id}", get(payrolls::get))
+        .route("/v1/payrolls/{id}/release", post(payrolls::release))
+        .route("/v1/payrolls/{id}/items", get(payrolls::items))
+        .route("/v1/payrolls/{id}/export", get(payrolls::export))
+        .route("/openimis/payment", post(openimis::payment))
+        .route("/openimis/reconciliation", post(openimis::reconciliation))
         .route("/rails/{rail}/{*rest}", any(rails::callback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
