@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-/// Rows per multi-row INSERT: 10 bound values a row stays far below both stores' limits
-/// (SQLite 32,766, PostgreSQL 65,535).
-pub const INSERT_CHUNK: usize = 1_000;
+/// Rows per multi-row statement. SQLite looks each `$n` parameter up by name in a list, so a
+/// statement's parse time grows with the square of its parameters: 100 rows (about 1,000
+/// parameters) measured eight times faster per row than 1,000 rows.
+pub const INSERT_CHUNK: usize = 100;
 
 /// Where a payroll is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,14 +192,11 @@ pub async fn existing_references(
     references: &[&str],
 ) -> Result<Vec<String>> {
     let mut found = Vec::new();
-    for chunk in references.chunks(INSERT_CHUNK) {
-        let marks: Vec<String> = (0..chunk.len())
-            .map(|i| format!("${}", i.saturating_add(2)))
-            .collect();
+    for chunk in references.chunks(INSERT_CHUNK.saturating_mul(5)) {
         let sql = format!(
             "SELECT reference FROM payments WHERE client_id = $1 AND direction = 'disbursement' \
              AND reference IN ({})",
-            marks.join(", ")
+            marks(2, chunk.len())
         );
         let mut q = sqlx::query_scalar::<_, String>(&sql).bind(client_id.to_string());
         for r in chunk {
@@ -315,8 +313,8 @@ pub async fn exceptions(db: &Db, id: Uuid) -> Result<(i64, i64)> {
 }
 
 /// Releases up to `limit` held items: `received` → `queued`, their transitions and their
-/// driving jobs, in three multi-row statements. Returns the ids released (empty when none
-/// is left). An item released meanwhile by another path (the openIMIS facade) is skipped.
+/// driving jobs, in multi-row statements. Returns the ids released (empty when none is
+/// left). An item released meanwhile by another path (the openIMIS facade) is skipped.
 pub async fn release_chunk(
     conn: &mut AnyConnection,
     payroll_id: Uuid,
@@ -324,40 +322,62 @@ pub async fn release_chunk(
     cause: &str,
 ) -> Result<Vec<Uuid>> {
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM payments WHERE payroll_id = $1 AND state = 'received' ORDER BY id LIMIT $2",
+        "SELECT id FROM payments WHERE payroll_id = $1 AND state = 'received' LIMIT $2",
     )
     .bind(payroll_id.to_string())
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let marks = |offset: usize, n: usize| -> String {
-        (0..n)
-            .map(|i| format!("${}", i.saturating_add(offset)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let now = now_micros();
+    let mut released = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        released.extend(release_ids(conn, chunk, now, cause).await?);
+    }
+    released
+        .iter()
+        .map(|s| {
+            Uuid::parse_str(s).map_err(|_| StoreError::Corrupt("payment id is not a UUID".into()))
+        })
+        .collect()
+}
+
+fn marks(offset: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", i.saturating_add(offset)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn release_ids(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    now: i64,
+    cause: &str,
+) -> Result<Vec<String>> {
     let sql = format!(
-        "UPDATE payments SET state = 'queued', updated_at = $1 WHERE state = 'received' \
-         AND id IN ({}) RETURNING id",
+        // `state || ''` keeps both planners on the primary key: with an index on `state`
+        // usable they walk every received row of the table instead.
+        "UPDATE payments SET state = 'queued', updated_at = $1 WHERE id IN ({}) \
+         AND state || '' = 'received' RETURNING id",
         marks(2, ids.len())
     );
     let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
-    for id in &ids {
+    for id in ids {
         q = q.bind(id.as_str());
     }
     let moved = q.fetch_all(&mut *conn).await?;
     if moved.is_empty() {
-        return Ok(Vec::new());
+        return Ok(moved);
     }
+    // A payment in `received` has exactly one transition, its creation: nothing leads back
+    // to `received`. So the release is its second, and no read of the history is needed.
+    let rows: Vec<String> = (0..moved.len())
+        .map(|i| format!("(${}, 2, 'received', 'queued', $1, $2)", i.saturating_add(3)))
+        .collect();
     let sql = format!(
         "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
-         SELECT payment_id, MAX(seq) + 1, 'received', 'queued', $1, $2 FROM payment_transitions \
-         WHERE payment_id IN ({}) GROUP BY payment_id",
-        marks(3, moved.len())
+         VALUES {}",
+        rows.join(", ")
     );
     let mut q = sqlx::query(&sql).bind(cause).bind(now);
     for id in &moved {
@@ -379,13 +399,8 @@ pub async fn release_chunk(
     for id in &moved {
         q = q.bind(Uuid::now_v7().to_string()).bind(id.as_str());
     }
-    q.execute(&mut *conn).await?;
-    moved
-        .iter()
-        .map(|s| {
-            Uuid::parse_str(s).map_err(|_| StoreError::Corrupt("payment id is not a UUID".into()))
-        })
-        .collect()
+    q.execute(conn).await?;
+    Ok(moved)
 }
 
 /// The payroll an item belongs to, if any.
@@ -417,8 +432,8 @@ pub async fn complete_if_done(conn: &mut AnyConnection, payroll_id: Uuid) -> Res
         Some(Status::Held | Status::Released) => {}
         Some(Status::Importing | Status::Completed) | None => return Ok(false),
     }
-    let open: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT 1 FROM payments WHERE payroll_id = $1 AND state IN {OPEN_STATES} LIMIT 1"
+    let open: Option<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM payments WHERE payroll_id = $1 AND state IN {OPEN_STATES} LIMIT 1"
     ))
     .bind(payroll_id.to_string())
     .fetch_optional(&mut *conn)

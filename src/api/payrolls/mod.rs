@@ -8,6 +8,7 @@ use super::payments::{view as payment_view, with_idempotency};
 use super::problem::Problem;
 use super::AppState;
 use crate::domain::{Currency, NewPayment, State};
+use crate::store::idempotency;
 use crate::store::payments::{self, Filter};
 use crate::store::payrolls::{self, Payroll, Status};
 use crate::store::{now_micros, StoreError};
@@ -134,18 +135,33 @@ pub async fn create(
         .clone()
         .or_else(|| parsed.name.clone())
         .unwrap_or_else(|| format!("Payroll {}", chrono::Utc::now().format("%Y-%m-%d %H:%M")));
-    let fingerprint = format!(
-        "payrolls\0{}\0{}\0{}\0{}",
-        hold,
-        name,
-        currency.map(|c| c.code()).unwrap_or(""),
-        parsed.fingerprint
-    );
+    let fingerprint = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            "payrolls",
+            if hold { "held" } else { "released" },
+            &name,
+            currency.map(|c| c.code()).unwrap_or(""),
+            &parsed.fingerprint,
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(h.finalize())
+    };
     let st = state.clone();
     let c = caller.clone();
+    let k = key.clone();
     with_idempotency(&state, &caller, key.as_deref(), fingerprint, || async move {
         let p = import(&st, &c, parsed, &name, source, hold).await?;
         let body = view(&st, &p).await?.to_string();
+        if let Some(k) = k {
+            // The payroll is stored whole by now; a crash before this line leaves the key to
+            // expire as abandoned, and a retry is then refused for its used references.
+            let mut conn = st.db.pool().acquire().await.map_err(StoreError::from)?;
+            idempotency::complete(&mut conn, c.client_id, &k, 201, &body).await?;
+        }
         Ok((
             StatusCode::CREATED,
             body,
