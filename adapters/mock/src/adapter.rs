@@ -137,7 +137,9 @@ impl RailAdapter for MockRailAdapter {
             StatusCode::OK | StatusCode::ACCEPTED => {
                 let body = read_body(response).await?;
                 let reply: AcceptedResponse = serde_json::from_slice(&body).map_err(|e| {
-                    RailError::Unknown(format!("the rail accepted, but its answer is unreadable: {e}"))
+                    RailError::Unknown(format!(
+                        "the rail accepted, but its answer is unreadable: {e}"
+                    ))
                 })?;
                 if reply.request_id != attempt.attempt_id {
                     return Err(RailError::Unknown(
@@ -149,7 +151,9 @@ impl RailAdapter for MockRailAdapter {
             StatusCode::UNPROCESSABLE_ENTITY => {
                 let body = read_body(response).await?;
                 let reply: RejectedResponse = serde_json::from_slice(&body).map_err(|e| {
-                    RailError::Unknown(format!("the rail refused, but its answer is unreadable: {e}"))
+                    RailError::Unknown(format!(
+                        "the rail refused, but its answer is unreadable: {e}"
+                    ))
                 })?;
                 Ok(Submitted::from(reply))
             }
@@ -166,7 +170,10 @@ impl RailAdapter for MockRailAdapter {
                 )))
             }
             // A 500 or 504 may come after the rail recorded the payment.
-            s => Err(RailError::Unknown(format!("the rail answered {}", s.as_u16()))),
+            s => Err(RailError::Unknown(format!(
+                "the rail answered {}",
+                s.as_u16()
+            ))),
         }
     }
 
@@ -200,15 +207,18 @@ impl RailAdapter for MockRailAdapter {
                     problem_detail(&body)
                 ))),
             },
-            StatusCode::SERVICE_UNAVAILABLE => {
-                Err(RailError::Retryable("the rail is unavailable (503)".to_owned()))
-            }
+            StatusCode::SERVICE_UNAVAILABLE => Err(RailError::Retryable(
+                "the rail is unavailable (503)".to_owned(),
+            )),
             s if s.is_client_error() => Err(RailError::Permanent(format!(
                 "the rail refused the inquiry ({}): {}",
                 s.as_u16(),
                 problem_detail(&body)
             ))),
-            s => Err(RailError::Unknown(format!("the rail answered {} to the inquiry", s.as_u16()))),
+            s => Err(RailError::Unknown(format!(
+                "the rail answered {} to the inquiry",
+                s.as_u16()
+            ))),
         }
     }
 
@@ -221,14 +231,20 @@ impl RailAdapter for MockRailAdapter {
             .get(SIGNATURE_HEADER)
             .ok_or_else(|| CallbackError::Unauthenticated("no signature header".to_owned()))?
             .to_str()
-            .map_err(|_| CallbackError::Unauthenticated("unreadable signature header".to_owned()))?;
+            .map_err(|_| {
+                CallbackError::Unauthenticated("unreadable signature header".to_owned())
+            })?;
         let signed_at = signature::verify(&self.config.callback_secret, header, &request.body)
             .map_err(|e| match e {
                 SignatureError::Malformed | SignatureError::Mismatch => {
                     CallbackError::Unauthenticated(e.to_string())
                 }
             })?;
-        let age = request.received_at.timestamp().saturating_sub(signed_at).unsigned_abs();
+        let age = request
+            .received_at
+            .timestamp()
+            .saturating_sub(signed_at)
+            .unsigned_abs();
         if age > self.config.replay_window.as_secs() {
             return Err(CallbackError::Stale(format!(
                 "signed {age} s away from its arrival; the window is {} s",

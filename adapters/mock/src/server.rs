@@ -116,7 +116,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/transactions/{request_id}", get(api::transaction))
         .route("/_control/payouts", get(control::payouts))
         .route("/_control/callbacks", get(control::callbacks))
-        .route("/_control/faults", get(control::faults).post(control::set_faults))
+        .route(
+            "/_control/faults",
+            get(control::faults).post(control::set_faults),
+        )
         .route("/_control/reset", post(control::reset))
         .route("/_control/statement", get(control::statement))
         .with_state(shared)

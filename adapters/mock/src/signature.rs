@@ -32,7 +32,10 @@ pub fn signature_hex(secret: &str, timestamp: i64, body: &[u8]) -> String {
 
 /// The whole `X-Mock-Signature` header value for a body sent at `timestamp` (unix seconds).
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", signature_hex(secret, timestamp, body))
+    format!(
+        "t={timestamp},v1={}",
+        signature_hex(secret, timestamp, body)
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,16 +91,29 @@ mod tests {
     #[test]
     fn refuses_other_secret_body_or_time() {
         let header = sign("s3cret", 1_700_000_000, b"{\"a\":1}");
-        assert_eq!(verify("other", &header, b"{\"a\":1}"), Err(SignatureError::Mismatch));
-        assert_eq!(verify("s3cret", &header, b"{\"a\":2}"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify("other", &header, b"{\"a\":1}"),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify("s3cret", &header, b"{\"a\":2}"),
+            Err(SignatureError::Mismatch)
+        );
         let moved = header.replace("t=1700000000", "t=1700000001");
-        assert_eq!(verify("s3cret", &moved, b"{\"a\":1}"), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify("s3cret", &moved, b"{\"a\":1}"),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
     fn refuses_malformed_headers() {
         for bad in ["", "v1=00", "t=abc,v1=00", "t=1", "garbage"] {
-            assert_eq!(verify("s", bad, b""), Err(SignatureError::Malformed), "{bad}");
+            assert_eq!(
+                verify("s", bad, b""),
+                Err(SignatureError::Malformed),
+                "{bad}"
+            );
         }
         assert_eq!(verify("s", "t=1,v1=zz", b""), Err(SignatureError::Mismatch));
     }

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use railgate_rail::{
-    Attempt, CallbackError, CallbackEvent, CallbackOutcome, AttemptRef, Currency, Failure,
+    Attempt, AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, Currency, Failure,
     FailureCode, Money, RailStatus, Settled, Submitted,
 };
 use serde::{Deserialize, Serialize};
@@ -316,7 +316,13 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_unknown_codes_are_kept() {
-        for code in ["INSUFFICIENT_FUNDS", "PARTY_NOT_FOUND", "DECLINED", "EXPIRED", "LIMIT_EXCEEDED"] {
+        for code in [
+            "INSUFFICIENT_FUNDS",
+            "PARTY_NOT_FOUND",
+            "DECLINED",
+            "EXPIRED",
+            "LIMIT_EXCEEDED",
+        ] {
             let parsed = MockCode::from(code.to_owned());
             assert!(!matches!(parsed, MockCode::Other(_)), "{code}");
             assert_eq!(parsed.as_str(), code);
@@ -341,7 +347,10 @@ mod tests {
         let event = CallbackEvent::try_from(ok).unwrap();
         assert!(matches!(
             event.outcome,
-            CallbackOutcome::Completed(Settled { receipt: Some(_), rail_reference: Some(_) })
+            CallbackOutcome::Completed(Settled {
+                receipt: Some(_),
+                rail_reference: Some(_)
+            })
         ));
         let failed: CallbackBody = serde_json::from_str(&fixture("callback_failed.json")).unwrap();
         match CallbackEvent::try_from(failed).unwrap().outcome {
@@ -355,9 +364,13 @@ mod tests {
 
     #[test]
     fn callback_with_a_bad_amount_is_malformed() {
-        let mut body: CallbackBody = serde_json::from_str(&fixture("callback_success.json")).unwrap();
+        let mut body: CallbackBody =
+            serde_json::from_str(&fixture("callback_success.json")).unwrap();
         body.amount = "1500.005".to_owned();
-        assert!(matches!(CallbackEvent::try_from(body), Err(CallbackError::Malformed(_))));
+        assert!(matches!(
+            CallbackEvent::try_from(body),
+            Err(CallbackError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -385,7 +398,10 @@ mod tests {
         ));
         assert!(matches!(
             Submitted::from(accepted(MockStatus::Failed, Some(MockCode::Declined), None)),
-            Submitted::Rejected(Failure { code: FailureCode::Declined, .. })
+            Submitted::Rejected(Failure {
+                code: FailureCode::Declined,
+                ..
+            })
         ));
     }
 }

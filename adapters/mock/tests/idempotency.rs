@@ -1,6 +1,11 @@
 //! A resend of the same attempt never moves money again.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -11,7 +16,10 @@ use railgate_rail::{Direction, FailureCode, RailAdapter, RailError, Submitted};
 async fn resends_of_a_paid_attempt_never_pay_again() {
     let h = Harness::start().await;
     let a = attempt("00");
-    assert!(matches!(h.adapter.submit(&a).await.unwrap(), Submitted::Accepted { .. }));
+    assert!(matches!(
+        h.adapter.submit(&a).await.unwrap(),
+        Submitted::Accepted { .. }
+    ));
     for _ in 0..5 {
         match h.adapter.submit(&a).await.unwrap() {
             Submitted::Completed(s) => assert!(s.receipt.is_some()),
@@ -37,7 +45,9 @@ async fn concurrent_resends_pay_once() {
         })
         .collect();
     // Every answer names the same rail transaction.
-    assert!(references.iter().all(|r| r.is_some() && *r == references[0]));
+    assert!(references
+        .iter()
+        .all(|r| r.is_some() && *r == references[0]));
     assert_eq!(h.rail.paid_count(a.attempt_id), 1);
 }
 
@@ -77,10 +87,19 @@ async fn resends_after_503s_and_a_drop_pay_once() {
         outcomes.push(h.adapter.submit(&unavailable).await);
         outcomes.push(h.adapter.submit(&dropped).await);
     }
-    let retryable = outcomes.iter().filter(|o| matches!(o, Err(RailError::Retryable(_)))).count();
-    let unknown = outcomes.iter().filter(|o| matches!(o, Err(RailError::Unknown(_)))).count();
+    let retryable = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(RailError::Retryable(_))))
+        .count();
+    let unknown = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(RailError::Unknown(_))))
+        .count();
     assert_eq!(retryable, 2, "{outcomes:?}");
-    assert_eq!(unknown, 1, "only the first answer of scenario 10 is dropped: {outcomes:?}");
+    assert_eq!(
+        unknown, 1,
+        "only the first answer of scenario 10 is dropped: {outcomes:?}"
+    );
     assert_eq!(h.rail.paid_count(unavailable.attempt_id), 1);
     assert_eq!(h.rail.paid_count(dropped.attempt_id), 1);
     assert!(h.rail.payouts().iter().all(|p| p.count == 1));

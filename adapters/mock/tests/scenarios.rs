@@ -1,21 +1,30 @@
 //! Every row of the scenario table, at the adapter level, over real HTTP.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
 use common::{attempt, attempt_in, is_completed, rail_config, Harness};
+use railgate_mock::{DeliveryResult, MockRailConfig};
 use railgate_rail::{
     CallbackError, CallbackOutcome, Direction, Failure, FailureCode, RailAdapter, RailError,
     RailStatus, Settled, Submitted,
 };
-use railgate_mock::{DeliveryResult, MockRailConfig};
 use std::collections::HashSet;
 use std::time::Duration;
 
 fn assert_failed(outcome: &CallbackOutcome, code: FailureCode, rail_code: &str) {
     match outcome {
-        CallbackOutcome::Failed(Failure { code: c, rail_code: r, .. }) => {
+        CallbackOutcome::Failed(Failure {
+            code: c,
+            rail_code: r,
+            ..
+        }) => {
             assert_eq!(*c, code);
             assert_eq!(r.as_deref(), Some(rail_code));
         }
@@ -25,7 +34,9 @@ fn assert_failed(outcome: &CallbackOutcome, code: FailureCode, rail_code: &str) 
 
 fn accepted_reference(submitted: &Submitted) -> String {
     match submitted {
-        Submitted::Accepted { rail_reference: Some(r) } => r.clone(),
+        Submitted::Accepted {
+            rail_reference: Some(r),
+        } => r.clone(),
         other => panic!("expected accepted, got {other:?}"),
     }
 }
@@ -38,13 +49,19 @@ async fn s00_success_callback_completes() {
     assert!(reference.starts_with("MR"));
     let events = h.wait_events(&a, 1).await;
     match &events[0].outcome {
-        CallbackOutcome::Completed(Settled { rail_reference, receipt }) => {
+        CallbackOutcome::Completed(Settled {
+            rail_reference,
+            receipt,
+        }) => {
             assert_eq!(rail_reference.as_deref(), Some(reference.as_str()));
             assert!(receipt.as_deref().is_some_and(|r| r.starts_with('R')));
         }
         other => panic!("expected completed, got {other:?}"),
     }
-    assert!(matches!(h.adapter.inquire(&a).await.unwrap(), RailStatus::Completed(_)));
+    assert!(matches!(
+        h.adapter.inquire(&a).await.unwrap(),
+        RailStatus::Completed(_)
+    ));
     assert_eq!(h.rail.paid_count(a.attempt_id), 1);
 }
 
@@ -54,7 +71,11 @@ async fn s01_insufficient_funds_fails_with_the_rail_code() {
     let a = attempt("01");
     accepted_reference(&h.adapter.submit(&a).await.unwrap());
     let events = h.wait_events(&a, 1).await;
-    assert_failed(&events[0].outcome, FailureCode::InsufficientFunds, "INSUFFICIENT_FUNDS");
+    assert_failed(
+        &events[0].outcome,
+        FailureCode::InsufficientFunds,
+        "INSUFFICIENT_FUNDS",
+    );
     match h.adapter.inquire(&a).await.unwrap() {
         RailStatus::Failed(f) => assert_eq!(f.code, FailureCode::InsufficientFunds),
         other => panic!("{other:?}"),
@@ -82,7 +103,11 @@ async fn s02_party_not_found_is_rejected_synchronously() {
     let fence = attempt("00");
     h.adapter.submit(&fence).await.unwrap();
     h.wait_events(&fence, 1).await;
-    assert!(h.rail.callbacks().iter().all(|c| c.request_id != a.attempt_id));
+    assert!(h
+        .rail
+        .callbacks()
+        .iter()
+        .all(|c| c.request_id != a.attempt_id));
 }
 
 #[tokio::test]
@@ -93,7 +118,9 @@ async fn s03_declined_by_the_party() {
     accepted_reference(&h.adapter.submit(&a).await.unwrap());
     let events = h.wait_events(&a, 1).await;
     assert_failed(&events[0].outcome, FailureCode::Declined, "DECLINED");
-    assert!(matches!(h.adapter.inquire(&a).await.unwrap(), RailStatus::Failed(f) if f.code == FailureCode::Declined));
+    assert!(
+        matches!(h.adapter.inquire(&a).await.unwrap(), RailStatus::Failed(f) if f.code == FailureCode::Declined)
+    );
     assert_eq!(h.rail.paid_count(a.attempt_id), 0);
 }
 
@@ -106,7 +133,10 @@ async fn s04_pending_then_success() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].outcome, CallbackOutcome::Pending);
     assert!(is_completed(&events[1]));
-    assert!(matches!(h.adapter.inquire(&a).await.unwrap(), RailStatus::Completed(_)));
+    assert!(matches!(
+        h.adapter.inquire(&a).await.unwrap(),
+        RailStatus::Completed(_)
+    ));
     assert_eq!(h.rail.paid_count(a.attempt_id), 1);
 }
 
@@ -124,7 +154,10 @@ async fn s04_inquiry_shows_pending_until_the_delay_has_passed() {
     assert_eq!(h.adapter.inquire(&a).await.unwrap(), RailStatus::Pending);
     assert_eq!(h.rail.paid_count(a.attempt_id), 0);
     // A resend answers with the current state, pending.
-    assert!(matches!(h.adapter.submit(&a).await.unwrap(), Submitted::Accepted { .. }));
+    assert!(matches!(
+        h.adapter.submit(&a).await.unwrap(),
+        Submitted::Accepted { .. }
+    ));
 }
 
 #[tokio::test]
@@ -136,7 +169,11 @@ async fn s05_no_callback_inquiry_shows_success() {
     h.adapter.submit(&fence).await.unwrap();
     h.wait_events(&fence, 1).await;
     assert!(h.events_for(&a).is_empty());
-    assert!(h.rail.callbacks().iter().all(|c| c.request_id != a.attempt_id));
+    assert!(h
+        .rail
+        .callbacks()
+        .iter()
+        .all(|c| c.request_id != a.attempt_id));
     match h.adapter.inquire(&a).await.unwrap() {
         RailStatus::Completed(s) => assert!(s.receipt.is_some() && s.rail_reference.is_some()),
         other => panic!("{other:?}"),
@@ -183,13 +220,24 @@ async fn s08_forged_callback_is_refused_and_inquiry_shows_success() {
     let a = attempt("08");
     accepted_reference(&h.adapter.submit(&a).await.unwrap());
     h.wait_deliveries(&a, 1).await;
-    let record = h.rail.callbacks().into_iter().find(|c| c.request_id == a.attempt_id).unwrap();
+    let record = h
+        .rail
+        .callbacks()
+        .into_iter()
+        .find(|c| c.request_id == a.attempt_id)
+        .unwrap();
     assert!(record.forged);
     // Refused with 401, which the rail does not retry.
     assert_eq!(record.result, DeliveryResult::Answered { status: 401 });
     assert!(h.events_for(&a).is_empty());
-    assert!(matches!(h.refusals().as_slice(), [CallbackError::Unauthenticated(_)]));
-    assert!(matches!(h.adapter.inquire(&a).await.unwrap(), RailStatus::Completed(_)));
+    assert!(matches!(
+        h.refusals().as_slice(),
+        [CallbackError::Unauthenticated(_)]
+    ));
+    assert!(matches!(
+        h.adapter.inquire(&a).await.unwrap(),
+        RailStatus::Completed(_)
+    ));
     assert_eq!(h.rail.paid_count(a.attempt_id), 1);
 }
 
@@ -198,7 +246,10 @@ async fn s09_unavailable_twice_then_accepted_and_paid_once() {
     let h = Harness::start().await;
     let a = attempt("09");
     for _ in 0..2 {
-        assert!(matches!(h.adapter.submit(&a).await, Err(RailError::Retryable(_))));
+        assert!(matches!(
+            h.adapter.submit(&a).await,
+            Err(RailError::Retryable(_))
+        ));
         // Nothing recorded: the rail does not know the attempt.
         assert_eq!(h.adapter.inquire(&a).await.unwrap(), RailStatus::NotFound);
         assert!(h.rail.payouts().is_empty());
@@ -208,7 +259,10 @@ async fn s09_unavailable_twice_then_accepted_and_paid_once() {
     assert!(is_completed(&events[0]));
     assert_eq!(h.rail.paid_count(a.attempt_id), 1);
     // Further resends report the outcome and pay nothing more.
-    assert!(matches!(h.adapter.submit(&a).await.unwrap(), Submitted::Completed(_)));
+    assert!(matches!(
+        h.adapter.submit(&a).await.unwrap(),
+        Submitted::Completed(_)
+    ));
     assert_eq!(h.rail.paid_count(a.attempt_id), 1);
     assert_eq!(h.rail.payouts().len(), 1);
 }
@@ -228,7 +282,10 @@ async fn s10_dropped_connection_is_unknown_then_inquiry_completes_paid_once() {
         other => panic!("{other:?}"),
     }
     // A resend of the same attempt learns the outcome and pays nothing more.
-    assert!(matches!(h.adapter.submit(&a).await.unwrap(), Submitted::Completed(_)));
+    assert!(matches!(
+        h.adapter.submit(&a).await.unwrap(),
+        Submitted::Completed(_)
+    ));
     assert_eq!(h.rail.paid_count(a.attempt_id), 1);
 }
 
@@ -242,7 +299,10 @@ async fn s11_failure_then_success_callback() {
     assert!(matches!(events[0].outcome, CallbackOutcome::Failed(_)));
     assert!(is_completed(&events[1]));
     assert_ne!(events[0].callback_id, events[1].callback_id);
-    assert!(matches!(h.adapter.inquire(&a).await.unwrap(), RailStatus::Completed(_)));
+    assert!(matches!(
+        h.adapter.inquire(&a).await.unwrap(),
+        RailStatus::Completed(_)
+    ));
     assert_eq!(h.rail.paid_count(a.attempt_id), 1);
 }
 

@@ -14,8 +14,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use rand::Rng;
 use railgate_rail::{Currency, Direction, Money, Party, PartyIdType};
+use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -116,7 +116,10 @@ fn dropped_answer() -> Response {
             1 => {
                 // Let the head and the first chunk reach the socket before the failure.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                Some((Err(std::io::Error::other("scenario 10 drops the connection")), 2))
+                Some((
+                    Err(std::io::Error::other("scenario 10 drops the connection")),
+                    2,
+                ))
             }
             _ => None,
         }
@@ -136,7 +139,11 @@ pub(crate) async fn transaction(
         return refusal;
     }
     let Ok(request_id) = Uuid::parse_str(&request_id) else {
-        return problem(StatusCode::BAD_REQUEST, "Malformed request", "request_id is not a UUID".to_owned());
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Malformed request",
+            "request_id is not a UUID".to_owned(),
+        );
     };
     let txn = shared.lock().get(&request_id).cloned();
     let Some(txn) = txn else {
@@ -147,7 +154,9 @@ pub(crate) async fn transaction(
         return (StatusCode::NOT_FOUND, Json(body)).into_response();
     };
     if txn.scenario == Scenario::InquiryHangs {
-        shared.sleep(Duration::from_millis(shared.config.hang_ms)).await;
+        shared
+            .sleep(Duration::from_millis(shared.config.hang_ms))
+            .await;
         let body = ErrorBody {
             code: "TIMEOUT".to_owned(),
             message: None,
@@ -198,7 +207,12 @@ pub(crate) fn problem(status: StatusCode, title: &str, detail: String) -> Respon
         detail,
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], json).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        json,
+    )
+        .into_response()
 }
 
 fn parse_payment(body: &[u8], direction: Direction) -> Result<NewPayment, String> {
@@ -207,7 +221,8 @@ fn parse_payment(body: &[u8], direction: Direction) -> Result<NewPayment, String
     let amount = Money::parse(&req.amount, currency).map_err(|e| format!("amount: {e}"))?;
     let id_type = PartyIdType::parse(&req.party.id_type)
         .ok_or_else(|| "party.id_type: unknown identifier type".to_owned())?;
-    let party = Party::new(id_type, &req.party.id_value, None).map_err(|e| format!("party.id_value: {e}"))?;
+    let party = Party::new(id_type, &req.party.id_value, None)
+        .map_err(|e| format!("party.id_value: {e}"))?;
     let reference = req.reference.trim();
     if reference.is_empty() || reference.chars().count() > 64 {
         return Err("reference: 1 to 64 characters".to_owned());

@@ -141,7 +141,13 @@ impl PostError {
     }
 }
 
-async fn post(shared: &Shared, url: &str, event_id: Uuid, secret: &str, body: &[u8]) -> DeliveryResult {
+async fn post(
+    shared: &Shared,
+    url: &str,
+    event_id: Uuid,
+    secret: &str,
+    body: &[u8],
+) -> DeliveryResult {
     let once = || async {
         // Signed per delivery: the timestamp is the time of sending, not of the event.
         let signature = sign(secret, Utc::now().timestamp(), body);

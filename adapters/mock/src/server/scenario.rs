@@ -147,7 +147,10 @@ impl Scenario {
                 },
             )],
             Scenario::Conflict => vec![
-                step(callback, Action::notify(MockStatus::Failed, Some(MockCode::Declined))),
+                step(
+                    callback,
+                    Action::notify(MockStatus::Failed, Some(MockCode::Declined)),
+                ),
                 step(
                     callback.saturating_add(Duration::from_millis(config.conflict_delay_ms)),
                     Action::notify(MockStatus::Success, None),
@@ -186,7 +189,12 @@ mod tests {
         };
         for digits in 0..=13 {
             let steps = Scenario::from_digits(digits).timeline(&config);
-            assert!(steps.windows(2).all(|w| matches!(w, [a, b] if a.at <= b.at)), "{digits}");
+            assert!(
+                steps
+                    .windows(2)
+                    .all(|w| matches!(w, [a, b] if a.at <= b.at)),
+                "{digits}"
+            );
         }
     }
 }

@@ -167,7 +167,11 @@ impl State {
     }
 
     fn paid(&self, request_id: Uuid) -> u32 {
-        let n = self.movements.iter().filter(|m| m.request_id == request_id).count();
+        let n = self
+            .movements
+            .iter()
+            .filter(|m| m.request_id == request_id)
+            .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -264,7 +268,10 @@ mod tests {
 
     #[test]
     fn fee_rounds_down_in_minor_units() {
-        assert_eq!(fee_minor(Money::parse("1500.00", Currency::Tzs).unwrap()), 750);
+        assert_eq!(
+            fee_minor(Money::parse("1500.00", Currency::Tzs).unwrap()),
+            750
+        );
         assert_eq!(fee_minor(Money::parse("0.99", Currency::Usd).unwrap()), 0);
         assert_eq!(fee_minor(Money::parse("399", Currency::Ugx).unwrap()), 1);
     }
@@ -273,8 +280,14 @@ mod tests {
     fn resend_and_settle_move_money_once() {
         let mut state = State::default();
         let p = payment("04");
-        assert!(matches!(state.accept(p.clone(), Utc::now()), Admission::New(_)));
-        assert!(matches!(state.accept(p.clone(), Utc::now()), Admission::Existing(_)));
+        assert!(matches!(
+            state.accept(p.clone(), Utc::now()),
+            Admission::New(_)
+        ));
+        assert!(matches!(
+            state.accept(p.clone(), Utc::now()),
+            Admission::Existing(_)
+        ));
         assert_eq!(state.payouts().first().map(|c| c.count), Some(0));
         state.settle(p.request_id, Utc::now());
         state.settle(p.request_id, Utc::now());
@@ -287,7 +300,10 @@ mod tests {
         state.accept(payment("00"), Utc::now());
         let csv = state.statement_csv();
         let line = csv.lines().nth(1).unwrap();
-        assert!(line.contains(",1500.00,TZS,DEBIT,\"BEN,\"\"1\"\"\",25********00,MR"), "{line}");
+        assert!(
+            line.contains(",1500.00,TZS,DEBIT,\"BEN,\"\"1\"\"\",25********00,MR"),
+            "{line}"
+        );
         assert!(line.ends_with(",7.50"));
         assert!(!csv.contains("255712345600"));
     }

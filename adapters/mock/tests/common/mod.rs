@@ -57,7 +57,11 @@ impl Harness {
         // The receiver needs the adapter and the adapter needs the receiver's URL: bind first.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let receiver_url = format!("http://{}", listener.local_addr().unwrap());
-        let adapter = Arc::new(adapter_for(&rail.base_url(), &receiver_url, request_timeout));
+        let adapter = Arc::new(adapter_for(
+            &rail.base_url(),
+            &receiver_url,
+            request_timeout,
+        ));
         let app = receiver(Arc::clone(&adapter), Arc::clone(&log));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Harness {
@@ -85,21 +89,38 @@ impl Harness {
     /// Waits until the attempt has at least `n` accepted callback events.
     pub async fn wait_events(&self, attempt: &Attempt, n: usize) -> Vec<CallbackEvent> {
         let ok = wait_until(|| self.events_for(attempt).len() >= n).await;
-        assert!(ok, "expected {n} callback events, got {:?}", self.events_for(attempt));
+        assert!(
+            ok,
+            "expected {n} callback events, got {:?}",
+            self.events_for(attempt)
+        );
         self.events_for(attempt)
     }
 
     /// Waits until the rail has finished every delivery it planned for the attempt (`n` of them).
     pub async fn wait_deliveries(&self, attempt: &Attempt, n: usize) {
         let ok = wait_until(|| {
-            self.rail.callbacks().iter().filter(|c| c.request_id == attempt.attempt_id).count() >= n
+            self.rail
+                .callbacks()
+                .iter()
+                .filter(|c| c.request_id == attempt.attempt_id)
+                .count()
+                >= n
         })
         .await;
-        assert!(ok, "the rail did not finish {n} deliveries: {:?}", self.rail.callbacks());
+        assert!(
+            ok,
+            "the rail did not finish {n} deliveries: {:?}",
+            self.rail.callbacks()
+        );
     }
 }
 
-pub fn adapter_for(base_url: &str, receiver_url: &str, request_timeout: Duration) -> MockRailAdapter {
+pub fn adapter_for(
+    base_url: &str,
+    receiver_url: &str,
+    request_timeout: Duration,
+) -> MockRailAdapter {
     MockRailAdapter::new(MockAdapterConfig {
         rail_id: RAIL_ID.to_owned(),
         base_url: base_url.to_owned(),
@@ -112,41 +133,45 @@ pub fn adapter_for(base_url: &str, receiver_url: &str, request_timeout: Duration
 
 /// Stands in for the gateway's `/rails/{rail}/...` routes.
 fn receiver(adapter: Arc<MockRailAdapter>, log: Arc<Mutex<Log>>) -> Router {
-    Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let adapter = Arc::clone(&adapter);
-        let log = Arc::clone(&log);
-        async move {
-            let prefix = format!("/rails/{RAIL_ID}");
-            let Some(path) = uri.path().strip_prefix(&prefix) else {
-                return StatusCode::NOT_FOUND.into_response();
-            };
-            let request = InboundRequest {
-                method,
-                path: path.to_owned(),
-                query: uri.query().map(str::to_owned),
-                headers,
-                body,
-                received_at: Utc::now(),
-                peer: None,
-            };
-            match adapter.callback(&request) {
-                Ok(reply) => {
-                    log.lock().unwrap().events.extend(reply.events);
-                    let status = StatusCode::from_u16(reply.status).unwrap();
-                    (status, [("content-type", reply.content_type)], reply.body).into_response()
-                }
-                Err(refusal) => {
-                    let status = match refusal {
-                        CallbackError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-                        CallbackError::Stale(_) | CallbackError::Malformed(_) => StatusCode::BAD_REQUEST,
-                        CallbackError::UnknownRoute => StatusCode::NOT_FOUND,
-                    };
-                    log.lock().unwrap().refusals.push(refusal);
-                    status.into_response()
+    Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let adapter = Arc::clone(&adapter);
+            let log = Arc::clone(&log);
+            async move {
+                let prefix = format!("/rails/{RAIL_ID}");
+                let Some(path) = uri.path().strip_prefix(&prefix) else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                let request = InboundRequest {
+                    method,
+                    path: path.to_owned(),
+                    query: uri.query().map(str::to_owned),
+                    headers,
+                    body,
+                    received_at: Utc::now(),
+                    peer: None,
+                };
+                match adapter.callback(&request) {
+                    Ok(reply) => {
+                        log.lock().unwrap().events.extend(reply.events);
+                        let status = StatusCode::from_u16(reply.status).unwrap();
+                        (status, [("content-type", reply.content_type)], reply.body).into_response()
+                    }
+                    Err(refusal) => {
+                        let status = match refusal {
+                            CallbackError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                            CallbackError::Stale(_) | CallbackError::Malformed(_) => {
+                                StatusCode::BAD_REQUEST
+                            }
+                            CallbackError::UnknownRoute => StatusCode::NOT_FOUND,
+                        };
+                        log.lock().unwrap().refusals.push(refusal);
+                        status.into_response()
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// A disbursement of TZS 1,500.00 to an MSISDN ending in `digits`.
