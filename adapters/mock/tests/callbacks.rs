@@ -1,6 +1,11 @@
 //! Callback authentication: forged, tampered, unsigned and stale callbacks are refused.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -8,14 +13,16 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use common::{adapter_for, Harness, SECRET};
 use railgate_mock::{sign, MockRailAdapter, EVENT_ID_HEADER, SIGNATURE_HEADER};
-use railgate_rail::{
-    AttemptRef, CallbackError, CallbackOutcome, InboundRequest, RailAdapter,
-};
+use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest, RailAdapter};
 use std::time::Duration;
 use uuid::Uuid;
 
 fn adapter() -> MockRailAdapter {
-    adapter_for("http://127.0.0.1:9", "http://127.0.0.1:9", Duration::from_secs(1))
+    adapter_for(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        Duration::from_secs(1),
+    )
 }
 
 fn body(event_id: Uuid, request_id: Uuid) -> Vec<u8> {
@@ -56,13 +63,20 @@ fn a_well_signed_callback_is_accepted() {
     let b = body(event_id, request_id);
     let now = Utc::now();
     let reply = adapter()
-        .callback(&request(b.clone(), Some(sign(SECRET, now.timestamp(), &b)), now))
+        .callback(&request(
+            b.clone(),
+            Some(sign(SECRET, now.timestamp(), &b)),
+            now,
+        ))
         .unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.events.len(), 1);
     assert_eq!(reply.events[0].callback_id, event_id.to_string());
     assert_eq!(reply.events[0].attempt, AttemptRef::Attempt(request_id));
-    assert!(matches!(reply.events[0].outcome, CallbackOutcome::Completed(_)));
+    assert!(matches!(
+        reply.events[0].outcome,
+        CallbackOutcome::Completed(_)
+    ));
     let answer: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(answer["received"], true);
 }
@@ -74,16 +88,28 @@ fn forged_tampered_and_unsigned_callbacks_are_unauthenticated() {
     let now = Utc::now();
     let t = now.timestamp();
     let forged = request(b.clone(), Some(sign("not-the-secret", t, &b)), now);
-    assert!(matches!(a.callback(&forged), Err(CallbackError::Unauthenticated(_))));
+    assert!(matches!(
+        a.callback(&forged),
+        Err(CallbackError::Unauthenticated(_))
+    ));
     let mut tampered_body = b.clone();
     let at = tampered_body.iter().position(|c| *c == b'5').unwrap();
     tampered_body[at] = b'9';
     let tampered = request(tampered_body, Some(sign(SECRET, t, &b)), now);
-    assert!(matches!(a.callback(&tampered), Err(CallbackError::Unauthenticated(_))));
+    assert!(matches!(
+        a.callback(&tampered),
+        Err(CallbackError::Unauthenticated(_))
+    ));
     let unsigned = request(b.clone(), None, now);
-    assert!(matches!(a.callback(&unsigned), Err(CallbackError::Unauthenticated(_))));
+    assert!(matches!(
+        a.callback(&unsigned),
+        Err(CallbackError::Unauthenticated(_))
+    ));
     let garbage = request(b, Some("v1=deadbeef".to_owned()), now);
-    assert!(matches!(a.callback(&garbage), Err(CallbackError::Unauthenticated(_))));
+    assert!(matches!(
+        a.callback(&garbage),
+        Err(CallbackError::Unauthenticated(_))
+    ));
 }
 
 #[test]
@@ -94,7 +120,10 @@ fn callbacks_outside_the_replay_window_are_stale() {
     for offset in [-301i64, 301, -86_400] {
         let t = now.timestamp() + offset;
         let r = request(b.clone(), Some(sign(SECRET, t, &b)), now);
-        assert!(matches!(a.callback(&r), Err(CallbackError::Stale(_))), "{offset}");
+        assert!(
+            matches!(a.callback(&r), Err(CallbackError::Stale(_))),
+            "{offset}"
+        );
     }
     for offset in [-299i64, 0, 299] {
         let t = now.timestamp() + offset;
@@ -103,7 +132,11 @@ fn callbacks_outside_the_replay_window_are_stale() {
     }
     // A replay of a delivery once valid is stale when it arrives late.
     let t = now.timestamp();
-    let late = request(b.clone(), Some(sign(SECRET, t, &b)), now + ChronoDuration::seconds(600));
+    let late = request(
+        b.clone(),
+        Some(sign(SECRET, t, &b)),
+        now + ChronoDuration::seconds(600),
+    );
     assert!(matches!(a.callback(&late), Err(CallbackError::Stale(_))));
 }
 
@@ -130,7 +163,10 @@ fn signed_nonsense_is_malformed() {
     // The event id header must name the body's event.
     let b = body(Uuid::new_v4(), Uuid::new_v4());
     let mut r = request(b.clone(), Some(sign(SECRET, now.timestamp(), &b)), now);
-    r.headers.insert(EVENT_ID_HEADER, HeaderValue::from_str(&Uuid::new_v4().to_string()).unwrap());
+    r.headers.insert(
+        EVENT_ID_HEADER,
+        HeaderValue::from_str(&Uuid::new_v4().to_string()).unwrap(),
+    );
     assert!(matches!(a.callback(&r), Err(CallbackError::Malformed(_))));
 }
 
