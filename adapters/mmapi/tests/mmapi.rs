@@ -416,7 +416,7 @@ async fn oauth_token_is_cached_and_refreshed_before_expiry() {
     let cfg = MmapiMockConfig {
         api_key: None,
         oauth_client: Some(("client-1".into(), "client-secret".into())),
-        token_lifetime: Duration::from_secs(2),
+        token_lifetime: Duration::from_secs(4),
         ..mock_config()
     };
     let s = setup_with(cfg, |c, mock| {
@@ -451,8 +451,9 @@ async fn oauth_token_is_cached_and_refreshed_before_expiry() {
         ));
     }
     assert_eq!(issued(s.control()).await, 1, "one token for three calls");
-    // The 2 s token is refreshed a second before it expires.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The 4 s token is refreshed two seconds before it expires (the margin never takes more
+    // than half a token's life).
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     let a = attempt(
         Direction::Disbursement,
         PartyIdType::Msisdn,
@@ -608,6 +609,34 @@ async fn forged_callbacks_are_refused() {
         reply.events[0].outcome,
         CallbackOutcome::Completed(_)
     ));
+    // Providers may PUT a request state or an error object instead of the transaction.
+    let with_body = |body: &'static str| {
+        let hash = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(body.as_bytes()))
+        };
+        let mut r = request(Some(&good), Some(hash), None);
+        r.body = bytes::Bytes::from_static(body.as_bytes());
+        r
+    };
+    let state = s
+        .adapter
+        .callback(&with_body(
+            r#"{"serverCorrelationId":"0b9c2a7e-1d3f-4e4a-9a7c-2f1e0d3c4b5a","status":"completed","notificationMethod":"callback","objectReference":"MMT9"}"#,
+        ))
+        .unwrap();
+    assert!(
+        matches!(&state.events[0].outcome, CallbackOutcome::Completed(s) if s.rail_reference.as_deref() == Some("MMT9"))
+    );
+    let error = s
+        .adapter
+        .callback(&with_body(
+            r#"{"errorCategory":"BusinessRule","errorCode":"DailyValueLimitExceeded","errordescription":"limit"}"#,
+        ))
+        .unwrap();
+    assert!(
+        matches!(&error.events[0].outcome, CallbackOutcome::Failed(f) if f.code == FailureCode::LimitExceeded)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -293,10 +293,10 @@ async fn tokens_issued(control: &str) -> u64 {
 async fn token_is_shared_cached_and_refreshed_before_expiry() {
     let s = setup_with(
         MpesaMockConfig {
-            token_lifetime: Duration::from_secs(2),
+            token_lifetime: Duration::from_secs(4),
             ..MpesaMockConfig::default()
         },
-        |c| c.token_refresh_margin = Duration::from_millis(800),
+        |c| c.token_refresh_margin = Duration::from_millis(1500),
     )
     .await;
     // Concurrent first calls share one token fetch.
@@ -317,8 +317,8 @@ async fn token_is_shared_cached_and_refreshed_before_expiry() {
         assert!(matches!(c.await.unwrap(), Ok(Submitted::Accepted { .. })));
     }
     assert_eq!(tokens_issued(&s.control()).await, 1);
-    // Refreshed 0.8 s before the 2 s lifetime ends, so no call ever meets an expired token.
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Refreshed 1.5 s before the 4 s lifetime ends, so no call ever meets an expired token.
+    tokio::time::sleep(Duration::from_millis(2800)).await;
     let a = attempt(
         Direction::Collection,
         PartyIdType::Msisdn,
