@@ -80,7 +80,10 @@ pub struct TestApp {
     pub db: Db,
     pub database_url: String,
     /// The other mock rails, when the test asked for them.
-    pub mobile: Option<(railgate_mmapi::mock::MmapiMock, railgate_mpesa::mock::MpesaMock)>,
+    pub mobile: Option<(
+        railgate_mmapi::mock::MmapiMock,
+        railgate_mpesa::mock::MpesaMock,
+    )>,
 }
 
 pub const MOCK_SECRET: &str = "test-callback-secret";
@@ -123,7 +126,9 @@ pub async fn spawn_app_with(store: Store, tweak: impl FnOnce(&mut Config)) -> Op
 /// The gateway with every mock rail (generic, GSMA MMAPI, M-Pesa) configured as the sandbox has them.
 pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
     let url = database_url(store).await?;
-    let rails = railgate::sandbox::MockRails::start(MOCK_SECRET, railgate::sandbox::Timing::Fast).await.unwrap();
+    let rails = railgate::sandbox::MockRails::start(MOCK_SECRET, railgate::sandbox::Timing::Fast)
+        .await
+        .unwrap();
     let mut cfg = test_config(url.clone(), &rails.mock.base_url());
     rails.configure(&mut cfg, MOCK_SECRET);
     for r in &mut cfg.rails {
@@ -139,7 +144,10 @@ async fn spawn_with_config(
     cfg: Config,
     url: String,
     mock: railgate_mock::MockRail,
-    mobile: Option<(railgate_mmapi::mock::MmapiMock, railgate_mpesa::mock::MpesaMock)>,
+    mobile: Option<(
+        railgate_mmapi::mock::MmapiMock,
+        railgate_mpesa::mock::MpesaMock,
+    )>,
 ) -> Option<TestApp> {
     let gateway = app::start(cfg, None).await.unwrap();
     let db = gateway.state.db.clone();
@@ -289,7 +297,15 @@ impl TestApp {
 
     /// Times money moved, per a mock's `GET {control}/payouts`, for payments with this reference.
     pub async fn paid_at(&self, control_url: &str, reference: &str) -> u32 {
-        let rows: Vec<Value> = self.http.get(format!("{control_url}/payouts")).send().await.unwrap().json().await.unwrap();
+        let rows: Vec<Value> = self
+            .http
+            .get(format!("{control_url}/payouts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         rows.iter()
             .filter(|r| r["reference"] == reference)
             .map(|r| u32::try_from(r["count"].as_u64().unwrap_or(0)).unwrap())
@@ -308,9 +324,18 @@ impl TestApp {
         control_url: &str,
     ) {
         let rows = [
-            ("00", "completed"), ("01", "failed"), ("02", "failed"), ("03", "failed"),
-            ("04", "completed"), ("05", "completed"), ("06", "failed"), ("07", "completed"),
-            ("08", "completed"), ("09", "completed"), ("10", "completed"), ("11", "conflict"),
+            ("00", "completed"),
+            ("01", "failed"),
+            ("02", "failed"),
+            ("03", "failed"),
+            ("04", "completed"),
+            ("05", "completed"),
+            ("06", "failed"),
+            ("07", "completed"),
+            ("08", "completed"),
+            ("09", "completed"),
+            ("10", "completed"),
+            ("11", "conflict"),
             ("12", "exception"),
         ];
         let (path, party_key) = match direction {
@@ -320,7 +345,7 @@ impl TestApp {
         let mut ids = Vec::new();
         for (digits, _) in rows {
             let body = json!({
-                "reference": format!("{rail}-{direction}-{digits}"),
+                "reference": short_reference(rail, direction, digits),
                 "amount": {"value": amount, "currency": currency},
                 party_key: party(digits),
                 "rail": rail,
@@ -337,19 +362,25 @@ impl TestApp {
                     w => p["state"] == w,
                 })
                 .await;
-            let reference = format!("{rail}-{direction}-{digits}");
+            let reference = short_reference(rail, direction, digits);
             let paid = self.paid_at(control_url, &reference).await;
             match *want {
                 "conflict" => assert!(!p["conflict"].is_null(), "{rail} {direction} {digits}: {p}"),
                 "exception" => {
-                    assert!(!p["exception"].is_null(), "{rail} {direction} {digits}: {p}");
+                    assert!(
+                        !p["exception"].is_null(),
+                        "{rail} {direction} {digits}: {p}"
+                    );
                     assert_eq!(p["state"], "unknown");
                 }
                 w => assert_eq!(p["state"], w, "{rail} {direction} {digits}: {p}"),
             }
             assert!(paid <= 1, "{rail} {direction} {digits} paid {paid} times");
             if *want == "completed" {
-                assert_eq!(paid, 1, "{rail} {direction} {digits}: completed but the rail paid {paid} times");
+                assert_eq!(
+                    paid, 1,
+                    "{rail} {direction} {digits}: completed but the rail paid {paid} times"
+                );
             }
             if *want == "failed" && ["01", "02", "03"].contains(digits) {
                 assert_eq!(paid, 0, "{rail} {direction} {digits}");
@@ -371,6 +402,13 @@ pub fn disbursement(reference: &str, msisdn: &str, amount: &str) -> Value {
         "narrative": "Maternity benefit",
         "metadata": {"programme": "maternity", "insuree": "CHF-1001"}
     })
+}
+
+/// At most 12 characters: M-Pesa's STK `AccountReference` limit.
+fn short_reference(rail: &str, direction: &str, digits: &str) -> String {
+    let r: String = rail.chars().take(6).collect();
+    let d: String = direction.chars().take(1).collect();
+    format!("{r}-{d}-{digits}")
 }
 
 /// Runs an async test body on both stores, as two tests.
