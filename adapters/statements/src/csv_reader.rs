@@ -290,7 +290,8 @@ impl<R: Read> Iterator for CsvReader<R> {
                 None
             }
             Ok(true) => {
-                self.line_no = self.line_no.saturating_add(1);
+                // Every data record has a number, readable or not, as camt entries do.
+                self.line_no = self.rows;
                 Some(self.line(loc).map(|l| StatementItem::Line(Box::new(l))))
             }
             Err(e) => {
