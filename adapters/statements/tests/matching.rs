@@ -462,3 +462,20 @@ fn generated_run_matches_everything_once() {
     assert_eq!(o.matches.len(), 20_000);
     assert_eq!(o.stats.expected_matched, 20_000);
 }
+
+#[test]
+fn same_amount_for_everyone_still_pairs_by_party() {
+    // A programme that pays every beneficiary the same amount: only the party tells them apart.
+    let e: Vec<Expected> = (0..500u128)
+        .map(|i| Expected { counterparty: Some(format!("2557000{i:05}")), ..exp(i, ExpectedKind::Disbursement, "50000.00", Currency::Tzs, "2025-01-10") })
+        .collect();
+    let lines: Vec<StatementLine> = [17u64, 250, 499]
+        .iter()
+        .map(|&i| with_party(line(i, "50000.00", Currency::Tzs, Direction::Debit, "2025-01-11"), &format!("+255 7000{i:05}")))
+        .collect();
+    let cfg = MatchConfig { sum_rules: false, missing_between: Some((d("2025-02-01"), d("2025-02-02"))), ..MatchConfig::default() };
+    let o = run(&e, &lines, cfg);
+    assert!(o.breaks.is_empty(), "{:#?}", o.breaks);
+    let pairs: Vec<(u64, Uuid)> = o.matches.iter().map(|m| (m.lines[0], m.expected[0])).collect();
+    assert_eq!(pairs, [(17, id(17)), (250, id(250)), (499, id(499))]);
+}

@@ -567,15 +567,36 @@ impl<'a> Matcher<'a> {
     }
 
     /// Amount + currency + counterparty + date window, one line to one payment.
+    ///
+    /// With the counterparty required (the default) payments are bucketed by counterparty, so
+    /// a programme that pays everyone the same amount does not make each line scan them all;
+    /// without it they are bucketed by amount and a tolerance is a range scan.
     fn fuzzy_one_to_one(&mut self, lines: Vec<Leftover>) -> Vec<Leftover> {
         let tol = self.config.amount_tolerance_minor;
         let window = self.config.date_window_days;
-        // Ordered by amount so a tolerance is a range scan, not a probe per minor unit.
-        let mut book: BTreeMap<(Currency, Direction, i64), Vec<usize>> = BTreeMap::new();
+        let by_party = self.config.require_counterparty;
+        let mut parties: HashMap<(Currency, Direction, String), Vec<usize>> = HashMap::new();
+        let mut amounts: BTreeMap<(Currency, Direction, i64), Vec<usize>> = BTreeMap::new();
+        // Counterparty keys of the payments still open, normalised once.
+        let mut keys: HashMap<usize, String> = HashMap::new();
         for (i, e) in self.expected.iter().enumerate() {
-            if !self.accounted.get(i).copied().unwrap_or(true) {
-                book.entry((e.amount.currency(), e.direction(), e.amount.minor())).or_default().push(i);
+            if self.accounted.get(i).copied().unwrap_or(true) {
+                continue;
             }
+            let key = e.counterparty_key();
+            if by_party {
+                if let Some(k) = key {
+                    parties.entry((e.amount.currency(), e.direction(), k)).or_default().push(i);
+                }
+            } else {
+                amounts.entry((e.amount.currency(), e.direction(), e.amount.minor())).or_default().push(i);
+                if let Some(k) = key {
+                    keys.insert(i, k);
+                }
+            }
+        }
+        if parties.is_empty() && amounts.is_empty() {
+            return lines;
         }
         let mut rest = Vec::new();
         for l in lines {
@@ -584,38 +605,44 @@ impl<'a> Matcher<'a> {
                 rest.push(l);
                 continue;
             };
-            if l.is_batch && !self.config.sum_rules {
-                rest.push(l);
-                continue;
-            }
-            let key = |m: i64| (s.matching.currency(), s.direction, m);
-            let lo = key(s.matching.minor().saturating_sub(tol));
-            let hi = key(s.matching.minor().saturating_add(tol));
-            let mut best: Option<((u8, i64, i64, usize), usize)> = None;
-            for (&(_, _, amount), list) in book.range(lo..=hi) {
-                for &e in list {
-                    if self.accounted.get(e).copied().unwrap_or(true) {
-                        continue;
+            let (currency, minor) = (s.matching.currency(), s.matching.minor());
+            let mut candidates: Vec<usize> = Vec::new();
+            if by_party {
+                for k in [&l.account_key, &l.name_key].into_iter().flatten() {
+                    if let Some(list) = parties.get(&(currency, s.direction, k.clone())) {
+                        candidates.extend(list.iter().copied());
                     }
-                    let Some(x) = self.expected.get(e) else { continue };
-                    if !within(x.date, date, window) || !self.counterparty_agrees(&l, x) {
-                        continue;
-                    }
-                    // Prefer payments we believe happened; then the closest amount and date.
-                    let state_rank = match x.state {
-                        ExpectedState::Completed | ExpectedState::Pending => 0u8,
-                        ExpectedState::Unknown => 1,
-                        ExpectedState::Failed => 2,
-                    };
-                    let score = (
-                        state_rank,
-                        amount.saturating_sub(s.matching.minor()).abs(),
-                        (x.date - date).num_days().abs(),
-                        e,
+                }
+            } else {
+                let lo = (currency, s.direction, minor.saturating_sub(tol));
+                let hi = (currency, s.direction, minor.saturating_add(tol));
+                for (_, list) in amounts.range(lo..=hi) {
+                    candidates.extend(
+                        list.iter()
+                            .copied()
+                            .filter(|e| self.counterparty_agrees(&l, keys.get(e).map(String::as_str))),
                     );
-                    if best.is_none_or(|(b, _)| score < b) {
-                        best = Some((score, e));
-                    }
+                }
+            }
+            let mut best: Option<((u8, i64, i64, usize), usize)> = None;
+            for e in candidates {
+                if self.accounted.get(e).copied().unwrap_or(true) {
+                    continue;
+                }
+                let Some(x) = self.expected.get(e) else { continue };
+                let diff = x.amount.minor().saturating_sub(minor).abs();
+                if diff > tol || !within(x.date, date, window) {
+                    continue;
+                }
+                // Prefer payments we believe happened; then the closest amount and date.
+                let state_rank = match x.state {
+                    ExpectedState::Completed | ExpectedState::Pending => 0u8,
+                    ExpectedState::Unknown => 1,
+                    ExpectedState::Failed => 2,
+                };
+                let score = (state_rank, diff, (x.date - date).num_days().abs(), e);
+                if best.is_none_or(|(b, _)| score < b) {
+                    best = Some((score, e));
                 }
             }
             match best {
@@ -628,11 +655,10 @@ impl<'a> Matcher<'a> {
         rest
     }
 
-    fn counterparty_agrees(&self, l: &Leftover, x: &Expected) -> bool {
-        let theirs = x.counterparty_key();
+    fn counterparty_agrees(&self, l: &Leftover, theirs: Option<&str>) -> bool {
         match (theirs, &l.account_key, &l.name_key) {
-            (Some(k), Some(acc), _) => *acc == k || l.name_key.as_deref() == Some(k.as_str()),
-            (Some(k), None, Some(name)) => *name == k,
+            (Some(k), Some(acc), _) => acc == k || l.name_key.as_deref() == Some(k),
+            (Some(k), None, Some(name)) => name == k,
             _ => !self.config.require_counterparty,
         }
     }
