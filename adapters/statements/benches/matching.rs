@@ -5,15 +5,22 @@
 //!
 //! The generated day: 90 % of lines carry our end-to-end id, 5 % only the rail's id, 4 % no
 //! reference (paired by amount, counterparty and date), 1 % are unknown money (breaks).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 
 use chrono::NaiveDate;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use railgate_rail::{Currency, Money};
-use railgate_statements::matching::{match_lines, Expected, ExpectedKind, ExpectedState, MatchConfig};
+use railgate_statements::matching::{
+    match_lines, Expected, ExpectedKind, ExpectedState, MatchConfig,
+};
 use railgate_statements::{
-    Counterparty, CsvProfile, Direction, EntryStatus, InputFormat, Location, StatementItem, StatementLine,
-    StatementReader,
+    Counterparty, CsvProfile, Direction, EntryStatus, InputFormat, Location, StatementItem,
+    StatementLine, StatementReader,
 };
 use std::hint::black_box;
 use std::io::Cursor;
@@ -25,7 +32,11 @@ fn day(n: u64) -> (Vec<Expected>, Vec<StatementLine>) {
     let mut lines = Vec::with_capacity(usize::try_from(n).unwrap());
     for i in 0..n {
         // Amounts repeat (1,000 distinct values) so the fuzzy rule has real buckets to search.
-        let amount = Money::from_minor(i64::try_from(1_000 + (i % 1_000) * 50).unwrap(), Currency::Tzs).unwrap();
+        let amount = Money::from_minor(
+            i64::try_from(1_000 + (i % 1_000) * 50).unwrap(),
+            Currency::Tzs,
+        )
+        .unwrap();
         let party = format!("2557{:08}", i);
         expected.push(Expected {
             id: Uuid::from_u128(u128::from(i)),
@@ -42,10 +53,20 @@ fn day(n: u64) -> (Vec<Expected>, Vec<StatementLine>) {
             already_matched: false,
         });
         let (reference, rail, cp, amt) = match i % 100 {
-            0..=89 => (Some(format!("BEN-{i:010}")), Some(format!("MOCK-{i}")), None, amount),
+            0..=89 => (
+                Some(format!("BEN-{i:010}")),
+                Some(format!("MOCK-{i}")),
+                None,
+                amount,
+            ),
             90..=94 => (None, Some(format!("RAIL-{i:010}")), None, amount),
             95..=98 => (None, None, Some(party), amount),
-            _ => (None, Some(format!("STRANGER-{i}")), None, Money::from_minor(7, Currency::Tzs).unwrap()),
+            _ => (
+                None,
+                Some(format!("STRANGER-{i}")),
+                None,
+                Money::from_minor(7, Currency::Tzs).unwrap(),
+            ),
         };
         lines.push(StatementLine {
             line_no: i + 1,
@@ -61,7 +82,10 @@ fn day(n: u64) -> (Vec<Expected>, Vec<StatementLine>) {
             creditor_reference: None,
             remittance: None,
             bank_entry_ref: None,
-            counterparty: cp.map(|a| Counterparty { name: None, account: Some(a) }),
+            counterparty: cp.map(|a| Counterparty {
+                name: None,
+                account: Some(a),
+            }),
             fee: None,
             bank_transaction_code: None,
             batch: None,
@@ -105,13 +129,23 @@ fn csv_reading(c: &mut Criterion) {
     let n = 100_000u64;
     let mut data = String::from("booking_date,value_date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n");
     for i in 0..n {
-        data.push_str(&format!("2025-01-15,2025-01-15,{}.{:02},TZS,DEBIT,BEN-{i:010},2557{i:08},MOCK-{i},250.00\n", i + 1, i % 100));
+        data.push_str(&format!(
+            "2025-01-15,2025-01-15,{}.{:02},TZS,DEBIT,BEN-{i:010},2557{i:08},MOCK-{i},250.00\n",
+            i + 1,
+            i % 100
+        ));
     }
     g.throughput(Throughput::Elements(n));
     g.bench_function(BenchmarkId::from_parameter(n), |b| {
         b.iter(|| {
-            let reader = StatementReader::open(Cursor::new(data.as_bytes()), InputFormat::Csv(CsvProfile::mock_rail())).unwrap();
-            let lines = reader.filter(|i| matches!(i, Ok(StatementItem::Line(_)))).count();
+            let reader = StatementReader::open(
+                Cursor::new(data.as_bytes()),
+                InputFormat::Csv(CsvProfile::mock_rail()),
+            )
+            .unwrap();
+            let lines = reader
+                .filter(|i| matches!(i, Ok(StatementItem::Line(_))))
+                .count();
             assert_eq!(u64::try_from(lines).unwrap(), n);
         })
     });

@@ -23,7 +23,11 @@ impl NumberFormat {
 }
 
 /// Parses an amount that may carry a leading `-` or `+`; returns (minor units ≥ 0, negative).
-pub fn parse_signed(text: &str, currency: Currency, format: NumberFormat) -> Result<(i64, bool), MoneyError> {
+pub fn parse_signed(
+    text: &str,
+    currency: Currency,
+    format: NumberFormat,
+) -> Result<(i64, bool), MoneyError> {
     let text = text.trim();
     let (negative, body) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -34,7 +38,11 @@ pub fn parse_signed(text: &str, currency: Currency, format: NumberFormat) -> Res
 }
 
 /// Parses an unsigned amount exactly into minor units (zero allowed; the caller decides).
-pub fn parse_unsigned(text: &str, currency: Currency, format: NumberFormat) -> Result<i64, MoneyError> {
+pub fn parse_unsigned(
+    text: &str,
+    currency: Currency,
+    format: NumberFormat,
+) -> Result<i64, MoneyError> {
     let text = text.trim();
     let mut plain = String::with_capacity(text.len());
     let mut seen_decimal = false;
@@ -82,15 +90,31 @@ mod tests {
         assert_eq!(parse_unsigned("412.50000", Currency::Eur, p), Ok(41250));
         assert_eq!(parse_unsigned("2700.000", Currency::Ugx, p), Ok(2700));
         assert_eq!(parse_unsigned("1.234,56", Currency::Eur, COMMA), Ok(123456));
-        assert_eq!(parse_signed("-1,500.00", Currency::Kes, NumberFormat { decimal_separator: '.', thousands_separator: Some(',') }), Ok((150000, true)));
+        assert_eq!(
+            parse_signed(
+                "-1,500.00",
+                Currency::Kes,
+                NumberFormat {
+                    decimal_separator: '.',
+                    thousands_separator: Some(',')
+                }
+            ),
+            Ok((150000, true))
+        );
         assert_eq!(parse_signed("+7", Currency::Ugx, p), Ok((7, false)));
     }
 
     #[test]
     fn refuses_rounding_and_junk() {
         let p = NumberFormat::PLAIN;
-        assert!(matches!(parse_unsigned("412.501", Currency::Eur, p), Err(MoneyError::TooManyFractionDigits { .. })));
-        assert!(matches!(parse_unsigned("2700.5", Currency::Ugx, p), Err(MoneyError::TooManyFractionDigits { .. })));
+        assert!(matches!(
+            parse_unsigned("412.501", Currency::Eur, p),
+            Err(MoneyError::TooManyFractionDigits { .. })
+        ));
+        assert!(matches!(
+            parse_unsigned("2700.5", Currency::Ugx, p),
+            Err(MoneyError::TooManyFractionDigits { .. })
+        ));
         for bad in ["", "1e3", "12.3.4", "--1", "abc", "1 000"] {
             assert!(parse_signed(bad, Currency::Eur, p).is_err(), "{bad}");
         }

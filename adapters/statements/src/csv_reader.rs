@@ -48,7 +48,11 @@ impl<R: Read> CsvReader<R> {
     /// Reads the header row and checks that every column the profile names is there.
     pub fn new(reader: R, profile: CsvProfile) -> Result<Self, ParseError> {
         let delimiter = u8::try_from(u32::from(profile.delimiter)).map_err(|_| {
-            ParseError::new(Location::default(), "delimiter", ParseErrorKind::Profile("the delimiter must be one ASCII character".into()))
+            ParseError::new(
+                Location::default(),
+                "delimiter",
+                ParseErrorKind::Profile("the delimiter must be one ASCII character".into()),
+            )
         })?;
         let mut csv = csv::ReaderBuilder::new()
             .delimiter(delimiter)
@@ -58,7 +62,16 @@ impl<R: Read> CsvReader<R> {
             .from_reader(reader);
         let headers = csv
             .headers()
-            .map_err(|e| ParseError::new(Location { section: 1, ..Location::default() }, "header", ParseErrorKind::Csv(e.to_string())))?
+            .map_err(|e| {
+                ParseError::new(
+                    Location {
+                        section: 1,
+                        ..Location::default()
+                    },
+                    "header",
+                    ParseErrorKind::Csv(e.to_string()),
+                )
+            })?
             .clone();
         let find = |name: &str| -> Result<usize, ParseError> {
             headers
@@ -66,9 +79,17 @@ impl<R: Read> CsvReader<R> {
                 .position(|h| h.trim().eq_ignore_ascii_case(name.trim()))
                 .ok_or_else(|| {
                     ParseError::new(
-                        Location { section: 1, source_line: 1, ..Location::default() },
+                        Location {
+                            section: 1,
+                            source_line: 1,
+                            ..Location::default()
+                        },
                         name,
-                        ParseErrorKind::Profile(format!("profile '{}' needs column '{}'", profile.name, quote(name))),
+                        ParseErrorKind::Profile(format!(
+                            "profile '{}' needs column '{}'",
+                            profile.name,
+                            quote(name)
+                        )),
                     )
                 })
         };
@@ -92,7 +113,11 @@ impl<R: Read> CsvReader<R> {
             receipt: opt(&c.receipt)?,
             fee: opt(&c.fee)?,
             remittance: opt(&c.remittance)?,
-            status: profile.status.as_ref().map(|s| find(&s.column)).transpose()?,
+            status: profile
+                .status
+                .as_ref()
+                .map(|s| find(&s.column))
+                .transpose()?,
         };
         let fixed = match profile.currency {
             CurrencySource::Fixed(c) => Some(c),
@@ -117,7 +142,9 @@ impl<R: Read> CsvReader<R> {
     }
 
     fn field(&self, idx: Option<usize>) -> Option<&str> {
-        idx.and_then(|i| self.record.get(i)).map(str::trim).filter(|v| !v.is_empty())
+        idx.and_then(|i| self.record.get(i))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     }
 
     fn text(&self, idx: Option<usize>) -> Option<String> {
@@ -133,7 +160,9 @@ impl<R: Read> CsvReader<R> {
         let currency = match (&p.currency, self.pos.currency) {
             (CurrencySource::Fixed(c), _) => *c,
             (CurrencySource::Column(col), idx) => {
-                let v = self.field(idx).ok_or_else(|| err(col, ParseErrorKind::Missing))?;
+                let v = self
+                    .field(idx)
+                    .ok_or_else(|| err(col, ParseErrorKind::Missing))?;
                 v.parse::<Currency>()
                     .map_err(|_| err(col, ParseErrorKind::Currency(quote(v))))?
             }
@@ -145,11 +174,23 @@ impl<R: Read> CsvReader<R> {
         let amount_text = self
             .field(Some(self.pos.amount))
             .ok_or_else(|| err(&c.amount, ParseErrorKind::Missing))?;
-        let amount_err = |reason| err(&c.amount, ParseErrorKind::Amount { value: quote(amount_text), reason });
+        let amount_err = |reason| {
+            err(
+                &c.amount,
+                ParseErrorKind::Amount {
+                    value: quote(amount_text),
+                    reason,
+                },
+            )
+        };
         let (minor, negative) = parse_signed(amount_text, currency, format).map_err(amount_err)?;
         let amount = Money::from_minor(minor, currency).map_err(amount_err)?;
         let direction = match &p.sign {
-            SignConvention::DirectionColumn { column, credit, debit } => {
+            SignConvention::DirectionColumn {
+                column,
+                credit,
+                debit,
+            } => {
                 let v = self
                     .field(self.pos.direction)
                     .ok_or_else(|| err(column, ParseErrorKind::Missing))?;
@@ -184,19 +225,35 @@ impl<R: Read> CsvReader<R> {
         };
         let booking_date = date(Some(self.pos.booking_date), &c.booking_date)?
             .ok_or_else(|| err(&c.booking_date, ParseErrorKind::Missing))?;
-        let value_date = date(self.pos.value_date, c.value_date.as_deref().unwrap_or("value_date"))?;
+        let value_date = date(
+            self.pos.value_date,
+            c.value_date.as_deref().unwrap_or("value_date"),
+        )?;
         let fee = match self.field(self.pos.fee) {
             None => None,
             Some(v) => {
                 let name = c.fee.as_deref().unwrap_or("fee");
                 // Operators print charges with either sign; a charge is always money out.
-                let (minor, _) = parse_signed(v, currency, format)
-                    .map_err(|reason| err(name, ParseErrorKind::Amount { value: quote(v), reason }))?;
+                let (minor, _) = parse_signed(v, currency, format).map_err(|reason| {
+                    err(
+                        name,
+                        ParseErrorKind::Amount {
+                            value: quote(v),
+                            reason,
+                        },
+                    )
+                })?;
                 if minor == 0 {
                     None
                 } else {
                     Some(Money::from_minor(minor, currency).map_err(|reason| {
-                        err(name, ParseErrorKind::Amount { value: quote(v), reason })
+                        err(
+                            name,
+                            ParseErrorKind::Amount {
+                                value: quote(v),
+                                reason,
+                            },
+                        )
                     })?)
                 }
             }
@@ -215,7 +272,11 @@ impl<R: Read> CsvReader<R> {
             }
         };
         let counterparty = self.field(self.pos.counterparty).map(|v| {
-            match c.counterparty_separator.as_deref().and_then(|sep| v.split_once(sep)) {
+            match c
+                .counterparty_separator
+                .as_deref()
+                .and_then(|sep| v.split_once(sep))
+            {
                 Some((account, name)) => Counterparty {
                     account: Some(account.trim().to_owned()).filter(|s| !s.is_empty()),
                     name: Some(name.trim().to_owned()).filter(|s| !s.is_empty()),
@@ -258,9 +319,11 @@ fn flip(d: Direction) -> Direction {
 }
 
 fn parse_date(v: &str, format: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(v, format)
-        .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(v, format).ok().map(|dt| dt.date()))
+    NaiveDate::parse_from_str(v, format).ok().or_else(|| {
+        NaiveDateTime::parse_from_str(v, format)
+            .ok()
+            .map(|dt| dt.date())
+    })
 }
 
 impl<R: Read> Iterator for CsvReader<R> {

@@ -56,7 +56,10 @@ impl ParseError {
     pub fn fatal(&self) -> bool {
         matches!(
             self.kind,
-            ParseErrorKind::Xml(_) | ParseErrorKind::Io(_) | ParseErrorKind::UnsupportedFormat(_) | ParseErrorKind::Profile(_)
+            ParseErrorKind::Xml(_)
+                | ParseErrorKind::Io(_)
+                | ParseErrorKind::UnsupportedFormat(_)
+                | ParseErrorKind::Profile(_)
         )
     }
 }

@@ -103,7 +103,9 @@ impl<R: BufRead> Read for HashingReader<R> {
         if let Some(chunk) = out.get(..n) {
             self.hasher.update(chunk);
         }
-        self.bytes = self.bytes.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        self.bytes = self
+            .bytes
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
         Ok(n)
     }
 }
@@ -120,7 +122,9 @@ impl<R: BufRead> BufRead for HashingReader<R> {
                 self.hasher.update(chunk);
             }
         }
-        self.bytes = self.bytes.saturating_add(u64::try_from(amt).unwrap_or(u64::MAX));
+        self.bytes = self
+            .bytes
+            .saturating_add(u64::try_from(amt).unwrap_or(u64::MAX));
         self.inner.consume(amt);
     }
 }
@@ -140,7 +144,9 @@ mod tests {
 
     #[test]
     fn reader_matches_bytes() {
-        let data: Vec<u8> = (0..200_000u32).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
         let h = ContentHash::of_reader(&data[..]).unwrap();
         assert_eq!(h, ContentHash::of_bytes(&data));
         let mut hr = HashingReader::new(io::BufReader::with_capacity(777, &data[..]));

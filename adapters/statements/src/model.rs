@@ -8,7 +8,9 @@ use railgate_rail::{mask, Currency, Money};
 use std::fmt;
 
 /// Which way money moved on the statement's account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Money came in (camt `CRDT`): collections, returns of our disbursements.
@@ -95,7 +97,11 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "entry {} (line {}, byte {})", self.entry, self.source_line, self.byte_offset)
+        write!(
+            f,
+            "entry {} (line {}, byte {})",
+            self.entry, self.source_line, self.byte_offset
+        )
     }
 }
 
@@ -115,12 +121,18 @@ impl Counterparty {
     /// The account reduced to upper-case letters and digits, so that "+255 712 345 600" and
     /// "255712345600" compare equal.
     pub fn account_key(&self) -> Option<String> {
-        self.account.as_deref().map(normalise_key).filter(|k| !k.is_empty())
+        self.account
+            .as_deref()
+            .map(normalise_key)
+            .filter(|k| !k.is_empty())
     }
 
     /// The name reduced the same way, for statements that carry only a name.
     pub fn name_key(&self) -> Option<String> {
-        self.name.as_deref().map(normalise_key).filter(|k| !k.is_empty())
+        self.name
+            .as_deref()
+            .map(normalise_key)
+            .filter(|k| !k.is_empty())
     }
 }
 
@@ -233,7 +245,9 @@ impl StatementLine {
     }
 
     pub fn return_reason(&self) -> Option<&str> {
-        self.return_info.as_ref().and_then(|r| r.reason_code.as_deref())
+        self.return_info
+            .as_ref()
+            .and_then(|r| r.reason_code.as_deref())
     }
 
     pub fn original_end_to_end_id(&self) -> Option<&str> {

@@ -8,6 +8,10 @@ use crate::model::{Statement, StatementItem};
 use std::io::BufRead;
 
 /// What the uploader says the file is.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per upload; size does not matter"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputFormat {
     /// camt.053 or camt.054; the exact message and version come from the document's namespace.
@@ -17,6 +21,10 @@ pub enum InputFormat {
 }
 
 /// A streaming statement reader over any supported format.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one reader per upload, never moved in a loop"
+)]
 pub enum StatementReader<R: BufRead> {
     Camt(CamtReader<R>),
     Csv(CsvReader<R>),

@@ -1,4 +1,11 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::as_conversions)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::as_conversions
+)]
 
 mod common;
 
@@ -13,7 +20,12 @@ fn mock_rail_export_reads() {
     let stmts = read("mock_rail.csv", InputFormat::Csv(CsvProfile::mock_rail()));
     assert_eq!(stmts.len(), 1);
     let s = &stmts[0];
-    assert_eq!(s.source_format(), &SourceFormat::Csv { profile: "mock-rail".into() });
+    assert_eq!(
+        s.source_format(),
+        &SourceFormat::Csv {
+            profile: "mock-rail".into()
+        }
+    );
     assert_eq!(s.lines.len(), 7);
     let l = &s.lines[1];
     assert_eq!(l.amount, money("22500.50", Currency::Tzs));
@@ -21,41 +33,73 @@ fn mock_rail_export_reads() {
     assert_eq!(l.reference.as_deref(), Some("BEN-0000018001"));
     assert_eq!(l.rail_transaction_id.as_deref(), Some("MOCK-TX-000002"));
     assert_eq!(l.fee, Some(money("250.00", Currency::Tzs)));
-    assert_eq!(l.counterparty.as_ref().unwrap().account.as_deref(), Some("255712340004"));
+    assert_eq!(
+        l.counterparty.as_ref().unwrap().account.as_deref(),
+        Some("255712340004")
+    );
     assert_eq!(l.location.source_line, 3);
     assert_eq!(l.location.entry, 2);
     assert_eq!(s.lines[2].fee, None, "empty fee column");
     assert_eq!(s.lines[3].direction, Direction::Credit);
     assert_eq!(s.lines[3].value_date, NaiveDate::from_ymd_opt(2025, 2, 4));
-    assert_eq!(s.lines[4].amount, money("5000", Currency::Ugx), "currency per row");
+    assert_eq!(
+        s.lines[4].amount,
+        money("5000", Currency::Ugx),
+        "currency per row"
+    );
     assert_eq!(s.lines[5].reference, None, "NOTPROVIDED");
 }
 
 #[test]
 fn mobile_money_operator_export_reads() {
-    let stmts = read("mobile_money_operator.csv", InputFormat::Csv(CsvProfile::mobile_money_operator()));
+    let stmts = read(
+        "mobile_money_operator.csv",
+        InputFormat::Csv(CsvProfile::mobile_money_operator()),
+    );
     let s = &stmts[0];
     assert_eq!(s.currency(), Some(Currency::Kes));
     assert_eq!(s.lines.len(), 5);
     let out = &s.lines[0];
-    assert_eq!(out.direction, Direction::Debit, "negative amount is money out");
-    assert_eq!(out.amount, money("2500.00", Currency::Kes), "thousands separator, sign dropped");
+    assert_eq!(
+        out.direction,
+        Direction::Debit,
+        "negative amount is money out"
+    );
+    assert_eq!(
+        out.amount,
+        money("2500.00", Currency::Kes),
+        "thousands separator, sign dropped"
+    );
     assert_eq!(out.fee, Some(money("15.00", Currency::Kes)));
     assert_eq!(out.receipt.as_deref(), Some("SBC4H7K2LQ"));
-    assert_eq!(out.rail_transaction_id.as_deref(), Some("AG_20250203_00004f2c9a1b"));
+    assert_eq!(
+        out.rail_transaction_id.as_deref(),
+        Some("AG_20250203_00004f2c9a1b")
+    );
     assert_eq!(out.reference.as_deref(), Some("BEN-778812-202502"));
-    assert_eq!(out.booking_date, NaiveDate::from_ymd_opt(2025, 2, 3), "date-time read as its date");
+    assert_eq!(
+        out.booking_date,
+        NaiveDate::from_ymd_opt(2025, 2, 3),
+        "date-time read as its date"
+    );
     let cp = out.counterparty.as_ref().unwrap();
     assert_eq!(cp.account.as_deref(), Some("254712345600"));
     assert_eq!(cp.name.as_deref(), Some("JANE WANJIRU"));
     let dbg = format!("{cp:?}");
-    assert!(!dbg.contains("254712345600") && !dbg.contains("WANJIRU"), "Debug masks: {dbg}");
+    assert!(
+        !dbg.contains("254712345600") && !dbg.contains("WANJIRU"),
+        "Debug masks: {dbg}"
+    );
 
     let in_ = &s.lines[2];
     assert_eq!(in_.direction, Direction::Credit);
     assert_eq!(in_.fee, None, "a zero charge is no fee");
     assert_eq!(in_.rail_transaction_id, None);
-    assert_eq!(s.lines[3].status, EntryStatus::Info, "a failed row proves nothing");
+    assert_eq!(
+        s.lines[3].status,
+        EntryStatus::Info,
+        "a failed row proves nothing"
+    );
     assert_eq!(s.lines[4].amount, money("750", Currency::Kes));
 }
 
@@ -79,14 +123,17 @@ fn profile_signed() -> CsvProfile {
         date_format: "%d.%m.%Y".into(),
         decimal_separator: ',',
         thousands_separator: Some('.'),
-        sign: SignConvention::SignedAmount { negative_means: Direction::Debit },
+        sign: SignConvention::SignedAmount {
+            negative_means: Direction::Debit,
+        },
         status: None,
     }
 }
 
 #[test]
 fn decimal_comma_and_signs() {
-    let data = "Buchungstag;Betrag;Waehrung;Referenz\n03.01.2025;-1.234,56;EUR;A\n03.01.2025;+7,5;EUR;B\n";
+    let data =
+        "Buchungstag;Betrag;Waehrung;Referenz\n03.01.2025;-1.234,56;EUR;A\n03.01.2025;+7,5;EUR;B\n";
     let s = read_all(Cursor::new(data), InputFormat::Csv(profile_signed())).unwrap();
     assert_eq!(s[0].lines[0].amount.minor(), 123_456);
     assert_eq!(s[0].lines[0].direction, Direction::Debit);
@@ -114,17 +161,33 @@ fn bad_rows_name_line_and_column() {
                 2025-02-03,,1.5e3,TZS,DEBIT,R6,,,\n\
                 2025-02-03,,15.00,TZS\n\
                 2025-02-03,,16.00,TZS,CREDIT,R8,,,\n";
-    let items: Vec<_> = StatementReader::open(Cursor::new(data), InputFormat::Csv(CsvProfile::mock_rail()))
-        .unwrap()
-        .collect();
+    let items: Vec<_> =
+        StatementReader::open(Cursor::new(data), InputFormat::Csv(CsvProfile::mock_rail()))
+            .unwrap()
+            .collect();
     let errs: Vec<&ParseError> = items.iter().filter_map(|i| i.as_ref().err()).collect();
     assert_eq!(errs.len(), 6);
     assert!(errs.iter().all(|e| !e.fatal()));
-    assert_eq!((errs[0].location.source_line, errs[0].field.as_str()), (3, "amount"));
-    assert_eq!((errs[1].location.source_line, errs[1].field.as_str()), (4, "booking_date"));
-    assert_eq!((errs[2].location.source_line, errs[2].field.as_str()), (5, "direction"));
-    assert_eq!((errs[3].location.source_line, errs[3].field.as_str()), (6, "currency"));
-    assert_eq!((errs[4].location.source_line, errs[4].field.as_str()), (7, "amount"));
+    assert_eq!(
+        (errs[0].location.source_line, errs[0].field.as_str()),
+        (3, "amount")
+    );
+    assert_eq!(
+        (errs[1].location.source_line, errs[1].field.as_str()),
+        (4, "booking_date")
+    );
+    assert_eq!(
+        (errs[2].location.source_line, errs[2].field.as_str()),
+        (5, "direction")
+    );
+    assert_eq!(
+        (errs[3].location.source_line, errs[3].field.as_str()),
+        (6, "currency")
+    );
+    assert_eq!(
+        (errs[4].location.source_line, errs[4].field.as_str()),
+        (7, "amount")
+    );
     assert!(matches!(errs[5].kind, ParseErrorKind::Csv(_)), "short row");
     let lines: Vec<_> = items
         .iter()
@@ -149,8 +212,14 @@ fn a_profile_column_missing_from_the_file_is_refused_up_front() {
 
 #[test]
 fn builtin_profiles_by_name() {
-    assert_eq!(CsvProfile::builtin(MOCK_RAIL_PROFILE), Some(CsvProfile::mock_rail()));
-    assert_eq!(CsvProfile::builtin(MOBILE_MONEY_PROFILE), Some(CsvProfile::mobile_money_operator()));
+    assert_eq!(
+        CsvProfile::builtin(MOCK_RAIL_PROFILE),
+        Some(CsvProfile::mock_rail())
+    );
+    assert_eq!(
+        CsvProfile::builtin(MOBILE_MONEY_PROFILE),
+        Some(CsvProfile::mobile_money_operator())
+    );
     assert_eq!(CsvProfile::builtin("nope"), None);
 }
 
@@ -171,7 +240,8 @@ fn csv_streams_200k_lines_without_collecting() {
         _ => None,
     });
     let hashing = HashingReader::new(BufReader::new(gen));
-    let mut reader = StatementReader::open(hashing, InputFormat::Csv(CsvProfile::mock_rail())).unwrap();
+    let mut reader =
+        StatementReader::open(hashing, InputFormat::Csv(CsvProfile::mock_rail())).unwrap();
     let (mut count, mut credits, mut sum) = (0u64, 0u64, 0i128);
     for item in reader.by_ref() {
         match item.unwrap() {
@@ -188,7 +258,10 @@ fn csv_streams_200k_lines_without_collecting() {
     }
     assert_eq!(count, N);
     assert_eq!(credits, N / 3);
-    assert_eq!(sum, (1..=N).map(|i| i128::from(i * 100 + i % 100)).sum::<i128>());
+    assert_eq!(
+        sum,
+        (1..=N).map(|i| i128::from(i * 100 + i % 100)).sum::<i128>()
+    );
     let (_, len) = reader.into_inner().finish().unwrap();
     assert!(len > 15_000_000, "{len} bytes streamed");
 }

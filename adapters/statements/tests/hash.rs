@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -13,13 +19,20 @@ fn same_file_same_hash_while_parsing() {
         ("camt053_v08.xml", InputFormat::Camt),
         ("camt054_v02.xml", InputFormat::Camt),
         ("mock_rail.csv", InputFormat::Csv(CsvProfile::mock_rail())),
-        ("mobile_money_operator.csv", InputFormat::Csv(CsvProfile::mobile_money_operator())),
+        (
+            "mobile_money_operator.csv",
+            InputFormat::Csv(CsvProfile::mobile_money_operator()),
+        ),
     ] {
         let raw = bytes(name);
         let expected = ContentHash::of_bytes(&raw);
         let file = std::fs::File::open(fixture(name)).unwrap();
-        let mut reader = StatementReader::open(HashingReader::new(BufReader::new(file)), format).unwrap();
-        let lines = reader.by_ref().filter(|i| matches!(i, Ok(StatementItem::Line(_)))).count();
+        let mut reader =
+            StatementReader::open(HashingReader::new(BufReader::new(file)), format).unwrap();
+        let lines = reader
+            .by_ref()
+            .filter(|i| matches!(i, Ok(StatementItem::Line(_))))
+            .count();
         assert!(lines > 0);
         let (hash, len) = reader.into_inner().finish().unwrap();
         assert_eq!(hash, expected, "{name}");

@@ -88,7 +88,9 @@ impl HeaderBuilder {
 
     /// Files the balance just read as opening or closing; the others are not needed.
     pub fn close_balance(&mut self) {
-        let Some(bal) = self.balance.take() else { return };
+        let Some(bal) = self.balance.take() else {
+            return;
+        };
         match bal.code.as_deref() {
             Some("OPBD") => self.opening = Some(bal),
             // A previously closed booked balance stands in for a missing opening balance.
@@ -124,25 +126,37 @@ impl HeaderBuilder {
             },
             _ => None,
         };
-        let balance = |b: &Option<BalanceBuilder>, field: &str| -> Result<Option<Balance>, ParseError> {
-            let Some(b) = b else { return Ok(None) };
-            let ccy_text = b.amount.ccy.as_deref().unwrap_or_default();
-            let ccy = parse_currency(ccy_text).map_err(|k| err(field, k))?;
-            let (minor, negative) = parse_signed(&b.amount.text, ccy, NumberFormat::PLAIN).map_err(|reason| {
-                err(field, ParseErrorKind::Amount { value: quote(&b.amount.text), reason })
-            })?;
-            let debit = match b.indicator.as_deref() {
-                Some("DBIT") => true,
-                Some("CRDT") | None => false,
-                Some(other) => return Err(err(field, ParseErrorKind::Direction(quote(other)))),
+        let balance =
+            |b: &Option<BalanceBuilder>, field: &str| -> Result<Option<Balance>, ParseError> {
+                let Some(b) = b else { return Ok(None) };
+                let ccy_text = b.amount.ccy.as_deref().unwrap_or_default();
+                let ccy = parse_currency(ccy_text).map_err(|k| err(field, k))?;
+                let (minor, negative) = parse_signed(&b.amount.text, ccy, NumberFormat::PLAIN)
+                    .map_err(|reason| {
+                        err(
+                            field,
+                            ParseErrorKind::Amount {
+                                value: quote(&b.amount.text),
+                                reason,
+                            },
+                        )
+                    })?;
+                let debit = match b.indicator.as_deref() {
+                    Some("DBIT") => true,
+                    Some("CRDT") | None => false,
+                    Some(other) => return Err(err(field, ParseErrorKind::Direction(quote(other)))),
+                };
+                let minor = if debit != negative {
+                    minor.checked_neg().unwrap_or(i64::MIN)
+                } else {
+                    minor
+                };
+                Ok(Some(Balance {
+                    minor,
+                    currency: ccy,
+                    date: b.date.as_deref().and_then(parse_date),
+                }))
             };
-            let minor = if debit != negative { minor.checked_neg().unwrap_or(i64::MIN) } else { minor };
-            Ok(Some(Balance {
-                minor,
-                currency: ccy,
-                date: b.date.as_deref().and_then(parse_date),
-            }))
-        };
         Ok(StatementHeader {
             source_format: format.clone(),
             section: self.section,
@@ -403,13 +417,22 @@ impl EntryBuilder {
     pub fn finish(self, line_no: u64) -> Result<StatementLine, ParseError> {
         let loc = self.location;
         let err = |field: &str, kind| ParseError::new(loc, field, kind);
-        let raw = self.amount.as_ref().ok_or_else(|| err("Ntry/Amt", ParseErrorKind::Missing))?;
-        let currency = parse_currency(raw.ccy.as_deref().unwrap_or_default()).map_err(|k| err("Ntry/Amt/@Ccy", k))?;
+        let raw = self
+            .amount
+            .as_ref()
+            .ok_or_else(|| err("Ntry/Amt", ParseErrorKind::Missing))?;
+        let currency = parse_currency(raw.ccy.as_deref().unwrap_or_default())
+            .map_err(|k| err("Ntry/Amt/@Ccy", k))?;
         let amount = money(raw, currency, "Ntry/Amt", loc)?;
         let direction = match self.indicator.as_deref() {
             Some("CRDT") => Direction::Credit,
             Some("DBIT") => Direction::Debit,
-            Some(other) => return Err(err("Ntry/CdtDbtInd", ParseErrorKind::Direction(quote(other)))),
+            Some(other) => {
+                return Err(err(
+                    "Ntry/CdtDbtInd",
+                    ParseErrorKind::Direction(quote(other)),
+                ))
+            }
             None => return Err(err("Ntry/CdtDbtInd", ParseErrorKind::Missing)),
         };
         let status = match self.status.as_deref() {
@@ -441,9 +464,12 @@ impl EntryBuilder {
             .as_ref()
             .and_then(|b| b.nb_of_txs.as_deref())
             .map(|n| {
-                n.trim()
-                    .parse::<u32>()
-                    .map_err(|_| err("Ntry/NtryDtls/Btch/NbOfTxs", ParseErrorKind::Number(quote(n))))
+                n.trim().parse::<u32>().map_err(|_| {
+                    err(
+                        "Ntry/NtryDtls/Btch/NbOfTxs",
+                        ParseErrorKind::Number(quote(n)),
+                    )
+                })
             })
             .transpose()?;
         let is_batch = self.txs.len() > 1 || batch_declared.is_some_and(|n| n > 1);
@@ -474,7 +500,11 @@ impl EntryBuilder {
             let mut transactions = Vec::with_capacity(self.txs.len());
             for (i, tx) in self.txs.iter().enumerate() {
                 let field = format!("Ntry/NtryDtls/TxDtls[{}]", i.saturating_add(1));
-                let raw = tx.amount.as_ref().or(tx.tx_amount.as_ref()).or(tx.instructed.as_ref());
+                let raw = tx
+                    .amount
+                    .as_ref()
+                    .or(tx.tx_amount.as_ref())
+                    .or(tx.instructed.as_ref());
                 let amount = match raw {
                     Some(r) => same_currency(r, currency, &field, loc)?,
                     None => None,
@@ -488,9 +518,15 @@ impl EntryBuilder {
                 });
             }
             let b = self.batch.as_ref();
-            let common_pmt_inf = self.txs.first().and_then(|t| t.pmt_inf_id.clone()).filter(|id| {
-                self.txs.iter().all(|t| t.pmt_inf_id.as_deref() == Some(id.as_str()))
-            });
+            let common_pmt_inf = self
+                .txs
+                .first()
+                .and_then(|t| t.pmt_inf_id.clone())
+                .filter(|id| {
+                    self.txs
+                        .iter()
+                        .all(|t| t.pmt_inf_id.as_deref() == Some(id.as_str()))
+                });
             let total = match b.and_then(|b| b.total.as_ref()) {
                 Some(r) => same_currency(r, currency, "Ntry/NtryDtls/Btch/TtlAmt", loc)?,
                 None => None,
@@ -556,17 +592,41 @@ impl EntryBuilder {
     }
 }
 
-fn money(raw: &RawAmount, currency: Currency, field: &str, loc: Location) -> Result<Money, ParseError> {
+fn money(
+    raw: &RawAmount,
+    currency: Currency,
+    field: &str,
+    loc: Location,
+) -> Result<Money, ParseError> {
     let minor = parse_unsigned(&raw.text, currency, NumberFormat::PLAIN).map_err(|reason| {
-        ParseError::new(loc, field, ParseErrorKind::Amount { value: quote(&raw.text), reason })
+        ParseError::new(
+            loc,
+            field,
+            ParseErrorKind::Amount {
+                value: quote(&raw.text),
+                reason,
+            },
+        )
     })?;
     Money::from_minor(minor, currency).map_err(|reason| {
-        ParseError::new(loc, field, ParseErrorKind::Amount { value: quote(&raw.text), reason })
+        ParseError::new(
+            loc,
+            field,
+            ParseErrorKind::Amount {
+                value: quote(&raw.text),
+                reason,
+            },
+        )
     })
 }
 
 /// An amount that must be in the entry's currency; zero is "none".
-fn same_currency(raw: &RawAmount, currency: Currency, field: &str, loc: Location) -> Result<Option<Money>, ParseError> {
+fn same_currency(
+    raw: &RawAmount,
+    currency: Currency,
+    field: &str,
+    loc: Location,
+) -> Result<Option<Money>, ParseError> {
     let ccy = match raw.ccy.as_deref() {
         Some(c) => parse_currency(c).map_err(|k| ParseError::new(loc, field, k))?,
         None => currency,
@@ -575,11 +635,21 @@ fn same_currency(raw: &RawAmount, currency: Currency, field: &str, loc: Location
         return Err(ParseError::new(
             loc,
             field,
-            ParseErrorKind::CurrencyMismatch { expected: currency, found: ccy },
+            ParseErrorKind::CurrencyMismatch {
+                expected: currency,
+                found: ccy,
+            },
         ));
     }
     let minor = parse_unsigned(&raw.text, currency, NumberFormat::PLAIN).map_err(|reason| {
-        ParseError::new(loc, field, ParseErrorKind::Amount { value: quote(&raw.text), reason })
+        ParseError::new(
+            loc,
+            field,
+            ParseErrorKind::Amount {
+                value: quote(&raw.text),
+                reason,
+            },
+        )
     })?;
     if minor == 0 {
         return Ok(None);
@@ -588,7 +658,12 @@ fn same_currency(raw: &RawAmount, currency: Currency, field: &str, loc: Location
 }
 
 /// The total of the charges: the stated total when there is one, else the sum of the records.
-fn charges(c: &Charges, currency: Currency, field: &str, loc: Location) -> Result<Option<Money>, ParseError> {
+fn charges(
+    c: &Charges,
+    currency: Currency,
+    field: &str,
+    loc: Location,
+) -> Result<Option<Money>, ParseError> {
     if let Some(total) = &c.total {
         return same_currency(total, currency, field, loc);
     }
@@ -598,7 +673,14 @@ fn charges(c: &Charges, currency: Currency, field: &str, loc: Location) -> Resul
             sum = Some(match sum {
                 None => m,
                 Some(s) => s.checked_add(m).map_err(|reason| {
-                    ParseError::new(loc, field, ParseErrorKind::Amount { value: quote(&r.text), reason })
+                    ParseError::new(
+                        loc,
+                        field,
+                        ParseErrorKind::Amount {
+                            value: quote(&r.text),
+                            reason,
+                        },
+                    )
                 })?,
             });
         }

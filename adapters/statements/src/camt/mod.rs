@@ -24,8 +24,12 @@ struct LineCounter<R> {
 impl<R: BufRead> Read for LineCounter<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(out)?;
-        let counted = out.get(..n).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count());
-        self.newlines = self.newlines.saturating_add(u64::try_from(counted).unwrap_or(0));
+        let counted = out
+            .get(..n)
+            .map_or(0, |b| b.iter().filter(|c| **c == b'\n').count());
+        self.newlines = self
+            .newlines
+            .saturating_add(u64::try_from(counted).unwrap_or(0));
         Ok(n)
     }
 }
@@ -36,8 +40,12 @@ impl<R: BufRead> BufRead for LineCounter<R> {
     }
     fn consume(&mut self, amt: usize) {
         if let Ok(buf) = self.inner.fill_buf() {
-            let counted = buf.get(..amt).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count());
-            self.newlines = self.newlines.saturating_add(u64::try_from(counted).unwrap_or(0));
+            let counted = buf
+                .get(..amt)
+                .map_or(0, |b| b.iter().filter(|c| **c == b'\n').count());
+            self.newlines = self
+                .newlines
+                .saturating_add(u64::try_from(counted).unwrap_or(0));
         }
         self.inner.consume(amt);
     }
@@ -144,11 +152,15 @@ impl<R: BufRead> CamtReader<R> {
                 Event::End(_) => self.end(),
                 Event::Text(t) => match t.decode() {
                     Ok(s) => self.text.push_str(&s),
-                    Err(e) => self.fatal(&path_string(&self.path), ParseErrorKind::Xml(e.to_string())),
+                    Err(e) => {
+                        self.fatal(&path_string(&self.path), ParseErrorKind::Xml(e.to_string()))
+                    }
                 },
                 Event::CData(t) => match t.decode() {
                     Ok(s) => self.text.push_str(&s),
-                    Err(e) => self.fatal(&path_string(&self.path), ParseErrorKind::Xml(e.to_string())),
+                    Err(e) => {
+                        self.fatal(&path_string(&self.path), ParseErrorKind::Xml(e.to_string()))
+                    }
                 },
                 Event::GeneralRef(r) => {
                     let resolved = match r.resolve_char_ref() {
@@ -170,9 +182,15 @@ impl<R: BufRead> CamtReader<R> {
                 }
                 Event::Eof => {
                     if self.format.is_none() {
-                        self.fatal("Document", ParseErrorKind::UnsupportedFormat("no camt document found".into()));
+                        self.fatal(
+                            "Document",
+                            ParseErrorKind::UnsupportedFormat("no camt document found".into()),
+                        );
                     } else if !self.path.is_empty() {
-                        self.fatal(&path_string(&self.path), ParseErrorKind::Xml("unexpected end of file".into()));
+                        self.fatal(
+                            &path_string(&self.path),
+                            ParseErrorKind::Xml("unexpected end of file".into()),
+                        );
                     }
                     self.done = true;
                 }
@@ -200,7 +218,10 @@ impl<R: BufRead> CamtReader<R> {
         match (depth, tag) {
             (0, Tag::Document) => {}
             (0, _) => {
-                self.fatal("Document", ParseErrorKind::UnsupportedFormat("the root element is not Document".into()));
+                self.fatal(
+                    "Document",
+                    ParseErrorKind::UnsupportedFormat("the root element is not Document".into()),
+                );
             }
             (1, Tag::BkToCstmrStmt) | (1, Tag::BkToCstmrDbtCdtNtfctn) => {
                 let expected = match self.format {
@@ -211,17 +232,24 @@ impl<R: BufRead> CamtReader<R> {
                 if self.format.is_none() {
                     self.fatal(
                         "Document/@xmlns",
-                        ParseErrorKind::UnsupportedFormat("no camt.053/camt.054 namespace on Document".into()),
+                        ParseErrorKind::UnsupportedFormat(
+                            "no camt.053/camt.054 namespace on Document".into(),
+                        ),
                     );
                 } else if expected != tag {
                     self.fatal(
                         tag.as_str(),
-                        ParseErrorKind::UnsupportedFormat("the message does not match its namespace".into()),
+                        ParseErrorKind::UnsupportedFormat(
+                            "the message does not match its namespace".into(),
+                        ),
                     );
                 }
             }
             (1, _) => {
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).chars().take(40).collect();
+                let name = String::from_utf8_lossy(e.local_name().as_ref())
+                    .chars()
+                    .take(40)
+                    .collect();
                 self.fatal("Document", ParseErrorKind::UnsupportedFormat(name));
             }
             (2, Tag::Stmt) | (2, Tag::Ntfctn) => {
@@ -279,13 +307,21 @@ impl<R: BufRead> CamtReader<R> {
                 self.entry_depth = None;
                 if let Some(entry) = self.entry.take() {
                     self.line_no = self.line_no.saturating_add(1);
-                    let item = entry.finish(self.line_no).map(|l| StatementItem::Line(Box::new(l)));
+                    let item = entry
+                        .finish(self.line_no)
+                        .map(|l| StatementItem::Line(Box::new(l)));
                     self.queue.push_back(item);
                 }
             } else {
                 let rel = self.path.get(ed.saturating_add(1)..).unwrap_or(&[]);
                 if ccy.is_some() || matches!(tag, Tag::Amt | Tag::TtlAmt | Tag::TtlChrgsAndTaxAmt) {
-                    entry.amount(rel, RawAmount { text: value.to_owned(), ccy });
+                    entry.amount(
+                        rel,
+                        RawAmount {
+                            text: value.to_owned(),
+                            ccy,
+                        },
+                    );
                 } else {
                     entry.text(rel, value);
                 }
@@ -314,7 +350,12 @@ impl<R: BufRead> CamtReader<R> {
                         if let Some(b) = h.balance.as_mut() {
                             match rest {
                                 [Tp, CdOrPrtry, Cd] => set(&mut b.code, value),
-                                [Amt] => b.amount = RawAmount { text: value.to_owned(), ccy },
+                                [Amt] => {
+                                    b.amount = RawAmount {
+                                        text: value.to_owned(),
+                                        ccy,
+                                    }
+                                }
                                 [CdtDbtInd] => set(&mut b.indicator, value),
                                 [Dt, Dt] | [Dt, DtTm] => set(&mut b.date, value),
                                 _ => {}

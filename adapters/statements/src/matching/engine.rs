@@ -77,7 +77,7 @@ fn index<'a>(
 }
 
 fn within(a: NaiveDate, b: NaiveDate, days: i64) -> bool {
-    (a - b).num_days().abs() <= days
+    a.signed_duration_since(b).num_days().unsigned_abs() <= days.max(0).unsigned_abs()
 }
 
 impl<'a> Matcher<'a> {
@@ -115,13 +115,24 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    fn brk(&mut self, kind: BreakKind, rule: Option<Rule>, lines: Vec<u64>, expected: Vec<usize>, note: &'static str) {
+    fn brk(
+        &mut self,
+        kind: BreakKind,
+        rule: Option<Rule>,
+        lines: Vec<u64>,
+        expected: Vec<usize>,
+        note: &'static str,
+    ) {
         for &e in &expected {
             if let Some(a) = self.accounted.get_mut(e) {
                 *a = true;
             }
         }
-        let ids = expected.iter().filter_map(|&i| self.expected.get(i)).map(|e| e.id).collect();
+        let ids = expected
+            .iter()
+            .filter_map(|&i| self.expected.get(i))
+            .map(|e| e.id)
+            .collect();
         self.out.breaks.push(Break {
             severity: kind.severity(),
             kind,
@@ -132,7 +143,14 @@ impl<'a> Matcher<'a> {
         });
     }
 
-    fn matched(&mut self, rule: Rule, shape: Shape, slots: &[usize], expected: Vec<usize>, diff: i64) {
+    fn matched(
+        &mut self,
+        rule: Rule,
+        shape: Shape,
+        slots: &[usize],
+        expected: Vec<usize>,
+        diff: i64,
+    ) {
         let mut fee: Option<Money> = None;
         let mut lines = Vec::with_capacity(slots.len());
         for s in slots.iter().filter_map(|&s| self.slots.get(s)) {
@@ -159,7 +177,11 @@ impl<'a> Matcher<'a> {
             .stats
             .expected_matched
             .saturating_add(u64::try_from(expected.len()).unwrap_or(0));
-        let ids = expected.iter().filter_map(|&i| self.expected.get(i)).map(|e| e.id).collect();
+        let ids = expected
+            .iter()
+            .filter_map(|&i| self.expected.get(i))
+            .map(|e| e.id)
+            .collect();
         self.out.matches.push(Match {
             rule,
             shape,
@@ -184,7 +206,9 @@ impl<'a> Matcher<'a> {
         if let Some(fp) = fingerprint(line) {
             if let Some(&first) = self.seen.get(&fp) {
                 self.brk(
-                    BreakKind::Duplicate { of_line: Some(first) },
+                    BreakKind::Duplicate {
+                        of_line: Some(first),
+                    },
                     None,
                     vec![line.line_no],
                     Vec::new(),
@@ -209,9 +233,15 @@ impl<'a> Matcher<'a> {
                 .original_end_to_end_id
                 .as_deref()
                 .and_then(|k| self.by_e2e.get(k).copied())
-                .filter(|&e| self.expected.get(e).is_some_and(|x| x.kind == ExpectedKind::Disbursement));
+                .filter(|&e| {
+                    self.expected
+                        .get(e)
+                        .is_some_and(|x| x.kind == ExpectedKind::Disbursement)
+                });
             match hit {
-                Some(e) => self.matched(Rule::ReturnOfPayment, Shape::OneToOne, &[slot], vec![e], 0),
+                Some(e) => {
+                    self.matched(Rule::ReturnOfPayment, Shape::OneToOne, &[slot], vec![e], 0)
+                }
                 None => self.brk(
                     BreakKind::UnmatchedStatementLine,
                     None,
@@ -244,12 +274,32 @@ impl<'a> Matcher<'a> {
 
         let lookups: [(Option<&str>, &HashMap<&'a str, usize>, Rule); 7] = [
             (line.reference.as_deref(), &self.by_e2e, Rule::EndToEndId),
-            (line.rail_transaction_id.as_deref(), &self.by_rail, Rule::RailTransactionId),
+            (
+                line.rail_transaction_id.as_deref(),
+                &self.by_rail,
+                Rule::RailTransactionId,
+            ),
             (line.receipt.as_deref(), &self.by_receipt, Rule::Receipt),
-            (line.rail_transaction_id.as_deref(), &self.by_receipt, Rule::Receipt),
-            (line.reference.as_deref(), &self.by_payref, Rule::PaymentReference),
-            (line.creditor_reference.as_deref(), &self.by_payref, Rule::PaymentReference),
-            (line.receipt.as_deref(), &self.by_rail, Rule::RailTransactionId),
+            (
+                line.rail_transaction_id.as_deref(),
+                &self.by_receipt,
+                Rule::Receipt,
+            ),
+            (
+                line.reference.as_deref(),
+                &self.by_payref,
+                Rule::PaymentReference,
+            ),
+            (
+                line.creditor_reference.as_deref(),
+                &self.by_payref,
+                Rule::PaymentReference,
+            ),
+            (
+                line.receipt.as_deref(),
+                &self.by_rail,
+                Rule::RailTransactionId,
+            ),
         ];
         let hit = lookups
             .iter()
@@ -275,7 +325,8 @@ impl<'a> Matcher<'a> {
     pub fn finish(mut self) -> Outcome {
         self.decide_claims();
         let leftovers = std::mem::take(&mut self.leftovers);
-        let (batches, singles): (Vec<Leftover>, Vec<Leftover>) = leftovers.into_iter().partition(|l| l.is_batch);
+        let (batches, singles): (Vec<Leftover>, Vec<Leftover>) =
+            leftovers.into_iter().partition(|l| l.is_batch);
         let mut rest = self.decide_batches(batches);
         rest.extend(singles);
         rest.sort_by_key(|l| l.slot);
@@ -292,7 +343,13 @@ impl<'a> Matcher<'a> {
                 _ => "money out that matches no payment of ours",
             };
             let line_no = self.line_no(l.slot);
-            self.brk(BreakKind::UnmatchedStatementLine, None, vec![line_no], Vec::new(), note);
+            self.brk(
+                BreakKind::UnmatchedStatementLine,
+                None,
+                vec![line_no],
+                Vec::new(),
+                note,
+            );
         }
         for (i, e) in self.expected.iter().enumerate() {
             let done = self.accounted.get(i).copied().unwrap_or(true);
@@ -320,18 +377,31 @@ impl<'a> Matcher<'a> {
         claims.sort_by_key(|c| c.0);
         let mut i = 0;
         while let Some(&(e, _, _)) = claims.get(i) {
-            let end = claims.iter().skip(i).position(|c| c.0 != e).map_or(claims.len(), |p| p.saturating_add(i));
-            let group: Vec<(usize, Rule)> = claims.get(i..end).unwrap_or(&[]).iter().map(|c| (c.1, c.2)).collect();
+            let end = claims
+                .iter()
+                .skip(i)
+                .position(|c| c.0 != e)
+                .map_or(claims.len(), |p| p.saturating_add(i));
+            let group: Vec<(usize, Rule)> = claims
+                .get(i..end)
+                .unwrap_or(&[])
+                .iter()
+                .map(|c| (c.1, c.2))
+                .collect();
             self.decide_payment(e, &group);
             i = end;
         }
     }
 
     fn decide_payment(&mut self, e: usize, group: &[(usize, Rule)]) {
-        let Some(exp) = self.expected.get(e) else { return };
+        let Some(exp) = self.expected.get(e) else {
+            return;
+        };
         let mut usable: Vec<(usize, Rule)> = Vec::with_capacity(group.len());
         for &(slot, rule) in group {
-            let Some(s) = self.slots.get(slot).copied() else { continue };
+            let Some(s) = self.slots.get(slot).copied() else {
+                continue;
+            };
             if s.direction != exp.direction() {
                 self.brk(
                     BreakKind::UnmatchedStatementLine,
@@ -342,7 +412,10 @@ impl<'a> Matcher<'a> {
                 );
             } else if s.amount.currency() != exp.amount.currency() {
                 self.brk(
-                    BreakKind::CurrencyMismatch { expected: exp.amount.currency(), found: s.amount.currency() },
+                    BreakKind::CurrencyMismatch {
+                        expected: exp.amount.currency(),
+                        found: s.amount.currency(),
+                    },
                     Some(rule),
                     vec![s.line_no],
                     vec![e],
@@ -352,7 +425,9 @@ impl<'a> Matcher<'a> {
                 usable.push((slot, rule));
             }
         }
-        let Some(&(first, rule)) = usable.first() else { return };
+        let Some(&(first, rule)) = usable.first() else {
+            return;
+        };
         let first_line = self.line_no(first);
         let tol = self.config.amount_tolerance_minor;
         match exp.kind {
@@ -360,7 +435,9 @@ impl<'a> Matcher<'a> {
                 for &(slot, r) in usable.iter().skip(1) {
                     let line_no = self.line_no(slot);
                     self.brk(
-                        BreakKind::Duplicate { of_line: Some(first_line) },
+                        BreakKind::Duplicate {
+                            of_line: Some(first_line),
+                        },
                         Some(r),
                         vec![line_no],
                         vec![e],
@@ -377,7 +454,9 @@ impl<'a> Matcher<'a> {
                     );
                     return;
                 }
-                let Some(s) = self.slots.get(first).copied() else { return };
+                let Some(s) = self.slots.get(first).copied() else {
+                    return;
+                };
                 self.evaluate(e, &[first], s.matching, rule, Shape::OneToOne, tol);
             }
             ExpectedKind::Collection => {
@@ -386,11 +465,15 @@ impl<'a> Matcher<'a> {
                 for s in slots.iter().filter_map(|&s| self.slots.get(s)) {
                     total = total.saturating_add(s.matching.minor());
                 }
-                let received = Money::from_minor(total, exp.amount.currency()).unwrap_or(exp.amount);
+                let received =
+                    Money::from_minor(total, exp.amount.currency()).unwrap_or(exp.amount);
                 let lines: Vec<u64> = slots.iter().map(|&s| self.line_no(s)).collect();
                 if exp.already_matched {
                     self.brk(
-                        BreakKind::OverPayment { expected: exp.amount, received },
+                        BreakKind::OverPayment {
+                            expected: exp.amount,
+                            received,
+                        },
                         Some(rule),
                         lines,
                         vec![e],
@@ -398,12 +481,19 @@ impl<'a> Matcher<'a> {
                     );
                     return;
                 }
-                let shape = if slots.len() > 1 { Shape::ManyToOne } else { Shape::OneToOne };
+                let shape = if slots.len() > 1 {
+                    Shape::ManyToOne
+                } else {
+                    Shape::OneToOne
+                };
                 if matches!(exp.state, ExpectedState::Failed | ExpectedState::Unknown) {
                     self.conflict(e, lines, rule);
                 } else if total < exp.amount.minor().saturating_sub(tol) {
                     self.brk(
-                        BreakKind::PartialPayment { expected: exp.amount, received },
+                        BreakKind::PartialPayment {
+                            expected: exp.amount,
+                            received,
+                        },
                         Some(rule),
                         lines,
                         vec![e],
@@ -411,21 +501,33 @@ impl<'a> Matcher<'a> {
                     );
                 } else if total > exp.amount.minor().saturating_add(tol) {
                     self.brk(
-                        BreakKind::OverPayment { expected: exp.amount, received },
+                        BreakKind::OverPayment {
+                            expected: exp.amount,
+                            received,
+                        },
                         Some(rule),
                         lines,
                         vec![e],
                         "more than expected has arrived",
                     );
                 } else {
-                    self.matched(rule, shape, &slots, vec![e], total.saturating_sub(exp.amount.minor()));
+                    self.matched(
+                        rule,
+                        shape,
+                        &slots,
+                        vec![e],
+                        total.saturating_sub(exp.amount.minor()),
+                    );
                 }
             }
         }
     }
 
     fn conflict(&mut self, e: usize, lines: Vec<u64>, rule: Rule) {
-        let ours = self.expected.get(e).map_or(ExpectedState::Unknown, |x| x.state);
+        let ours = self
+            .expected
+            .get(e)
+            .map_or(ExpectedState::Unknown, |x| x.state);
         self.brk(
             BreakKind::StatusConflict { ours },
             Some(rule),
@@ -436,8 +538,18 @@ impl<'a> Matcher<'a> {
     }
 
     /// One line (or a few) against one payment once the pairing is made: state, then amount.
-    fn evaluate(&mut self, e: usize, slots: &[usize], found: Money, rule: Rule, shape: Shape, tol: i64) {
-        let Some(exp) = self.expected.get(e) else { return };
+    fn evaluate(
+        &mut self,
+        e: usize,
+        slots: &[usize],
+        found: Money,
+        rule: Rule,
+        shape: Shape,
+        tol: i64,
+    ) {
+        let Some(exp) = self.expected.get(e) else {
+            return;
+        };
         let lines: Vec<u64> = slots.iter().map(|&s| self.line_no(s)).collect();
         if matches!(exp.state, ExpectedState::Failed | ExpectedState::Unknown) {
             self.conflict(e, lines, rule);
@@ -446,7 +558,10 @@ impl<'a> Matcher<'a> {
         let diff = found.minor().saturating_sub(exp.amount.minor());
         if diff.abs() > tol {
             self.brk(
-                BreakKind::AmountMismatch { expected: exp.amount, found },
+                BreakKind::AmountMismatch {
+                    expected: exp.amount,
+                    found,
+                },
                 Some(rule),
                 lines,
                 vec![e],
@@ -462,7 +577,9 @@ impl<'a> Matcher<'a> {
         let tol = self.config.amount_tolerance_minor;
         let mut rest = Vec::new();
         for b in batches {
-            let Some(s) = self.slots.get(b.slot).copied() else { continue };
+            let Some(s) = self.slots.get(b.slot).copied() else {
+                continue;
+            };
             let free = |m: &Self, list: &[usize]| {
                 list.iter()
                     .copied()
@@ -471,11 +588,16 @@ impl<'a> Matcher<'a> {
             };
             let declared = b.batch_count.and_then(|n| usize::try_from(n).ok());
             let details = free(self, &b.batch_hits);
-            let complete_details =
-                !details.is_empty() && details.len() == b.batch_hits.len() && declared.is_none_or(|n| n == details.len());
+            let complete_details = !details.is_empty()
+                && details.len() == b.batch_hits.len()
+                && declared.is_none_or(|n| n == details.len());
             let (rule, members) = if complete_details {
                 (Rule::BatchDetails, details)
-            } else if let Some(group) = b.payment_info_id.as_deref().and_then(|id| self.by_batch.get(id)) {
+            } else if let Some(group) = b
+                .payment_info_id
+                .as_deref()
+                .and_then(|id| self.by_batch.get(id))
+            {
                 let group = group.clone();
                 (Rule::BatchPaymentInfoId, free(self, &group))
             } else if !details.is_empty() {
@@ -488,7 +610,15 @@ impl<'a> Matcher<'a> {
                 rest.push(b);
                 continue;
             }
-            self.settle_group(&[b.slot], members, s.matching, rule, Shape::OneToMany, tol, declared);
+            self.settle_group(
+                &[b.slot],
+                members,
+                s.matching,
+                rule,
+                Shape::OneToMany,
+                tol,
+                declared,
+            );
         }
         rest
     }
@@ -507,13 +637,19 @@ impl<'a> Matcher<'a> {
         declared: Option<usize>,
     ) {
         let lines: Vec<u64> = slots.iter().map(|&s| self.line_no(s)).collect();
-        let direction = slots.first().and_then(|&s| self.slots.get(s)).map(|s| s.direction);
+        let direction = slots
+            .first()
+            .and_then(|&s| self.slots.get(s))
+            .map(|s| s.direction);
         let mut total = 0i64;
         let mut conflict = false;
         for x in members.iter().filter_map(|&e| self.expected.get(e)) {
             if x.amount.currency() != found.currency() {
                 self.brk(
-                    BreakKind::CurrencyMismatch { expected: x.amount.currency(), found: found.currency() },
+                    BreakKind::CurrencyMismatch {
+                        expected: x.amount.currency(),
+                        found: found.currency(),
+                    },
                     Some(rule),
                     lines,
                     members,
@@ -586,10 +722,16 @@ impl<'a> Matcher<'a> {
             let key = e.counterparty_key();
             if by_party {
                 if let Some(k) = key {
-                    parties.entry((e.amount.currency(), e.direction(), k)).or_default().push(i);
+                    parties
+                        .entry((e.amount.currency(), e.direction(), k))
+                        .or_default()
+                        .push(i);
                 }
             } else {
-                amounts.entry((e.amount.currency(), e.direction(), e.amount.minor())).or_default().push(i);
+                amounts
+                    .entry((e.amount.currency(), e.direction(), e.amount.minor()))
+                    .or_default()
+                    .push(i);
                 if let Some(k) = key {
                     keys.insert(i, k);
                 }
@@ -600,7 +742,9 @@ impl<'a> Matcher<'a> {
         }
         let mut rest = Vec::new();
         for l in lines {
-            let Some(s) = self.slots.get(l.slot).copied() else { continue };
+            let Some(s) = self.slots.get(l.slot).copied() else {
+                continue;
+            };
             let Some(date) = s.date else {
                 rest.push(l);
                 continue;
@@ -618,18 +762,20 @@ impl<'a> Matcher<'a> {
                 let hi = (currency, s.direction, minor.saturating_add(tol));
                 for (_, list) in amounts.range(lo..=hi) {
                     candidates.extend(
-                        list.iter()
-                            .copied()
-                            .filter(|e| self.counterparty_agrees(&l, keys.get(e).map(String::as_str))),
+                        list.iter().copied().filter(|e| {
+                            self.counterparty_agrees(&l, keys.get(e).map(String::as_str))
+                        }),
                     );
                 }
             }
-            let mut best: Option<((u8, i64, i64, usize), usize)> = None;
+            let mut best: Option<((u8, i64, u64, usize), usize)> = None;
             for e in candidates {
                 if self.accounted.get(e).copied().unwrap_or(true) {
                     continue;
                 }
-                let Some(x) = self.expected.get(e) else { continue };
+                let Some(x) = self.expected.get(e) else {
+                    continue;
+                };
                 let diff = x.amount.minor().saturating_sub(minor).abs();
                 if diff > tol || !within(x.date, date, window) {
                     continue;
@@ -640,15 +786,25 @@ impl<'a> Matcher<'a> {
                     ExpectedState::Unknown => 1,
                     ExpectedState::Failed => 2,
                 };
-                let score = (state_rank, diff, (x.date - date).num_days().abs(), e);
+                let score = (
+                    state_rank,
+                    diff,
+                    x.date.signed_duration_since(date).num_days().unsigned_abs(),
+                    e,
+                );
                 if best.is_none_or(|(b, _)| score < b) {
                     best = Some((score, e));
                 }
             }
             match best {
-                Some((_, e)) => {
-                    self.evaluate(e, &[l.slot], s.matching, Rule::AmountCounterpartyDate, Shape::OneToOne, tol)
-                }
+                Some((_, e)) => self.evaluate(
+                    e,
+                    &[l.slot],
+                    s.matching,
+                    Rule::AmountCounterpartyDate,
+                    Shape::OneToOne,
+                    tol,
+                ),
                 None => rest.push(l),
             }
         }
@@ -666,25 +822,32 @@ impl<'a> Matcher<'a> {
     /// One line equal to the sum of one day's remaining payments (same currency and direction).
     fn sum_by_date(&mut self, lines: Vec<Leftover>) -> Vec<Leftover> {
         let tol = self.config.amount_tolerance_minor;
-        let mut groups: HashMap<(Currency, Direction, NaiveDate), (i64, Vec<usize>)> = HashMap::new();
+        let mut groups: HashMap<(Currency, Direction, NaiveDate), (i64, Vec<usize>)> =
+            HashMap::new();
         for (i, e) in self.expected.iter().enumerate() {
             let free = !self.accounted.get(i).copied().unwrap_or(true);
             // Only payments we believe went through are summed: a sum is weak evidence.
             if free && matches!(e.state, ExpectedState::Completed | ExpectedState::Pending) {
-                let g = groups.entry((e.amount.currency(), e.direction(), e.date)).or_default();
+                let g = groups
+                    .entry((e.amount.currency(), e.direction(), e.date))
+                    .or_default();
                 g.0 = g.0.saturating_add(e.amount.minor());
                 g.1.push(i);
             }
         }
         let mut rest = Vec::new();
         for l in lines {
-            let Some(s) = self.slots.get(l.slot).copied() else { continue };
+            let Some(s) = self.slots.get(l.slot).copied() else {
+                continue;
+            };
             let key = s.date.map(|d| (s.matching.currency(), s.direction, d));
             let hit = key.and_then(|k| groups.get(&k)).filter(|(sum, members)| {
                 members.len() >= 2
                     && members.len() <= self.config.max_group_size
                     && sum.saturating_sub(s.matching.minor()).abs() <= tol
-                    && members.iter().all(|&e| !self.accounted.get(e).copied().unwrap_or(true))
+                    && members
+                        .iter()
+                        .all(|&e| !self.accounted.get(e).copied().unwrap_or(true))
             });
             match (hit.cloned(), key) {
                 (Some((sum, members)), Some(k)) => {
@@ -705,12 +868,18 @@ impl<'a> Matcher<'a> {
         type Key = (Currency, Direction, String, NaiveDate);
         let mut groups: HashMap<Key, (i64, Vec<usize>)> = HashMap::new();
         for (pos, l) in lines.iter().enumerate() {
-            let Some(s) = self.slots.get(l.slot) else { continue };
-            let (Some(acc), Some(date)) = (l.account_key.clone(), s.date) else { continue };
+            let Some(s) = self.slots.get(l.slot) else {
+                continue;
+            };
+            let (Some(acc), Some(date)) = (l.account_key.clone(), s.date) else {
+                continue;
+            };
             if l.is_batch {
                 continue;
             }
-            let g = groups.entry((s.matching.currency(), s.direction, acc, date)).or_default();
+            let g = groups
+                .entry((s.matching.currency(), s.direction, acc, date))
+                .or_default();
             g.0 = g.0.saturating_add(s.matching.minor());
             g.1.push(pos);
         }
@@ -724,10 +893,14 @@ impl<'a> Matcher<'a> {
             {
                 continue;
             }
-            let Some(k) = e.counterparty_key() else { continue };
+            let Some(k) = e.counterparty_key() else {
+                continue;
+            };
             let mut found: Option<Key> = None;
-            for d in -window..=window {
-                let Some(day) = e.date.checked_add_signed(chrono::Duration::days(d)) else { continue };
+            for d in window.saturating_neg()..=window {
+                let Some(day) = e.date.checked_add_signed(chrono::Duration::days(d)) else {
+                    continue;
+                };
                 let key = (e.amount.currency(), e.direction(), k.clone(), day);
                 if let Some((sum, members)) = groups.get(&key) {
                     if members.len() >= 2
@@ -740,14 +913,24 @@ impl<'a> Matcher<'a> {
                 }
             }
             if let Some((sum, members)) = found.and_then(|key| groups.remove(&key)) {
-                let slots: Vec<usize> = members.iter().filter_map(|&p| lines.get(p)).map(|l| l.slot).collect();
+                let slots: Vec<usize> = members
+                    .iter()
+                    .filter_map(|&p| lines.get(p))
+                    .map(|l| l.slot)
+                    .collect();
                 for &p in &members {
                     if let Some(u) = used.get_mut(p) {
                         *u = true;
                     }
                 }
                 let diff = sum.saturating_sub(e.amount.minor());
-                self.matched(Rule::SumByCounterparty, Shape::ManyToOne, &slots, vec![i], diff);
+                self.matched(
+                    Rule::SumByCounterparty,
+                    Shape::ManyToOne,
+                    &slots,
+                    vec![i],
+                    diff,
+                );
             }
         }
         lines
@@ -761,7 +944,8 @@ impl<'a> Matcher<'a> {
 /// Identity of a booking for same-line-twice detection, when the line carries an id of the
 /// bank or rail (without one, two equal payments on one day are legitimately alike).
 fn fingerprint(line: &StatementLine) -> Option<u64> {
-    if line.bank_entry_ref.is_none() && line.rail_transaction_id.is_none() && line.receipt.is_none() {
+    if line.bank_entry_ref.is_none() && line.rail_transaction_id.is_none() && line.receipt.is_none()
+    {
         return None;
     }
     let mut h = DefaultHasher::new();

@@ -86,7 +86,10 @@ impl Expected {
     }
 
     fn counterparty_key(&self) -> Option<String> {
-        self.counterparty.as_deref().map(normalise_key).filter(|k| !k.is_empty())
+        self.counterparty
+            .as_deref()
+            .map(normalise_key)
+            .filter(|k| !k.is_empty())
     }
 }
 
@@ -215,14 +218,30 @@ pub enum BreakKind {
     UnmatchedStatementLine,
     /// Ours (completed) but not on the statement.
     MissingFromStatement,
-    AmountMismatch { expected: Money, found: Money },
-    CurrencyMismatch { expected: Currency, found: Currency },
+    AmountMismatch {
+        expected: Money,
+        found: Money,
+    },
+    CurrencyMismatch {
+        expected: Currency,
+        found: Currency,
+    },
     /// We hold the payment failed or unknown; the statement shows the money moved.
-    StatusConflict { ours: ExpectedState },
+    StatusConflict {
+        ours: ExpectedState,
+    },
     /// The same line twice, or a second line for a payment already paired.
-    Duplicate { of_line: Option<u64> },
-    PartialPayment { expected: Money, received: Money },
-    OverPayment { expected: Money, received: Money },
+    Duplicate {
+        of_line: Option<u64>,
+    },
+    PartialPayment {
+        expected: Money,
+        received: Money,
+    },
+    OverPayment {
+        expected: Money,
+        received: Money,
+    },
 }
 
 impl BreakKind {

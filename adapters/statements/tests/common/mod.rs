@@ -1,4 +1,12 @@
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::indexing_slicing
+)]
 
 use railgate_rail::{Currency, Money};
 use railgate_statements::{read_all, InputFormat, Statement};
@@ -6,7 +14,9 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/statements").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/statements")
+        .join(name)
 }
 
 pub fn bytes(name: &str) -> Vec<u8> {
@@ -34,7 +44,13 @@ pub struct Generated<F: FnMut(u64) -> Option<String>> {
 
 impl<F: FnMut(u64) -> Option<String>> Generated<F> {
     pub fn new(make: F) -> Self {
-        Generated { make, n: 0, pending: Vec::new(), pos: 0, produced: 0 }
+        Generated {
+            make,
+            n: 0,
+            pending: Vec::new(),
+            pos: 0,
+            produced: 0,
+        }
     }
 }
 
