@@ -38,10 +38,38 @@ struct Leftover {
 
 /// Streams statement lines against our records.
 ///
-/// ```ignore
-/// let mut m = Matcher::new(&expected, MatchConfig::default());
-/// for item in reader { if let StatementItem::Line(l) = item? { m.push(&l) } }
-/// let outcome = m.finish();
+/// ```
+/// use railgate_statements::matching::{Expected, ExpectedKind, ExpectedState, MatchConfig, Matcher};
+/// use railgate_statements::{CsvProfile, InputFormat, StatementItem, StatementReader};
+/// use railgate_rail::{Currency, Money};
+///
+/// let csv = "booking_date,value_date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n\
+///            2025-02-03,2025-02-03,15000.00,TZS,DEBIT,BEN-1,255712340000,MOCK-TX-1,250.00\n";
+/// let expected = vec![Expected {
+///     id: uuid::Uuid::nil(),
+///     kind: ExpectedKind::Disbursement,
+///     end_to_end_id: Some("BEN-1".into()),
+///     rail_reference: None,
+///     receipt: None,
+///     payment_reference: None,
+///     batch_id: None,
+///     amount: Money::parse("15000.00", Currency::Tzs)?,
+///     counterparty: None,
+///     date: chrono::NaiveDate::from_ymd_opt(2025, 2, 3).ok_or("date")?,
+///     state: ExpectedState::Completed,
+///     already_matched: false,
+/// }];
+/// let mut matcher = Matcher::new(&expected, MatchConfig::default());
+/// let reader = StatementReader::open(csv.as_bytes(), InputFormat::Csv(CsvProfile::mock_rail()))?;
+/// for item in reader {
+///     if let StatementItem::Line(line) = item? {
+///         matcher.push(&line);
+///     }
+/// }
+/// let outcome = matcher.finish();
+/// assert_eq!(outcome.matches.len(), 1);
+/// assert!(outcome.breaks.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Matcher<'a> {
     config: MatchConfig,
