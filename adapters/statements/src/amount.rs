@@ -75,8 +75,9 @@ pub fn parse_unsigned(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
     use super::*;
+    use proptest::prelude::*;
 
     const COMMA: NumberFormat = NumberFormat {
         decimal_separator: ',',
@@ -117,6 +118,26 @@ mod tests {
         ));
         for bad in ["", "1e3", "12.3.4", "--1", "abc", "1 000"] {
             assert!(parse_signed(bad, Currency::Eur, p).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Any amount printed with grouping and a decimal comma reads back exactly.
+        #[test]
+        fn grouped_amounts_round_trip(minor in 0i64..1_000_000_000_000, negative: bool, trailing in 0usize..4) {
+            let c = Currency::Eur;
+            let int = minor / 100;
+            let frac = minor % 100;
+            let digits = int.to_string();
+            let mut grouped = String::new();
+            for (i, ch) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    grouped.push('.');
+                }
+                grouped.push(ch);
+            }
+            let text = format!("{}{grouped},{frac:02}{}", if negative { "-" } else { "" }, "0".repeat(trailing));
+            prop_assert_eq!(parse_signed(&text, c, COMMA), Ok((minor, negative)));
         }
     }
 }

@@ -424,3 +424,29 @@ fn camt_streams_many_entries_without_holding_them() {
         "the input was large ({len} bytes) and never held whole"
     );
 }
+
+#[test]
+fn camt054_version_8_is_recognised() {
+    let xml = String::from_utf8(bytes("camt054_v02.xml"))
+        .unwrap()
+        .replace("camt.054.001.02", "camt.054.001.08")
+        .replace("<Sts>BOOK</Sts>", "<Sts><Cd>BOOK</Cd></Sts>");
+    let stmts = read_all(Cursor::new(xml), InputFormat::Camt).unwrap();
+    assert_eq!(
+        stmts[0].source_format(),
+        &SourceFormat::Camt054 { version: 8 }
+    );
+    assert_eq!(stmts[0].lines.len(), 5);
+    assert!(stmts[0]
+        .lines
+        .iter()
+        .all(|l| l.status == EntryStatus::Booked));
+}
+
+#[test]
+fn a_statement_without_entries_still_reports_its_header() {
+    let stmts = read_all(Cursor::new(camt("")), InputFormat::Camt).unwrap();
+    assert_eq!(stmts.len(), 1);
+    assert_eq!(stmts[0].header.statement_id.as_deref(), Some("S"));
+    assert!(stmts[0].lines.is_empty());
+}

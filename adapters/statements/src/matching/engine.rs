@@ -190,8 +190,13 @@ impl<'a> Matcher<'a> {
                 });
             }
         }
+        let mut newly = 0u64;
         for &e in &expected {
             if let Some(a) = self.accounted.get_mut(e) {
+                // A payment paired twice (its debit and later its return) is counted once.
+                if !*a {
+                    newly = newly.saturating_add(1);
+                }
                 *a = true;
             }
         }
@@ -200,11 +205,7 @@ impl<'a> Matcher<'a> {
             .stats
             .lines_matched
             .saturating_add(u64::try_from(lines.len()).unwrap_or(0));
-        self.out.stats.expected_matched = self
-            .out
-            .stats
-            .expected_matched
-            .saturating_add(u64::try_from(expected.len()).unwrap_or(0));
+        self.out.stats.expected_matched = self.out.stats.expected_matched.saturating_add(newly);
         let ids = expected
             .iter()
             .filter_map(|&i| self.expected.get(i))
