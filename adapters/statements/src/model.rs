@@ -284,6 +284,21 @@ pub struct StatementHeader {
 }
 
 impl StatementHeader {
+    /// What identifies a statement at the bank whatever its bytes: account, statement id and
+    /// sequence number. A re-delivery (`CpyDplctInd`, a new `CreDtTm`) has a new content hash
+    /// but the same identity. `None` when the file does not say (CSV exports).
+    pub fn identity(&self) -> Option<String> {
+        let id = self.statement_id.as_deref()?;
+        let seq = self.electronic_sequence.or(self.legal_sequence);
+        Some(format!(
+            "{}|{}|{}|{}",
+            self.source_format,
+            self.account.as_deref().unwrap_or(""),
+            id,
+            seq.map(|n| n.to_string()).unwrap_or_default()
+        ))
+    }
+
     /// The header of a CSV export, which says nothing about itself.
     pub fn csv(profile: &str, currency: Option<Currency>) -> Self {
         StatementHeader {
