@@ -14,6 +14,7 @@ pub mod config;
 pub mod dispatch;
 pub mod domain;
 pub mod outcomes;
+pub mod payroll_cli;
 pub mod payrolls;
 pub mod rails;
 pub mod sandbox;

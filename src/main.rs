@@ -1,7 +1,7 @@
 //! `railgate`: read the command, start the role.
 
 use clap::Parser;
-use railgate::cli::{Cli, Command, KeysAction};
+use railgate::cli::{Cli, Command, KeysAction, PayrollAction};
 use railgate::config::Config;
 use railgate::{app, sandbox, store, telemetry};
 use std::process::ExitCode;
@@ -60,6 +60,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let db = store::Db::connect(&cfg.database_url, 1).await?;
             db.migrate().await?;
             keys_command(&db, action).await?;
+        }
+        Command::Payroll {
+            action:
+                PayrollAction::Submit {
+                    file,
+                    url,
+                    key,
+                    hold,
+                    currency,
+                    name,
+                },
+        } => {
+            let opts = railgate::payroll_cli::Submit {
+                file,
+                url,
+                key,
+                hold,
+                currency,
+                name,
+            };
+            railgate::payroll_cli::submit(opts).await?;
         }
         Command::MockRail { port, secret } => {
             let cfg = railgate_mock::MockRailConfig::new(

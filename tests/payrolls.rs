@@ -325,3 +325,51 @@ both_stores!(hundred_thousand_lines, |store| async move {
     assert_eq!(app.count("payment_transitions").await, 200_000);
     app.stop().await;
 });
+
+/// `railgate payroll submit` against a running gateway: uploads, follows to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_submit_follows_the_payroll_to_the_end() {
+    let Some(app) = spawn_app(Store::Sqlite).await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("railgate-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("may.csv");
+    std::fs::write(
+        &file,
+        "Code,Amount,phone_number\nCLI-1,10.00,255712345600\nCLI-2,10.00,255712345601\nCLI-3,10.00,255712345604\n",
+    )
+    .unwrap();
+    let submit = railgate::payroll_cli::submit(railgate::payroll_cli::Submit {
+        file: file.clone(),
+        url: app.base.clone(),
+        key: app.key.clone(),
+        hold: false,
+        currency: Some("TZS".into()),
+        name: Some("CLI".into()),
+    });
+    tokio::time::timeout(Duration::from_secs(60), submit)
+        .await
+        .expect("the CLI follows the payroll to its end")
+        .unwrap();
+    let (_, page) = app.get("/v1/payments?reference=CLI-3", &app.key).await;
+    assert_eq!(page["data"][0]["state"], "completed");
+    let payroll = page["data"][0]["payroll_id"].as_str().unwrap().to_owned();
+    let (_, v) = app.get(&format!("/v1/payrolls/{payroll}"), &app.key).await;
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(v["name"], "CLI");
+    // A bad file is refused with an error, and held files return at once.
+    std::fs::write(&file, "Code,Amount,phone_number\nCLI-4,abc,255712345600\n").unwrap();
+    let refused = railgate::payroll_cli::submit(railgate::payroll_cli::Submit {
+        file: file.clone(),
+        url: app.base.clone(),
+        key: app.key.clone(),
+        hold: true,
+        currency: Some("TZS".into()),
+        name: None,
+    })
+    .await;
+    assert!(refused.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+    app.stop().await;
+}
