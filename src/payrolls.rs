@@ -21,10 +21,13 @@ const RELEASE_CHUNK: i64 = 2_000;
 pub async fn release(db: &Db, wake: &Notify, payroll_id: Uuid, cause: &str) -> Result<Option<u64>> {
     {
         let mut conn = db.pool().acquire().await?;
-        let moved = payrolls::set_status(&mut conn, payroll_id, Status::Held, Status::Released)
-            .await?;
+        let moved =
+            payrolls::set_status(&mut conn, payroll_id, Status::Held, Status::Released).await?;
         if !moved {
-            match payrolls::get_in(&mut conn, None, payroll_id).await?.map(|p| p.status) {
+            match payrolls::get_in(&mut conn, None, payroll_id)
+                .await?
+                .map(|p| p.status)
+            {
                 Some(Status::Released) => {}
                 _ => return Ok(None),
             }
@@ -39,8 +42,7 @@ pub async fn release(db: &Db, wake: &Notify, payroll_id: Uuid, cause: &str) -> R
             break;
         }
         for id in &ids {
-            outcomes::after_transition(&mut tx, *id, State::Received, State::Queued, cause)
-                .await?;
+            outcomes::after_transition(&mut tx, *id, State::Received, State::Queued, cause).await?;
         }
         tx.commit().await?;
         released = released.saturating_add(u64::try_from(ids.len()).unwrap_or(0));

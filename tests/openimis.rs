@@ -7,7 +7,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
 )]
 
 mod common;
@@ -49,7 +50,8 @@ impl Connector {
     /// `send_payment`: accepted only on the exact sentence.
     async fn send_payment(&self, invoice: &str, amount: &str) -> Result<(), (u16, String)> {
         let (s, text) = self.send_request("openimis/payment", invoice, amount).await;
-        if (200..300).contains(&s) && text == format!("{invoice} invoice of {amount} accepted to be paid")
+        if (200..300).contains(&s)
+            && text == format!("{invoice} invoice of {amount} accepted to be paid")
         {
             Ok(())
         } else {
@@ -126,13 +128,19 @@ both_stores!(openimis_connector_end_to_end, |store| async move {
     };
 
     // Refusals first: nothing moves.
-    let err = openimis.send_payment("BEN-77", "1000.50").await.unwrap_err();
+    let err = openimis
+        .send_payment("BEN-77", "1000.50")
+        .await
+        .unwrap_err();
     assert_eq!(err.0, 404, "{err:?}");
     assert!(err.1.contains("BEN-77"), "{err:?}");
     let err = openimis.send_payment("BEN-00", "999.00").await.unwrap_err();
     assert_eq!(err.0, 422, "{err:?}");
     assert!(err.1.contains("differs"), "{err:?}");
-    let err = openimis.send_payment("BEN-00", "1000.505").await.unwrap_err();
+    let err = openimis
+        .send_payment("BEN-00", "1000.505")
+        .await
+        .unwrap_err();
     assert_eq!(err.0, 422, "{err:?}");
     // Credentials: a wrong password, a key under another client's name, another client's
     // key, no credentials at all.
@@ -164,13 +172,19 @@ both_stores!(openimis_connector_end_to_end, |store| async move {
         base: openimis.base.clone(),
         auth: Auth::Token(app.read_key.clone()),
     };
-    assert_eq!(ro.send_payment("BEN-00", "1000.50").await.unwrap_err().0, 403);
+    assert_eq!(
+        ro.send_payment("BEN-00", "1000.50").await.unwrap_err().0,
+        403
+    );
     assert_eq!(ro.reconcile("BEN-00", "1000.50").await, Some(false));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.count("jobs").await, 0);
     assert!(app.mock.payouts().is_empty());
     let (_, v) = app
-        .get(&format!("/v1/payrolls/{pid}/items?state=received"), &app.key)
+        .get(
+            &format!("/v1/payrolls/{pid}/items?state=received"),
+            &app.key,
+        )
         .await;
     assert_eq!(v["data"].as_array().unwrap().len(), SCENARIOS.len());
 
@@ -182,7 +196,10 @@ both_stores!(openimis_connector_end_to_end, |store| async move {
             .unwrap();
     }
     // Sent again: already released, refused, and nothing is paid twice.
-    let err = openimis.send_payment("BEN-00", "1000.50").await.unwrap_err();
+    let err = openimis
+        .send_payment("BEN-00", "1000.50")
+        .await
+        .unwrap_err();
     assert_eq!(err.0, 409, "{err:?}");
     assert!(err.1.contains("already released"), "{err:?}");
 
@@ -281,43 +298,46 @@ both_stores!(openimis_connector_end_to_end, |store| async move {
     app.stop().await;
 });
 
-both_stores!(released_payrolls_are_not_released_again_by_openimis, |store| async move {
-    let Some(app) = spawn_app(store).await else {
-        return;
-    };
-    let csv = "Code,Amount,phone_number\nX-1,10.00,255712345600\nX-2,10.00,255712345600\n";
-    let resp = app
-        .http
-        .post(app.url("/v1/payrolls?currency=TZS"))
-        .bearer_auth(&app.key)
-        .header("Content-Type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["status"], "released");
-    // A payment not in any payroll is not openIMIS's to release either.
-    app.disburse("LONE-1", "255712345600", "10.00").await;
-    let openimis = Connector {
-        http: reqwest::Client::new(),
-        base: format!("{}/", app.base),
-        auth: Auth::Token(app.key.clone()),
-    };
-    let err = openimis.send_payment("X-1", "10.00").await.unwrap_err();
-    assert_eq!(err.0, 409, "{err:?}");
-    let err = openimis.send_payment("LONE-1", "10.00").await.unwrap_err();
-    assert_eq!(err.0, 404, "{err:?}");
-    // Numbers are not amounts: openIMIS sends strings.
-    let resp = app
-        .http
-        .post(app.url("/openimis/payment"))
-        .bearer_auth(&app.key)
-        .json(&json!({"invoiceId": "X-1", "amount": 10.0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    app.stop().await;
-});
+both_stores!(
+    released_payrolls_are_not_released_again_by_openimis,
+    |store| async move {
+        let Some(app) = spawn_app(store).await else {
+            return;
+        };
+        let csv = "Code,Amount,phone_number\nX-1,10.00,255712345600\nX-2,10.00,255712345600\n";
+        let resp = app
+            .http
+            .post(app.url("/v1/payrolls?currency=TZS"))
+            .bearer_auth(&app.key)
+            .header("Content-Type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["status"], "released");
+        // A payment not in any payroll is not openIMIS's to release either.
+        app.disburse("LONE-1", "255712345600", "10.00").await;
+        let openimis = Connector {
+            http: reqwest::Client::new(),
+            base: format!("{}/", app.base),
+            auth: Auth::Token(app.key.clone()),
+        };
+        let err = openimis.send_payment("X-1", "10.00").await.unwrap_err();
+        assert_eq!(err.0, 409, "{err:?}");
+        let err = openimis.send_payment("LONE-1", "10.00").await.unwrap_err();
+        assert_eq!(err.0, 404, "{err:?}");
+        // Numbers are not amounts: openIMIS sends strings.
+        let resp = app
+            .http
+            .post(app.url("/openimis/payment"))
+            .bearer_auth(&app.key)
+            .json(&json!({"invoiceId": "X-1", "amount": 10.0}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        app.stop().await;
+    }
+);

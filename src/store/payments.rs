@@ -9,7 +9,8 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-pub(crate) const COLUMNS: &str = "id, client_id, direction, mode, state, reference, amount_minor, currency, \
+pub(crate) const COLUMNS: &str =
+    "id, client_id, direction, mode, state, reference, amount_minor, currency, \
     party_type, party_value, party_name, narrative, rail, metadata, payment_reference, \
     failure_code, failure_reason, failure_rail_code, receipt, rail_reference, exception, \
     conflict, payroll_id, created_at, updated_at";

@@ -136,7 +136,9 @@ pub async fn insert_items(
         if i > 0 {
             sql.push(',');
         }
-        let p: Vec<String> = (1..=10).map(|k| format!("${}", n.saturating_add(k))).collect();
+        let p: Vec<String> = (1..=10)
+            .map(|k| format!("${}", n.saturating_add(k)))
+            .collect();
         sql.push_str(&format!(
             "({}, $1, $2, $3, {}, $4, $5, $5)",
             p.first().map_or("", String::as_str),
@@ -146,7 +148,11 @@ pub async fn insert_items(
     }
     let mut q = sqlx::query(&sql)
         .bind(client_id.to_string())
-        .bind(items.first().map_or("disbursement", |(_, p, _)| p.direction.as_str()))
+        .bind(
+            items
+                .first()
+                .map_or("disbursement", |(_, p, _)| p.direction.as_str()),
+        )
         .bind(State::Received.as_str())
         .bind(payroll_id.to_string())
         .bind(now);
@@ -372,7 +378,12 @@ async fn release_ids(
     // A payment in `received` has exactly one transition, its creation: nothing leads back
     // to `received`. So the release is its second, and no read of the history is needed.
     let rows: Vec<String> = (0..moved.len())
-        .map(|i| format!("(${}, 2, 'received', 'queued', $1, $2)", i.saturating_add(3)))
+        .map(|i| {
+            format!(
+                "(${}, 2, 'received', 'queued', $1, $2)",
+                i.saturating_add(3)
+            )
+        })
         .collect();
     let sql = format!(
         "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \

@@ -56,7 +56,9 @@ pub fn row(payroll_name: &str, p: &Payment) -> [String; 11] {
     let first = openimis(p, "first_name").unwrap_or(first);
     let last = openimis(p, "last_name").unwrap_or(last);
     [
-        openimis(p, "payroll_name").unwrap_or(payroll_name).to_owned(),
+        openimis(p, "payroll_name")
+            .unwrap_or(payroll_name)
+            .to_owned(),
         openimis(p, "payroll_status")
             .unwrap_or("APPROVE_FOR_PAYMENT")
             .to_owned(),

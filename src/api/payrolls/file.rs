@@ -28,7 +28,7 @@ use super::super::problem::Problem;
 use super::super::validate;
 use crate::domain::{Currency, Direction, NewPayment};
 use crate::rails::Rails;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
@@ -121,12 +121,7 @@ impl<'a> Collector<'a> {
     }
 
     /// Takes one line's validation result; `rename` maps the API's field names to the file's.
-    fn take(
-        &mut self,
-        line: u64,
-        result: Result<NewPayment, Problem>,
-        rename: fn(&str) -> &str,
-    ) {
+    fn take(&mut self, line: u64, result: Result<NewPayment, Problem>, rename: fn(&str) -> &str) {
         let new = match result {
             Ok(n) => n,
             Err(p) => {
@@ -312,7 +307,10 @@ pub fn read_csv(
             .flexible(true)
             .trim(csv::Trim::All)
             .from_reader(&mut metered);
-        let headers = reader.byte_headers().map_err(|e| csv_unreadable(e, limit))?.clone();
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| csv_unreadable(e, limit))?
+            .clone();
         let mut cols: HashMap<Col, usize> = HashMap::new();
         for (i, h) in headers.iter().enumerate() {
             let h = String::from_utf8_lossy(h);
@@ -322,7 +320,10 @@ pub fn read_csv(
         }
         let mut missing = Vec::new();
         if !cols.contains_key(&Col::Reference) {
-            missing.push(("reference", "column missing (reference, or openIMIS's Code)"));
+            missing.push((
+                "reference",
+                "column missing (reference, or openIMIS's Code)",
+            ));
         }
         if !cols.contains_key(&Col::Amount) {
             missing.push(("amount", "column missing"));
@@ -331,7 +332,10 @@ pub fn read_csv(
             .iter()
             .any(|k| cols.contains_key(k))
         {
-            missing.push(("payee_id", "column missing (payee_id, msisdn or account_number)"));
+            missing.push((
+                "payee_id",
+                "column missing (payee_id, msisdn or account_number)",
+            ));
         }
         if !missing.is_empty() {
             for (f, why) in missing {
@@ -459,17 +463,19 @@ fn csv_row_body(row: &HashMap<Col, String>, currency: Option<Currency>) -> Value
     if !openimis.is_empty() {
         metadata.insert("openimis".into(), Value::Object(openimis));
     }
-    let mut body = json!({ "amount": amount, "payee": payee });
+    let mut body = Map::new();
+    body.insert("amount".into(), Value::Object(amount));
+    body.insert("payee".into(), Value::Object(payee));
     if let Some(r) = text(Col::Reference) {
-        body["reference"] = r;
+        body.insert("reference".into(), r);
     }
     if let Some(n) = text(Col::Narrative) {
-        body["narrative"] = n;
+        body.insert("narrative".into(), n);
     }
     if !metadata.is_empty() {
-        body["metadata"] = Value::Object(metadata);
+        body.insert("metadata".into(), Value::Object(metadata));
     }
-    body
+    Value::Object(body)
 }
 
 #[derive(serde::Deserialize)]

@@ -94,9 +94,8 @@ pub async fn create(
                 .into_body()
                 .into_data_stream()
                 .map_err(std::io::Error::other);
-            let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(
-                stream,
-            ));
+            let reader =
+                tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
             let parsed = tokio::task::spawn_blocking(move || {
                 file::read_csv(reader, limit, currency, &rails)
             })
@@ -153,21 +152,27 @@ pub async fn create(
     let st = state.clone();
     let c = caller.clone();
     let k = key.clone();
-    with_idempotency(&state, &caller, key.as_deref(), fingerprint, || async move {
-        let p = import(&st, &c, parsed, &name, source, hold).await?;
-        let body = view(&st, &p).await?.to_string();
-        if let Some(k) = k {
-            // The payroll is stored whole by now; a crash before this line leaves the key to
-            // expire as abandoned, and a retry is then refused for its used references.
-            let mut conn = st.db.pool().acquire().await.map_err(StoreError::from)?;
-            idempotency::complete(&mut conn, c.client_id, &k, 201, &body).await?;
-        }
-        Ok((
-            StatusCode::CREATED,
-            body,
-            Some(format!("/v1/payrolls/{}", p.id)),
-        ))
-    })
+    with_idempotency(
+        &state,
+        &caller,
+        key.as_deref(),
+        fingerprint,
+        || async move {
+            let p = import(&st, &c, parsed, &name, source, hold).await?;
+            let body = view(&st, &p).await?.to_string();
+            if let Some(k) = k {
+                // The payroll is stored whole by now; a crash before this line leaves the key to
+                // expire as abandoned, and a retry is then refused for its used references.
+                let mut conn = st.db.pool().acquire().await.map_err(StoreError::from)?;
+                idempotency::complete(&mut conn, c.client_id, &k, 201, &body).await?;
+            }
+            Ok((
+                StatusCode::CREATED,
+                body,
+                Some(format!("/v1/payrolls/{}", p.id)),
+            ))
+        },
+    )
     .await
 }
 
@@ -180,7 +185,10 @@ fn refused(parsed: &Parsed) -> Problem {
             parsed.error_count
         )
     } else {
-        format!("{} errors in the file; nothing was stored", parsed.error_count)
+        format!(
+            "{} errors in the file; nothing was stored",
+            parsed.error_count
+        )
     };
     Problem::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -220,10 +228,7 @@ async fn import(
             })
             .collect();
         let count = u64::try_from(errors.len()).unwrap_or(u64::MAX);
-        let listed = errors
-            .into_iter()
-            .take(file::MAX_LISTED_ERRORS)
-            .collect();
+        let listed = errors.into_iter().take(file::MAX_LISTED_ERRORS).collect();
         return Err(refused(&Parsed {
             errors: listed,
             error_count: count,
@@ -334,7 +339,10 @@ pub async fn view(state: &AppState, p: &Payroll) -> Result<Value, Problem> {
         })
         .collect();
     let total = p.item_count.max(1);
-    let permille = finished.saturating_mul(1000) / total;
+    let permille = finished
+        .saturating_mul(1000)
+        .checked_div(total)
+        .unwrap_or(0);
     let percent = f64::from(i32::try_from(permille).unwrap_or(0)) / 10.0;
     let open = p.item_count.saturating_sub(finished);
     // Time left, from the pace since release: elapsed × open / finished.
