@@ -152,7 +152,9 @@ async fn follow(
         if v["status"] == "completed" || finished.saturating_add(exceptions) >= total {
             break v;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Each look counts the whole payroll: look less often at a large one.
+        let pause = if total > 10_000 { 2_000 } else { 500 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     };
     bar.finish();
     if let Some(states) = v["states"].as_object() {

@@ -177,10 +177,11 @@ async fn pay(state: &AppState, req: Request) -> Result<Response, Response> {
         .ok_or_else(not_found)?;
     check_amount(&invoice, &amount, p.amount)?;
     let already = |st: State| {
-        text(
-            StatusCode::CONFLICT,
-            format!("invoice {invoice} was already released for payment (it is {st})"),
-        )
+        let why = match st {
+            State::Cancelled => format!("invoice {invoice} was cancelled; it will not be paid"),
+            _ => format!("invoice {invoice} was already released for payment (it is {st})"),
+        };
+        text(StatusCode::CONFLICT, why)
     };
     match status {
         Status::Held => {}

@@ -70,7 +70,12 @@ pub fn row(payroll_name: &str, p: &Payment) -> [String; 11] {
         p.amount.to_decimal_string(),
         openimis(p, "type").unwrap_or("").to_owned(),
         if completed {
-            p.receipt.clone().unwrap_or_default()
+            // openIMIS reconciles only rows with a receipt: a rail that gives no receipt of
+            // its own is represented by its transaction reference.
+            p.receipt
+                .clone()
+                .or_else(|| p.rail_reference.clone())
+                .unwrap_or_default()
         } else {
             String::new()
         },
