@@ -316,7 +316,11 @@ both_stores!(
             .unwrap();
         assert_eq!(resp.status(), 201);
         let v: Value = resp.json().await.unwrap();
-        assert_eq!(v["status"], "released");
+        // Released before the answer; with a quick rail it may even be done by then.
+        assert!(
+            v["status"] == "released" || v["status"] == "completed",
+            "{v}"
+        );
         // A payment not in any payroll is not openIMIS's to release either.
         app.disburse("LONE-1", "255712345600", "10.00").await;
         let openimis = Connector {
