@@ -87,8 +87,8 @@ EOF
   "$BIN" mock-rail --port "$mock_port" --secret "$BENCH_MOCK_SECRET" >"$WORK/mock-$store.log" 2>&1 &
   PIDS+=($!)
   "$BIN" migrate -c "$WORK/$store.toml" >&2
-  key="$("$BIN" keys create -c "$WORK/$store.toml" --client bench --scopes payments:write,payments:read | sed -n 's/^API key: //p')"
-  RUST_LOG=warn "$BIN" serve -c "$WORK/$store.toml" >"$WORK/serve-$store.log" 2>&1 &
+  key="$("$BIN" keys -c "$WORK/$store.toml" create --client bench --scopes payments:write,payments:read | sed -n 's/^API key: //p')"
+  RUST_LOG="${RUST_LOG:-warn,railgate::api::payrolls=info}" "$BIN" serve -c "$WORK/$store.toml" >"$WORK/serve-$store.log" 2>&1 &
   gw=$!
   PIDS+=("$gw")
   wait_ready "http://127.0.0.1:$port"
@@ -103,6 +103,7 @@ EOF
   [ "$MODE" = full ] && e2e="$(python3 -c "print(f'{$end - $start:.1f}s')")"
   rss="$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$gw/status")"
   echo "| $store | $LINES | $accept | $e2e | $rss |"
+  grep -h "Payroll file read\|Payroll stored" "$WORK/serve-$store.log" >&2 || true
   kill "$gw" 2>/dev/null || true
   wait "$gw" 2>/dev/null || true
 done

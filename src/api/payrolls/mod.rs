@@ -88,6 +88,7 @@ pub async fn create(
     let key = super::body::idempotency_key(req.headers())?;
     let limit = state.cfg.payroll_limit_bytes;
     let rails = state.rails.clone();
+    let started = std::time::Instant::now();
     let (parsed, source) = match essence(&req).as_str() {
         "text/csv" => {
             let stream = req
@@ -119,6 +120,12 @@ pub async fn create(
             ))
         }
     };
+    tracing::info!(
+        lines = parsed.items.len(),
+        errors = parsed.error_count,
+        read_ms = started.elapsed().as_millis(),
+        "Payroll file read"
+    );
     if parsed.error_count > 0 {
         return Err(refused(&parsed));
     }
@@ -214,7 +221,9 @@ async fn import(
         .iter()
         .map(|i| i.new.reference.as_str())
         .collect();
+    let started = std::time::Instant::now();
     let used = payrolls::existing_references(&state.db, caller.client_id, &refs).await?;
+    let checked_ms = started.elapsed().as_millis();
     if !used.is_empty() {
         let used: std::collections::HashSet<&str> = used.iter().map(String::as_str).collect();
         let errors: Vec<file::LineError> = parsed
@@ -242,7 +251,9 @@ async fn import(
         let mut conn = state.db.pool().acquire().await.map_err(StoreError::from)?;
         payrolls::create(&mut conn, payroll_id, caller.client_id, name, source, count).await?;
     }
+    let started = std::time::Instant::now();
     let stored = store_items(state, caller, payroll_id, parsed.items).await;
+    let stored_ms = started.elapsed().as_millis();
     if let Err(e) = stored {
         if let Err(d) = payrolls::discard(&state.db, payroll_id).await {
             tracing::error!(payroll = %payroll_id, error = %d, "A failed import could not be removed");
@@ -261,7 +272,7 @@ async fn import(
         let mut conn = state.db.pool().acquire().await.map_err(StoreError::from)?;
         payrolls::set_status(&mut conn, payroll_id, Status::Importing, Status::Held).await?;
     }
-    tracing::info!(payroll = %payroll_id, items = count, hold, "Payroll stored");
+    tracing::info!(payroll = %payroll_id, items = count, hold, checked_ms, stored_ms, "Payroll stored");
     if !hold {
         crate::payrolls::release(&state.db, &state.wake, payroll_id, "api: payroll released")
             .await?;
