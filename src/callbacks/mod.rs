@@ -221,6 +221,8 @@ async fn apply_event(
             let p = payments::get_in(tx, None, payment_id).await?;
             match p {
                 Some(p) if p.amount == *amount => {
+                    // The ledger posts to the clearing account of the rail the money came by.
+                    payments::set_rail_if_none(tx, payment_id, rail_id).await?;
                     outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?
                 }
                 Some(p) => {
