@@ -205,7 +205,7 @@ impl Rails {
 
 fn whole_units(m: Money) -> bool {
     let scale = 10i64.pow(m.currency().exponent());
-    m.minor() % scale == 0
+    m.minor().checked_rem(scale) == Some(0)
 }
 
 fn parse_route(r: &RouteConfig, rails: &HashMap<String, Arc<Rail>>) -> Result<Route, ConfigError> {

@@ -46,11 +46,13 @@ pub fn view(p: &Payment) -> Value {
             "at": t.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         })).collect::<Vec<_>>(),
     });
-    if let Some(m) = p.mode {
-        v["mode"] = json!(payments::mode_str(m));
-    }
-    if p.payment_reference.is_some() {
-        v["payment_reference"] = json!(p.payment_reference);
+    if let Some(obj) = v.as_object_mut() {
+        if let Some(m) = p.mode {
+            obj.insert("mode".into(), json!(payments::mode_str(m)));
+        }
+        if let Some(r) = &p.payment_reference {
+            obj.insert("payment_reference".into(), json!(r));
+        }
     }
     v
 }

@@ -125,11 +125,16 @@ impl Problem {
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
-        if !self.errors.is_empty() {
-            v["errors"] = serde_json::to_value(&self.errors).unwrap_or_default();
-        }
-        if let Some((k, val)) = &self.extra {
-            v[*k] = val.clone();
+        if let Some(obj) = v.as_object_mut() {
+            if !self.errors.is_empty() {
+                obj.insert(
+                    "errors".into(),
+                    serde_json::to_value(&self.errors).unwrap_or_default(),
+                );
+            }
+            if let Some((k, val)) = &self.extra {
+                obj.insert((*k).to_owned(), val.clone());
+            }
         }
         v
     }

@@ -134,6 +134,7 @@ pub fn next(from: State, event: Event) -> Result<State, Refused> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

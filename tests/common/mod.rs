@@ -1,6 +1,13 @@
 //! Test harness: the real gateway on port 0 with a fresh database (a SQLite file, or a
 //! PostgreSQL schema of its own), the real mock rail on another port, and API keys.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 
 use railgate::app::{self, Running};
 use railgate::config::Config;

@@ -30,6 +30,25 @@ pub struct MockAdapterConfig {
     pub replay_window: Duration,
 }
 
+impl MockAdapterConfig {
+    /// With a 10 s request timeout and a 300 s replay window.
+    pub fn new(
+        rail_id: impl Into<String>,
+        base_url: impl Into<String>,
+        callback_url: impl Into<String>,
+        callback_secret: impl Into<String>,
+    ) -> Self {
+        MockAdapterConfig {
+            rail_id: rail_id.into(),
+            base_url: base_url.into(),
+            callback_url: callback_url.into(),
+            callback_secret: callback_secret.into(),
+            request_timeout: Duration::from_secs(10),
+            replay_window: Duration::from_secs(300),
+        }
+    }
+}
+
 impl fmt::Debug for MockAdapterConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockAdapterConfig")

@@ -59,6 +59,14 @@ impl MockRailConfig {
     }
 }
 
+/// Loopback, port 0, the default delays and an empty secret: set `callback_secret` to the one
+/// the adapter holds.
+impl Default for MockRailConfig {
+    fn default() -> Self {
+        MockRailConfig::local(String::new())
+    }
+}
+
 impl fmt::Debug for MockRailConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockRailConfig")

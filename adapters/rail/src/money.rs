@@ -307,6 +307,7 @@ pub fn format_minor(minor: i64, currency: Currency) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -202,6 +202,7 @@ fn normalise_iban(v: &str) -> Result<String, PartyError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

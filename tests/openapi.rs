@@ -1,0 +1,226 @@
+//! openapi.yaml is the contract: the served routes and the document must agree, and what the
+//! API returns must fit the schemas it declares.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+fn spec() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    serde_json::to_value(yaml).unwrap()
+}
+
+#[test]
+fn documented_routes_are_the_served_routes() {
+    let spec = spec();
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> = railgate::api::ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    let missing: Vec<_> = served.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "served but not in openapi.yaml: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "in openapi.yaml but not served: {extra:?}"
+    );
+}
+
+/// Resolves `$ref`s and checks `value` against the subset of JSON Schema the document uses.
+fn check(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return check(
+            spec,
+            &spec["components"]["schemas"][name],
+            value,
+            at,
+            errors,
+        );
+    }
+    if let Some(alts) = schema.get("oneOf").and_then(Value::as_array) {
+        let ok = alts.iter().any(|alt| {
+            let mut e = Vec::new();
+            check(spec, alt, value, at, &mut e);
+            e.is_empty()
+        });
+        if !ok {
+            errors.push(format!("{at}: matches no alternative"));
+        }
+        return;
+    }
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let fits = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
+        if !fits {
+            errors.push(format!("{at}: is {actual}, schema says {types:?}"));
+            return;
+        }
+    }
+    if let (Some(e), Some(s)) = (schema.get("enum").and_then(Value::as_array), value.as_str()) {
+        if !e.iter().any(|x| x == s) {
+            errors.push(format!("{at}: '{s}' is not in the enum"));
+        }
+    }
+    if let Value::Object(obj) = value {
+        let props = schema.get("properties").and_then(Value::as_object);
+        for req in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let k = req.as_str().unwrap();
+            if !obj.contains_key(k) {
+                errors.push(format!("{at}: required '{k}' is missing"));
+            }
+        }
+        for (k, v) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => check(spec, s, v, &format!("{at}.{k}"), errors),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    errors.push(format!("{at}: '{k}' is not in the schema"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(s)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            check(spec, s, v, &format!("{at}[{i}]"), errors);
+        }
+    }
+}
+
+fn assert_fits(spec: &Value, schema_name: &str, value: &Value) {
+    let mut errors = Vec::new();
+    check(
+        spec,
+        &serde_json::json!({"$ref": format!("#/components/schemas/{schema_name}")}),
+        value,
+        schema_name,
+        &mut errors,
+    );
+    assert!(
+        errors.is_empty(),
+        "{schema_name} drifted from openapi.yaml: {errors:?}\n{value}"
+    );
+}
+
+#[tokio::test]
+async fn responses_fit_their_schemas() {
+    let Some(app) = spawn_app(Store::Sqlite).await else {
+        return;
+    };
+    let spec = spec();
+    let p = app.disburse("OA-1", "255712345600", "10.00").await;
+    assert_fits(&spec, "Payment", &p);
+    let done = app.wait_final(p["id"].as_str().unwrap()).await;
+    assert_fits(&spec, "Payment", &done);
+    let body = serde_json::json!({"reference": "OA-2", "amount": {"value": "10.00", "currency": "TZS"},
+        "payer": {"id_type": "MSISDN", "id_value": "255712345600"}, "mode": "expected"});
+    let (s, c) = app.post("/v1/collections", &app.key, &body, None).await;
+    assert_eq!(s, 201);
+    assert_fits(&spec, "Payment", &c);
+    let (_, prob) = app
+        .post(
+            "/v1/disbursements",
+            &app.key,
+            &serde_json::json!({"reference": 1}),
+            None,
+        )
+        .await;
+    assert_fits(&spec, "Problem", &prob);
+    let (_, page) = app.get("/v1/payments?limit=1", &app.key).await;
+    assert_fits(&spec, "Payment", &page["data"][0]);
+    // The served document is the file.
+    let served = app
+        .http
+        .get(app.url("/openapi.yaml"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        served,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap()
+    );
+    app.stop().await;
+}
+
+#[test]
+fn request_schemas_match_the_validator() {
+    // Every field the validator accepts is documented, and no other.
+    let spec = spec();
+    let d: BTreeSet<&str> = spec["components"]["schemas"]["DisbursementRequest"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        d,
+        BTreeSet::from([
+            "reference",
+            "amount",
+            "payee",
+            "narrative",
+            "rail",
+            "metadata"
+        ])
+    );
+    let c: BTreeSet<&str> = spec["components"]["schemas"]["CollectionRequest"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        c,
+        BTreeSet::from([
+            "reference",
+            "amount",
+            "payer",
+            "mode",
+            "narrative",
+            "rail",
+            "metadata"
+        ])
+    );
+}
