@@ -1,0 +1,222 @@
+//! The ledger through the real gateway and mock rail, on both stores: what each outcome posts,
+//! the API's view of it, and a callback delivered 100 times at once posting exactly once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Transfers of a payment by phase.
+async fn phases(app: &TestApp, payment: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT phase FROM ledger_transfers WHERE payment_id = $1 ORDER BY created_at, phase",
+    )
+    .bind(payment)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap()
+}
+
+fn account<'a>(accounts: &'a Value, code_suffix: &str) -> &'a Value {
+    accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"].as_str().unwrap().ends_with(code_suffix))
+        .unwrap_or_else(|| panic!("no account ending {code_suffix} in {accounts}"))
+}
+
+both_stores!(outcomes_post_to_the_ledger, |store| async move {
+    let Some(app) = spawn_app(store).await else {
+        return;
+    };
+    let ok = app.disburse("L-00", "255712345600", "1000.00").await;
+    let failed = app.disburse("L-01", "255712345601", "250.00").await;
+    let thrice = app.disburse("L-07", "255712345607", "40.50").await;
+    let unknown_first = app.disburse("L-10", "255712345610", "7.25").await;
+    let (s, coll) = app
+        .post(
+            "/v1/collections",
+            &app.key,
+            &json!({"reference": "L-PREM", "amount": {"value": "300.00", "currency": "TZS"},
+                    "payer": {"id_type": "MSISDN", "id_value": "255712345600"},
+                    "metadata": {"programme": "chf"}}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{coll}");
+    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+    for p in [&ok, &failed, &thrice, &unknown_first, &coll] {
+        let done = app.wait_final(&id(p)).await;
+        assert!(done["state"] == "completed" || done["state"] == "failed", "{done}");
+    }
+    assert_eq!(phases(&app, &id(&ok)).await, ["pending", "posted"]);
+    assert_eq!(phases(&app, &id(&failed)).await, ["pending", "voided"]);
+    assert_eq!(phases(&app, &id(&thrice)).await, ["pending", "posted"]);
+    assert_eq!(phases(&app, &id(&unknown_first)).await, ["pending", "posted"]);
+    // A collection is credited when confirmed: one posted transfer, never pending.
+    assert_eq!(phases(&app, &id(&coll)).await, ["posted"]);
+
+    let (s, accounts) = app.get("/v1/ledger/accounts", &app.read_key).await;
+    assert_eq!(s, 200, "{accounts}");
+    let benefits = account(&accounts, ":benefits_payable:maternity");
+    assert_eq!(benefits["currency"], "TZS");
+    assert_eq!(benefits["normal_side"], "debit");
+    // 1000.00 + 40.50 + 7.25 paid; the failed 250.00 was pending and voided.
+    assert_eq!(benefits["balance"]["posted"], "1047.75");
+    assert_eq!(benefits["balance"]["pending"], "0.00");
+    assert_eq!(benefits["totals"]["debits_posted"], "1047.75");
+    let clearing = account(&accounts, ":rail:mock:clearing");
+    // Out 1047.75, in 300.00: the rail position nets them (credit-normal).
+    assert_eq!(clearing["balance"]["posted"], "747.75");
+    let premiums = account(&accounts, ":premiums_receivable:chf");
+    assert_eq!(premiums["balance"]["posted"], "300.00");
+
+    let (s, tb) = app.get("/v1/ledger/trial-balance", &app.key).await;
+    assert_eq!(s, 200, "{tb}");
+    assert_eq!(tb["balanced"], true, "{tb}");
+    assert_eq!(tb["currencies"][0]["currency"], "TZS");
+    assert_eq!(tb["currencies"][0]["debits_posted"], tb["currencies"][0]["credits_posted"]);
+
+    // Entries, paged by cursor, in order; the failed payment's voiding appears.
+    let bid = benefits["id"].as_str().unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/ledger/accounts/{bid}/entries?limit=2&cursor={c}"),
+            None => format!("/v1/ledger/accounts/{bid}/entries?limit=2"),
+        };
+        let (s, page) = app.get(&path, &app.read_key).await;
+        assert_eq!(s, 200, "{page}");
+        for e in page["data"].as_array().unwrap() {
+            assert_eq!(e["side"], "debit");
+            seen.push(e["phase"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(seen.len() < 50, "pagination does not end");
+    }
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(seen.iter().filter(|p| *p == "voided").count(), 1);
+
+    // Only the owner sees its accounts; other scopes are refused.
+    let (s, theirs) = app.get("/v1/ledger/accounts", &app.other_client_key).await;
+    assert_eq!(s, 200);
+    assert_eq!(theirs["data"], json!([]));
+    let (s, _) = app
+        .get(&format!("/v1/ledger/accounts/{bid}/entries"), &app.other_client_key)
+        .await;
+    assert_eq!(s, 404);
+    let (s, p) = app.get("/v1/ledger/trial-balance", &app.other_scope_key).await;
+    assert_eq!(s, 403, "{p}");
+    let (s, _) = app
+        .get(&format!("/v1/ledger/accounts/{bid}/entries?cursor=x"), &app.key)
+        .await;
+    assert_eq!(s, 400);
+    app.stop().await;
+});
+
+/// A success callback for the payment's attempt, signed as the mock rail signs.
+fn forged_success(attempt: &str, rail_ref: &str, event_id: uuid::Uuid) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "event_id": event_id,
+        "request_id": attempt,
+        "transaction_id": rail_ref,
+        "status": "SUCCESS",
+        "code": null,
+        "receipt": "RCPT-CONCURRENT",
+        "amount": "1000.00",
+        "currency": "TZS",
+        "occurred_at": chrono::Utc::now(),
+    }))
+    .unwrap()
+}
+
+both_stores!(a_hundred_concurrent_callbacks_post_once, |store| async move {
+    let Some(app) = spawn_app(store).await else {
+        return;
+    };
+    // Scenario 12: accepted, and the rail never says more; our forged callback settles it.
+    let p = app.disburse("CONC-12", "255712345612", "1000.00").await;
+    let pid = p["id"].as_str().unwrap().to_owned();
+    app.wait_for(&pid, Duration::from_secs(20), |p| p["rail_reference"].is_string())
+        .await;
+    let (attempt, rail_ref): (String, String) = sqlx::query_as(
+        "SELECT id, rail_reference FROM attempts WHERE payment_id = $1 AND rail_reference IS NOT NULL",
+    )
+    .bind(&pid)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    let body = forged_success(&attempt, &rail_ref, uuid::Uuid::new_v4());
+    let event_id = serde_json::from_slice::<Value>(&body).unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let http = app.http.clone();
+        let url = app.url("/rails/mock/callback");
+        let body = body.clone();
+        let event_id = event_id.clone();
+        set.spawn(async move {
+            let sig = railgate_mock::sign(MOCK_SECRET, chrono::Utc::now().timestamp(), &body);
+            http.post(url)
+                .header("content-type", "application/json")
+                .header(railgate_mock::SIGNATURE_HEADER, sig)
+                .header(railgate_mock::EVENT_ID_HEADER, event_id)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = set.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let done = app.wait_final(&pid).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(phases(&app, &pid).await, ["pending", "posted"]);
+    let entries: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id \
+         WHERE t.payment_id = $1",
+    )
+    .bind(&pid)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(entries, 4);
+    let applied: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM callback_events WHERE payment_id = $1 AND effect = 'applied'",
+    )
+    .bind(&pid)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(applied, 1);
+    let completed_events: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = 'payment.completed'",
+    )
+    .bind(&pid)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(completed_events, 1);
+    let (_, tb) = app.get("/v1/ledger/trial-balance", &app.key).await;
+    assert_eq!(tb["balanced"], true, "{tb}");
+    app.stop().await;
+});
