@@ -7,6 +7,7 @@ use super::payments::with_idempotency;
 use super::problem::{FieldError, Problem};
 use super::AppState;
 use crate::notify::deliveries;
+use crate::store::idempotency;
 use crate::notify::endpoints::{self, Endpoint};
 use crate::notify::EventType;
 use axum::extract::rejection::QueryRejection;
@@ -133,9 +134,11 @@ pub async fn create(
     let fp = body.fingerprint("webhooks");
     let st = state.clone();
     let client = caller.client_id;
+    let k = key.clone();
     with_idempotency(&state, &caller, key.as_deref(), fp, || async move {
+        let mut tx = st.db.begin().await?;
         let (e, secret) = endpoints::create(
-            &st.db,
+            &mut tx,
             client,
             &new.url,
             new.description.as_deref(),
@@ -143,14 +146,19 @@ pub async fn create(
         )
         .await?;
         let mut v = view(&e);
-        // Shown this once: deliveries are signed with it.
+        // Shown this once (and to a replay of the same request): deliveries are signed with it.
         if let Some(o) = v.as_object_mut() {
             o.insert("secret".into(), json!(secret));
         }
+        let body = v.to_string();
+        if let Some(k) = &k {
+            idempotency::complete(&mut tx, client, k, 201, &body).await?;
+        }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
         tracing::info!(endpoint = %e.id, "Webhook endpoint created");
         Ok((
             StatusCode::CREATED,
-            v.to_string(),
+            body,
             Some(format!("/v1/webhooks/{}", e.id)),
         ))
     })

@@ -5,6 +5,7 @@ use super::events::EventType;
 use super::signature;
 use crate::store::{col, from_micros, now_micros, uuid_col, Db, Result};
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -32,7 +33,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
 
 /// Stores an endpoint; returns it with its new secret.
 pub async fn create(
-    db: &Db,
+    conn: &mut AnyConnection,
     client_id: Uuid,
     url: &str,
     description: Option<&str>,
@@ -58,7 +59,7 @@ pub async fn create(
     .bind(types.as_deref())
     .bind(&secret)
     .bind(now)
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok((
         Endpoint {

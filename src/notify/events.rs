@@ -229,27 +229,37 @@ pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent> {
     })
 }
 
+/// How long an event-writing transaction may stay open before the feed stops waiting for it.
+const SETTLED_AFTER_MICROS: i64 = 10_000_000;
+
 /// A client's events after the cursor, oldest first.
 ///
 /// PostgreSQL numbers rows as transactions start but shows them as they commit, so a reader
-/// could see event 8 before event 7 commits and move its cursor past 7. Only events of
-/// transactions older than every transaction still running are returned, and the cursor
-/// orders by transaction first: nothing can commit behind it. SQLite has one writer.
+/// could see event 8 before event 7 commits and move its cursor past 7. So the cursor orders
+/// by writing transaction first, and an event is returned only once every transaction older
+/// than its own has ended — or, so that an unrelated long transaction elsewhere in the
+/// cluster cannot stall the feed, once it is 10 s old (event-writing transactions are short
+/// state changes, far quicker than that). SQLite has one writer: `seq` is commit order.
 pub async fn page(db: &Db, client: Uuid, after: Cursor, limit: i64) -> Result<Vec<StoredEvent>> {
     let visible = match db.kind() {
-        Kind::Postgres => "AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+        Kind::Postgres => {
+            "AND (tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint OR created_at < $5)"
+        }
         Kind::Sqlite => "",
     };
-    let rows = sqlx::query(&format!(
+    let sql = format!(
         "SELECT seq, tx, id, type, payment_id, payroll_id, data, created_at FROM events \
          WHERE client_id = $1 AND (tx > $2 OR (tx = $2 AND seq > $3)) {visible} \
          ORDER BY tx, seq LIMIT $4"
-    ))
-    .bind(client.to_string())
-    .bind(after.tx)
-    .bind(after.seq)
-    .bind(limit.clamp(1, 500))
-    .fetch_all(db.pool())
-    .await?;
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(client.to_string())
+        .bind(after.tx)
+        .bind(after.seq)
+        .bind(limit.clamp(1, 500));
+    if db.kind() == Kind::Postgres {
+        q = q.bind(now_micros().saturating_sub(SETTLED_AFTER_MICROS));
+    }
+    let rows = q.fetch_all(db.pool()).await?;
     rows.iter().map(from_row).collect()
 }
