@@ -5,9 +5,9 @@
 //! or a contradiction is recognised in one place.
 
 use crate::domain::{Event, Failure, State};
-use crate::{ledger, notify};
 use crate::store::attempts::{self, Status};
 use crate::store::{payments, payments::Moved, Kind, Result};
+use crate::{ledger, notify};
 use railgate_rail::Settled;
 use sqlx::AnyConnection;
 use uuid::Uuid;

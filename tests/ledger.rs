@@ -55,12 +55,18 @@ both_stores!(outcomes_post_to_the_ledger, |store| async move {
     let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
     for p in [&ok, &failed, &thrice, &unknown_first, &coll] {
         let done = app.wait_final(&id(p)).await;
-        assert!(done["state"] == "completed" || done["state"] == "failed", "{done}");
+        assert!(
+            done["state"] == "completed" || done["state"] == "failed",
+            "{done}"
+        );
     }
     assert_eq!(phases(&app, &id(&ok)).await, ["pending", "posted"]);
     assert_eq!(phases(&app, &id(&failed)).await, ["pending", "voided"]);
     assert_eq!(phases(&app, &id(&thrice)).await, ["pending", "posted"]);
-    assert_eq!(phases(&app, &id(&unknown_first)).await, ["pending", "posted"]);
+    assert_eq!(
+        phases(&app, &id(&unknown_first)).await,
+        ["pending", "posted"]
+    );
     // A collection is credited when confirmed: one posted transfer, never pending.
     assert_eq!(phases(&app, &id(&coll)).await, ["posted"]);
 
@@ -83,7 +89,10 @@ both_stores!(outcomes_post_to_the_ledger, |store| async move {
     assert_eq!(s, 200, "{tb}");
     assert_eq!(tb["balanced"], true, "{tb}");
     assert_eq!(tb["currencies"][0]["currency"], "TZS");
-    assert_eq!(tb["currencies"][0]["debits_posted"], tb["currencies"][0]["credits_posted"]);
+    assert_eq!(
+        tb["currencies"][0]["debits_posted"],
+        tb["currencies"][0]["credits_posted"]
+    );
 
     // Entries, paged by cursor, in order; the failed payment's voiding appears.
     let bid = benefits["id"].as_str().unwrap();
@@ -114,13 +123,21 @@ both_stores!(outcomes_post_to_the_ledger, |store| async move {
     assert_eq!(s, 200);
     assert_eq!(theirs["data"], json!([]));
     let (s, _) = app
-        .get(&format!("/v1/ledger/accounts/{bid}/entries"), &app.other_client_key)
+        .get(
+            &format!("/v1/ledger/accounts/{bid}/entries"),
+            &app.other_client_key,
+        )
         .await;
     assert_eq!(s, 404);
-    let (s, p) = app.get("/v1/ledger/trial-balance", &app.other_scope_key).await;
+    let (s, p) = app
+        .get("/v1/ledger/trial-balance", &app.other_scope_key)
+        .await;
     assert_eq!(s, 403, "{p}");
     let (s, _) = app
-        .get(&format!("/v1/ledger/accounts/{bid}/entries?cursor=x"), &app.key)
+        .get(
+            &format!("/v1/ledger/accounts/{bid}/entries?cursor=x"),
+            &app.key,
+        )
         .await;
     assert_eq!(s, 400);
     app.stop().await;
@@ -142,56 +159,60 @@ fn forged_success(attempt: &str, rail_ref: &str, event_id: uuid::Uuid) -> Vec<u8
     .unwrap()
 }
 
-both_stores!(a_hundred_concurrent_callbacks_post_once, |store| async move {
-    let Some(app) = spawn_app(store).await else {
-        return;
-    };
-    // Scenario 12: accepted, and the rail never says more; our forged callback settles it.
-    let p = app.disburse("CONC-12", "255712345612", "1000.00").await;
-    let pid = p["id"].as_str().unwrap().to_owned();
-    app.wait_for(&pid, Duration::from_secs(20), |p| p["rail_reference"].is_string())
+both_stores!(
+    a_hundred_concurrent_callbacks_post_once,
+    |store| async move {
+        let Some(app) = spawn_app(store).await else {
+            return;
+        };
+        // Scenario 12: accepted, and the rail never says more; our forged callback settles it.
+        let p = app.disburse("CONC-12", "255712345612", "1000.00").await;
+        let pid = p["id"].as_str().unwrap().to_owned();
+        app.wait_for(&pid, Duration::from_secs(20), |p| {
+            p["rail_reference"].is_string()
+        })
         .await;
-    let (attempt, rail_ref): (String, String) = sqlx::query_as(
+        let (attempt, rail_ref): (String, String) = sqlx::query_as(
         "SELECT id, rail_reference FROM attempts WHERE payment_id = $1 AND rail_reference IS NOT NULL",
     )
     .bind(&pid)
     .fetch_one(app.db.pool())
     .await
     .unwrap();
-    let body = forged_success(&attempt, &rail_ref, uuid::Uuid::new_v4());
-    let event_id = serde_json::from_slice::<Value>(&body).unwrap()["event_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..100 {
-        let http = app.http.clone();
-        let url = app.url("/rails/mock/callback");
-        let body = body.clone();
-        let event_id = event_id.clone();
-        set.spawn(async move {
-            let sig = railgate_mock::sign(MOCK_SECRET, chrono::Utc::now().timestamp(), &body);
-            http.post(url)
-                .header("content-type", "application/json")
-                .header(railgate_mock::SIGNATURE_HEADER, sig)
-                .header(railgate_mock::EVENT_ID_HEADER, event_id)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        });
-    }
-    let mut statuses = Vec::new();
-    while let Some(s) = set.join_next().await {
-        statuses.push(s.unwrap());
-    }
-    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    let done = app.wait_final(&pid).await;
-    assert_eq!(done["state"], "completed", "{done}");
-    assert_eq!(phases(&app, &pid).await, ["pending", "posted"]);
-    let entries: i64 = sqlx::query_scalar(
+        let body = forged_success(&attempt, &rail_ref, uuid::Uuid::new_v4());
+        let event_id = serde_json::from_slice::<Value>(&body).unwrap()["event_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let http = app.http.clone();
+            let url = app.url("/rails/mock/callback");
+            let body = body.clone();
+            let event_id = event_id.clone();
+            set.spawn(async move {
+                let sig = railgate_mock::sign(MOCK_SECRET, chrono::Utc::now().timestamp(), &body);
+                http.post(url)
+                    .header("content-type", "application/json")
+                    .header(railgate_mock::SIGNATURE_HEADER, sig)
+                    .header(railgate_mock::EVENT_ID_HEADER, event_id)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            });
+        }
+        let mut statuses = Vec::new();
+        while let Some(s) = set.join_next().await {
+            statuses.push(s.unwrap());
+        }
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+        let done = app.wait_final(&pid).await;
+        assert_eq!(done["state"], "completed", "{done}");
+        assert_eq!(phases(&app, &pid).await, ["pending", "posted"]);
+        let entries: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id \
          WHERE t.payment_id = $1",
     )
@@ -199,24 +220,25 @@ both_stores!(a_hundred_concurrent_callbacks_post_once, |store| async move {
     .fetch_one(app.db.pool())
     .await
     .unwrap();
-    assert_eq!(entries, 4);
-    let applied: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM callback_events WHERE payment_id = $1 AND effect = 'applied'",
-    )
-    .bind(&pid)
-    .fetch_one(app.db.pool())
-    .await
-    .unwrap();
-    assert_eq!(applied, 1);
-    let completed_events: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = 'payment.completed'",
-    )
-    .bind(&pid)
-    .fetch_one(app.db.pool())
-    .await
-    .unwrap();
-    assert_eq!(completed_events, 1);
-    let (_, tb) = app.get("/v1/ledger/trial-balance", &app.key).await;
-    assert_eq!(tb["balanced"], true, "{tb}");
-    app.stop().await;
-});
+        assert_eq!(entries, 4);
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM callback_events WHERE payment_id = $1 AND effect = 'applied'",
+        )
+        .bind(&pid)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(applied, 1);
+        let completed_events: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = 'payment.completed'",
+        )
+        .bind(&pid)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(completed_events, 1);
+        let (_, tb) = app.get("/v1/ledger/trial-balance", &app.key).await;
+        assert_eq!(tb["balanced"], true, "{tb}");
+        app.stop().await;
+    }
+);

@@ -33,17 +33,26 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 enum Op {
     /// A disbursement (or a request-to-pay collection) of `amount` minor units.
-    Create { collection: bool, amount: i64 },
+    Create {
+        collection: bool,
+        amount: i64,
+    },
     /// The dispatcher stores an attempt and sends it.
     Submit(usize),
     /// The rail accepted the attempt.
     Accept(usize),
     /// A signed success or failure callback through the callbacks inbox.
-    Callback { payment: usize, success: bool },
+    Callback {
+        payment: usize,
+        success: bool,
+    },
     /// The n-th callback sent so far, delivered again as it was.
     Redeliver(usize),
     /// An inquiry's answer (or a retried job applying it again).
-    Inquiry { payment: usize, success: bool },
+    Inquiry {
+        payment: usize,
+        success: bool,
+    },
     LoseTrack(usize),
     Cancel(usize),
     Reverse(usize),
@@ -151,9 +160,10 @@ impl World {
                         .clone(),
                     payroll_id: None,
                 };
-                let p = railgate::api::payments::insert_payment(&self.state, &self.caller, &new, None)
-                    .await
-                    .unwrap();
+                let p =
+                    railgate::api::payments::insert_payment(&self.state, &self.caller, &new, None)
+                        .await
+                        .unwrap();
                 self.payments.push(p.id);
             }
             Op::Submit(i) => {
@@ -163,8 +173,14 @@ impl World {
                 let moved = payments::transition(&mut tx, kind, p, Event::Submit, "props: submit")
                     .await
                     .unwrap();
-                if let payments::Moved::To { from: State::Queued, to } = moved {
-                    attempts::insert(&mut tx, p, "mock", i64::MAX).await.unwrap();
+                if let payments::Moved::To {
+                    from: State::Queued,
+                    to,
+                } = moved
+                {
+                    attempts::insert(&mut tx, p, "mock", i64::MAX)
+                        .await
+                        .unwrap();
                     outcomes::after_transition(&mut tx, p, State::Queued, to, "props")
                         .await
                         .unwrap();
@@ -175,7 +191,9 @@ impl World {
             }
             Op::Accept(i) => {
                 let Some(p) = self.pick(*i) else { return };
-                let Some(a) = self.attempt(p).await else { return };
+                let Some(a) = self.attempt(p).await else {
+                    return;
+                };
                 let mut tx = self.db().begin().await.unwrap();
                 outcomes::accept(&mut tx, kind, p, a.id, Some("TX-1"), "props: accepted")
                     .await
@@ -211,7 +229,9 @@ impl World {
             }
             Op::Inquiry { payment, success } => {
                 let Some(p) = self.pick(*payment) else { return };
-                let Some(a) = self.attempt(p).await else { return };
+                let Some(a) = self.attempt(p).await else {
+                    return;
+                };
                 let mut tx = self.db().begin().await.unwrap();
                 if *success {
                     let s = Settled {
@@ -231,7 +251,9 @@ impl World {
             }
             Op::LoseTrack(i) => {
                 let Some(p) = self.pick(*i) else { return };
-                let Some(a) = self.attempt(p).await else { return };
+                let Some(a) = self.attempt(p).await else {
+                    return;
+                };
                 let mut tx = self.db().begin().await.unwrap();
                 outcomes::lose_track(&mut tx, kind, p, a.id, "timeout", "props")
                     .await
@@ -332,7 +354,9 @@ impl World {
                 other => return Err(format!("unexpected state {other}")),
             };
             if !ok {
-                return Err(format!("payment {id} ({direction}, {state}) has transfers {got:?}"));
+                return Err(format!(
+                    "payment {id} ({direction}, {state}) has transfers {got:?}"
+                ));
             }
             if disb && matches!(state.as_str(), "submitted" | "pending" | "unknown") {
                 in_flight += amount;

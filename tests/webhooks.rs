@@ -39,7 +39,11 @@ struct Received {
 /// Verifies as a Standard Webhooks receiver does, written here independently of the gateway.
 fn verified(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (id, ts, sig) = (h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"));
+    let (id, ts, sig) = (
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+    );
     let Ok(ts_n) = ts.parse::<i64>() else {
         return false;
     };
@@ -143,140 +147,183 @@ async fn deliveries(app: &TestApp, endpoint: &str) -> Vec<Value> {
     v["data"].as_array().unwrap().clone()
 }
 
-both_stores!(a_down_receiver_gets_every_event_signed_and_in_order, |store| async move {
-    let Some(app) = fast_retries(store).await else {
-        return;
-    };
-    // The receiver's port, with nothing listening on it yet: connections are refused.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let (s, hook) = app
-        .post(
-            "/v1/webhooks",
-            &app.key,
-            &json!({"url": format!("http://127.0.0.1:{port}/hooks"), "description": "core"}),
-            None,
-        )
-        .await;
-    assert_eq!(s, 201, "{hook}");
-    let secret = hook["secret"].as_str().unwrap().to_owned();
-    let endpoint = hook["id"].as_str().unwrap().to_owned();
+both_stores!(
+    a_down_receiver_gets_every_event_signed_and_in_order,
+    |store| async move {
+        let Some(app) = fast_retries(store).await else {
+            return;
+        };
+        // The receiver's port, with nothing listening on it yet: connections are refused.
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (s, hook) = app
+            .post(
+                "/v1/webhooks",
+                &app.key,
+                &json!({"url": format!("http://127.0.0.1:{port}/hooks"), "description": "core"}),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{hook}");
+        let secret = hook["secret"].as_str().unwrap().to_owned();
+        let endpoint = hook["id"].as_str().unwrap().to_owned();
 
-    let ok = app.disburse("W-00", "255712345600", "100.00").await;
-    let failed = app.disburse("W-01", "255712345601", "100.00").await;
-    let unknown_first = app.disburse("W-10", "255712345610", "100.00").await;
-    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
-    for p in [&ok, &failed, &unknown_first] {
-        app.wait_final(&id(p)).await;
-    }
-    // A refund of the completed one: payment.reversed follows payment.completed.
-    let ok_id = uuid::Uuid::parse_str(&id(&ok)).unwrap();
-    let mut tx = app.db.begin().await.unwrap();
-    railgate::outcomes::reverse(&mut tx, app.db.kind(), ok_id, "test: refunded")
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-
-    // Down: every delivery is tried and retried, none delivered.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ds = deliveries(&app, &endpoint).await;
-        let retried = ds
-            .iter()
-            .filter(|d| d["tries"].as_i64().unwrap() >= 2)
-            .count();
-        if retried >= 1 && ds.len() == 5 {
-            assert!(ds.iter().all(|d| d["status"] == "pending"), "{ds:?}");
-            let tried = ds.iter().find(|d| d["tries"].as_i64().unwrap() >= 2).unwrap();
-            assert_eq!(tried["last_error"], "could not connect", "{tried}");
-            break;
+        let ok = app.disburse("W-00", "255712345600", "100.00").await;
+        let failed = app.disburse("W-01", "255712345601", "100.00").await;
+        let unknown_first = app.disburse("W-10", "255712345610", "100.00").await;
+        let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+        for p in [&ok, &failed, &unknown_first] {
+            app.wait_final(&id(p)).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no retries seen: {ds:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        // A refund of the completed one: payment.reversed follows payment.completed.
+        let ok_id = uuid::Uuid::parse_str(&id(&ok)).unwrap();
+        let mut tx = app.db.begin().await.unwrap();
+        railgate::outcomes::reverse(&mut tx, app.db.kind(), ok_id, "test: refunded")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
 
-    // Back up.
-    let inbox = Arc::new(Mutex::new(Inbox {
-        secret: Some(secret),
-        ..Inbox::default()
-    }));
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let server = serve(listener, inbox.clone()).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ds = deliveries(&app, &endpoint).await;
-        if ds.iter().all(|d| d["status"] == "delivered") {
-            break;
+        // Down: every delivery is tried and retried, none delivered.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ds = deliveries(&app, &endpoint).await;
+            let retried = ds
+                .iter()
+                .filter(|d| d["tries"].as_i64().unwrap() >= 2)
+                .count();
+            if retried >= 1 && ds.len() == 5 {
+                assert!(ds.iter().all(|d| d["status"] == "pending"), "{ds:?}");
+                let tried = ds
+                    .iter()
+                    .find(|d| d["tries"].as_i64().unwrap() >= 2)
+                    .unwrap();
+                assert_eq!(tried["last_error"], "could not connect", "{tried}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no retries seen: {ds:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not delivered: {ds:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
-    let events = feed_of(&app, &app.key, 2, 5).await;
-    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    for k in ["payment.completed", "payment.failed", "payment.unknown", "payment.reversed"] {
-        assert!(kinds.contains(&k), "{kinds:?}");
-    }
-    assert_eq!(events.len(), 5, "{kinds:?}");
-    let got = inbox.lock().unwrap().received.clone();
-    assert_eq!(inbox.lock().unwrap().refused, 0);
-    // Every event arrived, verified; a repeat would carry the same webhook-id.
-    for e in &events {
-        assert!(
-            got.iter().any(|r| r.id == e["id"].as_str().unwrap()),
-            "{e} never arrived"
-        );
-    }
-    // Per payment, the first arrivals follow the order the events happened in.
-    for p in [&ok, &failed, &unknown_first] {
-        let pid = id(p);
-        let want: Vec<&str> = events
+        // Back up.
+        let inbox = Arc::new(Mutex::new(Inbox {
+            secret: Some(secret),
+            ..Inbox::default()
+        }));
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let server = serve(listener, inbox.clone()).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ds = deliveries(&app, &endpoint).await;
+            if ds.iter().all(|d| d["status"] == "delivered") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not delivered: {ds:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let events = feed_of(&app, &app.key, 2, 5).await;
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        for k in [
+            "payment.completed",
+            "payment.failed",
+            "payment.unknown",
+            "payment.reversed",
+        ] {
+            assert!(kinds.contains(&k), "{kinds:?}");
+        }
+        assert_eq!(events.len(), 5, "{kinds:?}");
+        let got = inbox.lock().unwrap().received.clone();
+        assert_eq!(inbox.lock().unwrap().refused, 0);
+        // Every event arrived, verified; a repeat would carry the same webhook-id.
+        for e in &events {
+            assert!(
+                got.iter().any(|r| r.id == e["id"].as_str().unwrap()),
+                "{e} never arrived"
+            );
+        }
+        // Per payment, the first arrivals follow the order the events happened in.
+        for p in [&ok, &failed, &unknown_first] {
+            let pid = id(p);
+            let want: Vec<&str> = events
+                .iter()
+                .filter(|e| e["data"]["payment_id"] == pid.as_str())
+                .map(|e| e["type"].as_str().unwrap())
+                .collect();
+            let mut arrived: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for r in got
+                .iter()
+                .filter(|r| r.payment.as_deref() == Some(pid.as_str()))
+            {
+                if seen.insert(r.id.clone()) {
+                    arrived.push(r.kind.clone());
+                }
+            }
+            assert_eq!(arrived, want, "payment {pid}");
+        }
+        let unknown_order: Vec<&str> = events
             .iter()
-            .filter(|e| e["data"]["payment_id"] == pid.as_str())
+            .filter(|e| e["data"]["payment_id"] == id(&unknown_first).as_str())
             .map(|e| e["type"].as_str().unwrap())
             .collect();
-        let mut arrived: Vec<String> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for r in got.iter().filter(|r| r.payment.as_deref() == Some(pid.as_str())) {
-            if seen.insert(r.id.clone()) {
-                arrived.push(r.kind.clone());
-            }
-        }
-        assert_eq!(arrived, want, "payment {pid}");
+        assert_eq!(unknown_order, ["payment.unknown", "payment.completed"]);
+        let ds = deliveries(&app, &endpoint).await;
+        assert!(
+            ds.iter().any(|d| d["tries"].as_i64().unwrap() >= 2),
+            "{ds:?}"
+        );
+        assert!(ds.iter().all(|d| d["last_status"] == 204), "{ds:?}");
+        server.abort();
+        app.stop().await;
     }
-    let unknown_order: Vec<&str> = events
-        .iter()
-        .filter(|e| e["data"]["payment_id"] == id(&unknown_first).as_str())
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(unknown_order, ["payment.unknown", "payment.completed"]);
-    let ds = deliveries(&app, &endpoint).await;
-    assert!(ds.iter().any(|d| d["tries"].as_i64().unwrap() >= 2), "{ds:?}");
-    assert!(ds.iter().all(|d| d["last_status"] == 204), "{ds:?}");
-    server.abort();
-    app.stop().await;
-});
+);
 
 both_stores!(the_event_feed_pages_by_cursor, |store| async move {
-    let Some(app) = spawn_app(store).await else {
+    // A short deadline, so that scenario 12 (the rail never answers) raises its exception soon.
+    let Some(app) = spawn_app_with(store, |c| {
+        for r in &mut c.rails {
+            r.deadline_secs = 2;
+        }
+    })
+    .await
+    else {
         return;
     };
     let a = app.disburse("F-00", "255712345600", "10.00").await;
     let b = app.disburse("F-03", "255712345603", "10.00").await;
+    let c = app.disburse("F-12", "255712345612", "10.00").await;
     app.wait_final(a["id"].as_str().unwrap()).await;
     app.wait_final(b["id"].as_str().unwrap()).await;
-    let one_by_one = feed_of(&app, &app.read_key, 1, 2).await;
+    let c = app.wait_final(c["id"].as_str().unwrap()).await;
+    assert!(c["exception"].is_string(), "{c}");
+    let one_by_one = feed_of(&app, &app.read_key, 1, 4).await;
     let all = feed(&app, &app.key, 100).await;
     assert_eq!(one_by_one, all);
     let kinds: Vec<&str> = all.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
     assert!(kinds.contains(&"payment.completed") && kinds.contains(&"payment.failed"));
+    // The silent rail's payment: unknown, then the operator exception, in that order.
+    let of_c: Vec<&str> = all
+        .iter()
+        .filter(|e| e["data"]["reference"] == "F-12")
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(of_c, ["payment.unknown", "payment.exception"]);
     let failed = all.iter().find(|e| e["type"] == "payment.failed").unwrap();
     assert_eq!(failed["data"]["failure"]["code"], "declined");
     assert_eq!(failed["data"]["reference"], "F-03");
-    assert!(failed["data"].get("payee").is_none(), "events carry no party");
+    assert!(
+        failed["data"].get("payee").is_none(),
+        "events carry no party"
+    );
     // Reading from the last cursor gives nothing new, and the cursor stays put.
     let last = all.last().unwrap()["cursor"].as_str().unwrap().to_owned();
     let (_, page) = app.get(&format!("/v1/events?after={last}"), &app.key).await;
@@ -293,53 +340,65 @@ both_stores!(the_event_feed_pages_by_cursor, |store| async move {
     app.stop().await;
 });
 
-both_stores!(webhook_endpoints_are_managed_by_admins, |store| async move {
-    let Some(app) = spawn_app_with(store, |c| c.dispatch.enabled = false).await else {
-        return;
-    };
-    let body = json!({"url": "https://core.example/hooks", "events": ["payment.completed"]});
-    let (s, p) = app.post("/v1/webhooks", &app.read_key, &body, None).await;
-    assert_eq!(s, 403, "{p}");
-    for bad in [
-        json!({"url": "ftp://core.example/x"}),
-        json!({"url": "not a url"}),
-        json!({}),
-        json!({"url": "https://core.example", "events": ["payment.nonsense"]}),
-        json!({"url": "https://core.example", "colour": "red"}),
-    ] {
-        let (s, p) = app.post("/v1/webhooks", &app.key, &bad, None).await;
-        assert_eq!(s, 422, "{bad} → {p}");
+both_stores!(
+    webhook_endpoints_are_managed_by_admins,
+    |store| async move {
+        let Some(app) = spawn_app_with(store, |c| c.dispatch.enabled = false).await else {
+            return;
+        };
+        let body = json!({"url": "https://core.example/hooks", "events": ["payment.completed"]});
+        let (s, p) = app.post("/v1/webhooks", &app.read_key, &body, None).await;
+        assert_eq!(s, 403, "{p}");
+        for bad in [
+            json!({"url": "ftp://core.example/x"}),
+            json!({"url": "not a url"}),
+            json!({}),
+            json!({"url": "https://core.example", "events": ["payment.nonsense"]}),
+            json!({"url": "https://core.example", "colour": "red"}),
+        ] {
+            let (s, p) = app.post("/v1/webhooks", &app.key, &bad, None).await;
+            assert_eq!(s, 422, "{bad} → {p}");
+        }
+        let (s, created) = app
+            .post("/v1/webhooks", &app.key, &body, Some("wh-1"))
+            .await;
+        assert_eq!(s, 201, "{created}");
+        let secret = created["secret"].as_str().unwrap();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        assert_eq!(created["events"], json!(["payment.completed"]));
+        // The same key replays the first answer rather than creating a second endpoint.
+        let (s, again) = app
+            .post("/v1/webhooks", &app.key, &body, Some("wh-1"))
+            .await;
+        assert_eq!(s, 201);
+        assert_eq!(again["id"], created["id"]);
+        let (s, list) = app.get("/v1/webhooks", &app.key).await;
+        assert_eq!(s, 200);
+        assert_eq!(list["data"].as_array().unwrap().len(), 1);
+        assert!(list["data"][0].get("secret").is_none(), "{list}");
+        let id = created["id"].as_str().unwrap();
+        let (s, _) = app
+            .get(
+                &format!("/v1/webhooks/{id}/deliveries"),
+                &app.other_client_key,
+            )
+            .await;
+        assert_eq!(s, 404);
+        let (s, ds) = app
+            .get(&format!("/v1/webhooks/{id}/deliveries"), &app.key)
+            .await;
+        assert_eq!((s, ds["data"].clone()), (200, json!([])));
+        let del = |key: &str| {
+            app.http
+                .delete(app.url(&format!("/v1/webhooks/{id}")))
+                .bearer_auth(key.to_owned())
+                .send()
+        };
+        assert_eq!(del(&app.other_client_key).await.unwrap().status(), 404);
+        assert_eq!(del(&app.key).await.unwrap().status(), 204);
+        assert_eq!(del(&app.key).await.unwrap().status(), 404);
+        let (_, list) = app.get("/v1/webhooks", &app.key).await;
+        assert_eq!(list["data"], json!([]));
+        app.stop().await;
     }
-    let (s, created) = app.post("/v1/webhooks", &app.key, &body, Some("wh-1")).await;
-    assert_eq!(s, 201, "{created}");
-    let secret = created["secret"].as_str().unwrap();
-    assert!(secret.starts_with("whsec_"), "{secret}");
-    assert_eq!(created["events"], json!(["payment.completed"]));
-    // The same key replays the first answer rather than creating a second endpoint.
-    let (s, again) = app.post("/v1/webhooks", &app.key, &body, Some("wh-1")).await;
-    assert_eq!(s, 201);
-    assert_eq!(again["id"], created["id"]);
-    let (s, list) = app.get("/v1/webhooks", &app.key).await;
-    assert_eq!(s, 200);
-    assert_eq!(list["data"].as_array().unwrap().len(), 1);
-    assert!(list["data"][0].get("secret").is_none(), "{list}");
-    let id = created["id"].as_str().unwrap();
-    let (s, _) = app
-        .get(&format!("/v1/webhooks/{id}/deliveries"), &app.other_client_key)
-        .await;
-    assert_eq!(s, 404);
-    let (s, ds) = app.get(&format!("/v1/webhooks/{id}/deliveries"), &app.key).await;
-    assert_eq!((s, ds["data"].clone()), (200, json!([])));
-    let del = |key: &str| {
-        app.http
-            .delete(app.url(&format!("/v1/webhooks/{id}")))
-            .bearer_auth(key.to_owned())
-            .send()
-    };
-    assert_eq!(del(&app.other_client_key).await.unwrap().status(), 404);
-    assert_eq!(del(&app.key).await.unwrap().status(), 204);
-    assert_eq!(del(&app.key).await.unwrap().status(), 404);
-    let (_, list) = app.get("/v1/webhooks", &app.key).await;
-    assert_eq!(list["data"], json!([]));
-    app.stop().await;
-});
+);

@@ -163,7 +163,10 @@ mod tests {
             a.code,
             "client:00000000-0000-0000-0000-000000000000:benefits_payable:mater_nity"
         );
-        assert_eq!(benefits_payable(c, None, tzs).code, benefits_payable(c, Some(" "), tzs).code);
+        assert_eq!(
+            benefits_payable(c, None, tzs).code,
+            benefits_payable(c, Some(" "), tzs).code
+        );
         assert_eq!(a.id(), benefits_payable(c, Some("mater:nity"), tzs).id());
         let kes: Currency = "KES".parse().unwrap();
         assert_ne!(a.id(), benefits_payable(c, Some("mater:nity"), kes).id());

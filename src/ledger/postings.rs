@@ -18,11 +18,7 @@ const NO_RAIL: &str = "unassigned";
 fn accounts(p: &Payment) -> (AccountRef, AccountRef) {
     let currency = p.amount.currency();
     let programme = p.metadata.get("programme").and_then(|v| v.as_str());
-    let rail = chart::rail_clearing(
-        p.client_id,
-        p.rail.as_deref().unwrap_or(NO_RAIL),
-        currency,
-    );
+    let rail = chart::rail_clearing(p.client_id, p.rail.as_deref().unwrap_or(NO_RAIL), currency);
     let scheme = match p.direction {
         Direction::Disbursement => chart::benefits_payable(p.client_id, programme, currency),
         Direction::Collection => chart::premiums_receivable(p.client_id, programme, currency),
@@ -75,11 +71,7 @@ pub async fn on_transition(
         }
         (
             Direction::Disbursement | Direction::Collection,
-            State::Received
-            | State::Queued
-            | State::Submitted
-            | State::Pending
-            | State::Unknown,
+            State::Received | State::Queued | State::Submitted | State::Pending | State::Unknown,
         ) => Ok(()),
     }
 }

@@ -278,10 +278,16 @@ mod tests {
 
     #[test]
     fn every_phase_balances() {
-        for phase in [Phase::Pending, Phase::Posted, Phase::Voided, Phase::Reversal] {
+        for phase in [
+            Phase::Pending,
+            Phase::Posted,
+            Phase::Voided,
+            Phase::Reversal,
+        ] {
             for resolves in [false, true] {
                 let (d, c) = deltas(phase, resolves, 700);
-                let debits = d.debits_pending + d.debits_posted + c.debits_pending + c.debits_posted;
+                let debits =
+                    d.debits_pending + d.debits_posted + c.debits_pending + c.debits_posted;
                 let credits =
                     d.credits_pending + d.credits_posted + c.credits_pending + c.credits_posted;
                 assert_eq!(debits, credits, "{phase:?}");

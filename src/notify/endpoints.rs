@@ -42,12 +42,7 @@ pub async fn create(
     let id = Uuid::now_v7();
     let secret = signature::new_secret();
     let now = now_micros();
-    let types = event_types.map(|ts| {
-        ts.iter()
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
+    let types = event_types.map(|ts| ts.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" "));
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, client_id, url, description, event_types, secret, \
          created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
