@@ -402,3 +402,152 @@ both_stores!(
         app.stop().await;
     }
 );
+
+/// A port with nothing listening on it (connections are refused until something binds it).
+async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+both_stores!(deliveries_survive_a_restart, |store| async move {
+    let tweak = |c: &mut railgate::config::Config| {
+        c.notify.retry_min_ms = 100;
+        c.notify.retry_max_ms = 400;
+        c.notify.timeout_ms = 2_000;
+    };
+    let Some(app) = spawn_app_with(store, tweak).await else {
+        return;
+    };
+    let port = closed_port().await;
+    let (s, hook) = app
+        .post(
+            "/v1/webhooks",
+            &app.key,
+            &json!({"url": format!("http://127.0.0.1:{port}/hooks")}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    let endpoint = hook["id"].as_str().unwrap().to_owned();
+    let p = app.disburse("R-00", "255712345600", "5.00").await;
+    app.wait_final(p["id"].as_str().unwrap()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while deliveries(&app, &endpoint)
+        .await
+        .first()
+        .map(|d| d["tries"].as_i64().unwrap())
+        < Some(1)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The gateway stops while the delivery waits for its next try; another starts on the
+    // same database; the receiver comes up.
+    let TestApp {
+        gateway,
+        mock,
+        http,
+        key,
+        database_url,
+        ..
+    } = app;
+    gateway.shutdown().await;
+    let mut cfg = test_config(database_url, &mock.base_url());
+    tweak(&mut cfg);
+    let gateway = railgate::app::start(cfg, None).await.unwrap();
+    let inbox = Arc::new(Mutex::new(Inbox {
+        secret: Some(hook["secret"].as_str().unwrap().to_owned()),
+        ..Inbox::default()
+    }));
+    let server = serve(
+        TcpListener::bind(("127.0.0.1", port)).await.unwrap(),
+        inbox.clone(),
+    )
+    .await;
+    let url = format!("{}/v1/webhooks/{endpoint}/deliveries", gateway.base_url());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = http
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["data"][0]["status"] == "delivered" {
+            assert!(v["data"][0]["tries"].as_i64().unwrap() >= 2, "{v}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered after the restart: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = inbox.lock().unwrap().received.clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].kind, "payment.completed");
+    server.abort();
+    gateway.shutdown().await;
+    let _ = mock.shutdown().await;
+});
+
+both_stores!(
+    deliveries_are_abandoned_after_their_retry_period,
+    |store| async move {
+        let Some(app) = spawn_app_with(store, |c| {
+            c.notify.retry_min_ms = 100;
+            c.notify.retry_max_ms = 300;
+            c.notify.give_up_after_secs = 1;
+        })
+        .await
+        else {
+            return;
+        };
+        let port = closed_port().await;
+        let (_, hook) = app
+            .post(
+                "/v1/webhooks",
+                &app.key,
+                &json!({"url": format!("http://127.0.0.1:{port}/hooks")}),
+                None,
+            )
+            .await;
+        let endpoint = hook["id"].as_str().unwrap().to_owned();
+        // Scenario 10: payment.unknown, then payment.completed, for the same payment.
+        let p = app.disburse("A-10", "255712345610", "5.00").await;
+        app.wait_final(p["id"].as_str().unwrap()).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ds = deliveries(&app, &endpoint).await;
+            if ds.len() == 2 && ds.iter().all(|d| d["status"] == "abandoned") {
+                // The later one waited for the earlier one to be given up before its own tries.
+                assert!(
+                    ds.iter().all(|d| d["tries"].as_i64().unwrap() >= 1),
+                    "{ds:?}"
+                );
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not abandoned: {ds:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Once the endpoint is deleted, new events are not delivered to it.
+        let del = app
+            .http
+            .delete(app.url(&format!("/v1/webhooks/{endpoint}")))
+            .bearer_auth(&app.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(del.status(), 204);
+        let q = app.disburse("A-00", "255712345600", "5.00").await;
+        app.wait_final(q["id"].as_str().unwrap()).await;
+        assert_eq!(deliveries(&app, &endpoint).await.len(), 2);
+        app.stop().await;
+    }
+);

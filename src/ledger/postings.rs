@@ -10,6 +10,7 @@ use super::transfers::{self, NewTransfer, Phase};
 use crate::domain::{Direction, Payment, State};
 use crate::store::{Result, StoreError};
 use sqlx::AnyConnection;
+use uuid::Uuid;
 
 /// The rail account of a payment that no rail was chosen for (an expected collection whose
 /// money arrived before any rail was recorded on it).
@@ -30,6 +31,20 @@ fn accounts(p: &Payment) -> (AccountRef, AccountRef) {
     }
 }
 
+/// Creates the payment's two accounts if need be, always in the order of their ids, so that
+/// two transactions creating the same new accounts wait for each other rather than deadlock.
+async fn ensure_accounts(conn: &mut AnyConnection, p: &Payment) -> Result<(Uuid, Uuid)> {
+    let (debit, credit) = accounts(p);
+    let (first, second) = if debit.id() <= credit.id() {
+        (&debit, &credit)
+    } else {
+        (&credit, &debit)
+    };
+    transfers::ensure_account(conn, first).await?;
+    transfers::ensure_account(conn, second).await?;
+    Ok((debit.id(), credit.id()))
+}
+
 /// Writes what the transition `from → to` of `p` calls for, in the caller's transaction.
 pub async fn on_transition(
     conn: &mut AnyConnection,
@@ -40,9 +55,7 @@ pub async fn on_transition(
 ) -> Result<()> {
     match (p.direction, to) {
         (Direction::Disbursement, State::Submitted) if from != State::Submitted => {
-            let (debit, credit) = accounts(p);
-            let debit_account = transfers::ensure_account(conn, &debit).await?;
-            let credit_account = transfers::ensure_account(conn, &credit).await?;
+            let (debit_account, credit_account) = ensure_accounts(conn, p).await?;
             transfers::write(
                 conn,
                 &NewTransfer {
@@ -93,13 +106,13 @@ async fn post(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> 
             cause,
         },
         None => {
-            let (debit, credit) = accounts(p);
+            let (debit_account, credit_account) = ensure_accounts(conn, p).await?;
             NewTransfer {
                 payment_id: p.id,
                 client_id: p.client_id,
                 phase: Phase::Posted,
-                debit_account: transfers::ensure_account(conn, &debit).await?,
-                credit_account: transfers::ensure_account(conn, &credit).await?,
+                debit_account,
+                credit_account,
                 amount: p.amount,
                 pending_id: None,
                 reverses_id: None,

@@ -74,7 +74,7 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
     };
     let started = Instant::now();
     let at = now_micros();
-    let sent = sender
+    let request = sender
         .http
         .post(&d.url)
         .header("content-type", "application/json")
@@ -82,31 +82,42 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", sig)
         .body(body)
-        .send()
-        .await;
+        .send();
+    // Bounded even if the client was built without its timeout.
+    let bound = Duration::from_millis(sender.cfg.timeout_ms.saturating_add(1_000));
+    let sent = tokio::time::timeout(bound, request).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let tried = match &sent {
-        Ok(r) => Tried {
+        Ok(Ok(r)) => Tried {
             at,
             status_code: Some(r.status().as_u16()),
             error: (!r.status().is_success()).then(|| format!("answered {}", r.status())),
             duration_ms,
         },
-        // The error's chain names the URL's host and port only, never the body or secret.
-        Err(e) => Tried {
+        // What went wrong, in words that name neither the URL nor the body.
+        Ok(Err(e)) => Tried {
             at,
             status_code: None,
-            error: Some(if e.is_timeout() {
-                "timed out".to_owned()
-            } else if e.is_connect() {
-                "could not connect".to_owned()
-            } else {
-                "the request failed".to_owned()
-            }),
+            error: Some(
+                if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "the request failed"
+                }
+                .to_owned(),
+            ),
+            duration_ms,
+        },
+        Err(_) => Tried {
+            at,
+            status_code: None,
+            error: Some("timed out".to_owned()),
             duration_ms,
         },
     };
-    let delivered = sent.as_ref().is_ok_and(|r| r.status().is_success());
+    let delivered = matches!(&sent, Ok(Ok(r)) if r.status().is_success());
     let now = now_micros();
     let tries = d.tries.saturating_add(1);
     let age = now.saturating_sub(d.created_at);
