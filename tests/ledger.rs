@@ -242,3 +242,182 @@ both_stores!(
         app.stop().await;
     }
 );
+
+/// A rail that pushes money to the scheme's account, naming a payment reference: what the
+/// inbox does with money that matches a payment, its amount, or nothing.
+struct PushRail;
+
+#[async_trait::async_trait]
+impl railgate_rail::RailAdapter for PushRail {
+    fn id(&self) -> &str {
+        "push"
+    }
+    fn capabilities(&self) -> railgate_rail::Capabilities {
+        railgate_rail::Capabilities {
+            disbursement: false,
+            request_to_pay: false,
+            currencies: vec!["TZS".parse().unwrap()],
+            bulk: false,
+            inquiry: false,
+            reversal: false,
+            max_amount: None,
+            whole_units_only: false,
+        }
+    }
+    async fn submit(
+        &self,
+        _: &railgate_rail::Attempt,
+    ) -> Result<railgate_rail::Submitted, railgate_rail::RailError> {
+        Err(railgate_rail::RailError::Permanent("push only".into()))
+    }
+    async fn inquire(
+        &self,
+        _: &railgate_rail::Attempt,
+    ) -> Result<railgate_rail::RailStatus, railgate_rail::RailError> {
+        Ok(railgate_rail::RailStatus::NotFound)
+    }
+    fn callback(
+        &self,
+        req: &railgate_rail::InboundRequest,
+    ) -> Result<railgate_rail::CallbackReply, railgate_rail::CallbackError> {
+        let v: Value = serde_json::from_slice(&req.body).unwrap();
+        let tzs = "TZS".parse().unwrap();
+        let event = railgate_rail::CallbackEvent {
+            callback_id: v["id"].as_str().unwrap().to_owned(),
+            attempt: railgate_rail::AttemptRef::PaymentReference(
+                v["reference"].as_str().unwrap().to_owned(),
+            ),
+            outcome: railgate_rail::CallbackOutcome::Received {
+                amount: railgate::domain::Money::parse(v["amount"].as_str().unwrap(), tzs).unwrap(),
+                payer: None,
+                settled: railgate_rail::Settled {
+                    rail_reference: Some(format!("PUSH-{}", v["id"].as_str().unwrap())),
+                    receipt: None,
+                },
+            },
+        };
+        Ok(railgate_rail::CallbackReply::ok_json(
+            vec![event],
+            &json!({"ok": true}),
+        ))
+    }
+}
+
+both_stores!(
+    pushed_money_is_posted_or_held_in_suspense,
+    |store| async move {
+        let Some(app) = spawn_app_with(store, |c| c.dispatch.enabled = false).await else {
+            return;
+        };
+        let db = app.db.clone();
+        let rails = railgate::rails::Rails::from_config(&app.gateway.state.cfg, |_, _| {
+            Ok(std::sync::Arc::new(PushRail) as std::sync::Arc<dyn railgate_rail::RailAdapter>)
+        })
+        .unwrap();
+        let wake = tokio::sync::Notify::new();
+        let push = |id: &str, reference: &str, amount: &str| {
+            let body = json!({"id": id, "reference": reference, "amount": amount}).to_string();
+            railgate_rail::InboundRequest {
+                method: http::Method::POST,
+                path: "/push".into(),
+                query: None,
+                headers: http::HeaderMap::new(),
+                body: body.into_bytes().into(),
+                received_at: chrono::Utc::now(),
+                peer: None,
+            }
+        };
+        let (s, expected) = app
+            .post(
+                "/v1/collections",
+                &app.key,
+                &json!({"reference": "EXP-1", "amount": {"value": "500.00", "currency": "TZS"},
+                    "payer": {"id_type": "MSISDN", "id_value": "255712345600"}, "mode": "expected",
+                    "metadata": {"programme": "chf"}}),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{expected}");
+        let control = expected["payment_reference"].as_str().unwrap().to_owned();
+        let (s, short) = app
+        .post(
+            "/v1/collections",
+            &app.key,
+            &json!({"reference": "EXP-2", "amount": {"value": "500.00", "currency": "TZS"},
+                    "payer": {"id_type": "MSISDN", "id_value": "255712345600"}, "mode": "expected"}),
+            None,
+        )
+        .await;
+        assert_eq!(s, 201, "{short}");
+        let short_control = short["payment_reference"].as_str().unwrap().to_owned();
+        // The rail's id is the one configured for it: "mock" in the test configuration.
+        for _ in 0..2 {
+            for req in [
+                push("c1", &control, "500.00"),
+                push("c2", &short_control, "499.00"),
+                push("c3", "NO-SUCH-REFERENCE", "12.00"),
+            ] {
+                railgate::callbacks::receive(&db, &rails, &wake, "mock", req)
+                    .await
+                    .unwrap();
+            }
+        }
+        let done = app.payment(expected["id"].as_str().unwrap()).await;
+        assert_eq!(done["state"], "completed", "{done}");
+        assert_eq!(done["rail"], "mock");
+        assert_eq!(
+            phases(&app, expected["id"].as_str().unwrap()).await,
+            ["posted"]
+        );
+        let short_now = app.payment(short["id"].as_str().unwrap()).await;
+        assert!(short_now["conflict"].is_string(), "{short_now}");
+        assert!(phases(&app, short["id"].as_str().unwrap()).await.is_empty());
+
+        let (_, accounts) = app.get("/v1/ledger/accounts", &app.key).await;
+        assert_eq!(
+            account(&accounts, ":premiums_receivable:chf")["balance"]["posted"],
+            "500.00"
+        );
+        // Money for a known payment but not its amount: the client's suspense, once.
+        assert_eq!(
+            account(&accounts, ":suspense")["balance"]["posted"],
+            "499.00"
+        );
+        assert_eq!(
+            account(&accounts, ":rail:mock:clearing")["balance"]["posted"],
+            "-999.00"
+        );
+        // Money for no payment at all: the gateway's own suspense, once; clients do not see it.
+        let gateway: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT a.code, CAST(SUM(e.credits_posted) - SUM(e.debits_posted) AS BIGINT) \
+         FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id \
+         WHERE a.client_id IS NULL GROUP BY a.code ORDER BY a.code",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            gateway,
+            [
+                ("rail:mock:clearing".to_owned(), -1200),
+                ("suspense".to_owned(), 1200)
+            ]
+        );
+        assert!(accounts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["code"].as_str().unwrap().starts_with("client:")));
+        assert!(railgate::ledger::balances::unbalanced_transfers(&db)
+            .await
+            .unwrap()
+            .is_empty());
+        for t in railgate::ledger::balances::trial_balance(&db, None)
+            .await
+            .unwrap()
+        {
+            assert!(t.balanced(), "{t:?}");
+        }
+        app.stop().await;
+    }
+);

@@ -18,10 +18,12 @@ CREATE TABLE ledger_accounts (
 CREATE INDEX ledger_accounts_client ON ledger_accounts (client_id, code);
 
 -- Immutable. A pending transfer is resolved once, by a posting or a voiding transfer that
--- names it; a reversal is a new transfer that names the one it reverses.
+-- names it; a reversal is a new transfer that names the one it reverses. Money that belongs
+-- to no payment (to suspense) is keyed by what brought it (`ext_key`, e.g. the callback).
 CREATE TABLE ledger_transfers (
     id              TEXT PRIMARY KEY,
     payment_id      TEXT REFERENCES payments(id),
+    ext_key         TEXT UNIQUE,
     phase           TEXT NOT NULL CHECK (phase IN ('pending', 'posted', 'voided', 'reversal')),
     client_id       TEXT,
     debit_account   TEXT NOT NULL REFERENCES ledger_accounts(id),
@@ -33,7 +35,8 @@ CREATE TABLE ledger_transfers (
     cause           TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
     UNIQUE (payment_id, phase),
-    CHECK (debit_account <> credit_account)
+    CHECK (debit_account <> credit_account),
+    CHECK (payment_id IS NOT NULL OR ext_key IS NOT NULL)
 );
 
 -- What each transfer did to each account's four balances (signed deltas: posting a pending

@@ -1,6 +1,7 @@
 //! The callbacks inbox (DESIGN §6): every request a rail makes to `/rails/{rail}/...` is stored
 //! raw first, then verified by the rail's adapter, then applied in one transaction.
 
+use crate::ledger;
 use crate::outcomes::{self, Applied};
 use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
@@ -166,6 +167,17 @@ async fn apply_event(
                         "Money arrived with an unknown payment reference"
                     );
                     refused("unmatched_money");
+                    if let CallbackOutcome::Received { amount, .. } = &ev.outcome {
+                        ledger::postings::to_suspense(
+                            tx,
+                            None,
+                            rail_id,
+                            *amount,
+                            &format!("callback:{rail_id}:{}", ev.callback_id),
+                            &format!("rail {rail_id}: money with an unknown payment reference"),
+                        )
+                        .await?;
+                    }
                     return Ok("unmatched");
                 }
             }
@@ -227,6 +239,15 @@ async fn apply_event(
                 }
                 Some(p) => {
                     let detail = format!("expected {} but received {}", p.amount, amount);
+                    ledger::postings::to_suspense(
+                        tx,
+                        Some(p.client_id),
+                        rail_id,
+                        *amount,
+                        &format!("callback:{rail_id}:{}", ev.callback_id),
+                        &format!("{cause}: {detail}"),
+                    )
+                    .await?;
                     payments::record_conflict(
                         tx,
                         payment_id,

@@ -42,6 +42,9 @@ pub enum Kind {
     /// The client's position at a rail: what the rail moved for it and is still to settle.
     /// Disbursements credit it, collections debit it; reconciliation clears it to settlement.
     RailClearing,
+    /// Money that arrived but matches no payment (or not its amount), held until
+    /// reconciliation finds whose it is.
+    Suspense,
 }
 
 impl Kind {
@@ -50,6 +53,7 @@ impl Kind {
             Kind::BenefitsPayable => "benefits_payable",
             Kind::PremiumsReceivable => "premiums_receivable",
             Kind::RailClearing => "rail_clearing",
+            Kind::Suspense => "suspense",
         }
     }
 
@@ -58,6 +62,7 @@ impl Kind {
             Kind::BenefitsPayable => Side::Debit,
             Kind::PremiumsReceivable => Side::Credit,
             Kind::RailClearing => Side::Credit,
+            Kind::Suspense => Side::Credit,
         }
     }
 
@@ -66,7 +71,7 @@ impl Kind {
     /// goes either way (it nets disbursements against collections).
     pub fn non_negative(self) -> bool {
         match self {
-            Kind::BenefitsPayable | Kind::PremiumsReceivable => true,
+            Kind::BenefitsPayable | Kind::PremiumsReceivable | Kind::Suspense => true,
             Kind::RailClearing => false,
         }
     }
@@ -133,6 +138,33 @@ pub fn rail_clearing(client: Uuid, rail: &str, currency: Currency) -> AccountRef
         currency,
         client_id: Some(client),
         kind: Kind::RailClearing,
+    }
+}
+
+/// The rail's clearing account in the client's book, or in the gateway's own book (`None`)
+/// for money no client can be named for yet.
+pub fn rail_clearing_of(client: Option<Uuid>, rail: &str, currency: Currency) -> AccountRef {
+    match client {
+        Some(c) => rail_clearing(c, rail, currency),
+        None => AccountRef {
+            code: format!("rail:{}:clearing", segment(rail)),
+            currency,
+            client_id: None,
+            kind: Kind::RailClearing,
+        },
+    }
+}
+
+/// Suspense in the client's book, or in the gateway's (`None`: whose it is is not known).
+pub fn suspense(client: Option<Uuid>, currency: Currency) -> AccountRef {
+    AccountRef {
+        code: match client {
+            Some(c) => format!("client:{c}:suspense"),
+            None => "suspense".to_owned(),
+        },
+        currency,
+        client_id: client,
+        kind: Kind::Suspense,
     }
 }
 

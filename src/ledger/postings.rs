@@ -7,7 +7,7 @@
 
 use super::chart::{self, AccountRef};
 use super::transfers::{self, NewTransfer, Phase};
-use crate::domain::{Direction, Payment, State};
+use crate::domain::{Direction, Money, Payment, State};
 use crate::store::{Result, StoreError};
 use sqlx::AnyConnection;
 use uuid::Uuid;
@@ -59,8 +59,9 @@ pub async fn on_transition(
             transfers::write(
                 conn,
                 &NewTransfer {
-                    payment_id: p.id,
-                    client_id: p.client_id,
+                    payment_id: Some(p.id),
+                    ext_key: None,
+                    client_id: Some(p.client_id),
                     phase: Phase::Pending,
                     debit_account,
                     credit_account,
@@ -95,8 +96,9 @@ async fn post(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> 
     let pending = transfers::find(conn, p.id, Phase::Pending).await?;
     let t = match pending {
         Some(pending) => NewTransfer {
-            payment_id: p.id,
-            client_id: p.client_id,
+            payment_id: Some(p.id),
+            ext_key: None,
+            client_id: Some(p.client_id),
             phase: Phase::Posted,
             debit_account: pending.debit_account,
             credit_account: pending.credit_account,
@@ -108,8 +110,9 @@ async fn post(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> 
         None => {
             let (debit_account, credit_account) = ensure_accounts(conn, p).await?;
             NewTransfer {
-                payment_id: p.id,
-                client_id: p.client_id,
+                payment_id: Some(p.id),
+                ext_key: None,
+                client_id: Some(p.client_id),
                 phase: Phase::Posted,
                 debit_account,
                 credit_account,
@@ -131,8 +134,9 @@ async fn void(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> 
     transfers::write(
         conn,
         &NewTransfer {
-            payment_id: p.id,
-            client_id: p.client_id,
+            payment_id: Some(p.id),
+            ext_key: None,
+            client_id: Some(p.client_id),
             phase: Phase::Voided,
             debit_account: pending.debit_account,
             credit_account: pending.credit_account,
@@ -156,8 +160,9 @@ async fn reverse(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<(
     let written = transfers::write(
         conn,
         &NewTransfer {
-            payment_id: p.id,
-            client_id: p.client_id,
+            payment_id: Some(p.id),
+            ext_key: None,
+            client_id: Some(p.client_id),
             phase: Phase::Reversal,
             debit_account: posted.credit_account,
             credit_account: posted.debit_account,
@@ -173,4 +178,42 @@ async fn reverse(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<(
         transfers::check_not_negative(conn, posted.credit_account).await?;
     }
     Ok(())
+}
+
+/// Money a rail says arrived but that no payment takes (an unknown payment reference, or not
+/// the amount expected): posted to suspense against the rail's clearing, in the client's book
+/// when the client is known, else in the gateway's. `key` names what brought it (the rail's
+/// callback), so a redelivery posts nothing more. True when it was posted now.
+pub async fn to_suspense(
+    conn: &mut AnyConnection,
+    client: Option<Uuid>,
+    rail: &str,
+    amount: Money,
+    key: &str,
+    cause: &str,
+) -> Result<bool> {
+    let debit = transfers::ensure_account(
+        conn,
+        &chart::rail_clearing_of(client, rail, amount.currency()),
+    )
+    .await?;
+    let credit =
+        transfers::ensure_account(conn, &chart::suspense(client, amount.currency())).await?;
+    let written = transfers::write(
+        conn,
+        &NewTransfer {
+            payment_id: None,
+            ext_key: Some(key),
+            client_id: client,
+            phase: Phase::Posted,
+            debit_account: debit,
+            credit_account: credit,
+            amount,
+            pending_id: None,
+            reverses_id: None,
+            cause,
+        },
+    )
+    .await?;
+    Ok(written.is_some())
 }

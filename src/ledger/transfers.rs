@@ -136,8 +136,11 @@ pub async fn ensure_account(conn: &mut AnyConnection, a: &AccountRef) -> Result<
 /// One transfer to write.
 #[derive(Debug, Clone)]
 pub struct NewTransfer<'a> {
-    pub payment_id: Uuid,
-    pub client_id: Uuid,
+    pub payment_id: Option<Uuid>,
+    /// For money that belongs to no payment: what brought it (unique).
+    pub ext_key: Option<&'a str>,
+    /// `None`: the gateway's own book.
+    pub client_id: Option<Uuid>,
     pub phase: Phase,
     pub debit_account: Uuid,
     pub credit_account: Uuid,
@@ -150,19 +153,21 @@ pub struct NewTransfer<'a> {
 }
 
 /// Writes the transfer and its two entries; `None` when the payment already has a transfer
-/// of that phase (or the pending one was already resolved): nothing is written twice.
+/// of that phase, the pending one was already resolved, or the external key was used:
+/// nothing is written twice.
 pub async fn write(conn: &mut AnyConnection, t: &NewTransfer<'_>) -> Result<Option<Uuid>> {
     let id = Uuid::now_v7();
     let now = now_micros();
     let written = sqlx::query(
         "INSERT INTO ledger_transfers (id, payment_id, phase, client_id, debit_account, \
-         credit_account, amount_minor, currency, pending_id, reverses_id, cause, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+         credit_account, amount_minor, currency, pending_id, reverses_id, cause, created_at, \
+         ext_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(id.to_string())
-    .bind(t.payment_id.to_string())
+    .bind(t.payment_id.map(|p| p.to_string()))
     .bind(t.phase.as_str())
-    .bind(t.client_id.to_string())
+    .bind(t.client_id.map(|c| c.to_string()))
     .bind(t.debit_account.to_string())
     .bind(t.credit_account.to_string())
     .bind(t.amount.minor())
@@ -171,6 +176,7 @@ pub async fn write(conn: &mut AnyConnection, t: &NewTransfer<'_>) -> Result<Opti
     .bind(t.reverses_id.map(|p| p.to_string()))
     .bind(t.cause)
     .bind(now)
+    .bind(t.ext_key)
     .execute(&mut *conn)
     .await?;
     if written.rows_affected() == 0 {
