@@ -311,7 +311,9 @@ both_stores!(
         };
         let db = app.db.clone();
         let rails = railgate::rails::Rails::from_config(&app.gateway.state.cfg, |_, _| {
-            Ok(std::sync::Arc::new(PushRail) as std::sync::Arc<dyn railgate_rail::RailAdapter>)
+            let adapter: std::sync::Arc<dyn railgate_rail::RailAdapter> =
+                std::sync::Arc::new(PushRail);
+            Ok(adapter)
         })
         .unwrap();
         let wake = tokio::sync::Notify::new();
