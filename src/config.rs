@@ -81,6 +81,10 @@ pub struct NotifyConfig {
     /// Timeout of one delivery, connection included.
     #[serde(default = "default_webhook_timeout_ms")]
     pub timeout_ms: u64,
+    /// Deliveries sent at once by this process, so that slow receivers cannot take the
+    /// dispatcher's slots from payments.
+    #[serde(default = "default_webhook_in_flight")]
+    pub max_in_flight: usize,
     /// First retry delay; later ones grow exponentially (with jitter) up to `retry_max_ms`.
     #[serde(default = "default_webhook_retry_min_ms")]
     pub retry_min_ms: u64,
@@ -95,6 +99,7 @@ impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
             timeout_ms: default_webhook_timeout_ms(),
+            max_in_flight: default_webhook_in_flight(),
             retry_min_ms: default_webhook_retry_min_ms(),
             retry_max_ms: default_webhook_retry_max_ms(),
             give_up_after_secs: default_webhook_give_up_secs(),
@@ -104,6 +109,9 @@ impl Default for NotifyConfig {
 
 fn default_webhook_timeout_ms() -> u64 {
     10_000
+}
+fn default_webhook_in_flight() -> usize {
+    16
 }
 fn default_webhook_retry_min_ms() -> u64 {
     5_000

@@ -6,7 +6,9 @@ use crate::config::NotifyConfig;
 use crate::dispatch::backoff;
 use crate::store::jobs::{self, Job};
 use crate::store::{now_micros, Db, Result, StoreError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 /// What sends webhooks: one HTTP client (connection reuse) and the retry policy.
@@ -14,6 +16,7 @@ use uuid::Uuid;
 pub struct Sender {
     http: reqwest::Client,
     cfg: NotifyConfig,
+    sending: Arc<Semaphore>,
 }
 
 impl Sender {
@@ -25,7 +28,8 @@ impl Sender {
             .user_agent("railgate-webhooks")
             .build()
             .unwrap_or_default();
-        Sender { http, cfg }
+        let sending = Arc::new(Semaphore::new(cfg.max_in_flight.max(1)));
+        Sender { http, cfg, sending }
     }
 }
 
@@ -61,6 +65,12 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
             .saturating_add(micros(Duration::from_secs(1)));
         return jobs::retry_at(&mut conn, job, at, None).await;
     }
+    // At most `max_in_flight` sends at once; a job that finds none free comes back shortly
+    // rather than hold a dispatcher slot while it waits.
+    let Ok(_permit) = sender.sending.clone().try_acquire_owned() else {
+        let at = now_micros().saturating_add(micros(Duration::from_millis(500)));
+        return jobs::retry_at(&mut conn, job, at, None).await;
+    };
     drop(conn);
 
     let body = d.event.view().to_string();
