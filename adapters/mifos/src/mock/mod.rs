@@ -10,4 +10,5 @@ pub mod fineract;
 pub mod phee;
 
 
+pub use fineract::{FineractMock, FineractMockConfig};
 pub use phee::{PhEeMock, PhEeMockConfig};

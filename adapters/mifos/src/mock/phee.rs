@@ -252,19 +252,23 @@ fn trim_amount(a: &str) -> String {
 
 fn payout_rows(g: &Inner) -> Vec<PayoutRow> {
     let mut rows: Vec<PayoutRow> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
     for r in &g.records {
         if state_of(r).0 != TransferStatus::Completed {
             continue;
         }
-        match rows.iter_mut().find(|p| p.attempt_id == r.correlation_id) {
+        match at.get(r.correlation_id.as_str()).and_then(|i| rows.get_mut(*i)) {
             Some(p) => p.count = p.count.saturating_add(1),
-            None => rows.push(PayoutRow {
-                attempt_id: r.correlation_id.clone(),
-                reference: r.client_ref.clone(),
-                amount: r.amount.clone(),
-                currency: r.currency.clone(),
-                count: 1,
-            }),
+            None => {
+                at.insert(&r.correlation_id, rows.len());
+                rows.push(PayoutRow {
+                    attempt_id: r.correlation_id.clone(),
+                    reference: r.client_ref.clone(),
+                    amount: r.amount.clone(),
+                    currency: r.currency.clone(),
+                    count: 1,
+                });
+            }
         }
     }
     rows
