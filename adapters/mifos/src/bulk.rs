@@ -252,10 +252,18 @@ pub fn batch_id_of(polling_path: &str) -> Option<String> {
 /// A transfer row of a batch, as a line result (rows without our correlation id are skipped).
 pub fn line_result(t: &crate::wire::OpsTransfer) -> Option<LineResult> {
     let attempt_id = Uuid::parse_str(t.client_correlation_id.as_deref()?).ok()?;
+    let exists = t
+        .error_information
+        .as_ref()
+        .and_then(|e| e.error_code.as_deref())
+        .is_some_and(|c| c == crate::wire::TRANSACTION_EXISTS);
+    // A row refused because its request_id was sent before (a re-uploaded file) says
+    // nothing about the line: the earlier transfer holds the outcome; inquire the line.
+    let status = if exists { RailStatus::Pending } else { t.status() };
     Some(LineResult {
         attempt_id,
         transaction_id: t.transaction_id.clone(),
-        status: t.status(),
+        status,
         amount: t.money(),
     })
 }
