@@ -19,8 +19,8 @@ use crate::{camt, ids, BankError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use railgate_rail::{
-    Attempt, CallbackError, CallbackReply, Capabilities, Direction, Failure, FailureCode, InboundRequest,
-    RailAdapter, RailError, RailStatus, Settled, Submitted,
+    Attempt, CallbackError, CallbackReply, Capabilities, Direction, Failure, FailureCode,
+    InboundRequest, RailAdapter, RailError, RailStatus, Settled, Submitted,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -69,7 +69,13 @@ impl BankAdapter {
         attempts: &[Attempt],
         created_at: DateTime<Utc>,
     ) -> Result<Pain001File, BankError> {
-        pain001::build(&self.cfg.pain001, batch_id, attempts, created_at, created_at.date_naive())
+        pain001::build(
+            &self.cfg.pain001,
+            batch_id,
+            attempts,
+            created_at,
+            created_at.date_naive(),
+        )
     }
 
     pub fn batch_rail_state(file: &Pain001File) -> serde_json::Value {
@@ -101,7 +107,10 @@ impl BankAdapter {
             pmt_inf_id,
             payments,
         };
-        Ok(reports.iter().flat_map(|r| pain002::resolve(r, &sent)).collect())
+        Ok(reports
+            .iter()
+            .flat_map(|r| pain002::resolve(r, &sent))
+            .collect())
     }
 
     /// Every booked return in the inbound camt.053/054 files (the same return may appear in
@@ -134,10 +143,14 @@ impl BankAdapter {
                 continue;
             }
             match pain002::parse(&bytes) {
-                Ok(r) if r.original_msg_id == msg_id => reports.push((r.created_at.clone(), name, r)),
+                Ok(r) if r.original_msg_id == msg_id => {
+                    reports.push((r.created_at.clone(), name, r))
+                }
                 Ok(_) => {}
                 // One unreadable file must not hide the others; it is the bank's to resend.
-                Err(e) => tracing::warn!(file = %name, error = %e, "Unreadable status report skipped"),
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "Unreadable status report skipped")
+                }
             }
         }
         reports.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -172,10 +185,18 @@ pub fn map_status(status: &PaymentStatus, msg_id: &str) -> RailStatus {
         }),
         StatusCode::Rjct => {
             let code = map_reason(reason.as_deref());
-            let why = if text.is_empty() { format!("rejected by the bank ({})", status.level) } else { text };
+            let why = if text.is_empty() {
+                format!("rejected by the bank ({})", status.level)
+            } else {
+                text
+            };
             RailStatus::Failed(Failure::new(code, why, reason))
         }
-        StatusCode::Canc => RailStatus::Failed(Failure::new(FailureCode::Cancelled, "cancelled by the bank", reason)),
+        StatusCode::Canc => RailStatus::Failed(Failure::new(
+            FailureCode::Cancelled,
+            "cancelled by the bank",
+            reason,
+        )),
         StatusCode::Actc
         | StatusCode::Rcvd
         | StatusCode::Part
@@ -226,7 +247,9 @@ impl RailAdapter for BankAdapter {
 
     async fn submit(&self, attempt: &Attempt) -> Result<Submitted, RailError> {
         if attempt.direction != Direction::Disbursement {
-            return Err(RailError::Permanent("a bank file rail only pays out".into()));
+            return Err(RailError::Permanent(
+                "a bank file rail only pays out".into(),
+            ));
         }
         let msg_id = ids::msg_id(attempt.attempt_id);
         if attempt.rail_reference.as_deref() == Some(msg_id.as_str()) {
@@ -244,7 +267,11 @@ impl RailAdapter for BankAdapter {
         ) {
             Ok(f) => f,
             Err(BankError::Invalid(why)) => {
-                return Ok(Submitted::Rejected(Failure::new(FailureCode::InvalidRequest, why, None)))
+                return Ok(Submitted::Rejected(Failure::new(
+                    FailureCode::InvalidRequest,
+                    why,
+                    None,
+                )))
             }
             Err(e) => return Err(RailError::Permanent(e.to_string())),
         };

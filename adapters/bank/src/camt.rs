@@ -107,7 +107,9 @@ fn entry_text(e: &mut Entry, path: &[String], text: String) {
         e.reversal = text == "true";
     } else if ends_with(path, &["Ntry", "Sts"]) || ends_with(path, &["Ntry", "Sts", "Cd"]) {
         e.status = Some(text);
-    } else if ends_with(path, &["Ntry", "BookgDt", "Dt"]) || ends_with(path, &["Ntry", "BookgDt", "DtTm"]) {
+    } else if ends_with(path, &["Ntry", "BookgDt", "Dt"])
+        || ends_with(path, &["Ntry", "BookgDt", "DtTm"])
+    {
         e.booking_date = Some(text);
     } else if ends_with(path, &["Ntry", "AcctSvcrRef"]) {
         e.acct_svcr_ref = Some(text);
@@ -116,7 +118,9 @@ fn entry_text(e: &mut Entry, path: &[String], text: String) {
     } else if let Some(d) = e.details.last_mut() {
         if ends_with(path, &["TxDtls", "Refs", "EndToEndId"]) {
             d.end_to_end_id = Some(text);
-        } else if ends_with(path, &["RtrInf", "Rsn", "Cd"]) || ends_with(path, &["RtrInf", "Rsn", "Prtry"]) {
+        } else if ends_with(path, &["RtrInf", "Rsn", "Cd"])
+            || ends_with(path, &["RtrInf", "Rsn", "Prtry"])
+        {
             d.reason = Some(text);
         } else if ends_with(path, &["RtrInf", "AddtlInf"]) {
             d.info = Some(text);

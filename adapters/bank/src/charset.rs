@@ -67,10 +67,16 @@ mod tests {
 
     #[test]
     fn transliterates_and_cuts() {
-        assert_eq!(clean("Zoë Ñandú & Söhne_GmbH", Charset::Sepa, 70, "x"), "Zoe Nandu + Sohne-GmbH");
+        assert_eq!(
+            clean("Zoë Ñandú & Söhne_GmbH", Charset::Sepa, 70, "x"),
+            "Zoe Nandu + Sohne-GmbH"
+        );
         assert_eq!(clean("a@b.c #1", Charset::Sepa, 70, "x"), "a(at)b.c 1");
         assert_eq!(clean("abcdef", Charset::Sepa, 3, "x"), "abc");
-        assert_eq!(clean("###", Charset::Sepa, 70, "Beneficiary"), "Beneficiary");
+        assert_eq!(
+            clean("###", Charset::Sepa, 70, "Beneficiary"),
+            "Beneficiary"
+        );
         assert_eq!(clean("Zoë", Charset::Unicode, 70, "x"), "Zoë");
     }
 }

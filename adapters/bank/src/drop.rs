@@ -49,7 +49,10 @@ impl FileDrop {
 /// Writes `dir/name` atomically and never over an existing file.
 pub fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Written> {
     if name.is_empty() || name.starts_with('.') || name.contains('/') || name.contains('\\') {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad file name"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "bad file name",
+        ));
     }
     let target = dir.join(name);
     if target.exists() {
@@ -65,7 +68,9 @@ pub fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<Writt
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(Written::Written(target)),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Written::AlreadyThere(target)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(Written::AlreadyThere(target))
+        }
         Err(e) => Err(e),
     }
 }
@@ -99,10 +104,20 @@ mod tests {
     fn writes_once_and_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let d = FileDrop::open(&dir.path().join("out"), &dir.path().join("in")).unwrap();
-        assert!(matches!(d.write_outbound("A.xml", b"one").unwrap(), Written::Written(_)));
-        assert!(matches!(d.write_outbound("A.xml", b"two").unwrap(), Written::AlreadyThere(_)));
+        assert!(matches!(
+            d.write_outbound("A.xml", b"one").unwrap(),
+            Written::Written(_)
+        ));
+        assert!(matches!(
+            d.write_outbound("A.xml", b"two").unwrap(),
+            Written::AlreadyThere(_)
+        ));
         assert_eq!(fs::read(d.outbound.join("A.xml")).unwrap(), b"one");
-        let names: Vec<_> = finished_files(&d.outbound).unwrap().into_iter().map(|f| f.0).collect();
+        let names: Vec<_> = finished_files(&d.outbound)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.0)
+            .collect();
         assert_eq!(names, vec!["A.xml".to_owned()]);
         assert!(d.write_outbound("../x", b"").is_err());
     }

@@ -165,12 +165,17 @@ impl BankMock {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn payouts(&self) -> Vec<PayoutRow> {
         let g = self.lock();
-        g.order.iter().filter_map(|k| g.payouts.get(k).cloned()).collect()
+        g.order
+            .iter()
+            .filter_map(|k| g.payouts.get(k).cloned())
+            .collect()
     }
 
     fn next_id(&self, prefix: &str) -> String {
@@ -188,7 +193,15 @@ impl Shared {
     fn write_camt053(&self) -> Result<String, BankError> {
         let bookings = self.lock().bookings.clone();
         let id = self.next_id("STMT");
-        let xml = camt_document("camt.053.001.02", "BkToCstmrStmt", "Stmt", &id, &self.cfg.account_iban, &bookings, true)?;
+        let xml = camt_document(
+            "camt.053.001.02",
+            "BkToCstmrStmt",
+            "Stmt",
+            &id,
+            &self.cfg.account_iban,
+            &bookings,
+            true,
+        )?;
         self.write_inbound("camt053", xml)
     }
 }
@@ -264,7 +277,11 @@ fn read_instruction(xml: &[u8]) -> Result<Instruction, BankError> {
                     }
                 } else if ends_with(path, &["Amt", "InstdAmt"]) {
                     if let Some(t) = ins.blocks.last_mut().and_then(|b| b.txs.last_mut()) {
-                        t.currency = attrs.into_iter().find(|(k, _)| k == "Ccy").map(|(_, v)| v).unwrap_or_default();
+                        t.currency = attrs
+                            .into_iter()
+                            .find(|(k, _)| k == "Ccy")
+                            .map(|(_, v)| v)
+                            .unwrap_or_default();
                     }
                 }
             }
@@ -274,7 +291,9 @@ fn read_instruction(xml: &[u8]) -> Result<Instruction, BankError> {
                 } else if let Some(b) = ins.blocks.last_mut() {
                     if ends_with(path, &["PmtInf", "PmtInfId"]) {
                         b.pmt_inf_id = text;
-                    } else if ends_with(path, &["PmtInf", "ReqdExctnDt"]) || ends_with(path, &["ReqdExctnDt", "Dt"]) {
+                    } else if ends_with(path, &["PmtInf", "ReqdExctnDt"])
+                        || ends_with(path, &["ReqdExctnDt", "Dt"])
+                    {
                         b.execution_date = NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok();
                     } else if let Some(t) = b.txs.last_mut() {
                         if ends_with(path, &["PmtId", "EndToEndId"]) {
@@ -323,7 +342,14 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
     };
     if duplicate || refuse_all {
         let reason = if duplicate { "DUPL" } else { "FF01" };
-        let xml = pain002_document(v10, &shared.next_id("STS"), &ins.msg_id, Some(("RJCT", Some(reason))), &[], &[])?;
+        let xml = pain002_document(
+            v10,
+            &shared.next_id("STS"),
+            &ins.msg_id,
+            Some(("RJCT", Some(reason))),
+            &[],
+            &[],
+        )?;
         shared.write_inbound("pain002", xml)?;
         return Ok(());
     }
@@ -334,7 +360,11 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
     let mut later: Vec<(u64, Line)> = Vec::new();
     let mut returns: Vec<(u64, String)> = Vec::new();
     for b in &ins.blocks {
-        let scenarios: Vec<u8> = b.txs.iter().map(|t| t.account.as_ref().map(account_scenario).unwrap_or(0)).collect();
+        let scenarios: Vec<u8> = b
+            .txs
+            .iter()
+            .map(|t| t.account.as_ref().map(account_scenario).unwrap_or(0))
+            .collect();
         if scenarios.contains(&6) {
             rejected_blocks.push((b.pmt_inf_id.clone(), "AM04"));
             continue;
@@ -355,7 +385,13 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
                 4 => {
                     now_lines.push(line("ACSP", None));
                     later.push((3000, line("ACSC", None)));
-                    book(shared, &ins, b, t, exec.checked_add_days(Days::new(2)).unwrap_or(exec));
+                    book(
+                        shared,
+                        &ins,
+                        b,
+                        t,
+                        exec.checked_add_days(Days::new(2)).unwrap_or(exec),
+                    );
                 }
                 5 => {
                     later.push((500, line("ACSC", None)));
@@ -388,8 +424,19 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
     if drop_reports {
         return Ok(());
     }
-    let grp = if rejected_blocks.is_empty() { "ACTC" } else { "PART" };
-    let xml = pain002_document(v10, &shared.next_id("STS"), &ins.msg_id, Some((grp, None)), &rejected_blocks, &now_lines)?;
+    let grp = if rejected_blocks.is_empty() {
+        "ACTC"
+    } else {
+        "PART"
+    };
+    let xml = pain002_document(
+        v10,
+        &shared.next_id("STS"),
+        &ins.msg_id,
+        Some((grp, None)),
+        &rejected_blocks,
+        &now_lines,
+    )?;
     shared.write_inbound("pain002", xml)?;
     write_notification(shared, booked_before)?;
     for (delay, line) in later {
@@ -430,7 +477,9 @@ fn book(shared: &Shared, ins: &Instruction, b: &Block, t: &Tx, date: NaiveDate) 
         // is how the tests catch a double payment.
         row.count = row.count.saturating_add(1);
     } else {
-        let attempt_id = crate::ids::attempt_of_end_to_end_id(&key).map(|u| u.to_string()).unwrap_or_default();
+        let attempt_id = crate::ids::attempt_of_end_to_end_id(&key)
+            .map(|u| u.to_string())
+            .unwrap_or_default();
         g.payouts.insert(
             key.clone(),
             PayoutRow {
@@ -474,7 +523,15 @@ fn return_payment(shared: &Shared, e2e: &str) -> Result<(), BankError> {
     };
     shared.lock().bookings.push(ret.clone());
     let id = shared.next_id("NTF");
-    let xml = camt_document("camt.054.001.02", "BkToCstmrDbtCdtNtfctn", "Ntfctn", &id, &shared.cfg.account_iban, &[ret], false)?;
+    let xml = camt_document(
+        "camt.054.001.02",
+        "BkToCstmrDbtCdtNtfctn",
+        "Ntfctn",
+        &id,
+        &shared.cfg.account_iban,
+        &[ret],
+        false,
+    )?;
     shared.write_inbound("camt054", xml)?;
     Ok(())
 }
@@ -483,13 +540,26 @@ fn return_payment(shared: &Shared, e2e: &str) -> Result<(), BankError> {
 fn write_notification(shared: &Shared, from: usize) -> Result<(), BankError> {
     let fresh: Vec<Booking> = {
         let g = shared.lock();
-        g.bookings.iter().skip(from).filter(|b| !b.credit).cloned().collect()
+        g.bookings
+            .iter()
+            .skip(from)
+            .filter(|b| !b.credit)
+            .cloned()
+            .collect()
     };
     if fresh.is_empty() {
         return Ok(());
     }
     let id = shared.next_id("NTF");
-    let xml = camt_document("camt.054.001.02", "BkToCstmrDbtCdtNtfctn", "Ntfctn", &id, &shared.cfg.account_iban, &fresh, false)?;
+    let xml = camt_document(
+        "camt.054.001.02",
+        "BkToCstmrDbtCdtNtfctn",
+        "Ntfctn",
+        &id,
+        &shared.cfg.account_iban,
+        &fresh,
+        false,
+    )?;
     shared.write_inbound("camt054", xml)?;
     Ok(())
 }
@@ -503,16 +573,25 @@ fn pain002_document(
     lines: &[Line],
 ) -> Result<Vec<u8>, BankError> {
     let (ns, orig_name) = if v10 {
-        ("urn:iso:std:iso:20022:tech:xsd:pain.002.001.10", "pain.001.001.09")
+        (
+            "urn:iso:std:iso:20022:tech:xsd:pain.002.001.10",
+            "pain.001.001.09",
+        )
     } else {
-        ("urn:iso:std:iso:20022:tech:xsd:pain.002.001.03", "pain.001.001.03")
+        (
+            "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03",
+            "pain.001.001.03",
+        )
     };
     let mut x = XmlOut::new()?;
     x.open_with("Document", ("xmlns", ns))?;
     x.open("CstmrPmtStsRpt")?;
     x.open("GrpHdr")?;
     x.leaf("MsgId", msg_id)?;
-    x.leaf("CreDtTm", &Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string())?;
+    x.leaf(
+        "CreDtTm",
+        &Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+    )?;
     x.nested(&["DbtrAgt", "FinInstnId", "BIC"], "SBXBTZTZXXX")?;
     x.close("GrpHdr")?;
     x.open("OrgnlGrpInfAndSts")?;
@@ -588,7 +667,10 @@ fn camt_document(
     x.nested(&["Id", "IBAN"], iban)?;
     x.close("Acct")?;
     if balances {
-        let currency = bookings.first().map(|b| b.amount.currency()).unwrap_or(Currency::Eur);
+        let currency = bookings
+            .first()
+            .map(|b| b.amount.currency())
+            .unwrap_or(Currency::Eur);
         let opening: i64 = 1_000_000_000;
         let mut closing = opening;
         for b in bookings {
@@ -603,7 +685,11 @@ fn camt_document(
             x.open("Tp")?;
             x.nested(&["CdOrPrtry", "Cd"], code)?;
             x.close("Tp")?;
-            x.leaf_with("Amt", ("Ccy", currency.code()), &format_minor(value.saturating_abs(), currency))?;
+            x.leaf_with(
+                "Amt",
+                ("Ccy", currency.code()),
+                &format_minor(value.saturating_abs(), currency),
+            )?;
             x.leaf("CdtDbtInd", if value >= 0 { "CRDT" } else { "DBIT" })?;
             x.nested(&["Dt", "Dt"], &now.format("%Y-%m-%d").to_string())?;
             x.close("Bal")?;
@@ -612,7 +698,11 @@ fn camt_document(
     for b in bookings {
         let date = b.date.format("%Y-%m-%d").to_string();
         x.open("Ntry")?;
-        x.leaf_with("Amt", ("Ccy", b.amount.currency().code()), &b.amount.to_decimal_string())?;
+        x.leaf_with(
+            "Amt",
+            ("Ccy", b.amount.currency().code()),
+            &b.amount.to_decimal_string(),
+        )?;
         x.leaf("CdtDbtInd", if b.credit { "CRDT" } else { "DBIT" })?;
         x.leaf("RvslInd", "false")?;
         x.leaf("Sts", "BOOK")?;
@@ -624,7 +714,14 @@ fn camt_document(
         x.leaf("Cd", "PMNT")?;
         x.open("Fmly")?;
         x.leaf("Cd", "ICDT")?;
-        x.leaf("SubFmlyCd", if b.return_reason.is_some() { "RRTN" } else { "ESCT" })?;
+        x.leaf(
+            "SubFmlyCd",
+            if b.return_reason.is_some() {
+                "RRTN"
+            } else {
+                "ESCT"
+            },
+        )?;
         x.close("Fmly")?;
         x.close("Domn")?;
         x.close("BkTxCd")?;
@@ -666,11 +763,16 @@ struct StatementQuery {
     format: Option<String>,
 }
 
-async fn statement_csv(State(s): State<Shared>, Query(q): Query<StatementQuery>) -> (http_status::Code, String) {
+async fn statement_csv(
+    State(s): State<Shared>,
+    Query(q): Query<StatementQuery>,
+) -> (http_status::Code, String) {
     if q.format.as_deref().unwrap_or("csv") != "csv" {
         return (http_status::BAD_REQUEST, "only format=csv\n".into());
     }
-    let mut out = String::from("date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n");
+    let mut out = String::from(
+        "date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n",
+    );
     for b in s.lock().bookings.iter() {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},0\n",

@@ -114,7 +114,9 @@ pub fn build(
     execution_date: NaiveDate,
 ) -> Result<Pain001File, BankError> {
     if attempts.is_empty() {
-        return Err(BankError::Invalid("a pain.001 file needs at least one payment".into()));
+        return Err(BankError::Invalid(
+            "a pain.001 file needs at least one payment".into(),
+        ));
     }
     let currency = opts.debtor.currency;
     let mut total: i64 = 0;
@@ -129,7 +131,10 @@ pub fn build(
             )));
         }
         if !seen.insert(a.attempt_id) {
-            return Err(BankError::Invalid(format!("attempt {} is in the batch twice", a.attempt_id)));
+            return Err(BankError::Invalid(format!(
+                "attempt {} is in the batch twice",
+                a.attempt_id
+            )));
         }
         total = total
             .checked_add(a.amount.minor())
@@ -147,11 +152,22 @@ pub fn build(
 
     x.open("GrpHdr")?;
     x.leaf("MsgId", &msg_id)?;
-    x.leaf("CreDtTm", &created_at.format("%Y-%m-%dT%H:%M:%S").to_string())?;
+    x.leaf(
+        "CreDtTm",
+        &created_at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+    )?;
     x.leaf("NbOfTxs", &nb)?;
     x.leaf("CtrlSum", &ctrl_sum)?;
     x.open("InitgPty")?;
-    x.leaf("Nm", &clean(&opts.initiating_party, opts.charset, NAME_MAX, "Initiating party"))?;
+    x.leaf(
+        "Nm",
+        &clean(
+            &opts.initiating_party,
+            opts.charset,
+            NAME_MAX,
+            "Initiating party",
+        ),
+    )?;
     x.close("InitgPty")?;
     x.close("GrpHdr")?;
 
@@ -171,7 +187,10 @@ pub fn build(
         Pain001Version::V09 => x.nested(&["ReqdExctnDt", "Dt"], &date)?,
     }
     x.open("Dbtr")?;
-    x.leaf("Nm", &clean(&opts.debtor.name, opts.charset, NAME_MAX, "Debtor"))?;
+    x.leaf(
+        "Nm",
+        &clean(&opts.debtor.name, opts.charset, NAME_MAX, "Debtor"),
+    )?;
     x.close("Dbtr")?;
     x.open("DbtrAcct")?;
     write_account(&mut x, &opts.debtor.account)?;
@@ -199,7 +218,11 @@ pub fn build(
         x.leaf("EndToEndId", &e2e)?;
         x.close("PmtId")?;
         x.open("Amt")?;
-        x.leaf_with("InstdAmt", ("Ccy", currency.code()), &a.amount.to_decimal_string())?;
+        x.leaf_with(
+            "InstdAmt",
+            ("Ccy", currency.code()),
+            &a.amount.to_decimal_string(),
+        )?;
         x.close("Amt")?;
         x.open("Cdtr")?;
         let name = a.party.name().unwrap_or("");
@@ -212,7 +235,10 @@ pub fn build(
             Some(n) => format!("{} {}", a.reference, n),
             None => a.reference.clone(),
         };
-        x.nested(&["RmtInf", "Ustrd"], &clean(&text, opts.charset, USTRD_MAX, "Payment"))?;
+        x.nested(
+            &["RmtInf", "Ustrd"],
+            &clean(&text, opts.charset, USTRD_MAX, "Payment"),
+        )?;
         x.close("CdtTrfTxInf")?;
         payments.push((a.attempt_id, e2e));
     }

@@ -137,7 +137,9 @@ pub fn is_pain002(xml: &[u8]) -> bool {
 pub fn parse(xml: &[u8]) -> Result<StatusReport, BankError> {
     let namespace = crate::xml::root_namespace(xml)?.unwrap_or_default();
     if !namespace.contains(":pain.002.") {
-        return Err(BankError::Malformed(format!("not a pain.002 report: {namespace:?}")));
+        return Err(BankError::Malformed(format!(
+            "not a pain.002 report: {namespace:?}"
+        )));
     }
     let mut r = StatusReport {
         namespace,
@@ -223,7 +225,9 @@ fn apply_text(r: &mut StatusReport, path: &[String], text: String) {
         if let Some(t) = r.blocks.last_mut().and_then(|b| b.transactions.last_mut()) {
             t.status = Some(StatusCode::parse(&text));
         }
-    } else if ends_with(path, &["StsRsnInf", "Rsn", "Cd"]) || ends_with(path, &["StsRsnInf", "Rsn", "Prtry"]) {
+    } else if ends_with(path, &["StsRsnInf", "Rsn", "Cd"])
+        || ends_with(path, &["StsRsnInf", "Rsn", "Prtry"])
+    {
         if let Some(reason) = reasons_at(r, path).last_mut() {
             reason.code = Some(text);
         }
@@ -268,13 +272,15 @@ pub fn resolve(report: &StatusReport, sent: &SentBlock<'_>) -> Vec<PaymentStatus
     let mut out = Vec::new();
     for (attempt_id, e2e) in sent.payments {
         let tx = block.and_then(|b| {
-            b.transactions
-                .iter()
-                .rev()
-                .find(|t| t.original_end_to_end_id.as_deref() == Some(e2e.as_str()) && t.status.is_some())
+            b.transactions.iter().rev().find(|t| {
+                t.original_end_to_end_id.as_deref() == Some(e2e.as_str()) && t.status.is_some()
+            })
         });
         let found = match (tx, block) {
-            (Some(t), _) => t.status.clone().map(|s| (s, t.reasons.clone(), "transaction")),
+            (Some(t), _) => t
+                .status
+                .clone()
+                .map(|s| (s, t.reasons.clone(), "transaction")),
             (None, Some(b)) if applies(b.status.as_ref(), &b.reasons) => {
                 b.status.clone().map(|s| (s, b.reasons.clone(), "block"))
             }

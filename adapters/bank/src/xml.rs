@@ -43,7 +43,12 @@ impl XmlOut {
     }
 
     /// `<name k="v">text</name>`.
-    pub fn leaf_with(&mut self, name: &str, attr: (&str, &str), text: &str) -> Result<(), BankError> {
+    pub fn leaf_with(
+        &mut self,
+        name: &str,
+        attr: (&str, &str),
+        text: &str,
+    ) -> Result<(), BankError> {
         self.open_with(name, attr)?;
         self.w.write_event(Event::Text(BytesText::new(text)))?;
         self.close(name)
@@ -74,13 +79,24 @@ impl XmlOut {
 /// One step of a streaming walk. `path` holds local names (namespace prefixes dropped) from
 /// the root element down to the current one.
 pub enum Node<'p> {
-    Open { path: &'p [String], attrs: Vec<(String, String)> },
-    Text { path: &'p [String], text: String },
-    Close { path: &'p [String] },
+    Open {
+        path: &'p [String],
+        attrs: Vec<(String, String)>,
+    },
+    Text {
+        path: &'p [String],
+        text: String,
+    },
+    Close {
+        path: &'p [String],
+    },
 }
 
 /// Walks `xml`, calling `f` for every element start, text and end.
-pub fn walk(xml: &[u8], mut f: impl FnMut(Node<'_>) -> Result<(), BankError>) -> Result<(), BankError> {
+pub fn walk(
+    xml: &[u8],
+    mut f: impl FnMut(Node<'_>) -> Result<(), BankError>,
+) -> Result<(), BankError> {
     let mut reader = Reader::from_reader(xml);
     reader.config_mut().trim_text(true);
     let mut path: Vec<String> = Vec::new();
@@ -89,17 +105,28 @@ pub fn walk(xml: &[u8], mut f: impl FnMut(Node<'_>) -> Result<(), BankError>) ->
         match reader.read_event_into(&mut buf)? {
             Event::Start(e) => {
                 path.push(local(&e)?);
-                f(Node::Open { path: &path, attrs: attributes(&e)? })?;
+                f(Node::Open {
+                    path: &path,
+                    attrs: attributes(&e)?,
+                })?;
             }
             Event::Empty(e) => {
                 path.push(local(&e)?);
-                f(Node::Open { path: &path, attrs: attributes(&e)? })?;
+                f(Node::Open {
+                    path: &path,
+                    attrs: attributes(&e)?,
+                })?;
                 f(Node::Close { path: &path })?;
                 path.pop();
             }
             Event::Text(t) => {
-                let text = t.unescape().map_err(|e| BankError::Malformed(e.to_string()))?;
-                f(Node::Text { path: &path, text: text.into_owned() })?;
+                let text = t
+                    .unescape()
+                    .map_err(|e| BankError::Malformed(e.to_string()))?;
+                f(Node::Text {
+                    path: &path,
+                    text: text.into_owned(),
+                })?;
             }
             Event::CData(t) => {
                 let text = String::from_utf8(t.into_inner().into_owned())
@@ -116,20 +143,24 @@ pub fn walk(xml: &[u8], mut f: impl FnMut(Node<'_>) -> Result<(), BankError>) ->
         buf.clear();
     }
     if !path.is_empty() {
-        return Err(BankError::Malformed("document ends inside an element".into()));
+        return Err(BankError::Malformed(
+            "document ends inside an element".into(),
+        ));
     }
     Ok(())
 }
 
 fn local(e: &BytesStart<'_>) -> Result<String, BankError> {
-    String::from_utf8(e.local_name().as_ref().to_vec()).map_err(|e| BankError::Malformed(e.to_string()))
+    String::from_utf8(e.local_name().as_ref().to_vec())
+        .map_err(|e| BankError::Malformed(e.to_string()))
 }
 
 fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, BankError> {
     let mut out = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|e| BankError::Malformed(e.to_string()))?;
-        let key = String::from_utf8(a.key.as_ref().to_vec()).map_err(|e| BankError::Malformed(e.to_string()))?;
+        let key = String::from_utf8(a.key.as_ref().to_vec())
+            .map_err(|e| BankError::Malformed(e.to_string()))?;
         let value = a.unescape_value()?.into_owned();
         out.push((key, value));
     }
@@ -153,7 +184,10 @@ pub fn root_namespace(xml: &[u8]) -> Result<Option<String>, BankError> {
     loop {
         match reader.read_event_into(&mut buf)? {
             Event::Start(e) | Event::Empty(e) => {
-                return Ok(attributes(&e)?.into_iter().find(|(k, _)| k == "xmlns").map(|(_, v)| v));
+                return Ok(attributes(&e)?
+                    .into_iter()
+                    .find(|(k, _)| k == "xmlns")
+                    .map(|(_, v)| v));
             }
             Event::Eof => return Ok(None),
             _ => {}

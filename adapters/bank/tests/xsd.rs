@@ -1,6 +1,12 @@
 //! Generated pain.001 files validate against the official ISO schemas (fixtures/iso20022/xsd)
 //! with xmllint, and their counts, sums and ids are right.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -13,7 +19,9 @@ use std::process::Command;
 use uuid::Uuid;
 
 fn xsd(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/iso20022/xsd").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/iso20022/xsd")
+        .join(name)
 }
 
 /// xmllint, installed from the distribution when missing. Under CI a missing validator fails
@@ -35,7 +43,10 @@ fn xmllint() -> Option<PathBuf> {
         .status();
     let found = find();
     if found.is_none() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "xmllint (libxml2-utils) is required under CI");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "xmllint (libxml2-utils) is required under CI"
+        );
         eprintln!("xmllint not available: XSD validation skipped");
     }
     found
@@ -62,9 +73,16 @@ fn validate(xml: &[u8], schema: &str) {
 }
 
 fn batch() -> Vec<railgate_rail::Attempt> {
-    let mut v: Vec<_> = (0..25u8).map(|i| iban_attempt(i, 1 + i64::from(i) * 12_345)).collect();
+    let mut v: Vec<_> = (0..25u8)
+        .map(|i| iban_attempt(i, 1 + i64::from(i) * 12_345))
+        .collect();
     // A local account number instead of an IBAN, and a name far outside the bank's set.
-    let local = Party::new(PartyIdType::AccountId, "0012345678", Some("Ελένη Παπαδοπούλου <&> \"x\"")).unwrap();
+    let local = Party::new(
+        PartyIdType::AccountId,
+        "0012345678",
+        Some("Ελένη Παπαδοπούλου <&> \"x\""),
+    )
+    .unwrap();
     v.push(attempt(local, 99));
     v
 }
@@ -72,19 +90,37 @@ fn batch() -> Vec<railgate_rail::Attempt> {
 fn check(version: Pain001Version, schema: &str, bic: Option<&str>) {
     let attempts = batch();
     let batch_id = Uuid::new_v4();
-    let file = pain001::build(&options(version, bic), batch_id, &attempts, Utc::now(), NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()).unwrap();
+    let file = pain001::build(
+        &options(version, bic),
+        batch_id,
+        &attempts,
+        Utc::now(),
+        NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+    )
+    .unwrap();
     validate(&file.xml, schema);
     let text = String::from_utf8(file.xml.clone()).unwrap();
     let expected: i64 = attempts.iter().map(|a| a.amount.minor()).sum();
     assert_eq!(file.nb_of_txs, 26);
-    assert_eq!(file.ctrl_sum, railgate_rail::money::format_minor(expected, railgate_rail::Currency::Eur));
-    assert_eq!(text.matches(&format!("<NbOfTxs>26</NbOfTxs>")).count(), 2);
-    assert_eq!(text.matches(&format!("<CtrlSum>{}</CtrlSum>", file.ctrl_sum)).count(), 2);
+    assert_eq!(
+        file.ctrl_sum,
+        railgate_rail::money::format_minor(expected, railgate_rail::Currency::Eur)
+    );
+    assert_eq!(text.matches("<NbOfTxs>26</NbOfTxs>").count(), 2);
+    assert_eq!(
+        text.matches(&format!("<CtrlSum>{}</CtrlSum>", file.ctrl_sum))
+            .count(),
+        2
+    );
     assert!(text.contains(&format!("<MsgId>{}</MsgId>", file.msg_id)));
     assert!(!text.contains("<EndToEndId>NOTPROVIDED"));
     for (a, (id, e2e)) in attempts.iter().zip(&file.payments) {
         assert_eq!(a.attempt_id, *id);
-        assert_eq!(text.matches(&format!("<EndToEndId>{e2e}</EndToEndId>")).count(), 1);
+        assert_eq!(
+            text.matches(&format!("<EndToEndId>{e2e}</EndToEndId>"))
+                .count(),
+            1
+        );
         assert!(e2e.len() <= 35);
     }
     // The SEPA character set: no diacritics, no '&' or '<' in free text.
@@ -96,13 +132,21 @@ fn check(version: Pain001Version, schema: &str, bic: Option<&str>) {
 
 #[test]
 fn pain001_001_03_is_valid_against_the_iso_schema() {
-    check(Pain001Version::V03, "pain.001.001.03.xsd", Some("COBADEFFXXX"));
+    check(
+        Pain001Version::V03,
+        "pain.001.001.03.xsd",
+        Some("COBADEFFXXX"),
+    );
     check(Pain001Version::V03, "pain.001.001.03.xsd", None);
 }
 
 #[test]
 fn pain001_001_09_is_valid_against_the_iso_schema() {
-    check(Pain001Version::V09, "pain.001.001.09.xsd", Some("COBADEFFXXX"));
+    check(
+        Pain001Version::V09,
+        "pain.001.001.09.xsd",
+        Some("COBADEFFXXX"),
+    );
     check(Pain001Version::V09, "pain.001.001.09.xsd", None);
 }
 
@@ -113,9 +157,19 @@ fn refuses_what_does_not_fit_a_file() {
     let opts = options(Pain001Version::V09, None);
     let date = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
     assert!(pain001::build(&opts, Uuid::new_v4(), &[a], Utc::now(), date).is_err());
-    let msisdn = attempt(Party::new(PartyIdType::Msisdn, "255712345600", None).unwrap(), 100);
+    let msisdn = attempt(
+        Party::new(PartyIdType::Msisdn, "255712345600", None).unwrap(),
+        100,
+    );
     assert!(pain001::build(&opts, Uuid::new_v4(), &[msisdn], Utc::now(), date).is_err());
     let same = iban_attempt(0, 100);
-    assert!(pain001::build(&opts, Uuid::new_v4(), &[same.clone(), same], Utc::now(), date).is_err());
+    assert!(pain001::build(
+        &opts,
+        Uuid::new_v4(),
+        &[same.clone(), same],
+        Utc::now(),
+        date
+    )
+    .is_err());
     assert!(pain001::build(&opts, Uuid::new_v4(), &[], Utc::now(), date).is_err());
 }

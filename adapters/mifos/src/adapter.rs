@@ -13,13 +13,14 @@
 use crate::bulk::{self, BulkBatch, LineResult};
 use crate::secret::Secret;
 use crate::wire::{
-    self, BatchCallback, BatchSummary, BulkAccepted, CollectionRequest, KeyValue, MoneyData, OpsTransactionRequest,
-    OpsTransfer, Page, PartyIdInfo, PhError, PhParty, TransactionResponse, TransferRequest, TransferStatus,
+    self, BatchCallback, BatchSummary, BulkAccepted, CollectionRequest, KeyValue, MoneyData,
+    OpsTransactionRequest, OpsTransfer, Page, PartyIdInfo, PhError, PhParty, TransactionResponse,
+    TransferRequest, TransferStatus,
 };
 use async_trait::async_trait;
 use railgate_rail::{
-    Attempt, CallbackError, CallbackReply, Capabilities, Currency, Direction, Failure, FailureCode, InboundRequest,
-    RailAdapter, RailError, RailStatus, Submitted,
+    Attempt, CallbackError, CallbackReply, Capabilities, Currency, Direction, Failure, FailureCode,
+    InboundRequest, RailAdapter, RailError, RailStatus, Submitted,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -91,7 +92,10 @@ impl PhEeAdapter {
         let t = wire::id_type(attempt.party.id_type()).ok_or_else(|| {
             Failure::new(
                 FailureCode::InvalidRequest,
-                format!("Payment Hub has no identifier type for {}", attempt.party.id_type()),
+                format!(
+                    "Payment Hub has no identifier type for {}",
+                    attempt.party.id_type()
+                ),
                 None,
             )
         })?;
@@ -116,7 +120,10 @@ impl PhEeAdapter {
     }
 
     /// The operations app's records for one correlation id.
-    async fn transfers_by_correlation(&self, correlation_id: &str) -> Result<Vec<OpsTransfer>, RailError> {
+    async fn transfers_by_correlation(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Vec<OpsTransfer>, RailError> {
         let rb = self.ops("/transfers").query(&[
             ("clientCorrelationId", correlation_id),
             ("page", "0"),
@@ -126,7 +133,10 @@ impl PhEeAdapter {
         Ok(page.content)
     }
 
-    async fn requests_by_correlation(&self, correlation_id: &str) -> Result<Vec<OpsTransactionRequest>, RailError> {
+    async fn requests_by_correlation(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Vec<OpsTransactionRequest>, RailError> {
         let rb = self.ops("/transactionRequests").query(&[
             ("clientCorrelationId", correlation_id),
             ("page", "0"),
@@ -166,7 +176,11 @@ impl PhEeAdapter {
         let found = match self.lookup(attempt).await {
             Ok(f) => f,
             // It exists, but we cannot see it now: the outcome is for an inquiry to find.
-            Err(e) => return Err(RailError::Unknown(format!("transaction exists, lookup failed: {e}"))),
+            Err(e) => {
+                return Err(RailError::Unknown(format!(
+                    "transaction exists, lookup failed: {e}"
+                )))
+            }
         };
         Ok(match found {
             Some((RailStatus::Completed(s), _)) => Submitted::Completed(s),
@@ -184,7 +198,11 @@ impl PhEeAdapter {
     }
 
     /// Uploads one bulk CSV (see `bulk::plan`) and returns PH-EE's batch id.
-    pub async fn submit_bulk(&self, batch: &BulkBatch, callback_url: Option<&str>) -> Result<String, RailError> {
+    pub async fn submit_bulk(
+        &self,
+        batch: &BulkBatch,
+        callback_url: Option<&str>,
+    ) -> Result<String, RailError> {
         let part = reqwest::multipart::Part::bytes(batch.csv.clone().into_bytes())
             .file_name(batch.file_name.clone())
             .mime_str("text/csv")
@@ -207,14 +225,21 @@ impl PhEeAdapter {
         }
         let resp = rb.send().await.map_err(classify_send)?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| RailError::Unknown(format!("answer lost: {e}")))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| RailError::Unknown(format!("answer lost: {e}")))?;
         if status.is_success() {
             let accepted: BulkAccepted = serde_json::from_slice(&body)
                 .map_err(|e| RailError::Unknown(format!("unreadable bulk answer: {e}")))?;
-            return bulk::batch_id_of(&accepted.polling_path)
-                .ok_or_else(|| RailError::Unknown(format!("no batch id in {}", accepted.polling_path)));
+            return bulk::batch_id_of(&accepted.polling_path).ok_or_else(|| {
+                RailError::Unknown(format!("no batch id in {}", accepted.polling_path))
+            });
         }
-        Err(classify_status(status.as_u16(), &String::from_utf8_lossy(&body)))
+        Err(classify_status(
+            status.as_u16(),
+            &String::from_utf8_lossy(&body),
+        ))
     }
 
     /// The operations app's summary of a batch.
@@ -246,12 +271,20 @@ impl PhEeAdapter {
 }
 
 /// Sends and reads a JSON answer from the operations app.
-async fn read_json<T: serde::de::DeserializeOwned>(rb: reqwest::RequestBuilder) -> Result<T, RailError> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    rb: reqwest::RequestBuilder,
+) -> Result<T, RailError> {
     let resp = rb.send().await.map_err(classify_send)?;
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| RailError::Unknown(e.to_string()))?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| RailError::Unknown(e.to_string()))?;
     if !status.is_success() {
-        return Err(classify_status(status.as_u16(), &String::from_utf8_lossy(&body)));
+        return Err(classify_status(
+            status.as_u16(),
+            &String::from_utf8_lossy(&body),
+        ));
     }
     serde_json::from_slice(&body).map_err(|e| RailError::Unknown(format!("unreadable answer: {e}")))
 }
@@ -316,7 +349,10 @@ impl RailAdapter for PhEeAdapter {
                     amount: MoneyData::from(attempt.amount),
                     note: attempt.narrative.clone(),
                 };
-                let mut rb = self.http.post(format!("{}/channel/transfer", self.cfg.channel_url)).json(&body);
+                let mut rb = self
+                    .http
+                    .post(format!("{}/channel/transfer", self.cfg.channel_url))
+                    .json(&body);
                 if let Some(dfsp) = &self.cfg.payee_dfsp {
                     rb = rb.header("X-PayeeDFSP-ID", dfsp);
                 }
@@ -326,7 +362,9 @@ impl RailAdapter for PhEeAdapter {
                 let body = CollectionRequest {
                     payer: vec![
                         KeyValue {
-                            key: wire::id_type(attempt.party.id_type()).unwrap_or("MSISDN").to_owned(),
+                            key: wire::id_type(attempt.party.id_type())
+                                .unwrap_or("MSISDN")
+                                .to_owned(),
                             value: attempt.party.id_value().to_owned(),
                         },
                         KeyValue {
@@ -349,10 +387,9 @@ impl RailAdapter for PhEeAdapter {
         tracing::info!(attempt_id = %attempt.attempt_id, party = %attempt.party.masked(), "Sending to Payment Hub");
         let resp = rb.send().await.map_err(classify_send)?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| RailError::Unknown(format!("answer lost after the request was sent: {e}")))?;
+        let body = resp.bytes().await.map_err(|e| {
+            RailError::Unknown(format!("answer lost after the request was sent: {e}"))
+        })?;
         if status.is_success() {
             let r: TransactionResponse = serde_json::from_slice(&body)
                 .map_err(|e| RailError::Unknown(format!("unreadable answer: {e}")))?;
@@ -366,7 +403,10 @@ impl RailAdapter for PhEeAdapter {
                 return self.resolve_existing(attempt).await;
             }
         }
-        Err(classify_status(status.as_u16(), &String::from_utf8_lossy(&body)))
+        Err(classify_status(
+            status.as_u16(),
+            &String::from_utf8_lossy(&body),
+        ))
     }
 
     async fn inquire(&self, attempt: &Attempt) -> Result<RailStatus, RailError> {
@@ -388,7 +428,9 @@ impl RailAdapter for PhEeAdapter {
             return Err(CallbackError::UnknownRoute);
         }
         let Some(expected) = &self.cfg.callback_token else {
-            return Err(CallbackError::Unauthenticated("no batch callback token configured".into()));
+            return Err(CallbackError::Unauthenticated(
+                "no batch callback token configured".into(),
+            ));
         };
         let presented = request
             .query
@@ -398,10 +440,12 @@ impl RailAdapter for PhEeAdapter {
             .find_map(|kv| kv.strip_prefix("token="))
             .unwrap_or("");
         if !expected.matches(presented) {
-            return Err(CallbackError::Unauthenticated("bad batch callback token".into()));
+            return Err(CallbackError::Unauthenticated(
+                "bad batch callback token".into(),
+            ));
         }
-        let cb: BatchCallback =
-            serde_json::from_slice(&request.body).map_err(|e| CallbackError::Malformed(e.to_string()))?;
+        let cb: BatchCallback = serde_json::from_slice(&request.body)
+            .map_err(|e| CallbackError::Malformed(e.to_string()))?;
         tracing::info!(batch_id = ?cb.batch_id, message = ?cb.message, "Payment Hub batch callback: poll the batch");
         Ok(CallbackReply::ok_json(Vec::new(), &serde_json::json!({})))
     }
@@ -409,7 +453,10 @@ impl RailAdapter for PhEeAdapter {
 
 /// The batch callback URL to give PH-EE for a batch: `{gateway}/rails/{rail_id}/batch-callback?token=…`.
 pub fn batch_callback_url(gateway_base: &str, rail_id: &str, token: &Secret) -> String {
-    format!("{gateway_base}/rails/{rail_id}{BATCH_CALLBACK_PATH}?token={}", token.expose())
+    format!(
+        "{gateway_base}/rails/{rail_id}{BATCH_CALLBACK_PATH}?token={}",
+        token.expose()
+    )
 }
 
 /// A fresh correlation id for a batch upload (the lines carry the attempt ids).

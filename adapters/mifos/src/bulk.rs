@@ -103,7 +103,11 @@ pub struct LineResult {
 /// Splits attempts into batch files: one payment mode per file, no two lines with the same
 /// payee and amount in a file, every file under the size limit. Every attempt ends up in
 /// exactly one batch or in `refused`.
-pub fn plan(attempts: &[Attempt], opts: &BulkOptions, payment_mode: impl Fn(&Attempt) -> String) -> Plan {
+pub fn plan(
+    attempts: &[Attempt],
+    opts: &BulkOptions,
+    payment_mode: impl Fn(&Attempt) -> String,
+) -> Plan {
     let mut out = Plan::default();
     // Mode → layers; a line goes to the layer numbered by how often its payee+amount was seen.
     let mut modes: Vec<(String, Vec<Vec<&Attempt>>)> = Vec::new();
@@ -154,7 +158,9 @@ pub fn plan(attempts: &[Attempt], opts: &BulkOptions, payment_mode: impl Fn(&Att
 fn check_line(a: &Attempt, mode: &str) -> Result<(), String> {
     let bad = |s: &str| s.contains([',', '\n', '\r', '"']);
     if bad(a.party.id_value()) {
-        return Err("the payee identifier holds a character PH-EE's CSV reader cannot carry".into());
+        return Err(
+            "the payee identifier holds a character PH-EE's CSV reader cannot carry".into(),
+        );
     }
     if mode == "mojaloop" && a.party.id_type() != PartyIdType::Msisdn {
         return Err(format!(
@@ -189,7 +195,13 @@ fn header() -> String {
 /// Free text without the CSV reader's separators, short.
 fn clean_note(s: &str) -> String {
     s.chars()
-        .map(|c| if matches!(c, ',' | '\n' | '\r' | '"') || c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, ',' | '\n' | '\r' | '"') || c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
         .take(100)
         .collect()
 }
@@ -214,7 +226,13 @@ fn cut_files(out: &mut Plan, mode: &str, lines: &[&Attempt], opts: &BulkOptions)
     for a in lines {
         let r = row(batch.len(), a, mode, opts);
         if !batch.is_empty() && csv.len().saturating_add(r.len()) > opts.max_file_bytes {
-            push_batch(out, mode, std::mem::replace(&mut csv, header()), std::mem::take(&mut batch), opts);
+            push_batch(
+                out,
+                mode,
+                std::mem::replace(&mut csv, header()),
+                std::mem::take(&mut batch),
+                opts,
+            );
         }
         csv.push_str(&row(batch.len(), a, mode, opts));
         batch.push(BulkLine {
@@ -259,7 +277,11 @@ pub fn line_result(t: &crate::wire::OpsTransfer) -> Option<LineResult> {
         .is_some_and(|c| c == crate::wire::TRANSACTION_EXISTS);
     // A row refused because its request_id was sent before (a re-uploaded file) says
     // nothing about the line: the earlier transfer holds the outcome; inquire the line.
-    let status = if exists { RailStatus::Pending } else { t.status() };
+    let status = if exists {
+        RailStatus::Pending
+    } else {
+        t.status()
+    };
     Some(LineResult {
         attempt_id,
         transaction_id: t.transaction_id.clone(),
@@ -316,6 +338,9 @@ pub fn account_for(batch: &BulkBatch, results: &[LineResult]) -> Accounting {
             None => acc.missing.push(line.attempt_id),
         }
     }
-    acc.unexpected = by_id.into_values().map(|r| r.transaction_id.clone()).collect();
+    acc.unexpected = by_id
+        .into_values()
+        .map(|r| r.transaction_id.clone())
+        .collect();
     acc
 }

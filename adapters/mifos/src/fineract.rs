@@ -10,13 +10,15 @@
 //! there (yet) the answer is `Pending`, which the gateway turns into an operator exception at
 //! the deadline. Nothing here ever deposits a second time on its own.
 
-use crate::fineract_wire::{self as fw, ApiError, CommandResult, SavingsAccount, SavingsTransactionRequest};
+use crate::fineract_wire::{
+    self as fw, ApiError, CommandResult, SavingsAccount, SavingsTransactionRequest,
+};
 use crate::secret::Secret;
 use async_trait::async_trait;
 use base64::Engine;
 use railgate_rail::{
-    Attempt, CallbackError, CallbackReply, Capabilities, Currency, Direction, Failure, FailureCode, InboundRequest,
-    PartyIdType, RailAdapter, RailError, RailStatus, Settled, Submitted,
+    Attempt, CallbackError, CallbackReply, Capabilities, Currency, Direction, Failure, FailureCode,
+    InboundRequest, PartyIdType, RailAdapter, RailError, RailStatus, Settled, Submitted,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -56,8 +58,11 @@ impl FineractAdapter {
             .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(3_000)))
             .build()
             .map_err(|e| RailError::Permanent(format!("http client: {e}")))?;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", cfg.username, cfg.password.expose()));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            cfg.username,
+            cfg.password.expose()
+        ));
         Ok(FineractAdapter {
             cfg,
             http,
@@ -69,7 +74,11 @@ impl FineractAdapter {
     fn account(attempt: &Attempt) -> Result<i64, Failure> {
         match attempt.party.id_type() {
             PartyIdType::AccountId => attempt.party.id_value().parse::<i64>().map_err(|_| {
-                Failure::new(FailureCode::InvalidRequest, "a Fineract savings account id is numeric", None)
+                Failure::new(
+                    FailureCode::InvalidRequest,
+                    "a Fineract savings account id is numeric",
+                    None,
+                )
             }),
             other @ (PartyIdType::Msisdn
             | PartyIdType::Iban
@@ -136,14 +145,18 @@ impl RailAdapter for FineractAdapter {
             transaction_date: attempt.created_at.format("%d %B %Y").to_string(),
             date_format: "dd MMMM yyyy",
             locale: "en",
-            transaction_amount: fw::json_number(attempt.amount).map_err(|e| RailError::Permanent(e.to_string()))?,
+            transaction_amount: fw::json_number(attempt.amount)
+                .map_err(|e| RailError::Permanent(e.to_string()))?,
             payment_type_id: self.cfg.payment_type_id,
             receipt_number: id.clone(),
             note: format!("railgate {id} {}", attempt.reference),
         };
         tracing::info!(attempt_id = %attempt.attempt_id, account = %attempt.party.masked(), command, "Sending to Fineract");
         let resp = self
-            .request(reqwest::Method::POST, &format!("/savingsaccounts/{account}/transactions"))
+            .request(
+                reqwest::Method::POST,
+                &format!("/savingsaccounts/{account}/transactions"),
+            )
             .query(&[("command", command)])
             .header("Idempotency-Key", &id)
             .json(&body)
@@ -151,10 +164,9 @@ impl RailAdapter for FineractAdapter {
             .await
             .map_err(classify_send)?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| RailError::Unknown(format!("answer lost after the command was sent: {e}")))?;
+        let bytes = resp.bytes().await.map_err(|e| {
+            RailError::Unknown(format!("answer lost after the command was sent: {e}"))
+        })?;
         if (200..300).contains(&status) {
             let r: CommandResult = serde_json::from_slice(&bytes)
                 .map_err(|e| RailError::Unknown(format!("unreadable answer: {e}")))?;
@@ -165,13 +177,21 @@ impl RailAdapter for FineractAdapter {
         }
         let err: ApiError = serde_json::from_slice(&bytes).unwrap_or_default();
         match status {
-            409 => Err(RailError::Retryable(format!("Fineract conflict: {}", err.message()))),
+            409 => Err(RailError::Retryable(format!(
+                "Fineract conflict: {}",
+                err.message()
+            ))),
             _ if err.is_concurrency_conflict() => Err(RailError::Retryable(err.message())),
-            401 => Err(RailError::Permanent("Fineract refused our credentials".into())),
+            401 => Err(RailError::Permanent(
+                "Fineract refused our credentials".into(),
+            )),
             403 | 404 => Ok(Submitted::Rejected(err.failure(status))),
             400 => Ok(Submitted::Rejected(err.failure(status))),
             429 | 503 => Err(RailError::Retryable(format!("HTTP {status}"))),
-            _ => Err(RailError::Unknown(format!("HTTP {status}: {}", err.message()))),
+            _ => Err(RailError::Unknown(format!(
+                "HTTP {status}: {}",
+                err.message()
+            ))),
         }
     }
 
@@ -187,22 +207,28 @@ impl RailAdapter for FineractAdapter {
             .await
             .map_err(classify_send)?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| RailError::Unknown(e.to_string()))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| RailError::Unknown(e.to_string()))?;
         if !(200..300).contains(&status) {
             return Err(match status {
                 429 | 503 => RailError::Retryable(format!("HTTP {status}")),
                 _ => RailError::Unknown(format!("account lookup answered HTTP {status}")),
             });
         }
-        let acct: SavingsAccount =
-            serde_json::from_slice(&bytes).map_err(|e| RailError::Unknown(format!("unreadable account: {e}")))?;
+        let acct: SavingsAccount = serde_json::from_slice(&bytes)
+            .map_err(|e| RailError::Unknown(format!("unreadable account: {e}")))?;
         let id = attempt.attempt_id.to_string();
         let wanted = |t: &fw::SavingsTransaction| match attempt.direction {
             Direction::Disbursement => t.transaction_type.deposit,
             Direction::Collection => t.transaction_type.withdrawal,
         };
-        let ours: Vec<&fw::SavingsTransaction> =
-            acct.transactions.iter().filter(|t| t.is_attempt(&id) && wanted(t)).collect();
+        let ours: Vec<&fw::SavingsTransaction> = acct
+            .transactions
+            .iter()
+            .filter(|t| t.is_attempt(&id) && wanted(t))
+            .collect();
         if let Some(t) = ours.iter().find(|t| !t.reversed) {
             if t.money(attempt.amount.currency()) != Some(attempt.amount) {
                 // Ours by id but not by amount: only a person may decide.

@@ -234,7 +234,11 @@ pub struct BatchCallback {
 pub fn failure_from(error: Option<&PhError>, fallback: &str) -> Failure {
     let code = error.and_then(|e| e.error_code.clone());
     let text = error
-        .and_then(|e| e.error_description.clone().or_else(|| e.developer_message.clone()))
+        .and_then(|e| {
+            e.error_description
+                .clone()
+                .or_else(|| e.developer_message.clone())
+        })
         .unwrap_or_else(|| fallback.to_owned());
     let ours = match code.as_deref().and_then(|c| c.parse::<u32>().ok()) {
         Some(4000 | 4001) => FailureCode::InsufficientFunds,
@@ -258,10 +262,13 @@ impl OpsTransfer {
                 rail_reference: Some(self.transaction_id.clone()),
                 receipt: Some(self.transaction_id.clone()),
             }),
-            TransferStatus::Failed => {
-                RailStatus::Failed(failure_from(self.error_information.as_ref(), "transfer failed in Payment Hub"))
+            TransferStatus::Failed => RailStatus::Failed(failure_from(
+                self.error_information.as_ref(),
+                "transfer failed in Payment Hub",
+            )),
+            TransferStatus::InProgress | TransferStatus::Unknown | TransferStatus::Exception => {
+                RailStatus::Pending
             }
-            TransferStatus::InProgress | TransferStatus::Unknown | TransferStatus::Exception => RailStatus::Pending,
         }
     }
 
@@ -279,13 +286,15 @@ impl OpsTransactionRequest {
                 rail_reference: Some(self.transaction_id.clone()),
                 receipt: Some(self.transaction_id.clone()),
             }),
-            TransactionRequestState::Rejected => {
-                RailStatus::Failed(failure_from(self.error_information.as_ref(), "the payer rejected the request"))
-                    .with_default_code(FailureCode::Declined)
-            }
-            TransactionRequestState::Failed => {
-                RailStatus::Failed(failure_from(self.error_information.as_ref(), "request to pay failed"))
-            }
+            TransactionRequestState::Rejected => RailStatus::Failed(failure_from(
+                self.error_information.as_ref(),
+                "the payer rejected the request",
+            ))
+            .with_default_code(FailureCode::Declined),
+            TransactionRequestState::Failed => RailStatus::Failed(failure_from(
+                self.error_information.as_ref(),
+                "request to pay failed",
+            )),
             TransactionRequestState::InProgress
             | TransactionRequestState::Initiated
             | TransactionRequestState::Received
@@ -326,6 +335,7 @@ pub fn parse_amount(value: &str, currency: Currency) -> Option<Money> {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 
@@ -335,7 +345,10 @@ mod tests {
         assert_eq!(m("1500.000000"), Some(1500));
         assert_eq!(m("1500"), Some(1500));
         assert_eq!(m("1500.5"), None);
-        assert_eq!(parse_amount("12.5", Currency::Usd).map(Money::minor), Some(1250));
+        assert_eq!(
+            parse_amount("12.5", Currency::Usd).map(Money::minor),
+            Some(1250)
+        );
     }
 
     #[test]
@@ -358,9 +371,18 @@ mod tests {
             batch_id: None,
             client_correlation_id: None,
         };
-        assert!(matches!(t(TransferStatus::Completed, None).status(), RailStatus::Completed(_)));
-        assert_eq!(t(TransferStatus::Unknown, None).status(), RailStatus::Pending);
-        assert_eq!(t(TransferStatus::Exception, None).status(), RailStatus::Pending);
+        assert!(matches!(
+            t(TransferStatus::Completed, None).status(),
+            RailStatus::Completed(_)
+        ));
+        assert_eq!(
+            t(TransferStatus::Unknown, None).status(),
+            RailStatus::Pending
+        );
+        assert_eq!(
+            t(TransferStatus::Exception, None).status(),
+            RailStatus::Pending
+        );
         match t(TransferStatus::Failed, Some("3204")).status() {
             RailStatus::Failed(f) => assert_eq!(f.code, FailureCode::PartyNotFound),
             other => panic!("{other:?}"),

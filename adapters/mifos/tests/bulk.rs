@@ -1,6 +1,12 @@
 //! PH-EE bulk: the CSV planner against its quirks, and a 10,000-line payroll through the
 //! sandbox with every line accounted for.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -11,7 +17,10 @@ use railgate_mifos::adapter::batch_callback_url;
 use railgate_mifos::bulk::{self, BulkOptions, COLUMNS, PHEE_MAX_FILE_BYTES};
 use railgate_mifos::mock::{PhEeMock, PhEeMockConfig};
 use railgate_mifos::{PhEeAdapter, PhEeConfig, Secret};
-use railgate_rail::{Attempt, Currency, Direction, FailureCode, InboundRequest, Party, PartyIdType, RailAdapter, RailStatus};
+use railgate_rail::{
+    Attempt, Currency, Direction, FailureCode, InboundRequest, Party, PartyIdType, RailAdapter,
+    RailStatus,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,7 +37,11 @@ fn options() -> BulkOptions {
 }
 
 fn mode_of(a: &Attempt) -> String {
-    if a.party.id_type() == PartyIdType::Msisdn { "mojaloop".into() } else { "gsma".into() }
+    if a.party.id_type() == PartyIdType::Msisdn {
+        "mojaloop".into()
+    } else {
+        "gsma".into()
+    }
 }
 
 #[test]
@@ -36,11 +49,26 @@ fn the_plan_keeps_every_line_and_avoids_every_quirk() {
     let mut attempts = Vec::new();
     // Three equal instalments to one payee, which PH-EE would merge into one.
     for _ in 0..3 {
-        attempts.push(attempt(Direction::Disbursement, msisdn(0), 10_000, Currency::Tzs));
+        attempts.push(attempt(
+            Direction::Disbursement,
+            msisdn(0),
+            10_000,
+            Currency::Tzs,
+        ));
     }
     // Other modes in the same payroll, and an identifier PH-EE's naive CSV split would break.
-    attempts.push(attempt(Direction::Disbursement, Party::new(PartyIdType::AccountId, "ACC-77", None).unwrap(), 500, Currency::Tzs));
-    let comma = attempt(Direction::Disbursement, Party::new(PartyIdType::AccountId, "12,34", None).unwrap(), 500, Currency::Tzs);
+    attempts.push(attempt(
+        Direction::Disbursement,
+        Party::new(PartyIdType::AccountId, "ACC-77", None).unwrap(),
+        500,
+        Currency::Tzs,
+    ));
+    let comma = attempt(
+        Direction::Disbursement,
+        Party::new(PartyIdType::AccountId, "12,34", None).unwrap(),
+        500,
+        Currency::Tzs,
+    );
     attempts.push(comma.clone());
     let mut noted = attempt(Direction::Disbursement, msisdn(1), 700, Currency::Tzs);
     noted.narrative = Some("arrears, \"October\"\nand November".into());
@@ -48,7 +76,11 @@ fn the_plan_keeps_every_line_and_avoids_every_quirk() {
     let plan = bulk::plan(&attempts, &options(), mode_of);
     assert_eq!(plan.refused.len(), 1);
     assert_eq!(plan.refused[0].attempt_id, comma.attempt_id);
-    let planned: Vec<Uuid> = plan.batches.iter().flat_map(|b| b.lines.iter().map(|l| l.attempt_id)).collect();
+    let planned: Vec<Uuid> = plan
+        .batches
+        .iter()
+        .flat_map(|b| b.lines.iter().map(|l| l.attempt_id))
+        .collect();
     assert_eq!(planned.len(), attempts.len() - 1);
     assert_eq!(planned.iter().collect::<HashSet<_>>().len(), planned.len());
     for b in &plan.batches {
@@ -59,11 +91,31 @@ fn the_plan_keeps_every_line_and_avoids_every_quirk() {
             let f: Vec<&str> = r.split(',').collect();
             assert_eq!(f.len(), COLUMNS.len(), "{r}");
             assert_eq!(f[2], b.payment_mode, "one payment mode per file");
-            assert!(keys.insert((f[5].to_owned(), f[6].to_owned(), f[7].to_owned(), f[8].to_owned())), "duplicate payee+amount in one file");
+            assert!(
+                keys.insert((
+                    f[5].to_owned(),
+                    f[6].to_owned(),
+                    f[7].to_owned(),
+                    f[8].to_owned()
+                )),
+                "duplicate payee+amount in one file"
+            );
         }
     }
-    assert_eq!(plan.batches.iter().filter(|b| b.payment_mode == "mojaloop").count(), 3);
-    assert_eq!(plan.batches.iter().filter(|b| b.payment_mode == "gsma").count(), 1);
+    assert_eq!(
+        plan.batches
+            .iter()
+            .filter(|b| b.payment_mode == "mojaloop")
+            .count(),
+        3
+    );
+    assert_eq!(
+        plan.batches
+            .iter()
+            .filter(|b| b.payment_mode == "gsma")
+            .count(),
+        1
+    );
     // mojaloop mode sends every payee as an MSISDN: other payees are refused in that mode.
     let p2 = bulk::plan(&attempts[3..4], &options(), |_| "mojaloop".into());
     assert_eq!(p2.refused.len(), 1);
@@ -76,8 +128,17 @@ struct Receiver {
     refused: Arc<AtomicUsize>,
 }
 
-async fn receive(State(r): State<Receiver>, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: bytes::Bytes) -> axum::http::StatusCode {
-    let path = uri.path().strip_prefix("/rails/mifos").unwrap_or(uri.path()).to_owned();
+async fn receive(
+    State(r): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::http::StatusCode {
+    let path = uri
+        .path()
+        .strip_prefix("/rails/mifos")
+        .unwrap_or(uri.path())
+        .to_owned();
     let req = InboundRequest {
         method: http::Method::POST,
         path,
@@ -128,7 +189,9 @@ async fn a_ten_thousand_line_payroll_has_every_line_accounted_for() {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new().route("/rails/mifos/{*rest}", post(receive)).with_state(receiver.clone());
+    let app = axum::Router::new()
+        .route("/rails/mifos/{*rest}", post(receive))
+        .with_state(receiver.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     // 10,000 lines: mostly successes, some failures; every tenth line repeats the payee and
@@ -139,7 +202,12 @@ async fn a_ten_thousand_line_payroll_has_every_line_accounted_for() {
     for i in 0..10_000usize {
         let a = if i % 10 == 9 {
             let prev = &attempts[i - 1];
-            attempt(Direction::Disbursement, prev.party.clone(), prev.amount.minor(), Currency::Tzs)
+            attempt(
+                Direction::Disbursement,
+                prev.party.clone(),
+                prev.amount.minor(),
+                Currency::Tzs,
+            )
         } else {
             let id = format!("2557{:06}{:02}", i, scenario(i));
             let party = if i % 10 == 5 {
@@ -147,13 +215,24 @@ async fn a_ten_thousand_line_payroll_has_every_line_accounted_for() {
             } else {
                 Party::new(PartyIdType::Msisdn, &id, None).unwrap()
             };
-            attempt(Direction::Disbursement, party, 10_000 + i64::try_from(i % 500).unwrap() * 100, Currency::Tzs)
+            attempt(
+                Direction::Disbursement,
+                party,
+                10_000 + i64::try_from(i % 500).unwrap() * 100,
+                Currency::Tzs,
+            )
         };
         attempts.push(a);
     }
     let plan = bulk::plan(&attempts, &options(), mode_of);
     assert!(plan.refused.is_empty());
-    assert!(plan.batches.len() >= 2 && plan.batches.iter().all(|b| b.csv.len() <= PHEE_MAX_FILE_BYTES));
+    assert!(
+        plan.batches.len() >= 2
+            && plan
+                .batches
+                .iter()
+                .all(|b| b.csv.len() <= PHEE_MAX_FILE_BYTES)
+    );
 
     let callback = batch_callback_url(&gw, "mifos", &token);
     let mut batch_ids = Vec::new();
@@ -182,7 +261,11 @@ async fn a_ten_thousand_line_payroll_has_every_line_accounted_for() {
         assert_eq!(summary.total, u64::try_from(b.lines.len()).unwrap());
     }
     assert_eq!(outcome.len(), 10_000);
-    let payouts: HashMap<String, u32> = mock.payouts().into_iter().map(|p| (p.attempt_id, p.count)).collect();
+    let payouts: HashMap<String, u32> = mock
+        .payouts()
+        .into_iter()
+        .map(|p| (p.attempt_id, p.count))
+        .collect();
     let mut paid = 0;
     for a in &attempts {
         let s = &outcome[&a.attempt_id];
@@ -192,8 +275,12 @@ async fn a_ten_thousand_line_payroll_has_every_line_accounted_for() {
                 assert_eq!(payouts.get(&a.attempt_id.to_string()), Some(&1));
                 paid += 1;
             }
-            1 => assert!(matches!(s, RailStatus::Failed(f) if f.code == FailureCode::InsufficientFunds)),
-            2 => assert!(matches!(s, RailStatus::Failed(f) if f.code == FailureCode::PartyNotFound)),
+            1 => assert!(
+                matches!(s, RailStatus::Failed(f) if f.code == FailureCode::InsufficientFunds)
+            ),
+            2 => {
+                assert!(matches!(s, RailStatus::Failed(f) if f.code == FailureCode::PartyNotFound))
+            }
             3 => assert!(matches!(s, RailStatus::Failed(f) if f.code == FailureCode::Declined)),
             6 => assert!(matches!(s, RailStatus::Failed(_))),
             other => panic!("unexpected scenario {other}"),
@@ -234,15 +321,23 @@ async fn what_payment_hub_does_with_a_naive_file_is_why_the_plan_exists() {
     .unwrap();
     let a = attempt(Direction::Disbursement, msisdn(0), 10_000, Currency::Tzs);
     let b = attempt(Direction::Disbursement, msisdn(0), 10_000, Currency::Tzs);
-    let mut naive = bulk::plan(&[a.clone()], &options(), mode_of).batches.remove(0);
-    let extra = bulk::plan(&[b.clone()], &options(), mode_of).batches.remove(0);
+    let mut naive = bulk::plan(std::slice::from_ref(&a), &options(), mode_of)
+        .batches
+        .remove(0);
+    let extra = bulk::plan(std::slice::from_ref(&b), &options(), mode_of)
+        .batches
+        .remove(0);
     naive.csv.push_str(extra.csv.lines().nth(1).unwrap());
     naive.csv.push('\n');
     naive.lines.extend(extra.lines);
     let id = adapter.submit_bulk(&naive, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let acc = bulk::account_for(&naive, &adapter.bulk_results(&id).await.unwrap());
-    assert_eq!(acc.missing, vec![b.attempt_id], "PH-EE silently dropped the second line");
+    assert_eq!(
+        acc.missing,
+        vec![b.attempt_id],
+        "PH-EE silently dropped the second line"
+    );
     // The planner puts them in two files, and both are paid.
     let plan = bulk::plan(&[a.clone(), b.clone()], &options(), mode_of);
     assert_eq!(plan.batches.len(), 2);
@@ -259,7 +354,10 @@ async fn what_payment_hub_does_with_a_naive_file_is_why_the_plan_exists() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let acc = bulk::account_for(&plan.batches[0], &adapter.bulk_results(&again).await.unwrap());
+    let acc = bulk::account_for(
+        &plan.batches[0],
+        &adapter.bulk_results(&again).await.unwrap(),
+    );
     assert_eq!(acc.reported.len(), 1);
     assert_eq!(acc.reported[0].1, RailStatus::Pending);
     let paid = mock.payouts();
@@ -267,5 +365,8 @@ async fn what_payment_hub_does_with_a_naive_file_is_why_the_plan_exists() {
     assert!(paid.iter().all(|p| p.count == 1));
     let line = plan.batches[0].lines[0].attempt_id;
     let original = if line == a.attempt_id { &a } else { &b };
-    assert!(matches!(adapter.inquire(original).await.unwrap(), RailStatus::Completed(_)));
+    assert!(matches!(
+        adapter.inquire(original).await.unwrap(),
+        RailStatus::Completed(_)
+    ));
 }

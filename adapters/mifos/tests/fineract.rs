@@ -1,5 +1,11 @@
 //! Fineract savings accounts, every scenario, over real HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -7,10 +13,15 @@ use common::*;
 use futures_util::future::join_all;
 use railgate_mifos::mock::{FineractMock, FineractMockConfig};
 use railgate_mifos::{FineractAdapter, FineractConfig, Secret};
-use railgate_rail::{CallbackError, Currency, Direction, FailureCode, Party, PartyIdType, RailAdapter, RailError, RailStatus, Submitted};
+use railgate_rail::{
+    CallbackError, Currency, Direction, FailureCode, Party, PartyIdType, RailAdapter, RailError,
+    RailStatus, Submitted,
+};
 
 async fn setup() -> (FineractMock, FineractAdapter) {
-    let mock = FineractMock::start(FineractMockConfig::default()).await.unwrap();
+    let mock = FineractMock::start(FineractMockConfig::default())
+        .await
+        .unwrap();
     let adapter = FineractAdapter::new(FineractConfig {
         rail_id: "fineract".into(),
         base_url: mock.base_url(),
@@ -56,9 +67,15 @@ async fn every_scenario_ends_as_the_table_says() {
         let id = a.attempt_id.to_string();
         match d {
             0 | 4 | 7 | 8 => {
-                assert!(matches!(t.submits[0], Ok(Submitted::Completed(_))), "{d:02}: {t:?}");
+                assert!(
+                    matches!(t.submits[0], Ok(Submitted::Completed(_))),
+                    "{d:02}: {t:?}"
+                );
             }
-            1 => assert!(failed_with(t.last(), FailureCode::InsufficientFunds), "{t:?}"),
+            1 => assert!(
+                failed_with(t.last(), FailureCode::InsufficientFunds),
+                "{t:?}"
+            ),
             2 => assert!(failed_with(t.last(), FailureCode::PartyNotFound), "{t:?}"),
             3 => assert!(failed_with(t.last(), FailureCode::Declined), "{t:?}"),
             5 | 10 => {
@@ -83,13 +100,16 @@ async fn every_scenario_ends_as_the_table_says() {
                 assert_eq!(t.submits.len(), 1);
                 assert!(matches!(t.submits[0], Err(RailError::Unknown(_))));
                 assert!(t.statuses.is_empty(), "{t:?}");
-                assert!(matches!(adapter.inquire(a).await, Err(RailError::Unknown(_))));
+                assert!(matches!(
+                    adapter.inquire(a).await,
+                    Err(RailError::Unknown(_))
+                ));
             }
             _ => unreachable!(),
         }
         let booked = mock.bookings_for(&id);
         let expected = match d {
-            1 | 2 | 3 => 0,
+            1..=3 => 0,
             _ => 1,
         };
         assert_eq!(booked, expected, "{d:02}");
@@ -100,7 +120,10 @@ async fn every_scenario_ends_as_the_table_says() {
 async fn a_resend_after_a_lost_answer_replays_and_never_deposits_twice() {
     let (mock, adapter) = setup().await;
     let a = attempt(Direction::Disbursement, savings(10), 99_950, Currency::Kes);
-    assert!(matches!(adapter.submit(&a).await, Err(RailError::Unknown(_))));
+    assert!(matches!(
+        adapter.submit(&a).await,
+        Err(RailError::Unknown(_))
+    ));
     // The gateway inquires: the deposit is on the account under our attempt id.
     let first = match adapter.inquire(&a).await.unwrap() {
         RailStatus::Completed(s) => s,
@@ -125,7 +148,9 @@ async fn a_resend_after_a_lost_answer_replays_and_never_deposits_twice() {
     assert_eq!(mock.bookings_for(&b.attempt_id.to_string()), 1);
     let payouts = mock.payouts();
     assert_eq!(payouts.iter().map(|p| p.count).sum::<u32>(), 2);
-    assert!(payouts.iter().any(|p| p.attempt_id == a.attempt_id.to_string() && p.amount == "999.50"));
+    assert!(payouts
+        .iter()
+        .any(|p| p.attempt_id == a.attempt_id.to_string() && p.amount == "999.50"));
 }
 
 #[tokio::test]
@@ -139,10 +164,27 @@ async fn an_outcome_not_on_the_account_stays_pending_never_not_found() {
 async fn collections_are_withdrawals_and_callbacks_are_refused() {
     let (mock, adapter) = setup().await;
     let a = attempt(Direction::Collection, savings(0), 50_000, Currency::Kes);
-    assert!(matches!(adapter.submit(&a).await.unwrap(), Submitted::Completed(_)));
-    assert!(matches!(adapter.inquire(&a).await.unwrap(), RailStatus::Completed(_)));
-    let csv = reqwest::get(format!("http://{}/_control/statement?format=csv", mock.addr)).await.unwrap().text().await.unwrap();
-    assert!(csv.contains(&format!("500.00,KES,credit,{}", a.attempt_id)), "{csv}");
+    assert!(matches!(
+        adapter.submit(&a).await.unwrap(),
+        Submitted::Completed(_)
+    ));
+    assert!(matches!(
+        adapter.inquire(&a).await.unwrap(),
+        RailStatus::Completed(_)
+    ));
+    let csv = reqwest::get(format!(
+        "http://{}/_control/statement?format=csv",
+        mock.addr
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        csv.contains(&format!("500.00,KES,credit,{}", a.attempt_id)),
+        "{csv}"
+    );
     let req = railgate_rail::InboundRequest {
         method: http::Method::POST,
         path: "/deposit".into(),
@@ -152,12 +194,17 @@ async fn collections_are_withdrawals_and_callbacks_are_refused() {
         received_at: chrono::Utc::now(),
         peer: None,
     };
-    assert_eq!(adapter.callback(&req).unwrap_err(), CallbackError::UnknownRoute);
+    assert_eq!(
+        adapter.callback(&req).unwrap_err(),
+        CallbackError::UnknownRoute
+    );
 }
 
 #[tokio::test]
 async fn wrong_credentials_are_a_permanent_error() {
-    let mock = FineractMock::start(FineractMockConfig::default()).await.unwrap();
+    let mock = FineractMock::start(FineractMockConfig::default())
+        .await
+        .unwrap();
     let adapter = FineractAdapter::new(FineractConfig {
         rail_id: "fineract".into(),
         base_url: mock.base_url(),
@@ -170,6 +217,9 @@ async fn wrong_credentials_are_a_permanent_error() {
     })
     .unwrap();
     let a = attempt(Direction::Disbursement, savings(0), 1_000, Currency::Kes);
-    assert!(matches!(adapter.submit(&a).await, Err(RailError::Permanent(_))));
+    assert!(matches!(
+        adapter.submit(&a).await,
+        Err(RailError::Permanent(_))
+    ));
     assert_eq!(mock.bookings_for(&a.attempt_id.to_string()), 0);
 }

@@ -1,5 +1,11 @@
 //! Payment Hub EE's channel and operations app, every scenario, over real HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -8,7 +14,10 @@ use futures_util::future::join_all;
 use railgate_mifos::adapter::{batch_callback_url, BATCH_CALLBACK_PATH};
 use railgate_mifos::mock::{PhEeMock, PhEeMockConfig};
 use railgate_mifos::{PhEeAdapter, PhEeConfig, Secret};
-use railgate_rail::{CallbackError, Currency, Direction, FailureCode, InboundRequest, RailAdapter, RailError, RailStatus, Submitted};
+use railgate_rail::{
+    CallbackError, Currency, Direction, FailureCode, InboundRequest, RailAdapter, RailError,
+    RailStatus, Submitted,
+};
 
 fn config(mock: &PhEeMock) -> PhEeConfig {
     PhEeConfig {
@@ -42,7 +51,14 @@ fn failed_with(s: Option<&RailStatus>, code: FailureCode, rail: &str) -> bool {
 async fn every_disbursement_scenario_ends_as_the_table_says() {
     let (mock, adapter) = setup().await;
     let attempts: Vec<_> = (0..=12u8)
-        .map(|d| attempt(Direction::Disbursement, msisdn(d), 150_050 + i64::from(d), Currency::Tzs))
+        .map(|d| {
+            attempt(
+                Direction::Disbursement,
+                msisdn(d),
+                150_050 + i64::from(d),
+                Currency::Tzs,
+            )
+        })
         .collect();
     let traces = join_all(attempts.iter().map(|a| {
         let d = a.party.scenario_digits();
@@ -61,10 +77,22 @@ async fn every_disbursement_scenario_ends_as_the_table_says() {
         let d = a.party.scenario_digits();
         match d {
             0 | 4 | 5 | 7 | 8 => assert!(t.last().is_some_and(completed), "{d:02}: {t:?}"),
-            1 => assert!(failed_with(t.last(), FailureCode::InsufficientFunds, "4001"), "{t:?}"),
-            2 => assert!(failed_with(t.last(), FailureCode::PartyNotFound, "3204"), "{t:?}"),
-            3 => assert!(failed_with(t.last(), FailureCode::Declined, "5101"), "{t:?}"),
-            6 => assert!(failed_with(t.last(), FailureCode::RailRejected, "5000"), "{t:?}"),
+            1 => assert!(
+                failed_with(t.last(), FailureCode::InsufficientFunds, "4001"),
+                "{t:?}"
+            ),
+            2 => assert!(
+                failed_with(t.last(), FailureCode::PartyNotFound, "3204"),
+                "{t:?}"
+            ),
+            3 => assert!(
+                failed_with(t.last(), FailureCode::Declined, "5101"),
+                "{t:?}"
+            ),
+            6 => assert!(
+                failed_with(t.last(), FailureCode::RailRejected, "5000"),
+                "{t:?}"
+            ),
             9 => {
                 // Two 503s (nothing moved), resent under the same id, accepted.
                 assert!(matches!(t.submits[0], Err(RailError::Retryable(_))));
@@ -93,10 +121,20 @@ async fn every_disbursement_scenario_ends_as_the_table_says() {
     // Paid once each; refused ones never.
     let payouts = mock.payouts();
     for (a, t) in attempts.iter().zip(&traces) {
-        let row = payouts.iter().find(|p| p.attempt_id == a.attempt_id.to_string());
+        let row = payouts
+            .iter()
+            .find(|p| p.attempt_id == a.attempt_id.to_string());
         if t.last().is_some_and(completed) {
-            assert_eq!(row.map(|r| r.count), Some(1), "{:02}", a.party.scenario_digits());
-            assert_eq!(row.map(|r| r.amount.clone()), Some(a.amount.to_decimal_string()));
+            assert_eq!(
+                row.map(|r| r.count),
+                Some(1),
+                "{:02}",
+                a.party.scenario_digits()
+            );
+            assert_eq!(
+                row.map(|r| r.amount.clone()),
+                Some(a.amount.to_decimal_string())
+            );
         } else {
             assert!(row.is_none(), "{:02} paid", a.party.scenario_digits());
         }
@@ -107,7 +145,10 @@ async fn every_disbursement_scenario_ends_as_the_table_says() {
 async fn a_resend_after_a_lost_answer_is_resolved_by_lookup_and_never_pays_twice() {
     let (mock, adapter) = setup().await;
     let a = attempt(Direction::Disbursement, msisdn(10), 5_000, Currency::Tzs);
-    assert!(matches!(adapter.submit(&a).await, Err(RailError::Unknown(_))));
+    assert!(matches!(
+        adapter.submit(&a).await,
+        Err(RailError::Unknown(_))
+    ));
     // The gateway resends the same attempt: PH-EE answers TransactionExists, and the adapter
     // looks the original up instead of sending it under a new id.
     let mut resolved = None;
@@ -136,7 +177,11 @@ async fn the_channel_status_hides_failures_the_operations_app_shows() {
     let t = drive(&adapter, a.clone(), is_final, 100).await;
     assert!(t.saw_failed());
     let state: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/channel/txnState/{}", mock.base_url(), a.attempt_id))
+        .get(format!(
+            "{}/channel/txnState/{}",
+            mock.base_url(),
+            a.attempt_id
+        ))
         .header("Platform-TenantId", "gorilla")
         .header("requestType", "transfers")
         .send()
@@ -157,11 +202,25 @@ async fn collections_read_the_request_to_pay_state() {
     let t = drive(&adapter, ok.clone(), is_final, 100).await;
     assert!(t.last().is_some_and(completed), "{t:?}");
     let t = drive(&adapter, poor, is_final, 100).await;
-    assert!(failed_with(t.last(), FailureCode::InsufficientFunds, "4001"), "{t:?}");
+    assert!(
+        failed_with(t.last(), FailureCode::InsufficientFunds, "4001"),
+        "{t:?}"
+    );
     let t = drive(&adapter, refused, is_final, 100).await;
-    assert!(failed_with(t.last(), FailureCode::Declined, "4101"), "{t:?}");
-    let csv = reqwest::get(format!("{}/_control/statement?format=csv", mock.base_url())).await.unwrap().text().await.unwrap();
-    assert!(csv.contains(&format!("200.00,TZS,credit,{}", ok.attempt_id)), "{csv}");
+    assert!(
+        failed_with(t.last(), FailureCode::Declined, "4101"),
+        "{t:?}"
+    );
+    let csv = reqwest::get(format!("{}/_control/statement?format=csv", mock.base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.contains(&format!("200.00,TZS,credit,{}", ok.attempt_id)),
+        "{csv}"
+    );
 }
 
 #[tokio::test]
@@ -189,13 +248,23 @@ fn request(path: &str, query: Option<&str>) -> InboundRequest {
 async fn forged_callbacks_are_refused() {
     let (_mock, adapter) = setup().await;
     // Single transfers have no callbacks at all; anything posing as one is refused.
-    assert_eq!(adapter.callback(&request("/transfers/x", None)).unwrap_err(), CallbackError::UnknownRoute);
+    assert_eq!(
+        adapter
+            .callback(&request("/transfers/x", None))
+            .unwrap_err(),
+        CallbackError::UnknownRoute
+    );
     assert!(matches!(
         adapter.callback(&request(BATCH_CALLBACK_PATH, Some("token=guess"))),
         Err(CallbackError::Unauthenticated(_))
     ));
-    assert!(matches!(adapter.callback(&request(BATCH_CALLBACK_PATH, None)), Err(CallbackError::Unauthenticated(_))));
-    let ok = adapter.callback(&request(BATCH_CALLBACK_PATH, Some("token=cb-secret-token"))).unwrap();
+    assert!(matches!(
+        adapter.callback(&request(BATCH_CALLBACK_PATH, None)),
+        Err(CallbackError::Unauthenticated(_))
+    ));
+    let ok = adapter
+        .callback(&request(BATCH_CALLBACK_PATH, Some("token=cb-secret-token")))
+        .unwrap();
     assert!(ok.events.is_empty());
     assert_eq!(ok.status, 200);
     let url = batch_callback_url("http://gw", "mifos", &Secret::new("t"));

@@ -1,8 +1,16 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    dead_code
+)]
 
 use chrono::Utc;
 use railgate_bank::charset::Charset;
-use railgate_bank::{AccountId, BankAdapter, BankConfig, DebtorAccount, Pain001Options, Pain001Version};
+use railgate_bank::{
+    AccountId, BankAdapter, BankConfig, DebtorAccount, Pain001Options, Pain001Version,
+};
 use railgate_rail::{Attempt, Currency, Direction, Money, Party, PartyIdType};
 use std::path::Path;
 use uuid::Uuid;
@@ -38,7 +46,12 @@ pub fn attempt(party: Party, minor: i64) -> Attempt {
 
 pub fn iban_attempt(digits: u8, minor: i64) -> Attempt {
     let salt = rand_salt();
-    let party = Party::new(PartyIdType::Iban, &iban_ending(digits, salt), Some("Zoë Ñandú")).unwrap();
+    let party = Party::new(
+        PartyIdType::Iban,
+        &iban_ending(digits, salt),
+        Some("Zoë Ñandú"),
+    )
+    .unwrap();
     attempt(party, minor)
 }
 

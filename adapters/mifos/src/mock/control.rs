@@ -36,11 +36,19 @@ pub struct StatementLine {
 }
 
 pub fn statement_csv(lines: &[StatementLine]) -> String {
-    let mut out = String::from("date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n");
+    let mut out = String::from(
+        "date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n",
+    );
     for l in lines {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},0\n",
-            l.date, l.amount, l.currency, l.direction, l.reference, l.counterparty, l.rail_transaction_id
+            l.date,
+            l.amount,
+            l.currency,
+            l.direction,
+            l.reference,
+            l.counterparty,
+            l.rail_transaction_id
         ));
     }
     out

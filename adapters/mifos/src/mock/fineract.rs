@@ -85,7 +85,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -110,7 +112,10 @@ impl FineractMock {
             inner: Arc::new(Mutex::new(Inner::default())),
         };
         let app = Router::new()
-            .route(&format!("{BASE}/savingsaccounts/{{id}}/transactions"), post(transaction))
+            .route(
+                &format!("{BASE}/savingsaccounts/{{id}}/transactions"),
+                post(transaction),
+            )
             .route(&format!("{BASE}/savingsaccounts/{{id}}"), get(account))
             .route("/_control/payouts", get(control_payouts))
             .route("/_control/faults", post(control_faults))
@@ -189,24 +194,37 @@ fn reply(status: u16, body: String, cached: bool) -> Response {
     )
         .into_response();
     if cached {
-        r.headers_mut().insert("x-served-from-cache", HeaderValue::from_static("true"));
+        r.headers_mut()
+            .insert("x-served-from-cache", HeaderValue::from_static("true"));
     }
     r
 }
 
-fn authorised(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
-    let tenant = h.get("Fineract-Platform-TenantId").and_then(|v| v.to_str().ok()).unwrap_or("");
+fn authorised(s: &Shared, h: &HeaderMap) -> Result<(), Box<Response>> {
+    let tenant = h
+        .get("Fineract-Platform-TenantId")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if tenant != s.cfg.tenant {
-        let (st, b) = api_error(StatusCode::UNAUTHORIZED, "error.msg.invalid.tenant", "Invalid tenant identifier");
-        return Err(reply(st, b, false));
+        let (st, b) = api_error(
+            StatusCode::UNAUTHORIZED,
+            "error.msg.invalid.tenant",
+            "Invalid tenant identifier",
+        );
+        return Err(Box::new(reply(st, b, false)));
     }
     let expected = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", s.cfg.username, s.cfg.password))
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", s.cfg.username, s.cfg.password))
     );
     if h.get("Authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        let (st, b) = api_error(StatusCode::UNAUTHORIZED, "error.msg.not.authenticated", "Unauthenticated. Please login.");
-        return Err(reply(st, b, false));
+        let (st, b) = api_error(
+            StatusCode::UNAUTHORIZED,
+            "error.msg.not.authenticated",
+            "Unauthenticated. Please login.",
+        );
+        return Err(Box::new(reply(st, b, false)));
     }
     Ok(())
 }
@@ -237,24 +255,34 @@ async fn transaction(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = authorised(&s, &headers) {
-        return r;
+        return *r;
     }
     let deposit = match q.command.as_str() {
         "deposit" => true,
         "withdrawal" => false,
         _ => {
-            let (st, b) = api_error(StatusCode::BAD_REQUEST, "error.msg.command.unsupported", "Unrecognized command");
+            let (st, b) = api_error(
+                StatusCode::BAD_REQUEST,
+                "error.msg.command.unsupported",
+                "Unrecognized command",
+            );
             return reply(st, b, false);
         }
     };
-    let key = headers.get("Idempotency-Key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let key = headers
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let (latency, unavailable) = {
         let mut g = s.lock();
         g.calls = g.calls.saturating_add(1);
         if let Some((st, b)) = key.as_ref().and_then(|k| g.replies.get(k)).cloned() {
             return reply(st, b, true);
         }
-        (g.faults.latency_ms, hit(g.calls, g.faults.error_rate_percent))
+        (
+            g.faults.latency_ms,
+            hit(g.calls, g.faults.error_rate_percent),
+        )
     };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -265,13 +293,25 @@ async fn transaction(
     let b: Body = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
-            let (st, body) = api_error(StatusCode::BAD_REQUEST, "validation.msg.validation.errors.exist", &e.to_string());
+            let (st, body) = api_error(
+                StatusCode::BAD_REQUEST,
+                "validation.msg.validation.errors.exist",
+                &e.to_string(),
+            );
             return reply(st, body, false);
         }
     };
     let amount = b.transaction_amount.get().to_owned();
-    if b.locale.is_empty() || b.date_format.is_empty() || b.transaction_date.is_empty() || amount.starts_with('-') {
-        let (st, body) = api_error(StatusCode::BAD_REQUEST, "validation.msg.validation.errors.exist", "invalid parameters");
+    if b.locale.is_empty()
+        || b.date_format.is_empty()
+        || b.transaction_date.is_empty()
+        || amount.starts_with('-')
+    {
+        let (st, body) = api_error(
+            StatusCode::BAD_REQUEST,
+            "validation.msg.validation.errors.exist",
+            "invalid parameters",
+        );
         return reply(st, body, false);
     }
     let scenario = u8::try_from(id.rem_euclid(100)).unwrap_or(0);
@@ -346,7 +386,9 @@ async fn transaction(
 }
 
 fn book(g: &mut Inner, mut tx: Tx) -> i64 {
-    let id = i64::try_from(g.txs.len()).unwrap_or(i64::MAX).saturating_add(1);
+    let id = i64::try_from(g.txs.len())
+        .unwrap_or(i64::MAX)
+        .saturating_add(1);
     tx.id = id;
     g.txs.push(tx);
     id
@@ -358,12 +400,21 @@ struct AccountQuery {
     associations: Option<String>,
 }
 
-async fn account(State(s): State<Shared>, Path(id): Path<i64>, Query(q): Query<AccountQuery>, headers: HeaderMap) -> Response {
+async fn account(
+    State(s): State<Shared>,
+    Path(id): Path<i64>,
+    Query(q): Query<AccountQuery>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = authorised(&s, &headers) {
-        return r;
+        return *r;
     }
     if id.rem_euclid(100) == 12 {
-        return reply(500, r#"{"developerMessage":"Internal error"}"#.into(), false);
+        return reply(
+            500,
+            r#"{"developerMessage":"Internal error"}"#.into(),
+            false,
+        );
     }
     if id.rem_euclid(100) == 2 {
         let (st, b) = api_error(
@@ -374,7 +425,10 @@ async fn account(State(s): State<Shared>, Path(id): Path<i64>, Query(q): Query<A
         return reply(st, b, false);
     }
     let g = s.lock();
-    let with_txs = q.associations.as_deref().is_some_and(|a| a.contains("transactions"));
+    let with_txs = q
+        .associations
+        .as_deref()
+        .is_some_and(|a| a.contains("transactions"));
     let mut txs: Vec<String> = Vec::new();
     if with_txs {
         // Newest first, as Fineract lists them; amounts are JSON numbers.
@@ -438,5 +492,9 @@ async fn control_statement(State(s): State<Shared>) -> Response {
             rail_transaction_id: t.id.to_string(),
         })
         .collect();
-    ([(axum::http::header::CONTENT_TYPE, "text/csv")], statement_csv(&lines)).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/csv")],
+        statement_csv(&lines),
+    )
+        .into_response()
 }

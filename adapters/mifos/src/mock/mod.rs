@@ -9,6 +9,5 @@ pub mod control;
 pub mod fineract;
 pub mod phee;
 
-
 pub use fineract::{FineractMock, FineractMockConfig};
 pub use phee::{PhEeMock, PhEeMockConfig};

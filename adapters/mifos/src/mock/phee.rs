@@ -26,11 +26,13 @@
 //! | 11 | `FAILED` (5101) for ~2 s, then `COMPLETED` |
 //! | 12 | `UNKNOWN` for ever |
 
-use super::control::{dropped_connection, hit, scenario, statement_csv, Faults, PayoutRow, StatementLine};
+use super::control::{
+    dropped_connection, hit, scenario, statement_csv, Faults, PayoutRow, StatementLine,
+};
 use crate::bulk::COLUMNS;
 use crate::wire::{
-    BatchSummary, CollectionRequest, OpsTransactionRequest, OpsTransfer, Page, PhError, TransactionRequestState,
-    TransferRequest, TransferStatus,
+    BatchSummary, CollectionRequest, OpsTransactionRequest, OpsTransfer, Page, PhError,
+    TransactionRequestState, TransferRequest, TransferStatus,
 };
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -116,7 +118,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -143,7 +147,10 @@ impl PhEeMock {
         };
         let app = Router::new()
             .route("/channel/transfer", post(channel_transfer))
-            .route("/channel/transfer/{transaction_id}", get(channel_transfer_status))
+            .route(
+                "/channel/transfer/{transaction_id}",
+                get(channel_transfer_status),
+            )
             .route("/channel/collection", post(channel_collection))
             .route("/channel/txnState/{correlation_id}", get(channel_txn_state))
             .route("/api/v1/transfers", get(ops_transfers))
@@ -181,7 +188,12 @@ impl PhEeMock {
 
     /// How many times the channel was POSTed for a correlation id (answered or not).
     pub fn channel_posts(&self, correlation_id: &str) -> u32 {
-        self.shared.lock().channel_posts.get(correlation_id).copied().unwrap_or(0)
+        self.shared
+            .lock()
+            .channel_posts
+            .get(correlation_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn set_faults(&self, f: Faults) {
@@ -257,7 +269,10 @@ fn payout_rows(g: &Inner) -> Vec<PayoutRow> {
         if state_of(r).0 != TransferStatus::Completed {
             continue;
         }
-        match at.get(r.correlation_id.as_str()).and_then(|i| rows.get_mut(*i)) {
+        match at
+            .get(r.correlation_id.as_str())
+            .and_then(|i| rows.get_mut(*i))
+        {
             Some(p) => p.count = p.count.saturating_add(1),
             None => {
                 at.insert(&r.correlation_id, rows.len());
@@ -307,7 +322,12 @@ enum Outcome {
     Unavailable,
 }
 
-fn accept(g: &mut Inner, cfg: &PhEeMockConfig, n: NewRecord, forced_failure: Option<PhError>) -> Outcome {
+fn accept(
+    g: &mut Inner,
+    cfg: &PhEeMockConfig,
+    n: NewRecord,
+    forced_failure: Option<PhError>,
+) -> Outcome {
     let s = scenario(&n.party_id);
     if s == 9 && n.batch_id.is_none() {
         let seen = g.unavailable.entry(n.correlation_id.clone()).or_insert(0);
@@ -325,7 +345,10 @@ fn accept(g: &mut Inner, cfg: &PhEeMockConfig, n: NewRecord, forced_failure: Opt
     g.next_key = g.next_key.saturating_add(1);
     let transaction_id = Uuid::new_v4().to_string();
     let idx = g.records.len();
-    g.by_correlation.entry(n.correlation_id.clone()).or_default().push(idx);
+    g.by_correlation
+        .entry(n.correlation_id.clone())
+        .or_default()
+        .push(idx);
     g.records.push(Record {
         transaction_id: transaction_id.clone(),
         workflow_key: 2_251_799_813_685_248_i64.saturating_add(g.next_key),
@@ -352,8 +375,12 @@ async fn channel_gate(s: &Shared, headers: &HeaderMap) -> Result<(String, String
     let (latency, unavailable) = {
         let mut g = s.lock();
         g.calls = g.calls.saturating_add(1);
-        *g.channel_posts.entry(correlation.clone()).or_insert(0) += 1;
-        (g.faults.latency_ms, hit(g.calls, g.faults.error_rate_percent))
+        let n = g.channel_posts.entry(correlation.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        (
+            g.faults.latency_ms,
+            hit(g.calls, g.faults.error_rate_percent),
+        )
     };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -367,35 +394,58 @@ async fn channel_gate(s: &Shared, headers: &HeaderMap) -> Result<(String, String
         return Err((StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response());
     }
     if s.cfg.idempotency && correlation.trim().is_empty() {
-        return Err(error_json(StatusCode::BAD_REQUEST, "MandatoryValueNotSupplied", "X-CorrelationID is mandatory"));
+        return Err(error_json(
+            StatusCode::BAD_REQUEST,
+            "MandatoryValueNotSupplied",
+            "X-CorrelationID is mandatory",
+        ));
     }
     Ok((tenant, correlation))
 }
 
 fn header(h: &HeaderMap, name: &str) -> String {
-    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn answer(outcome: Outcome, correlation: &str) -> Response {
     match outcome {
-        Outcome::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response(),
+        Outcome::Unavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response()
+        }
         Outcome::Exists => {
-            let mut r = error_json(StatusCode::BAD_REQUEST, crate::wire::TRANSACTION_EXISTS, "Transaction already exists");
+            let mut r = error_json(
+                StatusCode::BAD_REQUEST,
+                crate::wire::TRANSACTION_EXISTS,
+                "Transaction already exists",
+            );
             if let Ok(v) = axum::http::HeaderValue::from_str(correlation) {
                 r.headers_mut().insert("X-CorrelationID", v);
             }
             r
         }
         Outcome::Accepted(_, 10) => dropped_connection(),
-        Outcome::Accepted(id, _) => Json(serde_json::json!({ "transactionId": id })).into_response(),
+        Outcome::Accepted(id, _) => {
+            Json(serde_json::json!({ "transactionId": id })).into_response()
+        }
     }
 }
 
 fn violations(msg: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(serde_json::json!({"violations": [{"message": msg}]}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({"violations": [{"message": msg}]})),
+    )
+        .into_response()
 }
 
-async fn channel_transfer(State(s): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn channel_transfer(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let (tenant, correlation) = match channel_gate(&s, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -430,7 +480,11 @@ async fn channel_transfer(State(s): State<Shared>, headers: HeaderMap, body: axu
     answer(outcome, &correlation)
 }
 
-async fn channel_collection(State(s): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn channel_collection(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let (tenant, correlation) = match channel_gate(&s, &headers).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -451,7 +505,11 @@ async fn channel_collection(State(s): State<Shared>, headers: HeaderMap, body: a
                 kind: Kind::Collection,
                 tenant,
                 correlation_id: correlation.clone(),
-                client_ref: req.payer.get(1).map(|kv| kv.value.clone()).unwrap_or_default(),
+                client_ref: req
+                    .payer
+                    .get(1)
+                    .map(|kv| kv.value.clone())
+                    .unwrap_or_default(),
                 batch_id: None,
                 party_type: primary.key,
                 party_id: primary.value,
@@ -470,14 +528,25 @@ async fn channel_collection(State(s): State<Shared>, headers: HeaderMap, body: a
 fn lossy(r: Option<&Record>) -> &'static str {
     match r.map(|r| state_of(r).0) {
         Some(TransferStatus::Completed) => "COMMITTED",
-        Some(TransferStatus::Failed | TransferStatus::InProgress | TransferStatus::Unknown | TransferStatus::Exception)
+        Some(
+            TransferStatus::Failed
+            | TransferStatus::InProgress
+            | TransferStatus::Unknown
+            | TransferStatus::Exception,
+        )
         | None => "RECEIVED",
     }
 }
 
-async fn channel_transfer_status(State(s): State<Shared>, Path(transaction_id): Path<String>) -> Response {
+async fn channel_transfer_status(
+    State(s): State<Shared>,
+    Path(transaction_id): Path<String>,
+) -> Response {
     let g = s.lock();
-    let r = g.records.iter().find(|r| r.transaction_id == transaction_id);
+    let r = g
+        .records
+        .iter()
+        .find(|r| r.transaction_id == transaction_id);
     Json(serde_json::json!({
         "clientRefId": r.map(|r| r.client_ref.clone()).unwrap_or_else(|| "000000".into()),
         "transactionId": transaction_id,
@@ -488,7 +557,10 @@ async fn channel_transfer_status(State(s): State<Shared>, Path(transaction_id): 
     .into_response()
 }
 
-async fn channel_txn_state(State(s): State<Shared>, Path(correlation_id): Path<String>) -> Response {
+async fn channel_txn_state(
+    State(s): State<Shared>,
+    Path(correlation_id): Path<String>,
+) -> Response {
     let g = s.lock();
     let r = g
         .by_correlation
@@ -536,16 +608,27 @@ fn records_for(g: &Inner, q: &OpsQuery, kind: Kind) -> Vec<Record> {
     idx.into_iter()
         .filter_map(|i| g.records.get(i))
         .filter(|r| r.kind == kind)
-        .filter(|r| q.transaction_id.as_ref().is_none_or(|t| *t == r.transaction_id))
+        .filter(|r| {
+            q.transaction_id
+                .as_ref()
+                .is_none_or(|t| *t == r.transaction_id)
+        })
         .cloned()
         .collect()
 }
 
-async fn ops_transfers(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<OpsQuery>) -> Response {
+async fn ops_transfers(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<OpsQuery>,
+) -> Response {
     if header(&headers, "Platform-TenantId").is_empty() {
         return (StatusCode::BAD_REQUEST, "Platform-TenantId is required").into_response();
     }
-    let rows: Vec<OpsTransfer> = records_for(&s.lock(), &q, Kind::Transfer).iter().map(ops_transfer).collect();
+    let rows: Vec<OpsTransfer> = records_for(&s.lock(), &q, Kind::Transfer)
+        .iter()
+        .map(ops_transfer)
+        .collect();
     Json(page(rows, q.page.unwrap_or(0), q.size.unwrap_or(20))).into_response()
 }
 
@@ -558,9 +641,9 @@ async fn ops_requests(State(s): State<Shared>, Query(q): Query<OpsQuery>) -> Res
                 TransferStatus::Completed => TransactionRequestState::Success,
                 TransferStatus::Failed if r.scenario == 3 => TransactionRequestState::Rejected,
                 TransferStatus::Failed => TransactionRequestState::Failed,
-                TransferStatus::InProgress | TransferStatus::Unknown | TransferStatus::Exception => {
-                    TransactionRequestState::InProgress
-                }
+                TransferStatus::InProgress
+                | TransferStatus::Unknown
+                | TransferStatus::Exception => TransactionRequestState::InProgress,
             };
             OpsTransactionRequest {
                 transaction_id: r.transaction_id.clone(),
@@ -620,7 +703,11 @@ fn summary(g: &Inner, batch_id: &str) -> Option<BatchSummary> {
 async fn ops_batch(State(s): State<Shared>, Query(q): Query<BatchQuery>) -> Response {
     match summary(&s.lock(), &q.batch_id) {
         Some(b) => Json(b).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("Batch with id {} not found", q.batch_id)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("Batch with id {} not found", q.batch_id),
+        )
+            .into_response(),
     }
 }
 
@@ -639,11 +726,18 @@ async fn ops_batch_detail(State(s): State<Shared>, Query(q): Query<BatchQuery>) 
             want == "ALL"
                 || matches!(
                     (want.as_str(), t.status),
-                    ("COMPLETED", TransferStatus::Completed) | ("FAILED", TransferStatus::Failed) | ("IN_PROGRESS", TransferStatus::InProgress)
+                    ("COMPLETED", TransferStatus::Completed)
+                        | ("FAILED", TransferStatus::Failed)
+                        | ("IN_PROGRESS", TransferStatus::InProgress)
                 )
         })
         .collect();
-    Json(page(rows, q.page_no.unwrap_or(0), q.page_size.unwrap_or(10))).into_response()
+    Json(page(
+        rows,
+        q.page_no.unwrap_or(0),
+        q.page_size.unwrap_or(10),
+    ))
+    .into_response()
 }
 
 fn bad_file(description: &str) -> Response {
@@ -654,10 +748,17 @@ fn bad_file(description: &str) -> Response {
         .into_response()
 }
 
-async fn bulk_upload(State(s): State<Shared>, headers: HeaderMap, mut multipart: Multipart) -> Response {
+async fn bulk_upload(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Response {
     let correlation = header(&headers, "X-CorrelationID");
     let tenant = header(&headers, "Platform-TenantId");
-    if correlation.is_empty() || header(&headers, "Purpose").is_empty() || header(&headers, "filename").is_empty() {
+    if correlation.is_empty()
+        || header(&headers, "Purpose").is_empty()
+        || header(&headers, "filename").is_empty()
+    {
         return bad_file("X-CorrelationID, Purpose and filename are required");
     }
     if !header(&headers, "Type").eq_ignore_ascii_case("csv") {
@@ -684,7 +785,15 @@ async fn bulk_upload(State(s): State<Shared>, headers: HeaderMap, mut multipart:
         return bad_file("unknown column names");
     }
     let col = |name: &str| columns.iter().position(|c| *c == name);
-    let (Some(c_req), Some(c_mode), Some(c_ptype), Some(c_payee), Some(c_amount), Some(c_ccy), Some(c_note)) = (
+    let (
+        Some(c_req),
+        Some(c_mode),
+        Some(c_ptype),
+        Some(c_payee),
+        Some(c_amount),
+        Some(c_ccy),
+        Some(c_note),
+    ) = (
         col("request_id"),
         col("payment_mode"),
         col("payee_identifier_type"),
@@ -692,7 +801,8 @@ async fn bulk_upload(State(s): State<Shared>, headers: HeaderMap, mut multipart:
         col("amount"),
         col("currency"),
         col("note"),
-    ) else {
+    )
+    else {
         return bad_file("missing columns");
     };
     // Naive split, as PH-EE does; rows whose field count differs are not processed.
@@ -781,7 +891,12 @@ async fn bulk_upload(State(s): State<Shared>, headers: HeaderMap, mut multipart:
     }
     let callback = header(&headers, "X-CallbackURL");
     if !callback.is_empty() {
-        tokio::spawn(batch_callbacks(s.clone(), batch_id.clone(), correlation, callback));
+        tokio::spawn(batch_callbacks(
+            s.clone(),
+            batch_id.clone(),
+            correlation,
+            callback,
+        ));
     }
     (
         StatusCode::ACCEPTED,
@@ -804,7 +919,7 @@ async fn batch_callbacks(s: Shared, batch_id: String, correlation: String, url: 
         return;
     }
     let pct = summary(&s.lock(), &batch_id)
-        .map(|b| if b.total == 0 { 0 } else { b.successful.saturating_mul(100) / b.total })
+        .and_then(|b| b.successful.saturating_mul(100).checked_div(b.total))
         .unwrap_or(0);
     let body = serde_json::json!({
         "clientCorrelationId": correlation,
@@ -864,5 +979,9 @@ async fn control_statement(State(s): State<Shared>, Query(q): Query<StatementQue
             rail_transaction_id: r.transaction_id.clone(),
         })
         .collect();
-    ([(axum::http::header::CONTENT_TYPE, "text/csv")], statement_csv(&lines)).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/csv")],
+        statement_csv(&lines),
+    )
+        .into_response()
 }

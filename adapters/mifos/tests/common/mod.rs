@@ -1,7 +1,16 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    dead_code
+)]
 
 use chrono::Utc;
-use railgate_rail::{Attempt, Currency, Direction, Money, Party, PartyIdType, RailAdapter, RailError, RailStatus, Submitted};
+use railgate_rail::{
+    Attempt, Currency, Direction, Money, Party, PartyIdType, RailAdapter, RailError, RailStatus,
+    Submitted,
+};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -38,7 +47,9 @@ impl Trace {
         self.statuses.last()
     }
     pub fn saw_failed(&self) -> bool {
-        self.statuses.iter().any(|s| matches!(s, RailStatus::Failed(_)))
+        self.statuses
+            .iter()
+            .any(|s| matches!(s, RailStatus::Failed(_)))
     }
 }
 
