@@ -172,6 +172,16 @@ async fn every_scenario_ends_as_the_table_says() {
         let name = mock.write_camt053().unwrap();
         let stmt = std::fs::read(dir.path().join("in").join(name)).unwrap();
         assert!(railgate_bank::camt::is_statement(&stmt));
+        // The statement carries the late return (13) with our end-to-end id, and 04's debit
+        // is booked two days after its execution date.
+        let returns = railgate_bank::camt::parse_returns(&stmt).unwrap();
+        assert_eq!(returns.len(), 1);
+        assert_eq!(returns[0].attempt_id, Some(attempts[13].attempt_id));
+        let text = String::from_utf8(stmt).unwrap();
+        let later = (chrono::Utc::now().date_naive() + chrono::Days::new(2)).format("%Y-%m-%d").to_string();
+        let e2e = ids::end_to_end_id(attempts[4].attempt_id);
+        let entry = text.split("<Ntry>").find(|e| e.contains(&e2e)).unwrap();
+        assert!(entry.contains(&format!("<Dt>{later}</Dt>")), "{entry}");
         // The forged-callback scenario (08): a file rail takes no HTTP callbacks at all.
         let req = railgate_rail::InboundRequest {
             method: http_method(),
