@@ -178,7 +178,9 @@ async fn every_scenario_ends_as_the_table_says() {
         assert_eq!(returns.len(), 1);
         assert_eq!(returns[0].attempt_id, Some(attempts[13].attempt_id));
         let text = String::from_utf8(stmt).unwrap();
-        let later = (chrono::Utc::now().date_naive() + chrono::Days::new(2)).format("%Y-%m-%d").to_string();
+        let later = (chrono::Utc::now().date_naive() + chrono::Days::new(2))
+            .format("%Y-%m-%d")
+            .to_string();
         let e2e = ids::end_to_end_id(attempts[4].attempt_id);
         let entry = text.split("<Ntry>").find(|e| e.contains(&e2e)).unwrap();
         assert!(entry.contains(&format!("<Dt>{later}</Dt>")), "{entry}");

@@ -173,3 +173,54 @@ fn refuses_what_does_not_fit_a_file() {
     .is_err());
     assert!(pain001::build(&opts, Uuid::new_v4(), &[], Utc::now(), date).is_err());
 }
+
+/// The validator is really consulted: a file without its required `EndToEndId` fails.
+#[test]
+fn the_schema_check_can_fail() {
+    let Some(lint) = xmllint() else { return };
+    let a = iban_attempt(0, 100);
+    let file = pain001::build(
+        &options(Pain001Version::V09, None),
+        Uuid::new_v4(),
+        &[a],
+        Utc::now(),
+        NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+    )
+    .unwrap();
+    let text = String::from_utf8(file.xml).unwrap();
+    let start = text.find("<EndToEndId>").unwrap();
+    let end = text.find("</EndToEndId>").unwrap() + "</EndToEndId>".len();
+    let broken = format!("{}{}", &text[..start], &text[end..]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.xml");
+    std::fs::write(&path, broken).unwrap();
+    let out = Command::new(lint)
+        .arg("--noout")
+        .arg("--schema")
+        .arg(xsd("pain.001.001.09.xsd"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// The file `submit` drops in simple mode is valid too.
+#[tokio::test]
+async fn the_file_submit_drops_is_valid() {
+    use railgate_rail::RailAdapter;
+    for (version, schema) in [
+        (Pain001Version::V03, "pain.001.001.03.xsd"),
+        (Pain001Version::V09, "pain.001.001.09.xsd"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let adapter = adapter(dir.path(), version);
+        let a = iban_attempt(0, 41_250);
+        adapter.submit(&a).await.unwrap();
+        let name = format!("{}.xml", railgate_bank::ids::msg_id(a.attempt_id));
+        let xml = std::fs::read(dir.path().join("out").join(name)).unwrap();
+        validate(&xml, schema);
+        assert!(String::from_utf8(xml)
+            .unwrap()
+            .contains("<InstdAmt Ccy=\"EUR\">412.50</InstdAmt>"));
+    }
+}
