@@ -1,30 +1,174 @@
 //! Building each configured rail's adapter from its kind and settings.
+//!
+//! Each kind reads its own keys from the `[[rails]]` table; secrets come through
+//! `RailConfig::secret` (`<key>_env` or `<key>_file`). The keys are listed in the README.
 
 use crate::config::{ConfigError, RailConfig};
-use railgate_rail::RailAdapter;
+use railgate_rail::{Currency, RailAdapter};
 use std::sync::Arc;
 use std::time::Duration;
 
+fn invalid(rc: &RailConfig, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid(format!("rail {}: {why}", rc.id))
+}
+
+fn required(rc: &RailConfig, key: &str) -> Result<String, ConfigError> {
+    rc.setting(key)
+        .ok_or_else(|| invalid(rc, format!("'{key}' is required")))
+}
+
+fn currencies(rc: &RailConfig) -> Result<Vec<Currency>, ConfigError> {
+    match rc.setting("currencies") {
+        None => Ok(Currency::ALL.to_vec()),
+        Some(list) => list
+            .split(',')
+            .map(|c| c.trim().parse::<Currency>().map_err(|e| invalid(rc, e)))
+            .collect(),
+    }
+}
+
 /// Builds the adapter for `rc`; `callback_base` is `{public_url}/rails/{id}`.
 pub fn build(rc: &RailConfig, callback_base: &str) -> Result<Arc<dyn RailAdapter>, ConfigError> {
-    let required = |key: &str| {
-        rc.setting(key)
-            .ok_or_else(|| ConfigError::Invalid(format!("rail {}: '{key}' is required", rc.id)))
-    };
+    let timeout = Duration::from_millis(rc.request_timeout_ms);
     match rc.kind.as_str() {
         "mock" => Ok(Arc::new(railgate_mock::MockRailAdapter::new(
             railgate_mock::MockAdapterConfig {
                 rail_id: rc.id.clone(),
-                base_url: required("base_url")?,
+                base_url: required(rc, "base_url")?,
                 callback_url: format!("{callback_base}{}", railgate_mock::CALLBACK_PATH),
                 callback_secret: rc.secret("callback_secret")?,
-                request_timeout: Duration::from_millis(rc.request_timeout_ms),
+                request_timeout: timeout,
                 replay_window: Duration::from_secs(300),
             },
         ))),
-        other => Err(ConfigError::Invalid(format!(
-            "rail {}: unknown kind '{other}'",
-            rc.id
-        ))),
+        "mmapi" => mmapi(rc, callback_base, timeout),
+        "mpesa" => mpesa(rc, callback_base, timeout),
+        other => Err(invalid(rc, format!("unknown kind '{other}'"))),
     }
+}
+
+fn mmapi(
+    rc: &RailConfig,
+    callback_base: &str,
+    timeout: Duration,
+) -> Result<Arc<dyn RailAdapter>, ConfigError> {
+    use railgate_mmapi::{Auth, CallbackAuth, MmapiConfig, Notification, Secret};
+    let auth = match rc.setting("auth").as_deref().unwrap_or("none") {
+        "none" => Auth::None,
+        "api_key" => Auth::ApiKey {
+            api_key: Secret::new(rc.secret("api_key")?),
+        },
+        "basic" => Auth::Basic {
+            username: required(rc, "username")?,
+            password: Secret::new(rc.secret("password")?),
+            api_key: rc.secret("api_key").ok().map(Secret::new),
+        },
+        "oauth2" => Auth::OAuth2 {
+            token_url: required(rc, "token_url")?,
+            client_id: required(rc, "client_id")?,
+            client_secret: Secret::new(rc.secret("client_secret")?),
+            api_key: rc.secret("api_key").ok().map(Secret::new),
+        },
+        other => {
+            return Err(invalid(
+                rc,
+                format!("auth '{other}' is not one of none, api_key, basic, oauth2"),
+            ))
+        }
+    };
+    let callback_auth = match rc.setting("callback_username") {
+        Some(username) => CallbackAuth::Basic {
+            username,
+            password: Secret::new(rc.secret("callback_password")?),
+        },
+        None => CallbackAuth::PathSecret(Secret::new(rc.secret("callback_secret")?)),
+    };
+    let scheme_party = vec![(
+        rc.setting("scheme_party_type")
+            .unwrap_or_else(|| "msisdn".into()),
+        required(rc, "scheme_party_value")?,
+    )];
+    let mut cfg = MmapiConfig::new(
+        &rc.id,
+        required(rc, "base_url")?,
+        callback_base,
+        auth,
+        callback_auth,
+        scheme_party,
+        currencies(rc)?,
+    );
+    cfg.request_timeout = timeout;
+    if rc.setting("notification").as_deref() == Some("polling") {
+        cfg.notification = Notification::Polling;
+    }
+    Ok(Arc::new(
+        railgate_mmapi::MmapiAdapter::new(cfg).map_err(|e| invalid(rc, e))?,
+    ))
+}
+
+fn mpesa(
+    rc: &RailConfig,
+    callback_base: &str,
+    timeout: Duration,
+) -> Result<Arc<dyn RailAdapter>, ConfigError> {
+    use railgate_mpesa::{
+        B2cConfig, CommandId, MpesaConfig, Secret, StkConfig, StkTransactionType,
+    };
+    let mut cfg = MpesaConfig::new(
+        &rc.id,
+        required(rc, "base_url")?,
+        callback_base,
+        Secret::new(rc.secret("callback_secret")?),
+        required(rc, "consumer_key")?,
+        Secret::new(rc.secret("consumer_secret")?),
+    );
+    if let Some(shortcode) = rc.setting("b2c_shortcode") {
+        cfg.b2c = Some(B2cConfig {
+            initiator_name: required(rc, "b2c_initiator_name")?,
+            security_credential: Secret::new(rc.secret("b2c_security_credential")?),
+            shortcode,
+            command_id: match rc
+                .setting("b2c_command_id")
+                .as_deref()
+                .unwrap_or("SalaryPayment")
+            {
+                "SalaryPayment" => CommandId::SalaryPayment,
+                "BusinessPayment" => CommandId::BusinessPayment,
+                "PromotionPayment" => CommandId::PromotionPayment,
+                other => return Err(invalid(rc, format!("b2c_command_id '{other}'"))),
+            },
+        });
+    }
+    if let Some(shortcode) = rc.setting("stk_shortcode") {
+        cfg.stk = Some(StkConfig {
+            party_b: rc
+                .setting("stk_party_b")
+                .unwrap_or_else(|| shortcode.clone()),
+            shortcode,
+            passkey: Secret::new(rc.secret("stk_passkey")?),
+            transaction_type: match rc
+                .setting("stk_transaction_type")
+                .as_deref()
+                .unwrap_or("CustomerPayBillOnline")
+            {
+                "CustomerPayBillOnline" => StkTransactionType::CustomerPayBillOnline,
+                "CustomerBuyGoodsOnline" => StkTransactionType::CustomerBuyGoodsOnline,
+                other => return Err(invalid(rc, format!("stk_transaction_type '{other}'"))),
+            },
+        });
+    }
+    if let Some(peers) = rc.setting("allowed_peers") {
+        cfg.allowed_peers = peers
+            .split(',')
+            .map(|p| {
+                p.trim()
+                    .parse()
+                    .map_err(|_| invalid(rc, format!("allowed_peers: '{p}' is not an IP address")))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    cfg.request_timeout = timeout;
+    Ok(Arc::new(
+        railgate_mpesa::MpesaAdapter::new(cfg).map_err(|e| invalid(rc, e))?,
+    ))
 }

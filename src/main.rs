@@ -36,7 +36,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let sb = sandbox::start(sandbox::SandboxOptions { port, db, api_key }).await?;
             println!(
                 "{}",
-                sandbox::banner(&sb.gateway.base_url(), &sb.api_key, &sb.mock.base_url())
+                sandbox::banner(
+                    &sb.gateway.base_url(),
+                    &sb.api_key,
+                    &sb.rails.mock.base_url()
+                )
             );
             let stop = sb.gateway.stop_token();
             tokio::spawn(async move {

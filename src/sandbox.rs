@@ -14,7 +14,7 @@ pub struct SandboxOptions {
 
 pub struct Sandbox {
     pub gateway: Running,
-    pub mock: railgate_mock::MockRail,
+    pub rails: MockRails,
     pub api_key: String,
     /// Kept so the temporary database lives as long as the sandbox.
     _tmp: Option<TempDir>,
@@ -81,15 +81,16 @@ pub async fn start(opts: SandboxOptions) -> Result<Sandbox, AppError> {
         }
     };
     let secret = random_secret();
-    let mock = railgate_mock::spawn(railgate_mock::MockRailConfig::local(secret.clone()))
+    let rails = MockRails::start(&secret, Timing::Sandbox)
         .await
         .map_err(AppError::Listen)?;
-    let cfg = sandbox_config(
+    let mut cfg = sandbox_config(
         opts.port,
         format!("sqlite://{}", path.display()),
-        &mock.base_url(),
+        &rails.mock.base_url(),
         &secret,
     );
+    rails.configure(&mut cfg, &secret);
     let gateway = app::start(cfg, None).await?;
     let db: &Db = &gateway.state.db;
     let client = keys::ensure_client(db, "demo").await?;
@@ -109,10 +110,112 @@ pub async fn start(opts: SandboxOptions) -> Result<Sandbox, AppError> {
     };
     Ok(Sandbox {
         gateway,
-        mock,
+        rails,
         api_key,
         _tmp: tmp,
     })
+}
+
+/// How quickly the mock rails answer: as documented in the sandbox, or much faster for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    Sandbox,
+    Fast,
+}
+
+/// Every mock rail, each on its own loopback port.
+pub struct MockRails {
+    pub mock: railgate_mock::MockRail,
+    pub mmapi: railgate_mmapi::mock::MmapiMock,
+    pub mpesa: railgate_mpesa::mock::MpesaMock,
+}
+
+impl MockRails {
+    pub async fn start(secret: &str, timing: Timing) -> std::io::Result<MockRails> {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        let (cb, pending, conflict, hang) = match timing {
+            Timing::Sandbox => (100, 3_000, 2_000, 60_000),
+            Timing::Fast => (20, 1_000, 500, 3_000),
+        };
+        let mut m = railgate_mock::MockRailConfig::local(secret.to_owned());
+        m.callback_delay_ms = cb;
+        m.pending_delay_ms = pending;
+        m.conflict_delay_ms = conflict;
+        m.hang_ms = hang;
+        let mock = railgate_mock::spawn(m).await?;
+        let mmapi = railgate_mmapi::mock::MmapiMock::start(railgate_mmapi::mock::MmapiMockConfig {
+            callback_delay: ms(cb),
+            pending_delay: ms(pending),
+            conflict_delay: ms(conflict),
+            ..Default::default()
+        })
+        .await?;
+        let mpesa = railgate_mpesa::mock::MpesaMock::start(railgate_mpesa::mock::MpesaMockConfig {
+            callback_delay: ms(cb),
+            pending_delay: ms(pending),
+            conflict_delay: ms(conflict),
+            ..Default::default()
+        })
+        .await?;
+        Ok(MockRails { mock, mmapi, mpesa })
+    }
+
+    /// Adds the mobile-money rails to a configuration: `mmapi` (GSMA Mobile Money API) and
+    /// `mpesa` (Daraja); KES goes to M-Pesa, the rest stays on the generic mock rail, and
+    /// either can be chosen with the request's `rail` hint.
+    pub fn configure(&self, cfg: &mut Config, secret: &str) {
+        let rail = |id: &str, kind: &str, pairs: &[(&str, String)]| {
+            let mut settings = toml::Table::new();
+            for (k, v) in pairs {
+                settings.insert((*k).to_owned(), toml::Value::String(v.clone()));
+            }
+            RailConfig {
+                id: id.into(),
+                kind: kind.into(),
+                concurrency: 64,
+                rate_per_second: 0,
+                request_timeout_ms: 3_000,
+                deadline_secs: 120,
+                callback_grace_ms: 2_000,
+                settings,
+            }
+        };
+        cfg.rails.push(rail(
+            "mmapi",
+            "mmapi",
+            &[
+                ("base_url", self.mmapi.base_url()),
+                ("auth", "none".into()),
+                ("callback_secret", secret.to_owned()),
+                ("scheme_party_value", "255700000001".into()),
+            ],
+        ));
+        cfg.rails.push(rail(
+            "mpesa",
+            "mpesa",
+            &[
+                ("base_url", self.mpesa.base_url()),
+                ("callback_secret", secret.to_owned()),
+                ("consumer_key", "sandbox-key".into()),
+                ("consumer_secret", "sandbox-secret".into()),
+                ("b2c_shortcode", "600997".into()),
+                ("b2c_initiator_name", "sandbox-initiator".into()),
+                ("b2c_security_credential", "sandbox-credential".into()),
+                ("stk_shortcode", "174379".into()),
+                ("stk_passkey", "sandbox-passkey".into()),
+                ("currencies", "KES".into()),
+            ],
+        ));
+        cfg.routes.insert(
+            0,
+            RouteConfig {
+                rail: "mpesa".into(),
+                currency: Some("KES".into()),
+                ..RouteConfig::default()
+            },
+        );
+    }
 }
 
 /// What the sandbox prints for a newcomer.

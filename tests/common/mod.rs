@@ -79,6 +79,11 @@ pub struct TestApp {
     pub revoked_key: String,
     pub db: Db,
     pub database_url: String,
+    /// The other mock rails, when the test asked for them.
+    pub mobile: Option<(
+        railgate_mmapi::mock::MmapiMock,
+        railgate_mpesa::mock::MpesaMock,
+    )>,
 }
 
 pub const MOCK_SECRET: &str = "test-callback-secret";
@@ -115,6 +120,35 @@ pub async fn spawn_app_with(store: Store, tweak: impl FnOnce(&mut Config)) -> Op
     let mock = railgate_mock::spawn(mock_config()).await.unwrap();
     let mut cfg = test_config(url.clone(), &mock.base_url());
     tweak(&mut cfg);
+    spawn_with_config(cfg, url, mock, None).await
+}
+
+/// The gateway with every mock rail (generic, GSMA MMAPI, M-Pesa) configured as the sandbox has them.
+pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
+    let url = database_url(store).await?;
+    let rails = railgate::sandbox::MockRails::start(MOCK_SECRET, railgate::sandbox::Timing::Fast)
+        .await
+        .unwrap();
+    let mut cfg = test_config(url.clone(), &rails.mock.base_url());
+    rails.configure(&mut cfg, MOCK_SECRET);
+    for r in &mut cfg.rails {
+        r.request_timeout_ms = 1_000;
+        r.callback_grace_ms = 400;
+        r.deadline_secs = 8;
+    }
+    let railgate::sandbox::MockRails { mock, mmapi, mpesa } = rails;
+    spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await
+}
+
+async fn spawn_with_config(
+    cfg: Config,
+    url: String,
+    mock: railgate_mock::MockRail,
+    mobile: Option<(
+        railgate_mmapi::mock::MmapiMock,
+        railgate_mpesa::mock::MpesaMock,
+    )>,
+) -> Option<TestApp> {
     let gateway = app::start(cfg, None).await.unwrap();
     let db = gateway.state.db.clone();
     let acme = keys::ensure_client(&db, "acme").await.unwrap();
@@ -159,6 +193,7 @@ pub async fn spawn_app_with(store: Store, tweak: impl FnOnce(&mut Config)) -> Op
         revoked_key,
         db,
         database_url: url,
+        mobile,
     })
 }
 
@@ -260,6 +295,99 @@ impl TestApp {
             .sum()
     }
 
+    /// Times money moved, per a mock's `GET {control}/payouts`, for payments with this reference.
+    pub async fn paid_at(&self, control_url: &str, reference: &str) -> u32 {
+        let rows: Vec<Value> = self
+            .http
+            .get(format!("{control_url}/payouts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        rows.iter()
+            .filter(|r| r["reference"] == reference)
+            .map(|r| u32::try_from(r["count"].as_u64().unwrap_or(0)).unwrap())
+            .sum()
+    }
+
+    /// Runs the scenario table on one rail through the whole gateway and checks every end state
+    /// and that nothing was paid twice. `party(digits)` builds the party for a row.
+    pub async fn run_scenario_table(
+        &self,
+        rail: &str,
+        direction: &str,
+        currency: &str,
+        amount: &str,
+        party: impl Fn(&str) -> Value,
+        control_url: &str,
+    ) {
+        let rows = [
+            ("00", "completed"),
+            ("01", "failed"),
+            ("02", "failed"),
+            ("03", "failed"),
+            ("04", "completed"),
+            ("05", "completed"),
+            ("06", "failed"),
+            ("07", "completed"),
+            ("08", "completed"),
+            ("09", "completed"),
+            ("10", "completed"),
+            ("11", "conflict"),
+            ("12", "exception"),
+        ];
+        let (path, party_key) = match direction {
+            "disbursement" => ("/v1/disbursements", "payee"),
+            _ => ("/v1/collections", "payer"),
+        };
+        let mut ids = Vec::new();
+        for (digits, _) in rows {
+            let body = json!({
+                "reference": short_reference(rail, direction, digits),
+                "amount": {"value": amount, "currency": currency},
+                party_key: party(digits),
+                "rail": rail,
+            });
+            let (s, p) = self.post(path, &self.key, &body, None).await;
+            assert_eq!(s, 201, "{rail} {digits}: {p}");
+            ids.push(p["id"].as_str().unwrap().to_owned());
+        }
+        for ((digits, want), id) in rows.iter().zip(&ids) {
+            let p = self
+                .wait_for(id, Duration::from_secs(40), |p| match *want {
+                    "conflict" => !p["conflict"].is_null(),
+                    "exception" => !p["exception"].is_null(),
+                    w => p["state"] == w,
+                })
+                .await;
+            let reference = short_reference(rail, direction, digits);
+            let paid = self.paid_at(control_url, &reference).await;
+            match *want {
+                "conflict" => assert!(!p["conflict"].is_null(), "{rail} {direction} {digits}: {p}"),
+                "exception" => {
+                    assert!(
+                        !p["exception"].is_null(),
+                        "{rail} {direction} {digits}: {p}"
+                    );
+                    assert_eq!(p["state"], "unknown");
+                }
+                w => assert_eq!(p["state"], w, "{rail} {direction} {digits}: {p}"),
+            }
+            assert!(paid <= 1, "{rail} {direction} {digits} paid {paid} times");
+            if *want == "completed" {
+                assert_eq!(
+                    paid, 1,
+                    "{rail} {direction} {digits}: completed but the rail paid {paid} times"
+                );
+            }
+            if *want == "failed" && ["01", "02", "03"].contains(digits) {
+                assert_eq!(paid, 0, "{rail} {direction} {digits}");
+            }
+        }
+    }
+
     pub async fn stop(self) {
         self.gateway.shutdown().await;
         let _ = self.mock.shutdown().await;
@@ -274,6 +402,13 @@ pub fn disbursement(reference: &str, msisdn: &str, amount: &str) -> Value {
         "narrative": "Maternity benefit",
         "metadata": {"programme": "maternity", "insuree": "CHF-1001"}
     })
+}
+
+/// At most 12 characters: M-Pesa's STK `AccountReference` limit.
+fn short_reference(rail: &str, direction: &str, digits: &str) -> String {
+    let r: String = rail.chars().take(6).collect();
+    let d: String = direction.chars().take(1).collect();
+    format!("{r}-{d}-{digits}")
 }
 
 /// Runs an async test body on both stores, as two tests.
