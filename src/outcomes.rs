@@ -206,8 +206,20 @@ pub async fn after_transition(
 ) -> Result<()> {
     metrics::counter!("railgate_payment_transitions_total", "from" => from.as_str(), "to" => to.as_str())
         .increment(1);
-    let p = payments::get_bare(conn, payment_id).await?;
-    ledger::on_transition(conn, &p, from, to, cause).await?;
-    notify::events::payment_transition(conn, &p, to).await?;
+    // Arriving in these states neither posts nor is announced: spare every payment a read.
+    let posts_or_tells = match to {
+        State::Received | State::Queued | State::Pending => false,
+        State::Submitted
+        | State::Completed
+        | State::Failed
+        | State::Unknown
+        | State::Cancelled
+        | State::Reversed => true,
+    };
+    if posts_or_tells {
+        let p = payments::get_bare(conn, payment_id).await?;
+        ledger::on_transition(conn, &p, from, to, cause).await?;
+        notify::events::payment_transition(conn, &p, to).await?;
+    }
     Ok(())
 }
