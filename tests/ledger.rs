@@ -10,6 +10,7 @@
 
 mod common;
 use common::*;
+use railgate::ledger::balances;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -418,6 +419,92 @@ both_stores!(
             .await
             .unwrap()
         {
+            assert!(t.balanced(), "{t:?}");
+        }
+        app.stop().await;
+    }
+);
+
+both_stores!(
+    many_payments_at_once_on_fresh_accounts,
+    |store| async move {
+        let Some(app) = spawn_app(store).await else {
+            return;
+        };
+        // Forty payments at once, creating their accounts as they go: none may wait forever on
+        // another, and the books must come out exact.
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let http = app.http.clone();
+            let url = app.base.clone();
+            let key = app.key.clone();
+            set.spawn(async move {
+            let programme = ["maternity", "chf", "opd", "ipd"][i % 4];
+            let (path, party) = if i % 5 == 0 {
+                ("/v1/collections", "payer")
+            } else {
+                ("/v1/disbursements", "payee")
+            };
+            let body = json!({
+                "reference": format!("MANY-{i}"),
+                "amount": {"value": format!("{}.00", 100 + i), "currency": "TZS"},
+                party: {"id_type": "MSISDN", "id_value": format!("2557123456{:02}", if i % 7 == 0 { 1 } else { 0 })},
+                "metadata": {"programme": programme},
+            });
+            let resp = http
+                .post(format!("{url}{path}"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            let v: Value = resp.json().await.unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        });
+        }
+        let mut ids = Vec::new();
+        while let Some(id) = set.join_next().await {
+            ids.push(id.unwrap());
+        }
+        let mut paid = std::collections::HashMap::<String, i64>::new();
+        let mut collected = std::collections::HashMap::<String, i64>::new();
+        for id in &ids {
+            let p = app.wait_final(id).await;
+            let minor = p["amount"]["value"]
+                .as_str()
+                .unwrap()
+                .replace('.', "")
+                .parse::<i64>()
+                .unwrap();
+            let programme = p["metadata"]["programme"].as_str().unwrap().to_owned();
+            match (
+                p["direction"].as_str().unwrap(),
+                p["state"].as_str().unwrap(),
+            ) {
+                ("disbursement", "completed") => *paid.entry(programme).or_default() += minor,
+                ("collection", "completed") => *collected.entry(programme).or_default() += minor,
+                (_, "failed") => {}
+                other => panic!("{other:?}: {p}"),
+            }
+        }
+        assert!(!paid.is_empty() && !collected.is_empty());
+        let accounts = balances::accounts(&app.db, None).await.unwrap();
+        for a in &accounts {
+            let programme = a.code.rsplit(':').next().unwrap();
+            let want = match a.kind.as_str() {
+                "benefits_payable" => paid.get(programme).copied().unwrap_or(0),
+                "premiums_receivable" => collected.get(programme).copied().unwrap_or(0),
+                _ => continue,
+            };
+            assert_eq!(a.balance.posted(a.normal_side), want, "{}", a.code);
+            assert_eq!(a.balance.pending(a.normal_side), 0, "{}", a.code);
+        }
+        assert!(balances::unbalanced_transfers(&app.db)
+            .await
+            .unwrap()
+            .is_empty());
+        for t in balances::trial_balance(&app.db, None).await.unwrap() {
             assert!(t.balanced(), "{t:?}");
         }
         app.stop().await;
