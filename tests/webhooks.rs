@@ -281,6 +281,21 @@ both_stores!(
             "{ds:?}"
         );
         assert!(ds.iter().all(|d| d["last_status"] == 204), "{ds:?}");
+        // The history of each: every try, the refused ones first, the delivery last.
+        for d in &ds {
+            let tries = d["attempts"].as_array().unwrap();
+            assert_eq!(
+                i64::try_from(tries.len()).unwrap(),
+                d["tries"].as_i64().unwrap(),
+                "{d}"
+            );
+            let (last, earlier) = tries.split_last().unwrap();
+            assert_eq!(last["status_code"], 204, "{d}");
+            for t in earlier {
+                assert_eq!(t["status_code"], Value::Null, "{d}");
+                assert_eq!(t["error"], "could not connect", "{d}");
+            }
+        }
         server.abort();
         app.stop().await;
     }

@@ -207,8 +207,19 @@ pub struct DeliveryView {
     pub next_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Every try, oldest first.
+    pub attempts: Vec<TryView>,
     #[serde(skip)]
     pub cursor: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TryView {
+    pub n: i64,
+    pub at: DateTime<Utc>,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
 }
 
 /// An endpoint's deliveries, newest event first, before `before` (an event sequence).
@@ -229,7 +240,8 @@ pub async fn list(
     .bind(limit.clamp(1, 500))
     .fetch_all(db.pool())
     .await?;
-    rows.iter()
+    let mut page: Vec<DeliveryView> = rows
+        .iter()
         .map(|r| {
             let status: String = col(r, "status")?;
             let delivered: Option<i64> = col(r, "delivered_at")?;
@@ -246,8 +258,41 @@ pub async fn list(
                 last_error: col(r, "last_error")?,
                 delivered_at: delivered.map(from_micros),
                 created_at: from_micros(col(r, "created_at")?),
+                attempts: Vec::new(),
                 cursor: col(r, "event_seq")?,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    // The page's tries in one query, spread over their deliveries.
+    let (Some(newest), Some(oldest)) = (page.first(), page.last()) else {
+        return Ok(page);
+    };
+    let tries = sqlx::query(
+        "SELECT t.delivery_id, t.n, t.at, t.status_code, t.error, t.duration_ms \
+         FROM webhook_tries t JOIN webhook_deliveries d ON d.id = t.delivery_id \
+         WHERE d.endpoint_id = $1 AND d.event_seq <= $2 AND d.event_seq >= $3 ORDER BY t.n",
+    )
+    .bind(endpoint.to_string())
+    .bind(newest.cursor)
+    .bind(oldest.cursor)
+    .fetch_all(db.pool())
+    .await?;
+    let mut by_delivery: std::collections::HashMap<Uuid, Vec<TryView>> =
+        std::collections::HashMap::new();
+    for t in &tries {
+        by_delivery
+            .entry(uuid_col(t, "delivery_id")?)
+            .or_default()
+            .push(TryView {
+                n: col(t, "n")?,
+                at: from_micros(col(t, "at")?),
+                status_code: col(t, "status_code")?,
+                error: col(t, "error")?,
+                duration_ms: col(t, "duration_ms")?,
+            });
+    }
+    for d in &mut page {
+        d.attempts = by_delivery.remove(&d.id).unwrap_or_default();
+    }
+    Ok(page)
 }
