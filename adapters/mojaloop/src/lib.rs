@@ -23,6 +23,6 @@ pub mod payee;
 pub mod state;
 pub mod wire;
 
-// pub use adapter::MojaloopAdapter;
+pub use adapter::MojaloopAdapter;
 pub use config::{HubEndpoints, IlpSecret, JwsConfig, MojaloopConfig, OwnParty};
 // pub use mock::{MockHub, MockHubConfig};
