@@ -248,7 +248,7 @@ impl MojaloopAdapter {
                 initiator_type: InitiatorType::Business,
             },
             note: Some(note_of(attempt)),
-            expiration: Some(fspiop_datetime(Utc::now() + duration(self.config.quote_expiry))),
+            expiration: Some(fspiop_datetime(wire::after(Utc::now(), self.config.quote_expiry))),
             extension_list: None,
         };
         to_body(&body).map_err(permanent)
@@ -278,7 +278,7 @@ impl MojaloopAdapter {
             amount: transfer_amount.clone(),
             ilp_packet: ilp_packet.clone(),
             condition: condition.clone(),
-            expiration: fspiop_datetime(Utc::now() + duration(self.config.transfer_expiry)),
+            expiration: fspiop_datetime(wire::after(Utc::now(), self.config.transfer_expiry)),
             extension_list: None,
         };
         to_body(&body).map_err(permanent)
@@ -334,7 +334,7 @@ impl MojaloopAdapter {
                 initiator_type: InitiatorType::Business,
             },
             note: Some(note_of(attempt)),
-            expiration: Some(fspiop_datetime(Utc::now() + duration(self.config.request_to_pay_expiry))),
+            expiration: Some(fspiop_datetime(wire::after(Utc::now(), self.config.request_to_pay_expiry))),
             extension_list: None,
         };
         to_body(&body).map_err(permanent)
@@ -374,6 +374,7 @@ impl MojaloopAdapter {
         Ok(headers)
     }
 
+    #[allow(clippy::too_many_arguments)] // one call site per FSPIOP request kind; a struct would only rename them
     pub(crate) async fn send(
         &self,
         method: http::Method,
@@ -491,7 +492,7 @@ impl MojaloopAdapter {
     /// before that our POST may still be on its way, and a byte-identical resend is safe.
     fn transfer_not_found(&self, attempt: &Attempt, now: DateTime<Utc>) -> RailStatus {
         match Self::transfer_expiration(attempt) {
-            Some(exp) if now > exp + duration(self.config.grace) => RailStatus::Failed(Failure::new(
+            Some(exp) if now > wire::after(exp, self.config.grace) => RailStatus::Failed(Failure::new(
                 FailureCode::Expired,
                 "the switch has no record of the transfer after its expiry",
                 Some(ErrorCode::TransferIdNotFound.code().to_owned()),
@@ -521,7 +522,7 @@ impl MojaloopAdapter {
         }
         let date = header(request, "Date").ok_or_else(|| CallbackError::Malformed("missing Date".to_owned()))?;
         let at = wire::parse_http_date(date).ok_or_else(|| CallbackError::Malformed("unreadable Date".to_owned()))?;
-        let skew = (request.received_at - at).abs();
+        let skew = request.received_at.signed_duration_since(at).abs();
         if skew > duration(self.config.replay_window) {
             return Err(CallbackError::Stale(format!("Date is {}s away from now", skew.num_seconds())));
         }
@@ -688,12 +689,10 @@ impl MojaloopAdapter {
     }
 }
 
+/// The note on our quotes and requests-to-pay: the core's reference, which the payee sees and
+/// which reconciliation matches on.
 fn note_of(attempt: &Attempt) -> String {
-    let text = match &attempt.narrative {
-        Some(n) if !n.trim().is_empty() => format!("{} {}", attempt.reference, n.trim()),
-        _ => attempt.reference.clone(),
-    };
-    text.chars().take(128).collect()
+    attempt.reference.chars().take(128).collect()
 }
 
 /// A transport error without the URL (which may carry a party identifier).

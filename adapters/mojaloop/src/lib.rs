@@ -25,4 +25,4 @@ pub mod wire;
 
 pub use adapter::MojaloopAdapter;
 pub use config::{HubEndpoints, IlpSecret, JwsConfig, MojaloopConfig, OwnParty};
-// pub use mock::{MockHub, MockHubConfig};
+pub use mock::{MockHub, MockHubConfig};

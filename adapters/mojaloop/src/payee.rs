@@ -214,7 +214,7 @@ impl MojaloopAdapter {
             wire::WireError::Invalid { field: "currency", .. } => refuse(ErrorCode::PayeeUnsupportedCurrency, e.to_string()),
             other => refuse(ErrorCode::GenericValidationError, other.to_string()),
         })?;
-        let ours = now + chrono::Duration::from_std(self.config.quote_expiry).unwrap_or(chrono::Duration::MAX);
+        let ours = wire::after(now, self.config.quote_expiry);
         let expiration = match &post.expiration {
             None => ours,
             Some(s) => {

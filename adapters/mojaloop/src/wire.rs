@@ -114,6 +114,14 @@ pub fn fspiop_datetime(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// `at + d`, saturating at `at` when out of range (durations come from configuration).
+pub fn after(at: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(at)
+}
+
 /// Parses an FSPIOP `DateTime` (`yyyy-MM-ddTHH:mm:ss.SSS[Z|±HH:MM]`, milliseconds mandatory).
 pub fn parse_fspiop_datetime(s: &str) -> Result<DateTime<Utc>, WireError> {
     let b = s.as_bytes();
