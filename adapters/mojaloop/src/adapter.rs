@@ -73,6 +73,12 @@ pub fn party_reference(id_type: &str, id_value: &str, sub_id: Option<&str>) -> S
     format!("party:{}", digest.get(..32).unwrap_or(&digest))
 }
 
+/// The `rail_reference` the lookup step of an attempt for `party` returns. A gateway that wants
+/// no race between the lookup's 202 and its `PUT /parties` can record it before submitting.
+pub fn lookup_reference(party: &Party) -> String {
+    party_reference_of(party)
+}
+
 fn party_reference_of(party: &Party) -> String {
     party_reference(
         FspiopPartyIdType::try_from(party.id_type()).map(FspiopPartyIdType::as_str).unwrap_or("?"),
@@ -611,13 +617,18 @@ impl MojaloopAdapter {
                 let reference = AttemptRef::Attempt(attempt);
                 if error {
                     let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
-                    let outcome = if ErrorCode::parse(&e.error_information.error_code) == Some(ErrorCode::TransferIdNotFound) {
-                        // Not found (yet): says nothing final; see `review_callback`.
-                        CallbackOutcome::Pending
+                    if ErrorCode::parse(&e.error_information.error_code) == Some(ErrorCode::TransferIdNotFound) {
+                        // Not found (yet): says nothing final; `review_callback` decides by the
+                        // transfer's expiry. Each answer is news (time passed since the last),
+                        // so its delivery id is not the body's alone.
+                        vec![CallbackEvent {
+                            callback_id: format!("{} {}", delivery_id(request), request.received_at.timestamp_micros()),
+                            attempt: reference,
+                            outcome: CallbackOutcome::Pending,
+                        }]
                     } else {
-                        CallbackOutcome::Failed(failure_of(&e.error_information))
-                    };
-                    vec![event(reference, outcome)]
+                        vec![event(reference, CallbackOutcome::Failed(failure_of(&e.error_information)))]
+                    }
                 } else {
                     let put: TransfersPut = parse_body(&request.body).map_err(malformed)?;
                     let outcome = match put.transfer_state {
