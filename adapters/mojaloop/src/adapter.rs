@@ -916,11 +916,14 @@ impl RailAdapter for MojaloopAdapter {
                 Some(RailState::PartyFound { fsp_id }) => unexpected(fsp_id),
                 _ => Err(CallbackError::Unauthenticated("a transaction request result for an attempt that sent none".to_owned())),
             },
-            Route::PartiesGet { .. }
-            | Route::PartiesPut { .. }
-            | Route::QuotesPost
-            | Route::TransfersPost
-            | Route::TransfersPatch { .. } => Ok(outcome),
+            // The payer's transfer for our request-to-pay must come from the FSP we asked.
+            Route::TransfersPost => match &state {
+                Some(RailState::PartyFound { fsp_id }) if source != fsp_id => unexpected(fsp_id),
+                _ => Ok(outcome),
+            },
+            Route::PartiesGet { .. } | Route::PartiesPut { .. } | Route::QuotesPost | Route::TransfersPatch { .. } => {
+                Ok(outcome)
+            }
         }
     }
 

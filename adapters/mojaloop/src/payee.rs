@@ -277,7 +277,12 @@ impl MojaloopAdapter {
         }
         let uri = format!("/transfers/{}", post.transfer_id);
         let now = Utc::now();
-        match self.accept_transfer(&post, now) {
+        let accepted_transfer = if post.payer_fsp == source {
+            self.accept_transfer(&post, now)
+        } else {
+            Err(refuse(ErrorCode::GenericValidationError, "FSPIOP-Source does not match payerFsp"))
+        };
+        match accepted_transfer {
             Ok((fulfilment, attempt, outcome_of)) => {
                 let put = TransfersPut {
                     fulfilment: Some(fulfilment.clone()),
