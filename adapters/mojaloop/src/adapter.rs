@@ -30,17 +30,17 @@ use crate::jws::Protected;
 use crate::state::{RailState, STEP_QUOTE, STEP_TRANSACTION_REQUEST, STEP_TRANSFER};
 use crate::wire::{
     self, derive_id, failure_of, fspiop_datetime, fspiop_headers, http_date, id_string, parse_body,
-    parse_fspiop_datetime, to_body, AmountType, ErrorCode, ErrorInformationObject, FspiopMoney, FspiopParty,
-    FspiopPartyIdType, IdPurpose, Initiator, InitiatorType, PartyIdInfo, QuotesPost, QuotesPut, Resource, Scenario,
-    TransactionRequestState, TransactionRequestsPost, TransactionRequestsPut, TransactionType, TransferState,
-    TransfersPost, TransfersPut, WireError,
+    parse_fspiop_datetime, to_body, AmountType, ErrorCode, ErrorInformationObject, FspiopMoney,
+    FspiopParty, FspiopPartyIdType, IdPurpose, Initiator, InitiatorType, PartyIdInfo, QuotesPost,
+    QuotesPut, Resource, Scenario, TransactionRequestState, TransactionRequestsPost,
+    TransactionRequestsPut, TransactionType, TransferState, TransfersPost, TransfersPut, WireError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use railgate_rail::{
-    Attempt, AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply, Capabilities, Currency,
-    Direction, Failure, FailureCode, InboundRequest, Money, Outbound, Party, PreparedRequest, RailAdapter, RailError,
-    RailStatus, Settled, Submitted,
+    Attempt, AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply,
+    Capabilities, Currency, Direction, Failure, FailureCode, InboundRequest, Money, Outbound,
+    Party, PreparedRequest, RailAdapter, RailError, RailStatus, Settled, Submitted,
 };
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -81,7 +81,9 @@ pub fn lookup_reference(party: &Party) -> String {
 
 fn party_reference_of(party: &Party) -> String {
     party_reference(
-        FspiopPartyIdType::try_from(party.id_type()).map(FspiopPartyIdType::as_str).unwrap_or("?"),
+        FspiopPartyIdType::try_from(party.id_type())
+            .map(FspiopPartyIdType::as_str)
+            .unwrap_or("?"),
         party.id_value(),
         None,
     )
@@ -99,53 +101,116 @@ fn duration(d: Duration) -> chrono::Duration {
 /// duplicates; a different body for the same object gets a different id.
 fn delivery_id(request: &InboundRequest) -> String {
     let digest = hex::encode(Sha256::digest(&request.body));
-    format!("{} {} {}", request.method, request.path, digest.get(..24).unwrap_or(&digest))
+    format!(
+        "{} {} {}",
+        request.method,
+        request.path,
+        digest.get(..24).unwrap_or(&digest)
+    )
 }
 
 /// One FSPIOP route we answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
-    PartiesGet { id_type: String, id: String, sub: Option<String> },
-    PartiesPut { id_type: String, id: String, sub: Option<String>, error: bool },
+    PartiesGet {
+        id_type: String,
+        id: String,
+        sub: Option<String>,
+    },
+    PartiesPut {
+        id_type: String,
+        id: String,
+        sub: Option<String>,
+        error: bool,
+    },
     QuotesPost,
-    QuotesPut { id: String, error: bool },
+    QuotesPut {
+        id: String,
+        error: bool,
+    },
     TransfersPost,
-    TransfersPut { id: String, error: bool },
-    TransfersPatch { id: String },
-    TransactionRequestsPut { id: String, error: bool },
+    TransfersPut {
+        id: String,
+        error: bool,
+    },
+    TransfersPatch {
+        id: String,
+    },
+    TransactionRequestsPut {
+        id: String,
+        error: bool,
+    },
 }
 
 pub(crate) fn route(method: &http::Method, path: &str) -> Option<Route> {
-    let segments: Vec<&str> = path.trim_start_matches('/').trim_end_matches('/').split('/').collect();
+    let segments: Vec<&str> = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
     let owned = |s: &&str| (*s).to_owned();
     match (method.as_str(), segments.as_slice()) {
-        ("GET", ["parties", t, id]) => Some(Route::PartiesGet { id_type: owned(t), id: owned(id), sub: None }),
-        ("GET", ["parties", t, id, sub]) => {
-            Some(Route::PartiesGet { id_type: owned(t), id: owned(id), sub: Some(owned(sub)) })
-        }
-        ("PUT", ["parties", t, id]) => {
-            Some(Route::PartiesPut { id_type: owned(t), id: owned(id), sub: None, error: false })
-        }
-        ("PUT", ["parties", t, id, "error"]) => {
-            Some(Route::PartiesPut { id_type: owned(t), id: owned(id), sub: None, error: true })
-        }
-        ("PUT", ["parties", t, id, sub]) => {
-            Some(Route::PartiesPut { id_type: owned(t), id: owned(id), sub: Some(owned(sub)), error: false })
-        }
-        ("PUT", ["parties", t, id, sub, "error"]) => {
-            Some(Route::PartiesPut { id_type: owned(t), id: owned(id), sub: Some(owned(sub)), error: true })
-        }
+        ("GET", ["parties", t, id]) => Some(Route::PartiesGet {
+            id_type: owned(t),
+            id: owned(id),
+            sub: None,
+        }),
+        ("GET", ["parties", t, id, sub]) => Some(Route::PartiesGet {
+            id_type: owned(t),
+            id: owned(id),
+            sub: Some(owned(sub)),
+        }),
+        ("PUT", ["parties", t, id]) => Some(Route::PartiesPut {
+            id_type: owned(t),
+            id: owned(id),
+            sub: None,
+            error: false,
+        }),
+        ("PUT", ["parties", t, id, "error"]) => Some(Route::PartiesPut {
+            id_type: owned(t),
+            id: owned(id),
+            sub: None,
+            error: true,
+        }),
+        ("PUT", ["parties", t, id, sub]) => Some(Route::PartiesPut {
+            id_type: owned(t),
+            id: owned(id),
+            sub: Some(owned(sub)),
+            error: false,
+        }),
+        ("PUT", ["parties", t, id, sub, "error"]) => Some(Route::PartiesPut {
+            id_type: owned(t),
+            id: owned(id),
+            sub: Some(owned(sub)),
+            error: true,
+        }),
         ("POST", ["quotes"]) => Some(Route::QuotesPost),
-        ("PUT", ["quotes", id]) => Some(Route::QuotesPut { id: owned(id), error: false }),
-        ("PUT", ["quotes", id, "error"]) => Some(Route::QuotesPut { id: owned(id), error: true }),
+        ("PUT", ["quotes", id]) => Some(Route::QuotesPut {
+            id: owned(id),
+            error: false,
+        }),
+        ("PUT", ["quotes", id, "error"]) => Some(Route::QuotesPut {
+            id: owned(id),
+            error: true,
+        }),
         ("POST", ["transfers"]) => Some(Route::TransfersPost),
-        ("PUT", ["transfers", id]) => Some(Route::TransfersPut { id: owned(id), error: false }),
-        ("PUT", ["transfers", id, "error"]) => Some(Route::TransfersPut { id: owned(id), error: true }),
+        ("PUT", ["transfers", id]) => Some(Route::TransfersPut {
+            id: owned(id),
+            error: false,
+        }),
+        ("PUT", ["transfers", id, "error"]) => Some(Route::TransfersPut {
+            id: owned(id),
+            error: true,
+        }),
         ("PATCH", ["transfers", id]) => Some(Route::TransfersPatch { id: owned(id) }),
-        ("PUT", ["transactionRequests", id]) => Some(Route::TransactionRequestsPut { id: owned(id), error: false }),
-        ("PUT", ["transactionRequests", id, "error"]) => {
-            Some(Route::TransactionRequestsPut { id: owned(id), error: true })
-        }
+        ("PUT", ["transactionRequests", id]) => Some(Route::TransactionRequestsPut {
+            id: owned(id),
+            error: false,
+        }),
+        ("PUT", ["transactionRequests", id, "error"]) => Some(Route::TransactionRequestsPut {
+            id: owned(id),
+            error: true,
+        }),
         _ => None,
     }
 }
@@ -167,7 +232,10 @@ impl MojaloopAdapter {
             return bad("own_parties needs at least the scheme's own identifier");
         }
         for p in &config.own_parties {
-            if !matches!(p.id_type, railgate_rail::PartyIdType::Business | railgate_rail::PartyIdType::Alias) {
+            if !matches!(
+                p.id_type,
+                railgate_rail::PartyIdType::Business | railgate_rail::PartyIdType::Alias
+            ) {
                 return bad("own_parties must be BUSINESS or ALIAS identifiers");
             }
             if p.id_value.is_empty() || p.id_value.contains(['/', '?']) {
@@ -179,7 +247,11 @@ impl MojaloopAdapter {
             .build()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let ilp_key = config.ilp_secret.key();
-        Ok(MojaloopAdapter { config, http, ilp_key })
+        Ok(MojaloopAdapter {
+            config,
+            http,
+            ilp_key,
+        })
     }
 
     pub fn config(&self) -> &MojaloopConfig {
@@ -230,13 +302,15 @@ impl MojaloopAdapter {
 
     fn build_quote(&self, attempt: &Attempt, payee_fsp: &str) -> Result<Vec<u8>, RailError> {
         let quote_id = derive_id(attempt.attempt_id, IdPurpose::Quote).map_err(permanent)?;
-        let transaction_id = derive_id(attempt.attempt_id, IdPurpose::Transaction).map_err(permanent)?;
+        let transaction_id =
+            derive_id(attempt.attempt_id, IdPurpose::Transaction).map_err(permanent)?;
         let body = QuotesPost {
             quote_id: id_string(quote_id),
             transaction_id: id_string(transaction_id),
             transaction_request_id: None,
             payee: FspiopParty {
-                party_id_info: PartyIdInfo::from_party(&attempt.party, Some(payee_fsp)).map_err(permanent)?,
+                party_id_info: PartyIdInfo::from_party(&attempt.party, Some(payee_fsp))
+                    .map_err(permanent)?,
                 merchant_classification_code: None,
                 name: None,
                 personal_info: None,
@@ -254,19 +328,31 @@ impl MojaloopAdapter {
                 initiator_type: InitiatorType::Business,
             },
             note: Some(note_of(attempt)),
-            expiration: Some(fspiop_datetime(wire::after(Utc::now(), self.config.quote_expiry))),
+            expiration: Some(fspiop_datetime(wire::after(
+                Utc::now(),
+                self.config.quote_expiry,
+            ))),
             extension_list: None,
         };
         to_body(&body).map_err(permanent)
     }
 
     fn build_transfer(&self, attempt: &Attempt, quoted: &RailState) -> Result<Vec<u8>, RailError> {
-        let RailState::Quoted { fsp_id, transfer_amount, expiration, ilp_packet, condition } = quoted else {
+        let RailState::Quoted {
+            fsp_id,
+            transfer_amount,
+            expiration,
+            ilp_packet,
+            condition,
+        } = quoted
+        else {
             return Err(RailError::Permanent("a transfer needs a quote".to_owned()));
         };
         let quote_expiry = parse_fspiop_datetime(expiration).map_err(permanent)?;
         if quote_expiry <= Utc::now() {
-            return Err(RailError::Permanent(format!("the quote expired at {expiration}; start a new attempt")));
+            return Err(RailError::Permanent(format!(
+                "the quote expired at {expiration}; start a new attempt"
+            )));
         }
         let amount = Money::try_from(transfer_amount).map_err(permanent)?;
         if amount != attempt.amount {
@@ -276,7 +362,8 @@ impl MojaloopAdapter {
             )));
         }
         self.check_quote_packet(attempt, ilp_packet, condition, amount)?;
-        let transfer_id = derive_id(attempt.attempt_id, IdPurpose::Transaction).map_err(permanent)?;
+        let transfer_id =
+            derive_id(attempt.attempt_id, IdPurpose::Transaction).map_err(permanent)?;
         let body = TransfersPost {
             transfer_id: id_string(transfer_id),
             payee_fsp: fsp_id.clone(),
@@ -292,8 +379,18 @@ impl MojaloopAdapter {
 
     /// What we agree to pay must be what we asked for: the packet's transaction names our quote
     /// and transaction ids, our payee and the instructed amount.
-    fn check_quote_packet(&self, attempt: &Attempt, packet_text: &str, condition: &str, amount: Money) -> Result<(), RailError> {
-        let refuse = |why: &str| Err(RailError::Permanent(format!("the quote's ILP packet {why}")));
+    fn check_quote_packet(
+        &self,
+        attempt: &Attempt,
+        packet_text: &str,
+        condition: &str,
+        amount: Money,
+    ) -> Result<(), RailError> {
+        let refuse = |why: &str| {
+            Err(RailError::Permanent(format!(
+                "the quote's ILP packet {why}"
+            )))
+        };
         let Ok(packet) = ilp::decode_packet(packet_text) else {
             return refuse("cannot be decoded");
         };
@@ -309,23 +406,35 @@ impl MojaloopAdapter {
         let Ok(tx) = ilp::transaction_of(&packet) else {
             return refuse("carries no transaction object");
         };
-        let quote_id = derive_id(attempt.attempt_id, IdPurpose::Quote).map(id_string).map_err(permanent)?;
-        let transaction_id = derive_id(attempt.attempt_id, IdPurpose::Transaction).map(id_string).map_err(permanent)?;
+        let quote_id = derive_id(attempt.attempt_id, IdPurpose::Quote)
+            .map(id_string)
+            .map_err(permanent)?;
+        let transaction_id = derive_id(attempt.attempt_id, IdPurpose::Transaction)
+            .map(id_string)
+            .map_err(permanent)?;
         let s = |p: &str| tx.pointer(p).and_then(serde_json::Value::as_str);
-        if s("/quoteId") != Some(quote_id.as_str()) || s("/transactionId") != Some(transaction_id.as_str()) {
+        if s("/quoteId") != Some(quote_id.as_str())
+            || s("/transactionId") != Some(transaction_id.as_str())
+        {
             return refuse("belongs to another quote");
         }
         if s("/payee/partyIdInfo/partyIdentifier") != Some(attempt.party.id_value()) {
             return refuse("names another payee");
         }
         let wire_amount = FspiopMoney::from(amount);
-        if s("/amount/amount") != Some(wire_amount.amount.as_str()) || s("/amount/currency") != Some(wire_amount.currency.as_str()) {
+        if s("/amount/amount") != Some(wire_amount.amount.as_str())
+            || s("/amount/currency") != Some(wire_amount.currency.as_str())
+        {
             return refuse("names another amount");
         }
         Ok(())
     }
 
-    fn build_transaction_request(&self, attempt: &Attempt, payer_fsp: &str) -> Result<Vec<u8>, RailError> {
+    fn build_transaction_request(
+        &self,
+        attempt: &Attempt,
+        payer_fsp: &str,
+    ) -> Result<Vec<u8>, RailError> {
         let id = derive_id(attempt.attempt_id, IdPurpose::TransactionRequest).map_err(permanent)?;
         let reference: String = attempt.reference.chars().take(128).collect();
         let body = TransactionRequestsPost {
@@ -340,7 +449,10 @@ impl MojaloopAdapter {
                 initiator_type: InitiatorType::Business,
             },
             note: Some(note_of(attempt)),
-            expiration: Some(fspiop_datetime(wire::after(Utc::now(), self.config.request_to_pay_expiry))),
+            expiration: Some(fspiop_datetime(wire::after(
+                Utc::now(),
+                self.config.request_to_pay_expiry,
+            ))),
             extension_list: None,
         };
         to_body(&body).map_err(permanent)
@@ -360,8 +472,14 @@ impl MojaloopAdapter {
         body: Option<&[u8]>,
     ) -> Result<Vec<(String, String)>, RailError> {
         let now = Utc::now();
-        let mut headers =
-            fspiop_headers(resource, &self.config.fspiop_version, is_request, now, &self.config.fsp_id, destination);
+        let mut headers = fspiop_headers(
+            resource,
+            &self.config.fspiop_version,
+            is_request,
+            now,
+            &self.config.fsp_id,
+            destination,
+        );
         let signer = self.config.jws.as_ref().and_then(|j| j.signer.as_ref());
         if let (Some(signer), Some(body)) = (signer, body) {
             let date = http_date(now);
@@ -372,7 +490,9 @@ impl MojaloopAdapter {
                 destination,
                 date: Some(&date),
             };
-            let signature = signer.sign(&protected, body).map_err(|e| RailError::Permanent(e.to_string()))?;
+            let signature = signer
+                .sign(&protected, body)
+                .map_err(|e| RailError::Permanent(e.to_string()))?;
             headers.push((wire::H_SIGNATURE.to_owned(), signature));
             headers.push((wire::H_URI.to_owned(), uri.to_owned()));
             headers.push((wire::H_HTTP_METHOD.to_owned(), method.to_owned()));
@@ -391,8 +511,17 @@ impl MojaloopAdapter {
         destination: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Result<reqwest::Response, reqwest::Error>, RailError> {
-        let headers = self.signed_headers(method.as_str(), uri, resource, is_request, destination, body.as_deref())?;
-        let mut rb = self.http.request(method, format!("{}{uri}", base.trim_end_matches('/')));
+        let headers = self.signed_headers(
+            method.as_str(),
+            uri,
+            resource,
+            is_request,
+            destination,
+            body.as_deref(),
+        )?;
+        let mut rb = self
+            .http
+            .request(method, format!("{}{uri}", base.trim_end_matches('/')));
         for (k, v) in headers {
             rb = rb.header(k, v);
         }
@@ -413,13 +542,26 @@ impl MojaloopAdapter {
 
     async fn lookup(&self, attempt: &Attempt) -> Result<Submitted, RailError> {
         let info = PartyIdInfo::from_party(&attempt.party, None).map_err(permanent)?;
-        let uri = format!("/parties/{}/{}", info.party_id_type.as_str(), info.party_identifier);
+        let uri = format!(
+            "/parties/{}/{}",
+            info.party_id_type.as_str(),
+            info.party_identifier
+        );
         tracing::info!(attempt_id = %attempt.attempt_id, party = %attempt.party.masked(), "Mojaloop party lookup");
         let sent = self
-            .send(http::Method::GET, &self.config.endpoints.parties, &uri, Resource::Parties, true, None, None)
+            .send(
+                http::Method::GET,
+                &self.config.endpoints.parties,
+                &uri,
+                Resource::Parties,
+                true,
+                None,
+                None,
+            )
             .await?;
         // A lookup moves no money: every transport failure may be retried.
-        let response = sent.map_err(|e| RailError::Retryable(format!("GET /parties: {}", transport(&e))))?;
+        let response =
+            sent.map_err(|e| RailError::Retryable(format!("GET /parties: {}", transport(&e))))?;
         match answer(response, false).await? {
             Answer::Accepted => Ok(Submitted::Step {
                 rail_state: RailState::LookingUp.to_value(),
@@ -433,39 +575,80 @@ impl MojaloopAdapter {
         let body = Self::stored(attempt, STEP_QUOTE)?.to_vec();
         let quote_id = derive_id(attempt.attempt_id, IdPurpose::Quote).map_err(permanent)?;
         let sent = self
-            .send(http::Method::POST, &self.config.endpoints.quotes, "/quotes", Resource::Quotes, true, Some(payee_fsp), Some(body))
+            .send(
+                http::Method::POST,
+                &self.config.endpoints.quotes,
+                "/quotes",
+                Resource::Quotes,
+                true,
+                Some(payee_fsp),
+                Some(body),
+            )
             .await?;
-        let response = sent.map_err(|e| RailError::Retryable(format!("POST /quotes: {}", transport(&e))))?;
+        let response =
+            sent.map_err(|e| RailError::Retryable(format!("POST /quotes: {}", transport(&e))))?;
         match answer(response, false).await? {
             Answer::Accepted => Ok(Submitted::Step {
-                rail_state: RailState::Quoting { fsp_id: payee_fsp.to_owned() }.to_value(),
+                rail_state: RailState::Quoting {
+                    fsp_id: payee_fsp.to_owned(),
+                }
+                .to_value(),
                 rail_reference: Some(id_string(quote_id)),
             }),
             Answer::Rejected(f) => Ok(Submitted::Rejected(f)),
         }
     }
 
-    async fn send_transfer(&self, attempt: &Attempt, payee_fsp: &str) -> Result<Submitted, RailError> {
+    async fn send_transfer(
+        &self,
+        attempt: &Attempt,
+        payee_fsp: &str,
+    ) -> Result<Submitted, RailError> {
         let body = Self::stored(attempt, STEP_TRANSFER)?.to_vec();
-        let transfer_id = derive_id(attempt.attempt_id, IdPurpose::Transaction).map_err(permanent)?;
+        let transfer_id =
+            derive_id(attempt.attempt_id, IdPurpose::Transaction).map_err(permanent)?;
         tracing::info!(attempt_id = %attempt.attempt_id, transfer_id = %transfer_id, "Mojaloop transfer");
         let sent = self
-            .send(http::Method::POST, &self.config.endpoints.transfers, "/transfers", Resource::Transfers, true, Some(payee_fsp), Some(body))
+            .send(
+                http::Method::POST,
+                &self.config.endpoints.transfers,
+                "/transfers",
+                Resource::Transfers,
+                true,
+                Some(payee_fsp),
+                Some(body),
+            )
             .await?;
         let response = match sent {
             Ok(r) => r,
             // Refused before any byte went out: nothing moved.
-            Err(e) if e.is_connect() => return Err(RailError::Retryable(format!("POST /transfers: {}", transport(&e)))),
+            Err(e) if e.is_connect() => {
+                return Err(RailError::Retryable(format!(
+                    "POST /transfers: {}",
+                    transport(&e)
+                )))
+            }
             // Sent, answer lost (timeout, dropped connection): money may have moved.
-            Err(e) => return Err(RailError::Unknown(format!("POST /transfers: {}", transport(&e)))),
+            Err(e) => {
+                return Err(RailError::Unknown(format!(
+                    "POST /transfers: {}",
+                    transport(&e)
+                )))
+            }
         };
         match answer(response, true).await? {
-            Answer::Accepted => Ok(Submitted::Accepted { rail_reference: Some(id_string(transfer_id)) }),
+            Answer::Accepted => Ok(Submitted::Accepted {
+                rail_reference: Some(id_string(transfer_id)),
+            }),
             Answer::Rejected(f) => Ok(Submitted::Rejected(f)),
         }
     }
 
-    async fn send_transaction_request(&self, attempt: &Attempt, payer_fsp: &str) -> Result<Submitted, RailError> {
+    async fn send_transaction_request(
+        &self,
+        attempt: &Attempt,
+        payer_fsp: &str,
+    ) -> Result<Submitted, RailError> {
         let body = Self::stored(attempt, STEP_TRANSACTION_REQUEST)?.to_vec();
         let id = derive_id(attempt.attempt_id, IdPurpose::TransactionRequest).map_err(permanent)?;
         let sent = self
@@ -480,9 +663,13 @@ impl MojaloopAdapter {
             )
             .await?;
         // A request-to-pay moves no money by itself; the payer's transfer comes later.
-        let response = sent.map_err(|e| RailError::Retryable(format!("POST /transactionRequests: {}", transport(&e))))?;
+        let response = sent.map_err(|e| {
+            RailError::Retryable(format!("POST /transactionRequests: {}", transport(&e)))
+        })?;
         match answer(response, false).await? {
-            Answer::Accepted => Ok(Submitted::Accepted { rail_reference: Some(id_string(id)) }),
+            Answer::Accepted => Ok(Submitted::Accepted {
+                rail_reference: Some(id_string(id)),
+            }),
             Answer::Rejected(f) => Ok(Submitted::Rejected(f)),
         }
     }
@@ -498,11 +685,13 @@ impl MojaloopAdapter {
     /// before that our POST may still be on its way, and a byte-identical resend is safe.
     fn transfer_not_found(&self, attempt: &Attempt, now: DateTime<Utc>) -> RailStatus {
         match Self::transfer_expiration(attempt) {
-            Some(exp) if now > wire::after(exp, self.config.grace) => RailStatus::Failed(Failure::new(
-                FailureCode::Expired,
-                "the switch has no record of the transfer after its expiry",
-                Some(ErrorCode::TransferIdNotFound.code().to_owned()),
-            )),
+            Some(exp) if now > wire::after(exp, self.config.grace) => {
+                RailStatus::Failed(Failure::new(
+                    FailureCode::Expired,
+                    "the switch has no record of the transfer after its expiry",
+                    Some(ErrorCode::TransferIdNotFound.code().to_owned()),
+                ))
+            }
             _ => RailStatus::NotFound,
         }
     }
@@ -519,29 +708,44 @@ impl MojaloopAdapter {
         let destination = header(request, wire::H_DESTINATION);
         if let Some(d) = destination {
             if d != self.config.fsp_id {
-                return Err(CallbackError::Unauthenticated(format!("addressed to {d}, not to us")));
+                return Err(CallbackError::Unauthenticated(format!(
+                    "addressed to {d}, not to us"
+                )));
             }
         }
         let is_hub = source == self.config.hub_fsp_id;
-        if !is_hub && !self.config.peers.is_empty() && !self.config.peers.iter().any(|p| p == source) {
-            return Err(CallbackError::Unauthenticated(format!("FSPIOP-Source {source} is not a known FSP")));
+        if !is_hub
+            && !self.config.peers.is_empty()
+            && !self.config.peers.iter().any(|p| p == source)
+        {
+            return Err(CallbackError::Unauthenticated(format!(
+                "FSPIOP-Source {source} is not a known FSP"
+            )));
         }
-        let date = header(request, "Date").ok_or_else(|| CallbackError::Malformed("missing Date".to_owned()))?;
-        let at = wire::parse_http_date(date).ok_or_else(|| CallbackError::Malformed("unreadable Date".to_owned()))?;
+        let date = header(request, "Date")
+            .ok_or_else(|| CallbackError::Malformed("missing Date".to_owned()))?;
+        let at = wire::parse_http_date(date)
+            .ok_or_else(|| CallbackError::Malformed("unreadable Date".to_owned()))?;
         let skew = request.received_at.signed_duration_since(at).abs();
         if skew > duration(self.config.replay_window) {
-            return Err(CallbackError::Stale(format!("Date is {}s away from now", skew.num_seconds())));
+            return Err(CallbackError::Stale(format!(
+                "Date is {}s away from now",
+                skew.num_seconds()
+            )));
         }
         if let Some(jws) = self.config.jws.as_ref().filter(|j| j.verify_inbound) {
             if !request.body.is_empty() {
                 match header(request, wire::H_SIGNATURE) {
                     None if is_hub && jws.accept_unsigned_from_hub => {}
-                    None => return Err(CallbackError::Unauthenticated("missing FSPIOP-Signature".to_owned())),
+                    None => {
+                        return Err(CallbackError::Unauthenticated(
+                            "missing FSPIOP-Signature".to_owned(),
+                        ))
+                    }
                     Some(sig) => {
-                        let verifier = jws
-                            .peers
-                            .get(source)
-                            .ok_or_else(|| CallbackError::Unauthenticated(format!("no JWS key for {source}")))?;
+                        let verifier = jws.peers.get(source).ok_or_else(|| {
+                            CallbackError::Unauthenticated(format!("no JWS key for {source}"))
+                        })?;
                         let protected = Protected {
                             method: request.method.as_str(),
                             uri: &request.path,
@@ -559,7 +763,12 @@ impl MojaloopAdapter {
         Ok(source.to_owned())
     }
 
-    fn handle_callback(&self, request: &InboundRequest, source: &str, route: Route) -> Result<CallbackReply, CallbackError> {
+    fn handle_callback(
+        &self,
+        request: &InboundRequest,
+        source: &str,
+        route: Route,
+    ) -> Result<CallbackReply, CallbackError> {
         let malformed = |e: WireError| CallbackError::Malformed(e.to_string());
         let event = |attempt: AttemptRef, outcome: CallbackOutcome| CallbackEvent {
             callback_id: delivery_id(request),
@@ -567,39 +776,63 @@ impl MojaloopAdapter {
             outcome,
         };
         let events = match route {
-            Route::PartiesGet { id_type, id, sub } => return Ok(self.answer_party_lookup(&id_type, &id, sub.as_deref(), source)),
+            Route::PartiesGet { id_type, id, sub } => {
+                return Ok(self.answer_party_lookup(&id_type, &id, sub.as_deref(), source))
+            }
             Route::QuotesPost => return self.answer_quote(request, source),
             Route::TransfersPost => return self.answer_transfer(request, source),
             // We always answer COMMITTED, never RESERVED, so a commit notice changes nothing.
             Route::TransfersPatch { .. } => Vec::new(),
-            Route::PartiesPut { id_type, id, sub, error } => {
-                let reference = AttemptRef::RailReference(party_reference(&id_type, &id, sub.as_deref()));
+            Route::PartiesPut {
+                id_type,
+                id,
+                sub,
+                error,
+            } => {
+                let reference =
+                    AttemptRef::RailReference(party_reference(&id_type, &id, sub.as_deref()));
                 if error {
                     let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
-                    vec![event(reference, CallbackOutcome::Failed(failure_of(&e.error_information)))]
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Failed(failure_of(&e.error_information)),
+                    )]
                 } else {
                     let put: wire::PartiesPut = parse_body(&request.body).map_err(malformed)?;
                     let info = &put.party.party_id_info;
                     if info.party_id_type.as_str() != id_type || info.party_identifier != id {
-                        return Err(CallbackError::Malformed("the party does not match the path".to_owned()));
+                        return Err(CallbackError::Malformed(
+                            "the party does not match the path".to_owned(),
+                        ));
                     }
                     let fsp_id = info.fsp_id.clone().unwrap_or_else(|| source.to_owned());
-                    vec![event(reference, CallbackOutcome::Step { rail_state: RailState::PartyFound { fsp_id }.to_value() })]
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Step {
+                            rail_state: RailState::PartyFound { fsp_id }.to_value(),
+                        },
+                    )]
                 }
             }
             Route::QuotesPut { id, error } => {
-                let attempt = wire::attempt_of(&id, IdPurpose::Quote)
-                    .ok_or_else(|| CallbackError::Malformed("not one of our quote ids".to_owned()))?;
+                let attempt = wire::attempt_of(&id, IdPurpose::Quote).ok_or_else(|| {
+                    CallbackError::Malformed("not one of our quote ids".to_owned())
+                })?;
                 let reference = AttemptRef::Attempt(attempt);
                 if error {
                     let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
-                    vec![event(reference, CallbackOutcome::Failed(failure_of(&e.error_information)))]
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Failed(failure_of(&e.error_information)),
+                    )]
                 } else {
                     let put: QuotesPut = parse_body(&request.body).map_err(malformed)?;
                     Money::try_from(&put.transfer_amount).map_err(malformed)?;
                     parse_fspiop_datetime(&put.expiration).map_err(malformed)?;
                     if !wire::is_ilp_digest(&put.condition) {
-                        return Err(CallbackError::Malformed("condition is not 32 bytes base64url".to_owned()));
+                        return Err(CallbackError::Malformed(
+                            "condition is not 32 bytes base64url".to_owned(),
+                        ));
                     }
                     let state = RailState::Quoted {
                         fsp_id: source.to_owned(),
@@ -608,26 +841,41 @@ impl MojaloopAdapter {
                         ilp_packet: put.ilp_packet,
                         condition: put.condition,
                     };
-                    vec![event(reference, CallbackOutcome::Step { rail_state: state.to_value() })]
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Step {
+                            rail_state: state.to_value(),
+                        },
+                    )]
                 }
             }
             Route::TransfersPut { id, error } => {
-                let attempt = wire::attempt_of(&id, IdPurpose::Transaction)
-                    .ok_or_else(|| CallbackError::Malformed("not one of our transfer ids".to_owned()))?;
+                let attempt = wire::attempt_of(&id, IdPurpose::Transaction).ok_or_else(|| {
+                    CallbackError::Malformed("not one of our transfer ids".to_owned())
+                })?;
                 let reference = AttemptRef::Attempt(attempt);
                 if error {
                     let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
-                    if ErrorCode::parse(&e.error_information.error_code) == Some(ErrorCode::TransferIdNotFound) {
+                    if ErrorCode::parse(&e.error_information.error_code)
+                        == Some(ErrorCode::TransferIdNotFound)
+                    {
                         // Not found (yet): says nothing final; `review_callback` decides by the
                         // transfer's expiry. Each answer is news (time passed since the last),
                         // so its delivery id is not the body's alone.
                         vec![CallbackEvent {
-                            callback_id: format!("{} {}", delivery_id(request), request.received_at.timestamp_micros()),
+                            callback_id: format!(
+                                "{} {}",
+                                delivery_id(request),
+                                request.received_at.timestamp_micros()
+                            ),
                             attempt: reference,
                             outcome: CallbackOutcome::Pending,
                         }]
                     } else {
-                        vec![event(reference, CallbackOutcome::Failed(failure_of(&e.error_information)))]
+                        vec![event(
+                            reference,
+                            CallbackOutcome::Failed(failure_of(&e.error_information)),
+                        )]
                     }
                 } else {
                     let put: TransfersPut = parse_body(&request.body).map_err(malformed)?;
@@ -636,10 +884,19 @@ impl MojaloopAdapter {
                             let fulfilment = put
                                 .fulfilment
                                 .filter(|f| wire::is_ilp_digest(f))
-                                .ok_or_else(|| CallbackError::Malformed("COMMITTED without a valid fulfilment".to_owned()))?;
-                            CallbackOutcome::Completed(Settled { rail_reference: Some(id.clone()), receipt: Some(fulfilment) })
+                                .ok_or_else(|| {
+                                    CallbackError::Malformed(
+                                        "COMMITTED without a valid fulfilment".to_owned(),
+                                    )
+                                })?;
+                            CallbackOutcome::Completed(Settled {
+                                rail_reference: Some(id.clone()),
+                                receipt: Some(fulfilment),
+                            })
                         }
-                        TransferState::Received | TransferState::Reserved => CallbackOutcome::Pending,
+                        TransferState::Received | TransferState::Reserved => {
+                            CallbackOutcome::Pending
+                        }
                         TransferState::Aborted => CallbackOutcome::Failed(Failure::new(
                             FailureCode::RailRejected,
                             "the transfer was aborted",
@@ -650,14 +907,22 @@ impl MojaloopAdapter {
                 }
             }
             Route::TransactionRequestsPut { id, error } => {
-                let attempt = wire::attempt_of(&id, IdPurpose::TransactionRequest)
-                    .ok_or_else(|| CallbackError::Malformed("not one of our transaction request ids".to_owned()))?;
+                let attempt =
+                    wire::attempt_of(&id, IdPurpose::TransactionRequest).ok_or_else(|| {
+                        CallbackError::Malformed(
+                            "not one of our transaction request ids".to_owned(),
+                        )
+                    })?;
                 let reference = AttemptRef::Attempt(attempt);
                 if error {
                     let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
-                    vec![event(reference, CallbackOutcome::Failed(failure_of(&e.error_information)))]
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Failed(failure_of(&e.error_information)),
+                    )]
                 } else {
-                    let put: TransactionRequestsPut = parse_body(&request.body).map_err(malformed)?;
+                    let put: TransactionRequestsPut =
+                        parse_body(&request.body).map_err(malformed)?;
                     let outcome = match put.transaction_request_state {
                         // Approval is not a callback: the payer's quote and transfer follow.
                         TransactionRequestState::Received
@@ -684,9 +949,19 @@ impl MojaloopAdapter {
 
     /// A PUT callback we send back to the hub, built now and sent later by the gateway through
     /// `send_follow_up`, which dates and signs it at sending time.
-    pub(crate) fn follow_up(&self, resource: Resource, base: &str, uri: String, destination: &str, body: Vec<u8>) -> Outbound {
+    pub(crate) fn follow_up(
+        &self,
+        resource: Resource,
+        base: &str,
+        uri: String,
+        destination: &str,
+        body: Vec<u8>,
+    ) -> Outbound {
         let headers = vec![
-            ("Content-Type".to_owned(), resource.media_type(&self.config.fspiop_version)),
+            (
+                "Content-Type".to_owned(),
+                resource.media_type(&self.config.fspiop_version),
+            ),
             (wire::H_SOURCE.to_owned(), self.config.fsp_id.clone()),
             (wire::H_DESTINATION.to_owned(), destination.to_owned()),
             (wire::H_URI.to_owned(), uri.clone()),
@@ -733,26 +1008,40 @@ async fn answer(response: reqwest::Response, moves_money: bool) -> Result<Answer
         return Ok(Answer::Accepted);
     }
     let body = response.bytes().await.unwrap_or_default();
-    let info = parse_body::<ErrorInformationObject>(&body).ok().map(|e| e.error_information);
+    let info = parse_body::<ErrorInformationObject>(&body)
+        .ok()
+        .map(|e| e.error_information);
     let code = info.as_ref().and_then(|i| ErrorCode::parse(&i.error_code));
     let described = info
         .as_ref()
         .map(|i| format!("{} {}", i.error_code, i.error_description))
         .unwrap_or_else(|| status.to_string());
     match status.as_u16() {
-        503 => Err(RailError::Retryable(format!("hub unavailable: {described}"))),
-        501 => Err(RailError::Permanent(format!("not implemented by the hub: {described}"))),
-        500..=599 if moves_money => Err(RailError::Unknown(format!("hub error after a transfer: {described}"))),
+        503 => Err(RailError::Retryable(format!(
+            "hub unavailable: {described}"
+        ))),
+        501 => Err(RailError::Permanent(format!(
+            "not implemented by the hub: {described}"
+        ))),
+        500..=599 if moves_money => Err(RailError::Unknown(format!(
+            "hub error after a transfer: {described}"
+        ))),
         500..=599 => Err(RailError::Retryable(format!("hub error: {described}"))),
         // The hub holds a different request under our id: the first one may have moved money.
-        _ if code == Some(ErrorCode::ModifiedRequest) && moves_money => {
-            Err(RailError::Unknown(format!("the hub holds another request under this transfer id: {described}")))
-        }
+        _ if code == Some(ErrorCode::ModifiedRequest) && moves_money => Err(RailError::Unknown(
+            format!("the hub holds another request under this transfer id: {described}"),
+        )),
         400..=499 => Ok(Answer::Rejected(match &info {
             Some(i) => failure_of(i),
-            None => Failure::new(FailureCode::InvalidRequest, format!("hub answered {status}"), Some(status.as_u16().to_string())),
+            None => Failure::new(
+                FailureCode::InvalidRequest,
+                format!("hub answered {status}"),
+                Some(status.as_u16().to_string()),
+            ),
         })),
-        _ => Err(RailError::Permanent(format!("unexpected hub answer {status}"))),
+        _ => Err(RailError::Permanent(format!(
+            "unexpected hub answer {status}"
+        ))),
     }
 }
 
@@ -776,44 +1065,61 @@ impl RailAdapter for MojaloopAdapter {
     }
 
     fn prepare(&self, attempt: &Attempt) -> Result<Option<PreparedRequest>, RailError> {
-        let state = RailState::from_value(attempt.rail_state.as_ref()).map_err(RailError::Permanent)?;
-        let reuse = |step: &str, build: &dyn Fn() -> Result<Vec<u8>, RailError>| -> Result<Option<PreparedRequest>, RailError> {
+        let state =
+            RailState::from_value(attempt.rail_state.as_ref()).map_err(RailError::Permanent)?;
+        let reuse = |step: &str,
+                     build: &dyn Fn() -> Result<Vec<u8>, RailError>|
+         -> Result<Option<PreparedRequest>, RailError> {
             // Bytes already stored for this step are the ones to (re)send.
             if let Some(r) = attempt.request.as_ref().filter(|r| r.step == step) {
                 return Ok(Some(r.clone()));
             }
-            Ok(Some(PreparedRequest { step: step.to_owned(), body: build()? }))
+            Ok(Some(PreparedRequest {
+                step: step.to_owned(),
+                body: build()?,
+            }))
         };
         match (attempt.direction, &state) {
             (_, None | Some(RailState::LookingUp)) => Ok(None),
-            (Direction::Disbursement, Some(RailState::PartyFound { fsp_id } | RailState::Quoting { fsp_id })) => {
-                reuse(STEP_QUOTE, &|| self.build_quote(attempt, fsp_id))
-            }
+            (
+                Direction::Disbursement,
+                Some(RailState::PartyFound { fsp_id } | RailState::Quoting { fsp_id }),
+            ) => reuse(STEP_QUOTE, &|| self.build_quote(attempt, fsp_id)),
             (Direction::Disbursement, Some(q @ RailState::Quoted { .. })) => {
                 reuse(STEP_TRANSFER, &|| self.build_transfer(attempt, q))
             }
             (Direction::Collection, Some(RailState::PartyFound { fsp_id })) => {
-                reuse(STEP_TRANSACTION_REQUEST, &|| self.build_transaction_request(attempt, fsp_id))
+                reuse(STEP_TRANSACTION_REQUEST, &|| {
+                    self.build_transaction_request(attempt, fsp_id)
+                })
             }
             (Direction::Collection, Some(RailState::Quoting { .. } | RailState::Quoted { .. })) => {
-                Err(RailError::Permanent("a request-to-pay has no quote of its own".to_owned()))
+                Err(RailError::Permanent(
+                    "a request-to-pay has no quote of its own".to_owned(),
+                ))
             }
         }
     }
 
     async fn submit(&self, attempt: &Attempt) -> Result<Submitted, RailError> {
-        let state = RailState::from_value(attempt.rail_state.as_ref()).map_err(RailError::Permanent)?;
+        let state =
+            RailState::from_value(attempt.rail_state.as_ref()).map_err(RailError::Permanent)?;
         match (attempt.direction, state) {
             (_, None | Some(RailState::LookingUp)) => self.lookup(attempt).await,
-            (Direction::Disbursement, Some(RailState::PartyFound { fsp_id } | RailState::Quoting { fsp_id })) => {
-                self.send_quote(attempt, &fsp_id).await
+            (
+                Direction::Disbursement,
+                Some(RailState::PartyFound { fsp_id } | RailState::Quoting { fsp_id }),
+            ) => self.send_quote(attempt, &fsp_id).await,
+            (Direction::Disbursement, Some(RailState::Quoted { fsp_id, .. })) => {
+                self.send_transfer(attempt, &fsp_id).await
             }
-            (Direction::Disbursement, Some(RailState::Quoted { fsp_id, .. })) => self.send_transfer(attempt, &fsp_id).await,
             (Direction::Collection, Some(RailState::PartyFound { fsp_id })) => {
                 self.send_transaction_request(attempt, &fsp_id).await
             }
             (Direction::Collection, Some(RailState::Quoting { .. } | RailState::Quoted { .. })) => {
-                Err(RailError::Permanent("a request-to-pay has no quote of its own".to_owned()))
+                Err(RailError::Permanent(
+                    "a request-to-pay has no quote of its own".to_owned(),
+                ))
             }
         }
     }
@@ -822,14 +1128,24 @@ impl RailAdapter for MojaloopAdapter {
     /// callback, so a 202 is `Pending` and the outcome arrives through `callback`. An attempt
     /// that never got as far as sending its transfer is `NotFound` without asking.
     async fn inquire(&self, attempt: &Attempt) -> Result<RailStatus, RailError> {
-        let state = RailState::from_value(attempt.rail_state.as_ref()).map_err(RailError::Permanent)?;
+        let state =
+            RailState::from_value(attempt.rail_state.as_ref()).map_err(RailError::Permanent)?;
         let (base, uri, resource, not_found) = match (attempt.direction, &state) {
             (Direction::Disbursement, Some(RailState::Quoted { .. })) => {
-                let id = derive_id(attempt.attempt_id, IdPurpose::Transaction).map_err(permanent)?;
-                (&self.config.endpoints.transfers, format!("/transfers/{}", id_string(id)), Resource::Transfers, ErrorCode::TransferIdNotFound)
+                let id =
+                    derive_id(attempt.attempt_id, IdPurpose::Transaction).map_err(permanent)?;
+                (
+                    &self.config.endpoints.transfers,
+                    format!("/transfers/{}", id_string(id)),
+                    Resource::Transfers,
+                    ErrorCode::TransferIdNotFound,
+                )
             }
-            (Direction::Collection, Some(RailState::PartyFound { .. })) if Self::stored(attempt, STEP_TRANSACTION_REQUEST).is_ok() => {
-                let id = derive_id(attempt.attempt_id, IdPurpose::TransactionRequest).map_err(permanent)?;
+            (Direction::Collection, Some(RailState::PartyFound { .. }))
+                if Self::stored(attempt, STEP_TRANSACTION_REQUEST).is_ok() =>
+            {
+                let id = derive_id(attempt.attempt_id, IdPurpose::TransactionRequest)
+                    .map_err(permanent)?;
                 (
                     &self.config.endpoints.transaction_requests,
                     format!("/transactionRequests/{}", id_string(id)),
@@ -839,14 +1155,20 @@ impl RailAdapter for MojaloopAdapter {
             }
             _ => return Ok(RailStatus::NotFound),
         };
-        let sent = self.send(http::Method::GET, base, &uri, resource, true, None, None).await?;
-        let response = sent.map_err(|e| RailError::Retryable(format!("GET {}: {}", resource.as_str(), transport(&e))))?;
+        let sent = self
+            .send(http::Method::GET, base, &uri, resource, true, None, None)
+            .await?;
+        let response = sent.map_err(|e| {
+            RailError::Retryable(format!("GET {}: {}", resource.as_str(), transport(&e)))
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(RailStatus::Pending);
         }
         let body = response.bytes().await.unwrap_or_default();
-        let info = parse_body::<ErrorInformationObject>(&body).ok().map(|e| e.error_information);
+        let info = parse_body::<ErrorInformationObject>(&body)
+            .ok()
+            .map(|e| e.error_information);
         match (status.as_u16(), info) {
             (400..=499, Some(i)) if ErrorCode::parse(&i.error_code) == Some(not_found) => {
                 if resource == Resource::Transfers {
@@ -855,8 +1177,13 @@ impl RailAdapter for MojaloopAdapter {
                     Ok(RailStatus::NotFound)
                 }
             }
-            (500..=599, _) => Err(RailError::Retryable(format!("inquiry: hub answered {status}"))),
-            (_, Some(i)) => Err(RailError::Permanent(format!("inquiry refused: {} {}", i.error_code, i.error_description))),
+            (500..=599, _) => Err(RailError::Retryable(format!(
+                "inquiry: hub answered {status}"
+            ))),
+            (_, Some(i)) => Err(RailError::Permanent(format!(
+                "inquiry refused: {} {}",
+                i.error_code, i.error_description
+            ))),
             (_, None) => Err(RailError::Permanent(format!("inquiry refused: {status}"))),
         }
     }
@@ -867,71 +1194,111 @@ impl RailAdapter for MojaloopAdapter {
         self.handle_callback(request, &source, route)
     }
 
-    fn review_callback(&self, attempt: &Attempt, request: &InboundRequest, outcome: CallbackOutcome) -> Result<CallbackOutcome, CallbackError> {
+    fn review_callback(
+        &self,
+        attempt: &Attempt,
+        request: &InboundRequest,
+        outcome: CallbackOutcome,
+    ) -> Result<CallbackOutcome, CallbackError> {
         let Some(route) = route(&request.method, &request.path) else {
             return Ok(outcome);
         };
         let source = header(request, wire::H_SOURCE).unwrap_or_default();
-        let state = RailState::from_value(attempt.rail_state.as_ref()).map_err(CallbackError::Malformed)?;
+        let state =
+            RailState::from_value(attempt.rail_state.as_ref()).map_err(CallbackError::Malformed)?;
         let unexpected = |expected: &str| {
-            Err(CallbackError::Unauthenticated(format!("callback from {source}, the attempt deals with {expected}")))
+            Err(CallbackError::Unauthenticated(format!(
+                "callback from {source}, the attempt deals with {expected}"
+            )))
         };
         let hub = self.config.hub_fsp_id.as_str();
         match route {
             Route::QuotesPut { error, .. } => match &state {
-                Some(RailState::Quoting { fsp_id } | RailState::PartyFound { fsp_id } | RailState::Quoted { fsp_id, .. }) => {
+                Some(
+                    RailState::Quoting { fsp_id }
+                    | RailState::PartyFound { fsp_id }
+                    | RailState::Quoted { fsp_id, .. },
+                ) => {
                     if source == fsp_id || (error && source == hub) {
                         Ok(outcome)
                     } else {
                         unexpected(fsp_id)
                     }
                 }
-                _ => Err(CallbackError::Unauthenticated("a quote for an attempt that asked for none".to_owned())),
+                _ => Err(CallbackError::Unauthenticated(
+                    "a quote for an attempt that asked for none".to_owned(),
+                )),
             },
             Route::TransfersPut { error, .. } => {
-                let Some(RailState::Quoted { fsp_id, condition, .. }) = &state else {
-                    return Err(CallbackError::Unauthenticated("a transfer result for an attempt that sent none".to_owned()));
+                let Some(RailState::Quoted {
+                    fsp_id, condition, ..
+                }) = &state
+                else {
+                    return Err(CallbackError::Unauthenticated(
+                        "a transfer result for an attempt that sent none".to_owned(),
+                    ));
                 };
                 if source != fsp_id && source != hub {
                     return unexpected(fsp_id);
                 }
                 match outcome {
                     CallbackOutcome::Completed(settled) => {
-                        let ok = settled.receipt.as_deref().is_some_and(|f| ilp::fulfils(f, condition));
+                        let ok = settled
+                            .receipt
+                            .as_deref()
+                            .is_some_and(|f| ilp::fulfils(f, condition));
                         if ok {
                             Ok(CallbackOutcome::Completed(settled))
                         } else {
-                            Err(CallbackError::Unauthenticated("the fulfilment does not match the condition".to_owned()))
+                            Err(CallbackError::Unauthenticated(
+                                "the fulfilment does not match the condition".to_owned(),
+                            ))
                         }
                     }
-                    CallbackOutcome::Pending if error => match self.transfer_not_found(attempt, request.received_at) {
-                        RailStatus::Failed(f) => Ok(CallbackOutcome::Failed(f)),
-                        RailStatus::Pending | RailStatus::NotFound | RailStatus::Completed(_) => Ok(CallbackOutcome::Pending),
-                    },
+                    CallbackOutcome::Pending if error => {
+                        match self.transfer_not_found(attempt, request.received_at) {
+                            RailStatus::Failed(f) => Ok(CallbackOutcome::Failed(f)),
+                            RailStatus::Pending
+                            | RailStatus::NotFound
+                            | RailStatus::Completed(_) => Ok(CallbackOutcome::Pending),
+                        }
+                    }
                     other => Ok(other),
                 }
             }
             Route::TransactionRequestsPut { .. } => match &state {
-                Some(RailState::PartyFound { fsp_id }) if source == fsp_id || source == hub => Ok(outcome),
+                Some(RailState::PartyFound { fsp_id }) if source == fsp_id || source == hub => {
+                    Ok(outcome)
+                }
                 Some(RailState::PartyFound { fsp_id }) => unexpected(fsp_id),
-                _ => Err(CallbackError::Unauthenticated("a transaction request result for an attempt that sent none".to_owned())),
+                _ => Err(CallbackError::Unauthenticated(
+                    "a transaction request result for an attempt that sent none".to_owned(),
+                )),
             },
             // The payer's transfer for our request-to-pay must come from the FSP we asked.
             Route::TransfersPost => match &state {
                 Some(RailState::PartyFound { fsp_id }) if source != fsp_id => unexpected(fsp_id),
                 _ => Ok(outcome),
             },
-            Route::PartiesGet { .. } | Route::PartiesPut { .. } | Route::QuotesPost | Route::TransfersPatch { .. } => {
-                Ok(outcome)
-            }
+            Route::PartiesGet { .. }
+            | Route::PartiesPut { .. }
+            | Route::QuotesPost
+            | Route::TransfersPatch { .. } => Ok(outcome),
         }
     }
 
     /// Sends a PUT the adapter built in a `CallbackReply`, dated and signed now. PUTs are
     /// idempotent at the hub, so resending is safe.
     async fn send_follow_up(&self, outbound: &Outbound) -> Result<(), RailError> {
-        let get = |k: &str| outbound.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
-        let uri = get(wire::H_URI).ok_or_else(|| RailError::Permanent("follow-up without FSPIOP-URI".to_owned()))?;
+        let get = |k: &str| {
+            outbound
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone())
+        };
+        let uri = get(wire::H_URI)
+            .ok_or_else(|| RailError::Permanent("follow-up without FSPIOP-URI".to_owned()))?;
         let destination = get(wire::H_DESTINATION);
         let resource = uri
             .trim_start_matches('/')
@@ -939,8 +1306,16 @@ impl RailAdapter for MojaloopAdapter {
             .next()
             .and_then(Resource::parse)
             .ok_or_else(|| RailError::Permanent("follow-up for an unknown resource".to_owned()))?;
-        let method = http::Method::from_bytes(outbound.method.as_bytes()).map_err(|e| RailError::Permanent(e.to_string()))?;
-        let headers = self.signed_headers(method.as_str(), &uri, resource, false, destination.as_deref(), Some(&outbound.body))?;
+        let method = http::Method::from_bytes(outbound.method.as_bytes())
+            .map_err(|e| RailError::Permanent(e.to_string()))?;
+        let headers = self.signed_headers(
+            method.as_str(),
+            &uri,
+            resource,
+            false,
+            destination.as_deref(),
+            Some(&outbound.body),
+        )?;
         let mut rb = self.http.request(method, &outbound.url);
         for (k, v) in headers {
             rb = rb.header(k, v);
@@ -954,7 +1329,9 @@ impl RailAdapter for MojaloopAdapter {
         if status.is_success() {
             Ok(())
         } else if status.is_server_error() {
-            Err(RailError::Retryable(format!("follow-up: hub answered {status}")))
+            Err(RailError::Retryable(format!(
+                "follow-up: hub answered {status}"
+            )))
         } else {
             Err(RailError::Permanent(format!("follow-up refused: {status}")))
         }

@@ -216,7 +216,8 @@ pub fn decode_packet(packet: &str) -> Result<IlpPacket, IlpError> {
         }
         12 => {
             let expires = b.fixed::<17>()?;
-            let expires_at = String::from_utf8(expires.to_vec()).map_err(|_| IlpError::Malformed("expiresAt"))?;
+            let expires_at = String::from_utf8(expires.to_vec())
+                .map_err(|_| IlpError::Malformed("expiresAt"))?;
             let condition = b.fixed::<32>()?;
             let address = b.string()?;
             let data = b.var_octets()?.to_vec();
@@ -244,12 +245,18 @@ fn transaction_json_bytes(packet: &IlpPacket) -> Result<Vec<u8>, IlpError> {
     if packet.data.first() == Some(&b'{') {
         return Ok(packet.data.clone());
     }
-    URL_SAFE_NO_PAD.decode(&packet.data).map_err(|_| IlpError::Data)
+    URL_SAFE_NO_PAD
+        .decode(&packet.data)
+        .map_err(|_| IlpError::Data)
 }
 
 /// Recomputes the fulfilment of a packet we made (as payee FSP, on `POST /transfers`), from the
 /// packet alone: the adapter keeps no table of quotes.
-pub fn regenerate_fulfilment(key: &IlpKey, packet_text: &str, packet: &IlpPacket) -> Result<String, IlpError> {
+pub fn regenerate_fulfilment(
+    key: &IlpKey,
+    packet_text: &str,
+    packet: &IlpPacket,
+) -> Result<String, IlpError> {
     let fulfilment = match packet.version {
         IlpVersion::V1 => key.hmac(packet_text.as_bytes()),
         IlpVersion::V4 => {
@@ -269,9 +276,9 @@ pub fn condition_of(fulfilment: &str) -> Option<String> {
 /// `SHA-256(fulfilment) == condition`, compared in constant time.
 pub fn fulfils(fulfilment: &str, condition: &str) -> bool {
     match (condition_of(fulfilment), URL_SAFE_NO_PAD.decode(condition)) {
-        (Some(c), Ok(expected)) => URL_SAFE_NO_PAD
-            .decode(c)
-            .is_ok_and(|got| got.len() == 32 && bool::from(got.as_slice().ct_eq(expected.as_slice()))),
+        (Some(c), Ok(expected)) => URL_SAFE_NO_PAD.decode(c).is_ok_and(|got| {
+            got.len() == 32 && bool::from(got.as_slice().ct_eq(expected.as_slice()))
+        }),
         _ => false,
     }
 }
@@ -293,7 +300,10 @@ fn put_var_octets(out: &mut Vec<u8>, bytes: &[u8]) {
         }
     }
     let be = len.to_be_bytes();
-    let first = be.iter().position(|b| *b != 0).unwrap_or(be.len().saturating_sub(1));
+    let first = be
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(be.len().saturating_sub(1));
     let significant = be.get(first..).unwrap_or(&[]);
     // At most 8 length bytes, so the count always fits in the low seven bits.
     let count = u8::try_from(significant.len()).unwrap_or(8);
@@ -315,7 +325,10 @@ impl<'a> Reader<'a> {
     }
 
     fn byte(&mut self) -> Result<u8, IlpError> {
-        self.take(1)?.first().copied().ok_or(IlpError::Malformed("truncated"))
+        self.take(1)?
+            .first()
+            .copied()
+            .ok_or(IlpError::Malformed("truncated"))
     }
 
     fn fixed<const N: usize>(&mut self) -> Result<[u8; N], IlpError> {
@@ -333,9 +346,9 @@ impl<'a> Reader<'a> {
             if count == 0 || count > 4 {
                 return Err(IlpError::Malformed("length of length"));
             }
-            self.take(count)?
-                .iter()
-                .fold(0usize, |acc, b| acc.saturating_mul(256).saturating_add(usize::from(*b)))
+            self.take(count)?.iter().fold(0usize, |acc, b| {
+                acc.saturating_mul(256).saturating_add(usize::from(*b))
+            })
         };
         self.take(len)
     }
@@ -368,7 +381,9 @@ mod tests {
     const V4_PACKET: &str = "DIICvgAAAAAAACcQMjAzMDAxMDEwMDAwMDAwMDCn5bUtniJfp8DnBRmhM5QtpEi-VPMWNNBcUUOfsK5eYwpnLm1vamFsb29wggJ3ZXlKaGJXOTFiblFpT25zaVlXMXZkVzUwSWpvaU1UQXdJaXdpWTNWeWNtVnVZM2tpT2lKVlUwUWlmU3dpWlhod2FYSmhkR2x2YmlJNklqSXdNekF0TURFdE1ERlVNREE2TURBNk1EQXVNREF3V2lJc0luQmhlV1ZsSWpwN0luQmhjblI1U1dSSmJtWnZJanA3SW1aemNFbGtJam9pY0dGNVpXVm1jM0FpTENKd1lYSjBlVWxrVkhsd1pTSTZJazFUU1ZORVRpSXNJbkJoY25SNVNXUmxiblJwWm1sbGNpSTZJakV5TXpRMU5qYzRPU0o5ZlN3aWNHRjVaWElpT25zaWNHRnlkSGxKWkVsdVptOGlPbnNpWm5Od1NXUWlPaUp3WVhsbGNtWnpjQ0lzSW5CaGNuUjVTV1JVZVhCbElqb2lUVk5KVTBST0lpd2ljR0Z5ZEhsSlpHVnVkR2xtYVdWeUlqb2lPVGczTmpVME16SXhJbjE5TENKeGRXOTBaVWxrSWpvaU4yTXlNMlU0TUdNdFpEQTNPQzAwTURjM0xUZ3lOak10TW1Nd05EYzROelptWTJZMklpd2lkSEpoYm5OaFkzUnBiMjVKWkNJNklqZzFabVZoWXpKbUxUTTVZakl0TkRreFlpMDRNVGRsTFRSaE1ETXlNRE5rTkdZeE5DSXNJblJ5WVc1ellXTjBhVzl1Vkhsd1pTSTZleUpwYm1sMGFXRjBiM0lpT2lKUVFWbEZVaUlzSW1sdWFYUnBZWFJ2Y2xSNWNHVWlPaUpEVDA1VFZVMUZVaUlzSW5OalpXNWhjbWx2SWpvaVZGSkJUbE5HUlZJaWZYMA";
 
     fn expiration() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2030-01-01T00:00:00.000Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2030-01-01T00:00:00.000Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -376,7 +391,14 @@ mod tests {
         let key = IlpKey::from_secret("mojaloop-sdk");
         let address = v1_address("payeefsp", "MSISDN", "123456789", None);
         assert_eq!(address, "g.payeefsp.msisdn.123456789");
-        let q = quote_ilp(IlpVersion::V1, &key, &golden_transaction(), 10000, expiration(), &address);
+        let q = quote_ilp(
+            IlpVersion::V1,
+            &key,
+            &golden_transaction(),
+            10000,
+            expiration(),
+            &address,
+        );
         assert_eq!(q.packet.len(), 900);
         assert_eq!(q.packet, V1_PACKET);
         assert_eq!(q.fulfilment, "pkxUkenyAGO0Ijx7EzvMX5pLrNwZ3Zh8yRxH3qH6ReM");
@@ -389,7 +411,14 @@ mod tests {
     #[test]
     fn golden_vector_v4() {
         let key = IlpKey::from_secret("mojaloop-sdk");
-        let q = quote_ilp(IlpVersion::V4, &key, &golden_transaction(), 10000, expiration(), "unused");
+        let q = quote_ilp(
+            IlpVersion::V4,
+            &key,
+            &golden_transaction(),
+            10000,
+            expiration(),
+            "unused",
+        );
         assert_eq!(q.packet.len(), 942);
         assert_eq!(q.packet, V4_PACKET);
         assert_eq!(q.fulfilment, "e9QV_WChvXQY36eIAahjNeXRFZEhsP7qnKHHfhKI_RM");
@@ -403,8 +432,18 @@ mod tests {
     fn decodes_and_regenerates_the_golden_packets() {
         let key = IlpKey::from_secret("mojaloop-sdk");
         for (text, fulfilment, condition, version) in [
-            (V1_PACKET, "pkxUkenyAGO0Ijx7EzvMX5pLrNwZ3Zh8yRxH3qH6ReM", "6lId9LqFZoG0WnfI9pWHGdsDf5TLUxJ7GK1fgvGQ1GI", IlpVersion::V1),
-            (V4_PACKET, "e9QV_WChvXQY36eIAahjNeXRFZEhsP7qnKHHfhKI_RM", "p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM", IlpVersion::V4),
+            (
+                V1_PACKET,
+                "pkxUkenyAGO0Ijx7EzvMX5pLrNwZ3Zh8yRxH3qH6ReM",
+                "6lId9LqFZoG0WnfI9pWHGdsDf5TLUxJ7GK1fgvGQ1GI",
+                IlpVersion::V1,
+            ),
+            (
+                V4_PACKET,
+                "e9QV_WChvXQY36eIAahjNeXRFZEhsP7qnKHHfhKI_RM",
+                "p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM",
+                IlpVersion::V4,
+            ),
         ] {
             let p = decode_packet(text).unwrap();
             assert_eq!(p.version, version);
@@ -417,17 +456,32 @@ mod tests {
         let p4 = decode_packet(V4_PACKET).unwrap();
         assert_eq!(p4.address, "g.mojaloop");
         assert_eq!(p4.expires_at.as_deref(), Some("20300101000000000"));
-        assert_eq!(packet_condition(&p4).unwrap(), "p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM");
-        assert_eq!(decode_packet(V1_PACKET).unwrap().address, "g.payeefsp.msisdn.123456789");
+        assert_eq!(
+            packet_condition(&p4).unwrap(),
+            "p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM"
+        );
+        assert_eq!(
+            decode_packet(V1_PACKET).unwrap().address,
+            "g.payeefsp.msisdn.123456789"
+        );
     }
 
     #[test]
     fn wrong_fulfilment_or_secret_is_refused() {
-        assert!(!fulfils("pkxUkenyAGO0Ijx7EzvMX5pLrNwZ3Zh8yRxH3qH6ReM", "p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM"));
-        assert!(!fulfils("short", "6lId9LqFZoG0WnfI9pWHGdsDf5TLUxJ7GK1fgvGQ1GI"));
+        assert!(!fulfils(
+            "pkxUkenyAGO0Ijx7EzvMX5pLrNwZ3Zh8yRxH3qH6ReM",
+            "p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM"
+        ));
+        assert!(!fulfils(
+            "short",
+            "6lId9LqFZoG0WnfI9pWHGdsDf5TLUxJ7GK1fgvGQ1GI"
+        ));
         let other = IlpKey::from_secret("another-secret");
         let p = decode_packet(V4_PACKET).unwrap();
-        assert_ne!(regenerate_fulfilment(&other, V4_PACKET, &p).unwrap(), "e9QV_WChvXQY36eIAahjNeXRFZEhsP7qnKHHfhKI_RM");
+        assert_ne!(
+            regenerate_fulfilment(&other, V4_PACKET, &p).unwrap(),
+            "e9QV_WChvXQY36eIAahjNeXRFZEhsP7qnKHHfhKI_RM"
+        );
         assert!(decode_packet("AAAA").is_err());
         assert!(decode_packet(&V4_PACKET[..100]).is_err());
     }
@@ -435,7 +489,10 @@ mod tests {
     #[test]
     fn canonical_json_sorts_nested_keys() {
         let v = serde_json::json!({"b": {"z": 1, "a": [ {"y": "é", "x": null} ]}, "a": "q\"uote"});
-        assert_eq!(canonical_json(&v), r#"{"a":"q\"uote","b":{"a":[{"x":null,"y":"é"}],"z":1}}"#);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":"q\"uote","b":{"a":[{"x":null,"y":"é"}],"z":1}}"#
+        );
     }
 
     #[test]

@@ -70,7 +70,9 @@ impl std::fmt::Debug for JwsSigner {
 impl JwsSigner {
     pub fn new(key: RsaPrivateKey) -> Result<Self, JwsError> {
         if key.size().saturating_mul(8) < MIN_BITS {
-            return Err(JwsError::Key("RSA keys must have at least 2048 bits".to_owned()));
+            return Err(JwsError::Key(
+                "RSA keys must have at least 2048 bits".to_owned(),
+            ));
         }
         let public = key.to_public_key();
         Ok(JwsSigner {
@@ -140,7 +142,9 @@ impl std::fmt::Debug for JwsVerifier {
 impl JwsVerifier {
     pub fn new(key: RsaPublicKey) -> Result<Self, JwsError> {
         if key.size().saturating_mul(8) < MIN_BITS {
-            return Err(JwsError::Key("RSA keys must have at least 2048 bits".to_owned()));
+            return Err(JwsError::Key(
+                "RSA keys must have at least 2048 bits".to_owned(),
+            ));
         }
         Ok(JwsVerifier {
             key: VerifyingKey::<Sha256>::new(key),
@@ -158,13 +162,19 @@ impl JwsVerifier {
     /// Checks the header value against the request it came with: the protected header must
     /// name RS256 and this request's URI, method and source (and its destination and date
     /// when it names them), and the signature must cover it and the body.
-    pub fn verify(&self, header_value: &str, expected: &Protected<'_>, body: &[u8]) -> Result<(), JwsError> {
-        let value: HeaderValue = serde_json::from_str(header_value).map_err(|_| JwsError::Malformed("not JSON"))?;
+    pub fn verify(
+        &self,
+        header_value: &str,
+        expected: &Protected<'_>,
+        body: &[u8],
+    ) -> Result<(), JwsError> {
+        let value: HeaderValue =
+            serde_json::from_str(header_value).map_err(|_| JwsError::Malformed("not JSON"))?;
         let header_bytes = URL_SAFE_NO_PAD
             .decode(&value.protected_header)
             .map_err(|_| JwsError::Malformed("protectedHeader is not base64url"))?;
-        let header: Map<String, Value> =
-            serde_json::from_slice(&header_bytes).map_err(|_| JwsError::Malformed("protectedHeader is not JSON"))?;
+        let header: Map<String, Value> = serde_json::from_slice(&header_bytes)
+            .map_err(|_| JwsError::Malformed("protectedHeader is not JSON"))?;
         let field = |k: &str| header.get(k).and_then(Value::as_str);
         if field("alg") != Some("RS256") {
             return Err(JwsError::Mismatch("alg must be RS256"));
@@ -191,8 +201,13 @@ impl JwsVerifier {
         let signature_bytes = URL_SAFE_NO_PAD
             .decode(&value.signature)
             .map_err(|_| JwsError::Malformed("signature is not base64url"))?;
-        let signature = Signature::try_from(signature_bytes.as_slice()).map_err(|_| JwsError::BadSignature)?;
-        let input = format!("{}.{}", value.protected_header, URL_SAFE_NO_PAD.encode(body));
+        let signature =
+            Signature::try_from(signature_bytes.as_slice()).map_err(|_| JwsError::BadSignature)?;
+        let input = format!(
+            "{}.{}",
+            value.protected_header,
+            URL_SAFE_NO_PAD.encode(body)
+        );
         self.key
             .verify(input.as_bytes(), &signature)
             .map_err(|_| JwsError::BadSignature)
@@ -225,7 +240,10 @@ mod tests {
         let key = generate_key().unwrap();
         let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
         let signer = JwsSigner::from_pem(&pem).unwrap();
-        let public_pem = key.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
+        let public_pem = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
         let verifier = JwsVerifier::from_pem(&public_pem).unwrap();
         let body = br#"{"fulfilment":"pkxUkenyAGO0Ijx7EzvMX5pLrNwZ3Zh8yRxH3qH6ReM","transferState":"COMMITTED"}"#;
         let header = signer.sign(&protected(), body).unwrap();
@@ -233,25 +251,47 @@ mod tests {
 
         // A changed body, URI, source or method is refused.
         let tampered = br#"{"fulfilment":"pkxUkenyAGO0Ijx7EzvMX5pLrNwZ3Zh8yRxH3qH6ReM","transferState":"ABORTED"}"#;
-        assert_eq!(verifier.verify(&header, &protected(), tampered), Err(JwsError::BadSignature));
+        assert_eq!(
+            verifier.verify(&header, &protected(), tampered),
+            Err(JwsError::BadSignature)
+        );
         let mut other = protected();
         other.uri = "/transfers/00000000-0000-4000-8000-000000000000";
-        assert_eq!(verifier.verify(&header, &other, body), Err(JwsError::Mismatch("FSPIOP-URI")));
+        assert_eq!(
+            verifier.verify(&header, &other, body),
+            Err(JwsError::Mismatch("FSPIOP-URI"))
+        );
         let mut other = protected();
         other.source = "roguefsp";
-        assert_eq!(verifier.verify(&header, &other, body), Err(JwsError::Mismatch("FSPIOP-Source")));
+        assert_eq!(
+            verifier.verify(&header, &other, body),
+            Err(JwsError::Mismatch("FSPIOP-Source"))
+        );
 
         // Another key's signature is refused.
         let stranger = JwsSigner::new(generate_key().unwrap()).unwrap();
         let forged = stranger.sign(&protected(), body).unwrap();
-        assert_eq!(verifier.verify(&forged, &protected(), body), Err(JwsError::BadSignature));
-        assert!(matches!(verifier.verify("{}", &protected(), body), Err(JwsError::Malformed(_))));
+        assert_eq!(
+            verifier.verify(&forged, &protected(), body),
+            Err(JwsError::BadSignature)
+        );
+        assert!(matches!(
+            verifier.verify("{}", &protected(), body),
+            Err(JwsError::Malformed(_))
+        ));
     }
 
     #[test]
     fn protected_header_names_the_required_fields() {
         let json: Value = serde_json::from_str(&protected_json(&protected())).unwrap();
-        for k in ["alg", "FSPIOP-URI", "FSPIOP-HTTP-Method", "FSPIOP-Source", "FSPIOP-Destination", "Date"] {
+        for k in [
+            "alg",
+            "FSPIOP-URI",
+            "FSPIOP-HTTP-Method",
+            "FSPIOP-Source",
+            "FSPIOP-Destination",
+            "Date",
+        ] {
             assert!(json.get(k).is_some(), "{k}");
         }
     }

@@ -19,13 +19,15 @@
 use crate::adapter::{header, MojaloopAdapter};
 use crate::ilp;
 use crate::wire::{
-    self, failure_of, fspiop_datetime, id_string, is_correlation_id, parse_body, parse_fspiop_datetime, to_body,
-    ErrorCode, ErrorInformationObject, Extension, ExtensionList, FspiopMoney, FspiopParty, FspiopPartyIdType, PartyIdInfo,
-    QuotesPost, QuotesPut, Resource, TransferState, TransfersPost, TransfersPut,
+    self, failure_of, fspiop_datetime, id_string, is_correlation_id, parse_body,
+    parse_fspiop_datetime, to_body, ErrorCode, ErrorInformationObject, Extension, ExtensionList,
+    FspiopMoney, FspiopParty, FspiopPartyIdType, PartyIdInfo, QuotesPost, QuotesPut, Resource,
+    TransferState, TransfersPost, TransfersPut,
 };
 use chrono::{DateTime, Utc};
 use railgate_rail::{
-    AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply, InboundRequest, Money, Outbound, Settled,
+    AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply, InboundRequest,
+    Money, Outbound, Settled,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -117,7 +119,10 @@ impl MojaloopAdapter {
             post.resource,
             &format!("/{}/{}", post.resource.as_str(), post.id),
             &post.source,
-            refuse(ErrorCode::ModifiedRequest, "the id was used before with another request"),
+            refuse(
+                ErrorCode::ModifiedRequest,
+                "the id was used before with another request",
+            ),
         )
     }
 
@@ -130,27 +135,49 @@ impl MojaloopAdapter {
         }
     }
 
-    fn error_follow_up(&self, resource: Resource, uri: &str, destination: &str, r: Refusal) -> Outbound {
+    fn error_follow_up(
+        &self,
+        resource: Resource,
+        uri: &str,
+        destination: &str,
+        r: Refusal,
+    ) -> Outbound {
         let body = to_body(&ErrorInformationObject::new(r.code, r.description)).unwrap_or_default();
-        self.follow_up(resource, self.base_of(resource), format!("{uri}/error"), destination, body)
+        self.follow_up(
+            resource,
+            self.base_of(resource),
+            format!("{uri}/error"),
+            destination,
+            body,
+        )
     }
 
     fn own_party(&self, id_type: &str, id: &str) -> Option<&crate::config::OwnParty> {
         self.config.own_parties.iter().find(|p| {
-            FspiopPartyIdType::try_from(p.id_type).is_ok_and(|t| t.as_str() == id_type) && p.id_value == id
+            FspiopPartyIdType::try_from(p.id_type).is_ok_and(|t| t.as_str() == id_type)
+                && p.id_value == id
         })
     }
 
     /// `GET /parties/{Type}/{ID}[/{SubId}]` for one of the scheme's own identifiers: we answer
     /// with our party (any sub-id: it is the payer's payment reference, matched later by the
     /// gateway); anything else is `3204`.
-    pub(crate) fn answer_party_lookup(&self, id_type: &str, id: &str, sub: Option<&str>, source: &str) -> CallbackReply {
+    pub(crate) fn answer_party_lookup(
+        &self,
+        id_type: &str,
+        id: &str,
+        sub: Option<&str>,
+        source: &str,
+    ) -> CallbackReply {
         let mut uri = format!("/parties/{id_type}/{id}");
         if let Some(s) = sub {
             uri.push('/');
             uri.push_str(s);
         }
-        let follow_up = match (self.own_party(id_type, id), FspiopPartyIdType::parse(id_type)) {
+        let follow_up = match (
+            self.own_party(id_type, id),
+            FspiopPartyIdType::parse(id_type),
+        ) {
             (Some(own), Some(t)) => {
                 let put = wire::PartiesPut {
                     party: FspiopParty {
@@ -166,28 +193,52 @@ impl MojaloopAdapter {
                     },
                 };
                 let body = to_body(&put).unwrap_or_default();
-                self.follow_up(Resource::Parties, &self.config.endpoints.parties, uri, source, body)
+                self.follow_up(
+                    Resource::Parties,
+                    &self.config.endpoints.parties,
+                    uri,
+                    source,
+                    body,
+                )
             }
-            _ => self.error_follow_up(Resource::Parties, &uri, source, refuse(ErrorCode::PartyNotFound, "Party not found")),
+            _ => self.error_follow_up(
+                Resource::Parties,
+                &uri,
+                source,
+                refuse(ErrorCode::PartyNotFound, "Party not found"),
+            ),
         };
         accepted(Vec::new(), vec![follow_up])
     }
 
     /// `POST /quotes` from a payer FSP: we quote the amount without fees and return the ILP
     /// packet and condition; the fulfilment stays derivable from the packet.
-    pub(crate) fn answer_quote(&self, request: &InboundRequest, source: &str) -> Result<CallbackReply, CallbackError> {
-        let raw: Value = serde_json::from_slice(&request.body).map_err(|e| CallbackError::Malformed(e.to_string()))?;
+    pub(crate) fn answer_quote(
+        &self,
+        request: &InboundRequest,
+        source: &str,
+    ) -> Result<CallbackReply, CallbackError> {
+        let raw: Value = serde_json::from_slice(&request.body)
+            .map_err(|e| CallbackError::Malformed(e.to_string()))?;
         let quote_id = raw
             .get("quoteId")
             .and_then(Value::as_str)
             .filter(|id| is_correlation_id(id))
-            .ok_or_else(|| CallbackError::Malformed("quoteId is missing or not a v1.1 id".to_owned()))?
+            .ok_or_else(|| {
+                CallbackError::Malformed("quoteId is missing or not a v1.1 id".to_owned())
+            })?
             .to_owned();
         let uri = format!("/quotes/{quote_id}");
         let follow_up = match self.quote_terms(&raw, Utc::now()) {
             Ok(put) => {
                 let body = to_body(&put).map_err(|e| CallbackError::Malformed(e.to_string()))?;
-                self.follow_up(Resource::Quotes, &self.config.endpoints.quotes, uri, source, body)
+                self.follow_up(
+                    Resource::Quotes,
+                    &self.config.endpoints.quotes,
+                    uri,
+                    source,
+                    body,
+                )
             }
             Err(r) => {
                 tracing::info!(code = r.code.code(), reason = %r.description, "Mojaloop quote refused");
@@ -201,26 +252,45 @@ impl MojaloopAdapter {
         let post: QuotesPost = serde_json::from_value(raw.clone())
             .map_err(|e| refuse(ErrorCode::MalformedSyntax, e.to_string()))?;
         if !is_correlation_id(&post.transaction_id) {
-            return Err(refuse(ErrorCode::GenericValidationError, "transactionId is not a v1.1 id"));
+            return Err(refuse(
+                ErrorCode::GenericValidationError,
+                "transactionId is not a v1.1 id",
+            ));
         }
         let payee = &post.payee.party_id_info;
-        if payee.fsp_id.as_deref().is_some_and(|f| f != self.config.fsp_id) {
-            return Err(refuse(ErrorCode::DestinationFspError, "the payee is not at this FSP"));
+        if payee
+            .fsp_id
+            .as_deref()
+            .is_some_and(|f| f != self.config.fsp_id)
+        {
+            return Err(refuse(
+                ErrorCode::DestinationFspError,
+                "the payee is not at this FSP",
+            ));
         }
-        if self.own_party(payee.party_id_type.as_str(), &payee.party_identifier).is_none() {
+        if self
+            .own_party(payee.party_id_type.as_str(), &payee.party_identifier)
+            .is_none()
+        {
             return Err(refuse(ErrorCode::PartyNotFound, "Party not found"));
         }
         let amount = Money::try_from(&post.amount).map_err(|e| match e {
-            wire::WireError::Invalid { field: "currency", .. } => refuse(ErrorCode::PayeeUnsupportedCurrency, e.to_string()),
+            wire::WireError::Invalid {
+                field: "currency", ..
+            } => refuse(ErrorCode::PayeeUnsupportedCurrency, e.to_string()),
             other => refuse(ErrorCode::GenericValidationError, other.to_string()),
         })?;
         let ours = wire::after(now, self.config.quote_expiry);
         let expiration = match &post.expiration {
             None => ours,
             Some(s) => {
-                let theirs = parse_fspiop_datetime(s).map_err(|e| refuse(ErrorCode::GenericValidationError, e.to_string()))?;
+                let theirs = parse_fspiop_datetime(s)
+                    .map_err(|e| refuse(ErrorCode::GenericValidationError, e.to_string()))?;
                 if theirs <= now {
-                    return Err(refuse(ErrorCode::QuoteExpired, "the quote request has expired"));
+                    return Err(refuse(
+                        ErrorCode::QuoteExpired,
+                        "the quote request has expired",
+                    ));
                 }
                 theirs.min(ours)
             }
@@ -230,36 +300,62 @@ impl MojaloopAdapter {
         let transfer_amount = FspiopMoney::from(amount);
         let mut tx = serde_json::Map::new();
         tx.insert("quoteId".to_owned(), Value::from(post.quote_id.clone()));
-        tx.insert("transactionId".to_owned(), Value::from(post.transaction_id.clone()));
+        tx.insert(
+            "transactionId".to_owned(),
+            Value::from(post.transaction_id.clone()),
+        );
         for k in ["transactionType", "payee", "payer"] {
             if let Some(v) = raw.get(k) {
                 tx.insert(k.to_owned(), v.clone());
             }
         }
-        tx.insert("expiration".to_owned(), Value::from(expiration_text.clone()));
-        tx.insert("amount".to_owned(), serde_json::to_value(&transfer_amount).unwrap_or(Value::Null));
+        tx.insert(
+            "expiration".to_owned(),
+            Value::from(expiration_text.clone()),
+        );
+        tx.insert(
+            "amount".to_owned(),
+            serde_json::to_value(&transfer_amount).unwrap_or(Value::Null),
+        );
         if let Some(note) = raw.get("note") {
             tx.insert("note".to_owned(), note.clone());
         }
         if let Some(trid) = &post.transaction_request_id {
             let ext = ExtensionList {
-                extension: vec![Extension { key: TRANSACTION_REQUEST_KEY.to_owned(), value: trid.clone() }],
+                extension: vec![Extension {
+                    key: TRANSACTION_REQUEST_KEY.to_owned(),
+                    value: trid.clone(),
+                }],
             };
-            tx.insert("extensionList".to_owned(), serde_json::to_value(ext).unwrap_or(Value::Null));
+            tx.insert(
+                "extensionList".to_owned(),
+                serde_json::to_value(ext).unwrap_or(Value::Null),
+            );
         }
         let tx = Value::Object(tx);
-        let minor = u64::try_from(amount.minor()).map_err(|_| refuse(ErrorCode::GenericValidationError, "amount"))?;
+        let minor = u64::try_from(amount.minor())
+            .map_err(|_| refuse(ErrorCode::GenericValidationError, "amount"))?;
         let address = ilp::v1_address(
             &self.config.fsp_id,
             payee.party_id_type.as_str(),
             &payee.party_identifier,
             payee.party_sub_id_or_type.as_deref(),
         );
-        let q = ilp::quote_ilp(self.config.ilp_version, &self.ilp_key, &tx, minor, expiration, &address);
+        let q = ilp::quote_ilp(
+            self.config.ilp_version,
+            &self.ilp_key,
+            &tx,
+            minor,
+            expiration,
+            &address,
+        );
         Ok(QuotesPut {
             transfer_amount: transfer_amount.clone(),
             payee_receive_amount: Some(transfer_amount),
-            payee_fsp_fee: Some(FspiopMoney { amount: "0".to_owned(), currency: amount.currency().code().to_owned() }),
+            payee_fsp_fee: Some(FspiopMoney {
+                amount: "0".to_owned(),
+                currency: amount.currency().code().to_owned(),
+            }),
             payee_fsp_commission: None,
             expiration: expiration_text,
             ilp_packet: q.packet,
@@ -270,17 +366,27 @@ impl MojaloopAdapter {
 
     /// `POST /transfers` from a payer FSP: the money arrives. We check that the packet is ours
     /// and matches the transfer, answer COMMITTED with the fulfilment, and tell the gateway.
-    pub(crate) fn answer_transfer(&self, request: &InboundRequest, source: &str) -> Result<CallbackReply, CallbackError> {
-        let post: TransfersPost = parse_body(&request.body).map_err(|e| CallbackError::Malformed(e.to_string()))?;
+    pub(crate) fn answer_transfer(
+        &self,
+        request: &InboundRequest,
+        source: &str,
+    ) -> Result<CallbackReply, CallbackError> {
+        let post: TransfersPost =
+            parse_body(&request.body).map_err(|e| CallbackError::Malformed(e.to_string()))?;
         if !is_correlation_id(&post.transfer_id) {
-            return Err(CallbackError::Malformed("transferId is not a v1.1 id".to_owned()));
+            return Err(CallbackError::Malformed(
+                "transferId is not a v1.1 id".to_owned(),
+            ));
         }
         let uri = format!("/transfers/{}", post.transfer_id);
         let now = Utc::now();
         let accepted_transfer = if post.payer_fsp == source {
             self.accept_transfer(&post, now)
         } else {
-            Err(refuse(ErrorCode::GenericValidationError, "FSPIOP-Source does not match payerFsp"))
+            Err(refuse(
+                ErrorCode::GenericValidationError,
+                "FSPIOP-Source does not match payerFsp",
+            ))
         };
         match accepted_transfer {
             Ok((fulfilment, attempt, outcome_of)) => {
@@ -291,19 +397,31 @@ impl MojaloopAdapter {
                     extension_list: None,
                 };
                 let body = to_body(&put).map_err(|e| CallbackError::Malformed(e.to_string()))?;
-                let settled = Settled { rail_reference: Some(post.transfer_id.clone()), receipt: Some(fulfilment) };
+                let settled = Settled {
+                    rail_reference: Some(post.transfer_id.clone()),
+                    receipt: Some(fulfilment),
+                };
                 let event = CallbackEvent {
                     // One event per transfer id, whatever the delivery.
                     callback_id: format!("POST /transfers {}", post.transfer_id),
                     attempt,
                     outcome: outcome_of(settled),
                 };
-                let follow_up = self.follow_up(Resource::Transfers, &self.config.endpoints.transfers, uri, source, body);
+                let follow_up = self.follow_up(
+                    Resource::Transfers,
+                    &self.config.endpoints.transfers,
+                    uri,
+                    source,
+                    body,
+                );
                 Ok(accepted(vec![event], vec![follow_up]))
             }
             Err(r) => {
                 tracing::info!(code = r.code.code(), reason = %r.description, "Mojaloop inbound transfer refused");
-                Ok(accepted(Vec::new(), vec![self.error_follow_up(Resource::Transfers, &uri, source, r)]))
+                Ok(accepted(
+                    Vec::new(),
+                    vec![self.error_follow_up(Resource::Transfers, &uri, source, r)],
+                ))
             }
         }
     }
@@ -313,31 +431,52 @@ impl MojaloopAdapter {
         &self,
         post: &TransfersPost,
         now: DateTime<Utc>,
-    ) -> Result<(String, AttemptRef, Box<dyn FnOnce(Settled) -> CallbackOutcome>), Refusal> {
+    ) -> Result<
+        (
+            String,
+            AttemptRef,
+            Box<dyn FnOnce(Settled) -> CallbackOutcome>,
+        ),
+        Refusal,
+    > {
         if post.payee_fsp != self.config.fsp_id {
-            return Err(refuse(ErrorCode::DestinationFspError, "the payee FSP is not us"));
+            return Err(refuse(
+                ErrorCode::DestinationFspError,
+                "the payee FSP is not us",
+            ));
         }
-        let expiration = parse_fspiop_datetime(&post.expiration).map_err(|e| refuse(ErrorCode::GenericValidationError, e.to_string()))?;
+        let expiration = parse_fspiop_datetime(&post.expiration)
+            .map_err(|e| refuse(ErrorCode::GenericValidationError, e.to_string()))?;
         if expiration <= now {
-            return Err(refuse(ErrorCode::TransferExpired, "the transfer has expired"));
+            return Err(refuse(
+                ErrorCode::TransferExpired,
+                "the transfer has expired",
+            ));
         }
-        let amount = Money::try_from(&post.amount).map_err(|e| refuse(ErrorCode::GenericValidationError, e.to_string()))?;
+        let amount = Money::try_from(&post.amount)
+            .map_err(|e| refuse(ErrorCode::GenericValidationError, e.to_string()))?;
         let invalid = |why: &str| refuse(ErrorCode::GenericValidationError, why.to_owned());
-        let packet = ilp::decode_packet(&post.ilp_packet).map_err(|_| invalid("the ILP packet cannot be decoded"))?;
-        let fulfilment =
-            ilp::regenerate_fulfilment(&self.ilp_key, &post.ilp_packet, &packet).map_err(|_| invalid("the ILP packet is not ours"))?;
+        let packet = ilp::decode_packet(&post.ilp_packet)
+            .map_err(|_| invalid("the ILP packet cannot be decoded"))?;
+        let fulfilment = ilp::regenerate_fulfilment(&self.ilp_key, &post.ilp_packet, &packet)
+            .map_err(|_| invalid("the ILP packet is not ours"))?;
         // Only a packet we made with our secret yields a fulfilment matching its condition.
         if !ilp::fulfils(&fulfilment, &post.condition) {
             return Err(invalid("the condition does not match our ILP packet"));
         }
         if ilp::packet_condition(&packet).is_some_and(|c| c != post.condition) {
-            return Err(invalid("the packet's condition differs from the transfer's"));
+            return Err(invalid(
+                "the packet's condition differs from the transfer's",
+            ));
         }
         if packet.amount != u64::try_from(amount.minor()).unwrap_or(0) {
             return Err(invalid("the transfer amount differs from the quote"));
         }
-        let tx = ilp::transaction_of(&packet).map_err(|_| invalid("the ILP packet carries no transaction"))?;
-        let quoted: Option<FspiopMoney> = tx.get("amount").and_then(|v| serde_json::from_value(v.clone()).ok());
+        let tx = ilp::transaction_of(&packet)
+            .map_err(|_| invalid("the ILP packet carries no transaction"))?;
+        let quoted: Option<FspiopMoney> = tx
+            .get("amount")
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
         if quoted.as_ref() != Some(&FspiopMoney::from(amount)) {
             return Err(invalid("the transfer amount differs from the quote"));
         }
@@ -352,10 +491,17 @@ impl MojaloopAdapter {
             })
             .and_then(|id| wire::attempt_of(id, wire::IdPurpose::TransactionRequest));
         if let Some(attempt) = transaction_request {
-            return Ok((fulfilment, AttemptRef::Attempt(attempt), Box::new(CallbackOutcome::Completed)));
+            return Ok((
+                fulfilment,
+                AttemptRef::Attempt(attempt),
+                Box::new(CallbackOutcome::Completed),
+            ));
         }
         // A pushed payment: the payment reference is the sub-id the payer paid to, else the note.
-        let reference = s("/payee/partyIdInfo/partySubIdOrType").or_else(|| s("/note")).unwrap_or_default().to_owned();
+        let reference = s("/payee/partyIdInfo/partySubIdOrType")
+            .or_else(|| s("/note"))
+            .unwrap_or_default()
+            .to_owned();
         let payer = tx
             .pointer("/payer/partyIdInfo")
             .and_then(|v| serde_json::from_value::<PartyIdInfo>(v.clone()).ok())
@@ -363,19 +509,27 @@ impl MojaloopAdapter {
         Ok((
             fulfilment,
             AttemptRef::PaymentReference(reference),
-            Box::new(move |settled| CallbackOutcome::Received { amount, payer, settled }),
+            Box::new(move |settled| CallbackOutcome::Received {
+                amount,
+                payer,
+                settled,
+            }),
         ))
     }
 }
 
 /// The `errorInformation` of an inbound error body as our failure (for tests and tools).
 pub fn error_failure(body: &[u8]) -> Option<railgate_rail::Failure> {
-    parse_body::<ErrorInformationObject>(body).ok().map(|e| failure_of(&e.error_information))
+    parse_body::<ErrorInformationObject>(body)
+        .ok()
+        .map(|e| failure_of(&e.error_information))
 }
 
 /// The FSPIOP id a request-to-pay's `transactionRequestId` is for the attempt.
 pub fn transaction_request_id(attempt_id: uuid::Uuid) -> Option<String> {
-    wire::derive_id(attempt_id, wire::IdPurpose::TransactionRequest).ok().map(id_string)
+    wire::derive_id(attempt_id, wire::IdPurpose::TransactionRequest)
+        .ok()
+        .map(id_string)
 }
 
 #[cfg(test)]
@@ -405,9 +559,18 @@ mod tests {
             received_at: Utc::now(),
             peer: None,
         };
-        let a = inbound_post(&mk(r#"{"transferId":"x","amount":{"amount":"1","currency":"USD"}}"#)).unwrap();
-        let b = inbound_post(&mk(r#"{ "amount": {"currency":"USD","amount":"1"}, "transferId": "x" }"#)).unwrap();
-        let c = inbound_post(&mk(r#"{"transferId":"x","amount":{"amount":"2","currency":"USD"}}"#)).unwrap();
+        let a = inbound_post(&mk(
+            r#"{"transferId":"x","amount":{"amount":"1","currency":"USD"}}"#,
+        ))
+        .unwrap();
+        let b = inbound_post(&mk(
+            r#"{ "amount": {"currency":"USD","amount":"1"}, "transferId": "x" }"#,
+        ))
+        .unwrap();
+        let c = inbound_post(&mk(
+            r#"{"transferId":"x","amount":{"amount":"2","currency":"USD"}}"#,
+        ))
+        .unwrap();
         assert_eq!(a.id, "x");
         assert_eq!(a.resource, Resource::Transfers);
         assert_eq!(a.body_hash, b.body_hash);

@@ -63,7 +63,10 @@ impl Resource {
 
     /// `application/vnd.interoperability.{resource}+json;version={version}`.
     pub fn media_type(self, version: &str) -> String {
-        format!("application/vnd.interoperability.{}+json;version={version}", self.as_str())
+        format!(
+            "application/vnd.interoperability.{}+json;version={version}",
+            self.as_str()
+        )
     }
 }
 
@@ -103,7 +106,9 @@ pub fn http_date(at: DateTime<Utc>) -> String {
 
 /// Parses an RFC 7231 date (IMF-fixdate; RFC 2822 forms are tolerated).
 pub fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(s.trim()).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,9 +133,13 @@ pub fn parse_fspiop_datetime(s: &str) -> Result<DateTime<Utc>, WireError> {
     // "yyyy-MM-ddTHH:mm:ss.SSS" is 23 characters, then a zone.
     let has_millis = b.len() > 23
         && b.get(19) == Some(&b'.')
-        && b.get(20..23).is_some_and(|m| m.iter().all(u8::is_ascii_digit));
+        && b.get(20..23)
+            .is_some_and(|m| m.iter().all(u8::is_ascii_digit));
     if !has_millis {
-        return Err(invalid("DateTime", "expected yyyy-MM-ddTHH:mm:ss.SSS with a zone"));
+        return Err(invalid(
+            "DateTime",
+            "expected yyyy-MM-ddTHH:mm:ss.SSS with a zone",
+        ));
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(d.with_timezone(&Utc));
@@ -157,7 +166,10 @@ pub fn is_fspiop_amount(s: &str) -> bool {
     let frac_ok = match frac {
         None => true,
         Some(f) => {
-            !f.is_empty() && f.len() <= 4 && f.bytes().all(|b| b.is_ascii_digit()) && !f.ends_with('0')
+            !f.is_empty()
+                && f.len() <= 4
+                && f.bytes().all(|b| b.is_ascii_digit())
+                && !f.ends_with('0')
         }
     };
     int_ok && frac_ok
@@ -209,7 +221,9 @@ impl TryFrom<&FspiopMoney> for Money {
 pub fn is_correlation_id(s: &str) -> bool {
     s.len() == 36
         && s == s.to_ascii_lowercase()
-        && Uuid::parse_str(s).is_ok_and(|u| (1..=5).contains(&u.get_version_num()) && u.get_variant() == uuid::Variant::RFC4122)
+        && Uuid::parse_str(s).is_ok_and(|u| {
+            (1..=5).contains(&u.get_version_num()) && u.get_variant() == uuid::Variant::RFC4122
+        })
 }
 
 /// What an id derived from an attempt id is for.
@@ -231,10 +245,12 @@ impl IdPurpose {
         match self {
             IdPurpose::TransactionRequest => [0; 16],
             IdPurpose::Quote => [
-                0x5a, 0x17, 0xc3, 0x0e, 0x91, 0x4d, 0x0b, 0x62, 0x27, 0xe8, 0x3f, 0x71, 0xa4, 0x09, 0xd6, 0x5c,
+                0x5a, 0x17, 0xc3, 0x0e, 0x91, 0x4d, 0x0b, 0x62, 0x27, 0xe8, 0x3f, 0x71, 0xa4, 0x09,
+                0xd6, 0x5c,
             ],
             IdPurpose::Transaction => [
-                0xc6, 0x2b, 0x78, 0xe1, 0x0d, 0xf3, 0x04, 0x9a, 0x1e, 0x55, 0xb0, 0x8c, 0x63, 0xfa, 0x2d, 0x97,
+                0xc6, 0x2b, 0x78, 0xe1, 0x0d, 0xf3, 0x04, 0x9a, 0x1e, 0x55, 0xb0, 0x8c, 0x63, 0xfa,
+                0x2d, 0x97,
             ],
         }
     }
@@ -254,7 +270,8 @@ fn xor(id: Uuid, mask: [u8; 16]) -> Uuid {
 pub fn derive_id(attempt_id: Uuid, purpose: IdPurpose) -> Result<Uuid, WireError> {
     if attempt_id.get_version_num() != 4 || attempt_id.get_variant() != uuid::Variant::RFC4122 {
         return Err(WireError::Unsupported(
-            "Mojaloop attempt ids must be UUID v4 (FSPIOP v1.1 refuses v6/v7 correlation ids)".to_owned(),
+            "Mojaloop attempt ids must be UUID v4 (FSPIOP v1.1 refuses v6/v7 correlation ids)"
+                .to_owned(),
         ));
     }
     Ok(xor(attempt_id, purpose.mask()))
@@ -373,7 +390,9 @@ impl PartyIdInfo {
     /// Our party for theirs, when we have the identifier type; `name` is kept if valid.
     pub fn to_party(&self, name: Option<&str>) -> Option<Party> {
         let t = self.party_id_type.to_ours()?;
-        Party::new(t, &self.party_identifier, name).ok().or_else(|| Party::new(t, &self.party_identifier, None).ok())
+        Party::new(t, &self.party_identifier, name)
+            .ok()
+            .or_else(|| Party::new(t, &self.party_identifier, None).ok())
     }
 }
 
@@ -627,7 +646,9 @@ pub fn to_body<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
 
 /// `IlpCondition` / `IlpFulfilment`: 32 bytes, base64url without padding (43 characters).
 pub fn is_ilp_digest(s: &str) -> bool {
-    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -934,16 +955,41 @@ mod tests {
 
     #[test]
     fn fspiop_amount_grammar() {
-        for ok in ["0", "5", "5.5", "100", "0.0001", "123456789012345678", "1.2345"] {
+        for ok in [
+            "0",
+            "5",
+            "5.5",
+            "100",
+            "0.0001",
+            "123456789012345678",
+            "1.2345",
+        ] {
             assert!(is_fspiop_amount(ok), "{ok}");
         }
-        for bad in ["5.50", "5.", ".5", "05", "1.23456", "1234567890123456789", "-1", "1e3", "", "1,0"] {
+        for bad in [
+            "5.50",
+            "5.",
+            ".5",
+            "05",
+            "1.23456",
+            "1234567890123456789",
+            "-1",
+            "1e3",
+            "",
+            "1,0",
+        ] {
             assert!(!is_fspiop_amount(bad), "{bad}");
         }
         // Finer than the currency allows is refused, never rounded.
-        let m = FspiopMoney { amount: "1.5".to_owned(), currency: "UGX".to_owned() };
+        let m = FspiopMoney {
+            amount: "1.5".to_owned(),
+            currency: "UGX".to_owned(),
+        };
         assert!(Money::try_from(&m).is_err());
-        let m = FspiopMoney { amount: "5.50".to_owned(), currency: "USD".to_owned() };
+        let m = FspiopMoney {
+            amount: "5.50".to_owned(),
+            currency: "USD".to_owned(),
+        };
         assert!(Money::try_from(&m).is_err());
     }
 
@@ -951,14 +997,21 @@ mod tests {
     fn derived_ids_are_v4_lowercase_and_reversible() {
         for _ in 0..50 {
             let attempt = Uuid::new_v4();
-            for purpose in [IdPurpose::Quote, IdPurpose::Transaction, IdPurpose::TransactionRequest] {
+            for purpose in [
+                IdPurpose::Quote,
+                IdPurpose::Transaction,
+                IdPurpose::TransactionRequest,
+            ] {
                 let id = derive_id(attempt, purpose).unwrap();
                 assert_eq!(id.get_version_num(), 4);
                 let s = id_string(id);
                 assert!(is_correlation_id(&s), "{s}");
                 assert_eq!(attempt_of(&s, purpose), Some(attempt));
             }
-            assert_ne!(derive_id(attempt, IdPurpose::Quote).unwrap(), derive_id(attempt, IdPurpose::Transaction).unwrap());
+            assert_ne!(
+                derive_id(attempt, IdPurpose::Quote).unwrap(),
+                derive_id(attempt, IdPurpose::Transaction).unwrap()
+            );
         }
         assert!(derive_id(Uuid::now_v7(), IdPurpose::Quote).is_err());
         assert!(!is_correlation_id(&Uuid::now_v7().to_string()));
@@ -967,26 +1020,52 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        let at = DateTime::parse_from_rfc3339("2025-12-01T10:00:30Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2025-12-01T10:00:30Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(fspiop_datetime(at), "2025-12-01T10:00:30.000Z");
         assert_eq!(http_date(at), "Mon, 01 Dec 2025 10:00:30 GMT");
         assert_eq!(parse_http_date("Mon, 01 Dec 2025 10:00:30 GMT"), Some(at));
-        assert_eq!(parse_fspiop_datetime("2025-12-01T11:00:30.000+01:00").unwrap(), at);
+        assert_eq!(
+            parse_fspiop_datetime("2025-12-01T11:00:30.000+01:00").unwrap(),
+            at
+        );
         assert!(parse_fspiop_datetime("2025-12-01T10:00:30Z").is_err());
         assert!(parse_fspiop_datetime("2025-12-01T10:00:30.000").is_err());
     }
 
     #[test]
     fn error_codes_map_with_category_fallback() {
-        assert_eq!(ErrorCode::parse("4001"), Some(ErrorCode::PayerFspInsufficientLiquidity));
-        assert_eq!(ErrorCode::parse("3204").map(ErrorCode::failure_code), Some(FailureCode::PartyNotFound));
-        assert_eq!(ErrorCode::parse("5105").map(ErrorCode::failure_code), Some(FailureCode::Declined));
-        assert_eq!(ErrorCode::parse("3303").map(ErrorCode::failure_code), Some(FailureCode::Expired));
-        assert_eq!(ErrorCode::parse("4101").map(ErrorCode::failure_code), Some(FailureCode::Declined));
+        assert_eq!(
+            ErrorCode::parse("4001"),
+            Some(ErrorCode::PayerFspInsufficientLiquidity)
+        );
+        assert_eq!(
+            ErrorCode::parse("3204").map(ErrorCode::failure_code),
+            Some(FailureCode::PartyNotFound)
+        );
+        assert_eq!(
+            ErrorCode::parse("5105").map(ErrorCode::failure_code),
+            Some(FailureCode::Declined)
+        );
+        assert_eq!(
+            ErrorCode::parse("3303").map(ErrorCode::failure_code),
+            Some(FailureCode::Expired)
+        );
+        assert_eq!(
+            ErrorCode::parse("4101").map(ErrorCode::failure_code),
+            Some(FailureCode::Declined)
+        );
         // Scheme-specific codes read as their category.
-        assert_eq!(ErrorCode::parse("5142"), Some(ErrorCode::GenericPayeeRejection));
+        assert_eq!(
+            ErrorCode::parse("5142"),
+            Some(ErrorCode::GenericPayeeRejection)
+        );
         assert_eq!(ErrorCode::parse("3350"), Some(ErrorCode::GenericExpired));
-        assert_eq!(ErrorCode::parse("2999"), Some(ErrorCode::GenericServerError));
+        assert_eq!(
+            ErrorCode::parse("2999"),
+            Some(ErrorCode::GenericServerError)
+        );
         assert_eq!(ErrorCode::parse("6001"), None);
         assert_eq!(ErrorCode::parse("40a1"), None);
         for c in ErrorCode::ALL {
@@ -997,12 +1076,34 @@ mod tests {
     #[test]
     fn headers_are_versioned_and_accept_only_on_requests() {
         let at = Utc::now();
-        let h = fspiop_headers(Resource::Quotes, "1.1", true, at, "railgate", Some("payeefsp"));
+        let h = fspiop_headers(
+            Resource::Quotes,
+            "1.1",
+            true,
+            at,
+            "railgate",
+            Some("payeefsp"),
+        );
         let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        assert_eq!(get("Content-Type").unwrap(), "application/vnd.interoperability.quotes+json;version=1.1");
-        assert_eq!(get("Accept").unwrap(), "application/vnd.interoperability.quotes+json;version=1.1");
+        assert_eq!(
+            get("Content-Type").unwrap(),
+            "application/vnd.interoperability.quotes+json;version=1.1"
+        );
+        assert_eq!(
+            get("Accept").unwrap(),
+            "application/vnd.interoperability.quotes+json;version=1.1"
+        );
         assert_eq!(get("FSPIOP-Destination").unwrap(), "payeefsp");
-        let put = fspiop_headers(Resource::TransactionRequests, "1.1", false, at, "railgate", None);
-        assert!(put.iter().all(|(n, _)| n != "Accept" && n != "FSPIOP-Destination"));
+        let put = fspiop_headers(
+            Resource::TransactionRequests,
+            "1.1",
+            false,
+            at,
+            "railgate",
+            None,
+        );
+        assert!(put
+            .iter()
+            .all(|(n, _)| n != "Accept" && n != "FSPIOP-Destination"));
     }
 }

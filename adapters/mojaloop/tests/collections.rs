@@ -1,6 +1,11 @@
 //! Collections over real HTTP: request-to-pay and payments pushed to the scheme, inbound POST
 //! idempotency, and the authentication of callbacks.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -11,8 +16,8 @@ use railgate_mojaloop::mock::PushRequest;
 use railgate_mojaloop::state::RailState;
 use railgate_mojaloop::wire::{self, FspiopMoney};
 use railgate_rail::{
-    Attempt, AttemptRef, CallbackError, CallbackOutcome, Currency, Direction, FailureCode, InboundRequest, Money, Party,
-    PartyIdType, RailAdapter, Settled,
+    Attempt, AttemptRef, CallbackError, CallbackOutcome, Currency, Direction, FailureCode,
+    InboundRequest, Money, Party, PartyIdType, RailAdapter, Settled,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -20,20 +25,43 @@ use std::time::Duration;
 #[tokio::test]
 async fn request_to_pay_is_paid_by_the_payer_fsp() {
     let g = Gateway::start(Options::default()).await;
-    let id = g.add_attempt(Direction::Collection, "255712345600", "30000", "POL-2025-000777");
+    let id = g.add_attempt(
+        Direction::Collection,
+        "255712345600",
+        "30000",
+        "POL-2025-000777",
+    );
     g.start_attempt(id).await;
-    let Status::Completed(settled) = g.wait_final(id).await else { panic!("{:?} {:?}", g.status(id), g.refused()) };
+    let Status::Completed(settled) = g.wait_final(id).await else {
+        panic!("{:?} {:?}", g.status(id), g.refused())
+    };
     // The R2P went out under the attempt id; the money came as an inbound transfer.
-    let request: serde_json::Value = serde_json::from_slice(&g.attempt(id).request.unwrap().body).unwrap();
+    let request: serde_json::Value =
+        serde_json::from_slice(&g.attempt(id).request.unwrap().body).unwrap();
     assert_eq!(request["transactionRequestId"], id.to_string());
-    assert_eq!(request["payee"]["partyIdInfo"]["partySubIdOrType"], "POL-2025-000777");
+    assert_eq!(
+        request["payee"]["partyIdInfo"]["partySubIdOrType"],
+        "POL-2025-000777"
+    );
     assert_eq!(request["payer"]["partyIdentifier"], "255712345600");
-    g.wait_for("the mock to record the collection", |g| !g.hub.collected().is_empty()).await;
+    g.wait_for("the mock to record the collection", |g| {
+        !g.hub.collected().is_empty()
+    })
+    .await;
     let collected = g.hub.collected();
     assert_eq!(collected.len(), 1);
-    assert!(collected[0].committed, "our fulfilment matched our condition");
-    assert_eq!(collected[0].transaction_request_id.as_deref(), Some(id.to_string().as_str()));
-    assert_eq!(settled.rail_reference.as_deref(), Some(collected[0].transfer_id.as_str()));
+    assert!(
+        collected[0].committed,
+        "our fulfilment matched our condition"
+    );
+    assert_eq!(
+        collected[0].transaction_request_id.as_deref(),
+        Some(id.to_string().as_str())
+    );
+    assert_eq!(
+        settled.rail_reference.as_deref(),
+        Some(collected[0].transfer_id.as_str())
+    );
     assert!(g.hub.rejections().is_empty(), "{:?}", g.hub.rejections());
     assert!(g.refused().is_empty(), "{:?}", g.refused());
 }
@@ -43,14 +71,23 @@ async fn request_to_pay_declined_fails_with_4101() {
     let g = Gateway::start(Options::default()).await;
     let id = g.add_attempt(Direction::Collection, "255712345603", "30000", "POL-3");
     g.start_attempt(id).await;
-    let Status::Failed(f) = g.wait_final(id).await else { panic!() };
-    assert_eq!((f.code, f.rail_code.as_deref()), (FailureCode::Declined, Some("4101")));
+    let Status::Failed(f) = g.wait_final(id).await else {
+        panic!()
+    };
+    assert_eq!(
+        (f.code, f.rail_code.as_deref()),
+        (FailureCode::Declined, Some("4101"))
+    );
     assert!(g.hub.collected().is_empty());
 }
 
 #[tokio::test]
 async fn pushed_premium_is_received_against_its_payment_reference() {
-    let g = Gateway::start(Options { jws: true, ..Options::default() }).await;
+    let g = Gateway::start(Options {
+        jws: true,
+        ..Options::default()
+    })
+    .await;
     let transfer_id = g
         .hub
         .push_payment(PushRequest {
@@ -62,14 +99,34 @@ async fn pushed_premium_is_received_against_its_payment_reference() {
             payer_msisdn: "255754000111".to_owned(),
         })
         .await;
-    g.wait_for("the received payment", |g| !g.store().received.is_empty()).await;
+    g.wait_for("the received payment", |g| !g.store().received.is_empty())
+        .await;
     let event = g.store().received[0].clone();
-    assert_eq!(event.attempt, AttemptRef::PaymentReference("CN-2025-000123".to_owned()));
-    let CallbackOutcome::Received { amount, payer, settled } = event.outcome else { panic!() };
+    assert_eq!(
+        event.attempt,
+        AttemptRef::PaymentReference("CN-2025-000123".to_owned())
+    );
+    let CallbackOutcome::Received {
+        amount,
+        payer,
+        settled,
+    } = event.outcome
+    else {
+        panic!()
+    };
     assert_eq!(amount, Money::parse("45000.50", Currency::Tzs).unwrap());
-    assert_eq!(payer.map(|p| p.id_value().to_owned()).as_deref(), Some("255754000111"));
-    assert_eq!(settled.rail_reference.as_deref(), Some(transfer_id.as_str()));
-    g.wait_for("the mock to record the collection", |g| !g.hub.collected().is_empty()).await;
+    assert_eq!(
+        payer.map(|p| p.id_value().to_owned()).as_deref(),
+        Some("255754000111")
+    );
+    assert_eq!(
+        settled.rail_reference.as_deref(),
+        Some(transfer_id.as_str())
+    );
+    g.wait_for("the mock to record the collection", |g| {
+        !g.hub.collected().is_empty()
+    })
+    .await;
     assert!(g.hub.collected()[0].committed);
     assert!(g.hub.rejections().is_empty(), "{:?}", g.hub.rejections());
     assert!(g.refused().is_empty(), "{:?}", g.refused());
@@ -88,19 +145,39 @@ async fn lookup_of_an_unknown_scheme_identifier_is_3204() {
             payer_msisdn: "255754000111".to_owned(),
         })
         .await;
-    g.wait_for("the mock to record the refusal", |g| !g.hub.collected().is_empty()).await;
+    g.wait_for("the mock to record the refusal", |g| {
+        !g.hub.collected().is_empty()
+    })
+    .await;
     assert_eq!(g.hub.collected()[0].error_code.as_deref(), Some("3204"));
     assert!(g.store().received.is_empty());
 }
 
-fn signed_request(method: http::Method, path: &str, source: &str, body: &[u8], sign_body: &[u8]) -> InboundRequest {
+fn signed_request(
+    method: http::Method,
+    path: &str,
+    source: &str,
+    body: &[u8],
+    sign_body: &[u8],
+) -> InboundRequest {
     let date = wire::http_date(Utc::now());
     let mut headers = http::HeaderMap::new();
     headers.insert("FSPIOP-Source", source.parse().unwrap());
     headers.insert("FSPIOP-Destination", OUR_FSP.parse().unwrap());
     headers.insert("Date", date.parse().unwrap());
-    headers.insert("Content-Type", "application/vnd.interoperability.transfers+json;version=1.1".parse().unwrap());
-    let protected = Protected { method: method.as_str(), uri: path, source, destination: Some(OUR_FSP), date: Some(&date) };
+    headers.insert(
+        "Content-Type",
+        "application/vnd.interoperability.transfers+json;version=1.1"
+            .parse()
+            .unwrap(),
+    );
+    let protected = Protected {
+        method: method.as_str(),
+        uri: path,
+        source,
+        destination: Some(OUR_FSP),
+        date: Some(&date),
+    };
     let sig = common::keys().mock.sign(&protected, sign_body).unwrap();
     headers.insert("FSPIOP-Signature", sig.parse().unwrap());
     InboundRequest {
@@ -127,7 +204,10 @@ fn quoted_attempt(fsp: &str, condition: &str) -> Attempt {
         rail_state: Some(
             RailState::Quoted {
                 fsp_id: fsp.to_owned(),
-                transfer_amount: FspiopMoney { amount: "100".to_owned(), currency: "TZS".to_owned() },
+                transfer_amount: FspiopMoney {
+                    amount: "100".to_owned(),
+                    currency: "TZS".to_owned(),
+                },
                 expiration: wire::fspiop_datetime(Utc::now()),
                 ilp_packet: "AA".to_owned(),
                 condition: condition.to_owned(),
@@ -141,13 +221,18 @@ fn quoted_attempt(fsp: &str, condition: &str) -> Attempt {
 
 #[tokio::test]
 async fn tampered_body_wrong_fulfilment_and_wrong_source_are_refused() {
-    let g = Gateway::start(Options { jws: true, ..Options::default() }).await;
+    let g = Gateway::start(Options {
+        jws: true,
+        ..Options::default()
+    })
+    .await;
     let adapter = &g.core.adapter;
     // The golden A.3 pair.
     let fulfilment = "e9QV_WChvXQY36eIAahjNeXRFZEhsP7qnKHHfhKI_RM";
     let condition = "p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM";
     let attempt = quoted_attempt("mockdfsp", condition);
-    let transfer_id = wire::id_string(wire::derive_id(attempt.attempt_id, wire::IdPurpose::Transaction).unwrap());
+    let transfer_id =
+        wire::id_string(wire::derive_id(attempt.attempt_id, wire::IdPurpose::Transaction).unwrap());
     let path = format!("/transfers/{transfer_id}");
     let body = serde_json::to_vec(&json!({ "fulfilment": fulfilment, "completedTimestamp": wire::fspiop_datetime(Utc::now()), "transferState": "COMMITTED" })).unwrap();
 
@@ -156,48 +241,110 @@ async fn tampered_body_wrong_fulfilment_and_wrong_source_are_refused() {
     let reply = adapter.callback(&genuine).unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.events.len(), 1);
-    assert_eq!(reply.events[0].attempt, AttemptRef::Attempt(attempt.attempt_id));
-    let reviewed = adapter.review_callback(&attempt, &genuine, reply.events[0].outcome.clone()).unwrap();
-    assert_eq!(reviewed, CallbackOutcome::Completed(Settled { rail_reference: Some(transfer_id.clone()), receipt: Some(fulfilment.to_owned()) }));
+    assert_eq!(
+        reply.events[0].attempt,
+        AttemptRef::Attempt(attempt.attempt_id)
+    );
+    let reviewed = adapter
+        .review_callback(&attempt, &genuine, reply.events[0].outcome.clone())
+        .unwrap();
+    assert_eq!(
+        reviewed,
+        CallbackOutcome::Completed(Settled {
+            rail_reference: Some(transfer_id.clone()),
+            receipt: Some(fulfilment.to_owned())
+        })
+    );
 
     // Same signature, body changed after signing.
-    let tampered_body = String::from_utf8(body.clone()).unwrap().replace("COMMITTED", "ABORTED");
-    let tampered = signed_request(http::Method::PUT, &path, "mockdfsp", tampered_body.as_bytes(), &body);
-    assert!(matches!(adapter.callback(&tampered), Err(CallbackError::Unauthenticated(_))));
+    let tampered_body = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("COMMITTED", "ABORTED");
+    let tampered = signed_request(
+        http::Method::PUT,
+        &path,
+        "mockdfsp",
+        tampered_body.as_bytes(),
+        &body,
+    );
+    assert!(matches!(
+        adapter.callback(&tampered),
+        Err(CallbackError::Unauthenticated(_))
+    ));
 
     // Unsigned.
     let mut unsigned = genuine.clone();
     unsigned.headers.remove("FSPIOP-Signature");
-    assert!(matches!(adapter.callback(&unsigned), Err(CallbackError::Unauthenticated(_))));
+    assert!(matches!(
+        adapter.callback(&unsigned),
+        Err(CallbackError::Unauthenticated(_))
+    ));
 
     // A fulfilment that does not hash to the condition.
     let other = quoted_attempt("mockdfsp", "6lId9LqFZoG0WnfI9pWHGdsDf5TLUxJ7GK1fgvGQ1GI");
-    let other_path = format!("/transfers/{}", wire::id_string(wire::derive_id(other.attempt_id, wire::IdPurpose::Transaction).unwrap()));
+    let other_path = format!(
+        "/transfers/{}",
+        wire::id_string(wire::derive_id(other.attempt_id, wire::IdPurpose::Transaction).unwrap())
+    );
     let wrong = signed_request(http::Method::PUT, &other_path, "mockdfsp", &body, &body);
     let reply = adapter.callback(&wrong).unwrap();
-    assert!(matches!(adapter.review_callback(&other, &wrong, reply.events[0].outcome.clone()), Err(CallbackError::Unauthenticated(_))));
+    assert!(matches!(
+        adapter.review_callback(&other, &wrong, reply.events[0].outcome.clone()),
+        Err(CallbackError::Unauthenticated(_))
+    ));
 
     // Signed by the switch's key but from an FSP the attempt never dealt with.
     let elsewhere = quoted_attempt("anotherfsp", condition);
-    let elsewhere_path = format!("/transfers/{}", wire::id_string(wire::derive_id(elsewhere.attempt_id, wire::IdPurpose::Transaction).unwrap()));
+    let elsewhere_path = format!(
+        "/transfers/{}",
+        wire::id_string(
+            wire::derive_id(elsewhere.attempt_id, wire::IdPurpose::Transaction).unwrap()
+        )
+    );
     let from_peer = signed_request(http::Method::PUT, &elsewhere_path, "mockdfsp", &body, &body);
     let reply = adapter.callback(&from_peer).unwrap();
-    assert!(matches!(adapter.review_callback(&elsewhere, &from_peer, reply.events[0].outcome.clone()), Err(CallbackError::Unauthenticated(_))));
+    assert!(matches!(
+        adapter.review_callback(&elsewhere, &from_peer, reply.events[0].outcome.clone()),
+        Err(CallbackError::Unauthenticated(_))
+    ));
 
     // Not addressed to us, from an unknown FSP, or stale.
     let mut misaddressed = genuine.clone();
-    misaddressed.headers.insert("FSPIOP-Destination", "someoneelse".parse().unwrap());
-    assert!(matches!(adapter.callback(&misaddressed), Err(CallbackError::Unauthenticated(_))));
+    misaddressed
+        .headers
+        .insert("FSPIOP-Destination", "someoneelse".parse().unwrap());
+    assert!(matches!(
+        adapter.callback(&misaddressed),
+        Err(CallbackError::Unauthenticated(_))
+    ));
     let stranger = signed_request(http::Method::PUT, &path, "roguefsp", &body, &body);
-    assert!(matches!(adapter.callback(&stranger), Err(CallbackError::Unauthenticated(_))));
+    assert!(matches!(
+        adapter.callback(&stranger),
+        Err(CallbackError::Unauthenticated(_))
+    ));
     let mut stale = genuine;
     stale.received_at = Utc::now() + chrono::Duration::minutes(30);
-    assert!(matches!(adapter.callback(&stale), Err(CallbackError::Stale(_))));
+    assert!(matches!(
+        adapter.callback(&stale),
+        Err(CallbackError::Stale(_))
+    ));
     // Unknown routes.
-    let mut unknown = signed_request(http::Method::PUT, "/bulkTransfers/x", "mockdfsp", &body, &body);
-    assert_eq!(adapter.callback(&unknown).unwrap_err(), CallbackError::UnknownRoute);
+    let mut unknown = signed_request(
+        http::Method::PUT,
+        "/bulkTransfers/x",
+        "mockdfsp",
+        &body,
+        &body,
+    );
+    assert_eq!(
+        adapter.callback(&unknown).unwrap_err(),
+        CallbackError::UnknownRoute
+    );
     unknown.path = "/participants/MSISDN/1".to_owned();
-    assert_eq!(adapter.callback(&unknown).unwrap_err(), CallbackError::UnknownRoute);
+    assert_eq!(
+        adapter.callback(&unknown).unwrap_err(),
+        CallbackError::UnknownRoute
+    );
 }
 
 #[tokio::test]
@@ -223,8 +370,14 @@ async fn inbound_quote_posts_are_idempotent_and_a_modified_one_gets_3106() {
     let post = |body: Vec<u8>| {
         client
             .post(format!("{}/rails/mojaloop/quotes", g.base))
-            .header("Content-Type", "application/vnd.interoperability.quotes+json;version=1.1")
-            .header("Accept", "application/vnd.interoperability.quotes+json;version=1.1")
+            .header(
+                "Content-Type",
+                "application/vnd.interoperability.quotes+json;version=1.1",
+            )
+            .header(
+                "Accept",
+                "application/vnd.interoperability.quotes+json;version=1.1",
+            )
             .header("Date", wire::http_date(Utc::now()))
             .header("FSPIOP-Source", "mockdfsp")
             .header("FSPIOP-Destination", OUR_FSP)
@@ -232,16 +385,22 @@ async fn inbound_quote_posts_are_idempotent_and_a_modified_one_gets_3106() {
             .send()
     };
     assert_eq!(post(first.clone()).await.unwrap().status(), 202);
-    g.wait_for("the first quote", |g| g.store().follow_ups_sent.len() == 1).await;
+    g.wait_for("the first quote", |g| g.store().follow_ups_sent.len() == 1)
+        .await;
     assert_eq!(post(first).await.unwrap().status(), 202);
-    g.wait_for("the resent quote", |g| g.store().follow_ups_sent.len() == 2).await;
+    g.wait_for("the resent quote", |g| g.store().follow_ups_sent.len() == 2)
+        .await;
     assert_eq!(post(modified).await.unwrap().status(), 202);
-    g.wait_for("the 3106", |g| g.store().follow_ups_sent.len() == 3).await;
+    g.wait_for("the 3106", |g| g.store().follow_ups_sent.len() == 3)
+        .await;
     let sent = g.store().follow_ups_sent.clone();
     assert_eq!(sent[0], sent[1], "the duplicate got the same answer again");
     assert!(sent[0].0.ends_with(&format!("/quotes/{quote_id}")));
     let put: serde_json::Value = serde_json::from_slice(&sent[0].1).unwrap();
-    assert_eq!(put["transferAmount"], json!({ "amount": "100", "currency": "TZS" }));
+    assert_eq!(
+        put["transferAmount"],
+        json!({ "amount": "100", "currency": "TZS" })
+    );
     assert_eq!(put["condition"].as_str().map(str::len), Some(43));
     assert!(sent[2].0.ends_with(&format!("/quotes/{quote_id}/error")));
     let error: serde_json::Value = serde_json::from_slice(&sent[2].1).unwrap();
@@ -264,55 +423,116 @@ async fn the_mock_refuses_malformed_requests_with_fspiop_errors() {
         "transactionType": { "scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "BUSINESS" },
         "expiration": wire::fspiop_datetime(Utc::now() + chrono::Duration::seconds(60)),
     });
-    let send = |body: serde_json::Value, content_type: &'static str, source: Option<&'static str>| {
-        let mut rb = client
-            .post(format!("{}/quotes", g.hub.base_url()))
-            .header("Content-Type", content_type)
-            .header("Accept", "application/vnd.interoperability.quotes+json;version=1.1")
-            .header("Date", wire::http_date(Utc::now()))
-            .header("FSPIOP-Destination", "mockdfsp")
-            .body(serde_json::to_vec(&body).unwrap());
-        if let Some(s) = source {
-            rb = rb.header("FSPIOP-Source", s);
-        }
-        rb.send()
-    };
+    let send =
+        |body: serde_json::Value, content_type: &'static str, source: Option<&'static str>| {
+            let mut rb = client
+                .post(format!("{}/quotes", g.hub.base_url()))
+                .header("Content-Type", content_type)
+                .header(
+                    "Accept",
+                    "application/vnd.interoperability.quotes+json;version=1.1",
+                )
+                .header("Date", wire::http_date(Utc::now()))
+                .header("FSPIOP-Destination", "mockdfsp")
+                .body(serde_json::to_vec(&body).unwrap());
+            if let Some(s) = source {
+                rb = rb.header("FSPIOP-Source", s);
+            }
+            rb.send()
+        };
     const CT: &str = "application/vnd.interoperability.quotes+json;version=1.1";
     let code = |r: reqwest::Response| async move {
         let status = r.status().as_u16();
         let v: serde_json::Value = r.json().await.unwrap();
-        (status, v["errorInformation"]["errorCode"].as_str().unwrap().to_owned())
+        (
+            status,
+            v["errorInformation"]["errorCode"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
     };
-    assert_eq!(send(valid.clone(), CT, Some(OUR_FSP)).await.unwrap().status(), 202);
+    assert_eq!(
+        send(valid.clone(), CT, Some(OUR_FSP))
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
     let mut trailing_zero = valid.clone();
     trailing_zero["amount"]["amount"] = json!("100.50");
-    assert_eq!(code(send(trailing_zero, CT, Some(OUR_FSP)).await.unwrap()).await, (400, "3101".to_owned()));
+    assert_eq!(
+        code(send(trailing_zero, CT, Some(OUR_FSP)).await.unwrap()).await,
+        (400, "3101".to_owned())
+    );
     let mut no_type = valid.clone();
     no_type.as_object_mut().unwrap().remove("transactionType");
-    assert_eq!(code(send(no_type, CT, Some(OUR_FSP)).await.unwrap()).await, (400, "3102".to_owned()));
-    assert_eq!(code(send(valid.clone(), CT, None).await.unwrap()).await, (400, "3102".to_owned()));
+    assert_eq!(
+        code(send(no_type, CT, Some(OUR_FSP)).await.unwrap()).await,
+        (400, "3102".to_owned())
+    );
+    assert_eq!(
+        code(send(valid.clone(), CT, None).await.unwrap()).await,
+        (400, "3102".to_owned())
+    );
     let v2 = "application/vnd.interoperability.quotes+json;version=2.0";
-    assert_eq!(code(send(valid, v2, Some(OUR_FSP)).await.unwrap()).await, (400, "3001".to_owned()));
+    assert_eq!(
+        code(send(valid, v2, Some(OUR_FSP)).await.unwrap()).await,
+        (400, "3001".to_owned())
+    );
     assert_eq!(g.hub.rejections().len(), 4);
 }
 
 #[tokio::test]
 async fn control_endpoints_speak_json_and_csv() {
     let g = Gateway::start(Options::default()).await;
-    let id = g.add_attempt(Direction::Disbursement, "255712345600", "1200.25", "CLM-CSV");
+    let id = g.add_attempt(
+        Direction::Disbursement,
+        "255712345600",
+        "1200.25",
+        "CLM-CSV",
+    );
     g.start_attempt(id).await;
     assert!(matches!(g.wait_final(id).await, Status::Completed(_)));
     let client = reqwest::Client::new();
-    let payouts: serde_json::Value = client.get(format!("{}/_control/payouts", g.hub.base_url())).send().await.unwrap().json().await.unwrap();
+    let payouts: serde_json::Value = client
+        .get(format!("{}/_control/payouts", g.hub.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(payouts[0]["attempt_id"], id.to_string());
     assert_eq!(payouts[0]["count"], 1);
-    let csv = client.get(format!("{}/_control/statement?format=csv", g.hub.base_url())).send().await.unwrap().text().await.unwrap();
+    let csv = client
+        .get(format!(
+            "{}/_control/statement?format=csv",
+            g.hub.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee"));
+    assert_eq!(
+        lines.next(),
+        Some("date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee")
+    );
     let row = lines.next().unwrap();
-    assert!(row.contains(",1200.25,TZS,disbursement,CLM-CSV,mockdfsp,"), "{row}");
+    assert!(
+        row.contains(",1200.25,TZS,disbursement,CLM-CSV,mockdfsp,"),
+        "{row}"
+    );
     // Faults: dropped callbacks leave the attempt waiting.
-    let r = client.post(format!("{}/_control/faults", g.hub.base_url())).json(&json!({ "latency_ms": 0, "drop_callbacks": true, "error_rate_percent": 0 })).send().await.unwrap();
+    let r = client
+        .post(format!("{}/_control/faults", g.hub.base_url()))
+        .json(&json!({ "latency_ms": 0, "drop_callbacks": true, "error_rate_percent": 0 }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let id = g.add_attempt(Direction::Disbursement, "255712345600", "10", "CLM-DROP");
     g.start_attempt(id).await;

@@ -6,8 +6,8 @@
 use railgate_mojaloop::ilp::{self, IlpKey};
 use railgate_mojaloop::mock::validate;
 use railgate_mojaloop::wire::{
-    self, ErrorInformationObject, PartiesPut, QuotesPost, QuotesPut, TransactionRequestsPost, TransactionRequestsPut,
-    TransfersPost, TransfersPut,
+    self, ErrorInformationObject, PartiesPut, QuotesPost, QuotesPut, TransactionRequestsPost,
+    TransactionRequestsPut, TransfersPost, TransfersPut,
 };
 use railgate_rail::{Currency, FailureCode, Money};
 use serde::de::DeserializeOwned;
@@ -15,7 +15,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../fixtures/mojaloop/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../fixtures/mojaloop/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| unreachable!("{path}: {e}"))
 }
 
@@ -42,21 +45,45 @@ fn fixtures_parse_round_trip_and_validate() {
     assert_eq!(validate::parties_put(&v), Ok(()));
     let (_, v) = round_trip::<TransactionRequestsPost>("transaction_requests_post.json");
     assert_eq!(validate::transaction_requests_post(&v), Ok(()));
-    let (rejected, _) = round_trip::<TransactionRequestsPut>("transaction_requests_put_rejected.json");
-    assert_eq!(rejected.transaction_request_state, wire::TransactionRequestState::Rejected);
+    let (rejected, _) =
+        round_trip::<TransactionRequestsPut>("transaction_requests_put_rejected.json");
+    assert_eq!(
+        rejected.transaction_request_state,
+        wire::TransactionRequestState::Rejected
+    );
     let (error, v) = round_trip::<ErrorInformationObject>("transfers_put_error_4001.json");
     assert_eq!(validate::error_information(&v), Ok(()));
-    assert_eq!(wire::failure_of(&error.error_information).code, FailureCode::InsufficientFunds);
+    assert_eq!(
+        wire::failure_of(&error.error_information).code,
+        FailureCode::InsufficientFunds
+    );
 
     // One consistent exchange.
     assert_eq!(transfer.transfer_id, quote.transaction_id);
-    assert_eq!((&transfer.ilp_packet, &transfer.condition), (&terms.ilp_packet, &terms.condition));
-    assert_eq!(Money::try_from(&transfer.amount).unwrap(), Money::parse("100.00", Currency::Usd).unwrap());
+    assert_eq!(
+        (&transfer.ilp_packet, &transfer.condition),
+        (&terms.ilp_packet, &terms.condition)
+    );
+    assert_eq!(
+        Money::try_from(&transfer.amount).unwrap(),
+        Money::parse("100.00", Currency::Usd).unwrap()
+    );
     let packet = ilp::decode_packet(&terms.ilp_packet).unwrap();
     let tx = ilp::transaction_of(&packet).unwrap();
     assert_eq!(tx["quoteId"], Value::from(quote.quote_id.clone()));
-    assert_eq!(tx["transactionId"], Value::from(quote.transaction_id.clone()));
+    assert_eq!(
+        tx["transactionId"],
+        Value::from(quote.transaction_id.clone())
+    );
     let fulfilment = done.fulfilment.unwrap();
     assert!(ilp::fulfils(&fulfilment, &transfer.condition));
-    assert_eq!(ilp::regenerate_fulfilment(&IlpKey::from_secret("mojaloop-sdk"), &terms.ilp_packet, &packet).unwrap(), fulfilment);
+    assert_eq!(
+        ilp::regenerate_fulfilment(
+            &IlpKey::from_secret("mojaloop-sdk"),
+            &terms.ilp_packet,
+            &packet
+        )
+        .unwrap(),
+        fulfilment
+    );
 }

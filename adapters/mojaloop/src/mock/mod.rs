@@ -29,7 +29,9 @@ pub mod validate;
 
 use crate::ilp::{self, IlpKey, IlpVersion};
 use crate::jws::{JwsSigner, JwsVerifier, Protected};
-use crate::wire::{self, fspiop_datetime, http_date, id_string, ErrorInformationObject, FspiopMoney};
+use crate::wire::{
+    self, fspiop_datetime, http_date, id_string, ErrorInformationObject, FspiopMoney,
+};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -210,7 +212,9 @@ struct Shared {
 impl Shared {
     fn inner(&self) -> MutexGuard<'_, Inner> {
         // A poisoned lock only means a test task panicked; the data is still usable.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -232,7 +236,11 @@ impl Drop for MockHub {
 }
 
 fn digits(id: &str) -> u8 {
-    let d: Vec<u8> = id.bytes().filter(u8::is_ascii_digit).map(|b| b.saturating_sub(b'0')).collect();
+    let d: Vec<u8> = id
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b.saturating_sub(b'0'))
+        .collect();
     match d.as_slice() {
         [.., t, u] => t.saturating_mul(10).saturating_add(*u),
         [u] => *u,
@@ -383,7 +391,10 @@ async fn control_collections(State(s): State<Arc<Shared>>) -> Json<Vec<Collected
 }
 
 async fn control_callback_base(State(s): State<Arc<Shared>>, Json(v): Json<Value>) -> StatusCode {
-    match (v.get("callback_base").and_then(Value::as_str), s.callback_base.lock()) {
+    match (
+        v.get("callback_base").and_then(Value::as_str),
+        s.callback_base.lock(),
+    ) {
         (Some(b), Ok(mut base)) => {
             *base = Some(b.trim_end_matches('/').to_owned());
             StatusCode::NO_CONTENT
@@ -400,15 +411,34 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-async fn control_statement(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn control_statement(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let lines = s.inner().statement.clone();
     if q.get("format").map(String::as_str) == Some("json") {
         return Json(lines).into_response();
     }
-    let mut out = String::from("date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n");
+    let mut out = String::from(
+        "date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n",
+    );
     for l in lines {
-        let row = [l.date, l.amount, l.currency, l.direction.to_owned(), l.reference, l.counterparty, l.rail_transaction_id, l.fee];
-        out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        let row = [
+            l.date,
+            l.amount,
+            l.currency,
+            l.direction.to_owned(),
+            l.reference,
+            l.counterparty,
+            l.rail_transaction_id,
+            l.fee,
+        ];
+        out.push_str(
+            &row.iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push('\n');
     }
     ([(http::header::CONTENT_TYPE, "text/csv")], out).into_response()
@@ -443,7 +473,10 @@ async fn push(s: &Arc<Shared>, p: PushRequest) -> String {
             transfer_id: transfer_id.clone(),
             transaction_request_id: None,
             reference: p.reference,
-            amount: FspiopMoney { amount: p.amount, currency: p.currency },
+            amount: FspiopMoney {
+                amount: p.amount,
+                currency: p.currency,
+            },
             payer_msisdn: p.payer_msisdn,
             condition: None,
         },
@@ -451,7 +484,16 @@ async fn push(s: &Arc<Shared>, p: PushRequest) -> String {
     let s2 = s.clone();
     tokio::spawn(async move {
         let peer = s2.config.peer_fsp_id.clone();
-        deliver(&s2, Method::GET, path, "parties", &peer, None, Sign::Genuine).await;
+        deliver(
+            &s2,
+            Method::GET,
+            path,
+            "parties",
+            &peer,
+            None,
+            Sign::Genuine,
+        )
+        .await;
     });
     transfer_id
 }
@@ -465,7 +507,15 @@ enum Sign {
     Forged,
 }
 
-async fn deliver(s: &Arc<Shared>, method: Method, path: String, resource: &str, source: &str, body: Option<Vec<u8>>, sign: Sign) {
+async fn deliver(
+    s: &Arc<Shared>,
+    method: Method,
+    path: String,
+    resource: &str,
+    source: &str,
+    body: Option<Vec<u8>>,
+    sign: Sign,
+) {
     let faults = s.inner().faults.clone();
     if faults.drop_callbacks {
         return;
@@ -502,7 +552,10 @@ async fn deliver(s: &Arc<Shared>, method: Method, path: String, resource: &str, 
             date: Some(&date),
         };
         if let Ok(sig) = signer.sign(&protected, b) {
-            rb = rb.header(wire::H_SIGNATURE, sig).header(wire::H_URI, &path).header(wire::H_HTTP_METHOD, method.as_str());
+            rb = rb
+                .header(wire::H_SIGNATURE, sig)
+                .header(wire::H_URI, &path)
+                .header(wire::H_HTTP_METHOD, method.as_str());
         }
     }
     if let Some(b) = body {
@@ -518,7 +571,16 @@ async fn deliver(s: &Arc<Shared>, method: Method, path: String, resource: &str, 
 }
 
 #[allow(clippy::too_many_arguments)] // mirrors `deliver` plus a delay
-fn spawn_deliver(s: &Arc<Shared>, delay: Duration, method: Method, path: String, resource: &'static str, source: String, body: Option<Vec<u8>>, sign: Sign) {
+fn spawn_deliver(
+    s: &Arc<Shared>,
+    delay: Duration,
+    method: Method,
+    path: String,
+    resource: &'static str,
+    source: String,
+    body: Option<Vec<u8>>,
+    sign: Sign,
+) {
     let s = s.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
@@ -527,7 +589,10 @@ fn spawn_deliver(s: &Arc<Shared>, delay: Duration, method: Method, path: String,
 }
 
 fn error_body(code: &str, description: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "errorInformation": { "errorCode": code, "errorDescription": description } })).unwrap_or_default()
+    serde_json::to_vec(
+        &json!({ "errorInformation": { "errorCode": code, "errorDescription": description } }),
+    )
+    .unwrap_or_default()
 }
 
 fn committed_body(fulfilment: &str) -> Vec<u8> {
@@ -551,13 +616,27 @@ struct Request<'a> {
 
 impl Shared {
     /// Headers, signature and JSON shape of a request from Railgate.
-    fn check(&self, r: &Request<'_>, resource: &str, is_request: bool, needs_destination: bool) -> Result<Value, Invalid> {
+    fn check(
+        &self,
+        r: &Request<'_>,
+        resource: &str,
+        is_request: bool,
+        needs_destination: bool,
+    ) -> Result<Value, Invalid> {
         let has_body = !r.body.is_empty();
-        validate::headers(r.headers, resource, is_request, has_body, &self.config.dfsp_id, needs_destination)?;
+        validate::headers(
+            r.headers,
+            resource,
+            is_request,
+            has_body,
+            &self.config.dfsp_id,
+            needs_destination,
+        )?;
         if let Some(verifier) = self.config.jws.as_ref().and_then(|j| j.railgate.as_ref()) {
             if has_body {
                 let get = |k: &str| r.headers.get(k).and_then(|v| v.to_str().ok());
-                let sig = get("fspiop-signature").ok_or_else(|| validate::invalid("3105", "Invalid signature - missing"))?;
+                let sig = get("fspiop-signature")
+                    .ok_or_else(|| validate::invalid("3105", "Invalid signature - missing"))?;
                 let protected = Protected {
                     method: r.method.as_str(),
                     uri: r.path,
@@ -571,7 +650,8 @@ impl Shared {
             }
         }
         if has_body {
-            serde_json::from_slice(r.body).map_err(|_| validate::invalid("3101", "Malformed syntax - not JSON"))
+            serde_json::from_slice(r.body)
+                .map_err(|_| validate::invalid("3101", "Malformed syntax - not JSON"))
         } else {
             Ok(Value::Null)
         }
@@ -594,7 +674,12 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
-    let r = Request { method: &method, path: &path, headers: &headers, body: &body };
+    let r = Request {
+        method: &method,
+        path: &path,
+        headers: &headers,
+        body: &body,
+    };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["parties", _, id] | ["parties", _, id, _]) => get_parties(&s, &r, id),
@@ -608,7 +693,11 @@ async fn handle(
         ("PUT", ["quotes", id, "error"]) => put_quote(&s, &r, id, true),
         ("PUT", ["transfers", id]) => put_transfer(&s, &r, id, false),
         ("PUT", ["transfers", id, "error"]) => put_transfer(&s, &r, id, true),
-        _ => refuse("parties", StatusCode::NOT_FOUND, &validate::invalid("3002", "Unknown URI")),
+        _ => refuse(
+            "parties",
+            StatusCode::NOT_FOUND,
+            &validate::invalid("3002", "Unknown URI"),
+        ),
     }
 }
 
@@ -618,15 +707,36 @@ fn get_parties(s: &Arc<Shared>, r: &Request<'_>, id: &str) -> Response {
     }
     let segments: Vec<&str> = r.path.trim_matches('/').split('/').collect();
     let (Some(id_type), Some(sub)) = (segments.get(1), segments.get(3)) else {
-        return lookup_answer(s, r.path, segments.get(1).copied().unwrap_or_default(), id, None);
+        return lookup_answer(
+            s,
+            r.path,
+            segments.get(1).copied().unwrap_or_default(),
+            id,
+            None,
+        );
     };
     lookup_answer(s, r.path, id_type, id, Some(sub))
 }
 
-fn lookup_answer(s: &Arc<Shared>, path: &str, id_type: &str, id: &str, sub: Option<&str>) -> Response {
+fn lookup_answer(
+    s: &Arc<Shared>,
+    path: &str,
+    id_type: &str,
+    id: &str,
+    sub: Option<&str>,
+) -> Response {
     let peer = s.config.peer_fsp_id.clone();
     if digits(id) == 2 {
-        spawn_deliver(s, s.config.callback_delay, Method::PUT, format!("{path}/error"), "parties", peer, Some(error_body("3204", "Party not found")), Sign::Genuine);
+        spawn_deliver(
+            s,
+            s.config.callback_delay,
+            Method::PUT,
+            format!("{path}/error"),
+            "parties",
+            peer,
+            Some(error_body("3204", "Party not found")),
+            Sign::Genuine,
+        );
     } else {
         let mut info = json!({ "partyIdType": id_type, "partyIdentifier": id, "fspId": peer });
         if let Some(sub) = sub {
@@ -636,44 +746,103 @@ fn lookup_answer(s: &Arc<Shared>, path: &str, id_type: &str, id: &str, sub: Opti
         }
         let body = json!({ "party": { "partyIdInfo": info, "name": "Mock Payee",
             "personalInfo": { "complexName": { "firstName": "Mock", "lastName": "Payee" } } } });
-        spawn_deliver(s, s.config.callback_delay, Method::PUT, path.to_owned(), "parties", peer, serde_json::to_vec(&body).ok(), Sign::Genuine);
+        spawn_deliver(
+            s,
+            s.config.callback_delay,
+            Method::PUT,
+            path.to_owned(),
+            "parties",
+            peer,
+            serde_json::to_vec(&body).ok(),
+            Sign::Genuine,
+        );
     }
     accepted()
 }
 
 fn post_quotes(s: &Arc<Shared>, r: &Request<'_>) -> Response {
-    let v = match s.check(r, "quotes", true, true).and_then(|v| validate::quotes_post(&v).map(|()| v)) {
+    let v = match s
+        .check(r, "quotes", true, true)
+        .and_then(|v| validate::quotes_post(&v).map(|()| v))
+    {
         Ok(v) => v,
         Err(e) => return s.reject("quotes", e),
     };
-    if v.pointer("/payer/partyIdInfo/fspId").and_then(Value::as_str) != Some(s.config.dfsp_id.as_str()) {
-        return s.reject("quotes", validate::invalid("3100", "Generic validation error - the payer is not at the sender"));
+    if v.pointer("/payer/partyIdInfo/fspId")
+        .and_then(Value::as_str)
+        != Some(s.config.dfsp_id.as_str())
+    {
+        return s.reject(
+            "quotes",
+            validate::invalid(
+                "3100",
+                "Generic validation error - the payer is not at the sender",
+            ),
+        );
     }
-    let str_at = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let str_at = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let quote_id = str_at("/quoteId");
     let payee_id = str_at("/payee/partyIdInfo/partyIdentifier");
     let peer = s.config.peer_fsp_id.clone();
     if digits(&payee_id) == 2 {
-        spawn_deliver(s, s.config.callback_delay, Method::PUT, format!("/quotes/{quote_id}/error"), "quotes", peer, Some(error_body("3204", "Party not found")), Sign::Genuine);
+        spawn_deliver(
+            s,
+            s.config.callback_delay,
+            Method::PUT,
+            format!("/quotes/{quote_id}/error"),
+            "quotes",
+            peer,
+            Some(error_body("3204", "Party not found")),
+            Sign::Genuine,
+        );
         return accepted();
     }
-    let amount: Option<FspiopMoney> = v.get("amount").and_then(|a| serde_json::from_value(a.clone()).ok());
+    let amount: Option<FspiopMoney> = v
+        .get("amount")
+        .and_then(|a| serde_json::from_value(a.clone()).ok());
     let Some((amount, money)) = amount.and_then(|a| money_of(&a).map(|m| (a, m))) else {
-        return s.reject("quotes", validate::invalid("3100", "Generic validation error - amount"));
+        return s.reject(
+            "quotes",
+            validate::invalid("3100", "Generic validation error - amount"),
+        );
     };
     let expiration = wire::after(Utc::now(), Duration::from_secs(60));
     let expiration_text = fspiop_datetime(expiration);
     let mut tx = serde_json::Map::new();
-    for k in ["quoteId", "transactionId", "transactionType", "payee", "payer", "note"] {
+    for k in [
+        "quoteId",
+        "transactionId",
+        "transactionType",
+        "payee",
+        "payer",
+        "note",
+    ] {
         if let Some(x) = v.get(k) {
             tx.insert(k.to_owned(), x.clone());
         }
     }
     tx.insert("expiration".to_owned(), json!(expiration_text));
     tx.insert("amount".to_owned(), json!(amount));
-    let address = ilp::v1_address(&peer, &str_at("/payee/partyIdInfo/partyIdType"), &payee_id, None);
+    let address = ilp::v1_address(
+        &peer,
+        &str_at("/payee/partyIdInfo/partyIdType"),
+        &payee_id,
+        None,
+    );
     let minor = u64::try_from(money.minor()).unwrap_or(0);
-    let q = ilp::quote_ilp(s.config.ilp_version, &s.peer_key, &Value::Object(tx), minor, expiration, &address);
+    let q = ilp::quote_ilp(
+        s.config.ilp_version,
+        &s.peer_key,
+        &Value::Object(tx),
+        minor,
+        expiration,
+        &address,
+    );
     s.inner().quotes.insert(quote_id.clone(), str_at("/note"));
     let body = json!({
         "transferAmount": amount,
@@ -682,7 +851,16 @@ fn post_quotes(s: &Arc<Shared>, r: &Request<'_>) -> Response {
         "ilpPacket": q.packet,
         "condition": q.condition,
     });
-    spawn_deliver(s, s.config.callback_delay, Method::PUT, format!("/quotes/{quote_id}"), "quotes", peer, serde_json::to_vec(&body).ok(), Sign::Genuine);
+    spawn_deliver(
+        s,
+        s.config.callback_delay,
+        Method::PUT,
+        format!("/quotes/{quote_id}"),
+        "quotes",
+        peer,
+        serde_json::to_vec(&body).ok(),
+        Sign::Genuine,
+    );
     accepted()
 }
 
@@ -696,19 +874,26 @@ fn commit(inner: &mut Inner, transfer_id: &str, peer: &str) {
     }
     rec.state = TransferState::Committed;
     let (amount, reference) = (rec.amount.clone(), rec.reference.clone());
-    let attempt_id = wire::attempt_of(transfer_id, wire::IdPurpose::Transaction).map(|u| u.to_string()).unwrap_or_default();
-    let p = inner.payouts.entry(transfer_id.to_owned()).or_insert_with(|| Payout {
-        attempt_id,
-        transfer_id: transfer_id.to_owned(),
-        reference: reference.clone(),
-        amount: amount.amount.clone(),
-        currency: amount.currency.clone(),
-        count: 0,
-    });
+    let attempt_id = wire::attempt_of(transfer_id, wire::IdPurpose::Transaction)
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let p = inner
+        .payouts
+        .entry(transfer_id.to_owned())
+        .or_insert_with(|| Payout {
+            attempt_id,
+            transfer_id: transfer_id.to_owned(),
+            reference: reference.clone(),
+            amount: amount.amount.clone(),
+            currency: amount.currency.clone(),
+            count: 0,
+        });
     p.count = p.count.saturating_add(1);
     inner.statement.push(StatementLine {
         date: fspiop_datetime(Utc::now()),
-        amount: money_of(&amount).map(Money::to_decimal_string).unwrap_or(amount.amount),
+        amount: money_of(&amount)
+            .map(Money::to_decimal_string)
+            .unwrap_or(amount.amount),
         currency: amount.currency,
         direction: "disbursement",
         reference,
@@ -719,7 +904,10 @@ fn commit(inner: &mut Inner, transfer_id: &str, peer: &str) {
 }
 
 async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>) -> Response {
-    let v = match s.check(r, "transfers", true, true).and_then(|v| validate::transfers_post(&v).map(|()| v)) {
+    let v = match s
+        .check(r, "transfers", true, true)
+        .and_then(|v| validate::transfers_post(&v).map(|()| v))
+    {
         Ok(v) => v,
         Err(e) => return s.reject("transfers", e),
     };
@@ -729,30 +917,66 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
     };
     let cfg = &s.config;
     if post.payer_fsp != cfg.dfsp_id {
-        return s.reject("transfers", validate::invalid("3100", "Generic validation error - FSPIOP-Source does not match payerFsp"));
+        return s.reject(
+            "transfers",
+            validate::invalid(
+                "3100",
+                "Generic validation error - FSPIOP-Source does not match payerFsp",
+            ),
+        );
     }
     if post.payee_fsp != cfg.peer_fsp_id {
-        return s.reject("transfers", validate::invalid("3201", "Destination FSP error - unknown payee FSP"));
+        return s.reject(
+            "transfers",
+            validate::invalid("3201", "Destination FSP error - unknown payee FSP"),
+        );
     }
     if wire::parse_fspiop_datetime(&post.expiration).map_or(true, |e| e <= Utc::now()) {
-        return s.reject("transfers", validate::invalid("3100", "Generic validation error - expiration date is in the past"));
+        return s.reject(
+            "transfers",
+            validate::invalid(
+                "3100",
+                "Generic validation error - expiration date is in the past",
+            ),
+        );
     }
     // As the payee FSP, regenerate the fulfilment from the packet; it must match the condition.
     let packet = ilp::decode_packet(&post.ilp_packet).ok();
-    let fulfilment = packet.as_ref().and_then(|p| ilp::regenerate_fulfilment(&s.peer_key, &post.ilp_packet, p).ok());
+    let fulfilment = packet
+        .as_ref()
+        .and_then(|p| ilp::regenerate_fulfilment(&s.peer_key, &post.ilp_packet, p).ok());
     let (Some(packet), Some(fulfilment)) = (packet, fulfilment) else {
-        return s.reject("transfers", validate::invalid("3100", "Generic validation error - invalid ILP packet"));
+        return s.reject(
+            "transfers",
+            validate::invalid("3100", "Generic validation error - invalid ILP packet"),
+        );
     };
     if !ilp::fulfils(&fulfilment, &post.condition) {
-        return s.reject("transfers", validate::invalid("3100", "Generic validation error - invalid condition"));
+        return s.reject(
+            "transfers",
+            validate::invalid("3100", "Generic validation error - invalid condition"),
+        );
     }
     let money = money_of(&post.amount);
     if money.and_then(|m| u64::try_from(m.minor()).ok()) != Some(packet.amount) {
-        return s.reject("transfers", validate::invalid("3100", "Generic validation error - amount differs from the ILP packet"));
+        return s.reject(
+            "transfers",
+            validate::invalid(
+                "3100",
+                "Generic validation error - amount differs from the ILP packet",
+            ),
+        );
     }
     let tx = ilp::transaction_of(&packet).unwrap_or(Value::Null);
-    let scenario = digits(tx.pointer("/payee/partyIdInfo/partyIdentifier").and_then(Value::as_str).unwrap_or_default());
-    let quote_id = tx.get("quoteId").and_then(Value::as_str).unwrap_or_default();
+    let scenario = digits(
+        tx.pointer("/payee/partyIdInfo/partyIdentifier")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    let quote_id = tx
+        .get("quoteId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let hash = body_hash(&v);
     let id = post.transfer_id.clone();
     let peer = cfg.peer_fsp_id.clone();
@@ -763,12 +987,39 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
         if let Some(rec) = inner.transfers.get(&id).cloned() {
             drop(inner);
             if rec.hash != hash {
-                spawn_deliver(s, cfg.callback_delay, Method::PUT, format!("{transfer_path}/error"), "transfers", hub, Some(error_body("3106", "Modified request")), Sign::Genuine);
+                spawn_deliver(
+                    s,
+                    cfg.callback_delay,
+                    Method::PUT,
+                    format!("{transfer_path}/error"),
+                    "transfers",
+                    hub,
+                    Some(error_body("3106", "Modified request")),
+                    Sign::Genuine,
+                );
             } else if !matches!(rec.scenario, 5 | 6 | 8 | 12) {
                 // A resend of a finished transfer gets its result again; in flight, nothing.
                 match rec.state {
-                    TransferState::Committed => spawn_deliver(s, cfg.callback_delay, Method::PUT, transfer_path, "transfers", peer, Some(committed_body(&rec.fulfilment)), Sign::Genuine),
-                    TransferState::Failed { code, description } => spawn_deliver(s, cfg.callback_delay, Method::PUT, format!("{transfer_path}/error"), "transfers", hub, Some(error_body(&code, &description)), Sign::Genuine),
+                    TransferState::Committed => spawn_deliver(
+                        s,
+                        cfg.callback_delay,
+                        Method::PUT,
+                        transfer_path,
+                        "transfers",
+                        peer,
+                        Some(committed_body(&rec.fulfilment)),
+                        Sign::Genuine,
+                    ),
+                    TransferState::Failed { code, description } => spawn_deliver(
+                        s,
+                        cfg.callback_delay,
+                        Method::PUT,
+                        format!("{transfer_path}/error"),
+                        "transfers",
+                        hub,
+                        Some(error_body(&code, &description)),
+                        Sign::Genuine,
+                    ),
                     TransferState::Pending | TransferState::Aborted => {}
                 }
             }
@@ -778,15 +1029,26 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
             let n = inner.post_attempts.entry(id.clone()).or_insert(0);
             *n = n.saturating_add(1);
             if *n <= 2 {
-                return refuse("transfers", StatusCode::SERVICE_UNAVAILABLE, &validate::invalid("2003", "Service currently unavailable"));
+                return refuse(
+                    "transfers",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &validate::invalid("2003", "Service currently unavailable"),
+                );
             }
         }
         let rate = inner.faults.error_rate_percent;
         if rate > 0 && rand::random::<u8>() % 100 < rate {
-            return refuse("transfers", StatusCode::SERVICE_UNAVAILABLE, &validate::invalid("2003", "Service currently unavailable"));
+            return refuse(
+                "transfers",
+                StatusCode::SERVICE_UNAVAILABLE,
+                &validate::invalid("2003", "Service currently unavailable"),
+            );
         }
         let reference = inner.quotes.get(quote_id).cloned().unwrap_or_default();
-        let failed = |code: &str, description: &str| TransferState::Failed { code: code.to_owned(), description: description.to_owned() };
+        let failed = |code: &str, description: &str| TransferState::Failed {
+            code: code.to_owned(),
+            description: description.to_owned(),
+        };
         let state = match scenario {
             1 => failed("4001", "Payer FSP insufficient liquidity"),
             2 => failed("3204", "Party not found"),
@@ -795,7 +1057,17 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
             11 => failed("3303", "Transfer expired"),
             _ => TransferState::Pending,
         };
-        inner.transfers.insert(id.clone(), TransferRec { hash, scenario, state, fulfilment: fulfilment.clone(), amount: post.amount.clone(), reference });
+        inner.transfers.insert(
+            id.clone(),
+            TransferRec {
+                hash,
+                scenario,
+                state,
+                fulfilment: fulfilment.clone(),
+                amount: post.amount.clone(),
+                reference,
+            },
+        );
         if !matches!(scenario, 1 | 2 | 3 | 4 | 6 | 11 | 12) {
             commit(&mut inner, &id, &peer);
         }
@@ -803,9 +1075,36 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
     let d = cfg.callback_delay;
     let ok = || Some(committed_body(&fulfilment));
     match scenario {
-        1 => spawn_deliver(s, d, Method::PUT, format!("{transfer_path}/error"), "transfers", hub, Some(error_body("4001", "Payer FSP insufficient liquidity")), Sign::Genuine),
-        2 => spawn_deliver(s, d, Method::PUT, format!("{transfer_path}/error"), "transfers", peer, Some(error_body("3204", "Party not found")), Sign::Genuine),
-        3 => spawn_deliver(s, d, Method::PUT, format!("{transfer_path}/error"), "transfers", peer, Some(error_body("5105", "Payee FSP rejected transaction")), Sign::Genuine),
+        1 => spawn_deliver(
+            s,
+            d,
+            Method::PUT,
+            format!("{transfer_path}/error"),
+            "transfers",
+            hub,
+            Some(error_body("4001", "Payer FSP insufficient liquidity")),
+            Sign::Genuine,
+        ),
+        2 => spawn_deliver(
+            s,
+            d,
+            Method::PUT,
+            format!("{transfer_path}/error"),
+            "transfers",
+            peer,
+            Some(error_body("3204", "Party not found")),
+            Sign::Genuine,
+        ),
+        3 => spawn_deliver(
+            s,
+            d,
+            Method::PUT,
+            format!("{transfer_path}/error"),
+            "transfers",
+            peer,
+            Some(error_body("5105", "Payee FSP rejected transaction")),
+            Sign::Genuine,
+        ),
         4 => {
             let s2 = s.clone();
             let delay = cfg.pending_delay;
@@ -814,9 +1113,22 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
                 let fulfilment = {
                     let mut inner = s2.inner();
                     commit(&mut inner, &id, &peer);
-                    inner.transfers.get(&id).map(|r| r.fulfilment.clone()).unwrap_or_default()
+                    inner
+                        .transfers
+                        .get(&id)
+                        .map(|r| r.fulfilment.clone())
+                        .unwrap_or_default()
                 };
-                deliver(&s2, Method::PUT, transfer_path, "transfers", &peer, Some(committed_body(&fulfilment)), Sign::Genuine).await;
+                deliver(
+                    &s2,
+                    Method::PUT,
+                    transfer_path,
+                    "transfers",
+                    &peer,
+                    Some(committed_body(&fulfilment)),
+                    Sign::Genuine,
+                )
+                .await;
             });
         }
         5 | 6 | 12 => {}
@@ -824,14 +1136,41 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
             // The same body three times, as a resending payee does.
             let body = committed_body(&fulfilment);
             for i in 0..3u32 {
-                spawn_deliver(s, d.saturating_mul(i.saturating_add(1)), Method::PUT, transfer_path.clone(), "transfers", peer.clone(), Some(body.clone()), Sign::Genuine);
+                spawn_deliver(
+                    s,
+                    d.saturating_mul(i.saturating_add(1)),
+                    Method::PUT,
+                    transfer_path.clone(),
+                    "transfers",
+                    peer.clone(),
+                    Some(body.clone()),
+                    Sign::Genuine,
+                );
             }
         }
         8 => {
             if cfg.jws.is_some() {
-                spawn_deliver(s, d, Method::PUT, transfer_path, "transfers", peer, ok(), Sign::Forged);
+                spawn_deliver(
+                    s,
+                    d,
+                    Method::PUT,
+                    transfer_path,
+                    "transfers",
+                    peer,
+                    ok(),
+                    Sign::Forged,
+                );
             } else {
-                spawn_deliver(s, d, Method::PUT, transfer_path, "transfers", "roguefsp".to_owned(), ok(), Sign::Genuine);
+                spawn_deliver(
+                    s,
+                    d,
+                    Method::PUT,
+                    transfer_path,
+                    "transfers",
+                    "roguefsp".to_owned(),
+                    ok(),
+                    Sign::Genuine,
+                );
             }
         }
         10 => {
@@ -842,7 +1181,16 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
             }
         }
         11 => {
-            spawn_deliver(s, d, Method::PUT, format!("{transfer_path}/error"), "transfers", hub, Some(error_body("3303", "Transfer expired")), Sign::Genuine);
+            spawn_deliver(
+                s,
+                d,
+                Method::PUT,
+                format!("{transfer_path}/error"),
+                "transfers",
+                hub,
+                Some(error_body("3303", "Transfer expired")),
+                Sign::Genuine,
+            );
             let s2 = s.clone();
             let delay = cfg.late_success_delay;
             tokio::spawn(async move {
@@ -850,12 +1198,34 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
                 let fulfilment = {
                     let mut inner = s2.inner();
                     commit(&mut inner, &id, &peer);
-                    inner.transfers.get(&id).map(|r| r.fulfilment.clone()).unwrap_or_default()
+                    inner
+                        .transfers
+                        .get(&id)
+                        .map(|r| r.fulfilment.clone())
+                        .unwrap_or_default()
                 };
-                deliver(&s2, Method::PUT, transfer_path, "transfers", &peer, Some(committed_body(&fulfilment)), Sign::Genuine).await;
+                deliver(
+                    &s2,
+                    Method::PUT,
+                    transfer_path,
+                    "transfers",
+                    &peer,
+                    Some(committed_body(&fulfilment)),
+                    Sign::Genuine,
+                )
+                .await;
             });
         }
-        _ => spawn_deliver(s, d, Method::PUT, transfer_path, "transfers", peer, ok(), Sign::Genuine),
+        _ => spawn_deliver(
+            s,
+            d,
+            Method::PUT,
+            transfer_path,
+            "transfers",
+            peer,
+            ok(),
+            Sign::Genuine,
+        ),
     }
     accepted()
 }
@@ -869,7 +1239,16 @@ fn get_transfer(s: &Arc<Shared>, r: &Request<'_>, id: &str) -> Response {
     let hub = s.config.hub_fsp_id.clone();
     let d = s.config.callback_delay;
     match rec {
-        None => spawn_deliver(s, d, Method::PUT, format!("{path}/error"), "transfers", hub, Some(error_body("3208", "Transfer ID not found")), Sign::Genuine),
+        None => spawn_deliver(
+            s,
+            d,
+            Method::PUT,
+            format!("{path}/error"),
+            "transfers",
+            hub,
+            Some(error_body("3208", "Transfer ID not found")),
+            Sign::Genuine,
+        ),
         Some(rec) if rec.scenario == 12 => {}
         Some(rec) => {
             let (p, body) = match rec.state {
@@ -878,36 +1257,100 @@ fn get_transfer(s: &Arc<Shared>, r: &Request<'_>, id: &str) -> Response {
                 TransferState::Pending => (path, serde_json::to_vec(&json!({ "transferState": "RESERVED" })).unwrap_or_default()),
                 TransferState::Failed { code, description } => (format!("{path}/error"), error_body(&code, &description)),
             };
-            spawn_deliver(s, d, Method::PUT, p, "transfers", hub, Some(body), Sign::Genuine);
+            spawn_deliver(
+                s,
+                d,
+                Method::PUT,
+                p,
+                "transfers",
+                hub,
+                Some(body),
+                Sign::Genuine,
+            );
         }
     }
     accepted()
 }
 
 fn post_transaction_requests(s: &Arc<Shared>, r: &Request<'_>) -> Response {
-    let v = match s.check(r, "transactionRequests", true, true).and_then(|v| validate::transaction_requests_post(&v).map(|()| v)) {
+    let v = match s
+        .check(r, "transactionRequests", true, true)
+        .and_then(|v| validate::transaction_requests_post(&v).map(|()| v))
+    {
         Ok(v) => v,
         Err(e) => return s.reject("transactionRequests", e),
     };
-    if v.pointer("/payee/partyIdInfo/fspId").and_then(Value::as_str) != Some(s.config.dfsp_id.as_str()) {
-        return s.reject("transactionRequests", validate::invalid("3100", "Generic validation error - the payee is not at the sender"));
+    if v.pointer("/payee/partyIdInfo/fspId")
+        .and_then(Value::as_str)
+        != Some(s.config.dfsp_id.as_str())
+    {
+        return s.reject(
+            "transactionRequests",
+            validate::invalid(
+                "3100",
+                "Generic validation error - the payee is not at the sender",
+            ),
+        );
     }
-    let str_at = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let str_at = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let trid = str_at("/transactionRequestId");
     let payer = str_at("/payer/partyIdentifier");
     let peer = s.config.peer_fsp_id.clone();
     let d = s.config.callback_delay;
     let path = format!("/transactionRequests/{trid}");
     let received = serde_json::to_vec(&json!({ "transactionId": id_string(Uuid::new_v4()), "transactionRequestState": "RECEIVED" })).ok();
-    spawn_deliver(s, d, Method::PUT, path.clone(), "transactionRequests", peer.clone(), received, Sign::Genuine);
+    spawn_deliver(
+        s,
+        d,
+        Method::PUT,
+        path.clone(),
+        "transactionRequests",
+        peer.clone(),
+        received,
+        Sign::Genuine,
+    );
     let later = d.saturating_mul(3);
     match digits(&payer) {
-        1 => spawn_deliver(s, later, Method::PUT, format!("{path}/error"), "transactionRequests", peer, Some(error_body("4001", "Payer FSP insufficient liquidity")), Sign::Genuine),
-        2 => spawn_deliver(s, later, Method::PUT, format!("{path}/error"), "transactionRequests", peer, Some(error_body("3204", "Party not found")), Sign::Genuine),
-        3 => spawn_deliver(s, later, Method::PUT, format!("{path}/error"), "transactionRequests", peer, Some(error_body("4101", "Payer rejected transaction request")), Sign::Genuine),
+        1 => spawn_deliver(
+            s,
+            later,
+            Method::PUT,
+            format!("{path}/error"),
+            "transactionRequests",
+            peer,
+            Some(error_body("4001", "Payer FSP insufficient liquidity")),
+            Sign::Genuine,
+        ),
+        2 => spawn_deliver(
+            s,
+            later,
+            Method::PUT,
+            format!("{path}/error"),
+            "transactionRequests",
+            peer,
+            Some(error_body("3204", "Party not found")),
+            Sign::Genuine,
+        ),
+        3 => spawn_deliver(
+            s,
+            later,
+            Method::PUT,
+            format!("{path}/error"),
+            "transactionRequests",
+            peer,
+            Some(error_body("4101", "Payer rejected transaction request")),
+            Sign::Genuine,
+        ),
         _ => {
             // The payer approves: its FSP quotes and pays us.
-            let amount: Option<FspiopMoney> = v.get("amount").and_then(|a| serde_json::from_value(a.clone()).ok());
+            let amount: Option<FspiopMoney> = v
+                .get("amount")
+                .and_then(|a| serde_json::from_value(a.clone()).ok());
             let Some(amount) = amount else {
                 return accepted();
             };
@@ -937,7 +1380,16 @@ fn post_transaction_requests(s: &Arc<Shared>, r: &Request<'_>) -> Response {
                 "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(60))),
             });
             s.inner().collections.insert(c.quote_id.clone(), c);
-            spawn_deliver(s, later, Method::POST, "/quotes".to_owned(), "quotes", peer, serde_json::to_vec(&quote).ok(), Sign::Genuine);
+            spawn_deliver(
+                s,
+                later,
+                Method::POST,
+                "/quotes".to_owned(),
+                "quotes",
+                peer,
+                serde_json::to_vec(&quote).ok(),
+                Sign::Genuine,
+            );
         }
     }
     accepted()
@@ -948,7 +1400,16 @@ fn get_transaction_request(s: &Arc<Shared>, r: &Request<'_>, id: &str) -> Respon
         return s.reject("transactionRequests", e);
     }
     let body = serde_json::to_vec(&json!({ "transactionRequestState": "RECEIVED" })).ok();
-    spawn_deliver(s, s.config.callback_delay, Method::PUT, format!("/transactionRequests/{id}"), "transactionRequests", s.config.peer_fsp_id.clone(), body, Sign::Genuine);
+    spawn_deliver(
+        s,
+        s.config.callback_delay,
+        Method::PUT,
+        format!("/transactionRequests/{id}"),
+        "transactionRequests",
+        s.config.peer_fsp_id.clone(),
+        body,
+        Sign::Genuine,
+    );
     accepted()
 }
 
@@ -956,7 +1417,12 @@ fn get_transaction_request(s: &Arc<Shared>, r: &Request<'_>, id: &str) -> Respon
 fn put_parties(s: &Arc<Shared>, r: &Request<'_>) -> Response {
     let is_error = r.path.ends_with("/error");
     let v = match s.check(r, "parties", false, true).and_then(|v| {
-        if is_error { validate::error_information(&v) } else { validate::parties_put(&v) }.map(|()| v)
+        if is_error {
+            validate::error_information(&v)
+        } else {
+            validate::parties_put(&v)
+        }
+        .map(|()| v)
     }) {
         Ok(v) => v,
         Err(e) => return s.reject("parties", e),
@@ -973,7 +1439,10 @@ fn put_parties(s: &Arc<Shared>, r: &Request<'_>) -> Response {
             amount: c.amount.amount,
             currency: c.amount.currency,
             committed: false,
-            error_code: v.pointer("/errorInformation/errorCode").and_then(Value::as_str).map(str::to_owned),
+            error_code: v
+                .pointer("/errorInformation/errorCode")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         });
         return StatusCode::OK.into_response();
     }
@@ -989,7 +1458,16 @@ fn put_parties(s: &Arc<Shared>, r: &Request<'_>) -> Response {
         "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(60))),
     });
     s.inner().collections.insert(c.quote_id.clone(), c);
-    spawn_deliver(s, s.config.callback_delay, Method::POST, "/quotes".to_owned(), "quotes", s.config.peer_fsp_id.clone(), serde_json::to_vec(&quote).ok(), Sign::Genuine);
+    spawn_deliver(
+        s,
+        s.config.callback_delay,
+        Method::POST,
+        "/quotes".to_owned(),
+        "quotes",
+        s.config.peer_fsp_id.clone(),
+        serde_json::to_vec(&quote).ok(),
+        Sign::Genuine,
+    );
     StatusCode::OK.into_response()
 }
 
@@ -1001,14 +1479,22 @@ fn record_refusal(s: &Arc<Shared>, c: Collection, v: &Value) {
         amount: c.amount.amount,
         currency: c.amount.currency,
         committed: false,
-        error_code: v.pointer("/errorInformation/errorCode").and_then(Value::as_str).map(str::to_owned),
+        error_code: v
+            .pointer("/errorInformation/errorCode")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     });
 }
 
 /// Railgate's terms for the peer's quote: the peer pays.
 fn put_quote(s: &Arc<Shared>, r: &Request<'_>, id: &str, is_error: bool) -> Response {
     let v = match s.check(r, "quotes", false, true).and_then(|v| {
-        if is_error { validate::error_information(&v) } else { validate::quotes_put(&v) }.map(|()| v)
+        if is_error {
+            validate::error_information(&v)
+        } else {
+            validate::quotes_put(&v)
+        }
+        .map(|()| v)
     }) {
         Ok(v) => v,
         Err(e) => return s.reject("quotes", e),
@@ -1020,7 +1506,12 @@ fn put_quote(s: &Arc<Shared>, r: &Request<'_>, id: &str, is_error: bool) -> Resp
         record_refusal(s, c, &v);
         return StatusCode::OK.into_response();
     }
-    let str_at = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let str_at = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     c.condition = Some(str_at("/condition"));
     let transfer = json!({
         "transferId": c.transfer_id,
@@ -1032,14 +1523,28 @@ fn put_quote(s: &Arc<Shared>, r: &Request<'_>, id: &str, is_error: bool) -> Resp
         "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(30))),
     });
     s.inner().collections.insert(c.transfer_id.clone(), c);
-    spawn_deliver(s, s.config.callback_delay, Method::POST, "/transfers".to_owned(), "transfers", s.config.peer_fsp_id.clone(), serde_json::to_vec(&transfer).ok(), Sign::Genuine);
+    spawn_deliver(
+        s,
+        s.config.callback_delay,
+        Method::POST,
+        "/transfers".to_owned(),
+        "transfers",
+        s.config.peer_fsp_id.clone(),
+        serde_json::to_vec(&transfer).ok(),
+        Sign::Genuine,
+    );
     StatusCode::OK.into_response()
 }
 
 /// Railgate's fulfilment for the peer's transfer: the collection is done.
 fn put_transfer(s: &Arc<Shared>, r: &Request<'_>, id: &str, is_error: bool) -> Response {
     let v = match s.check(r, "transfers", false, true).and_then(|v| {
-        if is_error { validate::error_information(&v) } else { validate::transfers_put(&v) }.map(|()| v)
+        if is_error {
+            validate::error_information(&v)
+        } else {
+            validate::transfers_put(&v)
+        }
+        .map(|()| v)
     }) {
         Ok(v) => v,
         Err(e) => return s.reject("transfers", e),
@@ -1051,16 +1556,25 @@ fn put_transfer(s: &Arc<Shared>, r: &Request<'_>, id: &str, is_error: bool) -> R
         record_refusal(s, c, &v);
         return StatusCode::OK.into_response();
     }
-    let fulfilment = v.get("fulfilment").and_then(Value::as_str).unwrap_or_default();
+    let fulfilment = v
+        .get("fulfilment")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let committed = v.get("transferState").and_then(Value::as_str) == Some("COMMITTED")
-        && c.condition.as_deref().is_some_and(|cond| ilp::fulfils(fulfilment, cond));
+        && c.condition
+            .as_deref()
+            .is_some_and(|cond| ilp::fulfils(fulfilment, cond));
     let mut inner = s.inner();
     if committed {
         let currency: Option<Currency> = c.amount.currency.parse().ok();
         inner.statement.push(StatementLine {
             date: fspiop_datetime(Utc::now()),
-            amount: money_of(&c.amount).map(Money::to_decimal_string).unwrap_or_else(|| c.amount.amount.clone()),
-            currency: currency.map(|c| c.code().to_owned()).unwrap_or_else(|| c.amount.currency.clone()),
+            amount: money_of(&c.amount)
+                .map(Money::to_decimal_string)
+                .unwrap_or_else(|| c.amount.amount.clone()),
+            currency: currency
+                .map(|c| c.code().to_owned())
+                .unwrap_or_else(|| c.amount.currency.clone()),
             direction: "collection",
             reference: c.reference.clone(),
             counterparty: s.config.peer_fsp_id.clone(),

@@ -47,9 +47,17 @@ pub fn headers(
     let ct_version = content_type
         .strip_prefix(&media)
         .and_then(|rest| rest.trim_start_matches(';').trim().strip_prefix("version="))
-        .ok_or_else(|| malformed("header Content-Type", "not the resource's versioned media type"))?;
+        .ok_or_else(|| {
+            malformed(
+                "header Content-Type",
+                "not the resource's versioned media type",
+            )
+        })?;
     if ct_version != "1.1" && ct_version != "1.0" {
-        return Err(invalid("3001", format!("Unacceptable version requested - Content-Type version {ct_version}")));
+        return Err(invalid(
+            "3001",
+            format!("Unacceptable version requested - Content-Type version {ct_version}"),
+        ));
     }
     if is_request {
         let accept = get("accept").ok_or_else(|| missing("header Accept"))?;
@@ -69,19 +77,28 @@ pub fn headers(
     }
     let source = get("fspiop-source").ok_or_else(|| missing("header FSPIOP-Source"))?;
     if source != expected_source {
-        return Err(invalid("3100", format!("Generic validation error - FSPIOP-Source {source} is not the sender")));
+        return Err(invalid(
+            "3100",
+            format!("Generic validation error - FSPIOP-Source {source} is not the sender"),
+        ));
     }
     if needs_destination && get("fspiop-destination").is_none_or(str::is_empty) {
         return Err(missing("header FSPIOP-Destination"));
     }
-    if has_body && get("fspiop-signature").is_some() && (get("fspiop-uri").is_none() || get("fspiop-http-method").is_none()) {
-        return Err(missing("header FSPIOP-URI / FSPIOP-HTTP-Method (required with FSPIOP-Signature)"));
+    if has_body
+        && get("fspiop-signature").is_some()
+        && (get("fspiop-uri").is_none() || get("fspiop-http-method").is_none())
+    {
+        return Err(missing(
+            "header FSPIOP-URI / FSPIOP-HTTP-Method (required with FSPIOP-Signature)",
+        ));
     }
     Ok(())
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a serde_json::Map<String, Value>, Invalid> {
-    v.as_object().ok_or_else(|| malformed(path, "not an object"))
+    v.as_object()
+        .ok_or_else(|| malformed(path, "not an object"))
 }
 
 fn only(v: &Value, path: &str, allowed: &[&str]) -> Checked {
@@ -119,11 +136,22 @@ fn one_of(v: &Value, path: &str, values: &[&str]) -> Checked {
 pub fn correlation_id(v: &Value, path: &str) -> Checked {
     let s = string(v, path, 36, 36)?;
     let b = s.as_bytes();
-    let hex = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let hex = |i: usize| {
+        b.get(i)
+            .is_some_and(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
     let dashes = [8usize, 13, 18, 23];
-    let shape = (0..36).all(|i| if dashes.contains(&i) { b.get(i) == Some(&b'-') } else { hex(i) });
+    let shape = (0..36).all(|i| {
+        if dashes.contains(&i) {
+            b.get(i) == Some(&b'-')
+        } else {
+            hex(i)
+        }
+    });
     let version = b.get(14).is_some_and(|c| (b'1'..=b'5').contains(c));
-    let variant = b.get(19).is_some_and(|c| matches!(c, b'8' | b'9' | b'a' | b'b'));
+    let variant = b
+        .get(19)
+        .is_some_and(|c| matches!(c, b'8' | b'9' | b'a' | b'b'));
     if shape && version && variant {
         Ok(())
     } else {
@@ -137,7 +165,9 @@ pub fn date_time(v: &Value, path: &str) -> Checked {
     let b = s.as_bytes();
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     let at = |i: usize, c: u8| b.get(i) == Some(&c);
-    let body = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22].iter().all(|i| digit(*i))
+    let body = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22]
+        .iter()
+        .all(|i| digit(*i))
         && at(4, b'-')
         && at(7, b'-')
         && at(10, b'T')
@@ -160,25 +190,72 @@ pub fn date_time(v: &Value, path: &str) -> Checked {
 
 pub fn money(v: &Value, path: &str) -> Checked {
     only(v, path, &["amount", "currency"])?;
-    let amount = string(required(v, "amount", path)?, &format!("{path}.amount"), 1, 32)?;
+    let amount = string(
+        required(v, "amount", path)?,
+        &format!("{path}.amount"),
+        1,
+        32,
+    )?;
     if !is_fspiop_amount(amount) {
-        return Err(malformed(&format!("{path}.amount"), "not an FSPIOP Amount (no trailing zeros, at most 4 decimals)"));
+        return Err(malformed(
+            &format!("{path}.amount"),
+            "not an FSPIOP Amount (no trailing zeros, at most 4 decimals)",
+        ));
     }
-    let currency = string(required(v, "currency", path)?, &format!("{path}.currency"), 3, 3)?;
+    let currency = string(
+        required(v, "currency", path)?,
+        &format!("{path}.currency"),
+        3,
+        3,
+    )?;
     if !currency.bytes().all(|c| c.is_ascii_uppercase()) {
-        return Err(malformed(&format!("{path}.currency"), "not an ISO 4217 code"));
+        return Err(malformed(
+            &format!("{path}.currency"),
+            "not an ISO 4217 code",
+        ));
     }
     Ok(())
 }
 
-const PARTY_ID_TYPES: [&str; 8] = ["MSISDN", "EMAIL", "PERSONAL_ID", "BUSINESS", "DEVICE", "ACCOUNT_ID", "IBAN", "ALIAS"];
+const PARTY_ID_TYPES: [&str; 8] = [
+    "MSISDN",
+    "EMAIL",
+    "PERSONAL_ID",
+    "BUSINESS",
+    "DEVICE",
+    "ACCOUNT_ID",
+    "IBAN",
+    "ALIAS",
+];
 
 pub fn party_id_info(v: &Value, path: &str) -> Checked {
-    only(v, path, &["partyIdType", "partyIdentifier", "partySubIdOrType", "fspId", "extensionList"])?;
-    one_of(required(v, "partyIdType", path)?, &format!("{path}.partyIdType"), &PARTY_ID_TYPES)?;
-    let id = string(required(v, "partyIdentifier", path)?, &format!("{path}.partyIdentifier"), 1, 128)?;
+    only(
+        v,
+        path,
+        &[
+            "partyIdType",
+            "partyIdentifier",
+            "partySubIdOrType",
+            "fspId",
+            "extensionList",
+        ],
+    )?;
+    one_of(
+        required(v, "partyIdType", path)?,
+        &format!("{path}.partyIdType"),
+        &PARTY_ID_TYPES,
+    )?;
+    let id = string(
+        required(v, "partyIdentifier", path)?,
+        &format!("{path}.partyIdentifier"),
+        1,
+        128,
+    )?;
     if id.contains(['/', '?']) {
-        return Err(malformed(&format!("{path}.partyIdentifier"), "'/' and '?' are not allowed"));
+        return Err(malformed(
+            &format!("{path}.partyIdentifier"),
+            "'/' and '?' are not allowed",
+        ));
     }
     if let Some(s) = v.get("partySubIdOrType") {
         string(s, &format!("{path}.partySubIdOrType"), 1, 128)?;
@@ -190,8 +267,20 @@ pub fn party_id_info(v: &Value, path: &str) -> Checked {
 }
 
 pub fn party(v: &Value, path: &str) -> Checked {
-    only(v, path, &["partyIdInfo", "merchantClassificationCode", "name", "personalInfo"])?;
-    party_id_info(required(v, "partyIdInfo", path)?, &format!("{path}.partyIdInfo"))?;
+    only(
+        v,
+        path,
+        &[
+            "partyIdInfo",
+            "merchantClassificationCode",
+            "name",
+            "personalInfo",
+        ],
+    )?;
+    party_id_info(
+        required(v, "partyIdInfo", path)?,
+        &format!("{path}.partyIdInfo"),
+    )?;
     if let Some(n) = v.get("name") {
         string(n, &format!("{path}.name"), 1, 128)?;
     }
@@ -199,15 +288,40 @@ pub fn party(v: &Value, path: &str) -> Checked {
 }
 
 pub fn transaction_type(v: &Value, path: &str) -> Checked {
-    only(v, path, &["scenario", "subScenario", "initiator", "initiatorType", "refundInfo", "balanceOfPayments"])?;
-    one_of(required(v, "scenario", path)?, &format!("{path}.scenario"), &["DEPOSIT", "WITHDRAWAL", "TRANSFER", "PAYMENT", "REFUND"])?;
-    one_of(required(v, "initiator", path)?, &format!("{path}.initiator"), &["PAYER", "PAYEE"])?;
-    one_of(required(v, "initiatorType", path)?, &format!("{path}.initiatorType"), &["CONSUMER", "AGENT", "BUSINESS", "DEVICE"])
+    only(
+        v,
+        path,
+        &[
+            "scenario",
+            "subScenario",
+            "initiator",
+            "initiatorType",
+            "refundInfo",
+            "balanceOfPayments",
+        ],
+    )?;
+    one_of(
+        required(v, "scenario", path)?,
+        &format!("{path}.scenario"),
+        &["DEPOSIT", "WITHDRAWAL", "TRANSFER", "PAYMENT", "REFUND"],
+    )?;
+    one_of(
+        required(v, "initiator", path)?,
+        &format!("{path}.initiator"),
+        &["PAYER", "PAYEE"],
+    )?;
+    one_of(
+        required(v, "initiatorType", path)?,
+        &format!("{path}.initiatorType"),
+        &["CONSUMER", "AGENT", "BUSINESS", "DEVICE"],
+    )
 }
 
 fn ilp_digest(v: &Value, path: &str) -> Checked {
     let s = string(v, path, 43, 43)?;
-    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         Ok(())
     } else {
         Err(malformed(path, "not 32 bytes base64url"))
@@ -216,7 +330,9 @@ fn ilp_digest(v: &Value, path: &str) -> Checked {
 
 fn ilp_packet(v: &Value, path: &str) -> Checked {
     let s = string(v, path, 1, 32768)?;
-    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=') {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
+    {
         Ok(())
     } else {
         Err(malformed(path, "not base64url"))
@@ -233,10 +349,25 @@ fn note(v: &Value, path: &str) -> Checked {
 /// `POST /quotes` (Table 22).
 pub fn quotes_post(v: &Value) -> Checked {
     let p = "body";
-    only(v, p, &[
-        "quoteId", "transactionId", "transactionRequestId", "payee", "payer", "amountType", "amount", "fees",
-        "transactionType", "geoCode", "note", "expiration", "extensionList",
-    ])?;
+    only(
+        v,
+        p,
+        &[
+            "quoteId",
+            "transactionId",
+            "transactionRequestId",
+            "payee",
+            "payer",
+            "amountType",
+            "amount",
+            "fees",
+            "transactionType",
+            "geoCode",
+            "note",
+            "expiration",
+            "extensionList",
+        ],
+    )?;
     correlation_id(required(v, "quoteId", p)?, "body.quoteId")?;
     correlation_id(required(v, "transactionId", p)?, "body.transactionId")?;
     if let Some(t) = v.get("transactionRequestId") {
@@ -244,7 +375,11 @@ pub fn quotes_post(v: &Value) -> Checked {
     }
     party(required(v, "payee", p)?, "body.payee")?;
     party(required(v, "payer", p)?, "body.payer")?;
-    one_of(required(v, "amountType", p)?, "body.amountType", &["SEND", "RECEIVE"])?;
+    one_of(
+        required(v, "amountType", p)?,
+        "body.amountType",
+        &["SEND", "RECEIVE"],
+    )?;
     money(required(v, "amount", p)?, "body.amount")?;
     if let Some(f) = v.get("fees") {
         money(f, "body.fees")?;
@@ -260,10 +395,21 @@ pub fn quotes_post(v: &Value) -> Checked {
 /// `PUT /quotes/{ID}` (Table 23).
 pub fn quotes_put(v: &Value) -> Checked {
     let p = "body";
-    only(v, p, &[
-        "transferAmount", "payeeReceiveAmount", "payeeFspFee", "payeeFspCommission", "expiration", "geoCode",
-        "ilpPacket", "condition", "extensionList",
-    ])?;
+    only(
+        v,
+        p,
+        &[
+            "transferAmount",
+            "payeeReceiveAmount",
+            "payeeFspFee",
+            "payeeFspCommission",
+            "expiration",
+            "geoCode",
+            "ilpPacket",
+            "condition",
+            "extensionList",
+        ],
+    )?;
     money(required(v, "transferAmount", p)?, "body.transferAmount")?;
     for k in ["payeeReceiveAmount", "payeeFspFee", "payeeFspCommission"] {
         if let Some(m) = v.get(k) {
@@ -278,7 +424,20 @@ pub fn quotes_put(v: &Value) -> Checked {
 /// `POST /transfers` (Table 29).
 pub fn transfers_post(v: &Value) -> Checked {
     let p = "body";
-    only(v, p, &["transferId", "payeeFsp", "payerFsp", "amount", "ilpPacket", "condition", "expiration", "extensionList"])?;
+    only(
+        v,
+        p,
+        &[
+            "transferId",
+            "payeeFsp",
+            "payerFsp",
+            "amount",
+            "ilpPacket",
+            "condition",
+            "expiration",
+            "extensionList",
+        ],
+    )?;
     correlation_id(required(v, "transferId", p)?, "body.transferId")?;
     string(required(v, "payeeFsp", p)?, "body.payeeFsp", 1, 32)?;
     string(required(v, "payerFsp", p)?, "body.payerFsp", 1, 32)?;
@@ -291,15 +450,30 @@ pub fn transfers_post(v: &Value) -> Checked {
 /// `PUT /transfers/{ID}` (Table 31).
 pub fn transfers_put(v: &Value) -> Checked {
     let p = "body";
-    only(v, p, &["fulfilment", "completedTimestamp", "transferState", "extensionList"])?;
-    one_of(required(v, "transferState", p)?, "body.transferState", &["RECEIVED", "RESERVED", "COMMITTED", "ABORTED"])?;
+    only(
+        v,
+        p,
+        &[
+            "fulfilment",
+            "completedTimestamp",
+            "transferState",
+            "extensionList",
+        ],
+    )?;
+    one_of(
+        required(v, "transferState", p)?,
+        "body.transferState",
+        &["RECEIVED", "RESERVED", "COMMITTED", "ABORTED"],
+    )?;
     if let Some(f) = v.get("fulfilment") {
         ilp_digest(f, "body.fulfilment")?;
     }
     if let Some(t) = v.get("completedTimestamp") {
         date_time(t, "body.completedTimestamp")?;
     }
-    if v.get("transferState").and_then(Value::as_str) == Some("COMMITTED") && v.get("fulfilment").is_none() {
+    if v.get("transferState").and_then(Value::as_str) == Some("COMMITTED")
+        && v.get("fulfilment").is_none()
+    {
         return Err(missing("body.fulfilment"));
     }
     Ok(())
@@ -308,11 +482,26 @@ pub fn transfers_put(v: &Value) -> Checked {
 /// `POST /transactionRequests` (Table 18): the payer is a `PartyIdInfo`.
 pub fn transaction_requests_post(v: &Value) -> Checked {
     let p = "body";
-    only(v, p, &[
-        "transactionRequestId", "payee", "payer", "amount", "transactionType", "note", "geoCode", "authenticationType",
-        "expiration", "extensionList",
-    ])?;
-    correlation_id(required(v, "transactionRequestId", p)?, "body.transactionRequestId")?;
+    only(
+        v,
+        p,
+        &[
+            "transactionRequestId",
+            "payee",
+            "payer",
+            "amount",
+            "transactionType",
+            "note",
+            "geoCode",
+            "authenticationType",
+            "expiration",
+            "extensionList",
+        ],
+    )?;
+    correlation_id(
+        required(v, "transactionRequestId", p)?,
+        "body.transactionRequestId",
+    )?;
     party(required(v, "payee", p)?, "body.payee")?;
     party_id_info(required(v, "payer", p)?, "body.payer")?;
     money(required(v, "amount", p)?, "body.amount")?;
@@ -337,12 +526,29 @@ pub fn parties_put(v: &Value) -> Checked {
 pub fn error_information(v: &Value) -> Checked {
     only(v, "body", &["errorInformation"])?;
     let e = required(v, "errorInformation", "body")?;
-    only(e, "body.errorInformation", &["errorCode", "errorDescription", "extensionList"])?;
-    let code = string(required(e, "errorCode", "body.errorInformation")?, "body.errorInformation.errorCode", 4, 4)?;
+    only(
+        e,
+        "body.errorInformation",
+        &["errorCode", "errorDescription", "extensionList"],
+    )?;
+    let code = string(
+        required(e, "errorCode", "body.errorInformation")?,
+        "body.errorInformation.errorCode",
+        4,
+        4,
+    )?;
     if !code.bytes().all(|b| b.is_ascii_digit()) || code.starts_with('0') {
-        return Err(malformed("body.errorInformation.errorCode", "not four digits"));
+        return Err(malformed(
+            "body.errorInformation.errorCode",
+            "not four digits",
+        ));
     }
-    string(required(e, "errorDescription", "body.errorInformation")?, "body.errorInformation.errorDescription", 1, 128)?;
+    string(
+        required(e, "errorDescription", "body.errorInformation")?,
+        "body.errorInformation.errorDescription",
+        1,
+        128,
+    )?;
     Ok(())
 }
 

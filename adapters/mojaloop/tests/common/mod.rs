@@ -3,7 +3,13 @@
 //! gateway does (dedupe by callback id, find the attempt, `review_callback`, then apply; a
 //! `Step` stores the rail state and drives `prepare` + `submit`), keeps inbound POST hashes for
 //! idempotency and sends follow-ups through `send_follow_up`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,8 +24,9 @@ use railgate_mojaloop::mock::{MockHub, MockHubConfig, MockJws};
 use railgate_mojaloop::payee::{inbound_post, replay_of, Replay};
 use railgate_mojaloop::{IlpSecret, MojaloopAdapter, MojaloopConfig, OwnParty};
 use railgate_rail::{
-    Attempt, AttemptRef, CallbackEvent, CallbackOutcome, Currency, Direction, Failure, InboundRequest, Money, Outbound,
-    Party, PartyIdType, RailAdapter, RailError, RailStatus, Settled, Submitted,
+    Attempt, AttemptRef, CallbackEvent, CallbackOutcome, Currency, Direction, Failure,
+    InboundRequest, Money, Outbound, Party, PartyIdType, RailAdapter, RailError, RailStatus,
+    Settled, Submitted,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -101,7 +108,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { jws: false, pending_delay: Duration::from_secs(3), late_success_delay: Duration::from_secs(2) }
+        Options {
+            jws: false,
+            pending_delay: Duration::from_secs(3),
+            late_success_delay: Duration::from_secs(2),
+        }
     }
 }
 
@@ -151,21 +162,36 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let callback_base = format!("http://{addr}/rails/mojaloop");
-        let adapter = MojaloopAdapter::new(adapter_config(&hub.base_url(), &callback_base, options.jws)).unwrap();
-        let core = Arc::new(Core { adapter, store: Mutex::new(Store::default()) });
+        let adapter =
+            MojaloopAdapter::new(adapter_config(&hub.base_url(), &callback_base, options.jws))
+                .unwrap();
+        let core = Arc::new(Core {
+            adapter,
+            store: Mutex::new(Store::default()),
+        });
         let app = Router::new().fallback(receive).with_state(core.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
         hub.set_callback_base(&callback_base);
-        Gateway { core, hub, base: format!("http://{addr}") }
+        Gateway {
+            core,
+            hub,
+            base: format!("http://{addr}"),
+        }
     }
 
     pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.core.store.lock().unwrap()
     }
 
-    pub fn add_attempt(&self, direction: Direction, msisdn: &str, amount: &str, reference: &str) -> Uuid {
+    pub fn add_attempt(
+        &self,
+        direction: Direction,
+        msisdn: &str,
+        amount: &str,
+        reference: &str,
+    ) -> Uuid {
         let attempt = Attempt {
             attempt_id: Uuid::new_v4(),
             payment_id: Uuid::now_v7(),
@@ -180,7 +206,14 @@ impl Gateway {
             created_at: Utc::now(),
         };
         let id = attempt.attempt_id;
-        self.store().rows.insert(id, Row { attempt, status: Status::InFlight, applied: Vec::new() });
+        self.store().rows.insert(
+            id,
+            Row {
+                attempt,
+                status: Status::InFlight,
+                applied: Vec::new(),
+            },
+        );
         id
     }
 
@@ -214,13 +247,19 @@ impl Gateway {
     }
 
     pub async fn wait_final(&self, id: Uuid) -> Status {
-        self.wait_for("a final status", |g| g.status(id).is_final()).await;
+        self.wait_for("a final status", |g| g.status(id).is_final())
+            .await;
         self.status(id)
     }
 
     pub async fn wait_step(&self, id: Uuid, step: &str) {
         self.wait_for(step, |g| {
-            g.attempt(id).rail_state.as_ref().and_then(|s| s.get("step")).and_then(|s| s.as_str()) == Some(step)
+            g.attempt(id)
+                .rail_state
+                .as_ref()
+                .and_then(|s| s.get("step"))
+                .and_then(|s| s.as_str())
+                == Some(step)
         })
         .await;
     }
@@ -252,23 +291,47 @@ pub async fn drive(core: Arc<Core>, id: Uuid) {
     let attempt = core.store.lock().unwrap().rows[&id].attempt.clone();
     match core.adapter.prepare(&attempt) {
         Ok(Some(request)) => {
-            core.store.lock().unwrap().rows.get_mut(&id).unwrap().attempt.request = Some(request);
+            core.store
+                .lock()
+                .unwrap()
+                .rows
+                .get_mut(&id)
+                .unwrap()
+                .attempt
+                .request = Some(request);
         }
         Ok(None) => {
             if attempt.rail_state.is_none() {
                 let reference = lookup_reference(&attempt.party);
-                core.store.lock().unwrap().by_reference.entry(reference).or_default().push(id);
+                core.store
+                    .lock()
+                    .unwrap()
+                    .by_reference
+                    .entry(reference)
+                    .or_default()
+                    .push(id);
             }
         }
         Err(e) => {
-            set_status(&core, id, Status::Failed(Failure::new(railgate_rail::FailureCode::InvalidRequest, e.to_string(), None)));
+            set_status(
+                &core,
+                id,
+                Status::Failed(Failure::new(
+                    railgate_rail::FailureCode::InvalidRequest,
+                    e.to_string(),
+                    None,
+                )),
+            );
             return;
         }
     }
     for _ in 0..5 {
         let attempt = core.store.lock().unwrap().rows[&id].attempt.clone();
         match core.adapter.submit(&attempt).await {
-            Ok(Submitted::Step { rail_state, rail_reference }) => {
+            Ok(Submitted::Step {
+                rail_state,
+                rail_reference,
+            }) => {
                 let mut store = core.store.lock().unwrap();
                 if let Some(r) = &rail_reference {
                     let ids = store.by_reference.entry(r.clone()).or_default();
@@ -285,7 +348,14 @@ pub async fn drive(core: Arc<Core>, id: Uuid) {
                 return;
             }
             Ok(Submitted::Accepted { rail_reference }) => {
-                core.store.lock().unwrap().rows.get_mut(&id).unwrap().attempt.rail_reference = rail_reference;
+                core.store
+                    .lock()
+                    .unwrap()
+                    .rows
+                    .get_mut(&id)
+                    .unwrap()
+                    .attempt
+                    .rail_reference = rail_reference;
                 return;
             }
             Ok(Submitted::Completed(s)) => return apply(&core, id, CallbackOutcome::Completed(s)),
@@ -293,7 +363,15 @@ pub async fn drive(core: Arc<Core>, id: Uuid) {
             Err(RailError::Retryable(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(RailError::Unknown(why)) => return set_status(&core, id, Status::Unknown(why)),
             Err(RailError::Permanent(why)) => {
-                return set_status(&core, id, Status::Failed(Failure::new(railgate_rail::FailureCode::InvalidRequest, why, None)))
+                return set_status(
+                    &core,
+                    id,
+                    Status::Failed(Failure::new(
+                        railgate_rail::FailureCode::InvalidRequest,
+                        why,
+                        None,
+                    )),
+                )
             }
         }
     }
@@ -311,7 +389,8 @@ pub fn apply(core: &Arc<Core>, id: Uuid, outcome: CallbackOutcome) {
     row.applied.push(outcome.clone());
     let next = match (&row.status, outcome) {
         (Status::Conflict, _) => Status::Conflict,
-        (Status::Completed(_), CallbackOutcome::Failed(_)) | (Status::Failed(_), CallbackOutcome::Completed(_)) => Status::Conflict,
+        (Status::Completed(_), CallbackOutcome::Failed(_))
+        | (Status::Failed(_), CallbackOutcome::Completed(_)) => Status::Conflict,
         (Status::Completed(s), CallbackOutcome::Completed(_)) => Status::Completed(s.clone()),
         (Status::Failed(f), CallbackOutcome::Failed(_)) => Status::Failed(f.clone()),
         (_, CallbackOutcome::Completed(s)) => Status::Completed(s),
@@ -334,7 +413,13 @@ pub fn apply(core: &Arc<Core>, id: Uuid, outcome: CallbackOutcome) {
     row.status = next;
 }
 
-async fn receive(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(core): State<Arc<Core>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(path) = uri.path().strip_prefix("/rails/mojaloop") else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -350,7 +435,11 @@ async fn receive(State(core): State<Arc<Core>>, method: Method, uri: Uri, header
     let reply = match core.adapter.callback(&request) {
         Ok(r) => r,
         Err(e) => {
-            core.store.lock().unwrap().refused.push((request.path.clone(), e.to_string()));
+            core.store
+                .lock()
+                .unwrap()
+                .refused
+                .push((request.path.clone(), e.to_string()));
             return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
     };
@@ -363,7 +452,9 @@ async fn receive(State(core): State<Arc<Core>>, method: Method, uri: Uri, header
         let stored = store.inbound.get(&key).cloned();
         match replay_of(stored.as_ref().map(|(h, _)| h.as_str()), &post.body_hash) {
             Replay::First => {
-                store.inbound.insert(key, (post.body_hash.clone(), follow_ups.clone()));
+                store
+                    .inbound
+                    .insert(key, (post.body_hash.clone(), follow_ups.clone()));
             }
             Replay::Duplicate => {
                 follow_ups = stored.map(|(_, f)| f).unwrap_or_default();
@@ -383,7 +474,11 @@ async fn receive(State(core): State<Arc<Core>>, method: Method, uri: Uri, header
         for f in follow_ups {
             let r = c.adapter.send_follow_up(&f).await;
             assert!(r.is_ok(), "follow-up {} failed: {r:?}", f.url);
-            c.store.lock().unwrap().follow_ups_sent.push((f.url.clone(), f.body.clone()));
+            c.store
+                .lock()
+                .unwrap()
+                .follow_ups_sent
+                .push((f.url.clone(), f.body.clone()));
         }
     });
     let status = StatusCode::from_u16(reply.status).unwrap();
@@ -394,13 +489,20 @@ fn handle_event(core: &Arc<Core>, request: &InboundRequest, event: CallbackEvent
     {
         let mut store = core.store.lock().unwrap();
         if !store.seen_callbacks.insert(event.callback_id.clone()) {
-            store.duplicate_callbacks += 1;
+            store.duplicate_callbacks = store.duplicate_callbacks.saturating_add(1);
             return;
         }
     }
     let ids: Vec<Uuid> = match &event.attempt {
         AttemptRef::Attempt(id) => vec![*id],
-        AttemptRef::RailReference(r) => core.store.lock().unwrap().by_reference.get(r).cloned().unwrap_or_default(),
+        AttemptRef::RailReference(r) => core
+            .store
+            .lock()
+            .unwrap()
+            .by_reference
+            .get(r)
+            .cloned()
+            .unwrap_or_default(),
         AttemptRef::PaymentReference(_) => {
             core.store.lock().unwrap().received.push(event);
             return;
@@ -411,9 +513,17 @@ fn handle_event(core: &Arc<Core>, request: &InboundRequest, event: CallbackEvent
             Some(row) => row.attempt.clone(),
             None => continue,
         };
-        match core.adapter.review_callback(&attempt, request, event.outcome.clone()) {
+        match core
+            .adapter
+            .review_callback(&attempt, request, event.outcome.clone())
+        {
             Ok(outcome) => apply(core, id, outcome),
-            Err(e) => core.store.lock().unwrap().refused.push((request.path.clone(), e.to_string())),
+            Err(e) => core
+                .store
+                .lock()
+                .unwrap()
+                .refused
+                .push((request.path.clone(), e.to_string())),
         }
     }
 }
