@@ -181,6 +181,15 @@ async fn s07_triple_callback_completes_once() {
     assert_eq!(completed, 1, "applied once");
     assert_eq!(paid_count(&g, id), 1);
     // Every duplicate was answered 200.
+    g.wait_for("three logged deliveries", |g| {
+        g.hub
+            .deliveries()
+            .iter()
+            .filter(|d| d.path.starts_with("/transfers/"))
+            .count()
+            == 3
+    })
+    .await;
     let deliveries = g.hub.deliveries();
     let puts: Vec<_> = deliveries
         .iter()
@@ -208,6 +217,13 @@ async fn forged_then_inquiry(jws: bool) {
         Status::InFlight,
         "a forged callback changes nothing"
     );
+    g.wait_for("the mock to log the refusal", |g| {
+        g.hub
+            .deliveries()
+            .iter()
+            .any(|d| d.path.starts_with("/transfers/"))
+    })
+    .await;
     let forged = g
         .hub
         .deliveries()

@@ -226,9 +226,7 @@ pub enum CallbackOutcome {
     Failed(Failure),
     Pending,
     /// A multi-step rail moved on; store the state and submit the next step.
-    Step {
-        rail_state: serde_json::Value,
-    },
+    Step { rail_state: serde_json::Value },
     /// Money arrived for the scheme (a pushed collection); `attempt` is a `PaymentReference`.
     Received {
         amount: Money,
@@ -326,9 +324,6 @@ pub trait RailAdapter: Send + Sync + 'static {
     }
     /// Sends a follow-up the adapter asked for in a `CallbackReply`. Must be idempotent.
     async fn send_follow_up(&self, _outbound: &Outbound) -> Result<(), RailError> {
-        Err(RailError::Permanent(format!(
-            "rail {} sends no follow-ups",
-            self.id()
-        )))
+        Err(RailError::Permanent(format!("rail {} sends no follow-ups", self.id())))
     }
 }

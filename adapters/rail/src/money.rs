@@ -210,10 +210,7 @@ impl Money {
         if self.currency != other.currency {
             return Err(MoneyError::CurrencyMismatch(self.currency, other.currency));
         }
-        let minor = self
-            .minor
-            .checked_add(other.minor)
-            .ok_or(MoneyError::Overflow)?;
+        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
         Money::from_minor(minor, self.currency)
     }
 
@@ -222,10 +219,7 @@ impl Money {
         if self.currency != other.currency {
             return Err(MoneyError::CurrencyMismatch(self.currency, other.currency));
         }
-        let minor = self
-            .minor
-            .checked_sub(other.minor)
-            .ok_or(MoneyError::Overflow)?;
+        let minor = self.minor.checked_sub(other.minor).ok_or(MoneyError::Overflow)?;
         Money::from_minor(minor, self.currency)
     }
 
@@ -313,26 +307,11 @@ mod tests {
 
     #[test]
     fn parses_exactly() {
-        assert_eq!(
-            Money::parse("1500.50", Currency::Tzs).map(Money::minor),
-            Ok(150050)
-        );
-        assert_eq!(
-            Money::parse("1500", Currency::Tzs).map(Money::minor),
-            Ok(150000)
-        );
-        assert_eq!(
-            Money::parse("1500.5", Currency::Tzs).map(Money::minor),
-            Ok(150050)
-        );
-        assert_eq!(
-            Money::parse("1500", Currency::Ugx).map(Money::minor),
-            Ok(1500)
-        );
-        assert_eq!(
-            Money::parse("1.234", Currency::Bhd).map(Money::minor),
-            Ok(1234)
-        );
+        assert_eq!(Money::parse("1500.50", Currency::Tzs).map(Money::minor), Ok(150050));
+        assert_eq!(Money::parse("1500", Currency::Tzs).map(Money::minor), Ok(150000));
+        assert_eq!(Money::parse("1500.5", Currency::Tzs).map(Money::minor), Ok(150050));
+        assert_eq!(Money::parse("1500", Currency::Ugx).map(Money::minor), Ok(1500));
+        assert_eq!(Money::parse("1.234", Currency::Bhd).map(Money::minor), Ok(1234));
     }
 
     #[test]
@@ -345,23 +324,11 @@ mod tests {
             Money::parse("1.001", Currency::Usd),
             Err(MoneyError::TooManyFractionDigits { .. })
         ));
-        for bad in [
-            "", ".5", "5.", "-1", "+1", "1e3", "1,000", " 1", "1 ", "0x10", "1.2.3",
-        ] {
-            assert_eq!(
-                Money::parse(bad, Currency::Usd),
-                Err(MoneyError::Syntax),
-                "{bad}"
-            );
+        for bad in ["", ".5", "5.", "-1", "+1", "1e3", "1,000", " 1", "1 ", "0x10", "1.2.3"] {
+            assert_eq!(Money::parse(bad, Currency::Usd), Err(MoneyError::Syntax), "{bad}");
         }
-        assert_eq!(
-            Money::parse("0", Currency::Usd),
-            Err(MoneyError::NotPositive)
-        );
-        assert_eq!(
-            Money::parse("0.00", Currency::Usd),
-            Err(MoneyError::NotPositive)
-        );
+        assert_eq!(Money::parse("0", Currency::Usd), Err(MoneyError::NotPositive));
+        assert_eq!(Money::parse("0.00", Currency::Usd), Err(MoneyError::NotPositive));
         assert_eq!(
             Money::parse("99999999999999999999999", Currency::Usd),
             Err(MoneyError::Overflow)
@@ -372,10 +339,7 @@ mod tests {
     fn arithmetic_is_checked() {
         let a = Money::parse("1.00", Currency::Usd).unwrap_or_else(|_| unreachable!());
         let b = Money::parse("1.00", Currency::Eur).unwrap_or_else(|_| unreachable!());
-        assert!(matches!(
-            a.checked_add(b),
-            Err(MoneyError::CurrencyMismatch(..))
-        ));
+        assert!(matches!(a.checked_add(b), Err(MoneyError::CurrencyMismatch(..))));
         assert_eq!(a.checked_sub(a), Err(MoneyError::NotPositive));
         assert_eq!(a.checked_add(a).map(Money::minor), Ok(200));
     }
