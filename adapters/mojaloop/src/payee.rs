@@ -481,6 +481,13 @@ impl MojaloopAdapter {
             return Err(invalid("the transfer amount differs from the quote"));
         }
         let s = |p: &str| tx.pointer(p).and_then(Value::as_str);
+        // A quote is irrevocable but expires; its transfer must come before that.
+        if s("/expiration")
+            .and_then(|e| parse_fspiop_datetime(e).ok())
+            .is_some_and(|e| e <= now)
+        {
+            return Err(refuse(ErrorCode::QuoteExpired, "the quote has expired"));
+        }
         let transaction_request = tx
             .pointer("/extensionList/extension")
             .and_then(Value::as_array)

@@ -539,4 +539,19 @@ async fn control_endpoints_speak_json_and_csv() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(g.status(id), Status::InFlight);
     assert_eq!(g.attempt(id).rail_state.unwrap()["step"], "looking_up");
+    // An error rate of 100 %: every POST is refused with 503 before anything is recorded.
+    let r = client
+        .post(format!("{}/_control/faults", g.hub.base_url()))
+        .json(&json!({ "error_rate_percent": 100 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .post(format!("{}/transfers", g.hub.base_url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
 }

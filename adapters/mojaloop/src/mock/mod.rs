@@ -312,6 +312,30 @@ impl MockHub {
         format!("http://{}", self.addr)
     }
 
+    /// An adapter configuration that talks to this mock (JWS off): our FSP id, the hub at the
+    /// mock's address, the peer FSP allowed to call us, and the scheme's `BUSINESS` id.
+    pub fn adapter_config(
+        &self,
+        callback_base: &str,
+        scheme_id: &str,
+        scheme_name: &str,
+    ) -> crate::MojaloopConfig {
+        let mut config = crate::MojaloopConfig::new(
+            &self.shared.config.dfsp_id,
+            &self.base_url(),
+            callback_base,
+            crate::IlpSecret::new("railgate-sandbox-ilp-secret"),
+            vec![crate::OwnParty {
+                id_type: railgate_rail::PartyIdType::Business,
+                id_value: scheme_id.to_owned(),
+                name: scheme_name.to_owned(),
+            }],
+        );
+        config.hub_fsp_id = self.shared.config.hub_fsp_id.clone();
+        config.peers = vec![self.shared.config.peer_fsp_id.clone()];
+        config
+    }
+
     pub fn set_callback_base(&self, base: &str) {
         if let Ok(mut b) = self.shared.callback_base.lock() {
             *b = Some(base.trim_end_matches('/').to_owned());
@@ -681,6 +705,16 @@ async fn handle(
         body: &body,
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rate = s.inner().faults.error_rate_percent;
+    if method == Method::POST && rate > 0 && rand::random::<u8>() % 100 < rate {
+        // Refused before anything is recorded: nothing moved.
+        let resource = segments.first().copied().unwrap_or("transfers");
+        return refuse(
+            resource,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &validate::invalid("2003", "Service currently unavailable"),
+        );
+    }
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["parties", _, id] | ["parties", _, id, _]) => get_parties(&s, &r, id),
         ("POST", ["quotes"]) => post_quotes(&s, &r),
@@ -1035,14 +1069,6 @@ async fn post_transfers(s: &Arc<Shared>, r: &Request<'_>, kill: Option<ConnKill>
                     &validate::invalid("2003", "Service currently unavailable"),
                 );
             }
-        }
-        let rate = inner.faults.error_rate_percent;
-        if rate > 0 && rand::random::<u8>() % 100 < rate {
-            return refuse(
-                "transfers",
-                StatusCode::SERVICE_UNAVAILABLE,
-                &validate::invalid("2003", "Service currently unavailable"),
-            );
         }
         let reference = inner.quotes.get(quote_id).cloned().unwrap_or_default();
         let failed = |code: &str, description: &str| TransferState::Failed {

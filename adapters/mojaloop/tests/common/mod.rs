@@ -162,9 +162,16 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let callback_base = format!("http://{addr}/rails/mojaloop");
-        let adapter =
-            MojaloopAdapter::new(adapter_config(&hub.base_url(), &callback_base, options.jws))
-                .unwrap();
+        let config = if options.jws {
+            adapter_config(&hub.base_url(), &callback_base, true)
+        } else {
+            // The mock's own helper, as the sandbox uses it.
+            let mut c =
+                hub.adapter_config(&callback_base, SCHEME_ID, "National Health Insurance Fund");
+            c.http_timeout = Duration::from_secs(5);
+            c
+        };
+        let adapter = MojaloopAdapter::new(config).unwrap();
         let core = Arc::new(Core {
             adapter,
             store: Mutex::new(Store::default()),
