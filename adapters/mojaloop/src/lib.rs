@@ -5,7 +5,9 @@
 //! - [`ilp`]: ILP packets, conditions and fulfilments;
 //! - [`jws`]: the `FSPIOP-Signature` header;
 //! - [`adapter`]: the [`railgate_rail::RailAdapter`] for disbursements (payer FSP) and
-//!   request-to-pay (payee FSP), plus the answers to the hub's calls to us;
+//!   request-to-pay (payee FSP);
+//! - [`callbacks`]: the hub's calls to us: routing, authentication, events, and the review of
+//!   an event against its attempt;
 //! - [`payee`]: what we answer when a payer FSP pays the scheme (inbound lookups, quotes,
 //!   transfers) and the idempotency rule for inbound POSTs;
 //! - [`mock`]: a mock hub for the sandbox and the tests.
@@ -15,6 +17,7 @@
 //! (inbound), the only errors the gateway sees.
 
 pub mod adapter;
+pub mod callbacks;
 pub mod config;
 pub mod ilp;
 pub mod jws;

@@ -16,7 +16,8 @@
 //! - `Duplicate`: apply nothing, send again the follow-ups stored with the first reply;
 //! - `Modified`: apply nothing, send [`MojaloopAdapter::modified_request_follow_up`].
 
-use crate::adapter::{header, MojaloopAdapter};
+use crate::adapter::MojaloopAdapter;
+use crate::callbacks::header;
 use crate::ilp;
 use crate::wire::{
     self, failure_of, fspiop_datetime, id_string, is_correlation_id, parse_body,
