@@ -555,3 +555,122 @@ async fn control_endpoints_speak_json_and_csv() {
         .unwrap();
     assert_eq!(r.status(), 503);
 }
+
+fn inbound(
+    method: http::Method,
+    path: &str,
+    source: &str,
+    body: serde_json::Value,
+) -> InboundRequest {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("FSPIOP-Source", source.parse().unwrap());
+    headers.insert("FSPIOP-Destination", OUR_FSP.parse().unwrap());
+    headers.insert("Date", wire::http_date(Utc::now()).parse().unwrap());
+    InboundRequest {
+        method,
+        path: path.to_owned(),
+        query: None,
+        headers,
+        body: bytes::Bytes::from(serde_json::to_vec(&body).unwrap()),
+        received_at: Utc::now(),
+        peer: None,
+    }
+}
+
+/// Quote then transfer, statelessly, for both ILP versions; and the transfers we refuse.
+#[tokio::test]
+async fn payee_side_is_stateless_for_ilp_v1_and_v4() {
+    use railgate_mojaloop::ilp::IlpVersion;
+    for version in [IlpVersion::V1, IlpVersion::V4] {
+        let mut config = common::adapter_config(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9/rails/mojaloop",
+            false,
+        );
+        config.ilp_version = version;
+        config.peers.push("otherfsp".to_owned());
+        let adapter = railgate_mojaloop::MojaloopAdapter::new(config).unwrap();
+        let quote_id = uuid::Uuid::new_v4().to_string();
+        let transfer_id = uuid::Uuid::new_v4().to_string();
+        let quote = json!({
+            "quoteId": quote_id, "transactionId": transfer_id,
+            "payee": { "partyIdInfo": { "partyIdType": "BUSINESS", "partyIdentifier": SCHEME_ID, "partySubIdOrType": "CN-77", "fspId": OUR_FSP } },
+            "payer": { "partyIdInfo": { "partyIdType": "MSISDN", "partyIdentifier": "255754000111", "fspId": "mockdfsp" } },
+            "amountType": "SEND", "amount": { "amount": "2500", "currency": "TZS" },
+            "transactionType": { "scenario": "PAYMENT", "initiator": "PAYER", "initiatorType": "CONSUMER" },
+        });
+        let reply = adapter
+            .callback(&inbound(http::Method::POST, "/quotes", "mockdfsp", quote))
+            .unwrap();
+        assert_eq!(
+            (reply.status, reply.events.len(), reply.follow_ups.len()),
+            (202, 0, 1)
+        );
+        let put = &reply.follow_ups[0];
+        assert!(put.url.ends_with(&format!("/quotes/{quote_id}")));
+        let terms: serde_json::Value = serde_json::from_slice(&put.body).unwrap();
+        let packet =
+            railgate_mojaloop::ilp::decode_packet(terms["ilpPacket"].as_str().unwrap()).unwrap();
+        assert_eq!((packet.version, packet.amount), (version, 250_000));
+
+        let transfer = |condition: &str, expiration: chrono::DateTime<Utc>| {
+            json!({
+                "transferId": transfer_id, "payeeFsp": OUR_FSP, "payerFsp": "mockdfsp",
+                "amount": { "amount": "2500", "currency": "TZS" },
+                "ilpPacket": terms["ilpPacket"], "condition": condition,
+                "expiration": wire::fspiop_datetime(expiration),
+            })
+        };
+        let later = Utc::now() + chrono::Duration::seconds(30);
+        let condition = terms["condition"].as_str().unwrap();
+        let reply = adapter
+            .callback(&inbound(
+                http::Method::POST,
+                "/transfers",
+                "mockdfsp",
+                transfer(condition, later),
+            ))
+            .unwrap();
+        assert_eq!(reply.events.len(), 1, "{version:?}");
+        assert_eq!(
+            reply.events[0].attempt,
+            AttemptRef::PaymentReference("CN-77".to_owned())
+        );
+        let done: serde_json::Value = serde_json::from_slice(&reply.follow_ups[0].body).unwrap();
+        assert_eq!(done["transferState"], "COMMITTED");
+        assert!(railgate_mojaloop::ilp::fulfils(
+            done["fulfilment"].as_str().unwrap(),
+            condition
+        ));
+
+        // Refused, with the code the payer FSP expects, and no event.
+        let refusals = [
+            (
+                transfer("p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM", later),
+                "mockdfsp",
+                "3100",
+            ),
+            (
+                transfer(condition, Utc::now() - chrono::Duration::seconds(1)),
+                "mockdfsp",
+                "3303",
+            ),
+            (transfer(condition, later), "otherfsp", "3100"),
+        ];
+        for (body, source, code) in refusals {
+            let reply = adapter
+                .callback(&inbound(http::Method::POST, "/transfers", source, body))
+                .unwrap();
+            assert!(reply.events.is_empty());
+            assert!(reply.follow_ups[0]
+                .url
+                .ends_with(&format!("/transfers/{transfer_id}/error")));
+            let error: serde_json::Value =
+                serde_json::from_slice(&reply.follow_ups[0].body).unwrap();
+            assert_eq!(
+                error["errorInformation"]["errorCode"], code,
+                "{version:?} {source}"
+            );
+        }
+    }
+}
