@@ -98,7 +98,7 @@ pub async fn receive(
     let mut verdicts = Vec::new();
     let mut unknown = 0usize;
     for ev in &reply.events {
-        let effect = apply_event(&mut tx, db, rail_id, row, ev).await?;
+        let effect = apply_event(&mut tx, db, rail.adapter.as_ref(), &req, row, ev).await?;
         if effect == "unknown_attempt" {
             unknown = unknown.saturating_add(1);
         }
@@ -140,10 +140,12 @@ pub async fn receive(
 async fn apply_event(
     tx: &mut AnyConnection,
     db: &Db,
-    rail_id: &str,
+    rail: &dyn railgate_rail::RailAdapter,
+    req: &InboundRequest,
     row: uuid::Uuid,
     ev: &railgate_rail::CallbackEvent,
 ) -> Result<&'static str, InboxError> {
+    let rail_id = rail.id();
     let kind = db.kind();
     // Resolve the attempt (or, for pushed money, the expected collection).
     let (payment_id, attempt) = match &ev.attempt {
@@ -199,7 +201,26 @@ async fn apply_event(
     }
     let attempt_id = attempt.as_ref().map(|a| a.id);
     let cause = format!("rail {rail_id}: callback {}", ev.callback_id);
-    let applied = match &ev.outcome {
+    // The adapter checks the event against what it sent (Mojaloop: fulfilment vs condition).
+    let outcome = match &attempt {
+        Some(a) => {
+            let Some(p) = payments::get_in(tx, None, payment_id).await? else {
+                return unknown_attempt(rail_id);
+            };
+            let rail_attempt = crate::dispatch::rail_attempt(&p, a);
+            match rail.review_callback(&rail_attempt, req, ev.outcome.clone()) {
+                Ok(o) => o,
+                Err(e) => {
+                    refused("review");
+                    tracing::warn!(rail = rail_id, payment = %payment_id, reason = %e, "Callback event refused on review");
+                    store::set_effect(tx, rail_id, &ev.callback_id, "refused").await?;
+                    return Ok("refused");
+                }
+            }
+        }
+        None => ev.outcome.clone(),
+    };
+    let applied = match &outcome {
         CallbackOutcome::Completed(s) => {
             outcomes::complete(tx, kind, payment_id, attempt_id, s, &cause).await?
         }

@@ -83,7 +83,7 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
     }
 }
 
-fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
+pub fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
     Attempt {
         attempt_id: a.id,
         payment_id: p.id,

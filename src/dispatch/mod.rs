@@ -16,7 +16,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use drive::follow_up_payload;
+pub use drive::{follow_up_payload, rail_attempt};
 
 #[derive(Clone)]
 pub struct Dispatcher {
