@@ -251,7 +251,8 @@ struct PushRail;
 #[async_trait::async_trait]
 impl railgate_rail::RailAdapter for PushRail {
     fn id(&self) -> &str {
-        "push"
+        // The rail's id as configured in the test configuration.
+        "mock"
     }
     fn capabilities(&self) -> railgate_rail::Capabilities {
         railgate_rail::Capabilities {
@@ -353,7 +354,6 @@ both_stores!(
         .await;
         assert_eq!(s, 201, "{short}");
         let short_control = short["payment_reference"].as_str().unwrap().to_owned();
-        // The rail's id is the one configured for it: "mock" in the test configuration.
         for _ in 0..2 {
             for req in [
                 push("c1", &control, "500.00"),
