@@ -359,6 +359,8 @@ both_stores!(
                 push("c1", &control, "500.00"),
                 push("c2", &short_control, "499.00"),
                 push("c3", "NO-SUCH-REFERENCE", "12.00"),
+                // The payer pays the same control number a second time.
+                push("c4", &control, "500.00"),
             ] {
                 railgate::callbacks::receive(&db, &rails, &wake, "mock", req)
                     .await
@@ -381,14 +383,15 @@ both_stores!(
             account(&accounts, ":premiums_receivable:chf")["balance"]["posted"],
             "500.00"
         );
-        // Money for a known payment but not its amount: the client's suspense, once.
+        // Money for a known payment but not its amount, or paid a second time: the client's
+        // suspense, once each.
         assert_eq!(
             account(&accounts, ":suspense")["balance"]["posted"],
-            "499.00"
+            "999.00"
         );
         assert_eq!(
             account(&accounts, ":rail:mock:clearing")["balance"]["posted"],
-            "-999.00"
+            "-1499.00"
         );
         // Money for no payment at all: the gateway's own suspense, once; clients do not see it.
         let gateway: Vec<(String, i64)> = sqlx::query_as(

@@ -256,7 +256,22 @@ async fn apply_event(
                 Some(p) if p.amount == *amount => {
                     // The ledger posts to the clearing account of the rail the money came by.
                     payments::set_rail_if_none(tx, payment_id, rail_id).await?;
-                    outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?
+                    let applied =
+                        outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?;
+                    if matches!(applied, Applied::Duplicate | Applied::Conflict) {
+                        // New money (a new callback id) the payment cannot take: paid twice,
+                        // or after it ended. It is at the rail, so it is held in suspense.
+                        ledger::postings::to_suspense(
+                            tx,
+                            Some(p.client_id),
+                            rail_id,
+                            *amount,
+                            &format!("callback:{rail_id}:{}", ev.callback_id),
+                            &format!("{cause}: money for a payment already {}", p.state),
+                        )
+                        .await?;
+                    }
+                    applied
                 }
                 Some(p) => {
                     let detail = format!("expected {} but received {}", p.amount, amount);
