@@ -55,8 +55,9 @@ CREATE TABLE ledger_entries (
 CREATE INDEX ledger_entries_account ON ledger_entries (account_id, seq);
 CREATE INDEX ledger_entries_transfer ON ledger_entries (transfer_id);
 
--- The events outbox. `tx` is the writing transaction's id: a reader returns only events of
--- transactions older than every one still running, so a cursor never skips a late commit.
+-- The events outbox. `tx` is the writing transaction's id: the feed orders by it and returns an
+-- event once every older transaction has ended (or once it is 10 s old), so a cursor never
+-- skips a late commit.
 CREATE TABLE events (
     seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tx           BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
