@@ -2,10 +2,12 @@
 //! and noticing when the last item of a payroll reaches a final state.
 
 use crate::domain::{Event, State};
+use crate::notify;
 use crate::outcomes;
 use crate::store::payments::{self, Moved};
 use crate::store::payrolls::{self, Status};
 use crate::store::{jobs, now_micros, Db, Result};
+use serde_json::json;
 use sqlx::AnyConnection;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -87,22 +89,47 @@ pub async fn release_item(
     }
 }
 
-/// Called for every payment that reached a final state, inside that transaction: completes
-/// its payroll if it was the last open item.
-pub async fn item_final(conn: &mut AnyConnection, payment_id: Uuid) -> Result<()> {
-    let Some(payroll_id) = payrolls::of_payment(conn, payment_id).await? else {
-        return Ok(());
-    };
+/// Called for every payroll item that reached a final state, inside that transaction:
+/// completes the payroll if it was the last open item.
+pub async fn item_final(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
     if payrolls::complete_if_done(conn, payroll_id).await? {
         payroll_completed(conn, payroll_id).await?;
     }
     Ok(())
 }
 
-/// The `payroll.completed` hook, inside the transaction that completed the payroll: the
-/// place where the event for the core is written once notifications exist.
-pub async fn payroll_completed(_conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
-    tracing::info!(payroll = %payroll_id, "Payroll completed");
+/// Inside the transaction that completed the payroll: the `payroll.completed` event for the
+/// core, with the payroll's counts and totals per state.
+pub async fn payroll_completed(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
+    let Some(p) = payrolls::get_in(conn, None, payroll_id).await? else {
+        return Ok(());
+    };
+    let counts = payrolls::counts_in(conn, payroll_id).await?;
+    let mut states = serde_json::Map::new();
+    for c in &counts {
+        let entry = states
+            .entry(c.state.as_str().to_owned())
+            .or_insert_with(|| json!({"count": 0, "totals": []}));
+        let n = entry["count"].as_i64().unwrap_or(0).saturating_add(c.count);
+        entry["count"] = json!(n);
+        if let Some(t) = entry["totals"].as_array_mut() {
+            t.push(money_json(c.total_minor, &c.currency));
+        }
+    }
+    let summary = json!({
+        "name": p.name,
+        "item_count": p.item_count,
+        "states": states,
+    });
+    notify::events::payroll_completed(conn, p.client_id, payroll_id, summary).await?;
+    tracing::info!(payroll = %payroll_id, items = p.item_count, "Payroll completed");
     metrics::counter!("railgate_payrolls_completed_total").increment(1);
     Ok(())
+}
+
+fn money_json(minor: i64, currency: &str) -> serde_json::Value {
+    match currency.parse::<crate::domain::Currency>() {
+        Ok(c) => json!({"value": railgate_rail::money::format_minor(minor, c), "currency": currency}),
+        Err(_) => json!({"minor": minor, "currency": currency}),
+    }
 }

@@ -6,19 +6,23 @@
 
 pub mod auth;
 pub mod body;
+mod events;
 mod health;
 mod openimis;
+mod ledger;
+mod paging;
 pub mod payments;
 pub mod payrolls;
 pub mod problem;
 mod rails;
 mod validate;
+mod webhooks;
 
 use crate::config::Config;
 use crate::rails::Rails;
 use crate::store::Db;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use problem::Problem;
@@ -51,6 +55,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/payrolls/{id}/export"),
     ("post", "/openimis/payment"),
     ("post", "/openimis/reconciliation"),
+    ("get", "/v1/ledger/accounts"),
+    ("get", "/v1/ledger/accounts/{id}/entries"),
+    ("get", "/v1/ledger/trial-balance"),
+    ("get", "/v1/events"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -72,6 +84,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payrolls/{id}/export", get(payrolls::export))
         .route("/openimis/payment", post(openimis::payment))
         .route("/openimis/reconciliation", post(openimis::reconciliation))
+        .route("/v1/ledger/accounts", get(ledger::accounts))
+        .route("/v1/ledger/accounts/{id}/entries", get(ledger::entries))
+        .route("/v1/ledger/trial-balance", get(ledger::trial_balance))
+        .route("/v1/events", get(events::list))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/rails/{rail}/{*rest}", any(rails::callback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

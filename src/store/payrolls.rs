@@ -284,12 +284,17 @@ pub struct StateCount {
 }
 
 pub async fn counts(db: &Db, id: Uuid) -> Result<Vec<StateCount>> {
+    let mut conn = db.pool().acquire().await?;
+    counts_in(&mut conn, id).await
+}
+
+pub async fn counts_in(conn: &mut AnyConnection, id: Uuid) -> Result<Vec<StateCount>> {
     let rows = sqlx::query(
         "SELECT state, currency, COUNT(*) AS n, CAST(SUM(amount_minor) AS BIGINT) AS total \
          FROM payments WHERE payroll_id = $1 GROUP BY state, currency ORDER BY state, currency",
     )
     .bind(id.to_string())
-    .fetch_all(db.pool())
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {
@@ -412,16 +417,6 @@ async fn release_ids(
     }
     q.execute(conn).await?;
     Ok(moved)
-}
-
-/// The payroll an item belongs to, if any.
-pub async fn of_payment(conn: &mut AnyConnection, payment_id: Uuid) -> Result<Option<Uuid>> {
-    let p: Option<Option<String>> =
-        sqlx::query_scalar("SELECT payroll_id FROM payments WHERE id = $1")
-            .bind(payment_id.to_string())
-            .fetch_optional(conn)
-            .await?;
-    Ok(p.flatten().and_then(|s| Uuid::parse_str(&s).ok()))
 }
 
 /// Marks the payroll completed when no item is open any more; true when this call did it.
