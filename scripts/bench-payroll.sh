@@ -106,4 +106,6 @@ EOF
   grep -h "Payroll file read\|Payroll stored" "$WORK/serve-$store.log" >&2 || true
   kill "$gw" 2>/dev/null || true
   wait "$gw" 2>/dev/null || true
+  if [ "$store" = postgres ]; then psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null || true; fi
+  rm -f "$WORK/bench-$store.db"*
 done

@@ -129,7 +129,9 @@ pub async fn payroll_completed(conn: &mut AnyConnection, payroll_id: Uuid) -> Re
 
 fn money_json(minor: i64, currency: &str) -> serde_json::Value {
     match currency.parse::<crate::domain::Currency>() {
-        Ok(c) => json!({"value": railgate_rail::money::format_minor(minor, c), "currency": currency}),
+        Ok(c) => {
+            json!({"value": railgate_rail::money::format_minor(minor, c), "currency": currency})
+        }
         Err(_) => json!({"minor": minor, "currency": currency}),
     }
 }

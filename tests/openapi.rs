@@ -290,9 +290,7 @@ async fn payroll_responses_fit_their_schemas() {
     assert_eq!(s, 201, "{p}");
     assert_fits(&spec, "Payroll", &p);
     let id = p["id"].as_str().unwrap();
-    let (_, items) = app
-        .get(&format!("/v1/payrolls/{id}/items"), &app.key)
-        .await;
+    let (_, items) = app.get(&format!("/v1/payrolls/{id}/items"), &app.key).await;
     assert_fits(&spec, "Payment", &items["data"][0]);
     let (s, p) = app
         .post(

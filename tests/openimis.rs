@@ -2,7 +2,8 @@
 //! held; a client behaving like openIMIS's payroll connector (same paths, bodies, auth and
 //! exact-text checks) releases every item; the rail pays; reconciliation answers `true` for
 //! the completed ones only; the openIMIS CSV export has Paid = Yes with receipts for exactly
-//! those. Plus every refusal the facade owes openIMIS, with nothing moved.
+//! those; the trial balance is zero; the core's webhook receiver got one verified event per
+//! final payment. Plus every refusal the facade owes openIMIS, with nothing moved.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,10 +13,61 @@
 )]
 
 mod common;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use common::*;
+use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The core's webhook receiver: verifies each delivery the Standard Webhooks way (written
+/// here, independently of the gateway) and keeps `(type, payment_id)` of the verified ones.
+#[derive(Default)]
+struct Core {
+    secret: String,
+    verified: Vec<(String, String)>,
+    refused: usize,
+}
+
+async fn core_receiver(core: Arc<Mutex<Core>>) -> String {
+    async fn receive(
+        axum::extract::State(core): axum::extract::State<Arc<Mutex<Core>>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let mut core = core.lock().unwrap();
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let key = STANDARD
+            .decode(core.secret.strip_prefix("whsec_").unwrap())
+            .unwrap();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
+        mac.update(&body);
+        let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+        if !h("webhook-signature").split(' ').any(|s| s == expected) {
+            core.refused += 1;
+            return StatusCode::UNAUTHORIZED;
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let payment = v["data"]["payment_id"].as_str().unwrap_or("").to_owned();
+        core.verified
+            .push((v["type"].as_str().unwrap().to_owned(), payment));
+        StatusCode::NO_CONTENT
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(core);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/hooks")
+}
 
 /// What openIMIS's `MockedPaymentGatewayConnector` does, over HTTP: POST
 /// `{base}{endpoint}` with `json={"invoiceId": str(code), "amount": str(amount)}`,
@@ -37,7 +89,8 @@ impl Connector {
             .http
             .post(format!("{}{endpoint}", self.base))
             .json(&json!({"invoiceId": invoice, "amount": amount}))
-            .timeout(Duration::from_secs(5));
+            // openIMIS's default is 5 s; a loaded test machine gets more room.
+            .timeout(Duration::from_secs(30));
         let req = match &self.auth {
             Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
             Auth::Token(k) => req.bearer_auth(k),
@@ -95,6 +148,20 @@ both_stores!(openimis_connector_end_to_end, |store| async move {
     let Some(app) = spawn_app(store).await else {
         return;
     };
+    // The core listens for final outcomes.
+    let core = Arc::new(Mutex::new(Core::default()));
+    let hook_url = core_receiver(core.clone()).await;
+    let (s, hook) = app
+        .post(
+            "/v1/webhooks",
+            &app.key,
+            &json!({"url": hook_url, "events": ["payment.completed", "payment.failed"]}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    core.lock().unwrap().secret = hook["secret"].as_str().unwrap().to_owned();
+
     // openIMIS's reconciliation-file columns plus the payee's phone number.
     let mut csv = String::from(
         "Payroll Name,Payroll Status,First Name,Last Name,Date of Birth,Code,Status,Amount,Type,Receipt,Paid,phone_number\n",
@@ -287,6 +354,41 @@ both_stores!(openimis_connector_end_to_end, |store| async move {
             assert_eq!(&r[10], "No", "{digits}");
             assert_eq!(&r[9], "", "{digits}");
         }
+    }
+
+    // The books balance.
+    let (s, tb) = app.get("/v1/ledger/trial-balance", &app.key).await;
+    assert_eq!(s, 200, "{tb}");
+    assert_eq!(tb["balanced"], true, "{tb}");
+    for c in tb["currencies"].as_array().unwrap() {
+        assert_eq!(c["debits_posted"], c["credits_posted"], "{tb}");
+        assert_eq!(c["debits_pending"], c["credits_pending"], "{tb}");
+    }
+
+    // The core got one verified event per final payment, of the right kind, and no other.
+    let want: Vec<(String, String)> = SCENARIOS
+        .iter()
+        .filter(|(_, w)| *w != "unknown")
+        .map(|(d, w)| (format!("payment.{w}"), ids[d].clone()))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let n = core.lock().unwrap().verified.len();
+        if n >= want.len() || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Anything late would show here as a duplicate.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    {
+        let core = core.lock().unwrap();
+        assert_eq!(core.refused, 0);
+        let mut got = core.verified.clone();
+        got.sort();
+        let mut want = want.clone();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     // Progress: everything final but scenario 12, which waits for an operator.

@@ -355,8 +355,28 @@ both_stores!(hundred_thousand_lines, |store| async move {
     assert_eq!(count(&v, "queued"), 100_000);
     assert_eq!(app.count("jobs").await, 100_000);
     assert_eq!(app.count("payment_transitions").await, 200_000);
+    let url = app.database_url.clone();
     app.stop().await;
+    drop_database(&url).await;
 });
+
+/// This test's database is large: it is removed once the test passed.
+async fn drop_database(url: &str) {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    } else if let Some((_, schema)) = url.split_once("search_path%3D") {
+        let admin = railgate::store::Db::connect(&postgres_base(), 1)
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(admin.pool())
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+}
 
 /// `railgate payroll submit` against a running gateway: uploads, follows to the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

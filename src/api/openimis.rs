@@ -18,6 +18,7 @@
 
 use super::AppState;
 use crate::domain::{Money, State};
+use crate::ledger::transfers::{self, Phase};
 use crate::payrolls::{release_item, NotReleased};
 use crate::store::keys;
 use crate::store::payments;
@@ -212,7 +213,8 @@ async fn pay(state: &AppState, req: Request) -> Result<Response, Response> {
     }
 }
 
-/// `POST /openimis/reconciliation`: `true` once the payment is completed, `false` otherwise.
+/// `POST /openimis/reconciliation`: `true` once the payment is completed and its transfer
+/// posted in the ledger, `false` otherwise.
 pub async fn reconciliation(AxState(state): AxState<AppState>, req: Request) -> Response {
     match reconcile(&state, req).await {
         Ok(r) | Err(r) => r,
@@ -237,11 +239,21 @@ async fn reconcile(state: &AppState, req: Request) -> Result<Response, Response>
         .map_err(internal)?
         .ok_or_else(not_found)?;
     check_amount(&invoice, &amount, p.amount)?;
-    Ok(text(StatusCode::OK, settled(&p).to_string()))
+    let paid = settled(state, &p).await.map_err(internal)?;
+    Ok(text(StatusCode::OK, paid.to_string()))
 }
 
-/// Whether openIMIS may count the benefit as paid. Once the ledger exists this also requires
-/// the payment's transfer to be posted.
-fn settled(p: &crate::domain::Payment) -> bool {
-    p.state == State::Completed
+/// Whether openIMIS may count the benefit as paid: the payment is completed and its transfer
+/// is posted in the ledger (both are written in one transaction; the ledger is asked so that
+/// a `true` never runs ahead of the books).
+async fn settled(
+    state: &AppState,
+    p: &crate::domain::Payment,
+) -> Result<bool, crate::store::StoreError> {
+    if p.state != State::Completed {
+        return Ok(false);
+    }
+    let mut conn = state.db.pool().acquire().await?;
+    let posted = transfers::find(&mut conn, p.id, Phase::Posted).await?;
+    Ok(posted.is_some())
 }
