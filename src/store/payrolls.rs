@@ -5,9 +5,10 @@
 //! than several hundred thousand.
 
 use super::{col, from_micros, now_micros, uuid_col, Db, Result, StoreError};
-use crate::domain::{NewPayment, State};
+use crate::domain::{Direction, Money, NewPayment, PartyIdType, State};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Rows per multi-row statement. SQLite looks each `$n` parameter up by name in a list, so a
@@ -112,13 +113,52 @@ pub async fn set_status(
     Ok(done.rows_affected() == 1)
 }
 
-/// Stores one chunk of items (`INSERT_CHUNK` at most) in `received`, with their first
-/// transition, as two multi-row statements.
+/// One validated payroll line, compact: a payroll of a million lines is held in memory
+/// between validation and storage, so each line keeps only what its row needs.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub id: Uuid,
+    /// The file's line (CSV) or item position (JSON), for reports.
+    pub line: u64,
+    pub reference: Box<str>,
+    pub amount: Money,
+    pub party_type: PartyIdType,
+    pub party_value: Box<str>,
+    pub party_name: Option<Box<str>>,
+    pub narrative: Option<Box<str>>,
+    /// The metadata as stored (JSON text).
+    pub metadata: Box<str>,
+    pub rail: Arc<str>,
+}
+
+impl NewItem {
+    /// Keeps what the row of a validated disbursement needs; the id is chosen here (UUIDv7,
+    /// so items list in file order).
+    pub fn new(line: u64, p: NewPayment, rail: Arc<str>) -> NewItem {
+        NewItem {
+            id: Uuid::now_v7(),
+            line,
+            reference: p.reference.into_boxed_str(),
+            amount: p.amount,
+            party_type: p.party.id_type(),
+            party_value: p.party.id_value().into(),
+            party_name: p.party.name().map(Into::into),
+            narrative: p.narrative.map(String::into_boxed_str),
+            metadata: serde_json::Value::Object(p.metadata)
+                .to_string()
+                .into_boxed_str(),
+            rail,
+        }
+    }
+}
+
+/// Stores one chunk of disbursement items (`INSERT_CHUNK` at most) in `received`, with their
+/// first transition, as two multi-row statements.
 pub async fn insert_items(
     conn: &mut AnyConnection,
     client_id: Uuid,
     payroll_id: Uuid,
-    items: &[(Uuid, &NewPayment, &str)],
+    items: &[NewItem],
     cause: &str,
 ) -> Result<()> {
     if items.is_empty() {
@@ -148,26 +188,22 @@ pub async fn insert_items(
     }
     let mut q = sqlx::query(&sql)
         .bind(client_id.to_string())
-        .bind(
-            items
-                .first()
-                .map_or("disbursement", |(_, p, _)| p.direction.as_str()),
-        )
+        .bind(Direction::Disbursement.as_str())
         .bind(State::Received.as_str())
         .bind(payroll_id.to_string())
         .bind(now);
-    for (id, p, rail) in items {
+    for it in items {
         q = q
-            .bind(id.to_string())
-            .bind(p.reference.as_str())
-            .bind(p.amount.minor())
-            .bind(p.amount.currency().code())
-            .bind(p.party.id_type().as_str())
-            .bind(p.party.id_value())
-            .bind(p.party.name())
-            .bind(p.narrative.as_deref())
-            .bind(*rail)
-            .bind(serde_json::Value::Object(p.metadata.clone()).to_string());
+            .bind(it.id.to_string())
+            .bind(&*it.reference)
+            .bind(it.amount.minor())
+            .bind(it.amount.currency().code())
+            .bind(it.party_type.as_str())
+            .bind(&*it.party_value)
+            .bind(it.party_name.as_deref())
+            .bind(it.narrative.as_deref())
+            .bind(&*it.rail)
+            .bind(&*it.metadata);
     }
     q.execute(&mut *conn).await?;
 
@@ -184,8 +220,8 @@ pub async fn insert_items(
         .bind(State::Received.as_str())
         .bind(cause)
         .bind(now);
-    for (id, _, _) in items {
-        q = q.bind(id.to_string());
+    for it in items {
+        q = q.bind(it.id.to_string());
     }
     q.execute(conn).await?;
     Ok(())

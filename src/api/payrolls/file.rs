@@ -28,10 +28,12 @@ use super::super::problem::Problem;
 use super::super::validate;
 use crate::domain::{Currency, Direction, NewPayment};
 use crate::rails::Rails;
+use crate::store::payrolls::NewItem;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Arc;
 
 /// Errors listed in one answer; past this only the count grows, so that a file of a million
 /// bad lines does not produce a response larger than the file.
@@ -44,17 +46,10 @@ pub struct LineError {
     pub reason: String,
 }
 
-#[derive(Debug)]
-pub struct Item {
-    pub line: u64,
-    pub new: NewPayment,
-    pub rail: String,
-}
-
 /// What a file held: valid items, or the reasons it is refused.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    pub items: Vec<Item>,
+    pub items: Vec<NewItem>,
     pub errors: Vec<LineError>,
     pub error_count: u64,
     /// A payroll name found in the file (JSON `name`, or openIMIS's `Payroll Name`).
@@ -94,17 +89,21 @@ impl From<Unreadable> for Problem {
 /// Collects items and errors line by line.
 struct Collector<'a> {
     rails: &'a Rails,
-    seen: HashMap<String, u64>,
+    /// Rail ids, shared by the items routed to them.
+    rail_ids: HashMap<String, Arc<str>>,
     totals: HashMap<Currency, i64>,
+    /// Names the reference column in duplicate reports.
+    reference_field: &'static str,
     out: Parsed,
 }
 
 impl<'a> Collector<'a> {
-    fn new(rails: &'a Rails) -> Self {
+    fn new(rails: &'a Rails, reference_field: &'static str) -> Self {
         Collector {
             rails,
-            seen: HashMap::new(),
+            rail_ids: HashMap::new(),
             totals: HashMap::new(),
+            reference_field,
             out: Parsed::default(),
         }
     }
@@ -134,12 +133,6 @@ impl<'a> Collector<'a> {
                 return;
             }
         };
-        if let Some(first) = self.seen.get(&new.reference) {
-            let why = format!("duplicate reference: also on line {first}");
-            self.error(line, rename("reference"), why);
-            return;
-        }
-        self.seen.insert(new.reference.clone(), line);
         let rail = match self.rails.route(&new) {
             Ok(r) => r,
             Err(e) => {
@@ -155,15 +148,49 @@ impl<'a> Collector<'a> {
                 return;
             }
         }
-        if self.out.error_count == 0 {
-            self.out.items.push(Item { line, new, rail });
-        }
+        let rail = self
+            .rail_ids
+            .entry(rail)
+            .or_insert_with_key(|r| Arc::from(r.as_str()))
+            .clone();
+        // Kept even once the file is known to be refused, so that duplicates are reported.
+        self.out.items.push(NewItem::new(line, new, rail));
     }
 
     fn finish(mut self, fingerprint: String) -> Parsed {
+        // Duplicate references, found by sorting positions (no second copy of every reference).
+        let items = &self.out.items;
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by(|a, b| {
+            let (x, y) = (items.get(*a), items.get(*b));
+            x.map(|i| &i.reference)
+                .cmp(&y.map(|i| &i.reference))
+                .then(a.cmp(b))
+        });
+        let mut dups = Vec::new();
+        for pair in order.windows(2) {
+            if let (Some(a), Some(b)) = (
+                pair.first().and_then(|i| items.get(*i)),
+                pair.get(1).and_then(|i| items.get(*i)),
+            ) {
+                if a.reference == b.reference {
+                    dups.push((b.line, a.line));
+                }
+            }
+        }
+        drop(order);
+        for (line, first) in dups {
+            let field = self.reference_field;
+            self.error(
+                line,
+                field,
+                format!("duplicate reference: also on line {first}"),
+            );
+        }
         if self.out.error_count > 0 {
             // Nothing of a refused file is kept.
             self.out.items = Vec::new();
+            self.out.errors.sort_by_key(|e| e.line);
         }
         self.out.fingerprint = fingerprint;
         self.out
@@ -301,7 +328,7 @@ pub fn read_csv(
         hash: Sha256::new(),
     };
     metered.hash.update(b"csv\0");
-    let mut c = Collector::new(rails);
+    let mut c = Collector::new(rails, "reference");
     {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
@@ -502,7 +529,7 @@ pub fn read_json(body: &[u8], rails: &Rails) -> Result<Parsed, Unreadable> {
     let mut hash = Sha256::new();
     hash.update(b"json\0");
     hash.update(body);
-    let mut c = Collector::new(rails);
+    let mut c = Collector::new(rails, "reference");
     c.out.name = doc.name;
     c.out.hold = doc.hold;
     for (i, raw) in doc.items.iter().enumerate() {

@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::payments::{view as payment_view, with_idempotency};
 use super::problem::Problem;
 use super::AppState;
-use crate::domain::{Currency, NewPayment, State};
+use crate::domain::{Currency, State};
 use crate::store::idempotency;
 use crate::store::payments::{self, Filter};
 use crate::store::payrolls::{self, Payroll, Status};
@@ -216,11 +216,7 @@ async fn import(
     source: &str,
     hold: bool,
 ) -> Result<Payroll, Problem> {
-    let refs: Vec<&str> = parsed
-        .items
-        .iter()
-        .map(|i| i.new.reference.as_str())
-        .collect();
+    let refs: Vec<&str> = parsed.items.iter().map(|i| &*i.reference).collect();
     let started = std::time::Instant::now();
     let used = payrolls::existing_references(&state.db, caller.client_id, &refs).await?;
     let checked_ms = started.elapsed().as_millis();
@@ -229,7 +225,7 @@ async fn import(
         let errors: Vec<file::LineError> = parsed
             .items
             .iter()
-            .filter(|i| used.contains(i.new.reference.as_str()))
+            .filter(|i| used.contains(&*i.reference))
             .map(|i| file::LineError {
                 line: i.line,
                 field: "reference".into(),
@@ -286,25 +282,13 @@ async fn store_items(
     state: &AppState,
     caller: &Caller,
     payroll_id: Uuid,
-    items: Vec<file::Item>,
+    items: Vec<payrolls::NewItem>,
 ) -> Result<(), StoreError> {
     let cause = format!("api: payroll {payroll_id}");
-    let news: Vec<(Uuid, NewPayment, String)> = items
-        .into_iter()
-        .map(|i| {
-            let mut new = i.new;
-            new.payroll_id = Some(payroll_id);
-            (Uuid::now_v7(), new, i.rail)
-        })
-        .collect();
-    for tx_items in news.chunks(IMPORT_TX_ITEMS) {
+    for tx_items in items.chunks(IMPORT_TX_ITEMS) {
         let mut tx = state.db.begin().await?;
         for chunk in tx_items.chunks(payrolls::INSERT_CHUNK) {
-            let rows: Vec<(Uuid, &NewPayment, &str)> = chunk
-                .iter()
-                .map(|(id, n, r)| (*id, n, r.as_str()))
-                .collect();
-            payrolls::insert_items(&mut tx, caller.client_id, payroll_id, &rows, &cause).await?;
+            payrolls::insert_items(&mut tx, caller.client_id, payroll_id, chunk, &cause).await?;
         }
         tx.commit().await?;
     }
