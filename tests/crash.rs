@@ -45,9 +45,7 @@ fn allowed(digits: &str, state: &str, exception: bool, failure: Option<&str>) ->
         "00" | "04" | "05" | "07" | "08" | "10" | "42" => state == "completed" || exception,
         // The rail refused twice with nothing moved; each kill that caught it in hand counts a
         // try, so it may run out of tries, and then it failed as the rail being unavailable.
-        "09" => {
-            state == "completed" || exception || failure == Some("rail_unavailable")
-        }
+        "09" => state == "completed" || exception || failure == Some("rail_unavailable"),
         "01" | "02" | "03" | "06" => state == "failed" || exception,
         // The failure callback may be lost to a kill; the inquiry then says success.
         "11" => state == "failed" || state == "completed" || exception,
@@ -75,7 +73,10 @@ async fn crash_run(store: Store) {
         &dir,
         "gateway",
         port,
-        &config_toml(port, &url, &mock.base_url(), 15),
+        // Few rail slots, so that the attempts a kill leaves stored but unsent outnumber
+        // them on restart: each is inquired about and resent, and an inquiry that kept its
+        // slot across the resend once deadlocked the rail exactly then.
+        &config_toml(port, &url, &mock.base_url(), 6, 15),
     );
     gw.start().await;
 
@@ -105,13 +106,22 @@ async fn crash_run(store: Store) {
 
     let db = connect(&url).await;
     // Bounded by the attempt deadline (15 s) plus the inquiry schedule; generous for noise.
-    wait_settled(&db, Duration::from_secs(90 + n as u64 / 20), &[gw.log_path()]).await;
+    wait_settled(
+        &db,
+        Duration::from_secs(90 + n as u64 / 20),
+        &[gw.log_path()],
+    )
+    .await;
 
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments")
         .fetch_one(db.pool())
         .await
         .unwrap();
-    assert_eq!(total, i64::try_from(n).unwrap(), "one payment per reference");
+    assert_eq!(
+        total,
+        i64::try_from(n).unwrap(),
+        "one payment per reference"
+    );
     assert_paid_at_most_once(&db, &mock).await;
     let outcomes = outcomes(&db).await;
     let mut tally = std::collections::BTreeMap::new();
@@ -126,11 +136,18 @@ async fn crash_run(store: Store) {
         *tally
             .entry(format!(
                 "{digits} {state}{}",
-                if exception.is_some() { "+exception" } else { "" }
+                if exception.is_some() {
+                    "+exception"
+                } else {
+                    ""
+                }
             ))
             .or_insert(0usize) += 1;
     }
-    eprintln!("[{tag}] {n} payments, {kills} kills, pids {:?}: {tally:?}", gw.pids);
+    eprintln!(
+        "[{tag}] {n} payments, {kills} kills, pids {:?}: {tally:?}",
+        gw.pids
+    );
     assert_eq!(gw.pids.len(), kills + 1);
     gw.kill9();
     db.close().await;

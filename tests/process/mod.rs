@@ -27,16 +27,21 @@ pub fn free_port() -> u16 {
 
 /// A directory of its own for a test's files.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "railgate-{name}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("railgate-{name}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-/// The gateway's configuration: one mock rail, everything routed to it, test timings.
-pub fn config_toml(port: u16, database_url: &str, mock_url: &str, deadline_secs: u64) -> String {
+/// The gateway's configuration: one mock rail (at most `concurrency` requests to it at once),
+/// everything routed to it, test timings.
+pub fn config_toml(
+    port: u16,
+    database_url: &str,
+    mock_url: &str,
+    concurrency: usize,
+    deadline_secs: u64,
+) -> String {
     format!(
         r#"listen = "127.0.0.1:{port}"
 database_url = "{database_url}"
@@ -51,7 +56,7 @@ id = "mock"
 kind = "mock"
 base_url = "{mock_url}"
 callback_secret_env = "{SECRET_ENV}"
-concurrency = 32
+concurrency = {concurrency}
 request_timeout_ms = 1000
 callback_grace_ms = 400
 deadline_secs = {deadline_secs}
@@ -68,9 +73,15 @@ pub async fn provision(database_url: &str) -> String {
     db.migrate().await.unwrap();
     let client = keys::ensure_client(&db, "acme").await.unwrap();
     let key = keys::generate_key();
-    keys::insert_key(&db, client, &key, &["payments:write", "payments:read"], None)
-        .await
-        .unwrap();
+    keys::insert_key(
+        &db,
+        client,
+        &key,
+        &["payments:write", "payments:read"],
+        None,
+    )
+    .await
+    .unwrap();
     db.close().await;
     key
 }
@@ -117,7 +128,10 @@ impl Gateway {
             .arg("--config")
             .arg(&self.config)
             .env(SECRET_ENV, common::MOCK_SECRET)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("RAILGATE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
@@ -323,10 +337,13 @@ pub fn paid(mock: &railgate_mock::MockRail) -> (HashMap<String, u32>, HashMap<St
 pub async fn outcomes(
     db: &Db,
 ) -> HashMap<String, (String, Option<String>, Option<String>, Option<String>)> {
-    let rows: Vec<(String, String, Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT reference, state, exception, conflict, failure_code FROM payments",
-        )
+    let rows: Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as("SELECT reference, state, exception, conflict, failure_code FROM payments")
         .fetch_all(db.pool())
         .await
         .unwrap();
@@ -353,14 +370,20 @@ pub async fn assert_paid_at_most_once(db: &Db, mock: &railgate_mock::MockRail) {
     .fetch_all(db.pool())
     .await
     .unwrap();
-    assert!(multi.is_empty(), "payments with several attempts: {multi:?}");
+    assert!(
+        multi.is_empty(),
+        "payments with several attempts: {multi:?}"
+    );
     let ours: Vec<String> = sqlx::query_scalar("SELECT id FROM attempts")
         .fetch_all(db.pool())
         .await
         .unwrap();
     let ours: std::collections::HashSet<String> = ours.into_iter().collect();
     for a in by_attempt.keys() {
-        assert!(ours.contains(a), "the rail paid attempt {a}, which we never made");
+        assert!(
+            ours.contains(a),
+            "the rail paid attempt {a}, which we never made"
+        );
     }
     for (reference, (state, _exception, conflict, _)) in outcomes(db).await {
         let n = by_reference.get(&reference).copied().unwrap_or(0);
