@@ -12,7 +12,9 @@
 # Knobs: BENCH_PG (server URL without database, default postgres://postgres@127.0.0.1:5432),
 #        BENCH_COUNT (payments for the API run, default 5000),
 #        BENCH_E2E_COUNT (payments for the end-to-end run, default 2000),
-#        BENCH_CLIENTS (concurrent clients of the driver, default 32).
+#        BENCH_CLIENTS (concurrent clients of the driver, default 32),
+#        BENCH_SQLITE_CONNECTIONS / BENCH_PG_CONNECTIONS (gateway pool sizes, 4 / 16),
+#        BENCH_PGBENCH=0 to leave pgbench out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,9 @@ PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 COUNT="${BENCH_COUNT:-5000}"
 E2E_COUNT="${BENCH_E2E_COUNT:-2000}"
 CLIENTS="${BENCH_CLIENTS:-32}"
+# SQLite has one writer: more connections only queue in its busy handler (which sleeps).
+SQLITE_CONNS="${BENCH_SQLITE_CONNECTIONS:-4}"
+PG_CONNS="${BENCH_PG_CONNECTIONS:-16}"
 OUT=target/bench
 mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
@@ -54,12 +59,14 @@ fi
 fresh_db() {
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
 }
+if [ "${BENCH_PGBENCH:-1}" != 0 ]; then
 fresh_db railgate_bench_pgbench
 "$PGBENCH" -i -s 10 -q "$PG/railgate_bench_pgbench" >"$OUT/pgbench-init.log" 2>&1
 "$PGBENCH" -b tpcb-like -c 16 -j 2 -T 20 "$PG/railgate_bench_pgbench" >"$OUT/pgbench.log" 2>&1
 say "pgbench tpcb-like, scale 10, 16 clients, 20 s: $(grep -E '^tps' "$OUT/pgbench.log" | head -1)"
 say "pgbench latency: $(grep -E '^latency average' "$OUT/pgbench.log")"
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS railgate_bench_pgbench" >/dev/null
+fi
 
 # ---- the gateway ---------------------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -78,11 +85,11 @@ MOCK_PORT=$(free_port)
 "$BIN" mock-rail --port "$MOCK_PORT" --secret "$RAILGATE_BENCH_SECRET" >"$OUT/mock.log" 2>&1 &
 PIDS+=($!)
 
-config() { # port database_url
+config() { # port database_url connections
     cat <<EOF
 listen = "127.0.0.1:$1"
 database_url = "$2"
-db_connections = 16
+db_connections = $3
 
 [[rails]]
 id = "mock"
@@ -104,14 +111,16 @@ phase() {
     local port cfg key pid
     port=$(free_port)
     cfg="$WORK/$store-$mode.toml"
-    config "$port" "$url" >"$cfg"
-    key=$("$BIN" keys create --config "$cfg" --client bench 2>/dev/null | sed -n 's/^API key: //p')
+    local conns=$PG_CONNS
+    [ "$store" = sqlite ] && conns=$SQLITE_CONNS
+    config "$port" "$url" "$conns" >"$cfg"
+    key=$("$BIN" keys --config "$cfg" create --client bench | sed -n 's/^API key: //p')
     RAILGATE_DISPATCH=$dispatch "$BIN" serve --config "$cfg" >"$OUT/$store-$mode.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     wait_ready "$port"
     say ""
-    say "## $store, $mode (dispatcher $([ "$dispatch" = true ] && echo on || echo off)), $count payments, $CLIENTS clients"
+    say "## $store, $mode (dispatcher $([ "$dispatch" = true ] && echo on || echo off)), $count payments, $CLIENTS clients, $conns database connections"
     "$LOAD" --base-url "http://127.0.0.1:$port" --api-key "$key" --mode "$mode" \
         --count "$count" --concurrency "$CLIENTS" --max-seconds 120 | tee -a "$RESULTS"
     kill -TERM "$pid"
