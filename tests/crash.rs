@@ -108,7 +108,7 @@ async fn crash_run(store: Store) {
     // Bounded by the attempt deadline (15 s) plus the inquiry schedule; generous for noise.
     wait_settled(
         &db,
-        Duration::from_secs(90 + n as u64 / 20),
+        Duration::from_secs(90 + u64::try_from(n / 20).unwrap()),
         &[gw.log_path()],
     )
     .await;
@@ -128,20 +128,23 @@ async fn crash_run(store: Store) {
     for (reference, id) in &created {
         let i: usize = reference[3..].parse().unwrap();
         let digits = ROWS[i % ROWS.len()];
-        let (state, exception, _, failure) = &outcomes[reference];
+        let o = &outcomes[reference];
         assert!(
-            allowed(digits, state, exception.is_some(), failure.as_deref()),
-            "payment {id} ({reference}, scenario {digits}) ended {state}, exception {exception:?}, failure {failure:?}"
+            allowed(
+                digits,
+                &o.state,
+                o.exception.is_some(),
+                o.failure.as_deref()
+            ),
+            "payment {id} ({reference}, scenario {digits}) ended {o:?}"
         );
+        let exception = if o.exception.is_some() {
+            "+exception"
+        } else {
+            ""
+        };
         *tally
-            .entry(format!(
-                "{digits} {state}{}",
-                if exception.is_some() {
-                    "+exception"
-                } else {
-                    ""
-                }
-            ))
+            .entry(format!("{digits} {}{exception}", o.state))
             .or_insert(0usize) += 1;
     }
     eprintln!(

@@ -131,7 +131,7 @@ async fn create(http: &reqwest::Client, args: &Args, run: &str) -> Result<Create
                     Ok(r) if r.status().as_u16() == 201 => {
                         hist.saturating_record(took.max(1));
                         let v: Value = r.json().await?;
-                        if let Some(id) = v["id"].as_str() {
+                        if let Some(id) = v.get("id").and_then(Value::as_str) {
                             ids.push((i, id.to_owned()));
                         }
                     }
@@ -171,7 +171,7 @@ async fn create(http: &reqwest::Client, args: &Args, run: &str) -> Result<Create
 }
 
 fn micros_of(v: &Value, field: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(v[field].as_str()?)
+    chrono::DateTime::parse_from_rfc3339(v.get(field)?.as_str()?)
         .ok()
         .map(|t| t.timestamp_micros())
 }
@@ -192,7 +192,7 @@ async fn follow(http: &reqwest::Client, args: &Args, ids: &[(usize, String)]) ->
                 .await?
                 .json()
                 .await?;
-            let state = v["state"].as_str().unwrap_or("");
+            let state = v.get("state").and_then(Value::as_str).unwrap_or("");
             let final_state = matches!(state, "completed" | "failed" | "cancelled" | "reversed");
             if final_state || Instant::now() > give_up {
                 if state == "completed" {

@@ -333,22 +333,42 @@ pub fn paid(mock: &railgate_mock::MockRail) -> (HashMap<String, u32>, HashMap<St
     (by_attempt, by_reference)
 }
 
-/// The store's answer for each payment: reference → (state, exception?, conflict?, failure code).
-pub async fn outcomes(
-    db: &Db,
-) -> HashMap<String, (String, Option<String>, Option<String>, Option<String>)> {
-    let rows: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as("SELECT reference, state, exception, conflict, failure_code FROM payments")
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+/// How a payment ended, as the store has it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub state: String,
+    pub exception: Option<String>,
+    pub conflict: Option<String>,
+    pub failure: Option<String>,
+}
+
+type OutcomeRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The store's answer for each payment, by reference.
+pub async fn outcomes(db: &Db) -> HashMap<String, Outcome> {
+    let rows: Vec<OutcomeRow> =
+        sqlx::query_as("SELECT reference, state, exception, conflict, failure_code FROM payments")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
     rows.into_iter()
-        .map(|(r, s, e, c, f)| (r, (s, e, c, f)))
+        .map(|(reference, state, exception, conflict, failure)| {
+            (
+                reference,
+                Outcome {
+                    state,
+                    exception,
+                    conflict,
+                    failure,
+                },
+            )
+        })
         .collect()
 }
 
@@ -385,11 +405,11 @@ pub async fn assert_paid_at_most_once(db: &Db, mock: &railgate_mock::MockRail) {
             "the rail paid attempt {a}, which we never made"
         );
     }
-    for (reference, (state, _exception, conflict, _)) in outcomes(db).await {
+    for (reference, o) in outcomes(db).await {
         let n = by_reference.get(&reference).copied().unwrap_or(0);
-        match state.as_str() {
+        match o.state.as_str() {
             "completed" => assert_eq!(n, 1, "{reference} is completed but was paid {n} times"),
-            "failed" if conflict.is_none() => {
+            "failed" if o.conflict.is_none() => {
                 assert_eq!(n, 0, "{reference} failed but was paid {n} times")
             }
             _ => {}
