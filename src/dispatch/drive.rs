@@ -303,8 +303,11 @@ async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: Attempt
                 "dispatcher: deadline passed",
             )
             .await?;
-            payments::set_exception(&mut tx, p.id, &why).await?;
-            outcomes::exception_raised(&mut tx, p.id, &why).await?;
+            // Unless the payment was settled meanwhile (a callback): no exception on it then.
+            if !payments::lock_state(&mut tx, kind, p.id).await?.is_final() {
+                payments::set_exception(&mut tx, p.id, &why).await?;
+                outcomes::exception_raised(&mut tx, p.id, &why).await?;
+            }
             jobs::finish(&mut tx, job).await?;
             tx
         }
