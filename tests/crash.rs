@@ -155,6 +155,8 @@ async fn crash_run(store: Store) {
     gw.kill9();
     db.close().await;
     let _ = mock.shutdown().await;
+    drop_database(&url).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

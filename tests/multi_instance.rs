@@ -100,4 +100,6 @@ async fn two_processes_share_500_payments_on_postgres() {
     }
     db.close().await;
     let _ = mock.shutdown().await;
+    drop_database(&url).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

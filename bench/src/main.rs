@@ -130,9 +130,10 @@ async fn create(http: &reqwest::Client, args: &Args, run: &str) -> Result<Create
                 match resp {
                     Ok(r) if r.status().as_u16() == 201 => {
                         hist.saturating_record(took.max(1));
-                        let v: Value = r.json().await?;
-                        if let Some(id) = v.get("id").and_then(Value::as_str) {
-                            ids.push((i, id.to_owned()));
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        match v.get("id").and_then(Value::as_str) {
+                            Some(id) => ids.push((i, id.to_owned())),
+                            None => errors += 1,
                         }
                     }
                     Ok(r) => {
@@ -185,13 +186,16 @@ async fn follow(http: &reqwest::Client, args: &Args, ids: &[(usize, String)]) ->
     let (mut completed, mut other, mut unfinished) = (0usize, 0usize, 0usize);
     for (_, id) in ids {
         loop {
-            let v: Value = http
+            let got = http
                 .get(format!("{}/v1/payments/{id}", args.base_url))
                 .bearer_auth(&args.api_key)
                 .send()
-                .await?
-                .json()
-                .await?;
+                .await;
+            // A failed poll is not the gateway's answer: poll again (bounded by `give_up`).
+            let v: Value = match got {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
             let state = v.get("state").and_then(Value::as_str).unwrap_or("");
             let final_state = matches!(state, "completed" | "failed" | "cancelled" | "reversed");
             if final_state || Instant::now() > give_up {

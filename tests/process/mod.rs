@@ -95,6 +95,8 @@ pub struct Gateway {
     child: Option<Child>,
     /// Every process id this gateway has had, in order.
     pub pids: Vec<u32>,
+    /// `RUST_LOG` for the process (default: `RAILGATE_TEST_LOG`, else `warn`).
+    pub log_level: Option<String>,
 }
 
 impl Gateway {
@@ -108,6 +110,7 @@ impl Gateway {
             log: dir.join(format!("{name}.log")),
             child: None,
             pids: Vec::new(),
+            log_level: None,
         }
     }
 
@@ -117,12 +120,17 @@ impl Gateway {
 
     /// Starts the process and waits (bounded) until it answers `/readyz`.
     pub async fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.name);
         let log = File::options()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
+        self.start_logging_to(log).await;
+    }
+
+    /// Starts the process with its logs (stdout and stderr) going to `log`.
+    pub async fn start_logging_to(&mut self, log: File) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_railgate"));
         cmd.arg("serve")
             .arg("--config")
@@ -130,7 +138,10 @@ impl Gateway {
             .env(SECRET_ENV, common::MOCK_SECRET)
             .env(
                 "RUST_LOG",
-                std::env::var("RAILGATE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                self.log_level
+                    .clone()
+                    .or_else(|| std::env::var("RAILGATE_TEST_LOG").ok())
+                    .unwrap_or_else(|| "warn".into()),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -184,6 +195,29 @@ impl Gateway {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for the process to exit; its exit status.
+    pub async fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("not running");
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not exit within {limit:?} of SIGTERM", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -424,4 +458,24 @@ pub async fn connect(database_url: &str) -> Db {
 /// A database of the test's own on `store` (None: PostgreSQL unreachable outside CI).
 pub async fn database(store: Store) -> Option<String> {
     common::database_url(store).await
+}
+
+/// Removes a passing test's database (its PostgreSQL schema, or its SQLite directory); a
+/// failing test keeps it for a look.
+pub async fn drop_database(database_url: &str) {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        if let Some(dir) = Path::new(path).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        return;
+    }
+    let Some((_, schema)) = database_url.split_once("search_path%3D") else {
+        return;
+    };
+    let admin = Db::connect(&common::postgres_base(), 1).await.unwrap();
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    admin.close().await;
 }
