@@ -8,6 +8,7 @@
 pub mod adapters;
 pub mod api;
 pub mod app;
+pub mod bulk;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod outcomes;
 pub mod rails;
+pub mod returns;
 pub mod sandbox;
 pub mod store;
 pub mod telemetry;
