@@ -84,6 +84,8 @@ pub struct TestApp {
         railgate_mmapi::mock::MmapiMock,
         railgate_mpesa::mock::MpesaMock,
     )>,
+    /// PH-EE, Fineract and the bank with its folders, when the test asked for every rail.
+    pub mifos_bank: Option<railgate::sandbox::MifosBankMocks>,
 }
 
 pub const MOCK_SECRET: &str = "test-callback-secret";
@@ -136,8 +138,15 @@ pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
         r.callback_grace_ms = 400;
         r.deadline_secs = 8;
     }
-    let railgate::sandbox::MockRails { mock, mmapi, mpesa } = rails;
-    spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await
+    let railgate::sandbox::MockRails {
+        mock,
+        mmapi,
+        mpesa,
+        mifos_bank,
+    } = rails;
+    let mut app = spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await?;
+    app.mifos_bank = Some(mifos_bank);
+    Some(app)
 }
 
 async fn spawn_with_config(
@@ -194,6 +203,7 @@ async fn spawn_with_config(
         db,
         database_url: url,
         mobile,
+        mifos_bank: None,
     })
 }
 
