@@ -127,6 +127,14 @@ pub async fn spawn_app_with(store: Store, tweak: impl FnOnce(&mut Config)) -> Op
 
 /// The gateway with every mock rail (generic, GSMA MMAPI, M-Pesa) configured as the sandbox has them.
 pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
+    spawn_app_all_rails_with(store, |_| {}).await
+}
+
+/// `spawn_app_all_rails`, with the configuration adjusted last by `tweak`.
+pub async fn spawn_app_all_rails_with(
+    store: Store,
+    tweak: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
     let url = database_url(store).await?;
     let rails = railgate::sandbox::MockRails::start(MOCK_SECRET, railgate::sandbox::Timing::Fast)
         .await
@@ -138,6 +146,7 @@ pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
         r.callback_grace_ms = 400;
         r.deadline_secs = 8;
     }
+    tweak(&mut cfg);
     let railgate::sandbox::MockRails {
         mock,
         mmapi,
