@@ -116,33 +116,6 @@ pub async fn fail(
     }
 }
 
-/// The money of a completed payment came back (a bank return): the payment is reversed, and
-/// `after_transition` writes what a reversal causes (the ledger's reversing posting). A
-/// second report of the same return is a duplicate; a return for a payment we never saw
-/// complete contradicts what we hold and is recorded as a conflict.
-pub async fn reverse(
-    conn: &mut AnyConnection,
-    kind: Kind,
-    payment_id: Uuid,
-    reason: &str,
-    cause: &str,
-) -> Result<Applied> {
-    match payments::transition(conn, kind, payment_id, Event::Reverse, cause).await? {
-        Moved::To { from, to } => {
-            after_transition(conn, payment_id, from, to, cause).await?;
-            Ok(Applied::Changed { from, to })
-        }
-        Moved::Refused {
-            held: State::Reversed,
-        } => Ok(Applied::Duplicate),
-        Moved::Refused { held } => {
-            payments::record_conflict(conn, payment_id, held, "reversed", cause, Some(reason))
-                .await?;
-            Ok(Applied::Conflict)
-        }
-    }
-}
-
 /// The rail accepted the attempt (or one step of it); the outcome comes later.
 pub async fn accept(
     conn: &mut AnyConnection,

@@ -9,6 +9,7 @@
 //! looked at again. Applying a return twice is harmless anyway: the second is a duplicate.
 
 use crate::config::{Config, RailConfig};
+use crate::domain::State;
 use crate::outcomes::{self, Applied};
 use crate::store::{attempts, payments, Db, StoreError};
 use railgate_bank::camt::ReturnedTransfer;
@@ -145,7 +146,7 @@ async fn apply(db: &Db, rail: &str, r: &ReturnedTransfer) -> Result<Option<Appli
             .map(|d| format!(", booked {d}"))
             .unwrap_or_default()
     );
-    let cause = format!("rail {rail}: return of attempt {attempt_id}");
+    let cause = format!("rail {rail}: return of attempt {attempt_id}, {reason}");
     let payment = payments::get_in(&mut tx, None, attempt.payment_id).await?;
     let applied = match (payment, r.amount) {
         // Only the whole amount coming back undoes the payment; anything else is for an
@@ -156,7 +157,15 @@ async fn apply(db: &Db, rail: &str, r: &ReturnedTransfer) -> Result<Option<Appli
                 .await?;
             Applied::Conflict
         }
-        (Some(p), _) => outcomes::reverse(&mut tx, db.kind(), p.id, &reason, &cause).await?,
+        (Some(p), _) if matches!(p.state, State::Completed | State::Reversed) => {
+            outcomes::reverse(&mut tx, db.kind(), p.id, &cause).await?
+        }
+        // Money came back for a payment we do not hold as paid: someone must look at it.
+        (Some(p), _) => {
+            payments::record_conflict(&mut tx, p.id, p.state, "returned", &cause, Some(&reason))
+                .await?;
+            Applied::Conflict
+        }
         (None, _) => {
             tx.rollback().await.map_err(StoreError::from)?;
             return Ok(None);

@@ -280,11 +280,28 @@ both_stores!(a_return_after_completion_reverses_the_payment, |store| async move 
     let cause = p["history"].as_array().unwrap().iter().find(|t| t["to"] == "reversed").unwrap()["cause"].clone();
     assert!(cause.as_str().unwrap().contains("return"), "{cause}");
     assert!(p["conflict"].is_null(), "{p}");
+    // The ledger posted the reversal: one transfer naming the posted one.
+    let reversals: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND reverses_id IS NOT NULL",
+    )
+    .bind(&id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(reversals, 1, "one reversing ledger transfer");
     // Later sweeps see the same return again and change nothing.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let again = app.payment(&id).await;
     assert_eq!(again["state"], "reversed");
     assert_eq!(again["history"].as_array().unwrap().len(), p["history"].as_array().unwrap().len());
+    let reversals_after: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND reverses_id IS NOT NULL",
+    )
+    .bind(&id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(reversals_after, 1, "a return seen again posts nothing");
     // A payment the bank simply paid is not touched.
     let body = json!({"reference": "NORETURN-00", "amount": {"value": "250.00", "currency": "EUR"},
         "payee": iban(4243)("00")});
