@@ -85,12 +85,13 @@ fn phee(cfg: &Config, rail_id: &str) -> Result<(RailConfig, PhEeAdapter)> {
         .cloned()
         .ok_or_else(|| BulkError::NotPhEe(rail_id.to_owned()))?;
     let timeout = Duration::from_millis(rc.request_timeout_ms);
-    let adapter = PhEeAdapter::new(crate::adapters::mifos::phee_config(&rc, timeout)?).map_err(
-        |e| BulkError::Rail {
-            rail: rail_id.to_owned(),
-            why: e.to_string(),
-        },
-    )?;
+    let adapter =
+        PhEeAdapter::new(crate::adapters::mifos::phee_config(&rc, timeout)?).map_err(|e| {
+            BulkError::Rail {
+                rail: rail_id.to_owned(),
+                why: e.to_string(),
+            }
+        })?;
     Ok((rc, adapter))
 }
 
@@ -118,12 +119,16 @@ pub async fn submit_phee_bulk(
     let opts = BulkOptions {
         payer_id_type: adapter.config().payer_id_type.clone(),
         payer_identifier: adapter.config().payer_identifier.clone(),
-        purpose: rc.setting("bulk_purpose").unwrap_or_else(|| "payroll".into()),
+        purpose: rc
+            .setting("bulk_purpose")
+            .unwrap_or_else(|| "payroll".into()),
         max_file_bytes: bulk::PHEE_MAX_FILE_BYTES,
     };
-    let callback_url = adapter.config().callback_token.as_ref().map(|t| {
-        railgate_mifos::adapter::batch_callback_url(&cfg.public_url(), rail_id, t)
-    });
+    let callback_url = adapter
+        .config()
+        .callback_token
+        .as_ref()
+        .map(|t| railgate_mifos::adapter::batch_callback_url(&cfg.public_url(), rail_id, t));
     let upload_window = Duration::from_millis(rc.request_timeout_ms)
         .saturating_mul(2)
         .saturating_add(Duration::from_secs(5));
@@ -163,8 +168,20 @@ pub async fn submit_phee_bulk(
                     now_micros().saturating_add(micros(deadline)),
                 )
                 .await?;
-                outcomes::after_transition(&mut tx, *pid, State::Queued, State::Submitted, "payroll: Payment Hub bulk").await?;
-                jobs::postpone_payment(&mut tx, *pid, now_micros().saturating_add(micros(upload_window))).await?;
+                outcomes::after_transition(
+                    &mut tx,
+                    *pid,
+                    State::Queued,
+                    State::Submitted,
+                    "payroll: Payment Hub bulk",
+                )
+                .await?;
+                jobs::postpone_payment(
+                    &mut tx,
+                    *pid,
+                    now_micros().saturating_add(micros(upload_window)),
+                )
+                .await?;
                 taken.push(rail_attempt(&p, &a));
             }
             tx.commit().await.map_err(StoreError::from)?;
@@ -184,7 +201,8 @@ pub async fn submit_phee_bulk(
             }
             for r in &plan.refused {
                 tracing::info!(attempt = %r.attempt_id, reason = %r.reason, "Not sendable in a Payment Hub file; sent on its own");
-                attempts::set_status(&mut tx, r.attempt_id, Status::Retry, None, Some(&r.reason)).await?;
+                attempts::set_status(&mut tx, r.attempt_id, Status::Retry, None, Some(&r.reason))
+                    .await?;
                 if let Some(a) = taken.iter().find(|a| a.attempt_id == r.attempt_id) {
                     jobs::schedule_payment(&mut tx, a.payment_id, now_micros()).await?;
                     out.single.push(a.payment_id);
@@ -206,17 +224,41 @@ pub async fn submit_phee_bulk(
             let (batch_id, error) = match &answer {
                 Ok(batch_id) => {
                     for line in &b.lines {
-                        let Some(pid) = payment_of(line.attempt_id) else { continue };
-                        outcomes::accept(&mut tx, db.kind(), pid, line.attempt_id, Some(batch_id), &cause).await?;
-                        jobs::postpone_payment(&mut tx, pid, now_micros().saturating_add(micros(grace))).await?;
+                        let Some(pid) = payment_of(line.attempt_id) else {
+                            continue;
+                        };
+                        outcomes::accept(
+                            &mut tx,
+                            db.kind(),
+                            pid,
+                            line.attempt_id,
+                            Some(batch_id),
+                            &cause,
+                        )
+                        .await?;
+                        jobs::postpone_payment(
+                            &mut tx,
+                            pid,
+                            now_micros().saturating_add(micros(grace)),
+                        )
+                        .await?;
                     }
                     (Some(batch_id.clone()), None)
                 }
                 Err(RailError::Retryable(why) | RailError::Permanent(why)) => {
                     // Nothing moved: the dispatcher sends each line on its own, same ids.
                     for line in &b.lines {
-                        let Some(pid) = payment_of(line.attempt_id) else { continue };
-                        attempts::set_status(&mut tx, line.attempt_id, Status::Retry, None, Some(why)).await?;
+                        let Some(pid) = payment_of(line.attempt_id) else {
+                            continue;
+                        };
+                        attempts::set_status(
+                            &mut tx,
+                            line.attempt_id,
+                            Status::Retry,
+                            None,
+                            Some(why),
+                        )
+                        .await?;
                         jobs::schedule_payment(&mut tx, pid, now_micros()).await?;
                         out.single.push(pid);
                     }
@@ -225,8 +267,11 @@ pub async fn submit_phee_bulk(
                 Err(RailError::Unknown(why)) => {
                     tracing::warn!(rail = %rail_id, file = %b.correlation_id, reason = %why, "Bulk upload answer lost; each line will be asked about");
                     for line in &b.lines {
-                        let Some(pid) = payment_of(line.attempt_id) else { continue };
-                        outcomes::lose_track(&mut tx, db.kind(), pid, line.attempt_id, why, &cause).await?;
+                        let Some(pid) = payment_of(line.attempt_id) else {
+                            continue;
+                        };
+                        outcomes::lose_track(&mut tx, db.kind(), pid, line.attempt_id, why, &cause)
+                            .await?;
                         jobs::schedule_payment(&mut tx, pid, now_micros()).await?;
                         out.single.push(pid);
                     }
@@ -302,11 +347,21 @@ pub async fn poll_phee_batches(db: &Db, cfg: &Config, rail_id: &str) -> Result<P
         out.missing = out.missing.saturating_add(acc.missing.len());
         let cause = format!("rail {rail_id}: bulk results of batch {batch_id}");
         for (aid, status) in &acc.reported {
-            let Some(pid) = payment_of.get(aid).copied() else { continue };
+            let Some(pid) = payment_of.get(aid).copied() else {
+                continue;
+            };
             if acc.amount_mismatch.contains(aid) {
                 // PH-EE recorded another amount than we sent: never taken as paid as instructed.
                 let held = payments::lock_state(&mut tx, db.kind(), pid).await?;
-                payments::record_conflict(&mut tx, pid, held, "amount differs", &cause, Some("Payment Hub recorded another amount for this line")).await?;
+                payments::record_conflict(
+                    &mut tx,
+                    pid,
+                    held,
+                    "amount differs",
+                    &cause,
+                    Some("Payment Hub recorded another amount for this line"),
+                )
+                .await?;
                 out.conflicts = out.conflicts.saturating_add(1);
                 continue;
             }
@@ -317,7 +372,8 @@ pub async fn poll_phee_batches(db: &Db, cfg: &Config, rail_id: &str) -> Result<P
                         ..s.clone()
                     };
                     out.completed = out.completed.saturating_add(1);
-                    outcomes::complete(&mut tx, db.kind(), pid, Some(*aid), &settled, &cause).await?
+                    outcomes::complete(&mut tx, db.kind(), pid, Some(*aid), &settled, &cause)
+                        .await?
                 }
                 RailStatus::Failed(f) => {
                     out.failed = out.failed.saturating_add(1);
@@ -342,7 +398,9 @@ pub async fn poll_phee_batches(db: &Db, cfg: &Config, rail_id: &str) -> Result<P
 pub fn hint(db: Db, cfg: std::sync::Arc<Config>, rail_id: String) {
     tokio::spawn(async move {
         match poll_phee_batches(&db, &cfg, &rail_id).await {
-            Ok(p) => tracing::info!(rail = %rail_id, batches = p.batches, completed = p.completed, failed = p.failed, pending = p.pending, missing = p.missing, "Payment Hub batch callback: results applied"),
+            Ok(p) => {
+                tracing::info!(rail = %rail_id, batches = p.batches, completed = p.completed, failed = p.failed, pending = p.pending, missing = p.missing, "Payment Hub batch callback: results applied")
+            }
             Err(e) => tracing::error!(rail = %rail_id, error = %e, "Payment Hub batch poll failed"),
         }
     });

@@ -86,7 +86,9 @@ async fn watch(db: Db, rail: String, bank: BankAdapter, every: Duration, stop: C
                 tracing::info!(rail = %rail, reversed = s.reversed, duplicates = s.duplicates, conflicts = s.conflicts, unmatched = s.unmatched, "Bank returns applied");
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(rail = %rail, error = %e, "Reading bank returns failed; will retry"),
+            Err(e) => {
+                tracing::error!(rail = %rail, error = %e, "Reading bank returns failed; will retry")
+            }
         }
     }
 }

@@ -6,7 +6,9 @@
 use super::{invalid, required};
 use crate::config::{ConfigError, RailConfig};
 use railgate_bank::charset::Charset;
-use railgate_bank::{AccountId, BankAdapter, BankConfig, DebtorAccount, Pain001Options, Pain001Version};
+use railgate_bank::{
+    AccountId, BankAdapter, BankConfig, DebtorAccount, Pain001Options, Pain001Version,
+};
 use railgate_rail::{Currency, RailAdapter};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,12 +18,22 @@ pub fn bank_config(rc: &RailConfig) -> Result<BankConfig, ConfigError> {
     let version = match rc.setting("pain001_version").as_deref().unwrap_or("09") {
         "03" | "pain.001.001.03" => Pain001Version::V03,
         "09" | "pain.001.001.09" => Pain001Version::V09,
-        other => return Err(invalid(rc, format!("pain001_version '{other}' is not 03 or 09"))),
+        other => {
+            return Err(invalid(
+                rc,
+                format!("pain001_version '{other}' is not 03 or 09"),
+            ))
+        }
     };
     let charset = match rc.setting("charset").as_deref().unwrap_or("sepa") {
         "sepa" => Charset::Sepa,
         "unicode" => Charset::Unicode,
-        other => return Err(invalid(rc, format!("charset '{other}' is not sepa or unicode"))),
+        other => {
+            return Err(invalid(
+                rc,
+                format!("charset '{other}' is not sepa or unicode"),
+            ))
+        }
     };
     let account = match (rc.setting("debtor_iban"), rc.setting("debtor_account")) {
         (Some(iban), None) => AccountId::Iban(iban),

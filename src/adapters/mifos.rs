@@ -54,7 +54,10 @@ fn optional_secret(rc: &RailConfig, key: &str) -> Result<Option<Secret>, ConfigE
     }
 }
 
-pub(super) fn phee(rc: &RailConfig, timeout: Duration) -> Result<Arc<dyn RailAdapter>, ConfigError> {
+pub(super) fn phee(
+    rc: &RailConfig,
+    timeout: Duration,
+) -> Result<Arc<dyn RailAdapter>, ConfigError> {
     let adapter = PhEeAdapter::new(phee_config(rc, timeout)?).map_err(|e| invalid(rc, e))?;
     Ok(Arc::new(adapter))
 }
