@@ -21,6 +21,12 @@ use tokio_util::sync::CancellationToken;
 /// Returns applied per sweep, at most.
 pub const MAX_PER_SWEEP: usize = 500;
 
+/// Failed payments re-read per sweep for a late contradicting status, at most.
+const MAX_LATE_CHECKS: i64 = 100;
+
+/// How long after a rejection a contradicting bank status is still looked for (default).
+pub const DEFAULT_LATE_WINDOW_SECS: u64 = 3 * 24 * 3600;
+
 /// The default interval between two reads of a bank's inbound folder.
 pub const DEFAULT_POLL_SECS: u64 = 60;
 
@@ -40,10 +46,12 @@ pub struct Sweep {
     pub conflicts: usize,
     /// Returns naming no attempt of this rail (another system's, or a malformed id).
     pub unmatched: usize,
+    /// Failed payments the bank later reported as settled: recorded as conflicts.
+    pub late_settlements: usize,
 }
 
 /// The bank rails of a configuration with their watch interval (`returns_poll_ms`).
-fn bank_rails(cfg: &Config) -> Vec<(&RailConfig, Duration)> {
+fn bank_rails(cfg: &Config) -> Vec<(&RailConfig, Duration, Duration)> {
     cfg.rails
         .iter()
         .filter(|rc| rc.kind == "bank")
@@ -53,7 +61,12 @@ fn bank_rails(cfg: &Config) -> Vec<(&RailConfig, Duration)> {
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(Duration::from_millis)
                 .unwrap_or(Duration::from_secs(DEFAULT_POLL_SECS));
-            (rc, every)
+            let window = Duration::from_secs(
+                rc.setting("late_status_window_secs")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(DEFAULT_LATE_WINDOW_SECS),
+            );
+            (rc, every, window)
         })
         .collect()
 }
@@ -65,25 +78,39 @@ pub fn spawn(
     stop: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<(), crate::config::ConfigError> {
-    for (rc, every) in bank_rails(cfg) {
+    for (rc, every, window) in bank_rails(cfg) {
         let bank = BankAdapter::new(crate::adapters::bank::bank_config(rc)?)
             .map_err(|e| crate::adapters::invalid(rc, e))?;
         let (db, stop, rail) = (db.clone(), stop.clone(), rc.id.clone());
-        tasks.spawn(async move { watch(db, rail, bank, every, stop).await });
+        tasks.spawn(async move { watch(db, rail, bank, every, window, stop).await });
     }
     Ok(())
 }
 
-async fn watch(db: Db, rail: String, bank: BankAdapter, every: Duration, stop: CancellationToken) {
+async fn watch(
+    db: Db,
+    rail: String,
+    bank: BankAdapter,
+    every: Duration,
+    window: Duration,
+    stop: CancellationToken,
+) {
     let mut done: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match sweep(&db, &rail, &bank, &mut done).await {
+        let swept = match sweep(&db, &rail, &bank, &mut done).await {
+            Ok(mut s) => late_statuses(&db, &rail, &bank, window).await.map(|n| {
+                s.late_settlements = n;
+                s
+            }),
+            Err(e) => Err(e),
+        };
+        match swept {
             Ok(s) if s != Sweep::default() => {
-                tracing::info!(rail = %rail, reversed = s.reversed, duplicates = s.duplicates, conflicts = s.conflicts, unmatched = s.unmatched, "Bank returns applied");
+                tracing::info!(rail = %rail, reversed = s.reversed, duplicates = s.duplicates, conflicts = s.conflicts, unmatched = s.unmatched, late_settlements = s.late_settlements, "Bank files applied");
             }
             Ok(_) => {}
             Err(e) => {
@@ -178,4 +205,46 @@ async fn apply(db: &Db, rail: &str, r: &ReturnedTransfer) -> Result<Option<Appli
         tracing::warn!(rail = %rail, payment = %attempt.payment_id, "Bank return contradicts the payment; conflict recorded");
     }
     Ok(Some(applied))
+}
+
+/// A bank may reject a payment and settle it after all (a pain.002 `RJCT`, then `ACSC`). The
+/// dispatcher stops asking once a payment has failed, so the watcher re-reads the latest status
+/// of payments the bank failed within `window`; one it now reports settled is recorded as a
+/// conflict (money moved while we hold the payment as failed), once. Returns how many.
+pub async fn late_statuses(
+    db: &Db,
+    rail: &str,
+    bank: &BankAdapter,
+    window: Duration,
+) -> Result<usize, ReturnsError> {
+    use railgate_rail::{RailAdapter, RailStatus};
+    let since = crate::store::now_micros()
+        .saturating_sub(i64::try_from(window.as_micros()).unwrap_or(i64::MAX));
+    let failed = {
+        let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
+        attempts::recently_failed(&mut conn, rail, since, MAX_LATE_CHECKS).await?
+    };
+    let mut found = 0usize;
+    for a in failed {
+        let Some(p) = payments::get(db, None, a.payment_id).await? else {
+            continue;
+        };
+        let attempt = crate::dispatch::rail_attempt(&p, &a);
+        let Ok(RailStatus::Completed(settled)) = bank.inquire(&attempt).await else {
+            continue;
+        };
+        let cause = format!(
+            "rail {rail}: status report after the rejection of attempt {}",
+            a.id
+        );
+        let mut tx = db.begin().await?;
+        let applied =
+            outcomes::complete(&mut tx, db.kind(), p.id, Some(a.id), &settled, &cause).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        if applied == Applied::Conflict {
+            tracing::warn!(rail = %rail, payment = %p.id, "The bank settled a payment it had rejected; conflict recorded");
+            found = found.saturating_add(1);
+        }
+    }
+    Ok(found)
 }

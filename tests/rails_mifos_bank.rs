@@ -7,9 +7,10 @@
 //! - PH-EE pushes nothing for single transfers and Fineract calls nobody back, so 07 (a
 //!   repeated callback) and 08 (a forged callback) are plain successes there.
 //! - 11 on all three is "refused first, paid ~2 s later". With no callback to bring the late
-//!   success, the gateway's inquiry sees the refusal and the payment fails; the money that
-//!   moved afterwards is found by statement reconciliation, not by the dispatcher. What these
-//!   tests hold is that it is never paid twice.
+//!   success, the gateway's inquiry sees the refusal and the payment fails. On the bank, the
+//!   returns watcher re-reads the statuses of payments the bank failed and records the late
+//!   `ACSC` as a conflict; on PH-EE and Fineract the money that moved afterwards is for
+//!   statement reconciliation to find. Everywhere it is never paid twice.
 //! - 12 on Fineract books the deposit and then hides it (the account lookup fails for ever):
 //!   an operator exception, with the rail having paid once; the gateway never deposits again.
 #![allow(
@@ -47,8 +48,11 @@ fn expectations(rail: &str) -> Vec<(&'static str, &'static str)> {
         ("12", "exception"),
     ];
     if rail == "bank" {
-        // A late return (the sandbox bank's 13) is tested on its own below.
-        rows.retain(|(d, _)| *d != "13");
+        // The bank's late ACSC after its RJCT is found by the returns watcher, which re-reads
+        // the statuses of payments the bank failed.
+        for row in rows.iter_mut().filter(|(d, _)| *d == "11") {
+            row.1 = "conflict";
+        }
     }
     rows
 }
@@ -114,6 +118,7 @@ async fn run_table(
         let p = app
             .wait_for(id, Duration::from_secs(40), |p| match *want {
                 "exception" => !p["exception"].is_null(),
+                "conflict" => !p["conflict"].is_null(),
                 w => p["state"] == w,
             })
             .await;
@@ -122,6 +127,10 @@ async fn run_table(
             "exception" => {
                 assert!(!p["exception"].is_null(), "{what}: {p}");
                 assert_eq!(p["state"], "unknown", "{what}: {p}");
+            }
+            "conflict" => {
+                assert!(!p["conflict"].is_null(), "{what}: {p}");
+                assert_eq!(p["state"], "failed", "{what}: the first answer stands: {p}");
             }
             w => assert_eq!(p["state"], w, "{what}: {p}"),
         }

@@ -248,3 +248,29 @@ pub async fn open_by_rail_reference(
     .await?;
     rows.iter().map(from_row).collect()
 }
+
+/// Up to `limit` failed attempts on `rail`, failed since `since` (µs), whose payment is failed
+/// with no conflict recorded: what a late contradicting status could still be about.
+pub async fn recently_failed(
+    conn: &mut AnyConnection,
+    rail: &str,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<AttemptRow>> {
+    let cols = COLUMNS
+        .split(", ")
+        .map(|c| format!("a.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = sqlx::query(&format!(
+        "SELECT {cols} FROM attempts a JOIN payments p ON p.id = a.payment_id \
+         WHERE a.rail = $1 AND a.status = 'failed' AND a.updated_at > $2 \
+         AND p.state = 'failed' AND p.conflict IS NULL ORDER BY a.updated_at DESC LIMIT $3"
+    ))
+    .bind(rail)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
