@@ -181,6 +181,19 @@ impl MifosBankMocks {
         })
     }
 
+    /// What the sandbox prints about these rails.
+    pub fn banner(&self) -> String {
+        format!(
+            "Mifos and bank rails: phee (Payment Hub EE at {}, with \"rail\": \"phee\"), \
+fineract (ACCOUNT_ID payees in KES, at {}), bank (IBAN payees in EUR).\n\
+Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.002, camt in).",
+            self.phee.base_url(),
+            self.fineract.base_url(),
+            self.outbound_dir().display(),
+            self.inbound_dir().display()
+        )
+    }
+
     pub fn outbound_dir(&self) -> PathBuf {
         self.bank_dir.0.join("out")
     }
