@@ -176,12 +176,12 @@ pub async fn submit_phee_bulk(
                     "payroll: Payment Hub bulk",
                 )
                 .await?;
-                jobs::postpone_payment(
-                    &mut tx,
-                    *pid,
-                    now_micros().saturating_add(micros(upload_window)),
-                )
-                .await?;
+                // Every line keeps a driving job (created here when the payroll released its
+                // items without one): after the upload it asks about the line if no batch
+                // result has settled it.
+                let after_upload = now_micros().saturating_add(micros(upload_window));
+                jobs::schedule_payment(&mut tx, *pid, after_upload).await?;
+                jobs::postpone_payment(&mut tx, *pid, after_upload).await?;
                 taken.push(rail_attempt(&p, &a));
             }
             tx.commit().await.map_err(StoreError::from)?;
