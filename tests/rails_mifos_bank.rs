@@ -540,3 +540,43 @@ both_stores!(
         app.stop().await;
     }
 );
+
+// PH-EE's batch callback is authenticated by the token in its URL; anything else posing as a
+// callback on these rails is refused and changes nothing.
+both_stores!(forged_callbacks_are_refused, |store| async move {
+    let Some(app) = spawn_app_all_rails(store).await else {
+        return;
+    };
+    let body = json!({"batchId": "x", "message": "100"});
+    let post = |path: String| {
+        let app = &app;
+        let body = body.clone();
+        async move {
+            app.http
+                .post(app.url(&path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        post("/rails/phee/batch-callback?token=wrong".into()).await,
+        401
+    );
+    assert_eq!(post("/rails/phee/batch-callback".into()).await, 401);
+    assert_eq!(post("/rails/phee/transfer-callback".into()).await, 404);
+    assert_eq!(post("/rails/fineract/callback".into()).await, 404);
+    assert_eq!(post("/rails/bank/callback".into()).await, 404);
+    let good = format!("/rails/phee/batch-callback?token={MOCK_SECRET}");
+    assert_eq!(post(good).await, 200);
+    let refused: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE verdict = 'refused'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(refused, 5);
+    app.stop().await;
+});
