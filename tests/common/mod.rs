@@ -84,6 +84,8 @@ pub struct TestApp {
         railgate_mmapi::mock::MmapiMock,
         railgate_mpesa::mock::MpesaMock,
     )>,
+    /// PH-EE, Fineract and the bank with its folders, when the test asked for every rail.
+    pub mifos_bank: Option<railgate::sandbox::MifosBankMocks>,
 }
 
 pub const MOCK_SECRET: &str = "test-callback-secret";
@@ -125,6 +127,14 @@ pub async fn spawn_app_with(store: Store, tweak: impl FnOnce(&mut Config)) -> Op
 
 /// The gateway with every mock rail (generic, GSMA MMAPI, M-Pesa) configured as the sandbox has them.
 pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
+    spawn_app_all_rails_with(store, |_| {}).await
+}
+
+/// `spawn_app_all_rails`, with the configuration adjusted last by `tweak`.
+pub async fn spawn_app_all_rails_with(
+    store: Store,
+    tweak: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
     let url = database_url(store).await?;
     let rails = railgate::sandbox::MockRails::start(MOCK_SECRET, railgate::sandbox::Timing::Fast)
         .await
@@ -136,8 +146,16 @@ pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
         r.callback_grace_ms = 400;
         r.deadline_secs = 8;
     }
-    let railgate::sandbox::MockRails { mock, mmapi, mpesa } = rails;
-    spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await
+    tweak(&mut cfg);
+    let railgate::sandbox::MockRails {
+        mock,
+        mmapi,
+        mpesa,
+        mifos_bank,
+    } = rails;
+    let mut app = spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await?;
+    app.mifos_bank = Some(mifos_bank);
+    Some(app)
 }
 
 async fn spawn_with_config(
@@ -194,6 +212,7 @@ async fn spawn_with_config(
         db,
         database_url: url,
         mobile,
+        mifos_bank: None,
     })
 }
 
