@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod outcomes;
 pub mod rails;
+pub mod recon;
 pub mod sandbox;
 pub mod store;
 pub mod telemetry;

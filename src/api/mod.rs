@@ -6,10 +6,12 @@
 
 pub mod auth;
 pub mod body;
+mod finance;
 mod health;
 pub mod payments;
 pub mod problem;
 mod rails;
+pub mod recon;
 mod validate;
 
 use crate::config::Config;
@@ -42,6 +44,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/payments"),
     ("get", "/v1/payments/{id}"),
     ("post", "/v1/payments/{id}/cancel"),
+    ("post", "/v1/statements"),
+    ("get", "/v1/statements/{id}"),
+    ("post", "/v1/reconciliation/runs"),
+    ("get", "/v1/reconciliation/runs/{id}"),
+    ("get", "/v1/reconciliation/breaks"),
+    ("post", "/v1/reconciliation/breaks/{id}/resolve"),
+    ("get", "/v1/reports/reconciliation"),
+    ("get", "/reports"),
+    ("post", "/reports/login"),
+    ("post", "/reports/logout"),
+    ("get", "/reports/download"),
+    ("post", "/reports/breaks/{id}/resolve"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -56,6 +70,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments", get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
         .route("/v1/payments/{id}/cancel", post(payments::cancel))
+        .route("/v1/statements", post(recon::upload))
+        .route("/v1/statements/{id}", get(recon::get_statement))
+        .route("/v1/reconciliation/runs", post(recon::create_run))
+        .route("/v1/reconciliation/runs/{id}", get(recon::get_run))
+        .route("/v1/reconciliation/breaks", get(recon::list_breaks))
+        .route(
+            "/v1/reconciliation/breaks/{id}/resolve",
+            post(recon::resolve_break),
+        )
+        .route("/v1/reports/reconciliation", get(recon::reconciliation_report))
+        .route("/reports", get(finance::page))
+        .route("/reports/login", post(finance::login_post))
+        .route("/reports/logout", post(finance::logout))
+        .route("/reports/download", get(finance::download))
+        .route("/reports/breaks/{id}/resolve", post(finance::resolve))
         .route("/rails/{rail}/{*rest}", any(rails::callback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod payments;
+pub mod recon;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
