@@ -5,6 +5,9 @@
 //! scripts cannot read it, other sites cannot send it (so the resolve form needs no separate
 //! CSRF token), and it is checked against the store on every request, so revoking the key
 //! signs the browser out. No session table is needed for one page.
+//!
+//! HTTP Basic (any user name, the API key as password) is accepted as well, for scripts and
+//! for browsers given credentials up front; `/reports?login=basic` asks for it with a 401.
 
 use super::auth::{authenticate, Caller};
 use super::problem::Problem;
@@ -46,8 +49,24 @@ fn cookie(state: &AppState, value: &str, max_age: u32) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("railgate_session=; Path=/reports; Max-Age=0"))
 }
 
+/// The key from `Authorization: Basic` (any user name, the API key as password).
+fn basic_key(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (_, key) = text.split_once(':')?;
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
 async fn officer(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
-    let key = session_key(headers)?;
+    let key = session_key(headers).or_else(|| basic_key(headers))?;
     let caller = authenticate(state, &key).await.ok()?;
     caller.require("reports:read").ok()?;
     Some(caller)
@@ -72,6 +91,8 @@ pub struct PageQuery {
     rail: Option<String>,
     programme: Option<String>,
     resolved: Option<String>,
+    /// `basic`: answer 401 with a Basic challenge instead of the sign-in form.
+    login: Option<String>,
 }
 
 /// `GET /reports`: the sign-in form, or the report with runs and the break queue.
@@ -80,11 +101,21 @@ pub async fn page(
     headers: HeaderMap,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
+    let q = query.map(|Query(q)| q).unwrap_or_default();
     let Some(caller) = officer(&state, &headers).await else {
-        let error = session_key(&headers).map(|_| "Your sign-in has expired or the key lacks reports:read.");
+        if q.login.as_deref() == Some("basic") {
+            // Asks the browser for HTTP Basic credentials (user name free, API key as password).
+            return Ok((
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"railgate-reports\", charset=\"UTF-8\"")],
+                Html(render::login_page(Some("Sign in with your API key."))),
+            )
+                .into_response());
+        }
+        let error = (session_key(&headers).is_some() || basic_key(&headers).is_some())
+            .then_some("Your sign-in has expired or the key lacks reports:read.");
         return Ok(login(StatusCode::OK, error));
     };
-    let q = query.map(|Query(q)| q).unwrap_or_default();
     let rq = ReportQuery {
         from: q.from,
         to: q.to,

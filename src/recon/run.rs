@@ -265,6 +265,19 @@ pub async fn execute(
             {
                 line.reference = Some(e2e);
             }
+            if let Some(batch) = line.batch.as_mut() {
+                for t in &mut batch.transactions {
+                    if let Some(e2e) = t
+                        .end_to_end_id
+                        .as_deref()
+                        .and_then(|r| aliases.get(r))
+                        .and_then(|&i| expected.get(i))
+                        .and_then(|e| e.end_to_end_id.clone())
+                    {
+                        t.end_to_end_id = Some(e2e);
+                    }
+                }
+            }
             if let Some(ret) = line.return_info.as_mut() {
                 if let Some(e2e) = ret
                     .original_end_to_end_id
