@@ -256,6 +256,12 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
     for (id, d) in [(&ok, "00"), (&amt, "00"), (&cur, "00"), (&miss, "00"), (&fail, "01"), (&dup, "00"), (&conflict, "11")] {
         settle_state(&app, id, d).await;
     }
+    // Scenario 12: the rail accepted, then never answers; we hold the outcome unknown.
+    let unk = pay(&app, "BT-UNK", "12").await;
+    let p = app
+        .wait_for(&unk, Duration::from_secs(30), |p| p["state"] == "unknown")
+        .await;
+    assert_eq!(p["state"], "unknown", "{p}");
     let (partial, partial_ref) = expected_collection(&app, "PREM-PART", "10000.00").await;
     let (over, over_ref) = expected_collection(&app, "PREM-OVER", "5000.00").await;
     let (split, split_ref) = expected_collection(&app, "PREM-SPLIT", "6000.00").await;
@@ -274,6 +280,7 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
     csv += &mock_csv_line(&t, "2500.00", "TZS", "CREDIT", &over_ref, "TX-10");
     csv += &mock_csv_line(&t, "2500.00", "TZS", "CREDIT", &split_ref, "TX-11");
     csv += &mock_csv_line(&t, "3500.00", "TZS", "CREDIT", &split_ref, "TX-12");
+    csv += &mock_csv_line(&t, "15000.00", "TZS", "DEBIT", "BT-UNK", "TX-13");
     let (s, stmt) = upload(&app, "?profile=mock-rail&rail=mock", "text/csv", csv.into_bytes()).await;
     assert_eq!(s, 201, "{stmt}");
 
@@ -287,6 +294,18 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
     let r = run(&app, json!({"statement_id": stmt["id"], "rules": {"date_window_days": 2}})).await;
     assert_eq!(r["rules"]["date_window_days"], 2, "the run records its rule set");
     assert_eq!(r["report"]["matches"]["by_shape"]["many_to_one"], 1, "{r}");
+    // The unknown payment the statement shows paid is completed by the run, which says so.
+    assert_eq!(r["report"]["completed_by_run"], json!([unk]), "{r}");
+    assert_eq!(app.payment(&unk).await["state"], "completed");
+    let auto = breaks(&app, "?status=resolved").await;
+    assert_eq!(auto.len(), 1, "{auto:?}");
+    assert_eq!(auto[0]["type"], "status_conflict");
+    assert_eq!(auto[0]["payment_id"], unk.as_str());
+    assert_eq!(auto[0]["resolution"]["resolution"], "completed_from_statement");
+    assert!(auto[0]["resolution"]["resolved_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("reconciliation run"));
     let open = breaks(&app, "?status=open").await;
     let of_type = |t: &str| -> Vec<Value> {
         open.iter().filter(|b| b["type"] == t).cloned().collect()
@@ -363,7 +382,7 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
         assert_eq!(s, 409);
     }
     let (_, v) = app
-        .get(&format!("/v1/reconciliation/breaks?status=resolved&type=amount_mismatch"), &app.key)
+        .get("/v1/reconciliation/breaks?status=resolved&type=amount_mismatch", &app.key)
         .await;
     let e = &v["data"][0]["resolution"]["entries"][0];
     assert_eq!(e["amount_minor"], 100_000, "{v}");
