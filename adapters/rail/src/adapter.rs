@@ -309,6 +309,21 @@ pub trait RailAdapter: Send + Sync + 'static {
     async fn inquire(&self, attempt: &Attempt) -> Result<RailStatus, RailError>;
     /// Authenticates, parses and maps a request the rail made to `/rails/{id}/...`.
     fn callback(&self, request: &InboundRequest) -> Result<CallbackReply, CallbackError>;
+    /// A second look at one event of a verified callback, once the gateway has found the
+    /// attempt it names (by `Attempt` or `RailReference`) and before applying it: the adapter
+    /// may check the event against what it sent (the attempt's stored `rail_state` and
+    /// `request`) and refine the outcome. Mojaloop checks there that a COMMITTED transfer's
+    /// fulfilment hashes to the condition it sent and that the callback came from the FSP it
+    /// dealt with, and turns "transfer not found" past the transfer's expiry plus grace into a
+    /// failure. An error refuses the event (counted, never applied). The default accepts.
+    fn review_callback(
+        &self,
+        _attempt: &Attempt,
+        _request: &InboundRequest,
+        outcome: CallbackOutcome,
+    ) -> Result<CallbackOutcome, CallbackError> {
+        Ok(outcome)
+    }
     /// Sends a follow-up the adapter asked for in a `CallbackReply`. Must be idempotent.
     async fn send_follow_up(&self, _outbound: &Outbound) -> Result<(), RailError> {
         Err(RailError::Permanent(format!(

@@ -1,0 +1,513 @@
+//! The hub's calls to us: routing, authentication (addressed to us, known FSP, fresh `Date`,
+//! `FSPIOP-Signature`), the mapping of each callback to an event, and the second look at an
+//! event once the gateway has found its attempt (`review_callback`).
+
+use crate::adapter::{duration, party_reference, MojaloopAdapter};
+use crate::ilp;
+use crate::jws::Protected;
+use crate::state::RailState;
+use crate::wire::{
+    self, failure_of, parse_body, parse_fspiop_datetime, ErrorCode, ErrorInformationObject,
+    IdPurpose, QuotesPut, Resource, TransactionRequestState, TransactionRequestsPut, TransferState,
+    TransfersPut, WireError,
+};
+use railgate_rail::{
+    Attempt, AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply, Failure,
+    FailureCode, InboundRequest, Money, Outbound, RailStatus, Settled,
+};
+use sha2::{Digest, Sha256};
+
+/// The id of one callback delivery: identical resends share it, so the gateway answers them as
+/// duplicates; a different body for the same object gets a different id.
+fn delivery_id(request: &InboundRequest) -> String {
+    let digest = hex::encode(Sha256::digest(&request.body));
+    format!(
+        "{} {} {}",
+        request.method,
+        request.path,
+        digest.get(..24).unwrap_or(&digest)
+    )
+}
+
+/// One FSPIOP route we answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    PartiesGet {
+        id_type: String,
+        id: String,
+        sub: Option<String>,
+    },
+    PartiesPut {
+        id_type: String,
+        id: String,
+        sub: Option<String>,
+        error: bool,
+    },
+    QuotesPost,
+    QuotesPut {
+        id: String,
+        error: bool,
+    },
+    TransfersPost,
+    TransfersPut {
+        id: String,
+        error: bool,
+    },
+    TransfersPatch {
+        id: String,
+    },
+    TransactionRequestsPut {
+        id: String,
+        error: bool,
+    },
+}
+
+pub(crate) fn route(method: &http::Method, path: &str) -> Option<Route> {
+    let segments: Vec<&str> = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    let owned = |s: &&str| (*s).to_owned();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["parties", t, id]) => Some(Route::PartiesGet {
+            id_type: owned(t),
+            id: owned(id),
+            sub: None,
+        }),
+        ("GET", ["parties", t, id, sub]) => Some(Route::PartiesGet {
+            id_type: owned(t),
+            id: owned(id),
+            sub: Some(owned(sub)),
+        }),
+        ("PUT", ["parties", t, id]) => Some(Route::PartiesPut {
+            id_type: owned(t),
+            id: owned(id),
+            sub: None,
+            error: false,
+        }),
+        ("PUT", ["parties", t, id, "error"]) => Some(Route::PartiesPut {
+            id_type: owned(t),
+            id: owned(id),
+            sub: None,
+            error: true,
+        }),
+        ("PUT", ["parties", t, id, sub]) => Some(Route::PartiesPut {
+            id_type: owned(t),
+            id: owned(id),
+            sub: Some(owned(sub)),
+            error: false,
+        }),
+        ("PUT", ["parties", t, id, sub, "error"]) => Some(Route::PartiesPut {
+            id_type: owned(t),
+            id: owned(id),
+            sub: Some(owned(sub)),
+            error: true,
+        }),
+        ("POST", ["quotes"]) => Some(Route::QuotesPost),
+        ("PUT", ["quotes", id]) => Some(Route::QuotesPut {
+            id: owned(id),
+            error: false,
+        }),
+        ("PUT", ["quotes", id, "error"]) => Some(Route::QuotesPut {
+            id: owned(id),
+            error: true,
+        }),
+        ("POST", ["transfers"]) => Some(Route::TransfersPost),
+        ("PUT", ["transfers", id]) => Some(Route::TransfersPut {
+            id: owned(id),
+            error: false,
+        }),
+        ("PUT", ["transfers", id, "error"]) => Some(Route::TransfersPut {
+            id: owned(id),
+            error: true,
+        }),
+        ("PATCH", ["transfers", id]) => Some(Route::TransfersPatch { id: owned(id) }),
+        ("PUT", ["transactionRequests", id]) => Some(Route::TransactionRequestsPut {
+            id: owned(id),
+            error: false,
+        }),
+        ("PUT", ["transactionRequests", id, "error"]) => Some(Route::TransactionRequestsPut {
+            id: owned(id),
+            error: true,
+        }),
+        _ => None,
+    }
+}
+
+pub(crate) fn header<'a>(request: &'a InboundRequest, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl MojaloopAdapter {
+    // -----------------------------------------------------------------------------------------
+    // Inbound
+
+    /// Checks who is calling: addressed to us, from an allowed FSP, fresh, and signed when JWS
+    /// verification is on. Returns the caller's FSP id.
+    pub(crate) fn authenticate(&self, request: &InboundRequest) -> Result<String, CallbackError> {
+        let source = header(request, wire::H_SOURCE)
+            .filter(|s| !s.is_empty() && s.chars().count() <= 32)
+            .ok_or_else(|| CallbackError::Unauthenticated("missing FSPIOP-Source".to_owned()))?;
+        let destination = header(request, wire::H_DESTINATION);
+        if let Some(d) = destination {
+            if d != self.config.fsp_id {
+                return Err(CallbackError::Unauthenticated(format!(
+                    "addressed to {d}, not to us"
+                )));
+            }
+        }
+        let is_hub = source == self.config.hub_fsp_id;
+        if !is_hub
+            && !self.config.peers.is_empty()
+            && !self.config.peers.iter().any(|p| p == source)
+        {
+            return Err(CallbackError::Unauthenticated(format!(
+                "FSPIOP-Source {source} is not a known FSP"
+            )));
+        }
+        let date = header(request, "Date")
+            .ok_or_else(|| CallbackError::Malformed("missing Date".to_owned()))?;
+        let at = wire::parse_http_date(date)
+            .ok_or_else(|| CallbackError::Malformed("unreadable Date".to_owned()))?;
+        let skew = request.received_at.signed_duration_since(at).abs();
+        if skew > duration(self.config.replay_window) {
+            return Err(CallbackError::Stale(format!(
+                "Date is {}s away from now",
+                skew.num_seconds()
+            )));
+        }
+        if let Some(jws) = self.config.jws.as_ref().filter(|j| j.verify_inbound) {
+            if !request.body.is_empty() {
+                match header(request, wire::H_SIGNATURE) {
+                    None if is_hub && jws.accept_unsigned_from_hub => {}
+                    None => {
+                        return Err(CallbackError::Unauthenticated(
+                            "missing FSPIOP-Signature".to_owned(),
+                        ))
+                    }
+                    Some(sig) => {
+                        let verifier = jws.peers.get(source).ok_or_else(|| {
+                            CallbackError::Unauthenticated(format!("no JWS key for {source}"))
+                        })?;
+                        let protected = Protected {
+                            method: request.method.as_str(),
+                            uri: &request.path,
+                            source,
+                            destination,
+                            date: Some(date),
+                        };
+                        verifier
+                            .verify(sig, &protected, &request.body)
+                            .map_err(|e| CallbackError::Unauthenticated(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        Ok(source.to_owned())
+    }
+
+    pub(crate) fn handle_callback(
+        &self,
+        request: &InboundRequest,
+        source: &str,
+        route: Route,
+    ) -> Result<CallbackReply, CallbackError> {
+        let malformed = |e: WireError| CallbackError::Malformed(e.to_string());
+        let event = |attempt: AttemptRef, outcome: CallbackOutcome| CallbackEvent {
+            callback_id: delivery_id(request),
+            attempt,
+            outcome,
+        };
+        let events = match route {
+            Route::PartiesGet { id_type, id, sub } => {
+                return Ok(self.answer_party_lookup(&id_type, &id, sub.as_deref(), source))
+            }
+            Route::QuotesPost => return self.answer_quote(request, source),
+            Route::TransfersPost => return self.answer_transfer(request, source),
+            // We always answer COMMITTED, never RESERVED, so a commit notice changes nothing.
+            Route::TransfersPatch { .. } => Vec::new(),
+            Route::PartiesPut {
+                id_type,
+                id,
+                sub,
+                error,
+            } => {
+                let reference =
+                    AttemptRef::RailReference(party_reference(&id_type, &id, sub.as_deref()));
+                if error {
+                    let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Failed(failure_of(&e.error_information)),
+                    )]
+                } else {
+                    let put: wire::PartiesPut = parse_body(&request.body).map_err(malformed)?;
+                    let info = &put.party.party_id_info;
+                    if info.party_id_type.as_str() != id_type || info.party_identifier != id {
+                        return Err(CallbackError::Malformed(
+                            "the party does not match the path".to_owned(),
+                        ));
+                    }
+                    let fsp_id = info.fsp_id.clone().unwrap_or_else(|| source.to_owned());
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Step {
+                            rail_state: RailState::PartyFound { fsp_id }.to_value(),
+                        },
+                    )]
+                }
+            }
+            Route::QuotesPut { id, error } => {
+                let attempt = wire::attempt_of(&id, IdPurpose::Quote).ok_or_else(|| {
+                    CallbackError::Malformed("not one of our quote ids".to_owned())
+                })?;
+                let reference = AttemptRef::Attempt(attempt);
+                if error {
+                    let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Failed(failure_of(&e.error_information)),
+                    )]
+                } else {
+                    let put: QuotesPut = parse_body(&request.body).map_err(malformed)?;
+                    Money::try_from(&put.transfer_amount).map_err(malformed)?;
+                    parse_fspiop_datetime(&put.expiration).map_err(malformed)?;
+                    if !wire::is_ilp_digest(&put.condition) {
+                        return Err(CallbackError::Malformed(
+                            "condition is not 32 bytes base64url".to_owned(),
+                        ));
+                    }
+                    let state = RailState::Quoted {
+                        fsp_id: source.to_owned(),
+                        transfer_amount: put.transfer_amount,
+                        expiration: put.expiration,
+                        ilp_packet: put.ilp_packet,
+                        condition: put.condition,
+                    };
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Step {
+                            rail_state: state.to_value(),
+                        },
+                    )]
+                }
+            }
+            Route::TransfersPut { id, error } => {
+                let attempt = wire::attempt_of(&id, IdPurpose::Transaction).ok_or_else(|| {
+                    CallbackError::Malformed("not one of our transfer ids".to_owned())
+                })?;
+                let reference = AttemptRef::Attempt(attempt);
+                if error {
+                    let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
+                    if ErrorCode::parse(&e.error_information.error_code)
+                        == Some(ErrorCode::TransferIdNotFound)
+                    {
+                        // Not found (yet): says nothing final; `review_callback` decides by the
+                        // transfer's expiry. Each answer is news (time passed since the last),
+                        // so its delivery id is not the body's alone.
+                        vec![CallbackEvent {
+                            callback_id: format!(
+                                "{} {}",
+                                delivery_id(request),
+                                request.received_at.timestamp_micros()
+                            ),
+                            attempt: reference,
+                            outcome: CallbackOutcome::Pending,
+                        }]
+                    } else {
+                        vec![event(
+                            reference,
+                            CallbackOutcome::Failed(failure_of(&e.error_information)),
+                        )]
+                    }
+                } else {
+                    let put: TransfersPut = parse_body(&request.body).map_err(malformed)?;
+                    let outcome = match put.transfer_state {
+                        TransferState::Committed => {
+                            let fulfilment = put
+                                .fulfilment
+                                .filter(|f| wire::is_ilp_digest(f))
+                                .ok_or_else(|| {
+                                    CallbackError::Malformed(
+                                        "COMMITTED without a valid fulfilment".to_owned(),
+                                    )
+                                })?;
+                            CallbackOutcome::Completed(Settled {
+                                rail_reference: Some(id.clone()),
+                                receipt: Some(fulfilment),
+                            })
+                        }
+                        TransferState::Received | TransferState::Reserved => {
+                            CallbackOutcome::Pending
+                        }
+                        TransferState::Aborted => CallbackOutcome::Failed(Failure::new(
+                            FailureCode::RailRejected,
+                            "the transfer was aborted",
+                            Some("ABORTED".to_owned()),
+                        )),
+                    };
+                    vec![event(reference, outcome)]
+                }
+            }
+            Route::TransactionRequestsPut { id, error } => {
+                let attempt =
+                    wire::attempt_of(&id, IdPurpose::TransactionRequest).ok_or_else(|| {
+                        CallbackError::Malformed(
+                            "not one of our transaction request ids".to_owned(),
+                        )
+                    })?;
+                let reference = AttemptRef::Attempt(attempt);
+                if error {
+                    let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
+                    vec![event(
+                        reference,
+                        CallbackOutcome::Failed(failure_of(&e.error_information)),
+                    )]
+                } else {
+                    let put: TransactionRequestsPut =
+                        parse_body(&request.body).map_err(malformed)?;
+                    let outcome = match put.transaction_request_state {
+                        // Approval is not a callback: the payer's quote and transfer follow.
+                        TransactionRequestState::Received
+                        | TransactionRequestState::Pending
+                        | TransactionRequestState::Accepted => CallbackOutcome::Pending,
+                        TransactionRequestState::Rejected => CallbackOutcome::Failed(Failure::new(
+                            FailureCode::Declined,
+                            "the payer rejected the request to pay",
+                            Some("REJECTED".to_owned()),
+                        )),
+                    };
+                    vec![event(reference, outcome)]
+                }
+            }
+        };
+        Ok(CallbackReply {
+            events,
+            status: 200,
+            content_type: "application/json",
+            body: Vec::new(),
+            follow_ups: Vec::new(),
+        })
+    }
+
+    /// A PUT callback we send back to the hub, built now and sent later by the gateway through
+    /// `send_follow_up`, which dates and signs it at sending time.
+    pub(crate) fn follow_up(
+        &self,
+        resource: Resource,
+        base: &str,
+        uri: String,
+        destination: &str,
+        body: Vec<u8>,
+    ) -> Outbound {
+        let headers = vec![
+            (
+                "Content-Type".to_owned(),
+                resource.media_type(&self.config.fspiop_version),
+            ),
+            (wire::H_SOURCE.to_owned(), self.config.fsp_id.clone()),
+            (wire::H_DESTINATION.to_owned(), destination.to_owned()),
+            (wire::H_URI.to_owned(), uri.clone()),
+        ];
+        Outbound {
+            method: "PUT".to_owned(),
+            url: format!("{}{uri}", base.trim_end_matches('/')),
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) fn review(
+        &self,
+        attempt: &Attempt,
+        request: &InboundRequest,
+        outcome: CallbackOutcome,
+    ) -> Result<CallbackOutcome, CallbackError> {
+        let Some(route) = route(&request.method, &request.path) else {
+            return Ok(outcome);
+        };
+        let source = header(request, wire::H_SOURCE).unwrap_or_default();
+        let state =
+            RailState::from_value(attempt.rail_state.as_ref()).map_err(CallbackError::Malformed)?;
+        let unexpected = |expected: &str| {
+            Err(CallbackError::Unauthenticated(format!(
+                "callback from {source}, the attempt deals with {expected}"
+            )))
+        };
+        let hub = self.config.hub_fsp_id.as_str();
+        match route {
+            Route::QuotesPut { error, .. } => match &state {
+                Some(
+                    RailState::Quoting { fsp_id }
+                    | RailState::PartyFound { fsp_id }
+                    | RailState::Quoted { fsp_id, .. },
+                ) => {
+                    if source == fsp_id || (error && source == hub) {
+                        Ok(outcome)
+                    } else {
+                        unexpected(fsp_id)
+                    }
+                }
+                _ => Err(CallbackError::Unauthenticated(
+                    "a quote for an attempt that asked for none".to_owned(),
+                )),
+            },
+            Route::TransfersPut { error, .. } => {
+                let Some(RailState::Quoted {
+                    fsp_id, condition, ..
+                }) = &state
+                else {
+                    return Err(CallbackError::Unauthenticated(
+                        "a transfer result for an attempt that sent none".to_owned(),
+                    ));
+                };
+                if source != fsp_id && source != hub {
+                    return unexpected(fsp_id);
+                }
+                match outcome {
+                    CallbackOutcome::Completed(settled) => {
+                        let ok = settled
+                            .receipt
+                            .as_deref()
+                            .is_some_and(|f| ilp::fulfils(f, condition));
+                        if ok {
+                            Ok(CallbackOutcome::Completed(settled))
+                        } else {
+                            Err(CallbackError::Unauthenticated(
+                                "the fulfilment does not match the condition".to_owned(),
+                            ))
+                        }
+                    }
+                    CallbackOutcome::Pending if error => {
+                        match self.transfer_not_found(attempt, request.received_at) {
+                            RailStatus::Failed(f) => Ok(CallbackOutcome::Failed(f)),
+                            RailStatus::Pending
+                            | RailStatus::NotFound
+                            | RailStatus::Completed(_) => Ok(CallbackOutcome::Pending),
+                        }
+                    }
+                    other => Ok(other),
+                }
+            }
+            Route::TransactionRequestsPut { .. } => match &state {
+                Some(RailState::PartyFound { fsp_id }) if source == fsp_id || source == hub => {
+                    Ok(outcome)
+                }
+                Some(RailState::PartyFound { fsp_id }) => unexpected(fsp_id),
+                _ => Err(CallbackError::Unauthenticated(
+                    "a transaction request result for an attempt that sent none".to_owned(),
+                )),
+            },
+            // The payer's transfer for our request-to-pay must come from the FSP we asked.
+            Route::TransfersPost => match &state {
+                Some(RailState::PartyFound { fsp_id }) if source != fsp_id => unexpected(fsp_id),
+                _ => Ok(outcome),
+            },
+            Route::PartiesGet { .. }
+            | Route::PartiesPut { .. }
+            | Route::QuotesPost
+            | Route::TransfersPatch { .. } => Ok(outcome),
+        }
+    }
+}
