@@ -524,6 +524,30 @@ both_stores!(report_formats, |store| async move {
         .unwrap();
     let html = resp.text().await.unwrap();
     assert!(html.contains("data-figure=\"disbursement-TZS-instructed\">45000.00<"), "{html}");
+    // The same report from the command line, reading the database from the configuration.
+    let dir = std::env::temp_dir().join(format!("railgate-report-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("railgate.toml");
+    std::fs::write(&config, format!("database_url = {:?}\n", app.database_url)).unwrap();
+    for (format, file) in [("csv", "report.csv"), ("html", "report.html")] {
+        let out = dir.join(file);
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_railgate"))
+            .args(["report", "--config"])
+            .arg(&config)
+            .args(["--from", &t, "--to", &t, "--format", format, "--client", "acme", "--out"])
+            .arg(&out)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let text = std::fs::read_to_string(&out).unwrap();
+        match format {
+            "csv" => assert!(text.contains(&format!("{t},mock,maternity,disbursement,TZS,3,45000.00,2,30000.00,1,15000.00,75.00,1,0")), "{text}"),
+            _ => assert!(text.contains("data-figure=\"disbursement-TZS-confirmed\">30000.00<"), "{text}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
     // Scopes and bad queries.
     let (s, _) = app.get("/v1/reports/reconciliation", &app.read_key).await;
     assert_eq!(s, 403);

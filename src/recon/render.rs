@@ -571,3 +571,18 @@ pub fn login_page(error: Option<&str>) -> String {
     );
     page("Sign in · Railgate", &o)
 }
+
+/// The report as text in the asked format (the command line's `railgate report`).
+pub async fn write(
+    db: &crate::store::Db,
+    q: &super::report::Query,
+    format: crate::api::recon::ReportFormat,
+) -> anyhow::Result<String> {
+    use crate::api::recon::ReportFormat;
+    let r = super::report::build(db, q).await?;
+    Ok(match format {
+        ReportFormat::Json => serde_json::to_string_pretty(&json(&r))?,
+        ReportFormat::Html => html(&r),
+        ReportFormat::Csv(section) => csv(&r, section)?,
+    })
+}
