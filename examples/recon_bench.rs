@@ -8,7 +8,13 @@
 //!
 //! The statement agrees with the payments except for a few in ten thousand lines: amounts that
 //! differ, lines of nobody, payments missing from the statement, so the run raises real breaks.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::arithmetic_side_effects)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::arithmetic_side_effects,
+    clippy::as_conversions,
+    clippy::indexing_slicing
+)]
 
 use railgate::recon::ingest::{self, Ingested, Upload};
 use railgate::recon::run::{self, Scope};
@@ -51,7 +57,10 @@ fn amount(i: u64) -> i64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let n: u64 = arg("--n").map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+    let n: u64 = arg("--n")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let tmp = tempfile::tempdir()?;
     let (url, schema) = match arg("--db") {
         Some(u) if u.starts_with("postgres") => {
@@ -117,7 +126,10 @@ async fn main() -> anyhow::Result<()> {
         q.execute(db.pool()).await?;
         i += rows;
     }
-    println!("set-up: {n} payments inserted in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "set-up: {n} payments inserted in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // The statement: every payment once, except a few differences.
     let path = tmp.path().join("statement.csv");
@@ -141,7 +153,10 @@ async fn main() -> anyhow::Result<()> {
                 (minor * 5 / 1000) % 100,
             )?;
             if k % 10_000 == 3 {
-                writeln!(w, "{today},{today},123.00,TZS,CREDIT,UNKNOWN-{k},2556********,OP{k:014},")?;
+                writeln!(
+                    w,
+                    "{today},{today},123.00,TZS,CREDIT,UNKNOWN-{k},2556********,OP{k:014},"
+                )?;
             }
         }
     }

@@ -89,7 +89,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .map_err(|p| anyhow::anyhow!("{}", p.detail_text()))?;
             let text = railgate::recon::render::write(&db, &rq, format).await?;
             std::fs::write(&out, text)?;
-            println!("report {} to {} written to {}", rq.from, rq.to, out.display());
+            println!(
+                "report {} to {} written to {}",
+                rq.from,
+                rq.to,
+                out.display()
+            );
         }
         Command::Keys { config, action } => {
             let cfg = Config::load(config.as_deref())?;

@@ -79,7 +79,14 @@ async fn settle_state(app: &TestApp, id: &str, digits: &str) -> Value {
     .await
 }
 
-fn mock_csv_line(date: &str, amount: &str, currency: &str, dir: &str, reference: &str, tx: &str) -> String {
+fn mock_csv_line(
+    date: &str,
+    amount: &str,
+    currency: &str,
+    dir: &str,
+    reference: &str,
+    tx: &str,
+) -> String {
     format!("{date},{date},{amount},{currency},{dir},{reference},255700000000,{tx},\n")
 }
 
@@ -108,20 +115,37 @@ both_stores!(sandbox_day_reconciles, |store| async move {
     }
     let csv = app.mock.statement_csv();
     let paid_lines = csv.lines().count() - 1;
-    let (s, stmt) = upload(&app, "?profile=mock-rail&rail=mock", "text/csv", csv.clone().into_bytes()).await;
+    let (s, stmt) = upload(
+        &app,
+        "?profile=mock-rail&rail=mock",
+        "text/csv",
+        csv.clone().into_bytes(),
+    )
+    .await;
     assert_eq!(s, 201, "{stmt}");
-    assert_eq!(stmt["line_count"].as_u64().unwrap() as usize, paid_lines);
+    assert_eq!(
+        usize::try_from(stmt["line_count"].as_u64().unwrap()).unwrap(),
+        paid_lines
+    );
     assert_eq!(stmt["error_count"], 0, "{stmt}");
 
     let r = run(&app, json!({"statement_id": stmt["id"]})).await;
     let report = &r["report"];
-    assert_eq!(report["lines_seen"].as_u64().unwrap() as usize, paid_lines);
+    assert_eq!(
+        usize::try_from(report["lines_seen"].as_u64().unwrap()).unwrap(),
+        paid_lines
+    );
 
     let paid12 = app.paid("DAY-12") > 0;
     let open = breaks(&app, "?status=open").await;
     let payment_of = |b: &Value| b["payment_id"].as_str().map(str::to_owned);
     // Exactly one open break: the scenario-11 conflict, critical.
-    assert_eq!(open.len(), 1, "{}", serde_json::to_string_pretty(&open).unwrap());
+    assert_eq!(
+        open.len(),
+        1,
+        "{}",
+        serde_json::to_string_pretty(&open).unwrap()
+    );
     let b11 = &open[0];
     assert_eq!(payment_of(b11).as_deref(), Some(ids["11"].as_str()));
     assert_eq!(b11["severity"], "critical");
@@ -153,7 +177,10 @@ both_stores!(sandbox_day_reconciles, |store| async move {
     // break, and raises nothing new.
     let again = run(&app, json!({"statement_id": stmt["id"]})).await;
     assert_eq!(again["report"]["lines_matched"], 0, "{again}");
-    assert!(again["report"]["lines_seen"].as_u64().unwrap() <= 1, "{again}");
+    assert!(
+        again["report"]["lines_seen"].as_u64().unwrap() <= 1,
+        "{again}"
+    );
     assert_eq!(again["report"]["breaks"]["new"], 0, "{again}");
     app.stop().await;
 });
@@ -165,7 +192,11 @@ both_stores!(idempotent_reupload, |store| async move {
         return;
     };
     let fixture = |name: &str| {
-        std::fs::read(format!("{}/fixtures/statements/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/fixtures/statements/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     };
     let csv = fixture("mock_rail.csv");
     let (s1, a) = upload(&app, "?profile=mock-rail", "text/csv", csv.clone()).await;
@@ -181,7 +212,13 @@ both_stores!(idempotent_reupload, |store| async move {
     let (s3, c) = upload(&app, "", "application/xml", fixture("camt053_v02.xml")).await;
     assert_eq!(s3, 201, "{c}");
     let lines = app.count("statement_lines").await;
-    let (s4, d) = upload(&app, "", "application/xml", fixture("camt053_v02_duplicate.xml")).await;
+    let (s4, d) = upload(
+        &app,
+        "",
+        "application/xml",
+        fixture("camt053_v02_duplicate.xml"),
+    )
+    .await;
     assert_eq!(s4, 200, "{d}");
     assert_eq!(d["id"], c["id"]);
     assert_eq!(d["recognised_by"], "statement_identity");
@@ -201,7 +238,13 @@ both_stores!(idempotent_reupload, |store| async move {
     assert_eq!(s5, 422, "{e}");
     let (s6, e) = upload(&app, "", "text/csv", b"a,b\n1,2\n".to_vec()).await;
     assert_eq!(s6, 422, "{e}");
-    let (s7, e) = upload(&app, "?profile=mock-rail", "text/csv", b"a,b\n1,2\n".to_vec()).await;
+    let (s7, e) = upload(
+        &app,
+        "?profile=mock-rail",
+        "text/csv",
+        b"a,b\n1,2\n".to_vec(),
+    )
+    .await;
     assert_eq!(s7, 422, "{e}");
     assert_eq!(app.count("statements").await, 2);
     // Only recon:write may upload.
@@ -253,7 +296,15 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
     let fail = pay(&app, "BT-FAIL", "01").await;
     let dup = pay(&app, "BT-DUP", "00").await;
     let conflict = pay(&app, "BT-CONF", "11").await;
-    for (id, d) in [(&ok, "00"), (&amt, "00"), (&cur, "00"), (&miss, "00"), (&fail, "01"), (&dup, "00"), (&conflict, "11")] {
+    for (id, d) in [
+        (&ok, "00"),
+        (&amt, "00"),
+        (&cur, "00"),
+        (&miss, "00"),
+        (&fail, "01"),
+        (&dup, "00"),
+        (&conflict, "11"),
+    ] {
         settle_state(&app, id, d).await;
     }
     // Scenario 12: the rail accepted, then never answers; we hold the outcome unknown.
@@ -281,18 +332,34 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
     csv += &mock_csv_line(&t, "2500.00", "TZS", "CREDIT", &split_ref, "TX-11");
     csv += &mock_csv_line(&t, "3500.00", "TZS", "CREDIT", &split_ref, "TX-12");
     csv += &mock_csv_line(&t, "15000.00", "TZS", "DEBIT", "BT-UNK", "TX-13");
-    let (s, stmt) = upload(&app, "?profile=mock-rail&rail=mock", "text/csv", csv.into_bytes()).await;
+    let (s, stmt) = upload(
+        &app,
+        "?profile=mock-rail&rail=mock",
+        "text/csv",
+        csv.into_bytes(),
+    )
+    .await;
     assert_eq!(s, 201, "{stmt}");
 
     // A dry run reports the breaks and stores none of them.
     let dry = run(&app, json!({"statement_id": stmt["id"], "dry_run": true})).await;
     assert_eq!(dry["dry_run"], true);
-    assert!(dry["report"]["breaks"]["total"].as_u64().unwrap() >= 9, "{dry}");
+    assert!(
+        dry["report"]["breaks"]["total"].as_u64().unwrap() >= 9,
+        "{dry}"
+    );
     assert_eq!(app.count("recon_breaks").await, 0);
     assert_eq!(app.count("recon_settlements").await, 0);
 
-    let r = run(&app, json!({"statement_id": stmt["id"], "rules": {"date_window_days": 2}})).await;
-    assert_eq!(r["rules"]["date_window_days"], 2, "the run records its rule set");
+    let r = run(
+        &app,
+        json!({"statement_id": stmt["id"], "rules": {"date_window_days": 2}}),
+    )
+    .await;
+    assert_eq!(
+        r["rules"]["date_window_days"], 2,
+        "the run records its rule set"
+    );
     assert_eq!(r["report"]["matches"]["by_shape"]["many_to_one"], 1, "{r}");
     // The unknown payment the statement shows paid is completed by the run, which says so.
     assert_eq!(r["report"]["completed_by_run"], json!([unk]), "{r}");
@@ -301,18 +368,25 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
     assert_eq!(auto.len(), 1, "{auto:?}");
     assert_eq!(auto[0]["type"], "status_conflict");
     assert_eq!(auto[0]["payment_id"], unk.as_str());
-    assert_eq!(auto[0]["resolution"]["resolution"], "completed_from_statement");
+    assert_eq!(
+        auto[0]["resolution"]["resolution"],
+        "completed_from_statement"
+    );
     assert!(auto[0]["resolution"]["resolved_by"]
         .as_str()
         .unwrap()
         .starts_with("reconciliation run"));
     let open = breaks(&app, "?status=open").await;
-    let of_type = |t: &str| -> Vec<Value> {
-        open.iter().filter(|b| b["type"] == t).cloned().collect()
-    };
+    let of_type =
+        |t: &str| -> Vec<Value> { open.iter().filter(|b| b["type"] == t).cloned().collect() };
     let one = |t: &str, payment: Option<&str>| -> Value {
         let list = of_type(t);
-        assert_eq!(list.len(), 1, "{t}: {}", serde_json::to_string_pretty(&open).unwrap());
+        assert_eq!(
+            list.len(),
+            1,
+            "{t}: {}",
+            serde_json::to_string_pretty(&open).unwrap()
+        );
         if let Some(p) = payment {
             assert_eq!(list[0]["payment_id"], p, "{t}");
         }
@@ -327,10 +401,18 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
     let b_part = one("partial_payment", Some(&partial));
     let b_over = one("over_payment", Some(&over));
     let b_conf = one("callback_conflict", Some(&conflict));
-    assert_eq!(open.len(), 9, "{}", serde_json::to_string_pretty(&open).unwrap());
+    assert_eq!(
+        open.len(),
+        9,
+        "{}",
+        serde_json::to_string_pretty(&open).unwrap()
+    );
     assert_eq!(b_fail["severity"], "critical");
     assert_eq!(b_conf["severity"], "critical");
-    assert!(b_unm["statement_line"]["line_no"].as_i64().unwrap() == 7, "{b_unm}");
+    assert!(
+        b_unm["statement_line"]["line_no"].as_i64().unwrap() == 7,
+        "{b_unm}"
+    );
     for b in &open {
         assert!(b["owner"].is_string(), "{b}");
         assert_eq!(b["age_days"], 0);
@@ -340,14 +422,26 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
         .fetch_all(app.db.pool())
         .await
         .unwrap();
-    assert!(settled.contains(&split) && settled.contains(&ok), "{settled:?}");
+    assert!(
+        settled.contains(&split) && settled.contains(&ok),
+        "{settled:?}"
+    );
 
     // A resolution the type does not take is refused; a reason is required.
-    let (s, v) = resolve(&app, b_amt["id"].as_str().unwrap(), "suspense_to_premiums", "x").await;
+    let (s, v) = resolve(
+        &app,
+        b_amt["id"].as_str().unwrap(),
+        "suspense_to_premiums",
+        "x",
+    )
+    .await;
     assert_eq!(s, 422, "{v}");
     let (s, v) = app
         .post(
-            &format!("/v1/reconciliation/breaks/{}/resolve", b_amt["id"].as_str().unwrap()),
+            &format!(
+                "/v1/reconciliation/breaks/{}/resolve",
+                b_amt["id"].as_str().unwrap()
+            ),
             &app.key,
             &json!({"resolution": "write_off_difference"}),
             None,
@@ -374,7 +468,10 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
         let res = &v["resolution"];
         assert_eq!(res["resolution"], resolution);
         assert_eq!(res["reason"], "checked with the operator");
-        assert!(res["resolved_by"].as_str().unwrap().starts_with("acme"), "{res}");
+        assert!(
+            res["resolved_by"].as_str().unwrap().starts_with("acme"),
+            "{res}"
+        );
         assert!(res["resolved_at"].is_string());
         assert_eq!(res["entries"].as_array().unwrap().len(), entries, "{v}");
         // Resolved once: a second resolution is refused.
@@ -382,20 +479,34 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
         assert_eq!(s, 409);
     }
     let (_, v) = app
-        .get("/v1/reconciliation/breaks?status=resolved&type=amount_mismatch", &app.key)
+        .get(
+            "/v1/reconciliation/breaks?status=resolved&type=amount_mismatch",
+            &app.key,
+        )
         .await;
     let e = &v["data"][0]["resolution"]["entries"][0];
     assert_eq!(e["amount_minor"], 100_000, "{v}");
     assert!(e["debit"].as_str().unwrap().contains(":fees:"), "{e}");
     let (_, v) = app
-        .get("/v1/reconciliation/breaks?status=resolved&type=unmatched_statement_line", &app.key)
+        .get(
+            "/v1/reconciliation/breaks?status=resolved&type=unmatched_statement_line",
+            &app.key,
+        )
         .await;
     let entries = &v["data"][0]["resolution"]["entries"];
-    assert!(entries[1]["credit"].as_str().unwrap().contains(":premiums_received:"), "{entries}");
+    assert!(
+        entries[1]["credit"]
+            .as_str()
+            .unwrap()
+            .contains(":premiums_received:"),
+        "{entries}"
+    );
     assert_eq!(entries[1]["amount_minor"], 310_000);
     assert!(breaks(&app, "?status=open").await.is_empty());
     // Another client sees none of it.
-    let (_, v) = app.get("/v1/reconciliation/breaks", &app.other_client_key).await;
+    let (_, v) = app
+        .get("/v1/reconciliation/breaks", &app.other_client_key)
+        .await;
     assert_eq!(v["data"].as_array().unwrap().len(), 0);
     app.stop().await;
 });
@@ -459,12 +570,21 @@ both_stores!(report_formats, |store| async move {
     let t = today();
     let mut csv = String::from(MOCK_HEADER);
     csv += &format!("{t},{t},15000.00,TZS,DEBIT,REP-A,255700000000,TX-A,75.00\n");
-    let (s, _) = upload(&app, "?profile=mock-rail&rail=mock", "text/csv", csv.into_bytes()).await;
+    let (s, _) = upload(
+        &app,
+        "?profile=mock-rail&rail=mock",
+        "text/csv",
+        csv.into_bytes(),
+    )
+    .await;
     assert_eq!(s, 201);
     let r = run(&app, json!({"from": t, "to": t})).await;
     assert_eq!(r["from"], t.as_str());
     let (s, v) = app
-        .get(&format!("/v1/reports/reconciliation?from={t}&to={t}"), &app.key)
+        .get(
+            &format!("/v1/reports/reconciliation?from={t}&to={t}"),
+            &app.key,
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let total = v["totals"]
@@ -488,13 +608,18 @@ both_stores!(report_formats, |store| async move {
 
     let resp = app
         .http
-        .get(app.url(&format!("/v1/reports/reconciliation?from={t}&to={t}&format=csv")))
+        .get(app.url(&format!(
+            "/v1/reports/reconciliation?from={t}&to={t}&format=csv"
+        )))
         .bearer_auth(&app.key)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let text = resp.text().await.unwrap();
     let mut rd = csv::Reader::from_reader(text.as_bytes());
     let headers = rd.headers().unwrap().clone();
@@ -507,7 +632,9 @@ both_stores!(report_formats, |store| async move {
     assert_eq!(&rows[0][6], "45000.00");
     let resp = app
         .http
-        .get(app.url(&format!("/v1/reports/reconciliation?from={t}&to={t}&format=csv&section=breaks")))
+        .get(app.url(&format!(
+            "/v1/reports/reconciliation?from={t}&to={t}&format=csv&section=breaks"
+        )))
         .bearer_auth(&app.key)
         .send()
         .await
@@ -517,15 +644,21 @@ both_stores!(report_formats, |store| async move {
     assert!(text.contains("missing_from_statement"), "{text}");
     let resp = app
         .http
-        .get(app.url(&format!("/v1/reports/reconciliation?from={t}&to={t}&format=html")))
+        .get(app.url(&format!(
+            "/v1/reports/reconciliation?from={t}&to={t}&format=html"
+        )))
         .bearer_auth(&app.key)
         .send()
         .await
         .unwrap();
     let html = resp.text().await.unwrap();
-    assert!(html.contains("data-figure=\"disbursement-TZS-instructed\">45000.00<"), "{html}");
+    assert!(
+        html.contains("data-figure=\"disbursement-TZS-instructed\">45000.00<"),
+        "{html}"
+    );
     // The same report from the command line, reading the database from the configuration.
-    let dir = std::env::temp_dir().join(format!("railgate-report-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("railgate-report-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("railgate.toml");
     std::fs::write(&config, format!("database_url = {:?}\n", app.database_url)).unwrap();
@@ -534,12 +667,18 @@ both_stores!(report_formats, |store| async move {
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_railgate"))
             .args(["report", "--config"])
             .arg(&config)
-            .args(["--from", &t, "--to", &t, "--format", format, "--client", "acme", "--out"])
+            .args([
+                "--from", &t, "--to", &t, "--format", format, "--client", "acme", "--out",
+            ])
             .arg(&out)
             .env_remove("DATABASE_URL")
             .output()
             .unwrap();
-        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
         let text = std::fs::read_to_string(&out).unwrap();
         match format {
             "csv" => assert!(text.contains(&format!("{t},mock,maternity,disbursement,TZS,3,45000.00,2,30000.00,1,15000.00,75.00,1,0")), "{text}"),
@@ -587,7 +726,12 @@ fn chromium() -> Option<std::path::PathBuf> {
     found
 }
 
-fn headless(browser: &std::path::Path, profile: &std::path::Path, extra: &[&str], url: &str) -> std::process::Output {
+fn headless(
+    browser: &std::path::Path,
+    profile: &std::path::Path,
+    extra: &[&str],
+    url: &str,
+) -> std::process::Output {
     std::process::Command::new(browser)
         .args([
             "--headless",
@@ -624,20 +768,33 @@ both_stores!(finance_page_in_chromium, |store| async move {
     let mut csv = String::from(MOCK_HEADER);
     csv += &format!("{t},{t},15000.00,TZS,DEBIT,WEB-A,255700000000,TX-W1,75.00\n");
     csv += &format!("{t},{t},999.00,TZS,CREDIT,UNKNOWN-PAYER,255700000000,TX-W2,\n");
-    let (s, stmt) = upload(&app, "?profile=mock-rail&rail=mock", "text/csv", csv.into_bytes()).await;
+    let (s, stmt) = upload(
+        &app,
+        "?profile=mock-rail&rail=mock",
+        "text/csv",
+        csv.into_bytes(),
+    )
+    .await;
     assert_eq!(s, 201);
     run(&app, json!({"statement_id": stmt["id"]})).await;
 
-    let dir = std::env::temp_dir().join(format!("railgate-chromium-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "railgate-chromium-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let port = app.gateway.addr.port();
-    let url = format!("http://officer:{}@127.0.0.1:{port}/reports?from={t}&to={t}&login=basic", app.key);
+    let url = format!(
+        "http://officer:{}@127.0.0.1:{port}/reports?from={t}&to={t}&login=basic",
+        app.key
+    );
     let b1 = browser.clone();
     let d1 = dir.clone();
     let u1 = url.clone();
-    let out = tokio::task::spawn_blocking(move || headless(&b1, &d1.join("p1"), &["--dump-dom"], &u1))
-        .await
-        .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || headless(&b1, &d1.join("p1"), &["--dump-dom"], &u1))
+            .await
+            .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         dom.contains("data-figure=\"disbursement-TZS-instructed\">30000.00<"),
@@ -645,22 +802,39 @@ both_stores!(finance_page_in_chromium, |store| async move {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(dom.contains("data-figure=\"disbursement-TZS-settled\">15000.00<"), "{dom}");
-    assert!(dom.contains("data-figure=\"disbursement-TZS-fees\">75.00<"), "{dom}");
+    assert!(
+        dom.contains("data-figure=\"disbursement-TZS-settled\">15000.00<"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("data-figure=\"disbursement-TZS-fees\">75.00<"),
+        "{dom}"
+    );
     assert!(dom.contains("id=\"open-break-count\">2<"), "{dom}");
-    assert!(dom.contains("action=\"/reports/breaks/"), "resolve forms: {dom}");
+    assert!(
+        dom.contains("action=\"/reports/breaks/"),
+        "resolve forms: {dom}"
+    );
     assert!(dom.contains("id=\"runs\""), "{dom}");
     let shot = dir.join("finance-page.png");
     let arg = format!("--screenshot={}", shot.display());
     let b2 = browser.clone();
     let d2 = dir.clone();
     let out = tokio::task::spawn_blocking(move || {
-        headless(&b2, &d2.join("p2"), &[&arg, "--window-size=1280,1600"], &url)
+        headless(
+            &b2,
+            &d2.join("p2"),
+            &[&arg, "--window-size=1280,1600"],
+            &url,
+        )
     })
     .await
     .unwrap();
     let png = std::fs::read(&shot).unwrap_or_else(|e| {
-        panic!("no screenshot ({e}): {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "no screenshot ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     eprintln!("finance page screenshot: {}", shot.display());
@@ -678,14 +852,20 @@ both_stores!(finance_page_in_chromium, |store| async move {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 303);
     let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     let cookie = set.split(';').next().unwrap().to_owned();
     let open = breaks(&app, "?status=open&type=unmatched_statement_line").await;
     let id = open[0]["id"].as_str().unwrap();
     let resp = http
         .post(app.url(&format!("/reports/breaks/{id}/resolve")))
         .header("Cookie", &cookie)
-        .form(&[("resolution", "book_to_suspense"), ("reason", "payer unknown; parked")])
+        .form(&[
+            ("resolution", "book_to_suspense"),
+            ("reason", "payer unknown; parked"),
+        ])
         .send()
         .await
         .unwrap();
@@ -700,7 +880,17 @@ both_stores!(finance_page_in_chromium, |store| async move {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    let page = http.get(app.url("/reports")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("name=\"api_key\""), "unsigned: the login form");
+    let page = http
+        .get(app.url("/reports"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("name=\"api_key\""),
+        "unsigned: the login form"
+    );
     app.stop().await;
 });

@@ -107,7 +107,10 @@ pub async fn page(
             // Asks the browser for HTTP Basic credentials (user name free, API key as password).
             return Ok((
                 StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Basic realm=\"railgate-reports\", charset=\"UTF-8\"")],
+                [(
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"railgate-reports\", charset=\"UTF-8\"",
+                )],
                 Html(render::login_page(Some("Sign in with your API key."))),
             )
                 .into_response());
@@ -207,7 +210,10 @@ pub async fn resolve(
         return message_page(StatusCode::NOT_FOUND, "No such break.");
     };
     let Ok(Form(f)) = form else {
-        return message_page(StatusCode::BAD_REQUEST, "Choose a resolution and give a reason.");
+        return message_page(
+            StatusCode::BAD_REQUEST,
+            "Choose a resolution and give a reason.",
+        );
     };
     let value = serde_json::json!({"resolution": f.resolution, "reason": f.reason});
     let input: ResolveInput = match super::recon::resolve_input(&value) {

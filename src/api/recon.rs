@@ -80,8 +80,7 @@ pub async fn upload(
     req: Request,
 ) -> Result<Response, Problem> {
     caller.require("recon:write")?;
-    let Query(q) =
-        query.map_err(|e| bad_query(vec![Problem::field("query", e.body_text())]))?;
+    let Query(q) = query.map_err(|e| bad_query(vec![Problem::field("query", e.body_text())]))?;
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -148,11 +147,7 @@ pub async fn upload(
     match ingest::ingest(&state.db, up, body).await {
         Ok(Ingested::New(s)) => {
             metrics::counter!("railgate_statements_loaded_total").increment(1);
-            let mut resp = (
-                StatusCode::CREATED,
-                Json(statement_view(&s)),
-            )
-                .into_response();
+            let mut resp = (StatusCode::CREATED, Json(statement_view(&s))).into_response();
             if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/statements/{}", s.id)) {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
@@ -183,7 +178,10 @@ pub async fn upload(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
             "The statement is too large",
-            format!("a statement may be at most {} bytes", ingest::MAX_STATEMENT_BYTES),
+            format!(
+                "a statement may be at most {} bytes",
+                ingest::MAX_STATEMENT_BYTES
+            ),
         )),
         Err(IngestError::Body(e)) => Err(Problem::new(
             StatusCode::BAD_REQUEST,
@@ -228,7 +226,11 @@ pub fn run_view(r: &RunRow) -> Value {
     })
 }
 
-fn parse_date(v: &Value, field: &str, errors: &mut Vec<super::problem::FieldError>) -> Option<NaiveDate> {
+fn parse_date(
+    v: &Value,
+    field: &str,
+    errors: &mut Vec<super::problem::FieldError>,
+) -> Option<NaiveDate> {
     match v.get(field) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match s.parse::<NaiveDate>() {
@@ -306,7 +308,10 @@ fn scope_from(v: &Value) -> Result<Scope, Problem> {
             if let Some(base) = rules_json.as_object_mut() {
                 for (k, val) in given {
                     if !base.contains_key(k) {
-                        errors.push(Problem::field(&format!("rules.{k}"), "is not a rule setting"));
+                        errors.push(Problem::field(
+                            &format!("rules.{k}"),
+                            "is not a rule setting",
+                        ));
                     }
                     base.insert(k.clone(), val.clone());
                 }
@@ -325,13 +330,22 @@ fn scope_from(v: &Value) -> Result<Scope, Problem> {
     };
     if let Some(r) = &rules {
         if !(0..=366).contains(&r.date_window_days) {
-            errors.push(Problem::field("rules.date_window_days", "must be from 0 to 366"));
+            errors.push(Problem::field(
+                "rules.date_window_days",
+                "must be from 0 to 366",
+            ));
         }
         if r.amount_tolerance_minor < 0 {
-            errors.push(Problem::field("rules.amount_tolerance_minor", "must not be negative"));
+            errors.push(Problem::field(
+                "rules.amount_tolerance_minor",
+                "must not be negative",
+            ));
         }
         if r.max_group_size > 100_000 {
-            errors.push(Problem::field("rules.max_group_size", "must be at most 100000"));
+            errors.push(Problem::field(
+                "rules.max_group_size",
+                "must be at most 100000",
+            ));
         }
     }
     match (errors.is_empty(), rules) {
@@ -425,8 +439,7 @@ pub async fn list_breaks(
     query: Result<Query<BreakQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     require_read(&caller)?;
-    let Query(q) =
-        query.map_err(|e| bad_query(vec![Problem::field("query", e.body_text())]))?;
+    let Query(q) = query.map_err(|e| bad_query(vec![Problem::field("query", e.body_text())]))?;
     let mut errors = Vec::new();
     if let Some(s) = &q.status {
         if s != "open" && s != "resolved" {
@@ -569,12 +582,10 @@ pub async fn resolve_as(
             ),
         )
         .with("break", crate::recon::break_view(&b)),
-        ResolveError::NotAllowed { kind, allowed } => {
-            Problem::validation(vec![Problem::field(
-                "resolution",
-                format!("a {kind} break may be resolved as: {}", allowed.join(", ")),
-            )])
-        }
+        ResolveError::NotAllowed { kind, allowed } => Problem::validation(vec![Problem::field(
+            "resolution",
+            format!("a {kind} break may be resolved as: {}", allowed.join(", ")),
+        )]),
         ResolveError::Store(e) => e.into(),
     })?;
     Ok(crate::recon::break_view(&b))
@@ -628,7 +639,8 @@ pub fn report_query(
     client_id: Option<Uuid>,
 ) -> Result<(report::Query, ReportFormat), Problem> {
     let mut errors = Vec::new();
-    let mut date = |name: &str, v: &Option<String>| match v.as_deref().map(str::parse::<NaiveDate>) {
+    let mut date = |name: &str, v: &Option<String>| match v.as_deref().map(str::parse::<NaiveDate>)
+    {
         None => None,
         Some(Ok(d)) => Some(d),
         Some(Err(_)) => {
@@ -648,7 +660,10 @@ pub fn report_query(
     let section = match q.section.as_deref() {
         None => CsvSection::Daily,
         Some(s) => CsvSection::parse(s).unwrap_or_else(|| {
-            errors.push(Problem::field("section", "must be daily, breaks or unknown"));
+            errors.push(Problem::field(
+                "section",
+                "must be daily, breaks or unknown",
+            ));
             CsvSection::Daily
         }),
     };
@@ -722,8 +737,7 @@ pub async fn reconciliation_report(
     query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     caller.require("reports:read")?;
-    let Query(q) =
-        query.map_err(|e| bad_query(vec![Problem::field("query", e.body_text())]))?;
+    let Query(q) = query.map_err(|e| bad_query(vec![Problem::field("query", e.body_text())]))?;
     let (rq, format) = report_query(&q, Some(caller.client_id))?;
     report_response(&state, &rq, format).await
 }

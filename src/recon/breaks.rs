@@ -74,9 +74,9 @@ impl From<sqlx::Error> for ResolveError {
     }
 }
 
-fn money_minor(v: &serde_json::Value, currency: &str) -> Option<i64> {
+fn money_minor(v: Option<&serde_json::Value>, currency: &str) -> Option<i64> {
     let c: crate::domain::Currency = currency.parse().ok()?;
-    let s = v.get("value")?.as_str()?;
+    let s = v?.get("value")?.as_str()?;
     crate::domain::Money::parse(s, c).ok().map(|m| m.minor())
 }
 
@@ -88,8 +88,10 @@ pub fn entries_for(b: &BreakRow, resolution: &str) -> Vec<Entry> {
     let client = b.client_id;
     let rail = b.rail.as_deref().unwrap_or("none");
     let programme = b.programme.as_deref().unwrap_or("general");
-    let money_in = b.detail["lines"]
-        .get(0)
+    let money_in = b
+        .detail
+        .get("lines")
+        .and_then(|l| l.get(0))
         .and_then(|l| l.get("direction"))
         .and_then(serde_json::Value::as_str)
         .map_or(b.kind != "missing_from_statement", |d| d == "credit");
@@ -105,14 +107,24 @@ pub fn entries_for(b: &BreakRow, resolution: &str) -> Vec<Entry> {
     match resolution {
         "book_to_suspense" => {
             if money_in {
-                vec![entry(settlement, suspense, amount, "statement line to suspense")]
+                vec![entry(
+                    settlement,
+                    suspense,
+                    amount,
+                    "statement line to suspense",
+                )]
             } else {
-                vec![entry(suspense, settlement, amount, "statement line to suspense")]
+                vec![entry(
+                    suspense,
+                    settlement,
+                    amount,
+                    "statement line to suspense",
+                )]
             }
         }
         "suspense_to_premiums" => {
             // Partial and over-payments book what actually arrived.
-            let received = money_minor(&b.detail["received"], &currency).unwrap_or(amount);
+            let received = money_minor(b.detail.get("received"), &currency).unwrap_or(amount);
             vec![
                 entry(
                     settlement,
@@ -129,8 +141,8 @@ pub fn entries_for(b: &BreakRow, resolution: &str) -> Vec<Entry> {
             ]
         }
         "write_off_difference" => {
-            let expected = money_minor(&b.detail["expected"], &currency);
-            let found = money_minor(&b.detail["found"], &currency);
+            let expected = money_minor(b.detail.get("expected"), &currency);
+            let found = money_minor(b.detail.get("found"), &currency);
             match (expected, found) {
                 (Some(e), Some(f)) if e != f => vec![entry(
                     postings::fees(client, rail),

@@ -284,8 +284,9 @@ async fn load(
                     {
                         outcome = match rstore::statement(db, up.client_id, earlier).await? {
                             Some(s) => Ok(Some(s)),
-                            None => Err(StoreError::Corrupt("identity without statement".into())
-                                .into()),
+                            None => {
+                                Err(StoreError::Corrupt("identity without statement".into()).into())
+                            }
                         };
                         break;
                     }

@@ -24,11 +24,18 @@ const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Whole days between two instants in microseconds (never negative).
 pub fn age_days(from_us: i64, to_us: i64) -> i64 {
-    to_us.saturating_sub(from_us).max(0).checked_div(DAY_MICROS).unwrap_or(0)
+    to_us
+        .saturating_sub(from_us)
+        .max(0)
+        .checked_div(DAY_MICROS)
+        .unwrap_or(0)
 }
 
 fn amount_json(minor: Option<i64>, currency: Option<&str>) -> Value {
-    match (minor, currency.and_then(|c| c.parse::<crate::domain::Currency>().ok())) {
+    match (
+        minor,
+        currency.and_then(|c| c.parse::<crate::domain::Currency>().ok()),
+    ) {
         (Some(m), Some(c)) => json!({
             "value": railgate_rail::money::format_minor(m, c),
             "currency": c.code(),

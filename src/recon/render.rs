@@ -35,8 +35,7 @@ fn day_json(d: &DayRow) -> Value {
         "direction": d.direction,
         "currency": d.currency.code(),
     });
-    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), figures_json(&d.figures, d.currency))
-    {
+    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), figures_json(&d.figures, d.currency)) {
         o.extend(f);
     }
     v
@@ -44,8 +43,7 @@ fn day_json(d: &DayRow) -> Value {
 
 fn total_json(t: &TotalRow) -> Value {
     let mut v = json!({"direction": t.direction, "currency": t.currency.code()});
-    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), figures_json(&t.figures, t.currency))
-    {
+    if let (Some(o), Value::Object(f)) = (v.as_object_mut(), figures_json(&t.figures, t.currency)) {
         o.extend(f);
     }
     v
@@ -173,7 +171,10 @@ pub fn csv(r: &Report, section: CsvSection) -> Result<String, csv::Error> {
             let now = crate::store::now_micros();
             for b in &r.open_breaks {
                 let age = super::age_days(b.opened_at, now);
-                let c = b.currency.as_deref().and_then(|c| c.parse::<Currency>().ok());
+                let c = b
+                    .currency
+                    .as_deref()
+                    .and_then(|c| c.parse::<Currency>().ok());
                 w.write_record([
                     b.id.to_string(),
                     b.kind.clone(),
@@ -451,7 +452,10 @@ pub fn report_body(r: &Report, resolve: bool) -> String {
 }
 
 fn break_row(o: &mut String, b: &BreakRow, now: i64, resolve: bool) {
-    let c = b.currency.as_deref().and_then(|c| c.parse::<Currency>().ok());
+    let c = b
+        .currency
+        .as_deref()
+        .and_then(|c| c.parse::<Currency>().ok());
     let amount = match (b.amount_minor, c) {
         (Some(m), Some(c)) => format!("{} {}", money(m, c), c.code()),
         _ => String::new(),
@@ -509,7 +513,11 @@ pub fn finance_page(r: &Report, runs: &[RunRow], who: &str, flash: Option<&str>)
         esc(who)
     );
     if let Some(f) = flash {
-        let _ = write!(o, "<p class=\"flash noprint\" role=\"status\">{}</p>", esc(f));
+        let _ = write!(
+            o,
+            "<p class=\"flash noprint\" role=\"status\">{}</p>",
+            esc(f)
+        );
     }
     let _ = write!(
         o,
@@ -547,9 +555,9 @@ pub fn finance_page(r: &Report, runs: &[RunRow], who: &str, flash: Option<&str>)
                 esc(&scope),
                 if run.dry_run { "yes" } else { "no" },
                 esc(&run.status),
-                rep["lines_seen"].as_u64().unwrap_or(0),
-                rep["lines_matched"].as_u64().unwrap_or(0),
-                rep["breaks"]["total"].as_u64().unwrap_or(0),
+                rep.pointer("/lines_seen").and_then(Value::as_u64).unwrap_or(0),
+                rep.pointer("/lines_matched").and_then(Value::as_u64).unwrap_or(0),
+                rep.pointer("/breaks/total").and_then(Value::as_u64).unwrap_or(0),
                 esc(&run.created_by),
             );
         }

@@ -159,7 +159,11 @@ fn day_micros(d: NaiveDate) -> i64 {
 fn programme_of(metadata: &str) -> String {
     serde_json::from_str::<Value>(metadata)
         .ok()
-        .and_then(|m| m.get("programme").and_then(Value::as_str).map(str::to_owned))
+        .and_then(|m| {
+            m.get("programme")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "general".to_owned())
 }
 
@@ -177,7 +181,10 @@ pub async fn build(db: &Db, q: &Query) -> Result<Report> {
     let mut binds: Vec<String> = Vec::new();
     if let Some(c) = q.client_id {
         binds.push(c.to_string());
-        sql.push_str(&format!(" AND p.client_id = ${}", binds.len().saturating_add(2)));
+        sql.push_str(&format!(
+            " AND p.client_id = ${}",
+            binds.len().saturating_add(2)
+        ));
     }
     if let Some(r) = &q.rail {
         binds.push(r.clone());
@@ -266,7 +273,9 @@ pub async fn build(db: &Db, q: &Query) -> Result<Report> {
         let rail: Option<String> = col(&r, "rail")?;
         let programme: Option<String> = col(&r, "programme")?;
         if q.rail.as_ref().is_some_and(|x| rail.as_ref() != Some(x))
-            || q.programme.as_ref().is_some_and(|x| programme.as_ref() != Some(x))
+            || q.programme
+                .as_ref()
+                .is_some_and(|x| programme.as_ref() != Some(x))
         {
             continue;
         }
@@ -313,14 +322,16 @@ pub async fn build(db: &Db, q: &Query) -> Result<Report> {
         generated_at: Utc::now(),
         days: days
             .into_iter()
-            .map(|((date, rail, programme, direction, currency), figures)| DayRow {
-                date,
-                rail,
-                programme,
-                direction,
-                currency,
-                figures,
-            })
+            .map(
+                |((date, rail, programme, direction, currency), figures)| DayRow {
+                    date,
+                    rail,
+                    programme,
+                    direction,
+                    currency,
+                    figures,
+                },
+            )
             .collect(),
         totals: totals
             .into_iter()

@@ -173,8 +173,13 @@ pub async fn execute(
         hi.checked_add_days(Days::new(window.saturating_add(1)))
             .unwrap_or(hi),
     );
-    let (expected, sides) = load_expected(db, client_id, lo_us, hi_us, rail_filter.as_deref()).await?;
-    let by_id: HashMap<Uuid, usize> = expected.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let (expected, sides) =
+        load_expected(db, client_id, lo_us, hi_us, rail_filter.as_deref()).await?;
+    let by_id: HashMap<Uuid, usize> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id, i))
+        .collect();
     let mut aliases_out: HashMap<&str, usize> = HashMap::new();
     let mut aliases_in: HashMap<&str, usize> = HashMap::new();
     let mut refs_seen: HashMap<(bool, &str), u32> = HashMap::new();
@@ -460,9 +465,11 @@ async fn load_expected(
         let created: i64 = col(&row, "created_at")?;
         let updated: i64 = col(&row, "updated_at")?;
         let metadata: String = col(&row, "metadata")?;
-        let programme = serde_json::from_str::<Value>(&metadata)
-            .ok()
-            .and_then(|m| m.get("programme").and_then(Value::as_str).map(str::to_owned));
+        let programme = serde_json::from_str::<Value>(&metadata).ok().and_then(|m| {
+            m.get("programme")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         let settled: i64 = col(&row, "settled")?;
         let mode: Option<String> = col(&row, "mode")?;
         let kind = if direction == "collection" {
@@ -527,7 +534,8 @@ fn break_row(ctx: &Ctx<'_>, b: &Break, now: i64) -> BreakRow {
         Value::Array(b.lines.iter().map(|&n| ctx.line_ref(n)).collect()),
     );
     detail.insert("rule".into(), json!(b.rule.map(rule_code)));
-    let money = |m: &Money| json!({"value": m.to_decimal_string(), "currency": m.currency().code()});
+    let money =
+        |m: &Money| json!({"value": m.to_decimal_string(), "currency": m.currency().code()});
     match &b.kind {
         BreakKind::AmountMismatch { expected, found } => {
             detail.insert("expected".into(), money(expected));
@@ -642,13 +650,20 @@ async fn conflict_breaks(
             "at": crate::store::from_micros(col(&row, "at")?).to_rfc3339(),
         });
         let metadata: String = col(&row, "metadata")?;
-        let programme = serde_json::from_str::<Value>(&metadata)
-            .ok()
-            .and_then(|m| m.get("programme").and_then(Value::as_str).map(str::to_owned));
+        let programme = serde_json::from_str::<Value>(&metadata).ok().and_then(|m| {
+            m.get("programme")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         let entry = by_payment.entry(pid);
         match entry {
             std::collections::btree_map::Entry::Occupied(mut o) => {
-                if let Some(list) = o.get_mut().detail["conflicts"].as_array_mut() {
+                if let Some(list) = o
+                    .get_mut()
+                    .detail
+                    .get_mut("conflicts")
+                    .and_then(Value::as_array_mut)
+                {
                     list.push(seen);
                 }
             }
@@ -694,7 +709,10 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
     for m in &outcome.matches {
         for &n in &m.lines {
             if let Some(l) = ctx.line(n) {
-                matched_lines.entry(l.statement).or_default().push(l.line_no);
+                matched_lines
+                    .entry(l.statement)
+                    .or_default()
+                    .push(l.line_no);
             }
         }
         if m.rule == Rule::ReturnOfPayment {

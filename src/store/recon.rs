@@ -48,13 +48,8 @@ const LINE_COLUMN_COUNT: usize = 25;
 const BIND_BUDGET: usize = 250;
 
 /// Rows of `cols` columns per multi-row insert.
-const fn rows_per_insert(cols: usize) -> usize {
-    let rows = BIND_BUDGET / cols;
-    if rows == 0 {
-        1
-    } else {
-        rows
-    }
+fn rows_per_insert(cols: usize) -> usize {
+    BIND_BUDGET.checked_div(cols).unwrap_or(1).max(1)
 }
 
 /// `($1, $2, …), (…)` for `rows` rows of `cols` columns.
@@ -214,6 +209,10 @@ fn statement_from_row(row: &AnyRow) -> Result<StatementRow> {
 
 /// Claims (client, content hash) for a new statement. `Err` with a unique violation when the
 /// same bytes were uploaded before (or are being uploaded right now).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one column each, named at the call"
+)]
 pub async fn insert_statement(
     db: &Db,
     id: Uuid,
@@ -420,10 +419,12 @@ pub async fn finish_run(
 }
 
 pub async fn run(db: &Db, client_id: Option<Uuid>, id: Uuid) -> Result<Option<RunRow>> {
-    let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM recon_runs WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM recon_runs WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(db.pool())
+    .await?;
     let run = row.as_ref().map(run_from_row).transpose()?;
     Ok(run.filter(|r| client_id.is_none_or(|c| c == r.client_id)))
 }
