@@ -1,6 +1,7 @@
 //! The callbacks inbox (DESIGN §6): every request a rail makes to `/rails/{rail}/...` is stored
 //! raw first, then verified by the rail's adapter, then applied in one transaction.
 
+use crate::ledger;
 use crate::outcomes::{self, Applied};
 use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
@@ -97,7 +98,7 @@ pub async fn receive(
     let mut verdicts = Vec::new();
     let mut unknown = 0usize;
     for ev in &reply.events {
-        let effect = apply_event(&mut tx, db, rail_id, row, ev).await?;
+        let effect = apply_event(&mut tx, db, rail.adapter.as_ref(), &req, row, ev).await?;
         if effect == "unknown_attempt" {
             unknown = unknown.saturating_add(1);
         }
@@ -139,10 +140,12 @@ pub async fn receive(
 async fn apply_event(
     tx: &mut AnyConnection,
     db: &Db,
-    rail_id: &str,
+    rail: &dyn railgate_rail::RailAdapter,
+    req: &InboundRequest,
     row: uuid::Uuid,
     ev: &railgate_rail::CallbackEvent,
 ) -> Result<&'static str, InboxError> {
+    let rail_id = rail.id();
     let kind = db.kind();
     // Resolve the attempt (or, for pushed money, the expected collection).
     let (payment_id, attempt) = match &ev.attempt {
@@ -166,6 +169,17 @@ async fn apply_event(
                         "Money arrived with an unknown payment reference"
                     );
                     refused("unmatched_money");
+                    if let CallbackOutcome::Received { amount, .. } = &ev.outcome {
+                        ledger::postings::to_suspense(
+                            tx,
+                            None,
+                            rail_id,
+                            *amount,
+                            &format!("callback:{rail_id}:{}", ev.callback_id),
+                            &format!("rail {rail_id}: money with an unknown payment reference"),
+                        )
+                        .await?;
+                    }
                     return Ok("unmatched");
                 }
             }
@@ -187,7 +201,26 @@ async fn apply_event(
     }
     let attempt_id = attempt.as_ref().map(|a| a.id);
     let cause = format!("rail {rail_id}: callback {}", ev.callback_id);
-    let applied = match &ev.outcome {
+    // The adapter checks the event against what it sent (Mojaloop: fulfilment vs condition).
+    let outcome = match &attempt {
+        Some(a) => {
+            let Some(p) = payments::get_in(tx, None, payment_id).await? else {
+                return unknown_attempt(rail_id);
+            };
+            let rail_attempt = crate::dispatch::rail_attempt(&p, a);
+            match rail.review_callback(&rail_attempt, req, ev.outcome.clone()) {
+                Ok(o) => o,
+                Err(e) => {
+                    refused("review");
+                    tracing::warn!(rail = rail_id, payment = %payment_id, reason = %e, "Callback event refused on review");
+                    store::set_effect(tx, rail_id, &ev.callback_id, "refused").await?;
+                    return Ok("refused");
+                }
+            }
+        }
+        None => ev.outcome.clone(),
+    };
+    let applied = match &outcome {
         CallbackOutcome::Completed(s) => {
             outcomes::complete(tx, kind, payment_id, attempt_id, s, &cause).await?
         }
@@ -221,10 +254,36 @@ async fn apply_event(
             let p = payments::get_in(tx, None, payment_id).await?;
             match p {
                 Some(p) if p.amount == *amount => {
-                    outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?
+                    // The ledger posts to the clearing account of the rail the money came by.
+                    payments::set_rail_if_none(tx, payment_id, rail_id).await?;
+                    let applied =
+                        outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?;
+                    if matches!(applied, Applied::Duplicate | Applied::Conflict) {
+                        // New money (a new callback id) the payment cannot take: paid twice,
+                        // or after it ended. It is at the rail, so it is held in suspense.
+                        ledger::postings::to_suspense(
+                            tx,
+                            Some(p.client_id),
+                            rail_id,
+                            *amount,
+                            &format!("callback:{rail_id}:{}", ev.callback_id),
+                            &format!("{cause}: money for a payment already {}", p.state),
+                        )
+                        .await?;
+                    }
+                    applied
                 }
                 Some(p) => {
                     let detail = format!("expected {} but received {}", p.amount, amount);
+                    ledger::postings::to_suspense(
+                        tx,
+                        Some(p.client_id),
+                        rail_id,
+                        *amount,
+                        &format!("callback:{rail_id}:{}", ev.callback_id),
+                        &format!("{cause}: {detail}"),
+                    )
+                    .await?;
                     payments::record_conflict(
                         tx,
                         payment_id,

@@ -83,7 +83,7 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
     }
 }
 
-fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
+pub fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
     Attempt {
         attempt_id: a.id,
         payment_id: p.id,
@@ -361,9 +361,4 @@ pub async fn follow_up(d: &Dispatcher, job: &Job) -> Result<()> {
             Ok(())
         }
     }
-}
-
-pub async fn unknown_kind(d: &Dispatcher, job: &Job) -> Result<()> {
-    tracing::error!(job = %job.id, "Job of a kind this build does not run; dropped");
-    finish(d, job).await
 }

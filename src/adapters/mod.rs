@@ -1,0 +1,51 @@
+//! Building each configured rail's adapter from its kind and settings.
+//!
+//! Each kind reads its own keys from the `[[rails]]` table; secrets come through
+//! `RailConfig::secret` (`<key>_env` or `<key>_file`). The keys are listed in the README.
+//! One file per rail family beside this one.
+
+mod mobile;
+
+use crate::config::{ConfigError, RailConfig};
+use railgate_rail::{Currency, RailAdapter};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) fn invalid(rc: &RailConfig, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid(format!("rail {}: {why}", rc.id))
+}
+
+pub(crate) fn required(rc: &RailConfig, key: &str) -> Result<String, ConfigError> {
+    rc.setting(key)
+        .ok_or_else(|| invalid(rc, format!("'{key}' is required")))
+}
+
+pub(crate) fn currencies(rc: &RailConfig) -> Result<Vec<Currency>, ConfigError> {
+    match rc.setting("currencies") {
+        None => Ok(Currency::ALL.to_vec()),
+        Some(list) => list
+            .split(',')
+            .map(|c| c.trim().parse::<Currency>().map_err(|e| invalid(rc, e)))
+            .collect(),
+    }
+}
+
+/// Builds the adapter for `rc`; `callback_base` is `{public_url}/rails/{id}`.
+pub fn build(rc: &RailConfig, callback_base: &str) -> Result<Arc<dyn RailAdapter>, ConfigError> {
+    let timeout = Duration::from_millis(rc.request_timeout_ms);
+    match rc.kind.as_str() {
+        "mock" => Ok(Arc::new(railgate_mock::MockRailAdapter::new(
+            railgate_mock::MockAdapterConfig {
+                rail_id: rc.id.clone(),
+                base_url: required(rc, "base_url")?,
+                callback_url: format!("{callback_base}{}", railgate_mock::CALLBACK_PATH),
+                callback_secret: rc.secret("callback_secret")?,
+                request_timeout: timeout,
+                replay_window: Duration::from_secs(300),
+            },
+        ))),
+        "mmapi" => mobile::mmapi(rc, callback_base, timeout),
+        "mpesa" => mobile::mpesa(rc, callback_base, timeout),
+        other => Err(invalid(rc, format!("unknown kind '{other}'"))),
+    }
+}
