@@ -498,7 +498,7 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
         entries[1]["credit"]
             .as_str()
             .unwrap()
-            .contains(":premiums_received:"),
+            .contains(":premiums_receivable:"),
         "{entries}"
     );
     assert_eq!(entries[1]["amount_minor"], 310_000);
@@ -580,6 +580,25 @@ both_stores!(report_formats, |store| async move {
     assert_eq!(s, 201);
     let r = run(&app, json!({"from": t, "to": t})).await;
     assert_eq!(r["from"], t.as_str());
+    // The matched line settled the ledger: clearing to settlement, the fee to fees.
+    let (s, accounts) = app.get("/v1/ledger/accounts", &app.key).await;
+    assert_eq!(s, 200, "{accounts}");
+    let posted = |kind: &str| -> String {
+        accounts["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} account: {accounts}"))["balance"]["posted"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(posted("rail_clearing"), "15000.00", "{accounts}");
+    assert_eq!(posted("rail_settlement"), "-15075.00", "{accounts}");
+    assert_eq!(posted("fees"), "75.00", "{accounts}");
+    let (_, tb) = app.get("/v1/ledger/trial-balance", &app.key).await;
+    assert_eq!(tb["balanced"], true, "{tb}");
     let (s, v) = app
         .get(
             &format!("/v1/reports/reconciliation?from={t}&to={t}"),

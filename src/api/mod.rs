@@ -6,8 +6,8 @@
 
 pub mod auth;
 pub mod body;
-mod finance;
 mod events;
+mod finance;
 mod health;
 mod ledger;
 mod paging;

@@ -1,7 +1,7 @@
 //! Resolving a break: what a finance officer may decide for each type, and the ledger
 //! entries each decision posts, recorded with who, when and why.
 
-use super::postings::{self, Entry};
+use super::postings::{self, Book, Entry};
 use crate::store::recon::{self as rstore, BreakRow, Resolution};
 use crate::store::{Db, StoreError};
 use uuid::Uuid;
@@ -80,14 +80,27 @@ fn money_minor(v: Option<&serde_json::Value>, currency: &str) -> Option<i64> {
     crate::domain::Money::parse(s, c).ok().map(|m| m.minor())
 }
 
+/// The rail account of a break that names none (an unmatched line of a statement uploaded
+/// without `?rail=`).
+const NO_RAIL: &str = "unassigned";
+
 /// The entries a resolution posts for a break.
 pub fn entries_for(b: &BreakRow, resolution: &str) -> Vec<Entry> {
-    let (Some(amount), Some(currency)) = (b.amount_minor, b.currency.clone()) else {
+    let (Some(amount), Some(currency)) = (
+        b.amount_minor,
+        b.currency
+            .as_deref()
+            .and_then(|c| c.parse::<crate::domain::Currency>().ok()),
+    ) else {
         return Vec::new();
     };
-    let client = b.client_id;
-    let rail = b.rail.as_deref().unwrap_or("none");
-    let programme = b.programme.as_deref().unwrap_or("general");
+    let book = Book {
+        client: b.client_id,
+        rail: b.rail.as_deref().unwrap_or(NO_RAIL),
+        programme: b.programme.as_deref(),
+        currency,
+    };
+    let code = currency.code();
     let money_in = b
         .detail
         .get("lines")
@@ -95,28 +108,19 @@ pub fn entries_for(b: &BreakRow, resolution: &str) -> Vec<Entry> {
         .and_then(|l| l.get("direction"))
         .and_then(serde_json::Value::as_str)
         .map_or(b.kind != "missing_from_statement", |d| d == "credit");
-    let entry = |debit: String, credit: String, amount_minor: i64, memo: &str| Entry {
-        debit,
-        credit,
-        amount_minor,
-        currency: currency.clone(),
-        memo: memo.to_owned(),
-    };
-    let settlement = postings::rail_settlement(client, rail);
-    let suspense = postings::suspense(client);
     match resolution {
         "book_to_suspense" => {
             if money_in {
-                vec![entry(
-                    settlement,
-                    suspense,
+                vec![book.entry(
+                    book.settlement(),
+                    book.suspense(),
                     amount,
                     "statement line to suspense",
                 )]
             } else {
-                vec![entry(
-                    suspense,
-                    settlement,
+                vec![book.entry(
+                    book.suspense(),
+                    book.settlement(),
                     amount,
                     "statement line to suspense",
                 )]
@@ -124,29 +128,29 @@ pub fn entries_for(b: &BreakRow, resolution: &str) -> Vec<Entry> {
         }
         "suspense_to_premiums" => {
             // Partial and over-payments book what actually arrived.
-            let received = money_minor(b.detail.get("received"), &currency).unwrap_or(amount);
+            let received = money_minor(b.detail.get("received"), code).unwrap_or(amount);
             vec![
-                entry(
-                    settlement,
-                    suspense.clone(),
+                book.entry(
+                    book.settlement(),
+                    book.suspense(),
                     received,
                     "money received parked in suspense",
                 ),
-                entry(
-                    suspense,
-                    postings::premiums_received(client, programme),
+                book.entry(
+                    book.suspense(),
+                    book.premiums(),
                     received,
-                    "suspense identified as premiums received",
+                    "suspense identified as premiums",
                 ),
             ]
         }
         "write_off_difference" => {
-            let expected = money_minor(b.detail.get("expected"), &currency);
-            let found = money_minor(b.detail.get("found"), &currency);
+            let expected = money_minor(b.detail.get("expected"), code);
+            let found = money_minor(b.detail.get("found"), code);
             match (expected, found) {
-                (Some(e), Some(f)) if e != f => vec![entry(
-                    postings::fees(client, rail),
-                    settlement,
+                (Some(e), Some(f)) if e != f => vec![book.entry(
+                    book.fees(),
+                    book.settlement(),
                     f.saturating_sub(e).saturating_abs(),
                     "difference between statement and payment written off to fees",
                 )],
@@ -154,20 +158,19 @@ pub fn entries_for(b: &BreakRow, resolution: &str) -> Vec<Entry> {
             }
         }
         "confirmed_paid" => {
-            let disbursement = !money_in;
-            if disbursement {
-                vec![entry(
-                    postings::benefits_payable(client, programme),
-                    settlement,
-                    amount,
-                    "the statement proves the benefit paid",
-                )]
-            } else {
-                vec![entry(
-                    settlement,
-                    postings::premiums_received(client, programme),
+            if money_in {
+                vec![book.entry(
+                    book.settlement(),
+                    book.premiums(),
                     amount,
                     "the statement proves the premium received",
+                )]
+            } else {
+                vec![book.entry(
+                    book.benefits(),
+                    book.settlement(),
+                    amount,
+                    "the statement proves the benefit paid",
                 )]
             }
         }
@@ -203,7 +206,13 @@ pub async fn resolve(
         });
     }
     let entries = entries_for(&b, d.resolution);
-    postings::post(&mut tx, &format!("break:{id}"), &entries).await?;
+    postings::post(
+        &mut tx,
+        &format!("break:{id}"),
+        &entries,
+        &format!("reconciliation break {id} resolved as {}", d.resolution),
+    )
+    .await?;
     let entries_json = serde_json::to_value(&entries).unwrap_or(serde_json::json!([]));
     let done = rstore::resolve_break(
         &mut tx,

@@ -748,22 +748,47 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
             });
         }
     }
-    for chunk in settlements.chunks(SETTLE_CHUNK) {
+    for (n, chunk) in settlements.chunks(SETTLE_CHUNK).enumerate() {
         let mut tx = db.begin().await?;
         rstore::insert_settlements(&mut tx, ctx.run_id, chunk).await?;
+        // One transfer per rail, currency and direction for the chunk: every payment's
+        // settlement is in `recon_settlements`; the books need the sums, and one balance row
+        // per payment would make a million-line run a million transfers.
+        let mut sums: BTreeMap<(String, Currency, Option<String>), (i64, i64, i64)> =
+            BTreeMap::new();
         for s in chunk {
-            if let Some((e, side)) = ctx.payment(&s.payment_id) {
-                let entries = postings::settlement_entries(
-                    ctx.client_id,
-                    side.rail.as_deref().unwrap_or("none"),
-                    e.kind == ExpectedKind::Disbursement,
-                    s.amount_minor,
-                    s.fee_minor,
-                    &s.currency,
-                );
-                postings::post(&mut tx, &format!("settle:{}", s.payment_id), &entries).await?;
+            let Some((e, side)) = ctx.payment(&s.payment_id) else {
+                continue;
+            };
+            let key = (
+                side.rail.clone().unwrap_or_else(|| "unassigned".to_owned()),
+                e.amount.currency(),
+                None,
+            );
+            let sum = sums.entry(key).or_insert((0, 0, 0));
+            match e.kind {
+                ExpectedKind::Disbursement => sum.0 = sum.0.saturating_add(s.amount_minor),
+                ExpectedKind::Collection => sum.1 = sum.1.saturating_add(s.amount_minor),
             }
+            sum.2 = sum.2.saturating_add(s.fee_minor);
         }
+        let mut entries = Vec::new();
+        for ((rail, currency, programme), (out, inn, fee)) in &sums {
+            let book = postings::Book {
+                client: ctx.client_id,
+                rail,
+                programme: programme.as_deref(),
+                currency: *currency,
+            };
+            entries.extend(postings::settlement_entries(&book, *out, *inn, *fee));
+        }
+        postings::post(
+            &mut tx,
+            &format!("settle:{}:{n}", ctx.run_id),
+            &entries,
+            &format!("reconciliation run {}", ctx.run_id),
+        )
+        .await?;
         tx.commit().await?;
     }
     for (sidx, nos) in &matched_lines {
@@ -872,15 +897,18 @@ async fn complete_from_statement(
             )
             .await?;
             rstore::mark_lines_matched(tx, ctx.run_id, statement_id, &[line.line_no]).await?;
-            entries = postings::settlement_entries(
-                ctx.client_id,
-                side.rail.as_deref().unwrap_or("none"),
-                e.kind == ExpectedKind::Disbursement,
-                e.amount.minor(),
-                0,
-                e.amount.currency().code(),
-            );
-            postings::post(tx, &format!("settle:{pid}"), &entries).await?;
+            let book = postings::Book {
+                client: ctx.client_id,
+                rail: side.rail.as_deref().unwrap_or("unassigned"),
+                programme: side.programme.as_deref(),
+                currency: e.amount.currency(),
+            };
+            let (out, inn) = match e.kind {
+                ExpectedKind::Disbursement => (e.amount.minor(), 0),
+                ExpectedKind::Collection => (0, e.amount.minor()),
+            };
+            entries = postings::settlement_entries(&book, out, inn, 0);
+            postings::post(tx, &format!("settle:{pid}"), &entries, &cause).await?;
         }
     }
     Ok((applied, entries))
