@@ -219,7 +219,10 @@ async fn reconciliation_responses_fit_their_schemas() {
     assert_fits(&spec, "Break", b);
     let (s, resolved) = app
         .post(
-            &format!("/v1/reconciliation/breaks/{}/resolve", b["id"].as_str().unwrap()),
+            &format!(
+                "/v1/reconciliation/breaks/{}/resolve",
+                b["id"].as_str().unwrap()
+            ),
             &app.key,
             &serde_json::json!({"resolution": "book_to_suspense", "reason": "unknown payer"}),
             None,
@@ -228,7 +231,10 @@ async fn reconciliation_responses_fit_their_schemas() {
     assert_eq!(s, 200, "{resolved}");
     assert_fits(&spec, "Break", &resolved);
     let (_, report) = app
-        .get("/v1/reports/reconciliation?from=2025-02-01&to=2025-02-28", &app.key)
+        .get(
+            "/v1/reports/reconciliation?from=2025-02-01&to=2025-02-28",
+            &app.key,
+        )
         .await;
     assert_fits(&spec, "ReconciliationReport", &report);
     app.stop().await;

@@ -913,3 +913,57 @@ both_stores!(finance_page_in_chromium, |store| async move {
     );
     app.stop().await;
 });
+
+// An M-Pesa day: disbursements and collections through the Daraja mock, its statement export
+// (the rail-family format) uploaded for the mpesa rail and reconciled.
+both_stores!(mpesa_day_reconciles, |store| async move {
+    let Some(app) = spawn_app_all_rails(store).await else {
+        return;
+    };
+    let control = app.mobile.as_ref().unwrap().1.control_url();
+    let mut ids = Vec::new();
+    for (path, key, d) in [
+        ("/v1/disbursements", "payee", "00"),
+        ("/v1/disbursements", "payee", "01"),
+        ("/v1/disbursements", "payee", "07"),
+        ("/v1/collections", "payer", "00"),
+    ] {
+        let body = json!({
+            "reference": format!("MP-{}-{d}", &path[4..5]),
+            "amount": {"value": "1500", "currency": "KES"},
+            key: {"id_type": "MSISDN", "id_value": format!("2547123456{d}")},
+        });
+        let (s, p) = app.post(path, &app.key, &body, None).await;
+        assert_eq!(s, 201, "{p}");
+        ids.push((p["id"].as_str().unwrap().to_owned(), d));
+    }
+    for (id, d) in &ids {
+        let p = settle_state(&app, id, d).await;
+        assert!(
+            matches!(p["state"].as_str(), Some("completed" | "failed")),
+            "{p}"
+        );
+    }
+    let csv = app
+        .http
+        .get(format!("{control}/statement?format=csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (s, stmt) = upload(
+        &app,
+        "?profile=rail-export&rail=mpesa",
+        "text/csv",
+        csv.clone().into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 201, "{stmt}\n{csv}");
+    assert_eq!(stmt["error_count"], 0, "{stmt}");
+    let r = run(&app, json!({"statement_id": stmt["id"]})).await;
+    assert_eq!(r["report"]["breaks"]["total"], 0, "{r}\n{csv}");
+    assert_eq!(r["report"]["payments_matched"], 3, "{r}");
+    app.stop().await;
+});

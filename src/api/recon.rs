@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Days, NaiveDate, Utc};
 use railgate_statements::matching::MatchConfig;
-use railgate_statements::{CsvProfile, InputFormat, MOBILE_MONEY_PROFILE, MOCK_RAIL_PROFILE};
+use railgate_statements::{
+    CsvProfile, InputFormat, MOBILE_MONEY_PROFILE, MOCK_RAIL_PROFILE, RAIL_EXPORT_PROFILE,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -120,7 +122,7 @@ pub async fn upload(
             None => {
                 return Err(Problem::validation(vec![Problem::field(
                     "profile",
-                    format!("a CSV statement needs ?profile= naming one of: {MOCK_RAIL_PROFILE}, {MOBILE_MONEY_PROFILE}"),
+                    format!("a CSV statement needs ?profile= naming one of: {MOCK_RAIL_PROFILE}, {RAIL_EXPORT_PROFILE}, {MOBILE_MONEY_PROFILE}"),
                 )]))
             }
         }
