@@ -407,6 +407,23 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
         "{}",
         serde_json::to_string_pretty(&open).unwrap()
     );
+    // Each break opened is announced to the core (the feed shows an event once every older
+    // transaction has ended, so wait for it, bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, feed) = app.get("/v1/events?limit=500", &app.key).await;
+        let announced = feed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "reconciliation.break_opened")
+            .count();
+        if announced == 9 || tokio::time::Instant::now() > deadline {
+            assert_eq!(announced, 9, "{feed}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(b_fail["severity"], "critical");
     assert_eq!(b_conf["severity"], "critical");
     assert!(

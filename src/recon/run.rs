@@ -840,6 +840,21 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
         }
     }
     let new = rstore::insert_breaks(&mut tx, &breaks).await?;
+    // The breaks this run opened (one raised before keeps its first run) are announced to
+    // the core with the run's writes.
+    for b in rstore::opened_by_run(&mut tx, ctx.run_id).await? {
+        crate::notify::events::emit(
+            &mut tx,
+            &crate::notify::events::NewEvent {
+                client_id: ctx.client_id,
+                kind: crate::notify::EventType::ReconciliationBreakOpened,
+                payment_id: b.payment_id,
+                payroll_id: None,
+                data: super::break_view(&b),
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(summarise(ctx, outcome, &breaks, new, &completed, returns))
 }

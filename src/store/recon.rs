@@ -621,6 +621,17 @@ pub async fn insert_breaks(conn: &mut AnyConnection, rows: &[BreakRow]) -> Resul
     Ok(added)
 }
 
+/// The open breaks a run stored (not those an earlier run had raised already).
+pub async fn opened_by_run(conn: &mut AnyConnection, run_id: Uuid) -> Result<Vec<BreakRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {BREAK_COLUMNS} FROM recon_breaks WHERE run_id = $1 AND status = 'open' ORDER BY id"
+    ))
+    .bind(run_id.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(break_from_row).collect()
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct BreakFilter {
     pub status: Option<String>,
