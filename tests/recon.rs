@@ -873,6 +873,9 @@ both_stores!(finance_page_in_chromium, |store| async move {
         )
     });
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    // The browser profiles are large; the screenshot stays.
+    let _ = std::fs::remove_dir_all(dir.join("p1"));
+    let _ = std::fs::remove_dir_all(dir.join("p2"));
     eprintln!("finance page screenshot: {}", shot.display());
 
     // The form flow without a browser: sign in (cookie), resolve a break by form, sign out.

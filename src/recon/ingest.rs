@@ -23,6 +23,8 @@ pub const MAX_STATEMENT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 const BATCH: usize = 2_000;
 /// Lines written per transaction: one commit per this many lines.
 const LINES_PER_COMMIT: usize = 20_000;
+/// A load of at least this many lines refreshes the planner's statistics.
+const ANALYSE_AFTER: i64 = 50_000;
 /// Line errors kept verbatim on the statement (all are counted).
 const ERRORS_KEPT: usize = 100;
 
@@ -394,5 +396,8 @@ async fn load(
     )
     .await?;
     t.commit().await.map_err(StoreError::from)?;
+    if line_count >= ANALYSE_AFTER {
+        rstore::analyse_lines(db).await?;
+    }
     Ok(None)
 }

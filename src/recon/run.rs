@@ -798,11 +798,9 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
         else {
             continue;
         };
-        for chunk in nos.chunks(SETTLE_CHUNK) {
-            let mut tx = db.begin().await?;
-            rstore::mark_lines_matched(&mut tx, ctx.run_id, *statement_id, chunk).await?;
-            tx.commit().await?;
-        }
+        let mut tx = db.begin().await?;
+        rstore::mark_lines_matched(&mut tx, ctx.run_id, *statement_id, nos).await?;
+        tx.commit().await?;
     }
 
     // Unknown outcomes the statement proves paid: completed by the run, the break says so.
