@@ -754,8 +754,7 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
         // One transfer per rail, currency and direction for the chunk: every payment's
         // settlement is in `recon_settlements`; the books need the sums, and one balance row
         // per payment would make a million-line run a million transfers.
-        let mut sums: BTreeMap<(String, Currency, Option<String>), (i64, i64, i64)> =
-            BTreeMap::new();
+        let mut sums: BTreeMap<(String, Currency), (i64, i64, i64)> = BTreeMap::new();
         for s in chunk {
             let Some((e, side)) = ctx.payment(&s.payment_id) else {
                 continue;
@@ -763,7 +762,6 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
             let key = (
                 side.rail.clone().unwrap_or_else(|| "unassigned".to_owned()),
                 e.amount.currency(),
-                None,
             );
             let sum = sums.entry(key).or_insert((0, 0, 0));
             match e.kind {
@@ -773,11 +771,11 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
             sum.2 = sum.2.saturating_add(s.fee_minor);
         }
         let mut entries = Vec::new();
-        for ((rail, currency, programme), (out, inn, fee)) in &sums {
+        for ((rail, currency), (out, inn, fee)) in &sums {
             let book = postings::Book {
                 client: ctx.client_id,
                 rail,
-                programme: programme.as_deref(),
+                programme: None,
                 currency: *currency,
             };
             entries.extend(postings::settlement_entries(&book, *out, *inn, *fee));
