@@ -57,6 +57,8 @@ fn amount(i: u64) -> i64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // The run logs how long each of its phases took.
+    railgate::telemetry::init_logs();
     let n: u64 = arg("--n")
         .map(|s| s.parse())
         .transpose()?

@@ -165,6 +165,7 @@ pub async fn execute(
         finished_at: None,
     };
     rstore::insert_run(db, &run).await?;
+    let started = std::time::Instant::now();
 
     // Our side: payments active in the window, and every one still waiting for an outcome.
     let window = u64::try_from(rules.date_window_days.clamp(0, 366)).unwrap_or(0);
@@ -175,6 +176,7 @@ pub async fn execute(
     );
     let (expected, sides) =
         load_expected(db, client_id, lo_us, hi_us, rail_filter.as_deref()).await?;
+    let loaded_ms = started.elapsed().as_millis();
     let by_id: HashMap<Uuid, usize> = expected
         .iter()
         .enumerate()
@@ -305,7 +307,9 @@ pub async fn execute(
             matcher.push(&line);
         }
     }
+    let streamed_ms = started.elapsed().as_millis();
     let outcome = matcher.finish();
+    let matched_ms = started.elapsed().as_millis();
     let ctx = Ctx {
         client_id,
         run_id: run.id,
@@ -325,6 +329,19 @@ pub async fn execute(
     };
     let mut conn = db.pool().acquire().await?;
     rstore::finish_run(&mut conn, run.id, "finished", &report).await?;
+    tracing::info!(
+        run_id = %run.id,
+        dry_run = scope.dry_run,
+        payments = expected.len(),
+        lines = run_lines.len(),
+        matches = outcome.matches.len(),
+        breaks = outcome.breaks.len(),
+        payments_loaded_ms = %loaded_ms,
+        lines_streamed_ms = %streamed_ms,
+        matched_ms = %matched_ms,
+        total_ms = %started.elapsed().as_millis(),
+        "Reconciliation run finished"
+    );
     drop(conn);
     rstore::run(db, Some(client_id), run.id)
         .await?
