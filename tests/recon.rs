@@ -987,3 +987,48 @@ both_stores!(mpesa_day_reconciles, |store| async move {
     assert_eq!(r["report"]["payments_matched"], 3, "{r}");
     app.stop().await;
 });
+
+// Two runs over one statement at once: every payment is settled, and posted, once.
+both_stores!(concurrent_runs_settle_once, |store| async move {
+    let Some(app) = spawn_app(store).await else {
+        return;
+    };
+    let t = today();
+    let mut csv = String::from(MOCK_HEADER);
+    for i in 0..3 {
+        let id = pay(&app, &format!("CC-{i}"), "00").await;
+        settle_state(&app, &id, "00").await;
+        csv += &mock_csv_line(
+            &t,
+            "15000.00",
+            "TZS",
+            "DEBIT",
+            &format!("CC-{i}"),
+            &format!("TX-C{i}"),
+        );
+    }
+    let (s, stmt) = upload(
+        &app,
+        "?profile=mock-rail&rail=mock",
+        "text/csv",
+        csv.into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 201, "{stmt}");
+    let body = json!({"statement_id": stmt["id"]});
+    let (a, b) = tokio::join!(run(&app, body.clone()), run(&app, body.clone()));
+    let matched = a["report"]["payments_matched"].as_u64().unwrap()
+        + b["report"]["payments_matched"].as_u64().unwrap();
+    assert!(matched >= 3, "{a}\n{b}");
+    assert_eq!(app.count("recon_settlements").await, 3);
+    let (_, accounts) = app.get("/v1/ledger/accounts", &app.key).await;
+    let settlement = accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "rail_settlement")
+        .unwrap()
+        .clone();
+    assert_eq!(settlement["balance"]["posted"], "-45000.00", "{accounts}");
+    app.stop().await;
+});

@@ -767,12 +767,12 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
     }
     for (n, chunk) in settlements.chunks(SETTLE_CHUNK).enumerate() {
         let mut tx = db.begin().await?;
-        rstore::insert_settlements(&mut tx, ctx.run_id, chunk).await?;
+        let settled_now = rstore::insert_settlements(&mut tx, ctx.run_id, chunk).await?;
         // One transfer per rail, currency and direction for the chunk: every payment's
         // settlement is in `recon_settlements`; the books need the sums, and one balance row
         // per payment would make a million-line run a million transfers.
         let mut sums: BTreeMap<(String, Currency), (i64, i64, i64)> = BTreeMap::new();
-        for s in chunk {
+        for s in chunk.iter().filter(|s| settled_now.contains(&s.payment_id)) {
             let Some((e, side)) = ctx.payment(&s.payment_id) else {
                 continue;
             };
@@ -909,7 +909,7 @@ async fn complete_from_statement(
     let mut entries = Vec::new();
     if matches!(applied, outcomes::Applied::Changed { .. }) {
         if let Some((e, side)) = ctx.payment(&pid) {
-            rstore::insert_settlements(
+            let settled_now = rstore::insert_settlements(
                 tx,
                 ctx.run_id,
                 &[Settlement {
@@ -935,8 +935,10 @@ async fn complete_from_statement(
                 ExpectedKind::Disbursement => (e.amount.minor(), 0),
                 ExpectedKind::Collection => (0, e.amount.minor()),
             };
-            entries = postings::settlement_entries(&book, out, inn, 0);
-            postings::post(tx, &format!("settle:{pid}"), &entries, &cause).await?;
+            if settled_now.contains(&pid) {
+                entries = postings::settlement_entries(&book, out, inn, 0);
+                postings::post(tx, &format!("settle:{pid}"), &entries, &cause).await?;
+            }
         }
     }
     Ok((applied, entries))

@@ -463,12 +463,14 @@ pub struct Settlement {
     pub settled_on: Option<String>,
 }
 
-/// Records settlements; a payment already settled keeps its first settlement.
+/// Records settlements; a payment already settled keeps its first settlement. Returns the
+/// payments settled now, so that only they are posted (two runs at once settle a payment once).
 pub async fn insert_settlements(
     conn: &mut AnyConnection,
     run_id: Uuid,
     rows: &[Settlement],
-) -> Result<()> {
+) -> Result<std::collections::HashSet<Uuid>> {
+    let mut inserted = std::collections::HashSet::with_capacity(rows.len());
     const COLS: usize = 10;
     let now = now_micros();
     let rid = run_id.to_string();
@@ -477,7 +479,7 @@ pub async fn insert_settlements(
         let sql = format!(
             "INSERT INTO recon_settlements (payment_id, run_id, statement_id, line_no, rule, \
              amount_minor, fee_minor, currency, settled_on, at) VALUES {} \
-             ON CONFLICT (payment_id) DO NOTHING",
+             ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
             values_clause(chunk.len(), COLS)
         );
         let mut q = sqlx::query(&sql);
@@ -494,9 +496,11 @@ pub async fn insert_settlements(
                 .bind(s.settled_on.clone())
                 .bind(now);
         }
-        q.execute(&mut *conn).await?;
+        for row in q.fetch_all(&mut *conn).await? {
+            inserted.insert(uuid_col(&row, "payment_id")?);
+        }
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// Marks statement lines as matched by a run, so a later run does not count them again.
