@@ -39,6 +39,33 @@ pub enum Command {
         #[arg(long, short, env = "RAILGATE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Write the reconciliation report for a period to a file (CSV or printable HTML).
+    Report {
+        #[arg(long, short, env = "RAILGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD), included.
+        #[arg(long)]
+        to: String,
+        /// csv, html or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// For CSV: daily, breaks or unknown.
+        #[arg(long)]
+        section: Option<String>,
+        /// Only this client (by name); every client otherwise.
+        #[arg(long)]
+        client: Option<String>,
+        #[arg(long)]
+        rail: Option<String>,
+        #[arg(long)]
+        programme: Option<String>,
+        /// Where to write the report.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Create, list or revoke API keys.
     Keys {
         #[arg(long, short, env = "RAILGATE_CONFIG")]

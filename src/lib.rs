@@ -21,6 +21,7 @@ pub mod outcomes;
 pub mod payroll_cli;
 pub mod payrolls;
 pub mod rails;
+pub mod recon;
 pub mod returns;
 pub mod sandbox;
 pub mod store;

@@ -56,6 +56,47 @@ async fn run(command: Command) -> anyhow::Result<()> {
             db.migrate().await?;
             println!("migrations applied");
         }
+        Command::Report {
+            config,
+            from,
+            to,
+            format,
+            section,
+            client,
+            rail,
+            programme,
+            out,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            let db = store::Db::connect(&cfg.database_url, 2).await?;
+            db.migrate().await?;
+            let client_id = match client {
+                Some(name) => Some(
+                    store::keys::find_client(&db, &name)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no client named '{name}'"))?,
+                ),
+                None => None,
+            };
+            let q = railgate::api::recon::ReportQuery {
+                from: Some(from),
+                to: Some(to),
+                rail,
+                programme,
+                format: Some(format),
+                section,
+            };
+            let (rq, format) = railgate::api::recon::report_query(&q, client_id)
+                .map_err(|p| anyhow::anyhow!("{}", p.detail_text()))?;
+            let text = railgate::recon::render::write(&db, &rq, format).await?;
+            std::fs::write(&out, text)?;
+            println!(
+                "report {} to {} written to {}",
+                rq.from,
+                rq.to,
+                out.display()
+            );
+        }
         Command::Keys { config, action } => {
             let cfg = Config::load(config.as_deref())?;
             let db = store::Db::connect(&cfg.database_url, 1).await?;

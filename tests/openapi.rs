@@ -184,6 +184,62 @@ async fn responses_fit_their_schemas() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn reconciliation_responses_fit_their_schemas() {
+    let Some(app) = spawn_app(Store::Sqlite).await else {
+        return;
+    };
+    let spec = spec();
+    let csv = "booking_date,value_date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n\
+               2025-02-03,2025-02-03,15000.00,TZS,CREDIT,NOBODY,255700000000,TX-1,\n";
+    let resp = app
+        .http
+        .post(app.url("/v1/statements?profile=mock-rail"))
+        .bearer_auth(&app.key)
+        .header("Content-Type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let stmt: Value = resp.json().await.unwrap();
+    assert_fits(&spec, "Statement", &stmt);
+    let (s, run) = app
+        .post(
+            "/v1/reconciliation/runs",
+            &app.key,
+            &serde_json::json!({"statement_id": stmt["id"]}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{run}");
+    assert_fits(&spec, "ReconciliationRun", &run);
+    let (_, page) = app.get("/v1/reconciliation/breaks", &app.key).await;
+    let b = &page["data"][0];
+    assert_fits(&spec, "Break", b);
+    let (s, resolved) = app
+        .post(
+            &format!(
+                "/v1/reconciliation/breaks/{}/resolve",
+                b["id"].as_str().unwrap()
+            ),
+            &app.key,
+            &serde_json::json!({"resolution": "book_to_suspense", "reason": "unknown payer"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{resolved}");
+    assert_fits(&spec, "Break", &resolved);
+    let (_, report) = app
+        .get(
+            "/v1/reports/reconciliation?from=2025-02-01&to=2025-02-28",
+            &app.key,
+        )
+        .await;
+    assert_fits(&spec, "ReconciliationReport", &report);
+    app.stop().await;
+}
+
 #[test]
 fn request_schemas_match_the_validator() {
     // Every field the validator accepts is documented, and no other.

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 mod events;
+mod finance;
 mod health;
 mod ledger;
 mod openimis;
@@ -15,6 +16,7 @@ pub mod payments;
 pub mod payrolls;
 pub mod problem;
 mod rails;
+pub mod recon;
 mod validate;
 mod webhooks;
 
@@ -55,6 +57,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/payrolls/{id}/export"),
     ("post", "/openimis/payment"),
     ("post", "/openimis/reconciliation"),
+    ("post", "/v1/statements"),
+    ("get", "/v1/statements/{id}"),
+    ("post", "/v1/reconciliation/runs"),
+    ("get", "/v1/reconciliation/runs/{id}"),
+    ("get", "/v1/reconciliation/breaks"),
+    ("post", "/v1/reconciliation/breaks/{id}/resolve"),
+    ("get", "/v1/reports/reconciliation"),
+    ("get", "/reports"),
+    ("post", "/reports/login"),
+    ("post", "/reports/logout"),
+    ("get", "/reports/download"),
+    ("post", "/reports/breaks/{id}/resolve"),
     ("get", "/v1/ledger/accounts"),
     ("get", "/v1/ledger/accounts/{id}/entries"),
     ("get", "/v1/ledger/trial-balance"),
@@ -84,6 +98,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payrolls/{id}/export", get(payrolls::export))
         .route("/openimis/payment", post(openimis::payment))
         .route("/openimis/reconciliation", post(openimis::reconciliation))
+        .route("/v1/statements", post(recon::upload))
+        .route("/v1/statements/{id}", get(recon::get_statement))
+        .route("/v1/reconciliation/runs", post(recon::create_run))
+        .route("/v1/reconciliation/runs/{id}", get(recon::get_run))
+        .route("/v1/reconciliation/breaks", get(recon::list_breaks))
+        .route(
+            "/v1/reconciliation/breaks/{id}/resolve",
+            post(recon::resolve_break),
+        )
+        .route("/v1/reports/reconciliation", get(recon::reconciliation_report))
+        .route("/reports", get(finance::page))
+        .route("/reports/login", post(finance::login_post))
+        .route("/reports/logout", post(finance::logout))
+        .route("/reports/download", get(finance::download))
+        .route("/reports/breaks/{id}/resolve", post(finance::resolve))
         .route("/v1/ledger/accounts", get(ledger::accounts))
         .route("/v1/ledger/accounts/{id}/entries", get(ledger::entries))
         .route("/v1/ledger/trial-balance", get(ledger::trial_balance))

@@ -118,6 +118,15 @@ impl Problem {
         )
     }
 
+    /// The detail with each field error, as one sentence for a human (the HTML pages).
+    pub fn detail_text(&self) -> String {
+        let mut s = self.detail.clone();
+        for e in &self.errors {
+            s.push_str(&format!("; {}: {}", e.field, e.reason));
+        }
+        s
+    }
+
     pub fn body(&self) -> serde_json::Value {
         let mut v = serde_json::json!({
             "type": format!("/problems/{}", self.slug),

@@ -45,6 +45,11 @@ pub enum Kind {
     /// Money that arrived but matches no payment (or not its amount), held until
     /// reconciliation finds whose it is.
     Suspense,
+    /// The client's money at the rail or bank as its statements show it: reconciliation moves
+    /// what a statement proves from clearing to here.
+    RailSettlement,
+    /// What rails charged, as their statements show it (and differences written off).
+    Fees,
 }
 
 impl Kind {
@@ -54,6 +59,8 @@ impl Kind {
             Kind::PremiumsReceivable => "premiums_receivable",
             Kind::RailClearing => "rail_clearing",
             Kind::Suspense => "suspense",
+            Kind::RailSettlement => "rail_settlement",
+            Kind::Fees => "fees",
         }
     }
 
@@ -63,6 +70,8 @@ impl Kind {
             Kind::PremiumsReceivable => Side::Credit,
             Kind::RailClearing => Side::Credit,
             Kind::Suspense => Side::Credit,
+            Kind::RailSettlement => Side::Debit,
+            Kind::Fees => Side::Debit,
         }
     }
 
@@ -72,7 +81,8 @@ impl Kind {
     pub fn non_negative(self) -> bool {
         match self {
             Kind::BenefitsPayable | Kind::PremiumsReceivable | Kind::Suspense => true,
-            Kind::RailClearing => false,
+            // A settlement account is overdrawn when a day's payouts precede its funding.
+            Kind::RailClearing | Kind::RailSettlement | Kind::Fees => false,
         }
     }
 }
@@ -152,6 +162,26 @@ pub fn rail_clearing_of(client: Option<Uuid>, rail: &str, currency: Currency) ->
             client_id: None,
             kind: Kind::RailClearing,
         },
+    }
+}
+
+/// The client's settled money at a rail (what its statements prove).
+pub fn rail_settlement(client: Uuid, rail: &str, currency: Currency) -> AccountRef {
+    AccountRef {
+        code: format!("client:{client}:rail:{}:settlement", segment(rail)),
+        currency,
+        client_id: Some(client),
+        kind: Kind::RailSettlement,
+    }
+}
+
+/// What a rail charged the client.
+pub fn fees(client: Uuid, rail: &str, currency: Currency) -> AccountRef {
+    AccountRef {
+        code: format!("client:{client}:fees:{}", segment(rail)),
+        currency,
+        client_id: Some(client),
+        kind: Kind::Fees,
     }
 }
 

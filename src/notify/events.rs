@@ -19,10 +19,12 @@ pub enum EventType {
     /// An unknown outcome passed its deadline: an operator must settle it.
     PaymentException,
     PayrollCompleted,
+    /// A reconciliation run raised a break for the client's finance officers.
+    ReconciliationBreakOpened,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::PaymentCompleted,
         EventType::PaymentFailed,
         EventType::PaymentUnknown,
@@ -30,6 +32,7 @@ impl EventType {
         EventType::PaymentReversed,
         EventType::PaymentException,
         EventType::PayrollCompleted,
+        EventType::ReconciliationBreakOpened,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl EventType {
             EventType::PaymentReversed => "payment.reversed",
             EventType::PaymentException => "payment.exception",
             EventType::PayrollCompleted => "payroll.completed",
+            EventType::ReconciliationBreakOpened => "reconciliation.break_opened",
         }
     }
 

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod keys;
 pub mod payments;
 pub mod payrolls;
+pub mod recon;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -225,7 +225,7 @@ async fn statement_lists_each_money_movement() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "booking_date,value_date,amount,currency,direction,reference,counterparty,transaction_id,fee"
+        "booking_date,value_date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee"
     );
     assert_eq!(lines.len(), 3, "{csv}");
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();

@@ -96,6 +96,8 @@ fn default_decimal() -> char {
 pub const MOCK_RAIL_PROFILE: &str = "mock-rail";
 /// Name of the mobile-money operator export profile.
 pub const MOBILE_MONEY_PROFILE: &str = "mobile-money-operator";
+/// Name of the one-date export the family mocks (MMAPI, M-Pesa, Mojaloop, Mifos, bank) serve.
+pub const RAIL_EXPORT_PROFILE: &str = "rail-export";
 
 impl CsvProfile {
     /// The mock rails' `GET /_control/statement?format=csv`:
@@ -166,11 +168,45 @@ impl CsvProfile {
         }
     }
 
+    /// The statement export of the rail-family mocks (MMAPI, M-Pesa, Mojaloop, Mifos, bank):
+    /// `date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee`, one ISO
+    /// date, the direction as a word (`debit`/`disbursement` out, `credit`/`collection`/
+    /// `reversal` in, any case).
+    pub fn rail_export() -> CsvProfile {
+        CsvProfile {
+            name: RAIL_EXPORT_PROFILE.to_owned(),
+            delimiter: ',',
+            columns: CsvColumns {
+                booking_date: "date".into(),
+                value_date: None,
+                amount: "amount".into(),
+                reference: Some("reference".into()),
+                counterparty: Some("counterparty".into()),
+                counterparty_separator: None,
+                rail_transaction_id: Some("rail_transaction_id".into()),
+                receipt: None,
+                fee: Some("fee".into()),
+                remittance: None,
+            },
+            currency: CurrencySource::Column("currency".into()),
+            date_format: "%Y-%m-%d".into(),
+            decimal_separator: '.',
+            thousands_separator: None,
+            sign: SignConvention::DirectionColumn {
+                column: "direction".into(),
+                credit: vec!["CREDIT".into(), "COLLECTION".into(), "REVERSAL".into()],
+                debit: vec!["DEBIT".into(), "DISBURSEMENT".into()],
+            },
+            status: None,
+        }
+    }
+
     /// The built-in profiles, by name.
     pub fn builtin(name: &str) -> Option<CsvProfile> {
         match name {
             MOCK_RAIL_PROFILE => Some(CsvProfile::mock_rail()),
             MOBILE_MONEY_PROFILE => Some(CsvProfile::mobile_money_operator()),
+            RAIL_EXPORT_PROFILE => Some(CsvProfile::rail_export()),
             _ => None,
         }
     }

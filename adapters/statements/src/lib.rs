@@ -22,7 +22,7 @@ pub use balance::{BalanceMismatch, Totals};
 pub use camt::CamtReader;
 pub use csv_profile::{
     CsvColumns, CsvProfile, CurrencySource, SignConvention, StatusFilter, MOBILE_MONEY_PROFILE,
-    MOCK_RAIL_PROFILE,
+    MOCK_RAIL_PROFILE, RAIL_EXPORT_PROFILE,
 };
 pub use csv_reader::CsvReader;
 pub use error::{ParseError, ParseErrorKind};

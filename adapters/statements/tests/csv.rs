@@ -274,3 +274,25 @@ fn profiles_are_data() {
     assert_eq!(back, p);
     assert!(fixture("mock_rail.csv").exists());
 }
+
+#[test]
+fn rail_family_export_reads() {
+    // What the MMAPI, M-Pesa, Mojaloop, Mifos and bank mocks serve: one date, words for the way.
+    let csv = "date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n\
+               2025-02-03,1500.00,KES,debit,BEN-1,2547********00,RCPT-1,0.00\n\
+               2025-02-03,700.00,KES,COLLECTION,PREM-1,2547********01,RCPT-2,\n\
+               2025-02-04,1500.00,KES,reversal,BEN-1,2547********00,RCPT-3,0\n";
+    let stmts = read_all(
+        Cursor::new(csv),
+        InputFormat::Csv(CsvProfile::builtin(RAIL_EXPORT_PROFILE).unwrap()),
+    )
+    .unwrap();
+    let lines = &stmts[0].lines;
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0].direction, Direction::Debit);
+    assert_eq!(lines[0].booking_date, NaiveDate::from_ymd_opt(2025, 2, 3));
+    assert_eq!(lines[0].rail_transaction_id.as_deref(), Some("RCPT-1"));
+    assert_eq!(lines[1].direction, Direction::Credit);
+    assert_eq!(lines[2].direction, Direction::Credit);
+    assert_eq!(lines[2].amount, money("1500.00", Currency::Kes));
+}

@@ -194,7 +194,7 @@ impl State {
     /// One line per money movement, as an operator's statement lists them.
     pub(crate) fn statement_csv(&self) -> String {
         let mut out = String::from(
-            "booking_date,value_date,amount,currency,direction,reference,counterparty,transaction_id,fee\n",
+            "booking_date,value_date,amount,currency,direction,reference,counterparty,rail_transaction_id,fee\n",
         );
         for movement in &self.movements {
             let Some(txn) = self.transactions.get(&movement.request_id) else {
