@@ -1,6 +1,7 @@
 //! Payrolls as a whole: releasing held items to the dispatcher, in bulk or one at a time,
 //! and noticing when the last item of a payroll reaches a final state.
 
+use crate::config::Config;
 use crate::domain::{Event, State};
 use crate::notify;
 use crate::outcomes;
@@ -16,11 +17,21 @@ use uuid::Uuid;
 /// write lock is never held for long while the dispatcher also writes.
 const RELEASE_CHUNK: i64 = 2_000;
 
+/// How long a released item for a Payment Hub rail waits for the bulk path before the
+/// dispatcher may send it on its own.
+const BULK_HOLD_MICROS: i64 = 30_000_000;
+
 /// Releases every item still held: `held` → `released`, then items in chunks, waking the
 /// dispatcher after each. Calling it again resumes a release that an earlier process did not
 /// finish. Returns how many items this call released, or `None` when the payroll was
 /// neither held nor released.
-pub async fn release(db: &Db, wake: &Notify, payroll_id: Uuid, cause: &str) -> Result<Option<u64>> {
+pub async fn release(
+    db: &Db,
+    wake: &Notify,
+    cfg: &Config,
+    payroll_id: Uuid,
+    cause: &str,
+) -> Result<Option<u64>> {
     {
         let mut conn = db.pool().acquire().await?;
         let moved =
@@ -46,8 +57,15 @@ pub async fn release(db: &Db, wake: &Notify, payroll_id: Uuid, cause: &str) -> R
         for id in &ids {
             outcomes::after_transition(&mut tx, *id, State::Received, State::Queued, cause).await?;
         }
+        // Items for a Payment Hub rail wait for the bulk path below (at most this long, if
+        // it fails before taking them).
+        for rc in cfg.rails.iter().filter(|rc| rc.kind == "phee") {
+            let until = now_micros().saturating_add(BULK_HOLD_MICROS);
+            payrolls::hold_jobs_on_rail(&mut tx, payroll_id, &rc.id, until).await?;
+        }
         tx.commit().await?;
         released = released.saturating_add(u64::try_from(ids.len()).unwrap_or(0));
+        phee_bulk(db, cfg, payroll_id).await;
         wake.notify_one();
     }
     // A payroll whose items were all cancelled or released one by one may be done already.
@@ -133,5 +151,32 @@ fn money_json(minor: i64, currency: &str) -> serde_json::Value {
             json!({"value": railgate_rail::money::format_minor(minor, c), "currency": currency})
         }
         Err(_) => json!({"minor": minor, "currency": currency}),
+    }
+}
+
+/// Items routed to a Payment Hub EE rail go through its bulk API (`crate::bulk`), in the
+/// rail's chunks, before the dispatcher is woken. Whatever the bulk path does not take (or
+/// cannot, when it fails) stays queued with its job and is sent one by one, under the same
+/// attempt discipline, so a failure here delays nothing and pays nothing twice.
+async fn phee_bulk(db: &Db, cfg: &Config, payroll_id: Uuid) {
+    for rc in cfg.rails.iter().filter(|rc| rc.kind == "phee") {
+        let ids = match payrolls::queued_on_rail(db, payroll_id, &rc.id).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(payroll = %payroll_id, rail = %rc.id, error = %e, "Listing items for the bulk API failed; they go one by one");
+                continue;
+            }
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        match crate::bulk::submit_phee_bulk(db, cfg, &rc.id, &ids).await {
+            Ok(sent) => {
+                tracing::info!(payroll = %payroll_id, rail = %rc.id, files = sent.batches.len(), single = sent.single.len(), skipped = sent.skipped.len(), "Payroll items sent through the Payment Hub bulk API")
+            }
+            Err(e) => {
+                tracing::error!(payroll = %payroll_id, rail = %rc.id, error = %e, "Payment Hub bulk failed; the items go one by one")
+            }
+        }
     }
 }

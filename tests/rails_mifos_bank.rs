@@ -580,3 +580,66 @@ both_stores!(forged_callbacks_are_refused, |store| async move {
     assert_eq!(refused, 5);
     app.stop().await;
 });
+
+// A payroll whose items are routed to PH-EE is released through the bulk API: every item's
+// attempt travels as a line of a PH-EE file, is settled, and is paid once.
+both_stores!(
+    payroll_routed_to_phee_goes_through_the_bulk_api,
+    |store| async move {
+        let Some(app) = spawn_app_all_rails(store).await else {
+            return;
+        };
+        let items: Vec<Value> = (0..12u32)
+        .map(|i| {
+            let digits = if i == 5 { "01" } else { "00" };
+            json!({"reference": format!("PR-PHEE-{i:02}"), "amount": {"value": "750.00", "currency": "TZS"},
+                "payee": {"id_type": "MSISDN", "id_value": format!("255711{i:04}{digits}")}, "rail": "phee"})
+        })
+        .collect();
+        let (s, v) = app
+            .post(
+                "/v1/payrolls",
+                &app.key,
+                &json!({"name": "PH-EE bulk", "items": items}),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let v = loop {
+            let (_, v) = app.get(&format!("/v1/payrolls/{id}"), &app.key).await;
+            if v["status"] == "completed" || tokio::time::Instant::now() > deadline {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(v["status"], "completed", "{v}");
+        assert_eq!(v["states"]["completed"]["count"], 11, "{v}");
+        assert_eq!(v["states"]["failed"]["count"], 1, "{v}");
+        let control = mocks(&app).phee_control_url();
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM payments WHERE payroll_id = $1")
+            .bind(&id)
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 12);
+        for (pid,) in rows {
+            let p = app.payment(&pid).await;
+            let via_bulk = p["history"].as_array().unwrap().iter().any(|t| {
+                t["cause"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("Payment Hub bulk"))
+            });
+            assert!(via_bulk, "sent as a bulk line: {p}");
+            let reference = p["reference"].as_str().unwrap();
+            let n = paid(&app, &control, reference).await;
+            assert_eq!(
+                n,
+                u64::from(p["state"] == "completed"),
+                "{reference} paid {n} times"
+            );
+        }
+        app.stop().await;
+    }
+);

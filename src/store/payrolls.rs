@@ -554,3 +554,40 @@ pub async fn items_page(
     };
     rows.iter().map(super::payments::from_row).collect()
 }
+
+/// The queued items of a payroll routed to `rail` (those the bulk path may take).
+pub async fn queued_on_rail(db: &Db, payroll_id: Uuid, rail: &str) -> Result<Vec<Uuid>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM payments WHERE payroll_id = $1 AND rail = $2 AND state = 'queued'",
+    )
+    .bind(payroll_id.to_string())
+    .bind(rail)
+    .fetch_all(db.pool())
+    .await?;
+    ids.iter()
+        .map(|s| {
+            Uuid::parse_str(s).map_err(|_| StoreError::Corrupt("payment id is not a UUID".into()))
+        })
+        .collect()
+}
+
+/// Holds back the driving jobs of a payroll's queued items on `rail` until `run_at` (idle
+/// jobs only), so the bulk path can take them before the dispatcher sends them one by one.
+pub async fn hold_jobs_on_rail(
+    conn: &mut AnyConnection,
+    payroll_id: Uuid,
+    rail: &str,
+    run_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET run_at = $1, version = version + 1 WHERE kind = 'payment' \
+         AND lease_until IS NULL AND payment_id IN (SELECT id FROM payments \
+         WHERE payroll_id = $2 AND rail = $3 AND state = 'queued')",
+    )
+    .bind(run_at)
+    .bind(payroll_id.to_string())
+    .bind(rail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -270,8 +270,14 @@ async fn import(
     }
     tracing::info!(payroll = %payroll_id, items = count, hold, checked_ms, stored_ms, "Payroll stored");
     if !hold {
-        crate::payrolls::release(&state.db, &state.wake, payroll_id, "api: payroll released")
-            .await?;
+        crate::payrolls::release(
+            &state.db,
+            &state.wake,
+            &state.cfg,
+            payroll_id,
+            "api: payroll released",
+        )
+        .await?;
     }
     payrolls::get(&state.db, None, payroll_id)
         .await?
@@ -417,7 +423,14 @@ pub async fn release(
             ))
         }
     }
-    crate::payrolls::release(&state.db, &state.wake, p.id, "api: payroll released").await?;
+    crate::payrolls::release(
+        &state.db,
+        &state.wake,
+        &state.cfg,
+        p.id,
+        "api: payroll released",
+    )
+    .await?;
     let p = owned(&state, &caller, &id).await?;
     Ok(Json(view(&state, &p).await?))
 }
