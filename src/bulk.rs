@@ -1,7 +1,7 @@
 //! Payrolls through Payment Hub EE's bulk API.
 //!
-//! `submit_phee_bulk` is the entry point the payroll path calls for the released items of a
-//! payroll routed to a `phee` rail: in rail-sized chunks (`bulk_chunk`), each queued payment
+//! `submit_phee_bulk` is what the payroll release (`crate::payrolls::release`) calls for the
+//! items of a payroll routed to a `phee` rail: in rail-sized chunks (`bulk_chunk`), each queued payment
 //! gets its attempt (id chosen and stored before anything is sent, as for a single
 //! transfer), the chunk is planned into PH-EE CSV files (`railgate_mifos::bulk::plan`, which
 //! keeps PH-EE's quirks from losing or merging lines), and each file is uploaded with the
