@@ -124,7 +124,7 @@ pub async fn accept(
     rail_reference: Option<&str>,
     cause: &str,
 ) -> Result<Applied> {
-    attempts::set_status(conn, attempt_id, Status::Accepted, rail_reference, None).await?;
+    attempts::mark_accepted(conn, attempt_id, rail_reference).await?;
     match payments::transition(conn, kind, payment_id, Event::Accept, cause).await? {
         Moved::To { from, to } => {
             payments::set_rail(conn, payment_id, rail_reference, None).await?;

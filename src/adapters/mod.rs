@@ -5,6 +5,7 @@
 //! One file per rail family beside this one.
 
 mod mobile;
+mod mojaloop;
 
 use crate::config::{ConfigError, RailConfig};
 use railgate_rail::{Currency, RailAdapter};
@@ -46,6 +47,7 @@ pub fn build(rc: &RailConfig, callback_base: &str) -> Result<Arc<dyn RailAdapter
         ))),
         "mmapi" => mobile::mmapi(rc, callback_base, timeout),
         "mpesa" => mobile::mpesa(rc, callback_base, timeout),
+        "mojaloop" => mojaloop::mojaloop(rc, callback_base, timeout),
         other => Err(invalid(rc, format!("unknown kind '{other}'"))),
     }
 }

@@ -79,6 +79,8 @@ pub struct TestApp {
     pub revoked_key: String,
     pub db: Db,
     pub database_url: String,
+    /// The Mojaloop mock hub, when the test asked for every rail.
+    pub mojaloop: Option<railgate_mojaloop::MockHub>,
     /// The other mock rails, when the test asked for them.
     pub mobile: Option<(
         railgate_mmapi::mock::MmapiMock,
@@ -136,8 +138,16 @@ pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
         r.callback_grace_ms = 400;
         r.deadline_secs = 8;
     }
-    let railgate::sandbox::MockRails { mock, mmapi, mpesa } = rails;
-    spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await
+    let railgate::sandbox::MockRails {
+        mock,
+        mmapi,
+        mpesa,
+        mojaloop,
+    } = rails;
+    let mut app = spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await?;
+    mojaloop.set_callback_base(&format!("{}/rails/mojaloop", app.base));
+    app.mojaloop = Some(mojaloop);
+    Some(app)
 }
 
 async fn spawn_with_config(
@@ -193,6 +203,7 @@ async fn spawn_with_config(
         revoked_key,
         db,
         database_url: url,
+        mojaloop: None,
         mobile,
     })
 }

@@ -1,0 +1,432 @@
+//! The Mojaloop rail (FSPIOP v1.1) through the whole gateway against the mock hub, on both
+//! stores: the disbursement scenario table, request-to-pay, payments pushed to the scheme
+//! (matched, and unmatched), byte-identical resends, inbound idempotency and forged callbacks.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn msisdn(prefix: &'static str) -> impl Fn(&str) -> Value {
+    move |digits| json!({"id_type": "MSISDN", "id_value": format!("{prefix}{digits}")})
+}
+
+fn hub(app: &TestApp) -> &railgate_mojaloop::MockHub {
+    app.mojaloop.as_ref().unwrap()
+}
+
+/// Polls `f` until it is true (bounded); returns whether it became true.
+async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stored callbacks of the rail for a method and path prefix: (path, body, verdict), oldest first.
+async fn stored_callbacks(app: &TestApp, method: &str, path: &str) -> Vec<(String, Vec<u8>, String)> {
+    let rows: Vec<(String, Vec<u8>, String)> = sqlx::query_as(
+        "SELECT path, body, verdict FROM callbacks WHERE rail = 'mojaloop' AND method = $1 \
+         ORDER BY received_at, id",
+    )
+    .bind(method)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    rows.into_iter().filter(|r| r.0.starts_with(path)).collect()
+}
+
+/// Sends a request to the gateway's Mojaloop callback endpoint as `source` would, dated now.
+async fn call_gateway(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    resource: &str,
+    source: &str,
+    body: Vec<u8>,
+) -> u16 {
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    app.http
+        .request(method, app.url(&format!("/rails/mojaloop{path}")))
+        .header(
+            "Content-Type",
+            format!("application/vnd.interoperability.{resource}+json;version=1.1"),
+        )
+        .header("Date", date)
+        .header("FSPIOP-Source", source)
+        .header("FSPIOP-Destination", railgate::sandbox::MOJALOOP_FSP_ID)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn push(app: &TestApp, reference: &str, amount: &str) {
+    let resp = app
+        .http
+        .post(format!("{}/_control/push", hub(app).base_url()))
+        .json(&json!({
+            "id_type": "BUSINESS", "id_value": "NHIF", "reference": reference,
+            "amount": amount, "currency": "TZS", "payer_msisdn": "255712345600"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+}
+
+both_stores!(mojaloop_disbursement_scenarios, |store| async move {
+    let Some(app) = spawn_app_all_rails(store).await else {
+        return;
+    };
+    let control = format!("{}/_control", hub(&app).base_url());
+    app.run_scenario_table(
+        "mojaloop",
+        "disbursement",
+        "TZS",
+        "1500.50",
+        msisdn("2557123458"),
+        &control,
+    )
+    .await;
+    // Everything Railgate sent validated against the FSPIOP v1.1 schemas.
+    assert!(
+        hub(&app).rejections().is_empty(),
+        "{:?}",
+        hub(&app).rejections()
+    );
+    app.stop().await;
+});
+
+both_stores!(mojaloop_request_to_pay, |store| async move {
+    let Some(app) = spawn_app_all_rails(store).await else {
+        return;
+    };
+    let rows = [
+        ("00", "completed", None),
+        ("01", "failed", Some("4001")),
+        ("02", "failed", Some("3204")),
+        ("03", "failed", Some("4101")),
+    ];
+    let mut ids = Vec::new();
+    for (digits, _, _) in rows {
+        let body = json!({
+            "reference": format!("RTP-{digits}"),
+            "amount": {"value": "2500", "currency": "TZS"},
+            "payer": {"id_type": "MSISDN", "id_value": format!("25571234590{digits}")},
+            "mode": "request_to_pay",
+            "rail": "mojaloop",
+        });
+        let (s, p) = app.post("/v1/collections", &app.key, &body, None).await;
+        assert_eq!(s, 201, "{p}");
+        ids.push(p["id"].as_str().unwrap().to_owned());
+    }
+    for ((digits, want, code), id) in rows.iter().zip(&ids) {
+        let p = app.wait_final(id).await;
+        assert_eq!(p["state"], *want, "{digits}: {p}");
+        if let Some(code) = code {
+            assert_eq!(p["failure"]["rail_code"], *code, "{digits}: {p}");
+        }
+    }
+    // The payer's FSP paid us once, and our COMMITTED answer reached it.
+    let collected = hub(&app).collected();
+    let paid: Vec<_> = collected
+        .iter()
+        .filter(|c| c.reference == "RTP-00")
+        .collect();
+    assert_eq!(paid.len(), 1, "{collected:?}");
+    assert!(paid[0].committed, "{collected:?}");
+    assert!(eventually(Duration::from_secs(10), || hub(&app)
+        .collected()
+        .iter()
+        .filter(|c| c.reference == "RTP-00")
+        .all(|c| c.committed))
+    .await);
+    app.stop().await;
+});
+
+both_stores!(
+    mojaloop_pushed_payment_matches_expected_collection,
+    |store| async move {
+        let Some(app) = spawn_app_all_rails(store).await else {
+            return;
+        };
+        let (s, p) = app
+            .post(
+                "/v1/collections",
+                &app.key,
+                &json!({"reference": "PREM-ML-1", "amount": {"value": "5000.00", "currency": "TZS"},
+                   "payer": {"id_type": "MSISDN", "id_value": "255712345600"}, "mode": "expected"}),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{p}");
+        let id = p["id"].as_str().unwrap().to_owned();
+        let reference = p["payment_reference"].as_str().unwrap().to_owned();
+        push(&app, &reference, "5000").await;
+        let p = app.wait_final(&id).await;
+        assert_eq!(p["state"], "completed", "{p}");
+        assert!(
+            eventually(Duration::from_secs(10), || hub(&app)
+                .collected()
+                .iter()
+                .any(|c| c.reference == reference && c.committed))
+            .await,
+            "the payer FSP got our COMMITTED: {:?}",
+            hub(&app).collected()
+        );
+
+        // The payer FSP resends the same POST /transfers: answered as before, applied once.
+        let transfers = stored_callbacks(&app, "POST", "/transfers").await;
+        assert_eq!(transfers.len(), 1);
+        let (_, body, _) = transfers[0].clone();
+        let transfer: Value = serde_json::from_slice(&body).unwrap();
+        let transfer_id = transfer["transferId"].as_str().unwrap().to_owned();
+        let put_path = format!("/transfers/{transfer_id}");
+        let puts = |app: &TestApp, path: &str| {
+            hub(app)
+                .received()
+                .iter()
+                .filter(|r| r.method == "PUT" && r.path == path)
+                .count()
+        };
+        assert_eq!(puts(&app, &put_path), 1);
+        let s = call_gateway(
+            &app,
+            reqwest::Method::POST,
+            "/transfers",
+            "transfers",
+            "mockdfsp",
+            body.clone(),
+        )
+        .await;
+        assert_eq!(s, 202);
+        assert!(
+            eventually(Duration::from_secs(10), || puts(&app, &put_path) == 2).await,
+            "the resend got the stored answer again"
+        );
+        let resent = hub(&app)
+            .received()
+            .into_iter()
+            .filter(|r| r.method == "PUT" && r.path == put_path)
+            .collect::<Vec<_>>();
+        assert_eq!(resent[0].body, resent[1].body, "the same COMMITTED answer");
+
+        // The same transferId with another body: 3106, nothing applied.
+        let mut modified = transfer.clone();
+        modified["extensionList"] = json!({"extension": [{"key": "k", "value": "v"}]});
+        let s = call_gateway(
+            &app,
+            reqwest::Method::POST,
+            "/transfers",
+            "transfers",
+            "mockdfsp",
+            serde_json::to_vec(&modified).unwrap(),
+        )
+        .await;
+        assert_eq!(s, 202);
+        let error_path = format!("{put_path}/error");
+        assert!(
+            eventually(Duration::from_secs(10), || puts(&app, &error_path) == 1).await,
+            "3106 sent back"
+        );
+        let err = hub(&app)
+            .received()
+            .into_iter()
+            .find(|r| r.path == error_path)
+            .unwrap();
+        let err: Value = serde_json::from_slice(&err.body).unwrap();
+        assert_eq!(err["errorInformation"]["errorCode"], "3106");
+        let p = app.payment(&id).await;
+        assert_eq!(p["state"], "completed");
+        assert!(p["conflict"].is_null(), "{p}");
+        let verdicts: Vec<String> = stored_callbacks(&app, "POST", "/transfers")
+            .await
+            .into_iter()
+            .map(|r| r.2)
+            .collect();
+        assert_eq!(verdicts, ["applied", "resent_answer", "answered"], "{verdicts:?}");
+        app.stop().await;
+    }
+);
+
+both_stores!(
+    mojaloop_pushed_payment_with_unknown_reference_is_recorded_not_applied,
+    |store| async move {
+        let Some(app) = spawn_app_all_rails(store).await else {
+            return;
+        };
+        let (s, p) = app
+            .post(
+                "/v1/collections",
+                &app.key,
+                &json!({"reference": "PREM-ML-2", "amount": {"value": "700", "currency": "TZS"},
+                   "payer": {"id_type": "MSISDN", "id_value": "255712345600"}, "mode": "expected"}),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{p}");
+        let id = p["id"].as_str().unwrap().to_owned();
+        push(&app, "000000000017", "700").await;
+        // The money was taken (COMMITTED to the payer's FSP) and recorded as matching nothing.
+        assert!(
+            eventually(Duration::from_secs(10), || hub(&app)
+                .collected()
+                .iter()
+                .any(|c| c.reference == "000000000017" && c.committed))
+            .await,
+            "{:?}",
+            hub(&app).collected()
+        );
+        let transfers = stored_callbacks(&app, "POST", "/transfers").await;
+        assert_eq!(transfers.len(), 1);
+        assert_eq!(transfers[0].2, "unmatched");
+        let p = app.payment(&id).await;
+        assert_eq!(p["state"], "pending", "the expected collection still waits: {p}");
+        let completed: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE state = 'completed'")
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(completed, 0);
+        app.stop().await;
+    }
+);
+
+both_stores!(
+    mojaloop_resends_are_byte_identical,
+    |store| async move {
+        let Some(app) = spawn_app_all_rails(store).await else {
+            return;
+        };
+        // Ends in 09: the hub answers 503 to the first two POST /transfers.
+        let body = json!({"reference": "ML-BYTES-09", "amount": {"value": "1200.25", "currency": "TZS"},
+            "payee": {"id_type": "MSISDN", "id_value": "255712349909"}, "rail": "mojaloop"});
+        let (s, p) = app.post("/v1/disbursements", &app.key, &body, None).await;
+        assert_eq!(s, 201, "{p}");
+        let id = p["id"].as_str().unwrap().to_owned();
+        let p = app.wait_final(&id).await;
+        assert_eq!(p["state"], "completed", "{p}");
+        let (step, stored): (String, Vec<u8>) = sqlx::query_as(
+            "SELECT request_step, request_body FROM attempts WHERE payment_id = $1",
+        )
+        .bind(&id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(step, "transfer");
+        let sent: Vec<Vec<u8>> = hub(&app)
+            .received()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == "/transfers")
+            .map(|r| r.body)
+            .filter(|b| {
+                let v: Value = serde_json::from_slice(b).unwrap_or(Value::Null);
+                let s: Value = serde_json::from_slice(&stored).unwrap_or(Value::Null);
+                v["transferId"] == s["transferId"]
+            })
+            .collect();
+        assert_eq!(sent.len(), 3, "two refused with 503, then accepted");
+        for b in &sent {
+            assert_eq!(b, &stored, "every send is the stored bytes");
+        }
+        assert_eq!(
+            app.paid_at(&format!("{}/_control", hub(&app).base_url()), "ML-BYTES-09")
+                .await,
+            1
+        );
+        app.stop().await;
+    }
+);
+
+both_stores!(mojaloop_forged_and_tampered_callbacks_refused, |store| async move {
+    let Some(app) = spawn_app_all_rails(store).await else {
+        return;
+    };
+    let body = json!({"reference": "ML-FORGE-00", "amount": {"value": "300", "currency": "TZS"},
+        "payee": {"id_type": "MSISDN", "id_value": "255712349800"}, "rail": "mojaloop"});
+    let (s, p) = app.post("/v1/disbursements", &app.key, &body, None).await;
+    assert_eq!(s, 201, "{p}");
+    let id = p["id"].as_str().unwrap().to_owned();
+    let p = app.wait_final(&id).await;
+    assert_eq!(p["state"], "completed", "{p}");
+    let puts = stored_callbacks(&app, "PUT", "/transfers/").await;
+    let (path, genuine, verdict) = puts[0].clone();
+    assert_eq!(verdict, "applied");
+    let before = puts.len();
+
+    // The same COMMITTED from an FSP the scheme did not name: refused before anything.
+    let s = call_gateway(
+        &app,
+        reqwest::Method::PUT,
+        &path,
+        "transfers",
+        "roguefsp",
+        genuine.clone(),
+    )
+    .await;
+    assert_eq!(s, 401);
+
+    // A COMMITTED whose fulfilment does not hash to our condition: refused on review.
+    let mut tampered: Value = serde_json::from_slice(&genuine).unwrap();
+    tampered["fulfilment"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let s = call_gateway(
+        &app,
+        reqwest::Method::PUT,
+        &path,
+        "transfers",
+        "mockdfsp",
+        serde_json::to_vec(&tampered).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let verdicts: Vec<String> = stored_callbacks(&app, "PUT", "/transfers/")
+        .await
+        .into_iter()
+        .skip(before)
+        .map(|r| r.2)
+        .collect();
+    assert_eq!(verdicts, ["refused", "refused"], "{verdicts:?}");
+    let refused: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM callback_events WHERE rail = 'mojaloop' AND effect = 'refused'",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(refused, 1);
+    let p = app.payment(&id).await;
+    assert_eq!(p["state"], "completed");
+    assert!(p["conflict"].is_null(), "{p}");
+    app.stop().await;
+});
+
+both_stores!(mojaloop_routes_alias_parties, |store| async move {
+    let Some(app) = spawn_app_all_rails(store).await else {
+        return;
+    };
+    let body = json!({"reference": "ML-ALIAS-00", "amount": {"value": "100", "currency": "TZS"},
+        "payee": {"id_type": "ALIAS", "id_value": "asha.juma.00"}});
+    let (s, p) = app.post("/v1/disbursements", &app.key, &body, None).await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["rail"], "mojaloop");
+    let p = app.wait_final(p["id"].as_str().unwrap()).await;
+    assert_eq!(p["state"], "completed", "{p}");
+    app.stop().await;
+});
