@@ -181,8 +181,10 @@ impl MockRails {
     /// Tells the mocks that call the gateway back at registered addresses (the Mojaloop hub)
     /// where it listens, once it does.
     pub fn connect(&self, gateway_base: &str) {
-        self.mojaloop
-            .set_callback_base(&format!("{}/rails/mojaloop", gateway_base.trim_end_matches('/')));
+        self.mojaloop.set_callback_base(&format!(
+            "{}/rails/mojaloop",
+            gateway_base.trim_end_matches('/')
+        ));
     }
 
     /// Adds the mocked rails to a configuration: `mmapi` (GSMA Mobile Money API), `mpesa`

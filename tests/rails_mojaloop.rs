@@ -37,7 +37,11 @@ async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// Stored callbacks of the rail for a method and path prefix: (path, body, verdict), oldest first.
-async fn stored_callbacks(app: &TestApp, method: &str, path: &str) -> Vec<(String, Vec<u8>, String)> {
+async fn stored_callbacks(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+) -> Vec<(String, Vec<u8>, String)> {
     let rows: Vec<(String, Vec<u8>, String)> = sqlx::query_as(
         "SELECT path, body, verdict FROM callbacks WHERE rail = 'mojaloop' AND method = $1 \
          ORDER BY received_at, id",
@@ -153,12 +157,14 @@ both_stores!(mojaloop_request_to_pay, |store| async move {
         .collect();
     assert_eq!(paid.len(), 1, "{collected:?}");
     assert!(paid[0].committed, "{collected:?}");
-    assert!(eventually(Duration::from_secs(10), || hub(&app)
-        .collected()
-        .iter()
-        .filter(|c| c.reference == "RTP-00")
-        .all(|c| c.committed))
-    .await);
+    assert!(
+        eventually(Duration::from_secs(10), || hub(&app)
+            .collected()
+            .iter()
+            .filter(|c| c.reference == "RTP-00")
+            .all(|c| c.committed))
+        .await
+    );
     app.stop().await;
 });
 
@@ -262,7 +268,11 @@ both_stores!(
             .into_iter()
             .map(|r| r.2)
             .collect();
-        assert_eq!(verdicts, ["applied", "resent_answer", "answered"], "{verdicts:?}");
+        assert_eq!(
+            verdicts,
+            ["applied", "resent_answer", "modified_request"],
+            "{verdicts:?}"
+        );
         app.stop().await;
     }
 );
@@ -299,7 +309,10 @@ both_stores!(
         assert_eq!(transfers.len(), 1);
         assert_eq!(transfers[0].2, "unmatched");
         let p = app.payment(&id).await;
-        assert_eq!(p["state"], "pending", "the expected collection still waits: {p}");
+        assert_eq!(
+            p["state"], "pending",
+            "the expected collection still waits: {p}"
+        );
         let completed: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE state = 'completed'")
                 .fetch_one(app.db.pool())
@@ -310,112 +323,111 @@ both_stores!(
     }
 );
 
-both_stores!(
-    mojaloop_resends_are_byte_identical,
-    |store| async move {
-        let Some(app) = spawn_app_all_rails(store).await else {
-            return;
-        };
-        // Ends in 09: the hub answers 503 to the first two POST /transfers.
-        let body = json!({"reference": "ML-BYTES-09", "amount": {"value": "1200.25", "currency": "TZS"},
-            "payee": {"id_type": "MSISDN", "id_value": "255712349909"}, "rail": "mojaloop"});
-        let (s, p) = app.post("/v1/disbursements", &app.key, &body, None).await;
-        assert_eq!(s, 201, "{p}");
-        let id = p["id"].as_str().unwrap().to_owned();
-        let p = app.wait_final(&id).await;
-        assert_eq!(p["state"], "completed", "{p}");
-        let (step, stored): (String, Vec<u8>) = sqlx::query_as(
-            "SELECT request_step, request_body FROM attempts WHERE payment_id = $1",
-        )
-        .bind(&id)
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
-        assert_eq!(step, "transfer");
-        let sent: Vec<Vec<u8>> = hub(&app)
-            .received()
-            .into_iter()
-            .filter(|r| r.method == "POST" && r.path == "/transfers")
-            .map(|r| r.body)
-            .filter(|b| {
-                let v: Value = serde_json::from_slice(b).unwrap_or(Value::Null);
-                let s: Value = serde_json::from_slice(&stored).unwrap_or(Value::Null);
-                v["transferId"] == s["transferId"]
-            })
-            .collect();
-        assert_eq!(sent.len(), 3, "two refused with 503, then accepted");
-        for b in &sent {
-            assert_eq!(b, &stored, "every send is the stored bytes");
-        }
-        assert_eq!(
-            app.paid_at(&format!("{}/_control", hub(&app).base_url()), "ML-BYTES-09")
-                .await,
-            1
-        );
-        app.stop().await;
-    }
-);
-
-both_stores!(mojaloop_forged_and_tampered_callbacks_refused, |store| async move {
+both_stores!(mojaloop_resends_are_byte_identical, |store| async move {
     let Some(app) = spawn_app_all_rails(store).await else {
         return;
     };
-    let body = json!({"reference": "ML-FORGE-00", "amount": {"value": "300", "currency": "TZS"},
-        "payee": {"id_type": "MSISDN", "id_value": "255712349800"}, "rail": "mojaloop"});
+    // Ends in 09: the hub answers 503 to the first two POST /transfers.
+    let body = json!({"reference": "ML-BYTES-09", "amount": {"value": "1200.25", "currency": "TZS"},
+            "payee": {"id_type": "MSISDN", "id_value": "255712349909"}, "rail": "mojaloop"});
     let (s, p) = app.post("/v1/disbursements", &app.key, &body, None).await;
     assert_eq!(s, 201, "{p}");
     let id = p["id"].as_str().unwrap().to_owned();
     let p = app.wait_final(&id).await;
     assert_eq!(p["state"], "completed", "{p}");
-    let puts = stored_callbacks(&app, "PUT", "/transfers/").await;
-    let (path, genuine, verdict) = puts[0].clone();
-    assert_eq!(verdict, "applied");
-    let before = puts.len();
-
-    // The same COMMITTED from an FSP the scheme did not name: refused before anything.
-    let s = call_gateway(
-        &app,
-        reqwest::Method::PUT,
-        &path,
-        "transfers",
-        "roguefsp",
-        genuine.clone(),
-    )
-    .await;
-    assert_eq!(s, 401);
-
-    // A COMMITTED whose fulfilment does not hash to our condition: refused on review.
-    let mut tampered: Value = serde_json::from_slice(&genuine).unwrap();
-    tampered["fulfilment"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    let s = call_gateway(
-        &app,
-        reqwest::Method::PUT,
-        &path,
-        "transfers",
-        "mockdfsp",
-        serde_json::to_vec(&tampered).unwrap(),
-    )
-    .await;
-    assert_eq!(s, 200);
-    let verdicts: Vec<String> = stored_callbacks(&app, "PUT", "/transfers/")
-        .await
+    let (step, stored): (String, Vec<u8>) =
+        sqlx::query_as("SELECT request_step, request_body FROM attempts WHERE payment_id = $1")
+            .bind(&id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(step, "transfer");
+    let sent: Vec<Vec<u8>> = hub(&app)
+        .received()
         .into_iter()
-        .skip(before)
-        .map(|r| r.2)
+        .filter(|r| r.method == "POST" && r.path == "/transfers")
+        .map(|r| r.body)
+        .filter(|b| {
+            let v: Value = serde_json::from_slice(b).unwrap_or(Value::Null);
+            let s: Value = serde_json::from_slice(&stored).unwrap_or(Value::Null);
+            v["transferId"] == s["transferId"]
+        })
         .collect();
-    assert_eq!(verdicts, ["refused", "refused"], "{verdicts:?}");
-    let refused: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM callback_events WHERE rail = 'mojaloop' AND effect = 'refused'",
-    )
-    .fetch_one(app.db.pool())
-    .await
-    .unwrap();
-    assert_eq!(refused, 1);
-    let p = app.payment(&id).await;
-    assert_eq!(p["state"], "completed");
-    assert!(p["conflict"].is_null(), "{p}");
+    assert_eq!(sent.len(), 3, "two refused with 503, then accepted");
+    for b in &sent {
+        assert_eq!(b, &stored, "every send is the stored bytes");
+    }
+    assert_eq!(
+        app.paid_at(&format!("{}/_control", hub(&app).base_url()), "ML-BYTES-09")
+            .await,
+        1
+    );
     app.stop().await;
 });
+
+both_stores!(
+    mojaloop_forged_and_tampered_callbacks_refused,
+    |store| async move {
+        let Some(app) = spawn_app_all_rails(store).await else {
+            return;
+        };
+        let body = json!({"reference": "ML-FORGE-00", "amount": {"value": "300", "currency": "TZS"},
+        "payee": {"id_type": "MSISDN", "id_value": "255712349800"}, "rail": "mojaloop"});
+        let (s, p) = app.post("/v1/disbursements", &app.key, &body, None).await;
+        assert_eq!(s, 201, "{p}");
+        let id = p["id"].as_str().unwrap().to_owned();
+        let p = app.wait_final(&id).await;
+        assert_eq!(p["state"], "completed", "{p}");
+        let puts = stored_callbacks(&app, "PUT", "/transfers/").await;
+        let (path, genuine, verdict) = puts[0].clone();
+        assert_eq!(verdict, "applied");
+        let before = puts.len();
+
+        // The same COMMITTED from an FSP the scheme did not name: refused before anything.
+        let s = call_gateway(
+            &app,
+            reqwest::Method::PUT,
+            &path,
+            "transfers",
+            "roguefsp",
+            genuine.clone(),
+        )
+        .await;
+        assert_eq!(s, 401);
+
+        // A COMMITTED whose fulfilment does not hash to our condition: refused on review.
+        let mut tampered: Value = serde_json::from_slice(&genuine).unwrap();
+        tampered["fulfilment"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        let s = call_gateway(
+            &app,
+            reqwest::Method::PUT,
+            &path,
+            "transfers",
+            "mockdfsp",
+            serde_json::to_vec(&tampered).unwrap(),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let verdicts: Vec<String> = stored_callbacks(&app, "PUT", "/transfers/")
+            .await
+            .into_iter()
+            .skip(before)
+            .map(|r| r.2)
+            .collect();
+        assert_eq!(verdicts, ["refused", "refused"], "{verdicts:?}");
+        let refused: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM callback_events WHERE rail = 'mojaloop' AND effect = 'refused'",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(refused, 1);
+        let p = app.payment(&id).await;
+        assert_eq!(p["state"], "completed");
+        assert!(p["conflict"].is_null(), "{p}");
+        app.stop().await;
+    }
+);
 
 both_stores!(mojaloop_routes_alias_parties, |store| async move {
     let Some(app) = spawn_app_all_rails(store).await else {

@@ -67,9 +67,13 @@ fn read_pem(rc: &RailConfig, what: &str, path: &str) -> Result<String, ConfigErr
 
 /// JWS is on when a signing key or any peer key is configured.
 fn jws(rc: &RailConfig) -> Result<Option<JwsConfig>, ConfigError> {
-    let has_signer = ["jws_signing_key", "jws_signing_key_env", "jws_signing_key_file"]
-        .iter()
-        .any(|k| rc.setting(k).is_some());
+    let has_signer = [
+        "jws_signing_key",
+        "jws_signing_key_env",
+        "jws_signing_key_file",
+    ]
+    .iter()
+    .any(|k| rc.setting(k).is_some());
     let signer = if has_signer {
         let pem = rc.secret("jws_signing_key")?;
         Some(JwsSigner::from_pem(&pem).map_err(|e| invalid(rc, format!("jws_signing_key: {e}")))?)

@@ -98,22 +98,26 @@ pub async fn receive(
     let mut tx = db.begin().await?;
     // A request the rail wants idempotent by its own id (Mojaloop's POST /quotes, /transfers):
     // a resend gets the first answer again, a modified one an error; neither applies anything.
-    let (events, follow_ups) = match rail.adapter.idempotent_post(&req) {
-        None => (reply.events.as_slice(), reply.follow_ups.clone()),
+    let (events, follow_ups, replay) = match rail.adapter.idempotent_post(&req) {
+        None => (reply.events.as_slice(), reply.follow_ups.clone(), None),
         Some(key) => {
             let first = inbound::remember(&mut tx, rail_id, &key, row, &reply.follow_ups).await?;
             match first {
-                inbound::Seen::First => (reply.events.as_slice(), reply.follow_ups.clone()),
+                inbound::Seen::First => (reply.events.as_slice(), reply.follow_ups.clone(), None),
                 inbound::Seen::Duplicate(stored) => {
                     tracing::info!(rail = rail_id, row = %row, "Inbound request resent; answering as before");
                     metrics::counter!("railgate_inbound_resends_total", "rail" => rail_id.to_owned()).increment(1);
-                    (&[][..], stored)
+                    (&[][..], stored, Some("resent_answer"))
                 }
                 inbound::Seen::Modified => {
                     refused("modified_request");
                     tracing::warn!(rail = rail_id, row = %row, "Inbound request reuses an id with another body; refused");
                     let reply = rail.adapter.modified_request_reply(&req);
-                    (&[][..], reply.into_iter().collect())
+                    (
+                        &[][..],
+                        reply.into_iter().collect(),
+                        Some("modified_request"),
+                    )
                 }
             }
         }
@@ -127,9 +131,7 @@ pub async fn receive(
         }
         verdicts.extend(effects);
     }
-    if events.is_empty() && !reply.events.is_empty() {
-        verdicts.push("resent_answer");
-    }
+    verdicts.extend(replay);
     for f in &follow_ups {
         let payload = crate::dispatch::follow_up_payload(rail_id, f);
         jobs::insert(
@@ -177,10 +179,18 @@ async fn apply_event(
     let one = |e: &'static str| vec![e];
     match &ev.attempt {
         AttemptRef::Attempt(id) => match attempts::get(tx, *id).await? {
-            Some(a) => Ok(one(
-                apply_to(tx, db, rail, req, row, ev, &ev.callback_id, a.payment_id, Some(a))
-                    .await?,
-            )),
+            Some(a) => Ok(one(apply_to(
+                tx,
+                db,
+                rail,
+                req,
+                row,
+                ev,
+                &ev.callback_id,
+                a.payment_id,
+                Some(a),
+            )
+            .await?)),
             None => Ok(one(unknown_attempt(rail_id)?)),
         },
         AttemptRef::RailReference(r) => {
@@ -204,9 +214,18 @@ async fn apply_event(
         }
         AttemptRef::PaymentReference(r) => {
             match payments::find_by_payment_reference(tx, r).await? {
-                Some(p) => Ok(one(
-                    apply_to(tx, db, rail, req, row, ev, &ev.callback_id, p, None).await?,
-                )),
+                Some(p) => Ok(one(apply_to(
+                    tx,
+                    db,
+                    rail,
+                    req,
+                    row,
+                    ev,
+                    &ev.callback_id,
+                    p,
+                    None,
+                )
+                .await?)),
                 None => {
                     // Money that matches nothing: kept visibly for reconciliation (suspense).
                     tracing::warn!(
@@ -235,16 +254,7 @@ async fn apply_to(
 ) -> Result<&'static str, InboxError> {
     let rail_id = rail.id();
     let kind = db.kind();
-    if !store::claim_event(
-        tx,
-        rail_id,
-        callback_id,
-        row,
-        Some(payment_id),
-        "pending",
-    )
-    .await?
-    {
+    if !store::claim_event(tx, rail_id, callback_id, row, Some(payment_id), "pending").await? {
         refused("replay");
         tracing::warn!(rail = rail_id, payment = %payment_id, "Callback id seen before; nothing changed");
         return Ok("replayed");
