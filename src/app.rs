@@ -88,6 +88,7 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
             cfg: cfg.dispatch.clone(),
             worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             wake: state.wake.clone(),
+            webhooks: crate::notify::Sender::new(cfg.notify.clone()),
         };
         tasks.spawn(d.run(stop.clone()));
     }

@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub dispatch: DispatchConfig,
     #[serde(default)]
+    pub notify: NotifyConfig,
+    #[serde(default)]
     pub rails: Vec<RailConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -70,6 +72,55 @@ impl Default for DispatchConfig {
             max_submit_tries: default_submit_tries(),
         }
     }
+}
+
+/// Webhook deliveries to the core (DESIGN §7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Timeout of one delivery, connection included.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Deliveries sent at once by this process, so that slow receivers cannot take the
+    /// dispatcher's slots from payments.
+    #[serde(default = "default_webhook_in_flight")]
+    pub max_in_flight: usize,
+    /// First retry delay; later ones grow exponentially (with jitter) up to `retry_max_ms`.
+    #[serde(default = "default_webhook_retry_min_ms")]
+    pub retry_min_ms: u64,
+    #[serde(default = "default_webhook_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// A delivery is retried until it is this old (at least three days), then abandoned.
+    #[serde(default = "default_webhook_give_up_secs")]
+    pub give_up_after_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            timeout_ms: default_webhook_timeout_ms(),
+            max_in_flight: default_webhook_in_flight(),
+            retry_min_ms: default_webhook_retry_min_ms(),
+            retry_max_ms: default_webhook_retry_max_ms(),
+            give_up_after_secs: default_webhook_give_up_secs(),
+        }
+    }
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    10_000
+}
+fn default_webhook_in_flight() -> usize {
+    16
+}
+fn default_webhook_retry_min_ms() -> u64 {
+    5_000
+}
+fn default_webhook_retry_max_ms() -> u64 {
+    3_600_000
+}
+fn default_webhook_give_up_secs() -> u64 {
+    4 * 24 * 3600
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +271,7 @@ impl Default for Config {
             body_limit_bytes: default_body_limit(),
             allow_rail_hint: true,
             dispatch: DispatchConfig::default(),
+            notify: NotifyConfig::default(),
             rails: Vec::new(),
             routes: Vec::new(),
         }

@@ -3,7 +3,8 @@
 //! The parts, in the order a payment meets them: `api` (HTTP in and out) validates into
 //! `domain` types and stores through `store`; `rails` routes to an adapter; `dispatch` drives
 //! each payment to its rail durably; `callbacks` takes what rails say back; `outcomes` applies
-//! it. `sandbox` runs all of it against mock rails on loopback.
+//! it, posting to the `ledger` and telling the core through `notify`. `sandbox` runs all of it
+//! against mock rails on loopback.
 
 pub mod adapters;
 pub mod api;
@@ -13,6 +14,8 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod ledger;
+pub mod notify;
 pub mod outcomes;
 pub mod rails;
 pub mod sandbox;

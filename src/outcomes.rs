@@ -7,6 +7,7 @@
 use crate::domain::{Event, Failure, State};
 use crate::store::attempts::{self, Status};
 use crate::store::{payments, payments::Moved, Kind, Result};
+use crate::{ledger, notify};
 use railgate_rail::Settled;
 use sqlx::AnyConnection;
 use uuid::Uuid;
@@ -156,27 +157,69 @@ pub async fn lose_track(
     }
 }
 
+/// A completed payment was refunded or returned: the reversal is posted and announced.
+pub async fn reverse(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    payment_id: Uuid,
+    cause: &str,
+) -> Result<Applied> {
+    match payments::transition(conn, kind, payment_id, Event::Reverse, cause).await? {
+        Moved::To { from, to } => {
+            after_transition(conn, payment_id, from, to, cause).await?;
+            Ok(Applied::Changed { from, to })
+        }
+        Moved::Refused {
+            held: State::Reversed,
+        } => Ok(Applied::Duplicate),
+        Moved::Refused { .. } => Ok(Applied::Ignored),
+    }
+}
+
 /// An unknown outcome passed its deadline: written with the exception, for the core and reports.
-pub async fn exception_raised(
-    _conn: &mut AnyConnection,
-    _payment_id: Uuid,
-    why: &str,
-) -> Result<()> {
+pub async fn exception_raised(conn: &mut AnyConnection, payment_id: Uuid, why: &str) -> Result<()> {
     tracing::debug!(reason = why, "Exception raised");
     metrics::counter!("railgate_payment_exceptions_total").increment(1);
+    let p = payments::get_bare(conn, payment_id).await?;
+    notify::emit(
+        conn,
+        &notify::NewEvent {
+            client_id: p.client_id,
+            kind: notify::EventType::PaymentException,
+            payment_id: Some(p.id),
+            payroll_id: p.payroll_id,
+            data: notify::events::payment_data(&p),
+        },
+    )
+    .await?;
     Ok(())
 }
 
-/// Every state change passes here, inside its transaction: the place where the events for
-/// the core and the ledger postings that a change causes are written.
+/// Every state change passes here, inside its transaction: the place where the ledger
+/// postings and the events for the core that a change causes are written.
 pub async fn after_transition(
-    _conn: &mut AnyConnection,
-    _payment_id: Uuid,
+    conn: &mut AnyConnection,
+    payment_id: Uuid,
     from: State,
     to: State,
-    _cause: &str,
+    cause: &str,
 ) -> Result<()> {
     metrics::counter!("railgate_payment_transitions_total", "from" => from.as_str(), "to" => to.as_str())
         .increment(1);
+    // Arriving in these states neither posts nor is announced: spare every payment a read.
+    let posts_or_tells = match to {
+        State::Received | State::Queued | State::Pending => false,
+        State::Submitted
+        | State::Completed
+        | State::Failed
+        | State::Unknown
+        | State::Cancelled
+        | State::Reversed => true,
+    };
+    if posts_or_tells {
+        let p = payments::get_bare(conn, payment_id).await?;
+        ledger::on_transition(conn, &p, from, to, cause).await?;
+        notify::events::payment_transition(conn, &p, to).await?;
+    }
     Ok(())
 }

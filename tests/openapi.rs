@@ -224,3 +224,55 @@ fn request_schemas_match_the_validator() {
         ])
     );
 }
+
+#[tokio::test]
+async fn ledger_and_notification_responses_fit_their_schemas() {
+    let Some(app) = spawn_app(Store::Sqlite).await else {
+        return;
+    };
+    let spec = spec();
+    let (s, hook) = app
+        .post(
+            "/v1/webhooks",
+            &app.key,
+            &serde_json::json!({"url": "http://127.0.0.1:9/hooks", "events": ["payment.completed"]}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    assert_fits(&spec, "WebhookEndpointCreated", &hook);
+    let p = app.disburse("OA-L1", "255712345600", "10.00").await;
+    app.wait_final(p["id"].as_str().unwrap()).await;
+    let (_, accounts) = app.get("/v1/ledger/accounts", &app.key).await;
+    let list = accounts["data"].as_array().unwrap();
+    assert!(!list.is_empty());
+    for a in list {
+        assert_fits(&spec, "LedgerAccount", a);
+    }
+    let id = list[0]["id"].as_str().unwrap();
+    let (_, entries) = app
+        .get(&format!("/v1/ledger/accounts/{id}/entries"), &app.key)
+        .await;
+    assert!(!entries["data"].as_array().unwrap().is_empty());
+    for e in entries["data"].as_array().unwrap() {
+        assert_fits(&spec, "LedgerEntry", e);
+    }
+    let (_, tb) = app.get("/v1/ledger/trial-balance", &app.key).await;
+    assert_fits(&spec, "TrialBalance", &tb);
+    let (_, events) = app.get("/v1/events", &app.key).await;
+    assert!(!events["data"].as_array().unwrap().is_empty());
+    for e in events["data"].as_array().unwrap() {
+        assert_fits(&spec, "Event", e);
+    }
+    let (_, hooks) = app.get("/v1/webhooks", &app.key).await;
+    assert_fits(&spec, "WebhookEndpoint", &hooks["data"][0]);
+    let hid = hook["id"].as_str().unwrap();
+    let (_, ds) = app
+        .get(&format!("/v1/webhooks/{hid}/deliveries"), &app.key)
+        .await;
+    assert!(!ds["data"].as_array().unwrap().is_empty());
+    for d in ds["data"].as_array().unwrap() {
+        assert_fits(&spec, "WebhookDelivery", d);
+    }
+    app.stop().await;
+}

@@ -278,7 +278,7 @@ both_stores!(
 );
 
 both_stores!(
-    mojaloop_pushed_payment_with_unknown_reference_is_recorded_not_applied,
+    mojaloop_pushed_payment_with_unknown_reference_goes_to_suspense,
     |store| async move {
         let Some(app) = spawn_app_all_rails(store).await else {
             return;
@@ -319,6 +319,22 @@ both_stores!(
                 .await
                 .unwrap();
         assert_eq!(completed, 0);
+        // Held in the gateway's suspense, once, against the Mojaloop rail's clearing account.
+        let held: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT a.code, CAST(SUM(e.credits_posted) - SUM(e.debits_posted) AS BIGINT) \
+             FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id \
+             WHERE a.client_id IS NULL GROUP BY a.code ORDER BY a.code",
+        )
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            held,
+            [
+                ("rail:mojaloop:clearing".to_owned(), -70_000),
+                ("suspense".to_owned(), 70_000)
+            ]
+        );
         app.stop().await;
     }
 );

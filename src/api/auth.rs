@@ -30,6 +30,16 @@ impl Caller {
             Err(Problem::forbidden(scope))
         }
     }
+
+    /// Allowed with any one of the scopes.
+    #[allow(clippy::result_large_err)] // as `require`
+    pub fn require_any(&self, scopes: &[&str]) -> Result<(), Problem> {
+        if scopes.iter().any(|s| self.require(s).is_ok()) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(&scopes.join("' or '")))
+        }
+    }
 }
 
 /// The presented key from `Authorization: Bearer <key>`.

@@ -6,17 +6,21 @@
 
 pub mod auth;
 pub mod body;
+mod events;
 mod health;
+mod ledger;
+mod paging;
 pub mod payments;
 pub mod problem;
 mod rails;
 mod validate;
+mod webhooks;
 
 use crate::config::Config;
 use crate::rails::Rails;
 use crate::store::Db;
 use axum::http::{HeaderName, StatusCode};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use problem::Problem;
@@ -42,6 +46,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/payments"),
     ("get", "/v1/payments/{id}"),
     ("post", "/v1/payments/{id}/cancel"),
+    ("get", "/v1/ledger/accounts"),
+    ("get", "/v1/ledger/accounts/{id}/entries"),
+    ("get", "/v1/ledger/trial-balance"),
+    ("get", "/v1/events"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -56,6 +68,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments", get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
         .route("/v1/payments/{id}/cancel", post(payments::cancel))
+        .route("/v1/ledger/accounts", get(ledger::accounts))
+        .route("/v1/ledger/accounts/{id}/entries", get(ledger::entries))
+        .route("/v1/ledger/trial-balance", get(ledger::trial_balance))
+        .route("/v1/events", get(events::list))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/rails/{rail}/{*rest}", any(rails::callback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,6 +1,7 @@
 //! The callbacks inbox (DESIGN §6): every request a rail makes to `/rails/{rail}/...` is stored
 //! raw first, then verified by the rail's adapter, then applied in one transaction.
 
+use crate::ledger;
 use crate::outcomes::{self, Applied};
 use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
@@ -233,6 +234,17 @@ async fn apply_event(
                         "Money arrived with an unknown payment reference"
                     );
                     refused("unmatched_money");
+                    if let CallbackOutcome::Received { amount, .. } = &ev.outcome {
+                        ledger::postings::to_suspense(
+                            tx,
+                            None,
+                            rail_id,
+                            *amount,
+                            &format!("callback:{rail_id}:{}", ev.callback_id),
+                            &format!("rail {rail_id}: money with an unknown payment reference"),
+                        )
+                        .await?;
+                    }
                     Ok(one("unmatched"))
                 }
             }
@@ -314,10 +326,36 @@ async fn apply_to(
             let p = payments::get_in(tx, None, payment_id).await?;
             match p {
                 Some(p) if p.amount == *amount => {
-                    outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?
+                    // The ledger posts to the clearing account of the rail the money came by.
+                    payments::set_rail_if_none(tx, payment_id, rail_id).await?;
+                    let applied =
+                        outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?;
+                    if matches!(applied, Applied::Duplicate | Applied::Conflict) {
+                        // New money (a new callback id) the payment cannot take: paid twice,
+                        // or after it ended. It is at the rail, so it is held in suspense.
+                        ledger::postings::to_suspense(
+                            tx,
+                            Some(p.client_id),
+                            rail_id,
+                            *amount,
+                            &format!("callback:{rail_id}:{}", ev.callback_id),
+                            &format!("{cause}: money for a payment already {}", p.state),
+                        )
+                        .await?;
+                    }
+                    applied
                 }
                 Some(p) => {
                     let detail = format!("expected {} but received {}", p.amount, amount);
+                    ledger::postings::to_suspense(
+                        tx,
+                        Some(p.client_id),
+                        rail_id,
+                        *amount,
+                        &format!("callback:{rail_id}:{}", ev.callback_id),
+                        &format!("{cause}: {detail}"),
+                    )
+                    .await?;
                     payments::record_conflict(
                         tx,
                         payment_id,

@@ -375,8 +375,3 @@ pub async fn follow_up(d: &Dispatcher, job: &Job) -> Result<()> {
         }
     }
 }
-
-pub async fn unknown_kind(d: &Dispatcher, job: &Job) -> Result<()> {
-    tracing::error!(job = %job.id, "Job of a kind this build does not run; dropped");
-    finish(d, job).await
-}

@@ -5,7 +5,7 @@
 //! moved nothing, or ask the rail about one whose outcome is not known. Nothing is ever sent
 //! under a new id while an earlier attempt could still have moved money.
 
-mod backoff;
+pub mod backoff;
 mod drive;
 
 use crate::rails::Rails;
@@ -26,6 +26,8 @@ pub struct Dispatcher {
     pub worker_id: String,
     /// Woken when a job is written in this process, so the loop need not wait a poll.
     pub wake: Arc<Notify>,
+    /// Sends webhook deliveries.
+    pub webhooks: crate::notify::Sender,
 }
 
 impl Dispatcher {
@@ -89,7 +91,9 @@ impl Dispatcher {
         let result = match kind {
             jobs::JobKind::Payment => drive::payment(self, &job).await,
             jobs::JobKind::FollowUp => drive::follow_up(self, &job).await,
-            jobs::JobKind::Webhook => drive::unknown_kind(self, &job).await,
+            jobs::JobKind::Webhook => crate::notify::deliver::run(&self.db, &self.webhooks, &job)
+                .await
+                .map_err(drive::DriveError::from),
         };
         if let Err(e) = result {
             tracing::error!(job = %job.id, kind = kind.as_str(), error = %e, "Job failed; retrying later");

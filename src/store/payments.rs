@@ -272,6 +272,25 @@ pub async fn get_in(
     Ok(Some(p))
 }
 
+/// One payment without its history, inside a transaction (what the ledger and events need).
+pub async fn get_bare(conn: &mut AnyConnection, id: Uuid) -> Result<Payment> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_one(conn)
+        .await?;
+    from_row(&row)
+}
+
+/// Records the rail money arrived on, for a payment no rail was chosen for.
+pub async fn set_rail_if_none(conn: &mut AnyConnection, id: Uuid, rail: &str) -> Result<()> {
+    sqlx::query("UPDATE payments SET rail = COALESCE(rail, $1) WHERE id = $2")
+        .bind(rail)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub reference: Option<String>,

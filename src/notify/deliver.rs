@@ -1,0 +1,158 @@
+//! Running a webhook job: send one delivery, signed, and record what happened.
+
+use super::deliveries::{self, Status, Tried};
+use super::signature;
+use crate::config::NotifyConfig;
+use crate::dispatch::backoff;
+use crate::store::jobs::{self, Job};
+use crate::store::{now_micros, Db, Result, StoreError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+/// What sends webhooks: one HTTP client (connection reuse) and the retry policy.
+#[derive(Clone)]
+pub struct Sender {
+    http: reqwest::Client,
+    cfg: NotifyConfig,
+    sending: Arc<Semaphore>,
+}
+
+impl Sender {
+    pub fn new(cfg: NotifyConfig) -> Sender {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.timeout_ms))
+            // A receiver that moved must be reconfigured, not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("railgate-webhooks")
+            .build()
+            .unwrap_or_default();
+        let sending = Arc::new(Semaphore::new(cfg.max_in_flight.max(1)));
+        Sender { http, cfg, sending }
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Sends the job's delivery unless an earlier one of the same order key is still waiting.
+pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
+    let id = job
+        .payload
+        .as_deref()
+        .and_then(|p| Uuid::parse_str(p).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("webhook job {} has no delivery", job.id)))?;
+    let mut conn = db.pool().acquire().await?;
+    let Some(d) = deliveries::outgoing(db, id).await? else {
+        return jobs::finish(&mut conn, job).await;
+    };
+    if d.status != Status::Pending.as_str() {
+        return jobs::finish(&mut conn, job).await;
+    }
+    if d.endpoint_deleted {
+        let mut tx = db.begin().await?;
+        deliveries::record(&mut tx, &d, None, Status::Abandoned, now_micros()).await?;
+        jobs::finish(&mut tx, job).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    if let Some(next) = deliveries::waiting_on(db, &d).await? {
+        // Woken sooner by the earlier delivery when it is done; this is the fallback.
+        let at = next
+            .max(now_micros())
+            .saturating_add(micros(Duration::from_secs(1)));
+        return jobs::retry_at(&mut conn, job, at, None).await;
+    }
+    // At most `max_in_flight` sends at once; a job that finds none free comes back shortly
+    // rather than hold a dispatcher slot while it waits.
+    let Ok(_permit) = sender.sending.clone().try_acquire_owned() else {
+        let at = now_micros().saturating_add(micros(Duration::from_millis(500)));
+        return jobs::retry_at(&mut conn, job, at, None).await;
+    };
+    drop(conn);
+
+    let body = d.event.view().to_string();
+    let msg_id = d.event.id.to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let Some(sig) = signature::sign(&d.secret, &msg_id, ts, body.as_bytes()) else {
+        return Err(StoreError::Corrupt(format!(
+            "webhook endpoint {} has an unusable secret",
+            d.endpoint_id
+        )));
+    };
+    let started = Instant::now();
+    let at = now_micros();
+    let request = sender
+        .http
+        .post(&d.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &msg_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(body)
+        .send();
+    // Bounded even if the client was built without its timeout.
+    let bound = Duration::from_millis(sender.cfg.timeout_ms.saturating_add(1_000));
+    let sent = tokio::time::timeout(bound, request).await;
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let tried = match &sent {
+        Ok(Ok(r)) => Tried {
+            at,
+            status_code: Some(r.status().as_u16()),
+            error: (!r.status().is_success()).then(|| format!("answered {}", r.status())),
+            duration_ms,
+        },
+        // What went wrong, in words that name neither the URL nor the body.
+        Ok(Err(e)) => Tried {
+            at,
+            status_code: None,
+            error: Some(
+                if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "the request failed"
+                }
+                .to_owned(),
+            ),
+            duration_ms,
+        },
+        Err(_) => Tried {
+            at,
+            status_code: None,
+            error: Some("timed out".to_owned()),
+            duration_ms,
+        },
+    };
+    let delivered = matches!(&sent, Ok(Ok(r)) if r.status().is_success());
+    let now = now_micros();
+    let tries = d.tries.saturating_add(1);
+    let age = now.saturating_sub(d.created_at);
+    let give_up = micros(Duration::from_secs(sender.cfg.give_up_after_secs));
+    let mut tx = db.begin().await?;
+    if delivered {
+        deliveries::record(&mut tx, &d, Some(&tried), Status::Delivered, now).await?;
+        jobs::finish(&mut tx, job).await?;
+        metrics::counter!("railgate_webhooks_total", "result" => "delivered").increment(1);
+    } else if age >= give_up {
+        tracing::error!(delivery = %d.id, endpoint = %d.endpoint_id, tries, "Webhook abandoned after its retry period");
+        deliveries::record(&mut tx, &d, Some(&tried), Status::Abandoned, now).await?;
+        jobs::finish(&mut tx, job).await?;
+        metrics::counter!("railgate_webhooks_total", "result" => "abandoned").increment(1);
+    } else {
+        let next = now.saturating_add(backoff::micros(
+            tries,
+            Duration::from_millis(sender.cfg.retry_min_ms),
+            Duration::from_millis(sender.cfg.retry_max_ms),
+        ));
+        tracing::warn!(delivery = %d.id, endpoint = %d.endpoint_id, tries, error = tried.error.as_deref().unwrap_or(""), "Webhook not delivered; will retry");
+        deliveries::record(&mut tx, &d, Some(&tried), Status::Pending, next).await?;
+        jobs::retry_at(&mut tx, job, next, tried.error.as_deref()).await?;
+        metrics::counter!("railgate_webhooks_total", "result" => "retry").increment(1);
+    }
+    tx.commit().await?;
+    Ok(())
+}
