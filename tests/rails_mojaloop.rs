@@ -458,3 +458,101 @@ both_stores!(mojaloop_routes_alias_parties, |store| async move {
     assert_eq!(p["state"], "completed", "{p}");
     app.stop().await;
 });
+
+/// JWS on both ways: our requests signed with the configured key (the hub refuses unsigned or
+/// badly signed ones), the hub's and the peer's callbacks verified with their public keys, and
+/// scenario 08's forged signature refused while the inquiry settles the payment.
+both_stores!(mojaloop_with_jws_signatures, |store| async move {
+    use railgate_mojaloop::jws::{generate_key, JwsSigner};
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let ours = generate_key().unwrap();
+    let theirs = generate_key().unwrap();
+    let forger = generate_key().unwrap();
+    let dir = std::env::temp_dir().join(format!("railgate-jws-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let our_key = dir.join("railgate.key");
+    let their_pub = dir.join("hub.pem");
+    std::fs::write(
+        &our_key,
+        ours.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(
+        &their_pub,
+        theirs
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap(),
+    )
+    .unwrap();
+    let our_signer = JwsSigner::new(ours).unwrap();
+    let mut cfg = railgate_mojaloop::MockHubConfig::new(railgate::sandbox::MOJALOOP_FSP_ID);
+    cfg.callback_delay = Duration::from_millis(20);
+    cfg.jws = Some(railgate_mojaloop::mock::MockJws {
+        signer: JwsSigner::new(theirs).unwrap(),
+        railgate: Some(our_signer.verifier()),
+        forger: JwsSigner::new(forger).unwrap(),
+    });
+    let hub = railgate_mojaloop::MockHub::start(cfg).await.unwrap();
+    let pem = their_pub.display().to_string();
+    let settings: toml::Table = toml::from_str(&format!(
+        r#"
+        hub_url = "{}"
+        fsp_id = "{}"
+        peers = "mockdfsp"
+        ilp_secret = "jws-test-ilp-secret"
+        scheme_party = "BUSINESS:NHIF"
+        jws_signing_key_file = "{}"
+        jws_peer_keys = "switch={pem},mockdfsp={pem}"
+        "#,
+        hub.base_url(),
+        railgate::sandbox::MOJALOOP_FSP_ID,
+        our_key.display(),
+    ))
+    .unwrap();
+    let Some(app) = spawn_app_with(store, |c| {
+        c.rails.push(railgate::config::RailConfig {
+            id: "mojaloop".into(),
+            kind: "mojaloop".into(),
+            concurrency: 16,
+            rate_per_second: 0,
+            request_timeout_ms: 1_000,
+            deadline_secs: 8,
+            callback_grace_ms: 400,
+            settings,
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    hub.set_callback_base(&format!("{}/rails/mojaloop", app.base));
+    let mut ids = Vec::new();
+    for digits in ["00", "08"] {
+        let body = json!({"reference": format!("ML-JWS-{digits}"),
+            "amount": {"value": "450", "currency": "TZS"},
+            "payee": {"id_type": "MSISDN", "id_value": format!("2557123497{digits}")},
+            "rail": "mojaloop"});
+        let (s, p) = app.post("/v1/disbursements", &app.key, &body, None).await;
+        assert_eq!(s, 201, "{p}");
+        ids.push(p["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let p = app.wait_final(id).await;
+        assert_eq!(p["state"], "completed", "{p}");
+    }
+    assert!(hub.rejections().is_empty(), "{:?}", hub.rejections());
+    let refused: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT verdict, reason FROM callbacks WHERE rail = 'mojaloop' AND verdict = 'refused'",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(refused.len(), 1, "only the forged callback: {refused:?}");
+    assert!(
+        refused[0].1.as_deref().unwrap_or("").contains("signature"),
+        "{refused:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    app.stop().await;
+});
