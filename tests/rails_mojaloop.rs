@@ -556,3 +556,37 @@ both_stores!(mojaloop_with_jws_signatures, |store| async move {
     let _ = std::fs::remove_dir_all(&dir);
     app.stop().await;
 });
+
+/// `PUT /parties` names only the party: one answer serves every attempt waiting on that lookup,
+/// and a later payment to the same party is not taken for a replay of the earlier answer.
+both_stores!(mojaloop_one_party_several_payments, |store| async move {
+    let Some(app) = spawn_app_all_rails(store).await else {
+        return;
+    };
+    let pay = |reference: &str| {
+        json!({"reference": reference, "amount": {"value": "90", "currency": "TZS"},
+            "payee": {"id_type": "MSISDN", "id_value": "255712349600"}, "rail": "mojaloop"})
+    };
+    let (body_a, body_b) = (pay("ML-SAME-A"), pay("ML-SAME-B"));
+    let (a, b) = tokio::join!(
+        app.post("/v1/disbursements", &app.key, &body_a, None),
+        app.post("/v1/disbursements", &app.key, &body_b, None)
+    );
+    assert_eq!(a.0, 201, "{}", a.1);
+    assert_eq!(b.0, 201, "{}", b.1);
+    for p in [&a.1, &b.1] {
+        let p = app.wait_final(p["id"].as_str().unwrap()).await;
+        assert_eq!(p["state"], "completed", "{p}");
+    }
+    let (s, c) = app
+        .post("/v1/disbursements", &app.key, &pay("ML-SAME-C"), None)
+        .await;
+    assert_eq!(s, 201, "{c}");
+    let c = app.wait_final(c["id"].as_str().unwrap()).await;
+    assert_eq!(c["state"], "completed", "{c}");
+    let control = format!("{}/_control", hub(&app).base_url());
+    for r in ["ML-SAME-A", "ML-SAME-B", "ML-SAME-C"] {
+        assert_eq!(app.paid_at(&control, r).await, 1, "{r}");
+    }
+    app.stop().await;
+});
