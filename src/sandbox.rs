@@ -279,3 +279,14 @@ Try it (the last two digits of the phone number pick the mock rail's scenario; s
     -d '{{\"reference\":\"PREM-2026-07\",\"amount\":{{\"value\":\"5000.00\",\"currency\":\"TZS\"}},\"payer\":{{\"id_type\":\"MSISDN\",\"id_value\":\"255712345601\"}},\"mode\":\"request_to_pay\"}}'\n"
     )
 }
+
+/// The sandbox's Mojaloop scheme, for a newcomer: where its hub is and how to play an insuree
+/// paying a premium into the scheme.
+pub fn mojaloop_banner(hub: &str) -> String {
+    format!(
+        "Mojaloop hub (mock, FSPIOP v1.1): {hub}; ALIAS parties go to it, or pass \"rail\": \"mojaloop\".\n\
+An insuree pays an expected collection (use its payment_reference) through the scheme:\n\
+  curl -s -X POST {hub}/_control/push -H 'Content-Type: application/json' \\\n\
+    -d '{{\"id_type\":\"BUSINESS\",\"id_value\":\"NHIF\",\"reference\":\"<payment_reference>\",\"amount\":\"5000\",\"currency\":\"TZS\",\"payer_msisdn\":\"255712345600\"}}'\n"
+    )
+}
