@@ -112,6 +112,17 @@ pub(super) fn mojaloop(
     callback_base: &str,
     timeout: Duration,
 ) -> Result<Arc<dyn RailAdapter>, ConfigError> {
+    let cfg = config(rc, callback_base, timeout)?;
+    Ok(Arc::new(
+        MojaloopAdapter::new(cfg).map_err(|e| invalid(rc, e))?,
+    ))
+}
+
+fn config(
+    rc: &RailConfig,
+    callback_base: &str,
+    timeout: Duration,
+) -> Result<MojaloopConfig, ConfigError> {
     let hub = rc.setting("hub_url");
     let url = |key: &str| -> Result<String, ConfigError> {
         rc.setting(key)
@@ -169,7 +180,82 @@ pub(super) fn mojaloop(
             .collect();
     }
     cfg.http_timeout = timeout;
-    Ok(Arc::new(
-        MojaloopAdapter::new(cfg).map_err(|e| invalid(rc, e))?,
-    ))
+    Ok(cfg)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn rail(toml_text: &str) -> RailConfig {
+        toml::from_str(&format!("id = \"ml\"\nkind = \"mojaloop\"\n{toml_text}")).unwrap()
+    }
+
+    const BASE: &str = r#"
+        fsp_id = "nhif"
+        ilp_secret = "s3cret"
+        scheme_party = "BUSINESS:NHIF:National Health Insurance Fund"
+    "#;
+
+    fn err(toml_text: &str) -> String {
+        match config(
+            &rail(toml_text),
+            "http://gw/rails/ml",
+            Duration::from_secs(3),
+        ) {
+            Ok(_) => panic!("accepted: {toml_text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn one_hub_url_or_one_per_resource() {
+        let rc = rail(&format!(
+            "{BASE}hub_url = \"https://hub/\"\nquotes_url = \"https://quoting/\"\n\
+             scheme_aliases = \"ALIAS:NHIF-PREMIUM\"\npeers = \"bankfsp, walletfsp\"\n\
+             grace_secs = 45\nilp_version = \"1\""
+        ));
+        let c = config(&rc, "http://gw/rails/ml", Duration::from_secs(3)).unwrap();
+        assert_eq!(c.rail_id, "ml");
+        assert_eq!(c.fsp_id, "nhif");
+        assert_eq!(c.hub_fsp_id, "switch");
+        assert_eq!(c.endpoints.parties, "https://hub");
+        assert_eq!(c.endpoints.quotes, "https://quoting");
+        assert_eq!(c.endpoints.transfers, "https://hub");
+        assert_eq!(c.own_parties.len(), 2);
+        assert_eq!(c.own_parties[0].id_type, PartyIdType::Business);
+        assert_eq!(c.own_parties[0].name, "National Health Insurance Fund");
+        assert_eq!(c.own_parties[1].id_type, PartyIdType::Alias);
+        assert_eq!(c.peers, ["bankfsp", "walletfsp"]);
+        assert_eq!(c.grace, Duration::from_secs(45));
+        assert_eq!(c.ilp_version, IlpVersion::V1);
+        assert_eq!(c.http_timeout, Duration::from_secs(3));
+        assert!(c.jws.is_none(), "JWS off without keys");
+        assert!(MojaloopAdapter::new(c).is_ok());
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        assert!(err(BASE).contains("hub_url"));
+        let hub = "hub_url = \"https://hub\"\n";
+        assert!(err(&format!(
+            "{hub}ilp_secret = \"s\"\nscheme_party = \"BUSINESS:X\""
+        ))
+        .contains("fsp_id"));
+        assert!(err(&format!(
+            "{hub}fsp_id = \"n\"\nscheme_party = \"BUSINESS:X\""
+        ))
+        .contains("ilp_secret"));
+        assert!(err(&format!(
+            "{hub}{BASE}scheme_aliases = \"MSISDN:255700000000\""
+        ))
+        .contains("BUSINESS or ALIAS"));
+        assert!(err(&format!("{hub}{BASE}ilp_version = \"2\"")).contains("ilp_version"));
+        assert!(err(&format!("{hub}{BASE}grace_secs = \"soon\"")).contains("grace_secs"));
+        assert!(err(&format!("{hub}{BASE}jws_peer_keys = \"switch\"")).contains("FSP=FILE"));
+        assert!(
+            err(&format!("{hub}{BASE}jws_signing_key = \"not a key\"")).contains("jws_signing_key")
+        );
+    }
 }
