@@ -459,9 +459,9 @@ both_stores!(mojaloop_routes_alias_parties, |store| async move {
     app.stop().await;
 });
 
-/// JWS on both ways: our requests signed with the configured key (the hub refuses unsigned or
-/// badly signed ones), the hub's and the peer's callbacks verified with their public keys, and
-/// scenario 08's forged signature refused while the inquiry settles the payment.
+// JWS on both ways: our requests signed with the configured key (the hub refuses unsigned or
+// badly signed ones), the hub's and the peer's callbacks verified with their public keys, and
+// scenario 08's forged signature refused while the inquiry settles the payment.
 both_stores!(mojaloop_with_jws_signatures, |store| async move {
     use railgate_mojaloop::jws::{generate_key, JwsSigner};
     use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
@@ -557,8 +557,8 @@ both_stores!(mojaloop_with_jws_signatures, |store| async move {
     app.stop().await;
 });
 
-/// `PUT /parties` names only the party: one answer serves every attempt waiting on that lookup,
-/// and a later payment to the same party is not taken for a replay of the earlier answer.
+// `PUT /parties` names only the party: one answer serves every attempt waiting on that lookup,
+// and a later payment to the same party is not taken for a replay of the earlier answer.
 both_stores!(mojaloop_one_party_several_payments, |store| async move {
     let Some(app) = spawn_app_all_rails(store).await else {
         return;
