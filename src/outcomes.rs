@@ -125,9 +125,12 @@ pub async fn accept(
     rail_reference: Option<&str>,
     cause: &str,
 ) -> Result<Applied> {
-    attempts::mark_accepted(conn, attempt_id, rail_reference).await?;
+    // The payment first (its row is locked on PostgreSQL): an answer that arrives after a
+    // callback already settled it must not move the attempt back from completed or failed.
     match payments::transition(conn, kind, payment_id, Event::Accept, cause).await? {
         Moved::To { from, to } => {
+            // Nor back from a step a callback already moved it to.
+            attempts::mark_accepted(conn, attempt_id, rail_reference).await?;
             payments::set_rail(conn, payment_id, rail_reference, None).await?;
             if from != to {
                 after_transition(conn, payment_id, from, to, cause).await?;
@@ -147,11 +150,17 @@ pub async fn lose_track(
     why: &str,
     cause: &str,
 ) -> Result<Applied> {
-    attempts::set_status(conn, attempt_id, Status::Unknown, None, Some(why)).await?;
+    // As in `accept`: a late timeout must not overwrite an attempt a callback settled.
     match payments::transition(conn, kind, payment_id, Event::LoseTrack, cause).await? {
         Moved::To { from, to } => {
+            attempts::set_status(conn, attempt_id, Status::Unknown, None, Some(why)).await?;
             after_transition(conn, payment_id, from, to, cause).await?;
             Ok(Applied::Changed { from, to })
+        }
+        Moved::Refused { held } if !held.is_final() => {
+            // Already unknown: the attempt says so too.
+            attempts::set_status(conn, attempt_id, Status::Unknown, None, Some(why)).await?;
+            Ok(Applied::Ignored)
         }
         Moved::Refused { .. } => Ok(Applied::Ignored),
     }

@@ -10,6 +10,11 @@ pub fn init_logs() {
     let pretty = std::env::var("RAILGATE_LOG").is_ok_and(|v| v == "pretty");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // A log line that cannot be written (a full disk) is lost, nothing more. With this on,
+        // the subscriber reports the failure with `eprintln!` — to the same full stderr,
+        // which panics the task that logged: requests drop, and the SIGTERM handler dies
+        // before it can start the graceful shutdown.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     let _ = if pretty {
         builder.try_init()

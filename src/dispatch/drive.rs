@@ -52,7 +52,8 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
                 d.db.kind(),
                 pid,
                 Event::Submit,
-                "dispatcher: first attempt",
+                // Names the process that stored and sent it (several may share the store).
+                &format!("dispatcher {}: first attempt", d.worker_id),
             )
             .await?;
             if !matches!(moved, payments::Moved::To { .. }) {
@@ -176,7 +177,9 @@ async fn apply_submit(
     match outcome {
         Ok(Submitted::Accepted { rail_reference }) => {
             outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause).await?;
-            let at = now_micros().saturating_add(micros(rail.callback_grace));
+            let at = now_micros()
+                .saturating_add(micros(rail.callback_grace))
+                .min(a.deadline_at.saturating_add(1_000));
             jobs::retry_at(&mut tx, job, at, None).await?;
         }
         Ok(Submitted::Step {
@@ -186,7 +189,9 @@ async fn apply_submit(
             if attempts::step_sent(&mut tx, a.id, &rail_state).await? {
                 outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause)
                     .await?;
-                let at = now_micros().saturating_add(micros(rail.callback_grace));
+                let at = now_micros()
+                    .saturating_add(micros(rail.callback_grace))
+                    .min(a.deadline_at.saturating_add(1_000));
                 jobs::retry_at(&mut tx, job, at, None).await?;
             } else {
                 // The step's callback beat this answer and already stored the next state.
@@ -232,95 +237,108 @@ async fn apply_submit(
         Err(RailError::Unknown(why)) => {
             tracing::warn!(payment = %p.id, attempt = %a.id, rail = %rail.id, reason = %why, "Outcome unknown; will ask the rail");
             outcomes::lose_track(&mut tx, kind, p.id, a.id, &why, &cause).await?;
-            let at = now_micros().saturating_add(backoff::micros(
-                job.tries,
-                Duration::from_millis(500),
-                Duration::from_secs(300),
-            ));
-            jobs::retry_at(&mut tx, job, at, Some(&why)).await?;
+            jobs::retry_at(&mut tx, job, next_inquiry(job, a), Some(&why)).await?;
         }
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
 
+/// When to ask the rail again about an attempt: on the backoff schedule, but never later
+/// than just past the attempt's deadline, so the exception is raised when it falls due rather
+/// than up to a whole backoff step (minutes) after it.
+fn next_inquiry(job: &Job, a: &AttemptRow) -> i64 {
+    now_micros()
+        .saturating_add(backoff::micros(
+            job.tries,
+            Duration::from_millis(500),
+            Duration::from_secs(300),
+        ))
+        .min(a.deadline_at.saturating_add(1_000))
+}
+
 /// Asks the rail about an attempt whose outcome we do not have.
+///
+/// The rail is asked even past the attempt's deadline: a final answer settles the payment
+/// (an outage of the gateway longer than the deadline must not turn payments the rail can
+/// account for into exceptions). Only when it still gives none is the operator called in.
 async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow) -> Result<()> {
     let kind = d.db.kind();
-    if now_micros() > a.deadline_at {
-        let why = format!(
-            "no final answer from rail {} by the attempt's deadline: an operator must settle it",
-            rail.id
-        );
-        tracing::error!(payment = %p.id, attempt = %a.id, rail = %rail.id, "Unknown outcome past its deadline");
-        let mut tx = d.db.begin().await?;
-        outcomes::lose_track(
-            &mut tx,
-            kind,
-            p.id,
-            a.id,
-            &why,
-            "dispatcher: deadline passed",
-        )
-        .await?;
-        payments::set_exception(&mut tx, p.id, &why).await?;
-        outcomes::exception_raised(&mut tx, p.id, &why).await?;
-        jobs::finish(&mut tx, job).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        return Ok(());
-    }
+    let past_deadline = now_micros() > a.deadline_at;
     let attempt = rail_attempt(p, &a);
-    let _permit = rail.permit().await;
-    let answer = match tokio::time::timeout(
-        rail.request_timeout.saturating_add(Duration::from_secs(1)),
-        rail.adapter.inquire(&attempt),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(RailError::Unknown("no answer to the inquiry".into())),
+    let answer = {
+        // Held for the inquiry only. A resend below takes a permit of its own; holding this
+        // one across it deadlocks the rail as soon as `concurrency` resends wait at once
+        // (after a crash, every attempt stored but never sent comes back this way).
+        let _permit = rail.permit().await;
+        match tokio::time::timeout(
+            rail.request_timeout.saturating_add(Duration::from_secs(1)),
+            rail.adapter.inquire(&attempt),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(RailError::Unknown("no answer to the inquiry".into())),
+        }
     };
     let cause = format!("rail {}: inquiry about attempt {}", rail.id, a.id);
-    match answer {
-        Ok(RailStatus::NotFound) => {
+    let tx = match answer {
+        Ok(RailStatus::NotFound) if !past_deadline => {
             // Nothing moved under this id: send the same attempt again (same id, same bytes).
             tracing::info!(payment = %p.id, attempt = %a.id, "Rail has no record of the attempt; resending it");
-            send(d, job, rail, p, a).await
+            return send(d, job, rail, p, a).await;
         }
-        other => {
+        Ok(RailStatus::Completed(s)) => {
             let mut tx = d.db.begin().await?;
-            match other {
-                Ok(RailStatus::Completed(s)) => {
-                    outcomes::complete(&mut tx, kind, p.id, Some(a.id), &s, &cause).await?;
-                    jobs::finish(&mut tx, job).await?;
-                }
-                Ok(RailStatus::Failed(f)) => {
-                    outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
-                    jobs::finish(&mut tx, job).await?;
-                }
-                Ok(RailStatus::Pending) | Ok(RailStatus::NotFound) => {
-                    let at = now_micros().saturating_add(backoff::micros(
-                        job.tries,
-                        Duration::from_millis(500),
-                        Duration::from_secs(300),
-                    ));
-                    jobs::retry_at(&mut tx, job, at, None).await?;
-                }
-                Err(e) => {
-                    // No answer: whatever we thought, we now do not know.
-                    outcomes::lose_track(&mut tx, kind, p.id, a.id, &e.to_string(), &cause).await?;
-                    let at = now_micros().saturating_add(backoff::micros(
-                        job.tries,
-                        Duration::from_millis(500),
-                        Duration::from_secs(300),
-                    ));
-                    jobs::retry_at(&mut tx, job, at, Some(&e.to_string())).await?;
-                }
-            }
-            tx.commit().await.map_err(StoreError::from)?;
-            Ok(())
+            outcomes::complete(&mut tx, kind, p.id, Some(a.id), &s, &cause).await?;
+            jobs::finish(&mut tx, job).await?;
+            tx
         }
-    }
+        Ok(RailStatus::Failed(f)) => {
+            let mut tx = d.db.begin().await?;
+            outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
+            jobs::finish(&mut tx, job).await?;
+            tx
+        }
+        _ if past_deadline => {
+            let why = format!(
+                "no final answer from rail {} by the attempt's deadline: an operator must settle it",
+                rail.id
+            );
+            tracing::error!(payment = %p.id, attempt = %a.id, rail = %rail.id, "Unknown outcome past its deadline");
+            let mut tx = d.db.begin().await?;
+            outcomes::lose_track(
+                &mut tx,
+                kind,
+                p.id,
+                a.id,
+                &why,
+                "dispatcher: deadline passed",
+            )
+            .await?;
+            // Unless the payment was settled meanwhile (a callback): no exception on it then.
+            if !payments::lock_state(&mut tx, kind, p.id).await?.is_final() {
+                payments::set_exception(&mut tx, p.id, &why).await?;
+                outcomes::exception_raised(&mut tx, p.id, &why).await?;
+            }
+            jobs::finish(&mut tx, job).await?;
+            tx
+        }
+        Ok(RailStatus::Pending) | Ok(RailStatus::NotFound) => {
+            let mut tx = d.db.begin().await?;
+            jobs::retry_at(&mut tx, job, next_inquiry(job, &a), None).await?;
+            tx
+        }
+        Err(e) => {
+            // No answer: whatever we thought, we now do not know.
+            let mut tx = d.db.begin().await?;
+            outcomes::lose_track(&mut tx, kind, p.id, a.id, &e.to_string(), &cause).await?;
+            jobs::retry_at(&mut tx, job, next_inquiry(job, &a), Some(&e.to_string())).await?;
+            tx
+        }
+    };
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
 }
 
 async fn finish(d: &Dispatcher, job: &Job) -> Result<()> {

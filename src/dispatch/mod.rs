@@ -10,13 +10,41 @@ mod drive;
 
 use crate::rails::Rails;
 use crate::store::{jobs, Db};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use drive::{follow_up_payload, rail_attempt};
+
+type InHand = Arc<Mutex<HashSet<uuid::Uuid>>>;
+
+/// A job in hand: listed for the heartbeat until dropped, however its run ends.
+struct Held {
+    set: InHand,
+    id: uuid::Uuid,
+}
+
+impl Held {
+    fn new(set: InHand, id: uuid::Uuid) -> Held {
+        lock(&set).insert(id);
+        Held { set, id }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        lock(&self.set).remove(&self.id);
+    }
+}
+
+/// The set is only touched in short critical sections that cannot leave it half-changed, so
+/// a poisoned lock still guards a consistent set.
+fn lock(set: &InHand) -> MutexGuard<'_, HashSet<uuid::Uuid>> {
+    set.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -37,6 +65,14 @@ impl Dispatcher {
         let mut running = JoinSet::new();
         let lease = i64::try_from(self.cfg.lease_ms.saturating_mul(1000)).unwrap_or(i64::MAX);
         tracing::info!(worker = %self.worker_id, "Dispatcher started");
+        // The jobs in hand, whose leases the heartbeat keeps alive until they are done.
+        let in_hand: InHand = Arc::new(Mutex::new(HashSet::new()));
+        let heartbeat_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(self.clone().heartbeat(
+            in_hand.clone(),
+            lease,
+            heartbeat_stop.clone(),
+        ));
         while !stop.is_cancelled() {
             while running.try_join_next().is_some() {}
             let free = i64::try_from(slots.available_permits())
@@ -59,8 +95,10 @@ impl Dispatcher {
                     break;
                 };
                 let me = self.clone();
+                let held = Held::new(in_hand.clone(), job.id);
                 running.spawn(async move {
                     me.handle(job).await;
+                    drop(held);
                     drop(permit);
                 });
             }
@@ -80,9 +118,30 @@ impl Dispatcher {
         {
             tracing::warn!("Shutdown: some jobs did not finish in time; their leases will expire");
         }
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
         match jobs::release(&self.db, Some(&self.worker_id)).await {
             Ok(n) => tracing::info!(released = n, "Dispatcher stopped"),
             Err(e) => tracing::error!(error = %e, "Releasing leases failed"),
+        }
+    }
+
+    /// Renews the leases of the jobs in hand every third of a lease. Without it, a job that
+    /// waits longer than its lease (for its rail's slot, behind a slow rail) is claimed again
+    /// while still running, and two runs drive one payment at once: no money moves twice
+    /// (they send the same attempt id), but each writes its own conclusion — a payment
+    /// could end failed by one run and flagged as an exception by the other.
+    async fn heartbeat(self, in_hand: InHand, lease: i64, stop: CancellationToken) {
+        let every = Duration::from_millis((self.cfg.lease_ms / 3).max(10));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let ids: Vec<uuid::Uuid> = lock(&in_hand).iter().copied().collect();
+            if let Err(e) = jobs::renew(&self.db, &self.worker_id, &ids, lease).await {
+                tracing::error!(error = %e, "Renewing job leases failed");
+            }
         }
     }
 

@@ -173,6 +173,32 @@ async fn release_one(conn: &mut AnyConnection, id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Extends the leases of the jobs `worker` has in hand, so that a job waiting for its
+/// rail's slot (or on a slow rail) is not taken by another worker, or by this one again,
+/// while it is still being run. Only the listed jobs: one this worker let go of, or lost
+/// track of, keeps its lease no longer than it would have.
+pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    // `$3, $4, ...`: one placeholder per id (the `Any` driver binds no arrays).
+    let list = (3..ids.len().saturating_add(3))
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE jobs SET lease_until = $1 WHERE leased_by = $2 AND lease_until IS NOT NULL \
+         AND id IN ({list})"
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(now_micros().saturating_add(lease_micros))
+        .bind(worker);
+    for id in ids {
+        q = q.bind(id.to_string());
+    }
+    Ok(q.execute(db.pool()).await?.rows_affected())
+}
+
 /// Gives back every job a worker holds (graceful shutdown), or every lease at all (`None`,
 /// at the start of a single-instance SQLite gateway, whose previous process is gone).
 pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
