@@ -590,3 +590,87 @@ both_stores!(mojaloop_one_party_several_payments, |store| async move {
     }
     app.stop().await;
 });
+
+// `railgate sandbox` itself: the hub learns where the gateway listens, ALIAS parties route to
+// it, and an insuree's push completes an expected collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_runs_the_mojaloop_hub() {
+    let sb = railgate::sandbox::start(railgate::sandbox::SandboxOptions {
+        port: 0,
+        db: None,
+        api_key: None,
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let base = sb.gateway.base_url();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&sb.api_key)
+            .json(&body)
+            .send()
+    };
+    let get = |id: String| {
+        let http = http.clone();
+        let url = format!("{base}/v1/payments/{id}");
+        let key = sb.api_key.clone();
+        async move {
+            let v: Value = http
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    let d: Value = post(
+        "/v1/disbursements",
+        json!({"reference": "SB-ML-1", "amount": {"value": "100", "currency": "TZS"},
+            "payee": {"id_type": "ALIAS", "id_value": "asha.juma.00"}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(d["rail"], "mojaloop", "{d}");
+    let c: Value = post(
+        "/v1/collections",
+        json!({"reference": "SB-ML-2", "amount": {"value": "5000", "currency": "TZS"},
+            "payer": {"id_type": "MSISDN", "id_value": "255712345600"}, "mode": "expected"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let reference = c["payment_reference"].as_str().unwrap().to_owned();
+    let hub = sb.rails.mojaloop.base_url();
+    let pushed = http
+        .post(format!("{hub}/_control/push"))
+        .json(
+            &json!({"id_type": "BUSINESS", "id_value": "NHIF", "reference": reference,
+            "amount": "5000", "currency": "TZS", "payer_msisdn": "255712345600"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pushed.status().is_success());
+    for id in [&d["id"], &c["id"]] {
+        let id = id.as_str().unwrap().to_owned();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let p = loop {
+            let p = get(id.clone()).await;
+            if p["state"] == "completed" || tokio::time::Instant::now() > deadline {
+                break p;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(p["state"], "completed", "{p}");
+    }
+    sb.gateway.shutdown().await;
+}
