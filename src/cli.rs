@@ -46,6 +46,11 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Submit a payroll file to a running gateway and follow it.
+    Payroll {
+        #[command(subcommand)]
+        action: PayrollAction,
+    },
     /// Run the generic mock rail on its own (for a gateway started elsewhere).
     MockRail {
         #[arg(long, default_value_t = 9100)]
@@ -53,6 +58,31 @@ pub enum Command {
         /// The HMAC secret its callbacks are signed with. Env: RAILGATE_MOCK_SECRET.
         #[arg(long, env = "RAILGATE_MOCK_SECRET")]
         secret: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PayrollAction {
+    /// Upload a payroll file (CSV, or JSON by its .json extension) to a running gateway and
+    /// show its progress until every item is final.
+    Submit {
+        /// The payroll file.
+        file: PathBuf,
+        /// The gateway's base URL.
+        #[arg(long, env = "RAILGATE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An API key with payments:write and payments:read. Env: RAILGATE_API_KEY.
+        #[arg(long, env = "RAILGATE_API_KEY")]
+        key: String,
+        /// Keep the items waiting for release (by the API or by openIMIS) instead of paying.
+        #[arg(long)]
+        hold: bool,
+        /// Currency of CSV rows without a currency column.
+        #[arg(long)]
+        currency: Option<String>,
+        /// A name for the payroll.
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 

@@ -25,6 +25,10 @@ pub struct Config {
     /// Largest request body accepted, in bytes (payroll uploads have their own limit).
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// Largest payroll file accepted by `POST /v1/payrolls`, in bytes (streamed, never held
+    /// whole for CSV).
+    #[serde(default = "default_payroll_limit")]
+    pub payroll_limit_bytes: usize,
     /// Whether a client's `rail` hint may override the routing table.
     #[serde(default = "default_true")]
     pub allow_rail_hint: bool,
@@ -269,6 +273,7 @@ impl Default for Config {
             database_url: default_database_url(),
             db_connections: default_connections(),
             body_limit_bytes: default_body_limit(),
+            payroll_limit_bytes: default_payroll_limit(),
             allow_rail_hint: true,
             dispatch: DispatchConfig::default(),
             notify: NotifyConfig::default(),
@@ -289,6 +294,9 @@ fn default_connections() -> u32 {
 }
 fn default_body_limit() -> usize {
     64 * 1024
+}
+fn default_payroll_limit() -> usize {
+    200 * 1024 * 1024
 }
 fn default_true() -> bool {
     true

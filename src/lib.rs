@@ -9,6 +9,7 @@
 pub mod adapters;
 pub mod api;
 pub mod app;
+pub mod bulk;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
@@ -17,7 +18,10 @@ pub mod domain;
 pub mod ledger;
 pub mod notify;
 pub mod outcomes;
+pub mod payroll_cli;
+pub mod payrolls;
 pub mod rails;
+pub mod returns;
 pub mod sandbox;
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,7 @@
 //! `railgate`: read the command, start the role.
 
 use clap::Parser;
-use railgate::cli::{Cli, Command, KeysAction};
+use railgate::cli::{Cli, Command, KeysAction, PayrollAction};
 use railgate::config::Config;
 use railgate::{app, sandbox, store, telemetry};
 use std::process::ExitCode;
@@ -46,6 +46,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "{}",
                 sandbox::mojaloop_banner(&sb.rails.mojaloop.base_url())
             );
+            println!("{}", sb.rails.mifos_bank.banner());
             let stop = sb.gateway.stop_token();
             tokio::spawn(async move {
                 app::shutdown_signal().await;
@@ -64,6 +65,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let db = store::Db::connect(&cfg.database_url, 1).await?;
             db.migrate().await?;
             keys_command(&db, action).await?;
+        }
+        Command::Payroll {
+            action:
+                PayrollAction::Submit {
+                    file,
+                    url,
+                    key,
+                    hold,
+                    currency,
+                    name,
+                },
+        } => {
+            let opts = railgate::payroll_cli::Submit {
+                file,
+                url,
+                key,
+                hold,
+                currency,
+                name,
+            };
+            railgate::payroll_cli::submit(opts).await?;
         }
         Command::MockRail { port, secret } => {
             let cfg = railgate_mock::MockRailConfig::new(

@@ -229,6 +229,9 @@ pub async fn after_transition(
         let p = payments::get_bare(conn, payment_id).await?;
         ledger::on_transition(conn, &p, from, to, cause).await?;
         notify::events::payment_transition(conn, &p, to).await?;
+        if let (true, Some(payroll)) = (to.is_final(), p.payroll_id) {
+            crate::payrolls::item_final(conn, payroll).await?;
+        }
     }
     Ok(())
 }

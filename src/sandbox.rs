@@ -131,6 +131,176 @@ pub struct MockRails {
     pub mpesa: railgate_mpesa::mock::MpesaMock,
     /// The Mojaloop hub (switch + one peer FSP); it learns the gateway's address in `connect`.
     pub mojaloop: railgate_mojaloop::MockHub,
+    pub mifos_bank: MifosBankMocks,
+}
+
+/// The Mifos rails (Payment Hub EE, Fineract) and the bank, with the bank's drop folders.
+pub struct MifosBankMocks {
+    pub phee: railgate_mifos::mock::PhEeMock,
+    pub fineract: railgate_mifos::mock::FineractMock,
+    pub bank: railgate_bank::mock::BankMock,
+    /// `out/` (pain.001 from us; the bank moves what it picked up to `out/archive/`) and
+    /// `in/` (pain.002 and camt from the bank). Removed with the sandbox.
+    pub bank_dir: TempDir,
+    /// How often the gateway reads the bank's inbound folder for returns.
+    pub returns_poll_ms: u64,
+}
+
+/// The debtor account the sandbox's bank rail pays from.
+pub const SANDBOX_DEBTOR_IBAN: &str = "DE89370400440532013000";
+
+impl MifosBankMocks {
+    pub async fn start(timing: Timing) -> std::io::Result<MifosBankMocks> {
+        let phee =
+            railgate_mifos::mock::PhEeMock::start(railgate_mifos::mock::PhEeMockConfig::default())
+                .await?;
+        let fineract = railgate_mifos::mock::FineractMock::start(
+            railgate_mifos::mock::FineractMockConfig::default(),
+        )
+        .await?;
+        let dir = std::env::temp_dir().join(format!(
+            "railgate-sandbox-bank-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let bank_dir = TempDir(dir.clone());
+        let (poll, returns_poll_ms) = match timing {
+            Timing::Sandbox => (500, 2_000),
+            Timing::Fast => (100, 200),
+        };
+        let bank = railgate_bank::mock::BankMock::start(railgate_bank::mock::BankMockConfig {
+            outbound_dir: dir.join("out"),
+            inbound_dir: dir.join("in"),
+            account_iban: SANDBOX_DEBTOR_IBAN.into(),
+            poll_every: std::time::Duration::from_millis(poll),
+        })
+        .await?;
+        bank.archive_pickups_to(dir.join("out").join("archive"));
+        Ok(MifosBankMocks {
+            phee,
+            fineract,
+            bank,
+            bank_dir,
+            returns_poll_ms,
+        })
+    }
+
+    /// What the sandbox prints about these rails.
+    pub fn banner(&self) -> String {
+        format!(
+            "Mifos and bank rails: phee (Payment Hub EE at {}, with \"rail\": \"phee\"), \
+fineract (ACCOUNT_ID payees in KES, at {}), bank (IBAN payees in EUR).\n\
+Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.002, camt in).",
+            self.phee.base_url(),
+            self.fineract.base_url(),
+            self.outbound_dir().display(),
+            self.inbound_dir().display()
+        )
+    }
+
+    pub fn outbound_dir(&self) -> PathBuf {
+        self.bank_dir.0.join("out")
+    }
+
+    pub fn inbound_dir(&self) -> PathBuf {
+        self.bank_dir.0.join("in")
+    }
+
+    /// Where the sandbox bank keeps the pain.001 files it picked up.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.outbound_dir().join("archive")
+    }
+
+    /// The bank mock's control endpoints (`/payouts`, `/faults`, `/statement`, `/camt053`).
+    pub fn bank_control_url(&self) -> String {
+        format!("http://{}/_control", self.bank.control_addr)
+    }
+
+    pub fn phee_control_url(&self) -> String {
+        format!("{}/_control", self.phee.base_url())
+    }
+
+    pub fn fineract_control_url(&self) -> String {
+        format!("http://{}/_control", self.fineract.addr)
+    }
+
+    /// Adds `phee`, `fineract` and `bank`; routes IBAN payees in EUR to the bank and
+    /// savings accounts (`ACCOUNT_ID`) in KES to Fineract. PH-EE is reached with the `rail`
+    /// hint (or a route of your own).
+    pub fn configure(&self, cfg: &mut Config, secret: &str) {
+        cfg.rails.push(rail(
+            "phee",
+            "phee",
+            &[
+                ("channel_url", self.phee.base_url()),
+                ("operations_url", self.phee.operations_url()),
+                ("tenant", "gorilla".into()),
+                ("payer_identifier", "255700000001".into()),
+                ("callback_token", secret.to_owned()),
+                ("currencies", "TZS,KES".into()),
+            ],
+        ));
+        cfg.rails.push(rail(
+            "fineract",
+            "fineract",
+            &[
+                ("base_url", self.fineract.base_url()),
+                ("tenant", "default".into()),
+                ("username", "mifos".into()),
+                ("password", "password".into()),
+                ("currencies", "KES".into()),
+            ],
+        ));
+        cfg.rails.push(rail(
+            "bank",
+            "bank",
+            &[
+                ("outbound_dir", self.outbound_dir().display().to_string()),
+                ("inbound_dir", self.inbound_dir().display().to_string()),
+                ("pain001_version", "09".into()),
+                ("debtor_name", "Social Health Insurance Fund".into()),
+                ("debtor_iban", SANDBOX_DEBTOR_IBAN.into()),
+                ("debtor_bic", "COBADEFFXXX".into()),
+                ("currency", "EUR".into()),
+                ("returns_poll_ms", self.returns_poll_ms.to_string()),
+            ],
+        ));
+        cfg.routes.insert(
+            0,
+            RouteConfig {
+                rail: "bank".into(),
+                id_type: Some("IBAN".into()),
+                currency: Some("EUR".into()),
+                ..RouteConfig::default()
+            },
+        );
+        cfg.routes.insert(
+            0,
+            RouteConfig {
+                rail: "fineract".into(),
+                id_type: Some("ACCOUNT_ID".into()),
+                currency: Some("KES".into()),
+                ..RouteConfig::default()
+            },
+        );
+    }
+}
+
+/// A sandbox rail with string settings.
+fn rail(id: &str, kind: &str, pairs: &[(&str, String)]) -> RailConfig {
+    let mut settings = toml::Table::new();
+    for (k, v) in pairs {
+        settings.insert((*k).to_owned(), toml::Value::String(v.clone()));
+    }
+    RailConfig {
+        id: id.into(),
+        kind: kind.into(),
+        concurrency: 64,
+        rate_per_second: 0,
+        request_timeout_ms: 3_000,
+        deadline_secs: 120,
+        callback_grace_ms: 2_000,
+        settings,
+    }
 }
 
 /// Our FSP id in the sandbox's Mojaloop scheme, and the scheme's own identifier there.
@@ -170,11 +340,13 @@ impl MockRails {
         hub.pending_delay = ms(pending);
         hub.late_success_delay = ms(conflict);
         let mojaloop = railgate_mojaloop::MockHub::start(hub).await?;
+        let mifos_bank = MifosBankMocks::start(timing).await?;
         Ok(MockRails {
             mock,
             mmapi,
             mpesa,
             mojaloop,
+            mifos_bank,
         })
     }
 
@@ -262,6 +434,7 @@ impl MockRails {
                 ..RouteConfig::default()
             },
         );
+        self.mifos_bank.configure(cfg, secret);
     }
 }
 

@@ -3,7 +3,13 @@
 //! line used to panic the task that logged it: HTTP handlers dropped their connections, and
 //! the task that turns SIGTERM into a graceful shutdown died after its log line, so the
 //! process never stopped.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 
 mod common;
 mod process;

@@ -276,3 +276,41 @@ async fn ledger_and_notification_responses_fit_their_schemas() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn payroll_responses_fit_their_schemas() {
+    let Some(app) = spawn_app(Store::Sqlite).await else {
+        return;
+    };
+    let spec = spec();
+    let body = serde_json::json!({"name": "OA", "hold": true, "items": [
+        disbursement("OA-P1", "255712345600", "10.00"),
+    ]});
+    let (s, p) = app.post("/v1/payrolls", &app.key, &body, None).await;
+    assert_eq!(s, 201, "{p}");
+    assert_fits(&spec, "Payroll", &p);
+    let id = p["id"].as_str().unwrap();
+    let (_, items) = app.get(&format!("/v1/payrolls/{id}/items"), &app.key).await;
+    assert_fits(&spec, "Payment", &items["data"][0]);
+    let (s, p) = app
+        .post(
+            &format!("/v1/payrolls/{id}/release"),
+            &app.key,
+            &serde_json::json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_fits(&spec, "Payroll", &p);
+    let (s, prob) = app
+        .post(
+            "/v1/payrolls",
+            &app.key,
+            &serde_json::json!({"items": [{"reference": 1}]}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_fits(&spec, "Problem", &prob);
+    app.stop().await;
+}

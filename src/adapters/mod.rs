@@ -4,6 +4,8 @@
 //! `RailConfig::secret` (`<key>_env` or `<key>_file`). The keys are listed in the README.
 //! One file per rail family beside this one.
 
+pub mod bank;
+pub mod mifos;
 mod mobile;
 mod mojaloop;
 
@@ -48,6 +50,9 @@ pub fn build(rc: &RailConfig, callback_base: &str) -> Result<Arc<dyn RailAdapter
         "mmapi" => mobile::mmapi(rc, callback_base, timeout),
         "mpesa" => mobile::mpesa(rc, callback_base, timeout),
         "mojaloop" => mojaloop::mojaloop(rc, callback_base, timeout),
+        "phee" => mifos::phee(rc, timeout),
+        "fineract" => mifos::fineract(rc, timeout),
+        "bank" => bank::bank(rc),
         other => Err(invalid(rc, format!("unknown kind '{other}'"))),
     }
 }

@@ -9,8 +9,10 @@ pub mod body;
 mod events;
 mod health;
 mod ledger;
+mod openimis;
 mod paging;
 pub mod payments;
+pub mod payrolls;
 pub mod problem;
 mod rails;
 mod validate;
@@ -46,6 +48,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/payments"),
     ("get", "/v1/payments/{id}"),
     ("post", "/v1/payments/{id}/cancel"),
+    ("post", "/v1/payrolls"),
+    ("get", "/v1/payrolls/{id}"),
+    ("post", "/v1/payrolls/{id}/release"),
+    ("get", "/v1/payrolls/{id}/items"),
+    ("get", "/v1/payrolls/{id}/export"),
+    ("post", "/openimis/payment"),
+    ("post", "/openimis/reconciliation"),
     ("get", "/v1/ledger/accounts"),
     ("get", "/v1/ledger/accounts/{id}/entries"),
     ("get", "/v1/ledger/trial-balance"),
@@ -68,6 +77,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments", get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
         .route("/v1/payments/{id}/cancel", post(payments::cancel))
+        .route("/v1/payrolls", post(payrolls::create))
+        .route("/v1/payrolls/{id}", get(payrolls::get))
+        .route("/v1/payrolls/{id}/release", post(payrolls::release))
+        .route("/v1/payrolls/{id}/items", get(payrolls::items))
+        .route("/v1/payrolls/{id}/export", get(payrolls::export))
+        .route("/openimis/payment", post(openimis::payment))
+        .route("/openimis/reconciliation", post(openimis::reconciliation))
         .route("/v1/ledger/accounts", get(ledger::accounts))
         .route("/v1/ledger/accounts/{id}/entries", get(ledger::entries))
         .route("/v1/ledger/trial-balance", get(ledger::trial_balance))

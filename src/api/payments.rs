@@ -357,6 +357,7 @@ pub async fn list(
         state: st,
         direction,
         rail: q.rail,
+        payroll_id: None,
         after,
         limit,
     };

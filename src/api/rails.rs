@@ -30,12 +30,22 @@ pub async fn callback(
         received_at: chrono::Utc::now(),
         peer: Some(peer),
     };
+    let batch_hint = inbound.path == railgate_mifos::adapter::BATCH_CALLBACK_PATH
+        && state
+            .cfg
+            .rails
+            .iter()
+            .any(|rc| rc.id == rail && rc.kind == "phee");
     let answer = callbacks::receive(&state.db, &state.rails, &state.wake, &rail, inbound)
         .await
         .map_err(|e| {
             tracing::error!(rail = %rail, error = %e, "Callback could not be stored");
             Problem::internal()
         })?;
+    // PH-EE's batch callback, once authenticated, only says "poll the batch now".
+    if batch_hint && matches!(answer, Answer::Reply { .. }) {
+        crate::bulk::hint(state.db.clone(), state.cfg.clone(), rail.clone());
+    }
     Ok(match answer {
         Answer::Reply {
             status,

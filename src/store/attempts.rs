@@ -279,3 +279,67 @@ pub async fn set_rail_state(
         .await?;
     Ok(())
 }
+
+/// Up to `limit` rail references of attempts on `rail` still waiting for an outcome whose
+/// rail state carries `marker` (PH-EE bulk lines: the batch ids still open).
+pub async fn open_references_marked(
+    conn: &mut AnyConnection,
+    rail: &str,
+    marker: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT rail_reference FROM attempts WHERE rail = $1 \
+         AND status IN ('accepted', 'unknown') AND rail_reference IS NOT NULL \
+         AND rail_state LIKE $2 LIMIT $3",
+    )
+    .bind(rail)
+    .bind(format!("%{marker}%"))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// The attempts on `rail` with this rail reference that still wait for an outcome.
+pub async fn open_by_rail_reference(
+    conn: &mut AnyConnection,
+    rail: &str,
+    rail_reference: &str,
+) -> Result<Vec<AttemptRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM attempts WHERE rail = $1 AND rail_reference = $2 \
+         AND status IN ('accepted', 'unknown') ORDER BY id"
+    ))
+    .bind(rail)
+    .bind(rail_reference)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Up to `limit` failed attempts on `rail`, failed since `since` (µs), whose payment is failed
+/// with no conflict recorded: what a late contradicting status could still be about.
+pub async fn recently_failed(
+    conn: &mut AnyConnection,
+    rail: &str,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<AttemptRow>> {
+    let cols = COLUMNS
+        .split(", ")
+        .map(|c| format!("a.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = sqlx::query(&format!(
+        "SELECT {cols} FROM attempts a JOIN payments p ON p.id = a.payment_id \
+         WHERE a.rail = $1 AND a.status = 'failed' AND a.updated_at > $2 \
+         AND p.state = 'failed' AND p.conflict IS NULL ORDER BY a.updated_at DESC LIMIT $3"
+    ))
+    .bind(rail)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}

@@ -225,3 +225,22 @@ pub async fn depth(db: &Db) -> Result<i64> {
         .await?;
     Ok(n)
 }
+
+/// Moves a payment's idle driving job to `run_at`, later or earlier (a job being run is left
+/// alone). Used while a bulk upload is in flight, so the dispatcher does not ask about lines
+/// the rail cannot know yet.
+pub async fn postpone_payment(
+    conn: &mut AnyConnection,
+    payment_id: Uuid,
+    run_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET run_at = $1, version = version + 1 \
+         WHERE kind = 'payment' AND payment_id = $2 AND lease_until IS NULL",
+    )
+    .bind(run_at)
+    .bind(payment_id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod jobs;
 pub mod keys;
 pub mod payments;
+pub mod payrolls;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -9,7 +9,8 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-const COLUMNS: &str = "id, client_id, direction, mode, state, reference, amount_minor, currency, \
+pub(crate) const COLUMNS: &str =
+    "id, client_id, direction, mode, state, reference, amount_minor, currency, \
     party_type, party_value, party_name, narrative, rail, metadata, payment_reference, \
     failure_code, failure_reason, failure_rail_code, receipt, rail_reference, exception, \
     conflict, payroll_id, created_at, updated_at";
@@ -297,6 +298,7 @@ pub struct Filter {
     pub state: Option<State>,
     pub direction: Option<Direction>,
     pub rail: Option<String>,
+    pub payroll_id: Option<uuid::Uuid>,
     /// Only payments whose id sorts after this one (ids are UUIDv7: creation order).
     pub after: Option<Uuid>,
     pub limit: i64,
@@ -321,6 +323,9 @@ pub async fn list(db: &Db, client_id: Uuid, f: &Filter) -> Result<Vec<Payment>> 
     }
     if let Some(r) = &f.rail {
         add("rail =", r.clone(), &mut sql);
+    }
+    if let Some(p) = f.payroll_id {
+        add("payroll_id =", p.to_string(), &mut sql);
     }
     if let Some(a) = f.after {
         add("id >", a.to_string(), &mut sql);

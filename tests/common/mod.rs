@@ -86,6 +86,8 @@ pub struct TestApp {
         railgate_mmapi::mock::MmapiMock,
         railgate_mpesa::mock::MpesaMock,
     )>,
+    /// PH-EE, Fineract and the bank with its folders, when the test asked for every rail.
+    pub mifos_bank: Option<railgate::sandbox::MifosBankMocks>,
 }
 
 pub const MOCK_SECRET: &str = "test-callback-secret";
@@ -127,6 +129,14 @@ pub async fn spawn_app_with(store: Store, tweak: impl FnOnce(&mut Config)) -> Op
 
 /// The gateway with every mock rail (generic, GSMA MMAPI, M-Pesa) configured as the sandbox has them.
 pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
+    spawn_app_all_rails_with(store, |_| {}).await
+}
+
+/// `spawn_app_all_rails`, with the configuration adjusted last by `tweak`.
+pub async fn spawn_app_all_rails_with(
+    store: Store,
+    tweak: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
     let url = database_url(store).await?;
     let rails = railgate::sandbox::MockRails::start(MOCK_SECRET, railgate::sandbox::Timing::Fast)
         .await
@@ -138,15 +148,18 @@ pub async fn spawn_app_all_rails(store: Store) -> Option<TestApp> {
         r.callback_grace_ms = 400;
         r.deadline_secs = 8;
     }
+    tweak(&mut cfg);
     let railgate::sandbox::MockRails {
         mock,
         mmapi,
         mpesa,
         mojaloop,
+        mifos_bank,
     } = rails;
     let mut app = spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await?;
     mojaloop.set_callback_base(&format!("{}/rails/mojaloop", app.base));
     app.mojaloop = Some(mojaloop);
+    app.mifos_bank = Some(mifos_bank);
     Some(app)
 }
 
@@ -205,6 +218,7 @@ async fn spawn_with_config(
         database_url: url,
         mojaloop: None,
         mobile,
+        mifos_bank: None,
     })
 }
 

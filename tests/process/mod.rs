@@ -2,7 +2,14 @@
 //! `kill -9`, and a load of payments created over HTTP that survives the gateway dying under
 //! it. Used by the crash and multi-instance tests; the mock rail stays in the test process so
 //! it outlives every kill and its paid counts are the truth.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 
 use crate::common::{self, Store};
 use railgate::store::{keys, Db};

@@ -90,6 +90,8 @@ struct Inner {
     files_seen: u64,
     duplicate_files: u64,
     seq: u64,
+    /// Where picked-up files are moved instead of deleted, when set.
+    archive: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -157,6 +159,12 @@ impl BankMock {
         self.shared.lock().files_seen
     }
 
+    /// Moves picked-up files into `dir` instead of deleting them (a subfolder of the outbound
+    /// folder is fine: only plain files directly in it are picked up).
+    pub fn archive_pickups_to(&self, dir: PathBuf) {
+        self.shared.lock().archive = Some(dir);
+    }
+
     /// Writes a camt.053 statement with every booking so far; returns its file name.
     pub fn write_camt053(&self) -> Result<String, BankError> {
         self.shared.write_camt053()
@@ -219,8 +227,17 @@ async fn pickup_loop(shared: Shared) {
             Err(_) => continue,
         };
         for (name, bytes) in files {
-            // Taken away as an SFTP pickup does; the gateway keeps its own copy of the bytes.
-            if std::fs::remove_file(shared.cfg.outbound_dir.join(&name)).is_err() {
+            // Taken away as an SFTP pickup does (or moved to an archive folder, as some
+            // host-to-host servers do); the gateway keeps its own copy of the bytes.
+            let from = shared.cfg.outbound_dir.join(&name);
+            let archive = shared.lock().archive.clone();
+            let taken = match archive {
+                Some(dir) => std::fs::create_dir_all(&dir)
+                    .and_then(|()| std::fs::rename(&from, dir.join(&name)))
+                    .is_ok(),
+                None => std::fs::remove_file(&from).is_ok(),
+            };
+            if !taken {
                 continue;
             }
             let latency = shared.lock().faults.latency_ms;

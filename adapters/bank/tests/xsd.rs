@@ -24,52 +24,10 @@ fn xsd(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// xmllint, installed from the distribution when missing. Under CI a missing validator fails
-/// the test; on a developer machine without it the check is skipped with a message.
-fn xmllint() -> Option<PathBuf> {
-    let find = || {
-        Command::new("sh")
-            .args(["-c", "command -v xmllint"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-    };
-    if let Some(p) = find() {
-        return Some(p);
-    }
-    let _ = Command::new("sh")
-        .args(["-c", "(apt-get install -y -qq libxml2-utils || (apt-get update -qq && apt-get install -y -qq libxml2-utils)) >/dev/null 2>&1"])
-        .status();
-    let found = find();
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "xmllint (libxml2-utils) is required under CI"
-        );
-        eprintln!("xmllint not available: XSD validation skipped");
-    }
-    found
-}
+use common::xmllint::xmllint;
 
 fn validate(xml: &[u8], schema: &str) {
-    let Some(lint) = xmllint() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("pain001.xml");
-    std::fs::write(&file, xml).unwrap();
-    let out = Command::new(lint)
-        .arg("--noout")
-        .arg("--schema")
-        .arg(xsd(schema))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{schema} validation failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(xml)
-    );
+    common::xmllint::validate(xml, &xsd(schema));
 }
 
 fn batch() -> Vec<railgate_rail::Attempt> {

@@ -6,6 +6,8 @@
     dead_code
 )]
 
+pub mod xmllint;
+
 use chrono::Utc;
 use railgate_bank::charset::Charset;
 use railgate_bank::{

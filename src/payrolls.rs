@@ -1,0 +1,137 @@
+//! Payrolls as a whole: releasing held items to the dispatcher, in bulk or one at a time,
+//! and noticing when the last item of a payroll reaches a final state.
+
+use crate::domain::{Event, State};
+use crate::notify;
+use crate::outcomes;
+use crate::store::payments::{self, Moved};
+use crate::store::payrolls::{self, Status};
+use crate::store::{jobs, now_micros, Db, Result};
+use serde_json::json;
+use sqlx::AnyConnection;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Items released per transaction: large enough to be quick, small enough that a SQLite
+/// write lock is never held for long while the dispatcher also writes.
+const RELEASE_CHUNK: i64 = 2_000;
+
+/// Releases every item still held: `held` → `released`, then items in chunks, waking the
+/// dispatcher after each. Calling it again resumes a release that an earlier process did not
+/// finish. Returns how many items this call released, or `None` when the payroll was
+/// neither held nor released.
+pub async fn release(db: &Db, wake: &Notify, payroll_id: Uuid, cause: &str) -> Result<Option<u64>> {
+    {
+        let mut conn = db.pool().acquire().await?;
+        let moved =
+            payrolls::set_status(&mut conn, payroll_id, Status::Held, Status::Released).await?;
+        if !moved {
+            match payrolls::get_in(&mut conn, None, payroll_id)
+                .await?
+                .map(|p| p.status)
+            {
+                Some(Status::Released) => {}
+                _ => return Ok(None),
+            }
+        }
+    }
+    let mut released: u64 = 0;
+    loop {
+        let mut tx = db.begin().await?;
+        let ids = payrolls::release_chunk(&mut tx, payroll_id, RELEASE_CHUNK, cause).await?;
+        if ids.is_empty() {
+            tx.commit().await?;
+            break;
+        }
+        for id in &ids {
+            outcomes::after_transition(&mut tx, *id, State::Received, State::Queued, cause).await?;
+        }
+        tx.commit().await?;
+        released = released.saturating_add(u64::try_from(ids.len()).unwrap_or(0));
+        wake.notify_one();
+    }
+    // A payroll whose items were all cancelled or released one by one may be done already.
+    let mut tx = db.begin().await?;
+    if payrolls::complete_if_done(&mut tx, payroll_id).await? {
+        payroll_completed(&mut tx, payroll_id).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(released))
+}
+
+/// Why one item could not be released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReleased {
+    /// The item is past `received`: it was released (or cancelled) before.
+    AlreadyReleased(State),
+}
+
+/// Releases one held item (the openIMIS facade's payment call), inside one transaction.
+pub async fn release_item(
+    db: &Db,
+    wake: &Notify,
+    payment_id: Uuid,
+    cause: &str,
+) -> Result<std::result::Result<(), NotReleased>> {
+    let mut tx = db.begin().await?;
+    match payments::transition(&mut tx, db.kind(), payment_id, Event::Queue, cause).await? {
+        Moved::To { from, to } => {
+            outcomes::after_transition(&mut tx, payment_id, from, to, cause).await?;
+            jobs::schedule_payment(&mut tx, payment_id, now_micros()).await?;
+            tx.commit().await?;
+            wake.notify_one();
+            Ok(Ok(()))
+        }
+        Moved::Refused { held } => {
+            tx.rollback().await?;
+            Ok(Err(NotReleased::AlreadyReleased(held)))
+        }
+    }
+}
+
+/// Called for every payroll item that reached a final state, inside that transaction:
+/// completes the payroll if it was the last open item.
+pub async fn item_final(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
+    if payrolls::complete_if_done(conn, payroll_id).await? {
+        payroll_completed(conn, payroll_id).await?;
+    }
+    Ok(())
+}
+
+/// Inside the transaction that completed the payroll: the `payroll.completed` event for the
+/// core, with the payroll's counts and totals per state.
+pub async fn payroll_completed(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
+    let Some(p) = payrolls::get_in(conn, None, payroll_id).await? else {
+        return Ok(());
+    };
+    let counts = payrolls::counts_in(conn, payroll_id).await?;
+    let mut states = serde_json::Map::new();
+    for c in &counts {
+        let entry = states
+            .entry(c.state.as_str().to_owned())
+            .or_insert_with(|| json!({"count": 0, "totals": []}));
+        let n = entry["count"].as_i64().unwrap_or(0).saturating_add(c.count);
+        entry["count"] = json!(n);
+        if let Some(t) = entry["totals"].as_array_mut() {
+            t.push(money_json(c.total_minor, &c.currency));
+        }
+    }
+    let summary = json!({
+        "name": p.name,
+        "item_count": p.item_count,
+        "states": states,
+    });
+    notify::events::payroll_completed(conn, p.client_id, payroll_id, summary).await?;
+    tracing::info!(payroll = %payroll_id, items = p.item_count, "Payroll completed");
+    metrics::counter!("railgate_payrolls_completed_total").increment(1);
+    Ok(())
+}
+
+fn money_json(minor: i64, currency: &str) -> serde_json::Value {
+    match currency.parse::<crate::domain::Currency>() {
+        Ok(c) => {
+            json!({"value": railgate_rail::money::format_minor(minor, c), "currency": currency})
+        }
+        Err(_) => json!({"minor": minor, "currency": currency}),
+    }
+}
