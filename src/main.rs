@@ -42,6 +42,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     &sb.rails.mock.base_url()
                 )
             );
+            println!(
+                "{}",
+                sandbox::mojaloop_banner(&sb.rails.mojaloop.base_url())
+            );
             println!("{}", sb.rails.mifos_bank.banner());
             let stop = sb.gateway.stop_token();
             tokio::spawn(async move {

@@ -129,7 +129,8 @@ pub async fn accept(
     // callback already settled it must not move the attempt back from completed or failed.
     match payments::transition(conn, kind, payment_id, Event::Accept, cause).await? {
         Moved::To { from, to } => {
-            attempts::set_status(conn, attempt_id, Status::Accepted, rail_reference, None).await?;
+            // Nor back from a step a callback already moved it to.
+            attempts::mark_accepted(conn, attempt_id, rail_reference).await?;
             payments::set_rail(conn, payment_id, rail_reference, None).await?;
             if from != to {
                 after_transition(conn, payment_id, from, to, cause).await?;

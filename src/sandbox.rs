@@ -92,6 +92,7 @@ pub async fn start(opts: SandboxOptions) -> Result<Sandbox, AppError> {
     );
     rails.configure(&mut cfg, &secret);
     let gateway = app::start(cfg, None).await?;
+    rails.connect(&gateway.base_url());
     let db: &Db = &gateway.state.db;
     let client = keys::ensure_client(db, "demo").await?;
     let api_key = match opts.api_key {
@@ -128,6 +129,8 @@ pub struct MockRails {
     pub mock: railgate_mock::MockRail,
     pub mmapi: railgate_mmapi::mock::MmapiMock,
     pub mpesa: railgate_mpesa::mock::MpesaMock,
+    /// The Mojaloop hub (switch + one peer FSP); it learns the gateway's address in `connect`.
+    pub mojaloop: railgate_mojaloop::MockHub,
     pub mifos_bank: MifosBankMocks,
 }
 
@@ -300,6 +303,10 @@ fn rail(id: &str, kind: &str, pairs: &[(&str, String)]) -> RailConfig {
     }
 }
 
+/// Our FSP id in the sandbox's Mojaloop scheme, and the scheme's own identifier there.
+pub const MOJALOOP_FSP_ID: &str = "railgate";
+pub const MOJALOOP_SCHEME_PARTY: &str = "BUSINESS:NHIF";
+
 impl MockRails {
     pub async fn start(secret: &str, timing: Timing) -> std::io::Result<MockRails> {
         use std::time::Duration;
@@ -328,18 +335,33 @@ impl MockRails {
             ..Default::default()
         })
         .await?;
+        let mut hub = railgate_mojaloop::MockHubConfig::new(MOJALOOP_FSP_ID);
+        hub.callback_delay = ms(cb);
+        hub.pending_delay = ms(pending);
+        hub.late_success_delay = ms(conflict);
+        let mojaloop = railgate_mojaloop::MockHub::start(hub).await?;
         let mifos_bank = MifosBankMocks::start(timing).await?;
         Ok(MockRails {
             mock,
             mmapi,
             mpesa,
+            mojaloop,
             mifos_bank,
         })
     }
 
-    /// Adds the mobile-money rails to a configuration: `mmapi` (GSMA Mobile Money API) and
-    /// `mpesa` (Daraja); KES goes to M-Pesa, the rest stays on the generic mock rail, and
-    /// either can be chosen with the request's `rail` hint.
+    /// Tells the mocks that call the gateway back at registered addresses (the Mojaloop hub)
+    /// where it listens, once it does.
+    pub fn connect(&self, gateway_base: &str) {
+        self.mojaloop.set_callback_base(&format!(
+            "{}/rails/mojaloop",
+            gateway_base.trim_end_matches('/')
+        ));
+    }
+
+    /// Adds the mocked rails to a configuration: `mmapi` (GSMA Mobile Money API), `mpesa`
+    /// (Daraja) and `mojaloop` (FSPIOP v1.1); KES goes to M-Pesa, `ALIAS` parties to Mojaloop,
+    /// the rest stays on the generic mock rail, and any can be chosen with the `rail` hint.
     pub fn configure(&self, cfg: &mut Config, secret: &str) {
         let rail = |id: &str, kind: &str, pairs: &[(&str, String)]| {
             let mut settings = toml::Table::new();
@@ -383,6 +405,27 @@ impl MockRails {
                 ("currencies", "KES".into()),
             ],
         ));
+        cfg.rails.push(rail(
+            "mojaloop",
+            "mojaloop",
+            &[
+                ("hub_url", self.mojaloop.base_url()),
+                ("fsp_id", MOJALOOP_FSP_ID.into()),
+                ("hub_fsp_id", "switch".into()),
+                ("peers", "mockdfsp".into()),
+                ("ilp_secret", secret.to_owned()),
+                ("scheme_party", MOJALOOP_SCHEME_PARTY.into()),
+                ("scheme_name", "National Health Insurance Fund".into()),
+            ],
+        ));
+        cfg.routes.insert(
+            0,
+            RouteConfig {
+                rail: "mojaloop".into(),
+                id_type: Some("ALIAS".into()),
+                ..RouteConfig::default()
+            },
+        );
         cfg.routes.insert(
             0,
             RouteConfig {
@@ -407,5 +450,16 @@ Try it (the last two digits of the phone number pick the mock rail's scenario; s
   curl -s {base}/v1/payments -H 'Authorization: Bearer {key}'\n\
   curl -s -X POST {base}/v1/collections -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
     -d '{{\"reference\":\"PREM-2026-07\",\"amount\":{{\"value\":\"5000.00\",\"currency\":\"TZS\"}},\"payer\":{{\"id_type\":\"MSISDN\",\"id_value\":\"255712345601\"}},\"mode\":\"request_to_pay\"}}'\n"
+    )
+}
+
+/// The sandbox's Mojaloop scheme, for a newcomer: where its hub is and how to play an insuree
+/// paying a premium into the scheme.
+pub fn mojaloop_banner(hub: &str) -> String {
+    format!(
+        "Mojaloop hub (mock, FSPIOP v1.1): {hub}; ALIAS parties go to it, or pass \"rail\": \"mojaloop\".\n\
+An insuree pays an expected collection (use its payment_reference) through the scheme:\n\
+  curl -s -X POST {hub}/_control/push -H 'Content-Type: application/json' \\\n\
+    -d '{{\"id_type\":\"BUSINESS\",\"id_value\":\"NHIF\",\"reference\":\"<payment_reference>\",\"amount\":\"5000\",\"currency\":\"TZS\",\"payer_msisdn\":\"255712345600\"}}'\n"
     )
 }

@@ -7,6 +7,7 @@
 pub mod bank;
 pub mod mifos;
 mod mobile;
+mod mojaloop;
 
 use crate::config::{ConfigError, RailConfig};
 use railgate_rail::{Currency, RailAdapter};
@@ -48,6 +49,7 @@ pub fn build(rc: &RailConfig, callback_base: &str) -> Result<Arc<dyn RailAdapter
         ))),
         "mmapi" => mobile::mmapi(rc, callback_base, timeout),
         "mpesa" => mobile::mpesa(rc, callback_base, timeout),
+        "mojaloop" => mojaloop::mojaloop(rc, callback_base, timeout),
         "phee" => mifos::phee(rc, timeout),
         "fineract" => mifos::fineract(rc, timeout),
         "bank" => bank::bank(rc),

@@ -10,6 +10,8 @@ use crate::store::{callbacks as store, now_micros, payments, Db, StoreError};
 use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest};
 use sqlx::AnyConnection;
 
+mod inbound;
+
 /// What the HTTP layer answers.
 #[derive(Debug)]
 pub enum Answer {
@@ -95,16 +97,43 @@ pub async fn receive(
     };
 
     let mut tx = db.begin().await?;
+    // A request the rail wants idempotent by its own id (Mojaloop's POST /quotes, /transfers):
+    // a resend gets the first answer again, a modified one an error; neither applies anything.
+    let (events, follow_ups, replay) = match rail.adapter.idempotent_post(&req) {
+        None => (reply.events.as_slice(), reply.follow_ups.clone(), None),
+        Some(key) => {
+            let first = inbound::remember(&mut tx, rail_id, &key, row, &reply.follow_ups).await?;
+            match first {
+                inbound::Seen::First => (reply.events.as_slice(), reply.follow_ups.clone(), None),
+                inbound::Seen::Duplicate(stored) => {
+                    tracing::info!(rail = rail_id, row = %row, "Inbound request resent; answering as before");
+                    metrics::counter!("railgate_inbound_resends_total", "rail" => rail_id.to_owned()).increment(1);
+                    (&[][..], stored, Some("resent_answer"))
+                }
+                inbound::Seen::Modified => {
+                    refused("modified_request");
+                    tracing::warn!(rail = rail_id, row = %row, "Inbound request reuses an id with another body; refused");
+                    let reply = rail.adapter.modified_request_reply(&req);
+                    (
+                        &[][..],
+                        reply.into_iter().collect(),
+                        Some("modified_request"),
+                    )
+                }
+            }
+        }
+    };
     let mut verdicts = Vec::new();
     let mut unknown = 0usize;
-    for ev in &reply.events {
-        let effect = apply_event(&mut tx, db, rail.adapter.as_ref(), &req, row, ev).await?;
-        if effect == "unknown_attempt" {
+    for ev in events {
+        let effects = apply_event(&mut tx, db, rail.adapter.as_ref(), &req, row, ev).await?;
+        if effects == ["unknown_attempt"] {
             unknown = unknown.saturating_add(1);
         }
-        verdicts.push(effect);
+        verdicts.extend(effects);
     }
-    for f in &reply.follow_ups {
+    verdicts.extend(replay);
+    for f in &follow_ups {
         let payload = crate::dispatch::follow_up_payload(rail_id, f);
         jobs::insert(
             &mut tx,
@@ -124,7 +153,7 @@ pub async fn receive(
     tx.commit().await.map_err(StoreError::from)?;
     wake.notify_one();
 
-    if unknown > 0 && unknown == reply.events.len() {
+    if unknown > 0 && unknown == events.len() {
         return Ok(Answer::Refused {
             status: 404,
             reason: "the callback names no attempt we know".into(),
@@ -137,6 +166,8 @@ pub async fn receive(
     })
 }
 
+/// Resolves the event's attempts (or, for pushed money, the expected collection) and applies
+/// it to each; returns one effect per target.
 async fn apply_event(
     tx: &mut AnyConnection,
     db: &Db,
@@ -144,24 +175,58 @@ async fn apply_event(
     req: &InboundRequest,
     row: uuid::Uuid,
     ev: &railgate_rail::CallbackEvent,
-) -> Result<&'static str, InboxError> {
+) -> Result<Vec<&'static str>, InboxError> {
     let rail_id = rail.id();
-    let kind = db.kind();
-    // Resolve the attempt (or, for pushed money, the expected collection).
-    let (payment_id, attempt) = match &ev.attempt {
+    let one = |e: &'static str| vec![e];
+    match &ev.attempt {
         AttemptRef::Attempt(id) => match attempts::get(tx, *id).await? {
-            Some(a) => (a.payment_id, Some(a)),
-            None => return unknown_attempt(rail_id),
+            Some(a) => Ok(one(apply_to(
+                tx,
+                db,
+                rail,
+                req,
+                row,
+                ev,
+                &ev.callback_id,
+                a.payment_id,
+                Some(a),
+            )
+            .await?)),
+            None => Ok(one(unknown_attempt(rail_id)?)),
         },
         AttemptRef::RailReference(r) => {
-            match attempts::find_by_rail_reference(tx, rail_id, r).await? {
-                Some(a) => (a.payment_id, Some(a)),
-                None => return unknown_attempt(rail_id),
+            // One answer may serve several attempts waiting on the same reference (Mojaloop:
+            // one party lookup); each claims the callback for itself, so a later attempt
+            // waiting on an identical answer is not taken for a replay of an earlier one.
+            let mut targets = attempts::waiting_by_rail_reference(tx, rail_id, r).await?;
+            if targets.is_empty() {
+                match attempts::find_by_rail_reference(tx, rail_id, r).await? {
+                    Some(a) => targets.push(a),
+                    None => return Ok(one(unknown_attempt(rail_id)?)),
+                }
             }
+            let mut effects = Vec::with_capacity(targets.len());
+            for a in targets {
+                let id = format!("{} @{}", ev.callback_id, a.id);
+                let pid = a.payment_id;
+                effects.push(apply_to(tx, db, rail, req, row, ev, &id, pid, Some(a)).await?);
+            }
+            Ok(effects)
         }
         AttemptRef::PaymentReference(r) => {
             match payments::find_by_payment_reference(tx, r).await? {
-                Some(p) => (p, None),
+                Some(p) => Ok(one(apply_to(
+                    tx,
+                    db,
+                    rail,
+                    req,
+                    row,
+                    ev,
+                    &ev.callback_id,
+                    p,
+                    None,
+                )
+                .await?)),
                 None => {
                     // Money that matches nothing: kept visibly for reconciliation (suspense).
                     tracing::warn!(
@@ -180,27 +245,34 @@ async fn apply_event(
                         )
                         .await?;
                     }
-                    return Ok("unmatched");
+                    Ok(one("unmatched"))
                 }
             }
         }
-    };
-    if !store::claim_event(
-        tx,
-        rail_id,
-        &ev.callback_id,
-        row,
-        Some(payment_id),
-        "pending",
-    )
-    .await?
-    {
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the callback, its event and the target it resolved to
+async fn apply_to(
+    tx: &mut AnyConnection,
+    db: &Db,
+    rail: &dyn railgate_rail::RailAdapter,
+    req: &InboundRequest,
+    row: uuid::Uuid,
+    ev: &railgate_rail::CallbackEvent,
+    callback_id: &str,
+    payment_id: uuid::Uuid,
+    attempt: Option<attempts::AttemptRow>,
+) -> Result<&'static str, InboxError> {
+    let rail_id = rail.id();
+    let kind = db.kind();
+    if !store::claim_event(tx, rail_id, callback_id, row, Some(payment_id), "pending").await? {
         refused("replay");
         tracing::warn!(rail = rail_id, payment = %payment_id, "Callback id seen before; nothing changed");
         return Ok("replayed");
     }
     let attempt_id = attempt.as_ref().map(|a| a.id);
-    let cause = format!("rail {rail_id}: callback {}", ev.callback_id);
+    let cause = format!("rail {rail_id}: callback {}", callback_id);
     // The adapter checks the event against what it sent (Mojaloop: fulfilment vs condition).
     let outcome = match &attempt {
         Some(a) => {
@@ -213,7 +285,7 @@ async fn apply_event(
                 Err(e) => {
                     refused("review");
                     tracing::warn!(rail = rail_id, payment = %payment_id, reason = %e, "Callback event refused on review");
-                    store::set_effect(tx, rail_id, &ev.callback_id, "refused").await?;
+                    store::set_effect(tx, rail_id, callback_id, "refused").await?;
                     return Ok("refused");
                 }
             }
@@ -303,7 +375,7 @@ async fn apply_event(
         tracing::warn!(rail = rail_id, payment = %payment_id, "Callback contradicts the payment's final state; conflict recorded");
         metrics::counter!("railgate_callback_conflicts_total").increment(1);
     }
-    store::set_effect(tx, rail_id, &ev.callback_id, applied.as_str()).await?;
+    store::set_effect(tx, rail_id, callback_id, applied.as_str()).await?;
     Ok(applied.as_str())
 }
 

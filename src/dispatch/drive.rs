@@ -125,6 +125,13 @@ async fn send(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow
             return apply_submit(d, job, rail, p, &a, Err(e)).await;
         }
     }
+    if let Some(r) = rail.adapter.reference_before_send(&attempt) {
+        // The rail's answer may be keyed by it and arrive before `submit` returns.
+        if attempt.rail_reference.as_deref() != Some(r.as_str()) {
+            attempts::set_rail_reference(&mut tx, a.id, &r).await?;
+            attempt.rail_reference = Some(r);
+        }
+    }
     if a.status != Status::Sending {
         attempts::set_status(&mut tx, a.id, Status::Sending, None, None).await?;
         if p.state == State::Unknown {
@@ -179,12 +186,18 @@ async fn apply_submit(
             rail_state,
             rail_reference,
         }) => {
-            attempts::set_rail_state(&mut tx, a.id, &rail_state).await?;
-            outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause).await?;
-            let at = now_micros()
-                .saturating_add(micros(rail.callback_grace))
-                .min(a.deadline_at.saturating_add(1_000));
-            jobs::retry_at(&mut tx, job, at, None).await?;
+            if attempts::step_sent(&mut tx, a.id, &rail_state).await? {
+                outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause)
+                    .await?;
+                let at = now_micros()
+                    .saturating_add(micros(rail.callback_grace))
+                    .min(a.deadline_at.saturating_add(1_000));
+                jobs::retry_at(&mut tx, job, at, None).await?;
+            } else {
+                // The step's callback beat this answer and already stored the next state.
+                tracing::debug!(payment = %p.id, attempt = %a.id, "Step answered before its acceptance; keeping the callback's state");
+                jobs::retry_at(&mut tx, job, now_micros(), None).await?;
+            }
         }
         Ok(Submitted::Completed(settled)) => {
             outcomes::complete(&mut tx, kind, p.id, Some(a.id), &settled, &cause).await?;

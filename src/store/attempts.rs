@@ -159,6 +159,75 @@ pub async fn find_by_rail_reference(
     row.as_ref().map(from_row).transpose()
 }
 
+/// The attempts of a rail still waiting on `rail_reference` (not completed or failed), oldest
+/// first: one answer may serve several (Mojaloop: one party lookup for several payments).
+pub async fn waiting_by_rail_reference(
+    conn: &mut AnyConnection,
+    rail: &str,
+    rail_reference: &str,
+) -> Result<Vec<AttemptRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM attempts WHERE rail = $1 AND rail_reference = $2 \
+         AND status NOT IN ('completed', 'failed') ORDER BY created_at, id"
+    ))
+    .bind(rail)
+    .bind(rail_reference)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Records the reference an answer will be keyed by, before the request goes out.
+pub async fn set_rail_reference(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    rail_reference: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE attempts SET rail_reference = $1, updated_at = $2 WHERE id = $3")
+        .bind(rail_reference)
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores the state a step's answer left, unless a callback already moved the attempt on
+/// while the step was being sent (its answer beat ours). True when stored.
+pub async fn step_sent(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    state: &serde_json::Value,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE id = $3 AND status = 'sending'",
+    )
+    .bind(state.to_string())
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks an attempt accepted, unless a callback already settled it or moved it to its next step.
+pub async fn mark_accepted(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    rail_reference: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE attempts SET status = 'accepted', rail_reference = COALESCE($1, rail_reference), \
+         updated_at = $2 WHERE id = $3 AND status NOT IN ('completed', 'failed', 'step')",
+    )
+    .bind(rail_reference)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn store_request(
     conn: &mut AnyConnection,
     id: Uuid,

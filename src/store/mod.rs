@@ -9,6 +9,7 @@
 pub mod attempts;
 pub mod callbacks;
 pub mod idempotency;
+pub mod inbound;
 pub mod jobs;
 pub mod keys;
 pub mod payments;

@@ -79,6 +79,8 @@ pub struct TestApp {
     pub revoked_key: String,
     pub db: Db,
     pub database_url: String,
+    /// The Mojaloop mock hub, when the test asked for every rail.
+    pub mojaloop: Option<railgate_mojaloop::MockHub>,
     /// The other mock rails, when the test asked for them.
     pub mobile: Option<(
         railgate_mmapi::mock::MmapiMock,
@@ -151,9 +153,12 @@ pub async fn spawn_app_all_rails_with(
         mock,
         mmapi,
         mpesa,
+        mojaloop,
         mifos_bank,
     } = rails;
     let mut app = spawn_with_config(cfg, url, mock, Some((mmapi, mpesa))).await?;
+    mojaloop.set_callback_base(&format!("{}/rails/mojaloop", app.base));
+    app.mojaloop = Some(mojaloop);
     app.mifos_bank = Some(mifos_bank);
     Some(app)
 }
@@ -211,6 +216,7 @@ async fn spawn_with_config(
         revoked_key,
         db,
         database_url: url,
+        mojaloop: None,
         mobile,
         mifos_bank: None,
     })

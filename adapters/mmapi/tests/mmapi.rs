@@ -9,7 +9,7 @@
     clippy::arithmetic_side_effects
 )]
 
-mod harness;
+use railgate_testkit as harness;
 
 use harness::{attempt, drive, eventually, paid, set_faults, End, Receiver, Until};
 use railgate_mmapi::mock::{MmapiMock, MmapiMockConfig};

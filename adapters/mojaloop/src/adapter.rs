@@ -803,6 +803,28 @@ impl RailAdapter for MojaloopAdapter {
         self.review(attempt, request, outcome)
     }
 
+    /// The lookup's `PUT /parties` is keyed by the party alone and may beat the 202 of
+    /// `GET /parties`: the gateway records the reference before the lookup goes out.
+    fn reference_before_send(&self, attempt: &Attempt) -> Option<String> {
+        match RailState::from_value(attempt.rail_state.as_ref()) {
+            Ok(None | Some(RailState::LookingUp)) => Some(lookup_reference(&attempt.party)),
+            Ok(Some(_)) | Err(_) => None,
+        }
+    }
+
+    /// `POST /quotes` and `POST /transfers` are idempotent by `quoteId`/`transferId` (API
+    /// definition §3.2.5); the hash ignores whitespace and key order.
+    fn idempotent_post(&self, request: &InboundRequest) -> Option<railgate_rail::IdempotentPost> {
+        crate::payee::inbound_post(request).map(|p| railgate_rail::IdempotentPost {
+            key: format!("{}/{}", p.resource.as_str(), p.id),
+            body_hash: p.body_hash,
+        })
+    }
+
+    fn modified_request_reply(&self, request: &InboundRequest) -> Option<Outbound> {
+        crate::payee::inbound_post(request).map(|p| self.modified_request_follow_up(&p))
+    }
+
     /// Sends a PUT the adapter built in a `CallbackReply`, dated and signed now. PUTs are
     /// idempotent at the hub, so resending is safe.
     async fn send_follow_up(&self, outbound: &Outbound) -> Result<(), RailError> {

@@ -10,7 +10,7 @@
     clippy::arithmetic_side_effects
 )]
 
-mod harness;
+use railgate_testkit as harness;
 
 use harness::{attempt, drive, eventually, paid, set_faults, End, Receiver, Until};
 use railgate_mpesa::mock::{MpesaMock, MpesaMockConfig};

@@ -267,6 +267,18 @@ pub struct Outbound {
     pub body: Vec<u8>,
 }
 
+/// An inbound request the rail requires to be idempotent under its own id (FSPIOP's
+/// `POST /quotes` and `POST /transfers`): the gateway keeps `body_hash` per `(rail, key)`; the same
+/// key with the same hash is a resend (nothing applied, the first reply's follow-ups sent again),
+/// with another hash a modified request (nothing applied, `modified_request_reply` sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentPost {
+    /// The resource and the rail's id for it, e.g. `transfers/8f3c…`.
+    pub key: String,
+    /// A hash of the request's content (whatever the rail compares resends by).
+    pub body_hash: String,
+}
+
 impl CallbackReply {
     pub fn ok_json(events: Vec<CallbackEvent>, body: &serde_json::Value) -> Self {
         CallbackReply {
@@ -323,6 +335,22 @@ pub trait RailAdapter: Send + Sync + 'static {
         outcome: CallbackOutcome,
     ) -> Result<CallbackOutcome, CallbackError> {
         Ok(outcome)
+    }
+    /// A `rail_reference` the gateway must store with the attempt BEFORE `submit` sends it,
+    /// because the rail's answer may arrive (keyed by it) before `submit` returns. Mojaloop's
+    /// `PUT /parties` names only the party looked up. The default needs none.
+    fn reference_before_send(&self, _attempt: &Attempt) -> Option<String> {
+        None
+    }
+    /// Whether an inbound request is one the rail requires to be idempotent by its own id
+    /// (see [`IdempotentPost`]). Called after `callback` accepted the request. Default: none.
+    fn idempotent_post(&self, _request: &InboundRequest) -> Option<IdempotentPost> {
+        None
+    }
+    /// What to send back when an idempotent request's id comes again with another body
+    /// (FSPIOP: `PUT /{resource}/{id}/error` with 3106). Default: nothing.
+    fn modified_request_reply(&self, _request: &InboundRequest) -> Option<Outbound> {
+        None
     }
     /// Sends a follow-up the adapter asked for in a `CallbackReply`. Must be idempotent.
     async fn send_follow_up(&self, _outbound: &Outbound) -> Result<(), RailError> {

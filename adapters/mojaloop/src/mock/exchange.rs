@@ -185,6 +185,11 @@ pub(super) async fn handle(
         headers: &headers,
         body: &body,
     };
+    s.inner().received.push(super::Received {
+        method: method.as_str().to_owned(),
+        path: path.clone(),
+        body: body.to_vec(),
+    });
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let rate = s.inner().faults.error_rate_percent;
     if method == Method::POST && rate > 0 && rand::random::<u8>() % 100 < rate {

@@ -138,6 +138,15 @@ pub struct Collected {
     pub error_code: Option<String>,
 }
 
+/// A request Railgate sent the mock, with its exact body (tests compare it with the bytes the
+/// gateway stored before sending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
 /// A callback the mock delivered to Railgate and the status it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -201,6 +210,7 @@ struct Inner {
     collected: Vec<Collected>,
     deliveries: Vec<Delivery>,
     rejections: Vec<Invalid>,
+    received: Vec<Received>,
 }
 
 struct Shared {
@@ -358,6 +368,11 @@ impl MockHub {
 
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.inner().deliveries.clone()
+    }
+
+    /// Every request Railgate sent, in order, with its exact body.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.inner().received.clone()
     }
 
     /// Requests of Railgate's the mock refused, with the FSPIOP error it answered.

@@ -1,4 +1,4 @@
-//! A test harness: a callback receiver on port 0 that hands every request to the adapter,
+//! Test harness shared by the adapter crates: a callback receiver on port 0 that hands every request to the adapter,
 //! and a minimal stand-in for the gateway's dispatcher that drives one attempt to its end.
 
 #![allow(
