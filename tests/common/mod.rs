@@ -413,9 +413,28 @@ impl TestApp {
         }
     }
 
+    /// Stops everything and removes the test's database (its SQLite directory, or its
+    /// PostgreSQL schema), so passing tests leave nothing behind.
     pub async fn stop(self) {
         self.gateway.shutdown().await;
         let _ = self.mock.shutdown().await;
+        self.db.close().await;
+        drop_database(&self.database_url).await;
+    }
+}
+
+async fn drop_database(url: &str) {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    } else if let Some((_, schema)) = url.split_once("search_path%3D") {
+        if let Ok(admin) = Db::connect(&postgres_base(), 1).await {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(admin.pool())
+                .await;
+            admin.close().await;
+        }
     }
 }
 
