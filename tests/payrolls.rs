@@ -370,7 +370,7 @@ async fn drop_database(url: &str) {
         let admin = railgate::store::Db::connect(&postgres_base(), 1)
             .await
             .unwrap();
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .execute(admin.pool())
             .await
             .unwrap();
