@@ -208,21 +208,18 @@ async fn apply_submit(
             jobs::finish(&mut tx, job).await?;
         }
         Err(RailError::Retryable(why)) => {
-            attempts::set_status(&mut tx, a.id, Status::Retry, None, Some(&why)).await?;
-            if job.tries >= d.cfg.max_submit_tries {
+            let refusals = attempts::record_refusal(&mut tx, a.id, &why).await?;
+            if refusals >= d.cfg.max_submit_tries {
                 let f = Failure::new(
                     FailureCode::RailUnavailable,
-                    format!(
-                        "the rail refused {} times with nothing moved: {why}",
-                        job.tries
-                    ),
+                    format!("the rail refused {refusals} times with nothing moved: {why}"),
                     None,
                 );
                 outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
                 jobs::finish(&mut tx, job).await?;
             } else {
                 let at = now_micros().saturating_add(backoff::micros(
-                    job.tries,
+                    refusals,
                     Duration::from_millis(200),
                     Duration::from_secs(300),
                 ));

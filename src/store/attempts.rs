@@ -266,6 +266,24 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Records one refusal of the attempt by its rail (nothing moved): the attempt goes back to
+/// `retry` with the reason, and the number of refusals so far, this one included, is returned.
+/// The dispatcher gives up on the attempt by this count, not by how often its job was claimed
+/// (restarts claim jobs too).
+pub async fn record_refusal(conn: &mut AnyConnection, id: Uuid, why: &str) -> Result<i64> {
+    let row = sqlx::query(
+        "UPDATE attempts SET status = $1, last_error = $2, refusals = refusals + 1, \
+         updated_at = $3 WHERE id = $4 RETURNING refusals",
+    )
+    .bind(Status::Retry.as_str())
+    .bind(why)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .fetch_one(conn)
+    .await?;
+    col(&row, "refusals")
+}
+
 pub async fn set_rail_state(
     conn: &mut AnyConnection,
     id: Uuid,
