@@ -262,8 +262,12 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     );
     let put_path = format!("/transfers/{transfer}");
     assert!(
-        eventually(Duration::from_secs(10), || sent_to_hub(&app, "PUT", &put_path).len() == 3)
-            .await,
+        eventually(Duration::from_secs(10), || sent_to_hub(
+            &app, "PUT", &put_path
+        )
+        .len()
+            == 3)
+        .await,
         "each resend answered"
     );
     let answers = sent_to_hub(&app, "PUT", &put_path);
@@ -294,7 +298,10 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
         refused[0].0.as_deref().unwrap_or("").contains("roguefsp"),
         "{refused:?}"
     );
-    assert_eq!(json_of(&refused[0].1)["transactionRequestState"], "REJECTED");
+    assert_eq!(
+        json_of(&refused[0].1)["transactionRequestState"],
+        "REJECTED"
+    );
     assert!(!sent_to_hub(&app, "GET", &path).is_empty());
 
     // 09: refused twice with 503, then accepted: the same stored bytes every time.
@@ -312,8 +319,14 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     // resent (the inquiry found it), completed.
     let p = r2p_payment(&app, "10").await;
     let states = states_of(&p);
-    let unknown = states.iter().position(|s| s == "unknown").expect("went unknown");
-    assert!(states[unknown..].contains(&"completed".to_owned()), "{states:?}");
+    let unknown = states
+        .iter()
+        .position(|s| s == "unknown")
+        .expect("went unknown");
+    assert!(
+        states[unknown..].contains(&"completed".to_owned()),
+        "{states:?}"
+    );
     let (trid, _, _) = only_attempt(&app, &p).await;
     let sent = sent_to_hub(&app, "POST", "/transactionRequests")
         .into_iter()
@@ -337,9 +350,11 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     let p = r2p_payment(&app, "12").await;
     let (trid, _, _) = only_attempt(&app, &p).await;
     assert!(!sent_to_hub(&app, "GET", &format!("/transactionRequests/{trid}")).is_empty());
-    assert!(stored_callbacks(&app, "PUT", &format!("/transactionRequests/{trid}"))
-        .await
-        .is_empty());
+    assert!(
+        stored_callbacks(&app, "PUT", &format!("/transactionRequests/{trid}"))
+            .await
+            .is_empty()
+    );
     app.stop().await;
 });
 
@@ -734,7 +749,10 @@ both_stores!(mojaloop_with_jws_signatures, |store| async move {
     .await
     .unwrap();
     assert_eq!(refused.len(), 2, "only the forged callbacks: {refused:?}");
-    assert!(refused[0].2.starts_with("/transactionRequests/"), "{refused:?}");
+    assert!(
+        refused[0].2.starts_with("/transactionRequests/"),
+        "{refused:?}"
+    );
     assert!(refused[1].2.starts_with("/transfers/"), "{refused:?}");
     for r in &refused {
         assert!(

@@ -1009,7 +1009,13 @@ async fn post_transaction_requests(
         2 => fail_request(s, later, &trid, "3204", "Party not found"),
         3 => {
             received();
-            fail_request(s, later, &trid, "4101", "Payer rejected transaction request");
+            fail_request(
+                s,
+                later,
+                &trid,
+                "4101",
+                "Payer rejected transaction request",
+            );
         }
         4 => {
             received();

@@ -202,7 +202,10 @@ enum RequestState {
     /// The payer approved; its quote and transfer are (or were) on their way.
     Accepted,
     Rejected,
-    Failed { code: String, description: String },
+    Failed {
+        code: String,
+        description: String,
+    },
 }
 
 /// A `POST /transactionRequests` the mock recorded.
