@@ -840,10 +840,10 @@ fn fail_request(s: &Arc<Shared>, delay: Duration, trid: &str, code: &str, descri
     send_request_state(s, delay, trid, Sign::Genuine, s.config.peer_fsp_id.clone());
 }
 
-/// The payer approved: its FSP quotes (to Railgate, as payee FSP) after `delay`, and pays once
-/// the quote comes back. At most once per request.
+/// The payer approves after `delay`: then its FSP quotes (to Railgate, as payee FSP), and pays
+/// once the quote comes back. At most once per request.
 fn pay_request(s: &Arc<Shared>, trid: &str, delay: Duration) {
-    let quote = {
+    {
         let mut inner = s.inner();
         let Some(rec) = inner.requests.get_mut(trid) else {
             return;
@@ -852,62 +852,73 @@ fn pay_request(s: &Arc<Shared>, trid: &str, delay: Duration) {
             return;
         }
         rec.paying = true;
-        if !matches!(rec.state, RequestState::Failed { .. }) {
-            rec.state = RequestState::Accepted;
-        }
-        let v = rec.body.clone();
-        let str_at = |p: &str| {
-            v.pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let Some(amount) = v
-            .get("amount")
-            .and_then(|a| serde_json::from_value::<FspiopMoney>(a.clone()).ok())
-        else {
+    }
+    let (s, trid) = (s.clone(), trid.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let Some(quote) = approve(&s, &trid) else {
             return;
         };
-        let c = Collection {
-            copies: if rec.scenario == 7 { 3 } else { 1 },
-            quote_id: id_string(Uuid::new_v4()),
-            // The payer FSP's transfer reuses the transaction id, as SDK-based FSPs do.
-            transfer_id: rec.transaction_id.clone(),
-            transaction_request_id: Some(trid.to_owned()),
-            reference: str_at("/payee/partyIdInfo/partySubIdOrType"),
-            amount,
-            payer_msisdn: str_at("/payer/partyIdentifier"),
-            condition: None,
-        };
-        let mut payee = v.get("payee").cloned().unwrap_or(Value::Null);
-        if let Some(o) = payee.as_object_mut() {
-            o.remove("name");
-        }
-        let quote = json!({
-            "quoteId": c.quote_id,
-            "transactionId": c.transfer_id,
-            "transactionRequestId": trid,
-            "payee": payee,
-            "payer": { "partyIdInfo": v.get("payer").cloned().unwrap_or(Value::Null) },
-            "amountType": "RECEIVE",
-            "amount": c.amount,
-            "transactionType": v.get("transactionType").cloned().unwrap_or(Value::Null),
-            "note": v.get("note").cloned().unwrap_or(json!("premium")),
-            "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(60))),
-        });
-        inner.collections.insert(c.quote_id.clone(), c);
-        quote
+        let peer = s.config.peer_fsp_id.clone();
+        deliver(
+            &s,
+            Method::POST,
+            "/quotes".to_owned(),
+            "quotes",
+            &peer,
+            Some(quote),
+            Sign::Genuine,
+        )
+        .await;
+    });
+}
+
+/// The payer's approval: the request is ACCEPTED (unless its FSP already answered an error),
+/// and the quote its FSP sends is built and remembered.
+fn approve(s: &Arc<Shared>, trid: &str) -> Option<Vec<u8>> {
+    let mut inner = s.inner();
+    let rec = inner.requests.get_mut(trid)?;
+    if !matches!(rec.state, RequestState::Failed { .. }) {
+        rec.state = RequestState::Accepted;
+    }
+    let (v, scenario, transaction_id) =
+        (rec.body.clone(), rec.scenario, rec.transaction_id.clone());
+    let str_at = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
     };
-    spawn_deliver(
-        s,
-        delay,
-        Method::POST,
-        "/quotes".to_owned(),
-        "quotes",
-        s.config.peer_fsp_id.clone(),
-        serde_json::to_vec(&quote).ok(),
-        Sign::Genuine,
-    );
+    let amount: FspiopMoney = serde_json::from_value(v.get("amount")?.clone()).ok()?;
+    let c = Collection {
+        copies: if scenario == 7 { 3 } else { 1 },
+        quote_id: id_string(Uuid::new_v4()),
+        // The payer FSP's transfer reuses the transaction id, as SDK-based FSPs do.
+        transfer_id: transaction_id,
+        transaction_request_id: Some(trid.to_owned()),
+        reference: str_at("/payee/partyIdInfo/partySubIdOrType"),
+        amount,
+        payer_msisdn: str_at("/payer/partyIdentifier"),
+        condition: None,
+    };
+    let mut payee = v.get("payee").cloned().unwrap_or(Value::Null);
+    if let Some(o) = payee.as_object_mut() {
+        o.remove("name");
+    }
+    let quote = json!({
+        "quoteId": c.quote_id,
+        "transactionId": c.transfer_id,
+        "transactionRequestId": trid,
+        "payee": payee,
+        "payer": { "partyIdInfo": v.get("payer").cloned().unwrap_or(Value::Null) },
+        "amountType": "RECEIVE",
+        "amount": c.amount,
+        "transactionType": v.get("transactionType").cloned().unwrap_or(Value::Null),
+        "note": v.get("note").cloned().unwrap_or(json!("premium")),
+        "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(60))),
+    });
+    inner.collections.insert(c.quote_id.clone(), c);
+    serde_json::to_vec(&quote).ok()
 }
 
 /// `POST /transactionRequests`: the mock is the payer's FSP. Idempotent by id (API definition
