@@ -119,51 +119,244 @@ both_stores!(mojaloop_disbursement_scenarios, |store| async move {
     app.stop().await;
 });
 
-both_stores!(mojaloop_request_to_pay, |store| async move {
+/// The collection of the request-to-pay table whose payer ends in `digits` (its full view).
+async fn r2p_payment(app: &TestApp, digits: &str) -> Value {
+    let (s, list) = app
+        .get(
+            &format!("/v1/payments?reference=mojalo-c-{digits}&direction=collection"),
+            &app.key,
+        )
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let id = list["data"][0]["id"].as_str().unwrap().to_owned();
+    app.payment(&id).await
+}
+
+/// The payment's one attempt: its id (= the `transactionRequestId`), stored step and bytes.
+async fn only_attempt(app: &TestApp, payment: &Value) -> (String, String, Vec<u8>) {
+    sqlx::query_as("SELECT id, request_step, request_body FROM attempts WHERE payment_id = $1")
+        .bind(payment["id"].as_str().unwrap())
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap()
+}
+
+fn sent_to_hub(app: &TestApp, method: &str, path: &str) -> Vec<Vec<u8>> {
+    hub(app)
+        .received()
+        .into_iter()
+        .filter(|r| r.method == method && r.path == path)
+        .map(|r| r.body)
+        .collect()
+}
+
+fn states_of(p: &Value) -> Vec<String> {
+    p["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+// The whole scenario table as request-to-pay (Railgate is the payee FSP, the mock hub plays
+// the payer's FSP), then what each row must have done on the wire and in the store.
+both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     let Some(app) = spawn_app_all_rails(store).await else {
         return;
     };
-    let rows = [
-        ("00", "completed", None),
-        ("01", "failed", Some("4001")),
-        ("02", "failed", Some("3204")),
-        ("03", "failed", Some("4101")),
-    ];
-    let mut ids = Vec::new();
-    for (digits, _, _) in rows {
-        let body = json!({
-            "reference": format!("RTP-{digits}"),
-            "amount": {"value": "2500", "currency": "TZS"},
-            "payer": {"id_type": "MSISDN", "id_value": format!("25571234590{digits}")},
-            "mode": "request_to_pay",
-            "rail": "mojaloop",
-        });
-        let (s, p) = app.post("/v1/collections", &app.key, &body, None).await;
-        assert_eq!(s, 201, "{p}");
-        ids.push(p["id"].as_str().unwrap().to_owned());
+    let control = format!("{}/_control", hub(&app).base_url());
+    app.run_scenario_table(
+        "mojaloop",
+        "collection",
+        "TZS",
+        "2500.50",
+        msisdn("2557123459"),
+        &control,
+    )
+    .await;
+    assert!(
+        hub(&app).rejections().is_empty(),
+        "{:?}",
+        hub(&app).rejections()
+    );
+
+    // 01–03: the payer FSP's codes are kept.
+    for (digits, code) in [("01", "4001"), ("02", "3204"), ("03", "4101")] {
+        let p = r2p_payment(&app, digits).await;
+        assert_eq!(p["failure"]["rail_code"], code, "{digits}: {p}");
     }
-    for ((digits, want, code), id) in rows.iter().zip(&ids) {
-        let p = app.wait_final(id).await;
-        assert_eq!(p["state"], *want, "{digits}: {p}");
-        if let Some(code) = code {
-            assert_eq!(p["failure"]["rail_code"], *code, "{digits}: {p}");
+    let p = r2p_payment(&app, "03").await;
+    assert_eq!(p["failure"]["code"], "declined", "{p}");
+
+    // 04: RECEIVED first, the payer's transfer only later.
+    let p = r2p_payment(&app, "04").await;
+    let (trid, _, _) = only_attempt(&app, &p).await;
+    let puts = stored_callbacks(&app, "PUT", &format!("/transactionRequests/{trid}")).await;
+    assert_eq!(json_of(&puts[0].1)["transactionRequestState"], "RECEIVED");
+    let transfer = p["rail_reference"].as_str().unwrap().to_owned();
+    let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT method, path, body FROM callbacks WHERE rail = 'mojaloop' \
+         ORDER BY received_at, id",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    let received = rows
+        .iter()
+        .position(|r| r.0 == "PUT" && r.1 == format!("/transactionRequests/{trid}"))
+        .unwrap();
+    let quoted = rows
+        .iter()
+        .position(|r| r.0 == "POST" && json_of(&r.2)["transactionRequestId"] == trid.as_str())
+        .unwrap();
+    assert!(received < quoted, "RECEIVED before the payer's quote");
+    let posts = stored_callbacks(&app, "POST", "/transfers").await;
+    assert!(posts
+        .iter()
+        .any(|r| json_of(&r.1)["transferId"] == transfer.as_str()));
+
+    // 05 / 06: nothing until the gateway asked; the answer settled it.
+    for (digits, state) in [("05", "ACCEPTED"), ("06", "REJECTED")] {
+        let p = r2p_payment(&app, digits).await;
+        let (trid, _, _) = only_attempt(&app, &p).await;
+        let path = format!("/transactionRequests/{trid}");
+        assert!(
+            !sent_to_hub(&app, "GET", &path).is_empty(),
+            "{digits}: asked"
+        );
+        let puts = stored_callbacks(&app, "PUT", &path).await;
+        assert!(!puts.is_empty(), "{digits}");
+        for (_, body, _) in &puts {
+            assert_eq!(
+                json_of(body)["transactionRequestState"],
+                state,
+                "{digits}: only the inquiry's answer"
+            );
         }
     }
-    // The payer's FSP paid us once, and our COMMITTED answer reached it.
-    let collected = hub(&app).collected();
-    let paid: Vec<_> = collected
-        .iter()
-        .filter(|c| c.reference == "RTP-00")
-        .collect();
-    assert_eq!(paid.len(), 1, "{collected:?}");
-    assert!(paid[0].committed, "{collected:?}");
-    assert!(
-        eventually(Duration::from_secs(10), || hub(&app)
-            .collected()
-            .iter()
-            .filter(|c| c.reference == "RTP-00")
-            .all(|c| c.committed))
+    // 05 was settled by the payer's transfer that followed the inquiry's ACCEPTED.
+    let p = r2p_payment(&app, "05").await;
+    let transfer = p["rail_reference"].as_str().unwrap().to_owned();
+    let applied = stored_callbacks(&app, "POST", "/transfers")
         .await
+        .into_iter()
+        .filter(|r| json_of(&r.1)["transferId"] == transfer.as_str() && r.2 == "applied")
+        .count();
+    assert_eq!(applied, 1, "{p}");
+    let p = r2p_payment(&app, "06").await;
+    assert_eq!(p["failure"]["rail_code"], "REJECTED", "{p}");
+
+    // 07: the payer FSP sent its POST /transfers three times: applied once, answered each time
+    // with the same COMMITTED, and the ledger posted once.
+    let p = r2p_payment(&app, "07").await;
+    let transfer = p["rail_reference"].as_str().unwrap().to_owned();
+    let mut verdicts: Vec<String> = stored_callbacks(&app, "POST", "/transfers")
+        .await
+        .into_iter()
+        .filter(|r| json_of(&r.1)["transferId"] == transfer.as_str())
+        .map(|r| r.2)
+        .collect();
+    verdicts.sort();
+    assert_eq!(
+        verdicts,
+        ["applied", "resent_answer", "resent_answer"],
+        "{verdicts:?}"
+    );
+    let put_path = format!("/transfers/{transfer}");
+    let answered = || sent_to_hub(&app, "PUT", &put_path).len();
+    assert!(
+        eventually(Duration::from_secs(10), || answered() >= 3).await,
+        "each resend answered"
+    );
+    let answers = sent_to_hub(&app, "PUT", &put_path);
+    assert!(answers.iter().all(|a| a == &answers[0]), "the same answer");
+    let posted: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND phase = 'posted'",
+    )
+    .bind(p["id"].as_str().unwrap())
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(posted, 1);
+
+    // 08: the forged REJECTED was refused (and logged with its reason); the inquiry settled it.
+    let p = r2p_payment(&app, "08").await;
+    let (trid, _, _) = only_attempt(&app, &p).await;
+    let path = format!("/transactionRequests/{trid}");
+    let refused: Vec<(Option<String>, Vec<u8>)> = sqlx::query_as(
+        "SELECT reason, body FROM callbacks WHERE rail = 'mojaloop' AND path = $1 \
+         AND verdict = 'refused'",
+    )
+    .bind(&path)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].0.as_deref().unwrap_or("").contains("roguefsp"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        json_of(&refused[0].1)["transactionRequestState"],
+        "REJECTED"
+    );
+    assert!(!sent_to_hub(&app, "GET", &path).is_empty());
+
+    // 09: refused twice with 503, then accepted: the same stored bytes every time.
+    let p = r2p_payment(&app, "09").await;
+    let (trid, step, stored) = only_attempt(&app, &p).await;
+    assert_eq!(step, "transaction_request");
+    let sent: Vec<Vec<u8>> = sent_to_hub(&app, "POST", "/transactionRequests")
+        .into_iter()
+        .filter(|b| json_of(b)["transactionRequestId"] == trid.as_str())
+        .collect();
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|b| b == &stored), "byte-identical resends");
+
+    // 10: the connection dropped after the payer FSP took the request: unknown, asked, never
+    // resent (the inquiry found it), completed.
+    let p = r2p_payment(&app, "10").await;
+    let states = states_of(&p);
+    let unknown = states
+        .iter()
+        .position(|s| s == "unknown")
+        .expect("went unknown");
+    assert!(
+        states[unknown..].contains(&"completed".to_owned()),
+        "{states:?}"
+    );
+    let (trid, _, _) = only_attempt(&app, &p).await;
+    let sent = sent_to_hub(&app, "POST", "/transactionRequests")
+        .into_iter()
+        .filter(|b| json_of(b)["transactionRequestId"] == trid.as_str())
+        .count();
+    assert_eq!(sent, 1);
+    assert!(!sent_to_hub(&app, "GET", &format!("/transactionRequests/{trid}")).is_empty());
+
+    // 11: failed on the payer FSP's 4101, then its transfer came: a recorded conflict.
+    let p = r2p_payment(&app, "11").await;
+    assert_eq!(p["state"], "failed", "{p}");
+    assert_eq!(p["failure"]["rail_code"], "4101", "{p}");
+    let conflicts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM conflicts WHERE payment_id = $1")
+        .bind(p["id"].as_str().unwrap())
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(conflicts, 1);
+
+    // 12: asked, never answered.
+    let p = r2p_payment(&app, "12").await;
+    let (trid, _, _) = only_attempt(&app, &p).await;
+    assert!(!sent_to_hub(&app, "GET", &format!("/transactionRequests/{trid}")).is_empty());
+    assert!(
+        stored_callbacks(&app, "PUT", &format!("/transactionRequests/{trid}"))
+            .await
+            .is_empty()
     );
     app.stop().await;
 });
@@ -536,23 +729,40 @@ both_stores!(mojaloop_with_jws_signatures, |store| async move {
         let (s, p) = app.post("/v1/disbursements", &app.key, &body, None).await;
         assert_eq!(s, 201, "{p}");
         ids.push(p["id"].as_str().unwrap().to_owned());
+        // The same endings as request-to-pay: the payer FSP's quote and transfer are signed,
+        // so are our answers; 08's forged REJECTED is refused.
+        let body = json!({"reference": format!("ML-JWS-C-{digits}"),
+            "amount": {"value": "450", "currency": "TZS"},
+            "payer": {"id_type": "MSISDN", "id_value": format!("2557123496{digits}")},
+            "mode": "request_to_pay", "rail": "mojaloop"});
+        let (s, p) = app.post("/v1/collections", &app.key, &body, None).await;
+        assert_eq!(s, 201, "{p}");
+        ids.push(p["id"].as_str().unwrap().to_owned());
     }
     for id in &ids {
         let p = app.wait_final(id).await;
         assert_eq!(p["state"], "completed", "{p}");
     }
     assert!(hub.rejections().is_empty(), "{:?}", hub.rejections());
-    let refused: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT verdict, reason FROM callbacks WHERE rail = 'mojaloop' AND verdict = 'refused'",
+    let refused: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT verdict, reason, path FROM callbacks WHERE rail = 'mojaloop' \
+         AND verdict = 'refused' ORDER BY path",
     )
     .fetch_all(app.db.pool())
     .await
     .unwrap();
-    assert_eq!(refused.len(), 1, "only the forged callback: {refused:?}");
+    assert_eq!(refused.len(), 2, "only the forged callbacks: {refused:?}");
     assert!(
-        refused[0].1.as_deref().unwrap_or("").contains("signature"),
+        refused[0].2.starts_with("/transactionRequests/"),
         "{refused:?}"
     );
+    assert!(refused[1].2.starts_with("/transfers/"), "{refused:?}");
+    for r in &refused {
+        assert!(
+            r.1.as_deref().unwrap_or("").contains("signature"),
+            "{refused:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     app.stop().await;
 });

@@ -539,10 +539,25 @@ impl MojaloopAdapter {
                 Some(body),
             )
             .await?;
-        // A request-to-pay moves no money by itself; the payer's transfer comes later.
-        let response = sent.map_err(|e| {
-            RailError::Retryable(format!("POST /transactionRequests: {}", transport(&e)))
-        })?;
+        let response = match sent {
+            Ok(r) => r,
+            // Refused before any byte went out: the payer's FSP never saw it.
+            Err(e) if e.is_connect() => {
+                return Err(RailError::Retryable(format!(
+                    "POST /transactionRequests: {}",
+                    transport(&e)
+                )))
+            }
+            // Sent, answer lost: the payer may already be prompted (and may pay). A request
+            // moves no money by itself, but whether it is out is known only by asking
+            // (`GET /transactionRequests/{id}`); "not found" then resends the same bytes.
+            Err(e) => {
+                return Err(RailError::Unknown(format!(
+                    "POST /transactionRequests: {}",
+                    transport(&e)
+                )))
+            }
+        };
         match answer(response, false).await? {
             Answer::Accepted => Ok(Submitted::Accepted {
                 rail_reference: Some(id_string(id)),

@@ -17,7 +17,7 @@ use railgate_mojaloop::state::RailState;
 use railgate_mojaloop::wire::{self, FspiopMoney};
 use railgate_rail::{
     Attempt, AttemptRef, CallbackError, CallbackOutcome, Currency, Direction, FailureCode,
-    InboundRequest, Money, Party, PartyIdType, RailAdapter, Settled,
+    InboundRequest, Money, Party, PartyIdType, RailAdapter, RailStatus, Settled,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -79,6 +79,33 @@ async fn request_to_pay_declined_fails_with_4101() {
         (FailureCode::Declined, Some("4101"))
     );
     assert!(g.hub.collected().is_empty());
+}
+
+#[tokio::test]
+async fn request_to_pay_with_a_dropped_answer_is_unknown_until_asked() {
+    let g = Gateway::start(Options::default()).await;
+    let id = g.add_attempt(Direction::Collection, "255712345610", "30000", "POL-10");
+    g.start_attempt(id).await;
+    // The payer's FSP recorded the request, then the connection dropped: not resent blind.
+    g.wait_for("the unknown outcome", |g| {
+        matches!(g.status(id), Status::Unknown(_))
+    })
+    .await;
+    assert!(g.hub.collected().is_empty(), "silent until asked");
+    assert_eq!(g.inquire(id).await, Ok(RailStatus::Pending));
+    assert!(matches!(g.wait_final(id).await, Status::Completed(_)));
+    let posts = g
+        .hub
+        .received()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/transactionRequests")
+        .count();
+    assert_eq!(posts, 1);
+    g.wait_for("the mock to record the collection", |g| {
+        g.hub.collected().iter().any(|c| c.committed)
+    })
+    .await;
+    assert_eq!(g.hub.collected().len(), 1);
 }
 
 #[tokio::test]

@@ -206,7 +206,9 @@ pub(super) async fn handle(
         ("POST", ["quotes"]) => post_quotes(&s, &r),
         ("POST", ["transfers"]) => post_transfers(&s, &r, kill.map(|Extension(k)| k)).await,
         ("GET", ["transfers", id]) => get_transfer(&s, &r, id),
-        ("POST", ["transactionRequests"]) => post_transaction_requests(&s, &r),
+        ("POST", ["transactionRequests"]) => {
+            post_transaction_requests(&s, &r, kill.map(|Extension(k)| k)).await
+        }
         ("GET", ["transactionRequests", id]) => get_transaction_request(&s, &r, id),
         ("PUT", ["parties", ..]) => put_parties(&s, &r),
         ("PUT", ["quotes", id]) => put_quote(&s, &r, id, false),
@@ -401,6 +403,7 @@ fn commit(inner: &mut Inner, transfer_id: &str, peer: &str) {
         .payouts
         .entry(transfer_id.to_owned())
         .or_insert_with(|| Payout {
+            direction: "disbursement".to_owned(),
             attempt_id,
             transfer_id: transfer_id.to_owned(),
             reference: reference.clone(),
@@ -784,7 +787,148 @@ fn get_transfer(s: &Arc<Shared>, r: &Request<'_>, id: &str) -> Response {
     accepted()
 }
 
-fn post_transaction_requests(s: &Arc<Shared>, r: &Request<'_>) -> Response {
+fn state_body(state: &RequestState, transaction_id: &str) -> (bool, Vec<u8>) {
+    let put = |v: Value| (false, serde_json::to_vec(&v).unwrap_or_default());
+    match state {
+        RequestState::Received => put(json!({ "transactionRequestState": "RECEIVED" })),
+        RequestState::Accepted => put(json!({
+            "transactionId": transaction_id,
+            "transactionRequestState": "ACCEPTED"
+        })),
+        RequestState::Rejected => put(json!({ "transactionRequestState": "REJECTED" })),
+        RequestState::Failed { code, description } => (true, error_body(code, description)),
+    }
+}
+
+/// Tells Railgate where a request stands (`PUT /transactionRequests/{id}`, or `…/error`).
+fn send_request_state(s: &Arc<Shared>, delay: Duration, trid: &str, sign: Sign, source: String) {
+    let Some(rec) = s.inner().requests.get(trid).cloned() else {
+        return;
+    };
+    let (is_error, body) = state_body(&rec.state, &rec.transaction_id);
+    let mut path = format!("/transactionRequests/{trid}");
+    if is_error {
+        path.push_str("/error");
+    }
+    spawn_deliver(
+        s,
+        delay,
+        Method::PUT,
+        path,
+        "transactionRequests",
+        source,
+        Some(body),
+        sign,
+    );
+}
+
+fn set_request_state(s: &Arc<Shared>, trid: &str, state: RequestState) {
+    if let Some(rec) = s.inner().requests.get_mut(trid) {
+        rec.state = state;
+    }
+}
+
+fn fail_request(s: &Arc<Shared>, delay: Duration, trid: &str, code: &str, description: &str) {
+    set_request_state(
+        s,
+        trid,
+        RequestState::Failed {
+            code: code.to_owned(),
+            description: description.to_owned(),
+        },
+    );
+    send_request_state(s, delay, trid, Sign::Genuine, s.config.peer_fsp_id.clone());
+}
+
+/// The payer approves after `delay`: then its FSP quotes (to Railgate, as payee FSP), and pays
+/// once the quote comes back. At most once per request.
+fn pay_request(s: &Arc<Shared>, trid: &str, delay: Duration) {
+    {
+        let mut inner = s.inner();
+        let Some(rec) = inner.requests.get_mut(trid) else {
+            return;
+        };
+        if rec.paying {
+            return;
+        }
+        rec.paying = true;
+    }
+    let (s, trid) = (s.clone(), trid.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let Some(quote) = approve(&s, &trid) else {
+            return;
+        };
+        let peer = s.config.peer_fsp_id.clone();
+        deliver(
+            &s,
+            Method::POST,
+            "/quotes".to_owned(),
+            "quotes",
+            &peer,
+            Some(quote),
+            Sign::Genuine,
+        )
+        .await;
+    });
+}
+
+/// The payer's approval: the request is ACCEPTED (unless its FSP already answered an error),
+/// and the quote its FSP sends is built and remembered.
+fn approve(s: &Arc<Shared>, trid: &str) -> Option<Vec<u8>> {
+    let mut inner = s.inner();
+    let rec = inner.requests.get_mut(trid)?;
+    if !matches!(rec.state, RequestState::Failed { .. }) {
+        rec.state = RequestState::Accepted;
+    }
+    let (v, scenario, transaction_id) =
+        (rec.body.clone(), rec.scenario, rec.transaction_id.clone());
+    let str_at = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let amount: FspiopMoney = serde_json::from_value(v.get("amount")?.clone()).ok()?;
+    let c = Collection {
+        copies: if scenario == 7 { 3 } else { 1 },
+        quote_id: id_string(Uuid::new_v4()),
+        // The payer FSP's transfer reuses the transaction id, as SDK-based FSPs do.
+        transfer_id: transaction_id,
+        transaction_request_id: Some(trid.to_owned()),
+        reference: str_at("/payee/partyIdInfo/partySubIdOrType"),
+        amount,
+        payer_msisdn: str_at("/payer/partyIdentifier"),
+        condition: None,
+    };
+    let mut payee = v.get("payee").cloned().unwrap_or(Value::Null);
+    if let Some(o) = payee.as_object_mut() {
+        o.remove("name");
+    }
+    let quote = json!({
+        "quoteId": c.quote_id,
+        "transactionId": c.transfer_id,
+        "transactionRequestId": trid,
+        "payee": payee,
+        "payer": { "partyIdInfo": v.get("payer").cloned().unwrap_or(Value::Null) },
+        "amountType": "RECEIVE",
+        "amount": c.amount,
+        "transactionType": v.get("transactionType").cloned().unwrap_or(Value::Null),
+        "note": v.get("note").cloned().unwrap_or(json!("premium")),
+        "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(60))),
+    });
+    inner.collections.insert(c.quote_id.clone(), c);
+    serde_json::to_vec(&quote).ok()
+}
+
+/// `POST /transactionRequests`: the mock is the payer's FSP. Idempotent by id (API definition
+/// §3.2.5): the same body again is ignored in flight or answered with the current state, another
+/// body under the same id gets `3106`.
+async fn post_transaction_requests(
+    s: &Arc<Shared>,
+    r: &Request<'_>,
+    kill: Option<ConnKill>,
+) -> Response {
     let v = match s
         .check(r, "transactionRequests", true, true)
         .and_then(|v| validate::transaction_requests_post(&v).map(|()| v))
@@ -804,124 +948,172 @@ fn post_transaction_requests(s: &Arc<Shared>, r: &Request<'_>) -> Response {
             ),
         );
     }
-    let str_at = |p: &str| {
-        v.pointer(p)
+    let trid = v
+        .get("transactionRequestId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let scenario = digits(
+        v.pointer("/payer/partyIdentifier")
             .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let trid = str_at("/transactionRequestId");
-    let payer = str_at("/payer/partyIdentifier");
+            .unwrap_or_default(),
+    );
+    let hash = body_hash(&v);
     let peer = s.config.peer_fsp_id.clone();
     let d = s.config.callback_delay;
-    let path = format!("/transactionRequests/{trid}");
-    let received = serde_json::to_vec(&json!({ "transactionId": id_string(Uuid::new_v4()), "transactionRequestState": "RECEIVED" })).ok();
-    spawn_deliver(
-        s,
-        d,
-        Method::PUT,
-        path.clone(),
-        "transactionRequests",
-        peer.clone(),
-        received,
-        Sign::Genuine,
-    );
-    let later = d.saturating_mul(3);
-    match digits(&payer) {
-        1 => spawn_deliver(
-            s,
-            later,
-            Method::PUT,
-            format!("{path}/error"),
-            "transactionRequests",
-            peer,
-            Some(error_body("4001", "Payer FSP insufficient liquidity")),
-            Sign::Genuine,
-        ),
-        2 => spawn_deliver(
-            s,
-            later,
-            Method::PUT,
-            format!("{path}/error"),
-            "transactionRequests",
-            peer,
-            Some(error_body("3204", "Party not found")),
-            Sign::Genuine,
-        ),
-        3 => spawn_deliver(
-            s,
-            later,
-            Method::PUT,
-            format!("{path}/error"),
-            "transactionRequests",
-            peer,
-            Some(error_body("4101", "Payer rejected transaction request")),
-            Sign::Genuine,
-        ),
-        _ => {
-            // The payer approves: its FSP quotes and pays us.
-            let amount: Option<FspiopMoney> = v
-                .get("amount")
-                .and_then(|a| serde_json::from_value(a.clone()).ok());
-            let Some(amount) = amount else {
-                return accepted();
-            };
-            let c = Collection {
-                quote_id: id_string(Uuid::new_v4()),
-                transfer_id: id_string(Uuid::new_v4()),
-                transaction_request_id: Some(trid),
-                reference: str_at("/payee/partyIdInfo/partySubIdOrType"),
-                amount,
-                payer_msisdn: payer,
-                condition: None,
-            };
-            let mut payee = v.get("payee").cloned().unwrap_or(Value::Null);
-            if let Some(o) = payee.as_object_mut() {
-                o.remove("name");
+    {
+        let mut inner = s.inner();
+        if let Some(rec) = inner.requests.get(&trid).cloned() {
+            drop(inner);
+            if rec.hash != hash {
+                spawn_deliver(
+                    s,
+                    d,
+                    Method::PUT,
+                    format!("/transactionRequests/{trid}/error"),
+                    "transactionRequests",
+                    peer,
+                    Some(error_body("3106", "Modified request")),
+                    Sign::Genuine,
+                );
+            } else if !matches!(rec.state, RequestState::Received) && rec.scenario != 12 {
+                send_request_state(s, d, &trid, Sign::Genuine, peer);
             }
-            let quote = json!({
-                "quoteId": c.quote_id,
-                "transactionId": c.transfer_id,
-                "transactionRequestId": c.transaction_request_id,
-                "payee": payee,
-                "payer": { "partyIdInfo": v.get("payer").cloned().unwrap_or(Value::Null) },
-                "amountType": "RECEIVE",
-                "amount": c.amount,
-                "transactionType": v.get("transactionType").cloned().unwrap_or(Value::Null),
-                "note": v.get("note").cloned().unwrap_or(json!("premium")),
-                "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(60))),
-            });
-            s.inner().collections.insert(c.quote_id.clone(), c);
-            spawn_deliver(
+            return accepted();
+        }
+        if scenario == 9 {
+            let n = inner.post_attempts.entry(trid.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            if *n <= 2 {
+                // Refused before anything is recorded: nothing moved.
+                return refuse(
+                    "transactionRequests",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &validate::invalid("2003", "Service currently unavailable"),
+                );
+            }
+        }
+        inner.requests.insert(
+            trid.clone(),
+            RequestRec {
+                hash,
+                scenario,
+                state: if scenario == 6 {
+                    // The payer declines, and its FSP never says so unless asked.
+                    RequestState::Rejected
+                } else {
+                    RequestState::Received
+                },
+                transaction_id: id_string(Uuid::new_v4()),
+                body: v,
+                paying: false,
+            },
+        );
+    }
+    let received = || send_request_state(s, d, &trid, Sign::Genuine, peer.clone());
+    let later = d.saturating_mul(3);
+    match scenario {
+        1 => {
+            received();
+            fail_request(s, later, &trid, "4001", "Payer FSP insufficient liquidity");
+        }
+        2 => fail_request(s, later, &trid, "3204", "Party not found"),
+        3 => {
+            received();
+            fail_request(
                 s,
                 later,
-                Method::POST,
-                "/quotes".to_owned(),
-                "quotes",
-                peer,
-                serde_json::to_vec(&quote).ok(),
-                Sign::Genuine,
+                &trid,
+                "4101",
+                "Payer rejected transaction request",
             );
+        }
+        4 => {
+            received();
+            pay_request(s, &trid, s.config.pending_delay);
+        }
+        // Silent until asked.
+        5 | 6 | 12 => {}
+        8 => {
+            // Someone else claims the payer declined: bad signature, or an FSP not in the scheme.
+            let body = serde_json::to_vec(&json!({ "transactionRequestState": "REJECTED" }))
+                .unwrap_or_default();
+            let path = format!("/transactionRequests/{trid}");
+            if s.config.jws.is_some() {
+                spawn_deliver(
+                    s,
+                    d,
+                    Method::PUT,
+                    path,
+                    "transactionRequests",
+                    peer,
+                    Some(body),
+                    Sign::Forged,
+                );
+            } else {
+                spawn_deliver(
+                    s,
+                    d,
+                    Method::PUT,
+                    path,
+                    "transactionRequests",
+                    "roguefsp".to_owned(),
+                    Some(body),
+                    Sign::Genuine,
+                );
+            }
+        }
+        10 => {
+            // Recorded, then the connection drops before the answer; silent until asked.
+            if let Some(k) = kill {
+                k.0.notify_one();
+                std::future::pending::<()>().await;
+            }
+        }
+        11 => {
+            fail_request(s, d, &trid, "4101", "Payer rejected transaction request");
+            // …and the payer pays all the same, later.
+            pay_request(s, &trid, s.config.late_success_delay);
+        }
+        _ => {
+            received();
+            pay_request(s, &trid, later);
         }
     }
     accepted()
 }
 
+/// `GET /transactionRequests/{id}`: the payer FSP's answer is the request's state. A payer FSP
+/// that stayed silent (05, 08, 10) reports the payer's approval now, and pays; 12 never answers.
 fn get_transaction_request(s: &Arc<Shared>, r: &Request<'_>, id: &str) -> Response {
     if let Err(e) = s.check(r, "transactionRequests", true, false) {
         return s.reject("transactionRequests", e);
     }
-    let body = serde_json::to_vec(&json!({ "transactionRequestState": "RECEIVED" })).ok();
-    spawn_deliver(
-        s,
-        s.config.callback_delay,
-        Method::PUT,
-        format!("/transactionRequests/{id}"),
-        "transactionRequests",
-        s.config.peer_fsp_id.clone(),
-        body,
-        Sign::Genuine,
-    );
+    let peer = s.config.peer_fsp_id.clone();
+    let d = s.config.callback_delay;
+    let rec = s.inner().requests.get(id).cloned();
+    match rec {
+        None => spawn_deliver(
+            s,
+            d,
+            Method::PUT,
+            format!("/transactionRequests/{id}/error"),
+            "transactionRequests",
+            peer,
+            Some(error_body("3206", "Transaction request ID not found")),
+            Sign::Genuine,
+        ),
+        Some(rec) if rec.scenario == 12 => {}
+        Some(rec) => {
+            if matches!(rec.scenario, 5 | 8 | 10) && !rec.paying {
+                set_request_state(s, id, RequestState::Accepted);
+                send_request_state(s, d, id, Sign::Genuine, peer);
+                pay_request(s, id, d.saturating_mul(2));
+            } else {
+                send_request_state(s, d, id, Sign::Genuine, peer);
+            }
+        }
+    }
     accepted()
 }
 
@@ -1034,17 +1226,22 @@ fn put_quote(s: &Arc<Shared>, r: &Request<'_>, id: &str, is_error: bool) -> Resp
         "condition": str_at("/condition"),
         "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(30))),
     });
+    let copies = c.copies;
     s.inner().collections.insert(c.transfer_id.clone(), c);
-    spawn_deliver(
-        s,
-        s.config.callback_delay,
-        Method::POST,
-        "/transfers".to_owned(),
-        "transfers",
-        s.config.peer_fsp_id.clone(),
-        serde_json::to_vec(&transfer).ok(),
-        Sign::Genuine,
-    );
+    // Scenario 07 resends the same bytes, as a payer FSP that heard nothing back would.
+    let body = serde_json::to_vec(&transfer).ok();
+    for i in 0..copies {
+        spawn_deliver(
+            s,
+            s.config.callback_delay.saturating_mul(i.saturating_add(1)),
+            Method::POST,
+            "/transfers".to_owned(),
+            "transfers",
+            s.config.peer_fsp_id.clone(),
+            body.clone(),
+            Sign::Genuine,
+        );
+    }
     StatusCode::OK.into_response()
 }
 
@@ -1093,6 +1290,25 @@ fn put_transfer(s: &Arc<Shared>, r: &Request<'_>, id: &str, is_error: bool) -> R
             rail_transaction_id: c.transfer_id.clone(),
             fee: "0".to_owned(),
         });
+        let attempt_id = c
+            .transaction_request_id
+            .as_deref()
+            .and_then(|t| wire::attempt_of(t, wire::IdPurpose::TransactionRequest))
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let p = inner
+            .payouts
+            .entry(c.transfer_id.clone())
+            .or_insert_with(|| Payout {
+                direction: "collection".to_owned(),
+                attempt_id,
+                transfer_id: c.transfer_id.clone(),
+                reference: c.reference.clone(),
+                amount: c.amount.amount.clone(),
+                currency: c.amount.currency.clone(),
+                count: 0,
+            });
+        p.count = p.count.saturating_add(1);
     }
     inner.collected.push(Collected {
         transfer_id: c.transfer_id,

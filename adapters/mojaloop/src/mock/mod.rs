@@ -4,22 +4,29 @@
 //! sends (answering `400` with a `3100`-family `errorInformation` when it does not validate)
 //! and sends its callbacks to the callback base where Railgate's hub endpoints are registered.
 //!
-//! Scenarios, by the last two digits of the party's identifier:
+//! Scenarios, by the last two digits of the party's identifier (the payee of a disbursement,
+//! the payer of a request-to-pay):
 //!
-//! | ends in | disbursement | request-to-pay |
+//! | ends in | disbursement (the mock is the payee FSP) | request-to-pay (the mock is the payer FSP) |
 //! |---|---|---|
-//! | 00, others | `PUT /transfers` COMMITTED within ~50 ms | payer pays (quote + transfer to us) |
-//! | 01 | `PUT /transfers/{id}/error` 4001 | `PUT /transactionRequests/{id}/error` 4001 |
-//! | 02 | `PUT /parties/…/error` 3204 | same |
-//! | 03 | `PUT /transfers/{id}/error` 5105 | `PUT /transactionRequests/{id}/error` 4101 |
-//! | 04 | COMMITTED after `pending_delay` (3 s) | |
-//! | 05 / 06 | no callback; `GET /transfers` shows COMMITTED / ABORTED | |
-//! | 07 | COMMITTED three times | |
-//! | 08 | one forged COMMITTED (bad signature, or `FSPIOP-Source: roguefsp` without JWS); `GET` shows COMMITTED | |
-//! | 09 | `503` twice (nothing recorded), then accepted | |
-//! | 10 | committed, then the connection drops before the answer | |
-//! | 11 | `…/error` 3303, then COMMITTED `late_success_delay` (2 s) later | |
-//! | 12 | accepted; no callback, `GET /transfers` never answered | |
+//! | 00, others | `PUT /transfers` COMMITTED within ~50 ms | `PUT /transactionRequests` RECEIVED; the payer pays (`POST /quotes`, `POST /transfers` to us) |
+//! | 01 | `PUT /transfers/{id}/error` 4001 | RECEIVED, then `PUT /transactionRequests/{id}/error` 4001 |
+//! | 02 | `PUT /parties/…/error` 3204 | same (the payer's lookup) |
+//! | 03 | `PUT /transfers/{id}/error` 5105 | RECEIVED, then `PUT /transactionRequests/{id}/error` 4101 |
+//! | 04 | COMMITTED after `pending_delay` (3 s) | RECEIVED; the payer approves and pays after `pending_delay` |
+//! | 05 | no callback; `GET /transfers` shows COMMITTED | no callback; `GET /transactionRequests` shows ACCEPTED, and the payer pays |
+//! | 06 | no callback; `GET /transfers` shows ABORTED | no callback (the payer declined); `GET /transactionRequests` shows REJECTED |
+//! | 07 | COMMITTED three times | the payer FSP sends its `POST /transfers` three times (byte-identical) |
+//! | 08 | one forged COMMITTED (bad signature, or `FSPIOP-Source: roguefsp` without JWS); `GET` shows COMMITTED | one forged `PUT /transactionRequests` REJECTED (same forgeries); `GET` shows ACCEPTED, and the payer pays |
+//! | 09 | `503` twice on `POST /transfers` (nothing recorded), then accepted | `503` twice on `POST /transactionRequests`, then as 00 |
+//! | 10 | committed, then the connection drops before the answer | recorded, then the connection drops; `GET` shows ACCEPTED, and the payer pays |
+//! | 11 | `…/error` 3303, then COMMITTED `late_success_delay` (2 s) later | `…/error` 4101, then the payer pays `late_success_delay` later |
+//! | 12 | accepted; no callback, `GET /transfers` never answered | accepted; no callback, `GET /transactionRequests` never answered |
+//!
+//! As payer FSP the mock can only pay with Railgate's fulfilment (the switch commits a transfer
+//! when the payee FSP fulfils it), so a request-to-pay that "succeeds by inquiry" (05, 08, 10)
+//! is one whose payer FSP says nothing until it is asked: the inquiry's answer is `ACCEPTED`
+//! with the `transactionId`, and the payer's quote and transfer follow it.
 //!
 //! Control endpoints: `GET /_control/payouts`, `POST /_control/faults`,
 //! `GET /_control/statement?format=csv`, `POST /_control/push` (play an insuree paying the
@@ -116,6 +123,8 @@ pub struct Faults {
 /// One line of `GET /_control/payouts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payout {
+    /// `disbursement` (we paid the mock's payee) or `collection` (the mock's payer paid us).
+    pub direction: String,
     pub attempt_id: String,
     pub transfer_id: String,
     pub reference: String,
@@ -186,8 +195,37 @@ struct TransferRec {
     reference: String,
 }
 
+/// Where a request-to-pay stands at the mock as payer FSP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RequestState {
+    Received,
+    /// The payer approved; its quote and transfer are (or were) on their way.
+    Accepted,
+    Rejected,
+    Failed {
+        code: String,
+        description: String,
+    },
+}
+
+/// A `POST /transactionRequests` the mock recorded.
+#[derive(Debug, Clone)]
+struct RequestRec {
+    hash: String,
+    scenario: u8,
+    state: RequestState,
+    /// The payer FSP's transaction (and transfer) id for this request.
+    transaction_id: String,
+    /// The request as received, for the quote the payer FSP sends when it pays.
+    body: Value,
+    /// The payer's quote went out (it pays at most once per request).
+    paying: bool,
+}
+
 #[derive(Debug, Clone)]
 struct Collection {
+    /// How many times the payer FSP sends its `POST /transfers` (scenario 07: three).
+    copies: u32,
     quote_id: String,
     transfer_id: String,
     transaction_request_id: Option<String>,
@@ -206,6 +244,7 @@ struct Inner {
     payouts: BTreeMap<String, Payout>,
     statement: Vec<StatementLine>,
     pushes: HashMap<String, Collection>,
+    requests: HashMap<String, RequestRec>,
     collections: HashMap<String, Collection>,
     collected: Vec<Collected>,
     deliveries: Vec<Delivery>,
@@ -510,6 +549,7 @@ async fn push(s: &Arc<Shared>, p: PushRequest) -> String {
     s.inner().pushes.insert(
         path.clone(),
         Collection {
+            copies: 1,
             quote_id,
             transfer_id: transfer_id.clone(),
             transaction_request_id: None,
