@@ -91,8 +91,8 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
             webhooks: crate::notify::Sender::new(cfg.notify.clone()),
         };
         tasks.spawn(d.run(stop.clone()));
-        // Where the dispatcher runs, so do the bank returns watchers.
-        crate::returns::spawn(&cfg, &db, &stop, &mut tasks)?;
+        // Where the dispatcher runs, so do the bank watchers.
+        crate::bank_watch::spawn(&cfg, &db, &stop, &mut tasks)?;
     }
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let s = stop.clone();

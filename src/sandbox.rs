@@ -142,7 +142,7 @@ pub struct MifosBankMocks {
     /// `out/` (pain.001 from us; the bank moves what it picked up to `out/archive/`) and
     /// `in/` (pain.002 and camt from the bank). Removed with the sandbox.
     pub bank_dir: TempDir,
-    /// How often the gateway reads the bank's inbound folder for returns.
+    /// How often the gateway reads the bank's inbound folder (statuses, bookings, returns).
     pub returns_poll_ms: u64,
 }
 
@@ -163,15 +163,17 @@ impl MifosBankMocks {
             uuid::Uuid::new_v4().simple()
         ));
         let bank_dir = TempDir(dir.clone());
-        let (poll, returns_poll_ms) = match timing {
-            Timing::Sandbox => (500, 2_000),
-            Timing::Fast => (100, 200),
+        // `late_booking` stands for "two days later" (the bank's 04).
+        let (poll, returns_poll_ms, late_booking) = match timing {
+            Timing::Sandbox => (500, 2_000, 8_000),
+            Timing::Fast => (100, 200, 4_000),
         };
         let bank = railgate_bank::mock::BankMock::start(railgate_bank::mock::BankMockConfig {
             outbound_dir: dir.join("out"),
             inbound_dir: dir.join("in"),
             account_iban: SANDBOX_DEBTOR_IBAN.into(),
             poll_every: std::time::Duration::from_millis(poll),
+            late_booking: std::time::Duration::from_millis(late_booking),
         })
         .await?;
         bank.archive_pickups_to(dir.join("out").join("archive"));
