@@ -71,6 +71,8 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
         cfg.public_url = Some(format!("http://{addr}"));
     }
     let rails = Rails::from_config(&cfg, crate::adapters::build)?;
+    let rechecks = crate::dispatch::recheck::policies(&cfg)?;
+    crate::dispatch::recheck::sync_policies(&db, &rechecks).await?;
     let cfg = Arc::new(cfg);
     let state = AppState {
         db: db.clone(),
