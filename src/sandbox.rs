@@ -243,7 +243,10 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
                 ("payer_identifier", "255700000001".into()),
                 ("callback_token", secret.to_owned()),
                 ("currencies", "TZS,KES".into()),
-                ("confirm_failure_after_ms", self.recheck_after_ms.to_string()),
+                (
+                    "confirm_failure_after_ms",
+                    self.recheck_after_ms.to_string(),
+                ),
             ],
         ));
         cfg.rails.push(rail(
@@ -255,7 +258,10 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
                 ("username", "mifos".into()),
                 ("password", "password".into()),
                 ("currencies", "KES".into()),
-                ("confirm_failure_after_ms", self.recheck_after_ms.to_string()),
+                (
+                    "confirm_failure_after_ms",
+                    self.recheck_after_ms.to_string(),
+                ),
             ],
         ));
         cfg.rails.push(rail(

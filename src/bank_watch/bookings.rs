@@ -13,7 +13,12 @@ use railgate_rail::Settled;
 
 /// Applies one booking in its own transaction. True when nothing more is to be done with it
 /// (applied now or before, or not ours); false when it must be looked at again later.
-pub async fn apply(db: &Db, rail: &str, e: &FileEntry, out: &mut Sweep) -> Result<bool, WatchError> {
+pub async fn apply(
+    db: &Db,
+    rail: &str,
+    e: &FileEntry,
+    out: &mut Sweep,
+) -> Result<bool, WatchError> {
     let Some(amount) = e.amount else {
         // A batch entry that does not say what this payment was: reconciliation's to match.
         out.waiting = out.waiting.saturating_add(1);

@@ -129,7 +129,13 @@ async fn watch(db: Db, rail: String, bank: BankAdapter, every: Duration, stop: C
             _ = tokio::time::sleep(every) => {}
         }
         match sweep(&db, &rail, &bank, &mut done).await {
-            Ok(s) if s != Sweep::default() && s != (Sweep { waiting: s.waiting, ..Sweep::default() }) => {
+            Ok(s)
+                if s != Sweep::default()
+                    && s != (Sweep {
+                        waiting: s.waiting,
+                        ..Sweep::default()
+                    }) =>
+            {
                 tracing::info!(rail = %rail, accepted = s.accepted, failed = s.failed, completed = s.completed, reversed = s.reversed, duplicates = s.duplicates, conflicts = s.conflicts, unmatched = s.unmatched, waiting = s.waiting, "Bank files applied");
             }
             Ok(_) => {}

@@ -10,7 +10,12 @@ use crate::store::{attempts, entries, payments, Db, StoreError};
 
 /// Applies one return in its own transaction. True when nothing more is to be done with it;
 /// false when its payment's booking has not been seen yet (it is looked at again next sweep).
-pub async fn apply(db: &Db, rail: &str, e: &FileEntry, out: &mut Sweep) -> Result<bool, WatchError> {
+pub async fn apply(
+    db: &Db,
+    rail: &str,
+    e: &FileEntry,
+    out: &mut Sweep,
+) -> Result<bool, WatchError> {
     let Some(attempt_id) = e.attempt_id else {
         out.unmatched = out.unmatched.saturating_add(1);
         return Ok(true);

@@ -411,8 +411,10 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
                     now_lines.push(line("ACSP", None));
                     later.push((3000, line("ACSC", None)));
                     let two_days = exec.checked_add_days(Days::new(2)).unwrap_or(exec);
-                    let delay = u64::try_from(shared.cfg.late_booking.as_millis()).unwrap_or(u64::MAX);
-                    booked_later.extend(pay(shared, &ins, b, t, two_days).map(|k| (delay, k, true)));
+                    let delay =
+                        u64::try_from(shared.cfg.late_booking.as_millis()).unwrap_or(u64::MAX);
+                    booked_later
+                        .extend(pay(shared, &ins, b, t, two_days).map(|k| (delay, k, true)));
                 }
                 5 => {
                     later.push((500, line("ACSC", None)));

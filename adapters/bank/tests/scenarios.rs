@@ -122,7 +122,10 @@ fn bookings(dir: &std::path::Path, a: &Attempt) -> Vec<(String, i64, Option<chro
 }
 
 /// Waits (bounded) until the attempt's debit is booked in some camt file.
-async fn wait_booked(dir: &std::path::Path, a: &Attempt) -> Vec<(String, i64, Option<chrono::NaiveDate>)> {
+async fn wait_booked(
+    dir: &std::path::Path,
+    a: &Attempt,
+) -> Vec<(String, i64, Option<chrono::NaiveDate>)> {
     for _ in 0..200 {
         let b = bookings(dir, a);
         if !b.is_empty() {
@@ -158,7 +161,10 @@ async fn every_scenario_ends_as_the_table_says() {
                     let b = wait_booked(dir.path(), a).await;
                     assert_eq!(b[0].1, a.amount.minor(), "{d:02}");
                     // Notified at once (a later camt.053 repeats it).
-                    assert!(b.iter().any(|x| x.0.starts_with("camt054")), "{d:02}: {b:?}");
+                    assert!(
+                        b.iter().any(|x| x.0.starts_with("camt054")),
+                        "{d:02}: {b:?}"
+                    );
                 }
                 1 => assert!(failed_with(
                     &wait_for(&adapter, a, is_final).await,
