@@ -71,6 +71,8 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
         cfg.public_url = Some(format!("http://{addr}"));
     }
     let rails = Rails::from_config(&cfg, crate::adapters::build)?;
+    let rechecks = crate::dispatch::recheck::policies(&cfg)?;
+    crate::dispatch::recheck::sync_policies(&db, &rechecks).await?;
     let cfg = Arc::new(cfg);
     let state = AppState {
         db: db.clone(),
@@ -91,8 +93,8 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
             webhooks: crate::notify::Sender::new(cfg.notify.clone()),
         };
         tasks.spawn(d.run(stop.clone()));
-        // Where the dispatcher runs, so do the bank returns watchers.
-        crate::returns::spawn(&cfg, &db, &stop, &mut tasks)?;
+        // Where the dispatcher runs, so do the bank watchers.
+        crate::bank_watch::spawn(&cfg, &db, &stop, &mut tasks)?;
     }
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let s = stop.clone();

@@ -9,6 +9,7 @@
 pub mod adapters;
 pub mod api;
 pub mod app;
+pub mod bank_watch;
 pub mod bulk;
 pub mod callbacks;
 pub mod cli;
@@ -22,7 +23,6 @@ pub mod payroll_cli;
 pub mod payrolls;
 pub mod rails;
 pub mod recon;
-pub mod returns;
 pub mod sandbox;
 pub mod store;
 pub mod telemetry;

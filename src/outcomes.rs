@@ -100,6 +100,8 @@ pub async fn fail(
             payments::set_failure(conn, payment_id, failure).await?;
             if let Some(a) = attempt_id {
                 attempts::set_status(conn, a, Status::Failed, None, Some(&failure.reason)).await?;
+                // Where the rail's failure is not its last word, ask it again later.
+                crate::dispatch::recheck::schedule(conn, payment_id, a).await?;
             }
             after_transition(conn, payment_id, from, to, cause).await?;
             Ok(Applied::Changed { from, to })

@@ -142,8 +142,11 @@ pub struct MifosBankMocks {
     /// `out/` (pain.001 from us; the bank moves what it picked up to `out/archive/`) and
     /// `in/` (pain.002 and camt from the bank). Removed with the sandbox.
     pub bank_dir: TempDir,
-    /// How often the gateway reads the bank's inbound folder for returns.
+    /// How often the gateway reads the bank's inbound folder (statuses, bookings, returns).
     pub returns_poll_ms: u64,
+    /// How long after PH-EE or Fineract fails a payment the gateway asks about it again (their
+    /// "refused, then paid ~2 s later" scenario 11 must have played out by then).
+    pub recheck_after_ms: u64,
 }
 
 /// The debtor account the sandbox's bank rail pays from.
@@ -163,15 +166,17 @@ impl MifosBankMocks {
             uuid::Uuid::new_v4().simple()
         ));
         let bank_dir = TempDir(dir.clone());
-        let (poll, returns_poll_ms) = match timing {
-            Timing::Sandbox => (500, 2_000),
-            Timing::Fast => (100, 200),
+        // `late_booking` stands for "two days later" (the bank's 04).
+        let (poll, returns_poll_ms, late_booking, recheck_after_ms) = match timing {
+            Timing::Sandbox => (500, 2_000, 8_000, 10_000),
+            Timing::Fast => (100, 200, 4_000, 3_000),
         };
         let bank = railgate_bank::mock::BankMock::start(railgate_bank::mock::BankMockConfig {
             outbound_dir: dir.join("out"),
             inbound_dir: dir.join("in"),
             account_iban: SANDBOX_DEBTOR_IBAN.into(),
             poll_every: std::time::Duration::from_millis(poll),
+            late_booking: std::time::Duration::from_millis(late_booking),
         })
         .await?;
         bank.archive_pickups_to(dir.join("out").join("archive"));
@@ -181,6 +186,7 @@ impl MifosBankMocks {
             bank,
             bank_dir,
             returns_poll_ms,
+            recheck_after_ms,
         })
     }
 
@@ -237,6 +243,10 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
                 ("payer_identifier", "255700000001".into()),
                 ("callback_token", secret.to_owned()),
                 ("currencies", "TZS,KES".into()),
+                (
+                    "confirm_failure_after_ms",
+                    self.recheck_after_ms.to_string(),
+                ),
             ],
         ));
         cfg.rails.push(rail(
@@ -248,6 +258,10 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
                 ("username", "mifos".into()),
                 ("password", "password".into()),
                 ("currencies", "KES".into()),
+                (
+                    "confirm_failure_after_ms",
+                    self.recheck_after_ms.to_string(),
+                ),
             ],
         ));
         cfg.rails.push(rail(

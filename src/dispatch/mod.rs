@@ -7,6 +7,7 @@
 
 pub mod backoff;
 mod drive;
+pub mod recheck;
 
 use crate::rails::Rails;
 use crate::store::{jobs, Db};
@@ -150,6 +151,7 @@ impl Dispatcher {
         let result = match kind {
             jobs::JobKind::Payment => drive::payment(self, &job).await,
             jobs::JobKind::FollowUp => drive::follow_up(self, &job).await,
+            jobs::JobKind::ConfirmFailure => recheck::run(self, &job).await,
             jobs::JobKind::Webhook => crate::notify::deliver::run(&self.db, &self.webhooks, &job)
                 .await
                 .map_err(drive::DriveError::from),

@@ -57,10 +57,14 @@ pub struct AttemptRow {
     pub rail_state: Option<serde_json::Value>,
     pub deadline_at: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The latest interim status the rail reported (a bank's pain.002 `ACSC`), if any.
+    pub rail_status: Option<String>,
+    /// Its reason code, when the rail gave one.
+    pub rail_status_reason: Option<String>,
 }
 
 const COLUMNS: &str = "id, payment_id, rail, seq, status, request_step, request_body, \
-    rail_reference, rail_state, deadline_at, created_at";
+    rail_reference, rail_state, deadline_at, created_at, rail_status, rail_status_reason";
 
 pub async fn insert(
     conn: &mut AnyConnection,
@@ -99,6 +103,8 @@ pub async fn insert(
         rail_state: None,
         deadline_at,
         created_at: from_micros(now),
+        rail_status: None,
+        rail_status_reason: None,
     })
 }
 
@@ -121,6 +127,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow> {
         rail_state: state.and_then(|s| serde_json::from_str(&s).ok()),
         deadline_at: col(row, "deadline_at")?,
         created_at: from_micros(col(row, "created_at")?),
+        rail_status: col(row, "rail_status")?,
+        rail_status_reason: col(row, "rail_status_reason")?,
     })
 }
 
@@ -336,12 +344,34 @@ pub async fn open_by_rail_reference(
     rows.iter().map(from_row).collect()
 }
 
-/// Up to `limit` failed attempts on `rail`, failed since `since` (µs), whose payment is failed
-/// with no conflict recorded: what a late contradicting status could still be about.
-pub async fn recently_failed(
+/// Records the interim status the rail reported for an attempt (a bank's pain.002 `ACSC`) and
+/// its reason code. True when it changed what was recorded.
+pub async fn set_rail_status(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<bool> {
+    // `COALESCE(..., '')` compares NULLs as equal on both stores.
+    let done = sqlx::query(
+        "UPDATE attempts SET rail_status = $1, rail_status_reason = $2, rail_status_at = $3, \
+         updated_at = $3 WHERE id = $4 \
+         AND (COALESCE(rail_status, '') <> $1 OR COALESCE(rail_status_reason, '') <> COALESCE($2, ''))",
+    )
+    .bind(status)
+    .bind(reason)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Up to `limit` attempts on `rail` that still wait for an outcome (their payment is not
+/// final), oldest first: what a file rail's watcher reads the inbound folder for.
+pub async fn open_on_rail(
     conn: &mut AnyConnection,
     rail: &str,
-    since: i64,
     limit: i64,
 ) -> Result<Vec<AttemptRow>> {
     let cols = COLUMNS
@@ -351,11 +381,10 @@ pub async fn recently_failed(
         .join(", ");
     let rows = sqlx::query(&format!(
         "SELECT {cols} FROM attempts a JOIN payments p ON p.id = a.payment_id \
-         WHERE a.rail = $1 AND a.status = 'failed' AND a.updated_at > $2 \
-         AND p.state = 'failed' AND p.conflict IS NULL ORDER BY a.updated_at DESC LIMIT $3"
+         WHERE a.rail = $1 AND a.status IN ('sending', 'accepted', 'unknown') \
+         AND p.state IN ('submitted', 'pending', 'unknown') ORDER BY a.created_at LIMIT $2"
     ))
     .bind(rail)
-    .bind(since)
     .bind(limit)
     .fetch_all(conn)
     .await?;

@@ -13,6 +13,8 @@ pub enum JobKind {
     FollowUp,
     /// Delivers one webhook.
     Webhook,
+    /// Asks a rail once more about a payment it failed (`dispatch::recheck`).
+    ConfirmFailure,
 }
 
 impl JobKind {
@@ -21,6 +23,7 @@ impl JobKind {
             JobKind::Payment => "payment",
             JobKind::FollowUp => "follow_up",
             JobKind::Webhook => "webhook",
+            JobKind::ConfirmFailure => "confirm_failure",
         }
     }
     fn parse(s: &str) -> Option<JobKind> {
@@ -28,6 +31,7 @@ impl JobKind {
             "payment" => Some(JobKind::Payment),
             "follow_up" => Some(JobKind::FollowUp),
             "webhook" => Some(JobKind::Webhook),
+            "confirm_failure" => Some(JobKind::ConfirmFailure),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod attempts;
 pub mod callbacks;
+pub mod entries;
 pub mod idempotency;
 pub mod inbound;
 pub mod jobs;

@@ -7,10 +7,13 @@
 //! `batch_rail_state` on every attempt of the batch, then calls `write_batch`; `inquire` and
 //! `statuses_for_batch` read the answers the same way in both modes.
 //!
-//! Completion: until statement reconciliation (camt.053) is wired, pain.002 `ACSC`/`ACCC`
-//! completes a payment. `ACTC`, `ACCP`, `ACSP` and the like only say the bank accepted the
-//! instruction, so they stay pending. Returns arrive later in camt.053/054 and are read by
-//! `BankAdapter::returns`.
+//! Completion: no pain.002 status completes a payment. `ACTC`, `ACCP`, `ACSP`, `ACSC`, `ACCC`,
+//! `ACWC` and the like say the bank accepted (or even settled) the instruction, not that the
+//! money left the account: the payment stays pending, and the status is the gateway's to
+//! record on the attempt. Only a booked debit entry in a camt.053/054 statement that carries
+//! our end-to-end id (and the same amount) completes it; the gateway's bank watcher reads
+//! those from the inbound folder (`BankAdapter::read_inbound`). `RJCT` and `CANC` fail the
+//! payment. Returns arrive later in camt.053/054 as well.
 
 use crate::drop::{FileDrop, Written};
 use crate::pain001::{self, Pain001File, Pain001Options};
@@ -20,7 +23,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use railgate_rail::{
     Attempt, CallbackError, CallbackReply, Capabilities, Direction, Failure, FailureCode,
-    InboundRequest, RailAdapter, RailError, RailStatus, Settled, Submitted,
+    InboundRequest, RailAdapter, RailError, RailStatus, Submitted,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -101,28 +104,51 @@ impl BankAdapter {
         pmt_inf_id: &str,
         payments: &[(Uuid, String)],
     ) -> Result<Vec<PaymentStatus>, BankError> {
-        let reports = self.reports_for(msg_id).await?;
-        let sent = SentBlock {
-            msg_id,
-            pmt_inf_id,
-            payments,
-        };
-        Ok(reports
-            .iter()
-            .flat_map(|r| pain002::resolve(r, &sent))
-            .collect())
+        Ok(self
+            .read_inbound()
+            .await?
+            .statuses_for_batch(msg_id, pmt_inf_id, payments))
+    }
+
+    /// Reads the inbound folder once: every pain.002 report (oldest first) and every camt.053/054
+    /// file. The gateway's watcher applies a whole sweep from one read.
+    pub async fn read_inbound(&self) -> Result<Inbound, BankError> {
+        let drop = self.drop.clone();
+        let files = tokio::task::spawn_blocking(move || drop.inbound_files())
+            .await
+            .map_err(|e| BankError::Io(std::io::Error::other(e.to_string())))??;
+        let mut reports = Vec::new();
+        let mut statements = Vec::new();
+        for (name, bytes) in files {
+            if camt::is_statement(&bytes) {
+                statements.push(InboundFile { name, bytes });
+                continue;
+            }
+            if !pain002::is_pain002(&bytes) {
+                continue;
+            }
+            match pain002::parse(&bytes) {
+                Ok(r) => reports.push((r.created_at.clone(), name, r)),
+                // One unreadable file must not hide the others; it is the bank's to resend.
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "Unreadable status report skipped")
+                }
+            }
+        }
+        reports.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(Inbound {
+            reports: reports.into_iter().map(|(_, _, r)| r).collect(),
+            statements,
+        })
     }
 
     /// Every booked return in the inbound camt.053/054 files (the same return may appear in
     /// a notification and again in the day's statement: de-duplicate on the end-to-end id).
     pub async fn returns(&self) -> Result<Vec<camt::ReturnedTransfer>, BankError> {
-        let drop = self.drop.clone();
-        let files = tokio::task::spawn_blocking(move || drop.inbound_files())
-            .await
-            .map_err(|e| BankError::Io(std::io::Error::other(e.to_string())))??;
+        let inbound = self.read_inbound().await?;
         let mut out: Vec<camt::ReturnedTransfer> = Vec::new();
-        for (_, bytes) in files.iter().filter(|(_, b)| camt::is_statement(b)) {
-            for r in camt::parse_returns(bytes)? {
+        for f in &inbound.statements {
+            for r in camt::parse_returns(&f.bytes)? {
                 if !out.iter().any(|o| o.end_to_end_id == r.end_to_end_id) {
                     out.push(r);
                 }
@@ -131,58 +157,93 @@ impl BankAdapter {
         Ok(out)
     }
 
-    /// The pain.002 reports about `msg_id`, oldest first (by creation time, then file name).
-    async fn reports_for(&self, msg_id: &str) -> Result<Vec<pain002::StatusReport>, BankError> {
-        let drop = self.drop.clone();
-        let files = tokio::task::spawn_blocking(move || drop.inbound_files())
-            .await
-            .map_err(|e| BankError::Io(std::io::Error::other(e.to_string())))??;
-        let mut reports = Vec::new();
-        for (name, bytes) in files {
-            if !pain002::is_pain002(&bytes) {
-                continue;
-            }
-            match pain002::parse(&bytes) {
-                Ok(r) if r.original_msg_id == msg_id => {
-                    reports.push((r.created_at.clone(), name, r))
-                }
-                Ok(_) => {}
-                // One unreadable file must not hide the others; it is the bank's to resend.
-                Err(e) => {
-                    tracing::warn!(file = %name, error = %e, "Unreadable status report skipped")
-                }
-            }
-        }
-        reports.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        Ok(reports.into_iter().map(|(_, _, r)| r).collect())
+    /// The file and block an attempt travelled in: its batch's (payroll mode) or its own.
+    pub fn block_of(attempt: &Attempt) -> BatchRailState {
+        Self::block_for(attempt.attempt_id, attempt.rail_state.as_ref())
     }
 
-    fn block_of(attempt: &Attempt) -> BatchRailState {
-        attempt
-            .rail_state
-            .as_ref()
+    fn block_for(attempt_id: Uuid, rail_state: Option<&serde_json::Value>) -> BatchRailState {
+        rail_state
             .and_then(|v| serde_json::from_value::<BatchRailState>(v.clone()).ok())
             .unwrap_or_else(|| BatchRailState {
-                msg_id: ids::msg_id(attempt.attempt_id),
-                pmt_inf_id: ids::pmt_inf_id(attempt.attempt_id),
+                msg_id: ids::msg_id(attempt_id),
+                pmt_inf_id: ids::pmt_inf_id(attempt_id),
             })
     }
 }
 
-/// What one pain.002 status means for a payment.
-pub fn map_status(status: &PaymentStatus, msg_id: &str) -> RailStatus {
-    let reason = status.reasons.iter().find_map(|r| r.code.clone());
+/// A file in the inbound folder, as read.
+#[derive(Debug, Clone)]
+pub struct InboundFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// One read of the inbound folder.
+#[derive(Debug, Clone, Default)]
+pub struct Inbound {
+    /// The pain.002 reports, oldest first (by creation time, then file name).
+    reports: Vec<pain002::StatusReport>,
+    /// The camt.053/054 files, by name.
+    pub statements: Vec<InboundFile>,
+}
+
+impl Inbound {
+    /// Every status the reports give the payments of one block we sent, oldest first. The last
+    /// status per payment is the bank's current word.
+    pub fn statuses_for_batch(
+        &self,
+        msg_id: &str,
+        pmt_inf_id: &str,
+        payments: &[(Uuid, String)],
+    ) -> Vec<PaymentStatus> {
+        let sent = SentBlock {
+            msg_id,
+            pmt_inf_id,
+            payments,
+        };
+        self.reports
+            .iter()
+            .filter(|r| r.original_msg_id == msg_id)
+            .flat_map(|r| pain002::resolve(r, &sent))
+            .collect()
+    }
+
+    /// The bank's latest status for one attempt, if it reported any.
+    pub fn latest_status(&self, attempt: &Attempt) -> Option<PaymentStatus> {
+        self.latest_for(attempt.attempt_id, attempt.rail_state.as_ref())
+    }
+
+    /// `latest_status` from what the gateway stores on the attempt: its id and `rail_state`.
+    pub fn latest_for(
+        &self,
+        attempt_id: Uuid,
+        rail_state: Option<&serde_json::Value>,
+    ) -> Option<PaymentStatus> {
+        let block = BankAdapter::block_for(attempt_id, rail_state);
+        let payments = [(attempt_id, ids::end_to_end_id(attempt_id))];
+        self.statuses_for_batch(&block.msg_id, &block.pmt_inf_id, &payments)
+            .pop()
+    }
+}
+
+/// The first reason code of a status, and its texts joined.
+pub fn reason_of(status: &PaymentStatus) -> (Option<String>, String) {
+    let code = status.reasons.iter().find_map(|r| r.code.clone());
     let text = status
         .reasons
         .iter()
         .flat_map(|r| r.additional_info.iter().cloned())
         .collect::<Vec<_>>()
         .join("; ");
+    (code, text)
+}
+
+/// What one pain.002 status means for a payment: `RJCT`/`CANC` fail it; every other status
+/// (`ACSC` and `ACCC` included) leaves it pending until its booking is on a statement.
+pub fn map_status(status: &PaymentStatus) -> RailStatus {
+    let (reason, text) = reason_of(status);
     match &status.status {
-        StatusCode::Acsc | StatusCode::Accc => RailStatus::Completed(Settled {
-            rail_reference: Some(msg_id.to_owned()),
-            receipt: Some(status.end_to_end_id.clone()),
-        }),
         StatusCode::Rjct => {
             let code = map_reason(reason.as_deref());
             let why = if text.is_empty() {
@@ -197,7 +258,11 @@ pub fn map_status(status: &PaymentStatus, msg_id: &str) -> RailStatus {
             "cancelled by the bank",
             reason,
         )),
-        StatusCode::Actc
+        // Accepted, even "settled on the debtor account": none of these proves the money left;
+        // only a booked statement entry does.
+        StatusCode::Acsc
+        | StatusCode::Accc
+        | StatusCode::Actc
         | StatusCode::Rcvd
         | StatusCode::Part
         | StatusCode::Pdng
@@ -289,17 +354,15 @@ impl RailAdapter for BankAdapter {
     }
 
     async fn inquire(&self, attempt: &Attempt) -> Result<RailStatus, RailError> {
-        let block = Self::block_of(attempt);
-        let payments = [(attempt.attempt_id, ids::end_to_end_id(attempt.attempt_id))];
-        let statuses = self
-            .statuses_for_batch(&block.msg_id, &block.pmt_inf_id, &payments)
+        let inbound = self
+            .read_inbound()
             .await
             .map_err(|e| RailError::Unknown(e.to_string()))?;
-        // Reports are oldest first; the latest status is the bank's current word. Without
-        // any report the file is still with the bank: pending, never "not found".
-        Ok(statuses
-            .last()
-            .map(|s| map_status(s, &block.msg_id))
+        // The latest status is the bank's current word. Without any report the file is still
+        // with the bank: pending, never "not found". A booking, not a status, completes it.
+        Ok(inbound
+            .latest_status(attempt)
+            .map(|s| map_status(&s))
             .unwrap_or(RailStatus::Pending))
     }
 

@@ -6,18 +6,21 @@
 //!
 //! | ends in | what the bank does |
 //! |---|---|
-//! | 00, 05, 07–10 and any not listed | `ACSC` at once (05: only ~0.5 s later; 07: the report three times) and a booked debit |
+//! | 00, 05, 07–10 and any not listed | `ACSC` at once (05: only ~0.5 s later; 07: the report three times) and the debit booked in a camt.054 at once |
 //! | 01 | `RJCT` `AM04` (insufficient funds) |
 //! | 02 | `RJCT` `AC01` (incorrect account number) |
 //! | 03 | `RJCT` `AC04` (closed account) |
-//! | 04 | `ACSP` at once, `ACSC` ~3 s later; booked two days after the execution date |
+//! | 04 | `ACSP` at once, `ACSC` ~3 s later; booked "two days" after the execution date: the booking is only in the camt.053 statement written `late_booking` later |
 //! | 06 | the whole payment block is rejected (`PmtInfSts` `RJCT` `AM04`), without transaction lines |
-//! | 11 | `RJCT` `AC01`, then `ACSC` ~2 s later (a contradiction the gateway must record) |
-//! | 12 | no status report ever |
-//! | 13 | `ACSC`, then ~1 s later a camt.054 return entry (`RRTN`, `AC04`): a late return |
+//! | 11 | `RJCT` `AC01`, then `ACSC` and the booked debit (camt.054) ~2 s later: a contradiction the gateway must record |
+//! | 12 | `ACSC` at once, but the debit is never booked (and nothing is paid) |
+//! | 13 | `ACSC` and the booked debit, then ~1 s later a camt.054 return entry (`RRTN`, `AC04`): a late return |
 //!
-//! A file whose `MsgId` was seen before is refused at group level (`RJCT` `DUPL`) and pays
-//! nothing; a payment whose `EndToEndId` was paid before is not paid again.
+//! Every camt.053 (on request, or `late_booking` after a scenario-04 file) lists every booking
+//! so far, so entries already notified in a camt.054 come again, as a bank's day statement
+//! repeats its notifications. A file whose `MsgId` was seen before is refused at group level
+//! (`RJCT` `DUPL`) and pays nothing; a payment whose `EndToEndId` was paid before is not paid
+//! again.
 
 use crate::drop::{finished_files, write_once};
 use crate::pain001::{account_scenario, AccountId};
@@ -45,6 +48,9 @@ pub struct BankMockConfig {
     /// The account statements are written for (IBAN).
     pub account_iban: String,
     pub poll_every: Duration,
+    /// What stands for "two days later" (scenario 04's booking): that long after the file is
+    /// processed, the bank writes a camt.053 statement that includes the booking.
+    pub late_booking: Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -371,10 +377,12 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
         return Ok(());
     }
 
-    let booked_before = shared.lock().bookings.len();
     let mut now_lines = Vec::new();
     let mut rejected_blocks = Vec::new();
     let mut later: Vec<(u64, Line)> = Vec::new();
+    let mut booked_now: Vec<Booking> = Vec::new();
+    // Bookings the bank posts later: (delay in ms, booking, in a camt.053 rather than a camt.054).
+    let mut booked_later: Vec<(u64, Booking, bool)> = Vec::new();
     let mut returns: Vec<(u64, String)> = Vec::new();
     for b in &ins.blocks {
         let scenarios: Vec<u8> = b
@@ -402,42 +410,42 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
                 4 => {
                     now_lines.push(line("ACSP", None));
                     later.push((3000, line("ACSC", None)));
-                    book(
-                        shared,
-                        &ins,
-                        b,
-                        t,
-                        exec.checked_add_days(Days::new(2)).unwrap_or(exec),
-                    );
+                    let two_days = exec.checked_add_days(Days::new(2)).unwrap_or(exec);
+                    let delay =
+                        u64::try_from(shared.cfg.late_booking.as_millis()).unwrap_or(u64::MAX);
+                    booked_later
+                        .extend(pay(shared, &ins, b, t, two_days).map(|k| (delay, k, true)));
                 }
                 5 => {
                     later.push((500, line("ACSC", None)));
-                    book(shared, &ins, b, t, exec);
+                    booked_now.extend(pay(shared, &ins, b, t, exec));
                 }
                 7 => {
                     now_lines.push(line("ACSC", None));
                     later.push((100, line("ACSC", None)));
                     later.push((200, line("ACSC", None)));
-                    book(shared, &ins, b, t, exec);
+                    booked_now.extend(pay(shared, &ins, b, t, exec));
                 }
                 11 => {
                     now_lines.push(line("RJCT", Some("AC01")));
                     later.push((2000, line("ACSC", None)));
-                    book(shared, &ins, b, t, exec);
+                    booked_later.extend(pay(shared, &ins, b, t, exec).map(|k| (2000, k, false)));
                 }
-                12 => book(shared, &ins, b, t, exec),
+                // Says settled; the statement never shows the money leaving.
+                12 => now_lines.push(line("ACSC", None)),
                 13 => {
                     now_lines.push(line("ACSC", None));
-                    book(shared, &ins, b, t, exec);
+                    booked_now.extend(pay(shared, &ins, b, t, exec));
                     returns.push((1000, t.end_to_end_id.clone()));
                 }
                 _ => {
                     now_lines.push(line("ACSC", None));
-                    book(shared, &ins, b, t, exec);
+                    booked_now.extend(pay(shared, &ins, b, t, exec));
                 }
             }
         }
     }
+    post_bookings(shared, &booked_now);
     if drop_reports {
         return Ok(());
     }
@@ -455,7 +463,7 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
         &now_lines,
     )?;
     shared.write_inbound("pain002", xml)?;
-    write_notification(shared, booked_before)?;
+    write_notification(shared, &booked_now)?;
     for (delay, line) in later {
         let s = shared.clone();
         tokio::spawn(async move {
@@ -464,6 +472,21 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
             let doc = pain002_document(v10, &s.next_id("STS"), &msg_id, None, &[], &[line]);
             if let Err(e) = doc.and_then(|xml| s.write_inbound("pain002", xml)) {
                 tracing::warn!(error = %e, "Sandbox bank could not write a late report");
+            }
+        });
+    }
+    for (delay, booking, in_statement) in booked_later {
+        let s = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            post_bookings(&s, std::slice::from_ref(&booking));
+            let written = if in_statement {
+                s.write_camt053().map(|_| ())
+            } else {
+                write_notification(&s, std::slice::from_ref(&booking))
+            };
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "Sandbox bank could not write a late booking");
             }
         });
     }
@@ -479,13 +502,11 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<(), BankError> {
     Ok(())
 }
 
-fn book(shared: &Shared, ins: &Instruction, b: &Block, t: &Tx, date: NaiveDate) {
-    let Some(currency) = t.currency.parse::<Currency>().ok() else {
-        return;
-    };
-    let Ok(amount) = Money::parse(&t.amount, currency) else {
-        return;
-    };
+/// Pays one transaction (counted in the payouts) and returns its debit booking, which the
+/// caller posts (`post_bookings`) when the bank books it.
+fn pay(shared: &Shared, ins: &Instruction, b: &Block, t: &Tx, date: NaiveDate) -> Option<Booking> {
+    let currency = t.currency.parse::<Currency>().ok()?;
+    let amount = Money::parse(&t.amount, currency).ok()?;
     let bank_ref = shared.next_id("BK");
     let mut g = shared.lock();
     let key = t.end_to_end_id.clone();
@@ -509,7 +530,7 @@ fn book(shared: &Shared, ins: &Instruction, b: &Block, t: &Tx, date: NaiveDate) 
         );
         g.order.push(key.clone());
     }
-    g.bookings.push(Booking {
+    Some(Booking {
         date,
         credit: false,
         amount,
@@ -518,7 +539,12 @@ fn book(shared: &Shared, ins: &Instruction, b: &Block, t: &Tx, date: NaiveDate) 
         pmt_inf_id: b.pmt_inf_id.clone(),
         bank_ref,
         return_reason: None,
-    });
+    })
+}
+
+/// Books entries on the account (from now on in every camt.053).
+fn post_bookings(shared: &Shared, bookings: &[Booking]) {
+    shared.lock().bookings.extend(bookings.iter().cloned());
 }
 
 fn return_payment(shared: &Shared, e2e: &str) -> Result<(), BankError> {
@@ -553,18 +579,9 @@ fn return_payment(shared: &Shared, e2e: &str) -> Result<(), BankError> {
     Ok(())
 }
 
-/// A camt.054 with the debits booked from `from` on (this file's bookings).
-fn write_notification(shared: &Shared, from: usize) -> Result<(), BankError> {
-    let fresh: Vec<Booking> = {
-        let g = shared.lock();
-        g.bookings
-            .iter()
-            .skip(from)
-            .filter(|b| !b.credit)
-            .cloned()
-            .collect()
-    };
-    if fresh.is_empty() {
+/// A camt.054 notifying `bookings` (nothing when there are none).
+fn write_notification(shared: &Shared, bookings: &[Booking]) -> Result<(), BankError> {
+    if bookings.is_empty() {
         return Ok(());
     }
     let id = shared.next_id("NTF");
@@ -574,7 +591,7 @@ fn write_notification(shared: &Shared, from: usize) -> Result<(), BankError> {
         "Ntfctn",
         &id,
         &shared.cfg.account_iban,
-        &fresh,
+        bookings,
         false,
     )?;
     shared.write_inbound("camt054", xml)?;

@@ -45,7 +45,7 @@ fn a_block_rejected_without_transaction_lines_reaches_every_payment_in_it() {
         assert_eq!(s.attempt_id, *id);
         assert_eq!(s.status, StatusCode::Rjct);
         assert_eq!(s.level, "block");
-        match map_status(s, sent.msg_id) {
+        match map_status(s) {
             RailStatus::Failed(f) => {
                 assert_eq!(f.code, FailureCode::PartyNotFound);
                 assert_eq!(f.rail_code.as_deref(), Some("AC01"));
@@ -75,14 +75,14 @@ fn a_block_rejected_without_transaction_lines_reaches_every_payment_in_it() {
         (StatusCode::Rjct, "transaction")
     );
     assert!(
-        matches!(map_status(&statuses[0], sent.msg_id), RailStatus::Failed(f) if f.code == FailureCode::InsufficientFunds)
+        matches!(map_status(&statuses[0]), RailStatus::Failed(f) if f.code == FailureCode::InsufficientFunds)
     );
     assert_eq!(
         (statuses[1].status.clone(), statuses[1].level),
         (StatusCode::Acsp, "block")
     );
     // Accepted for execution is not completion.
-    assert_eq!(map_status(&statuses[1], sent.msg_id), RailStatus::Pending);
+    assert_eq!(map_status(&statuses[1]), RailStatus::Pending);
 
     // A report about another file says nothing about ours.
     let sent = SentBlock {

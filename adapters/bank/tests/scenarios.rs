@@ -1,4 +1,8 @@
 //! Every scenario of the table against the sandbox bank, over real files.
+//!
+//! The adapter's side of the bank's answers: pain.002 statuses (which never complete a
+//! payment: `inquire` stays pending on `ACSC`) and the booked debits in the camt.053/054
+//! files, read here with the statements reader the gateway uses.
 #![allow(
     clippy::arithmetic_side_effects,
     clippy::unwrap_used,
@@ -22,6 +26,7 @@ async fn bank(dir: &std::path::Path, version: Pain001Version) -> (BankAdapter, B
         inbound_dir: dir.join("in"),
         account_iban: iban_ending(99, 1),
         poll_every: Duration::from_millis(50),
+        late_booking: Duration::from_millis(3_500),
     })
     .await
     .unwrap();
@@ -66,6 +71,71 @@ fn is_final(s: &RailStatus) -> bool {
     matches!(s, RailStatus::Completed(_) | RailStatus::Failed(_))
 }
 
+/// The bank's latest pain.002 status for the attempt.
+async fn latest(adapter: &BankAdapter, a: &Attempt) -> Option<String> {
+    let inbound = adapter.read_inbound().await.unwrap();
+    inbound
+        .latest_status(a)
+        .map(|s| s.status.as_str().to_owned())
+}
+
+/// Waits (bounded) until the bank's latest status for the attempt is `code`.
+async fn wait_status(adapter: &BankAdapter, a: &Attempt, code: &str) {
+    for _ in 0..200 {
+        if latest(adapter, a).await.as_deref() == Some(code) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "scenario {:02}: no {code}, last {:?}",
+        a.party.scenario_digits(),
+        latest(adapter, a).await
+    );
+}
+
+/// The booked debits carrying the attempt's end-to-end id in the inbound camt files, as
+/// (file name, amount in minor units, booking date).
+fn bookings(dir: &std::path::Path, a: &Attempt) -> Vec<(String, i64, Option<chrono::NaiveDate>)> {
+    use railgate_statements::{read_all, Direction, EntryStatus, InputFormat};
+    let e2e = ids::end_to_end_id(a.attempt_id);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir.join("in")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("camt") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for st in read_all(bytes.as_slice(), InputFormat::Camt).unwrap() {
+            for l in st.lines {
+                if l.status == EntryStatus::Booked
+                    && l.direction == Direction::Debit
+                    && l.reference.as_deref() == Some(e2e.as_str())
+                {
+                    out.push((name.clone(), l.amount.minor(), l.booking_date));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Waits (bounded) until the attempt's debit is booked in some camt file.
+async fn wait_booked(
+    dir: &std::path::Path,
+    a: &Attempt,
+) -> Vec<(String, i64, Option<chrono::NaiveDate>)> {
+    for _ in 0..200 {
+        let b = bookings(dir, a);
+        if !b.is_empty() {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("scenario {:02}: never booked", a.party.scenario_digits());
+}
+
 fn failed_with(s: &RailStatus, code: FailureCode, rail: &str) -> bool {
     matches!(s, RailStatus::Failed(f) if f.code == code && f.rail_code.as_deref() == Some(rail))
 }
@@ -85,8 +155,16 @@ async fn every_scenario_ends_as_the_table_says() {
             let d = a.party.scenario_digits();
             match d {
                 0 | 5 | 7 | 8 | 9 | 10 => {
-                    let s = wait_for(&adapter, a, is_final).await;
-                    assert!(matches!(s, RailStatus::Completed(_)), "{d:02}: {s:?}");
+                    wait_status(&adapter, a, "ACSC").await;
+                    // Settled by the bank's word, yet only the booking completes it.
+                    assert_eq!(adapter.inquire(a).await.unwrap(), RailStatus::Pending);
+                    let b = wait_booked(dir.path(), a).await;
+                    assert_eq!(b[0].1, a.amount.minor(), "{d:02}");
+                    // Notified at once (a later camt.053 repeats it).
+                    assert!(
+                        b.iter().any(|x| x.0.starts_with("camt054")),
+                        "{d:02}: {b:?}"
+                    );
                 }
                 1 => assert!(failed_with(
                     &wait_for(&adapter, a, is_final).await,
@@ -104,10 +182,15 @@ async fn every_scenario_ends_as_the_table_says() {
                     "AC04"
                 )),
                 4 => {
-                    let s = wait_for(&adapter, a, is_final).await;
-                    assert!(matches!(s, RailStatus::Completed(_)), "{s:?}");
-                    // Accepted for execution came first; ACSP did not complete the payment.
+                    wait_status(&adapter, a, "ACSC").await;
+                    // Accepted for execution came first, then settled; neither is a booking.
                     assert_eq!(history(&adapter, a).await, vec!["ACSP", "ACSC"]);
+                    assert_eq!(adapter.inquire(a).await.unwrap(), RailStatus::Pending);
+                    // Booked two days after its execution date: only the later camt.053 has it.
+                    let b = wait_booked(dir.path(), a).await;
+                    assert!(b[0].0.starts_with("camt053"), "{b:?}");
+                    let later = chrono::Utc::now().date_naive() + chrono::Days::new(2);
+                    assert_eq!(b[0].2, Some(later), "{b:?}");
                 }
                 6 => assert!(failed_with(
                     &wait_for(&adapter, a, is_final).await,
@@ -115,19 +198,17 @@ async fn every_scenario_ends_as_the_table_says() {
                     "AM04"
                 )),
                 11 => {
-                    let later =
-                        wait_for(&adapter, a, |s| matches!(s, RailStatus::Completed(_))).await;
-                    assert!(matches!(later, RailStatus::Completed(_)));
-                    // Both contradicting reports are there, the rejection first: the gateway,
-                    // having seen the failure, records the conflict when the success arrives.
+                    wait_status(&adapter, a, "ACSC").await;
+                    // Both contradicting reports are there, the rejection first, and the money
+                    // left after all: the gateway, having failed the payment, records the
+                    // booking as a conflict.
                     assert_eq!(history(&adapter, a).await, vec!["RJCT", "ACSC"]);
+                    wait_booked(dir.path(), a).await;
                 }
-                12 => {}
+                12 => wait_status(&adapter, a, "ACSC").await,
                 13 => {
-                    assert!(matches!(
-                        wait_for(&adapter, a, is_final).await,
-                        RailStatus::Completed(_)
-                    ));
+                    wait_status(&adapter, a, "ACSC").await;
+                    wait_booked(dir.path(), a).await;
                     let mut found = None;
                     for _ in 0..100 {
                         found = adapter
@@ -148,9 +229,11 @@ async fn every_scenario_ends_as_the_table_says() {
                 _ => unreachable!(),
             }
         }
-        // 12: the bank never answers; the attempt stays pending for the gateway's deadline.
+        // 12: the bank says ACSC and never books it; the attempt stays pending for the
+        // gateway's deadline.
         let silent = &attempts[12];
         assert_eq!(adapter.inquire(silent).await.unwrap(), RailStatus::Pending);
+        assert!(bookings(dir.path(), silent).is_empty());
 
         // Paid once each, rejected ones not at all; 07's three reports post once.
         let payouts = mock.payouts();
@@ -159,7 +242,9 @@ async fn every_scenario_ends_as_the_table_says() {
                 .iter()
                 .find(|p| p.attempt_id == a.attempt_id.to_string());
             match a.party.scenario_digits() {
-                1 | 2 | 3 | 6 => assert!(row.is_none(), "{:02} paid", a.party.scenario_digits()),
+                1 | 2 | 3 | 6 | 12 => {
+                    assert!(row.is_none(), "{:02} paid", a.party.scenario_digits())
+                }
                 _ => assert_eq!(
                     row.map(|r| r.count),
                     Some(1),
@@ -232,8 +317,8 @@ async fn a_resend_after_a_lost_answer_never_pays_twice() {
         adapter.submit(&a).await.unwrap(),
         Submitted::Accepted { .. }
     ));
-    let s = wait_for(&adapter, &a, is_final).await;
-    assert!(matches!(s, RailStatus::Completed(_)));
+    wait_status(&adapter, &a, "ACSC").await;
+    wait_booked(dir.path(), &a).await;
     assert!(matches!(
         adapter.submit(&a).await.unwrap(),
         Submitted::Accepted { .. }
@@ -253,10 +338,8 @@ async fn a_resend_after_a_lost_answer_never_pays_twice() {
     let payouts = mock.payouts();
     assert_eq!(payouts.len(), 1);
     assert_eq!(payouts[0].count, 1);
-    assert!(matches!(
-        adapter.inquire(&a).await.unwrap(),
-        RailStatus::Completed(_)
-    ));
+    assert_eq!(bookings(dir.path(), &a).len(), 1, "booked once");
+    assert_eq!(adapter.inquire(&a).await.unwrap(), RailStatus::Pending);
 }
 
 #[tokio::test]
@@ -297,7 +380,7 @@ async fn control_endpoints_answer_over_http() {
     let (adapter, mock) = bank(dir.path(), Pain001Version::V09).await;
     let mut a = iban_attempt(0, 1_234);
     submit(&adapter, &mut a).await;
-    wait_for(&adapter, &a, is_final).await;
+    wait_status(&adapter, &a, "ACSC").await;
     let base = format!("http://{}", mock.control_addr);
     let http = reqwest::Client::new();
     let rows: serde_json::Value = http
