@@ -13,6 +13,8 @@ pub enum JobKind {
     FollowUp,
     /// Delivers one webhook.
     Webhook,
+    /// Drives one reversal (its id in the payload): send, resend, or inquire.
+    Reversal,
 }
 
 impl JobKind {
@@ -21,6 +23,7 @@ impl JobKind {
             JobKind::Payment => "payment",
             JobKind::FollowUp => "follow_up",
             JobKind::Webhook => "webhook",
+            JobKind::Reversal => "reversal",
         }
     }
     fn parse(s: &str) -> Option<JobKind> {
@@ -28,6 +31,7 @@ impl JobKind {
             "payment" => Some(JobKind::Payment),
             "follow_up" => Some(JobKind::FollowUp),
             "webhook" => Some(JobKind::Webhook),
+            "reversal" => Some(JobKind::Reversal),
             _ => None,
         }
     }

@@ -80,6 +80,25 @@ pub(crate) enum Admission {
     New(Transaction),
 }
 
+/// A reversal the rail executed or refused, keyed by its `reversal_id`.
+#[derive(Debug, Clone)]
+pub(crate) struct Reversal {
+    pub reversal_id: Uuid,
+    pub request_id: Uuid,
+    pub status: MockStatus,
+    pub transaction_id: Option<String>,
+    pub code: Option<MockCode>,
+    pub message: Option<String>,
+}
+
+/// What `POST /v1/reversals` did.
+pub(crate) enum ReversalAdmission {
+    /// The payment is not one the rail holds.
+    UnknownPayment,
+    /// Executed or refused, now or before (a resend of the same `reversal_id`).
+    Done(Reversal),
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// Bumped by a reset, so timelines started before it stop touching the state.
@@ -90,6 +109,7 @@ pub(crate) struct State {
     refused_posts: HashMap<Uuid, u8>,
     movements: Vec<Movement>,
     callbacks: Vec<CallbackRecord>,
+    reversals: HashMap<Uuid, Reversal>,
 }
 
 impl State {
@@ -128,6 +148,65 @@ impl State {
         self.order.push(txn.request_id);
         self.transactions.insert(txn.request_id, txn.clone());
         Admission::New(txn)
+    }
+
+    /// Reverses a successful payment once: a resend of a `reversal_id` answers as before, and
+    /// a payment already reversed (under any id) or not successful is refused.
+    pub(crate) fn reverse(&mut self, reversal_id: Uuid, request_id: Uuid) -> ReversalAdmission {
+        if let Some(done) = self.reversals.get(&reversal_id) {
+            return ReversalAdmission::Done(done.clone());
+        }
+        let Some(txn) = self.transactions.get(&request_id) else {
+            return ReversalAdmission::UnknownPayment;
+        };
+        let refuse = |code: MockCode, message: &str| Reversal {
+            reversal_id,
+            request_id,
+            status: MockStatus::Rejected,
+            transaction_id: None,
+            code: Some(code),
+            message: Some(message.to_owned()),
+        };
+        let reversal = if txn.status != MockStatus::Success {
+            refuse(
+                MockCode::Other("NOT_REVERSIBLE".to_owned()),
+                "only a successful payment can be reversed",
+            )
+        } else if self.reversed_count(request_id) > 0 {
+            refuse(
+                MockCode::Other("ALREADY_REVERSED".to_owned()),
+                "the payment was already reversed",
+            )
+        } else if txn.scenario == Scenario::ReversalRefused {
+            refuse(
+                MockCode::InsufficientFunds,
+                "the party no longer holds the money to give back",
+            )
+        } else {
+            Reversal {
+                reversal_id,
+                request_id,
+                status: MockStatus::Success,
+                transaction_id: Some(format!("MV{}", random_id(16))),
+                code: None,
+                message: None,
+            }
+        };
+        self.reversals.insert(reversal_id, reversal.clone());
+        ReversalAdmission::Done(reversal)
+    }
+
+    pub(crate) fn reversal(&self, reversal_id: &Uuid) -> Option<&Reversal> {
+        self.reversals.get(reversal_id)
+    }
+
+    fn reversed_count(&self, request_id: Uuid) -> u32 {
+        let n = self
+            .reversals
+            .values()
+            .filter(|r| r.request_id == request_id && r.status == MockStatus::Success)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     pub(crate) fn get(&self, request_id: &Uuid) -> Option<&Transaction> {
@@ -187,6 +266,7 @@ impl State {
                 amount: txn.amount.to_decimal_string(),
                 currency: txn.amount.currency().code().to_owned(),
                 count: self.paid(txn.request_id),
+                reversals: self.reversed_count(txn.request_id),
             })
             .collect()
     }
