@@ -23,7 +23,8 @@ const REASON_MAX: usize = 256;
 
 /// A reversal as the API shows it.
 pub fn view(r: &ReversalRow) -> Value {
-    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     json!({
         "id": r.id,
         "payment_id": r.payment_id,

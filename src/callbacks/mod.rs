@@ -401,7 +401,10 @@ async fn apply_to_reversal(
         return Ok("replayed");
     }
     let kind = db.kind();
-    let cause = format!("rail {rail_id}: callback {callback_id} about reversal {}", r.id);
+    let cause = format!(
+        "rail {rail_id}: callback {callback_id} about reversal {}",
+        r.id
+    );
     let applied = match &ev.outcome {
         CallbackOutcome::Completed(s) => {
             crate::reversals::confirmed(tx, kind, r.id, s, &cause).await?

@@ -117,8 +117,7 @@ async fn send(
             apply::refused(&mut tx, kind, row.id, &f, &cause).await?;
             jobs::finish(&mut tx, job).await?;
         }
-        Ok(Submitted::Accepted { rail_reference })
-        | Ok(Submitted::Step { rail_reference, .. }) => {
+        Ok(Submitted::Accepted { rail_reference }) | Ok(Submitted::Step { rail_reference, .. }) => {
             reversals::set_status(
                 &mut tx,
                 row.id,

@@ -82,8 +82,11 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<ReversalRow> {
     let code: Option<String> = col(row, "failure_code")?;
     let reason: Option<String> = col(row, "failure_reason")?;
     let rail_code: Option<String> = col(row, "failure_rail_code")?;
-    let failure = match (code.as_deref().and_then(super::payments::parse_failure_code), reason)
-    {
+    let failure = match (
+        code.as_deref()
+            .and_then(super::payments::parse_failure_code),
+        reason,
+    ) {
         (Some(code), Some(reason)) => Some(Failure::new(code, reason, rail_code)),
         _ => None,
     };

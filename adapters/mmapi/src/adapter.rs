@@ -12,8 +12,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use railgate_rail::{
     Attempt, AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply,
-    Capabilities, Direction, Failure, Money, RailAdapter, RailError, RailStatus, Reversal,
-    Settled, Submitted,
+    Capabilities, Direction, Failure, Money, RailAdapter, RailError, RailStatus, Reversal, Settled,
+    Submitted,
 };
 use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};

@@ -185,7 +185,13 @@ pub(crate) async fn reversals(State(shared): State<Arc<Shared>>, body: Bytes) ->
     }
     let req: ReversalRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "Malformed request", format!("body: {e}")),
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Malformed request",
+                format!("body: {e}"),
+            )
+        }
     };
     let (admission, scenario) = {
         let mut state = shared.lock();
