@@ -21,3 +21,10 @@ CREATE TABLE reversals (
 );
 CREATE INDEX reversals_payment ON reversals (payment_id);
 CREATE UNIQUE INDEX reversals_one_live ON reversals (payment_id) WHERE status <> 'failed';
+
+-- openIMIS as a delivery target: an endpoint of format 'openimis' receives payroll results as
+-- openIMIS's `POST /api/payroll/send_callback_to_openimis/` expects them, with the client's
+-- openIMIS token; a payroll names the openIMIS payroll it pays (the id openIMIS knows it by).
+ALTER TABLE webhook_endpoints ADD COLUMN format TEXT NOT NULL DEFAULT 'standard';
+ALTER TABLE webhook_endpoints ADD COLUMN auth_token TEXT;
+ALTER TABLE payrolls ADD COLUMN openimis_payroll_id TEXT;
