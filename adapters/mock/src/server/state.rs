@@ -331,7 +331,7 @@ fn random_id(len: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use railgate_rail::{Currency, PartyIdType};
 
@@ -372,6 +372,46 @@ mod tests {
         state.settle(p.request_id, Utc::now());
         state.settle(p.request_id, Utc::now());
         assert_eq!(state.payouts().first().map(|c| c.count), Some(1));
+    }
+
+    #[test]
+    fn a_payment_is_reversed_once_whatever_the_id() {
+        let mut state = State::default();
+        let ok = payment("00");
+        let failed = payment("01");
+        let refused = payment("14");
+        for p in [&ok, &failed, &refused] {
+            state.accept(p.clone(), Utc::now());
+        }
+        let done = |a: ReversalAdmission| match a {
+            ReversalAdmission::Done(r) => r,
+            ReversalAdmission::UnknownPayment => panic!("unknown payment"),
+        };
+        let first = Uuid::new_v4();
+        let r = done(state.reverse(first, ok.request_id));
+        assert_eq!(r.status, MockStatus::Success);
+        // The same id answers as before; another id is refused.
+        let again = done(state.reverse(first, ok.request_id));
+        assert_eq!(again.transaction_id, r.transaction_id);
+        let other = done(state.reverse(Uuid::new_v4(), ok.request_id));
+        assert_eq!(other.status, MockStatus::Rejected);
+        assert_eq!(
+            other.code.as_ref().map(MockCode::as_str),
+            Some("ALREADY_REVERSED")
+        );
+        let f = done(state.reverse(Uuid::new_v4(), failed.request_id));
+        assert_eq!(
+            f.code.as_ref().map(MockCode::as_str),
+            Some("NOT_REVERSIBLE")
+        );
+        let s14 = done(state.reverse(Uuid::new_v4(), refused.request_id));
+        assert_eq!(s14.code, Some(MockCode::InsufficientFunds));
+        assert!(matches!(
+            state.reverse(Uuid::new_v4(), Uuid::new_v4()),
+            ReversalAdmission::UnknownPayment
+        ));
+        let counts: Vec<u32> = state.payouts().iter().map(|p| p.reversals).collect();
+        assert_eq!(counts, vec![1, 0, 0]);
     }
 
     #[test]
