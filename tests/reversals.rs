@@ -409,3 +409,71 @@ both_stores!(mock_rail_reverses_once, |store| async move {
     balanced(&app).await;
     app.stop().await;
 });
+
+both_stores!(
+    a_send_cut_short_is_asked_about_then_resent_under_its_id,
+    |store| async move {
+        let Some(app) = spawn_app(store).await else {
+            return;
+        };
+        let id = completed(&app, &disbursement("RV-CUT", "255712345600", "30.00")).await;
+        // As a process that stored the reversal, marked it as being sent and died before the
+        // request left: the rail never heard of it.
+        let state = &app.gateway.state;
+        let pid = uuid::Uuid::parse_str(&id).unwrap();
+        let client: String = sqlx::query_scalar("SELECT client_id FROM payments WHERE id = $1")
+            .bind(&id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        let mut tx = state.db.begin().await.unwrap();
+        let r = railgate::reversals::request(
+            &mut tx,
+            state.db.kind(),
+            &state.rails,
+            pid,
+            uuid::Uuid::parse_str(&client).unwrap(),
+            Some("mock"),
+            None,
+        )
+        .await
+        .unwrap();
+        railgate::store::reversals::set_status(
+            &mut tx,
+            r.id,
+            railgate::store::reversals::Status::Sending,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        state.wake.notify_one();
+
+        let p = app
+            .wait_for(&id, Duration::from_secs(30), |p| p["state"] == "reversed")
+            .await;
+        assert_eq!(p["state"], "reversed", "{p}");
+        assert_eq!(p["reversals"].as_array().unwrap().len(), 1, "{p}");
+        assert_eq!(p["reversals"][0]["id"], r.id.to_string());
+        // The rail holds the reversal under the id stored before the crash: never a new one.
+        let at_rail = app
+            .http
+            .get(format!("{}/v1/reversals/{}", app.mock.base_url(), r.id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(at_rail.status().as_u16(), 200);
+        let reversals: u32 = app
+            .mock
+            .payouts()
+            .iter()
+            .filter(|p| p.reference == "RV-CUT")
+            .map(|p| p.reversals)
+            .sum();
+        assert_eq!(reversals, 1);
+        assert_eq!(reversal_transfers(&app, &id).await, 1);
+        balanced(&app).await;
+        app.stop().await;
+    }
+);
