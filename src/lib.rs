@@ -23,6 +23,7 @@ pub mod payroll_cli;
 pub mod payrolls;
 pub mod rails;
 pub mod recon;
+pub mod reversals;
 pub mod sandbox;
 pub mod store;
 pub mod telemetry;

@@ -462,6 +462,8 @@ Try it (the last two digits of the phone number pick the mock rail's scenario; s
     -H 'Idempotency-Key: demo-1' \\\n\
     -d '{{\"reference\":\"BEN-2026-000100\",\"amount\":{{\"value\":\"15000.00\",\"currency\":\"TZS\"}},\"payee\":{{\"id_type\":\"MSISDN\",\"id_value\":\"255712345600\",\"name\":\"Asha Juma\"}},\"narrative\":\"Maternity benefit\",\"metadata\":{{\"programme\":\"maternity\"}}}}'\n\
   curl -s {base}/v1/payments -H 'Authorization: Bearer {key}'\n\
+  curl -s -X POST {base}/v1/payments/<id>/reversals -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
+    -d '{{\"reason\":\"paid twice by the scheme\"}}'   (a completed payment; the money goes back)\n\
   curl -s -X POST {base}/v1/collections -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n\
     -d '{{\"reference\":\"PREM-2026-07\",\"amount\":{{\"value\":\"5000.00\",\"currency\":\"TZS\"}},\"payer\":{{\"id_type\":\"MSISDN\",\"id_value\":\"255712345601\"}},\"mode\":\"request_to_pay\"}}'\n"
     )

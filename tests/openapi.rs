@@ -167,6 +167,24 @@ async fn responses_fit_their_schemas() {
     assert_fits(&spec, "Problem", &prob);
     let (_, page) = app.get("/v1/payments?limit=1", &app.key).await;
     assert_fits(&spec, "Payment", &page["data"][0]);
+    let id = done["id"].as_str().unwrap();
+    let (s, r) = app
+        .post(
+            &format!("/v1/payments/{id}/reversals"),
+            &app.key,
+            &serde_json::json!({"reason": "duplicate benefit"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    assert_fits(&spec, "Reversal", &r);
+    let reversed = app
+        .wait_for(id, std::time::Duration::from_secs(30), |p| {
+            p["state"] == "reversed"
+        })
+        .await;
+    assert_eq!(reversed["reversals"][0]["state"], "completed", "{reversed}");
+    assert_fits(&spec, "Payment", &reversed);
     // The served document is the file.
     let served = app
         .http

@@ -447,3 +447,211 @@ both_stores!(
         app.stop().await;
     }
 );
+
+/// What the openIMIS stub received at `send_callback_to_openimis`: (path, Authorization, body).
+type Received = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+async fn deliveries(app: &TestApp, hook: &str) -> Value {
+    app.get(&format!("/v1/webhooks/{hook}/deliveries"), &app.key)
+        .await
+        .1
+}
+
+/// openIMIS's callback view, on `listener`: records each post and answers as openIMIS does.
+fn openimis_stub(listener: tokio::net::TcpListener, got: Received) {
+    async fn receive(
+        axum::extract::State(got): axum::extract::State<Received>,
+        uri: axum::http::Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, axum::Json<Value>) {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        got.lock().unwrap().push((uri.path().to_owned(), auth, v));
+        (
+            StatusCode::CREATED,
+            axum::Json(json!({"success": true, "error": null})),
+        )
+    }
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(receive))
+        .with_state(got);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+}
+
+both_stores!(
+    payroll_results_are_posted_back_to_openimis,
+    |store| async move {
+        let Some(app) = spawn_app_with(store, |c| {
+            c.notify.retry_min_ms = 100;
+            c.notify.retry_max_ms = 600;
+            c.notify.timeout_ms = 2_000;
+        })
+        .await
+        else {
+            return;
+        };
+        // openIMIS is down at first: its port refuses connections.
+        let port = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        // Bad configurations are refused and store nothing.
+        for (body, field) in [
+            (
+                json!({"url": format!("http://127.0.0.1:{port}/"), "format": "openimis"}),
+                "token",
+            ),
+            (
+                json!({"url": format!("http://127.0.0.1:{port}/"), "format": "openimis", "token": "t",
+                   "events": ["payment.completed"]}),
+                "events",
+            ),
+            (json!({"url": "http://127.0.0.1:9/", "token": "t"}), "token"),
+            (
+                json!({"url": "http://127.0.0.1:9/", "format": "imis"}),
+                "format",
+            ),
+        ] {
+            let (s, prob) = app.post("/v1/webhooks", &app.key, &body, None).await;
+            assert_eq!(s, 422, "{prob}");
+            assert_eq!(prob["errors"][0]["field"], field, "{prob}");
+        }
+        assert_eq!(app.count("webhook_endpoints").await, 0);
+
+        let (s, hook) = app
+            .post(
+                "/v1/webhooks",
+                &app.key,
+                &json!({"url": format!("http://127.0.0.1:{port}/imis/"), "format": "openimis",
+                    "token": "imis-jwt.payroll-user", "description": "openIMIS payroll results"}),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{hook}");
+        assert_eq!(hook["format"], "openimis");
+        assert_eq!(
+            hook["url"],
+            format!("http://127.0.0.1:{port}/imis/api/payroll/send_callback_to_openimis/")
+        );
+        assert_eq!(hook["events"], json!(["payroll.completed"]));
+        assert!(
+            hook.get("token").is_none(),
+            "the token is never shown: {hook}"
+        );
+        let hid = hook["id"].as_str().unwrap().to_owned();
+
+        // A payroll of openIMIS's payroll 8f1e…, two of whose four lines fail.
+        let openimis_payroll = "8f1e6a3c-0b7d-4b8e-9a55-3c2d1f0e9b71";
+        let mut csv = String::from("Code,Amount,phone_number\n");
+        for digits in ["00", "01", "03", "05"] {
+            csv.push_str(&format!("IMIS-{digits},1500.00,2557123456{digits}\n"));
+        }
+        let resp = app
+            .http
+            .post(app.url(&format!(
+                "/v1/payrolls?currency=TZS&openimis_payroll_id={openimis_payroll}"
+            )))
+            .bearer_auth(&app.key)
+            .header("Content-Type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let payroll: Value = resp.json().await.unwrap();
+        let pid = payroll["id"].as_str().unwrap().to_owned();
+
+        // The payroll completes; the delivery to openIMIS fails while it is down.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let failed_try = loop {
+            let (_, p) = app.get(&format!("/v1/payrolls/{pid}"), &app.key).await;
+            let d = deliveries(&app, &hid).await;
+            if p["status"] == "completed" && d["data"][0]["tries"].as_i64().unwrap_or(0) >= 1 {
+                break d;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{p} {d}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(failed_try["data"][0]["status"], "pending", "{failed_try}");
+        assert_eq!(failed_try["data"][0]["event_type"], "payroll.completed");
+
+        // openIMIS comes back: the retry delivers it, once.
+        let got: Received = Arc::default();
+        openimis_stub(
+            tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap(),
+            got.clone(),
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let delivered = loop {
+            let d = deliveries(&app, &hid).await;
+            if d["data"][0]["status"] == "delivered" {
+                break d;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{d}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            delivered["data"][0]["tries"].as_i64().unwrap() >= 2,
+            "{delivered}"
+        );
+        assert_eq!(
+            delivered["data"].as_array().unwrap().len(),
+            1,
+            "{delivered}"
+        );
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 1, "exactly one post: {got:?}");
+        let (path, auth, body) = &got[0];
+        assert_eq!(path, "/imis/api/payroll/send_callback_to_openimis/");
+        assert_eq!(auth, "Bearer imis-jwt.payroll-user");
+        assert_eq!(body["payroll_id"], openimis_payroll, "{body}");
+        assert_eq!(
+            body["rejected_bills"],
+            json!(["IMIS-01", "IMIS-03"]),
+            "{body}"
+        );
+        let response = &body["response_from_gateway"];
+        assert!(response.is_object(), "{body}");
+        assert_eq!(response["payroll_id"], pid.as_str(), "{body}");
+        assert_eq!(response["gateway"], "railgate", "{body}");
+
+        // A payroll that names no openIMIS payroll is not posted: openIMIS could not place it.
+        let resp = app
+            .http
+            .post(app.url("/v1/payrolls?currency=TZS"))
+            .bearer_auth(&app.key)
+            .header("Content-Type", "text/csv")
+            .body("Code,Amount,phone_number\nIMIS-X,10.00,255712345600\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let abandoned = loop {
+            let d = deliveries(&app, &hid).await;
+            if d["data"].as_array().unwrap().len() == 2 && d["data"][0]["status"] == "abandoned" {
+                break d;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{d}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            abandoned["data"][0]["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("openimis_payroll_id"),
+            "{abandoned}"
+        );
+        assert_eq!(got.len(), 1);
+        app.stop().await;
+    }
+);

@@ -17,6 +17,7 @@ pub mod payrolls;
 pub mod problem;
 mod rails;
 pub mod recon;
+pub mod reversals;
 mod validate;
 mod webhooks;
 
@@ -50,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/payments"),
     ("get", "/v1/payments/{id}"),
     ("post", "/v1/payments/{id}/cancel"),
+    ("post", "/v1/payments/{id}/reversals"),
     ("post", "/v1/payrolls"),
     ("get", "/v1/payrolls/{id}"),
     ("post", "/v1/payrolls/{id}/release"),
@@ -91,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments", get(payments::list))
         .route("/v1/payments/{id}", get(payments::get))
         .route("/v1/payments/{id}/cancel", post(payments::cancel))
+        .route("/v1/payments/{id}/reversals", post(reversals::create))
         .route("/v1/payrolls", post(payrolls::create))
         .route("/v1/payrolls/{id}", get(payrolls::get))
         .route("/v1/payrolls/{id}/release", post(payrolls::release))

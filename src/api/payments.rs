@@ -281,7 +281,23 @@ pub async fn get(
     let p = payments::get(&state.db, Some(caller.client_id), id)
         .await?
         .ok_or_else(|| Problem::not_found("payment"))?;
-    Ok(Json(view(&p)))
+    let mut v = view(&p);
+    let reversals = {
+        let mut conn = state
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        crate::store::reversals::of_payment(&mut conn, id).await?
+    };
+    if let (false, Some(obj)) = (reversals.is_empty(), v.as_object_mut()) {
+        obj.insert(
+            "reversals".into(),
+            reversals.iter().map(super::reversals::view).collect(),
+        );
+    }
+    Ok(Json(v))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,6 @@
 //! `/v1/webhooks`: a client's webhook endpoints (scope `admin`) and their delivery history.
+//! `"format": "openimis"` makes the endpoint openIMIS's payroll callback: `url` is then the
+//! openIMIS base URL and `token` the bearer token the gateway presents to it.
 
 use super::auth::Caller;
 use super::body::JsonBody;
@@ -7,7 +9,8 @@ use super::payments::with_idempotency;
 use super::problem::{FieldError, Problem};
 use super::AppState;
 use crate::notify::deliveries;
-use crate::notify::endpoints::{self, Endpoint};
+use crate::notify::endpoints::{self, Endpoint, Format};
+use crate::notify::openimis;
 use crate::notify::EventType;
 use crate::store::idempotency;
 use axum::extract::rejection::QueryRejection;
@@ -26,6 +29,7 @@ fn view(e: &Endpoint) -> Value {
         "url": e.url,
         "description": e.description,
         "events": e.event_types,
+        "format": e.format.as_str(),
         "created_at": e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
     })
 }
@@ -34,7 +38,12 @@ struct NewEndpoint {
     url: String,
     description: Option<String>,
     events: Option<Vec<EventType>>,
+    format: Format,
+    token: Option<String>,
 }
+
+/// Longest openIMIS token taken (JWTs run to a few hundred bytes).
+const TOKEN_MAX: usize = 4096;
 
 #[allow(clippy::result_large_err)] // `Problem` is the API's one error type
 fn validate(body: &Value) -> Result<NewEndpoint, Problem> {
@@ -46,7 +55,7 @@ fn validate(body: &Value) -> Result<NewEndpoint, Problem> {
         )]));
     };
     for k in obj.keys() {
-        if !["url", "description", "events"].contains(&k.as_str()) {
+        if !["url", "description", "events", "format", "token"].contains(&k.as_str()) {
             errors.push(Problem::field(k, "unknown field"));
         }
     }
@@ -113,11 +122,67 @@ fn validate(body: &Value) -> Result<NewEndpoint, Problem> {
             None
         }
     };
+    let format = match obj.get("format") {
+        None | Some(Value::Null) => Format::Standard,
+        Some(Value::String(f)) if Format::parse(f).is_some() => {
+            Format::parse(f).unwrap_or(Format::Standard)
+        }
+        Some(_) => {
+            errors.push(Problem::field("format", "must be standard or openimis"));
+            Format::Standard
+        }
+    };
+    let token = match (format, obj.get("token")) {
+        (Format::OpenImis, Some(Value::String(t)))
+            if !t.is_empty() && t.len() <= TOKEN_MAX && t.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Some(t.clone())
+        }
+        (Format::OpenImis, None | Some(Value::Null)) => {
+            errors.push(Problem::field(
+                "token",
+                "is required for openimis: the token of an openIMIS user with the payroll rights",
+            ));
+            None
+        }
+        (Format::OpenImis, Some(_)) => {
+            errors.push(Problem::field(
+                "token",
+                format!("must be 1 to {TOKEN_MAX} visible ASCII characters"),
+            ));
+            None
+        }
+        (Format::Standard, None | Some(Value::Null)) => None,
+        (Format::Standard, Some(_)) => {
+            errors.push(Problem::field("token", "is only for the openimis format"));
+            None
+        }
+    };
+    // openIMIS takes payroll results only.
+    let events = match (format, events) {
+        (Format::OpenImis, None) => Some(vec![EventType::PayrollCompleted]),
+        (Format::OpenImis, Some(list))
+            if list.iter().any(|t| *t != EventType::PayrollCompleted) =>
+        {
+            errors.push(Problem::field(
+                "events",
+                "an openimis endpoint takes payroll.completed only (omit events)",
+            ));
+            None
+        }
+        (_, events) => events,
+    };
+    let url = match (format, url) {
+        (Format::OpenImis, Some(base)) => Some(openimis::callback_url(&base)),
+        (_, url) => url,
+    };
     match url {
         Some(url) if errors.is_empty() => Ok(NewEndpoint {
             url,
             description,
             events,
+            format,
+            token,
         }),
         _ => Err(Problem::validation(errors)),
     }
@@ -143,6 +208,8 @@ pub async fn create(
             &new.url,
             new.description.as_deref(),
             new.events.as_deref(),
+            new.format,
+            new.token.as_deref(),
         )
         .await?;
         let mut v = view(&e);

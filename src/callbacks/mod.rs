@@ -6,7 +6,7 @@ use crate::outcomes::{self, Applied};
 use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
 use crate::store::jobs::{self, JobKind};
-use crate::store::{callbacks as store, now_micros, payments, Db, StoreError};
+use crate::store::{callbacks as store, now_micros, payments, reversals, Db, StoreError};
 use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest};
 use sqlx::AnyConnection;
 
@@ -192,7 +192,13 @@ async fn apply_event(
                 Some(a),
             )
             .await?)),
-            None => Ok(one(unknown_attempt(rail_id)?)),
+            None => match reversals::get(tx, *id).await? {
+                // Reversal ids are ours too (the rail calls back naming them).
+                Some(r) if r.rail == rail_id => {
+                    Ok(one(apply_to_reversal(tx, db, rail_id, row, ev, r).await?))
+                }
+                _ => Ok(one(unknown_attempt(rail_id)?)),
+            },
         },
         AttemptRef::RailReference(r) => {
             // One answer may serve several attempts waiting on the same reference (Mojaloop:
@@ -374,6 +380,44 @@ async fn apply_to(
     if applied == Applied::Conflict {
         tracing::warn!(rail = rail_id, payment = %payment_id, "Callback contradicts the payment's final state; conflict recorded");
         metrics::counter!("railgate_callback_conflicts_total").increment(1);
+    }
+    store::set_effect(tx, rail_id, callback_id, applied.as_str()).await?;
+    Ok(applied.as_str())
+}
+
+/// A callback about a reversal: the rail confirms it (the payment is reversed) or refuses it.
+async fn apply_to_reversal(
+    tx: &mut AnyConnection,
+    db: &Db,
+    rail_id: &str,
+    row: uuid::Uuid,
+    ev: &railgate_rail::CallbackEvent,
+    r: reversals::ReversalRow,
+) -> Result<&'static str, InboxError> {
+    let callback_id = &ev.callback_id;
+    if !store::claim_event(tx, rail_id, callback_id, row, Some(r.payment_id), "pending").await? {
+        refused("replay");
+        tracing::warn!(rail = rail_id, reversal = %r.id, "Callback id seen before; nothing changed");
+        return Ok("replayed");
+    }
+    let kind = db.kind();
+    let cause = format!(
+        "rail {rail_id}: callback {callback_id} about reversal {}",
+        r.id
+    );
+    let applied = match &ev.outcome {
+        CallbackOutcome::Completed(s) => {
+            crate::reversals::confirmed(tx, kind, r.id, s, &cause).await?
+        }
+        CallbackOutcome::Failed(f) => crate::reversals::refused(tx, kind, r.id, f, &cause).await?,
+        CallbackOutcome::Pending => {
+            reversals::set_status(tx, r.id, reversals::Status::Accepted, None, None).await?;
+            Applied::Ignored
+        }
+        CallbackOutcome::Step { .. } | CallbackOutcome::Received { .. } => Applied::Ignored,
+    };
+    if applied == Applied::Conflict {
+        tracing::warn!(rail = rail_id, reversal = %r.id, "Callback contradicts the reversal's outcome; conflict recorded");
     }
     store::set_effect(tx, rail_id, callback_id, applied.as_str()).await?;
     Ok(applied.as_str())

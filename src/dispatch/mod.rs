@@ -3,11 +3,13 @@
 //! A payment has one driving job. Running it looks at the payment and its latest attempt and
 //! does what they call for: store a new attempt and send it, resend a stored attempt that
 //! moved nothing, or ask the rail about one whose outcome is not known. Nothing is ever sent
-//! under a new id while an earlier attempt could still have moved money.
+//! under a new id while an earlier attempt could still have moved money. Reversals asked
+//! through the API have a job each (`reversal`), driven the same way.
 
 pub mod backoff;
 mod drive;
 pub mod recheck;
+mod reversal;
 
 use crate::rails::Rails;
 use crate::store::{jobs, Db};
@@ -152,6 +154,7 @@ impl Dispatcher {
             jobs::JobKind::Payment => drive::payment(self, &job).await,
             jobs::JobKind::FollowUp => drive::follow_up(self, &job).await,
             jobs::JobKind::ConfirmFailure => recheck::run(self, &job).await,
+            jobs::JobKind::Reversal => reversal::run(self, &job).await,
             jobs::JobKind::Webhook => crate::notify::deliver::run(&self.db, &self.webhooks, &job)
                 .await
                 .map_err(drive::DriveError::from),

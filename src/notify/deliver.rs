@@ -1,6 +1,9 @@
-//! Running a webhook job: send one delivery, signed, and record what happened.
+//! Running a webhook job: send one delivery, signed, and record what happened. An endpoint of
+//! the openIMIS format gets openIMIS's callback body and the client's token instead of the
+//! event (`notify::openimis`).
 
 use super::deliveries::{self, Status, Tried};
+use super::endpoints::Format;
 use super::signature;
 use crate::config::NotifyConfig;
 use crate::dispatch::backoff;
@@ -73,7 +76,28 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
     };
     drop(conn);
 
-    let body = d.event.view().to_string();
+    let body = match d.format {
+        Format::Standard => d.event.view().to_string(),
+        Format::OpenImis => match super::openimis::callback_body(db, &d.event).await? {
+            Ok(body) => body,
+            Err(why) => {
+                // openIMIS could never take it: abandoned at once, the reason in its history.
+                tracing::error!(delivery = %d.id, endpoint = %d.endpoint_id, reason = %why, "openIMIS delivery abandoned");
+                let now = now_micros();
+                let tried = Tried {
+                    at: now,
+                    status_code: None,
+                    error: Some(why),
+                    duration_ms: 0,
+                };
+                let mut tx = db.begin().await?;
+                deliveries::record(&mut tx, &d, Some(&tried), Status::Abandoned, now).await?;
+                jobs::finish(&mut tx, job).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+        },
+    };
     let msg_id = d.event.id.to_string();
     let ts = chrono::Utc::now().timestamp();
     let Some(sig) = signature::sign(&d.secret, &msg_id, ts, body.as_bytes()) else {
@@ -84,15 +108,17 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
     };
     let started = Instant::now();
     let at = now_micros();
-    let request = sender
+    let mut request = sender
         .http
         .post(&d.url)
         .header("content-type", "application/json")
         .header("webhook-id", &msg_id)
         .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", sig)
-        .body(body)
-        .send();
+        .header("webhook-signature", sig);
+    if let Some(token) = &d.auth_token {
+        request = request.bearer_auth(token);
+    }
+    let request = request.body(body).send();
     // Bounded even if the client was built without its timeout.
     let bound = Duration::from_millis(sender.cfg.timeout_ms.saturating_add(1_000));
     let sent = tokio::time::timeout(bound, request).await;

@@ -80,6 +80,9 @@ pub struct Outgoing {
     pub created_at: i64,
     pub url: String,
     pub secret: String,
+    pub format: super::endpoints::Format,
+    /// Sent as a bearer token (the openIMIS format).
+    pub auth_token: Option<String>,
     pub endpoint_deleted: bool,
     pub event: StoredEvent,
 }
@@ -87,7 +90,7 @@ pub struct Outgoing {
 pub async fn outgoing(db: &Db, id: Uuid) -> Result<Option<Outgoing>> {
     let row = sqlx::query(
         "SELECT d.id AS delivery_id, d.endpoint_id, d.order_key, d.event_seq, d.status, d.tries, \
-         d.created_at AS delivery_created, w.url, w.secret, w.deleted_at, \
+         d.created_at AS delivery_created, w.url, w.secret, w.deleted_at, w.format, w.auth_token, \
          e.seq, e.tx, e.id, e.type, e.payment_id, e.payroll_id, e.data, e.created_at \
          FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
          JOIN events e ON e.id = d.event_id WHERE d.id = $1",
@@ -97,6 +100,7 @@ pub async fn outgoing(db: &Db, id: Uuid) -> Result<Option<Outgoing>> {
     .await?;
     let Some(row) = row else { return Ok(None) };
     let deleted: Option<i64> = col(&row, "deleted_at")?;
+    let format: String = col(&row, "format")?;
     Ok(Some(Outgoing {
         id: uuid_col(&row, "delivery_id")?,
         endpoint_id: uuid_col(&row, "endpoint_id")?,
@@ -107,6 +111,10 @@ pub async fn outgoing(db: &Db, id: Uuid) -> Result<Option<Outgoing>> {
         created_at: col(&row, "delivery_created")?,
         url: col(&row, "url")?,
         secret: col(&row, "secret")?,
+        format: super::endpoints::Format::parse(&format).ok_or_else(|| {
+            crate::store::StoreError::Corrupt(format!("endpoint format {format}"))
+        })?,
+        auth_token: col(&row, "auth_token")?,
         endpoint_deleted: deleted.is_some(),
         event: events::from_row(&row)?,
     }))

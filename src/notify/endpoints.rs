@@ -1,5 +1,9 @@
 //! A client's webhook endpoints. The signing secret is kept in clear because every delivery
 //! must be signed with it; the API shows it once, at creation.
+//!
+//! An endpoint has a format: `standard` (the event as JSON, Standard Webhooks signature) or
+//! `openimis` (payroll results in the body openIMIS's `send_callback_to_openimis` takes, with
+//! the client's openIMIS token as a bearer token; see `notify::openimis`).
 
 use super::events::EventType;
 use super::signature;
@@ -7,6 +11,29 @@ use crate::store::{col, from_micros, now_micros, uuid_col, Db, Result};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 use uuid::Uuid;
+
+/// What a delivery to the endpoint looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Standard,
+    OpenImis,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Standard => "standard",
+            Format::OpenImis => "openimis",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "standard" => Some(Format::Standard),
+            "openimis" => Some(Format::OpenImis),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -16,12 +43,17 @@ pub struct Endpoint {
     pub description: Option<String>,
     /// `None`: every event.
     pub event_types: Option<Vec<String>>,
+    pub format: Format,
     pub created_at: DateTime<Utc>,
 }
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
     let types: Option<String> = col(row, "event_types")?;
+    let format: String = col(row, "format")?;
     Ok(Endpoint {
+        format: Format::parse(&format).ok_or_else(|| {
+            crate::store::StoreError::Corrupt(format!("endpoint format {format}"))
+        })?,
         id: uuid_col(row, "id")?,
         client_id: uuid_col(row, "client_id")?,
         url: col(row, "url")?,
@@ -31,13 +63,16 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
     })
 }
 
-/// Stores an endpoint; returns it with its new secret.
+/// Stores an endpoint; returns it with its new secret. `auth_token` is sent as a bearer token
+/// on each delivery (the openIMIS format).
 pub async fn create(
     conn: &mut AnyConnection,
     client_id: Uuid,
     url: &str,
     description: Option<&str>,
     event_types: Option<&[EventType]>,
+    format: Format,
+    auth_token: Option<&str>,
 ) -> Result<(Endpoint, String)> {
     let id = Uuid::now_v7();
     let secret = signature::new_secret();
@@ -45,7 +80,7 @@ pub async fn create(
     let types = event_types.map(|ts| ts.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" "));
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, client_id, url, description, event_types, secret, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         created_at, format, auth_token) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id.to_string())
     .bind(client_id.to_string())
@@ -54,6 +89,8 @@ pub async fn create(
     .bind(types.as_deref())
     .bind(&secret)
     .bind(now)
+    .bind(format.as_str())
+    .bind(auth_token)
     .execute(conn)
     .await?;
     Ok((
@@ -63,13 +100,14 @@ pub async fn create(
             url: url.to_owned(),
             description: description.map(str::to_owned),
             event_types: types.map(|t| t.split_whitespace().map(str::to_owned).collect()),
+            format,
             created_at: from_micros(now),
         },
         secret,
     ))
 }
 
-const COLUMNS: &str = "id, client_id, url, description, event_types, created_at";
+const COLUMNS: &str = "id, client_id, url, description, event_types, format, created_at";
 
 pub async fn list(db: &Db, client_id: Uuid) -> Result<Vec<Endpoint>> {
     let rows = sqlx::query(&format!(

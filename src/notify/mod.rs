@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
+pub mod openimis;
 pub mod signature;
 
 pub use deliver::Sender;

@@ -15,6 +15,8 @@ pub enum JobKind {
     Webhook,
     /// Asks a rail once more about a payment it failed (`dispatch::recheck`).
     ConfirmFailure,
+    /// Drives one reversal (its id in the payload): send, resend, or inquire.
+    Reversal,
 }
 
 impl JobKind {
@@ -24,6 +26,7 @@ impl JobKind {
             JobKind::FollowUp => "follow_up",
             JobKind::Webhook => "webhook",
             JobKind::ConfirmFailure => "confirm_failure",
+            JobKind::Reversal => "reversal",
         }
     }
     fn parse(s: &str) -> Option<JobKind> {
@@ -32,6 +35,7 @@ impl JobKind {
             "follow_up" => Some(JobKind::FollowUp),
             "webhook" => Some(JobKind::Webhook),
             "confirm_failure" => Some(JobKind::ConfirmFailure),
+            "reversal" => Some(JobKind::Reversal),
             _ => None,
         }
     }

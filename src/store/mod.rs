@@ -16,6 +16,7 @@ pub mod keys;
 pub mod payments;
 pub mod payrolls;
 pub mod recon;
+pub mod reversals;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use railgate_rail::{
     Attempt, AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply,
-    Capabilities, Direction, Failure, Money, RailAdapter, RailError, RailStatus, Settled,
+    Capabilities, Direction, Failure, Money, RailAdapter, RailError, RailStatus, Reversal, Settled,
     Submitted,
 };
 use reqwest::{Method, StatusCode};
@@ -628,6 +628,18 @@ impl RailAdapter for MmapiAdapter {
             }
         }
         self.inquire_by_correlation(attempt.attempt_id).await
+    }
+
+    async fn reverse(&self, reversal: &Reversal) -> Result<Submitted, RailError> {
+        let reference = reversal.original.rail_reference.as_deref().ok_or_else(|| {
+            RailError::Permanent("the payment has no provider transaction reference".into())
+        })?;
+        // The whole amount: partial reversals are refused by many providers.
+        MmapiAdapter::reverse(self, reversal.reversal_id, reference, None).await
+    }
+
+    async fn inquire_reversal(&self, reversal: &Reversal) -> Result<RailStatus, RailError> {
+        MmapiAdapter::inquire_reversal(self, reversal.reversal_id).await
     }
 
     fn callback(

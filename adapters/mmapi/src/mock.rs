@@ -23,6 +23,9 @@
 //! | 11 | error callback, then completes and sends a success callback ~2 s later |
 //! | 12 | drops the connection; every read about it answers `504` |
 //!
+//! | 14 | completes; a reversal of it is refused (`businessRule/insufficientFunds`) |
+//! | 15 | completes; a reversal of it is executed, then the connection drops before the answer and no callback follows |
+//!
 //! Batch items: 01/02/03/06 are rejected (with the codes above as `rejectionReason`), all
 //! others complete. A resent `X-CorrelationID` is refused as `businessRule/duplicateRequest`
 //! and nothing is paid twice.
@@ -55,6 +58,10 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
+
+/// Scenario endings that only matter to a reversal of the completed transaction.
+const REVERSAL_REFUSED: u8 = 14;
+const REVERSAL_ANSWER_LOST: u8 = 15;
 
 /// How the mock behaves.
 #[derive(Debug, Clone)]
@@ -1055,6 +1062,15 @@ async fn create_reversal(
                 "transaction cannot be reversed",
             );
         }
+        if orig.scenario == REVERSAL_REFUSED {
+            drop(st);
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                "businessRule",
+                "insufficientFunds",
+                "the credit party no longer holds the funds to reverse",
+            );
+        }
         if req
             .amount
             .as_ref()
@@ -1104,6 +1120,11 @@ async fn create_reversal(
         });
         (orig, reversal_ref, scid)
     };
+    if original.scenario == REVERSAL_ANSWER_LOST {
+        // Reversed, but the answer never arrives and no callback follows: only asking
+        // (`/responses/{correlation}`) can tell the client.
+        return dropped_connection();
+    }
     if let Some(url) = callback_url.clone() {
         let shared2 = shared.clone();
         tokio::spawn(async move {

@@ -4,12 +4,12 @@
 use crate::signature::{self, SignatureError, EVENT_ID_HEADER, SIGNATURE_HEADER};
 use crate::wire::{
     AcceptedResponse, CallbackBody, ErrorBody, PaymentRequest, Problem, RejectedResponse,
-    TransactionStatus,
+    ReversalRequest, ReversalStatus, TransactionStatus,
 };
 use async_trait::async_trait;
 use railgate_rail::{
     Attempt, CallbackError, CallbackEvent, CallbackReply, Capabilities, Currency, Direction,
-    InboundRequest, RailAdapter, RailError, RailStatus, Submitted,
+    InboundRequest, RailAdapter, RailError, RailStatus, Reversal, Submitted,
 };
 use reqwest::StatusCode;
 use std::fmt;
@@ -125,7 +125,7 @@ impl RailAdapter for MockRailAdapter {
             currencies: Currency::ALL.to_vec(),
             bulk: false,
             inquiry: true,
-            reversal: false,
+            reversal: true,
             max_amount: None,
             whole_units_only: false,
         }
@@ -236,6 +236,88 @@ impl RailAdapter for MockRailAdapter {
             ))),
             s => Err(RailError::Unknown(format!(
                 "the rail answered {} to the inquiry",
+                s.as_u16()
+            ))),
+        }
+    }
+
+    async fn reverse(&self, reversal: &Reversal) -> Result<Submitted, RailError> {
+        let request = ReversalRequest {
+            reversal_id: reversal.reversal_id,
+            request_id: reversal.original.attempt_id,
+        };
+        let response = self
+            .http
+            .post(self.url("/v1/reversals"))
+            .timeout(self.config.request_timeout)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        let status = response.status();
+        let body = read_body(response).await?;
+        match status {
+            StatusCode::OK | StatusCode::UNPROCESSABLE_ENTITY => {
+                let reply: ReversalStatus = serde_json::from_slice(&body).map_err(|e| {
+                    RailError::Unknown(format!("the rail's reversal answer is unreadable: {e}"))
+                })?;
+                if reply.reversal_id != reversal.reversal_id {
+                    return Err(RailError::Unknown(
+                        "the rail answered for another reversal_id".to_owned(),
+                    ));
+                }
+                Ok(match RailStatus::from(reply) {
+                    RailStatus::Completed(s) => Submitted::Completed(s),
+                    RailStatus::Failed(f) => Submitted::Rejected(f),
+                    RailStatus::Pending | RailStatus::NotFound => Submitted::Accepted {
+                        rail_reference: None,
+                    },
+                })
+            }
+            StatusCode::SERVICE_UNAVAILABLE => Err(RailError::Retryable(
+                "the rail is unavailable (503); nothing was recorded".to_owned(),
+            )),
+            s if s.is_client_error() => Err(RailError::Permanent(format!(
+                "the rail refused the reversal request ({}): {}",
+                s.as_u16(),
+                problem_detail(&body)
+            ))),
+            s => Err(RailError::Unknown(format!(
+                "the rail answered {} to the reversal",
+                s.as_u16()
+            ))),
+        }
+    }
+
+    async fn inquire_reversal(&self, reversal: &Reversal) -> Result<RailStatus, RailError> {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/reversals/{}", reversal.reversal_id)))
+            .timeout(self.config.request_timeout)
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        let status = response.status();
+        let body = read_body(response).await?;
+        match status {
+            StatusCode::OK => {
+                let reply: ReversalStatus = serde_json::from_slice(&body).map_err(|e| {
+                    RailError::Unknown(format!("the rail's reversal status is unreadable: {e}"))
+                })?;
+                Ok(RailStatus::from(reply))
+            }
+            StatusCode::NOT_FOUND => match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) if e.code == "NOT_FOUND" => Ok(RailStatus::NotFound),
+                _ => Err(RailError::Permanent(format!(
+                    "the reversal status URL is not the rail's: {}",
+                    problem_detail(&body)
+                ))),
+            },
+            StatusCode::SERVICE_UNAVAILABLE => Err(RailError::Retryable(
+                "the rail is unavailable (503)".to_owned(),
+            )),
+            s => Err(RailError::Unknown(format!(
+                "the rail answered {} to the reversal inquiry",
                 s.as_u16()
             ))),
         }

@@ -122,6 +122,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/payouts", post(api::payouts))
         .route("/v1/collections", post(api::collections))
         .route("/v1/transactions/{request_id}", get(api::transaction))
+        .route("/v1/reversals", post(api::reversals))
+        .route("/v1/reversals/{reversal_id}", get(api::reversal))
         .route("/_control/payouts", get(control::payouts))
         .route("/_control/callbacks", get(control::callbacks))
         .route(

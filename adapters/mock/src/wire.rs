@@ -279,6 +279,46 @@ impl TryFrom<CallbackBody> for CallbackEvent {
     }
 }
 
+/// `POST /v1/reversals`: give back the money of a completed payment. `reversal_id` (chosen by
+/// the caller) is the idempotency key, as `request_id` is for payments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReversalRequest {
+    pub reversal_id: Uuid,
+    /// The payment to reverse (its `request_id`).
+    pub request_id: Uuid,
+}
+
+/// The answer to `POST /v1/reversals` (`200` done, `422` refused) and to
+/// `GET /v1/reversals/{reversal_id}`. Reversals are synchronous on this rail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReversalStatus {
+    pub reversal_id: Uuid,
+    pub request_id: Uuid,
+    /// `SUCCESS` or `REJECTED`.
+    pub status: MockStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<MockCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl From<ReversalStatus> for RailStatus {
+    fn from(r: ReversalStatus) -> Self {
+        match r.status {
+            MockStatus::Pending => RailStatus::Pending,
+            MockStatus::Success => RailStatus::Completed(Settled {
+                rail_reference: r.transaction_id,
+                receipt: None,
+            }),
+            MockStatus::Failed | MockStatus::Rejected => {
+                RailStatus::Failed(failure(r.code.as_ref(), r.message.as_deref()))
+            }
+        }
+    }
+}
+
 /// Faults the control endpoint injects into the rail's API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -302,6 +342,9 @@ pub struct PayoutCount {
     pub currency: String,
     /// How many times money moved for the attempt; a resend must never make it exceed 1.
     pub count: u32,
+    /// How many times the money was given back (reversals); never above 1.
+    #[serde(default)]
+    pub reversals: u32,
 }
 
 #[cfg(test)]

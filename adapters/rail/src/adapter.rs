@@ -194,6 +194,19 @@ pub enum RailError {
     Unknown(String),
 }
 
+/// A reversal of a completed payment: the gateway chooses `reversal_id` and stores it before
+/// anything is sent, as it does an attempt id, so a resend after a lost answer is recognised
+/// by the rail as the same reversal and never reverses twice.
+#[derive(Debug, Clone)]
+pub struct Reversal {
+    pub reversal_id: Uuid,
+    /// The completed attempt being reversed; its `rail_reference` is the rail's id of the
+    /// money movement (the transaction reference a reversal names).
+    pub original: Attempt,
+    /// The rail's own id for the reversal, once it gave one.
+    pub rail_reference: Option<String>,
+}
+
 /// A request a rail made to us, as received.
 #[derive(Debug, Clone)]
 pub struct InboundRequest {
@@ -351,6 +364,25 @@ pub trait RailAdapter: Send + Sync + 'static {
     /// (FSPIOP: `PUT /{resource}/{id}/error` with 3106). Default: nothing.
     fn modified_request_reply(&self, _request: &InboundRequest) -> Option<Outbound> {
         None
+    }
+    /// Asks the rail to reverse a completed payment (`capabilities().reversal`). Must be safe
+    /// to call again with the same `reversal_id`. Answers as `submit` does: `Accepted` (the
+    /// outcome comes by callback naming `reversal_id` as an `AttemptRef::Attempt`, or by
+    /// `inquire_reversal`), `Completed`, or `Rejected` (the rail refused; nothing moved).
+    /// Default: the rail does not reverse.
+    async fn reverse(&self, _reversal: &Reversal) -> Result<Submitted, RailError> {
+        Err(RailError::Permanent(format!(
+            "rail {} does not support reversals",
+            self.id()
+        )))
+    }
+    /// Asks the rail what became of a reversal. `NotFound`: nothing moved under this id, and
+    /// the same reversal may be sent again. Default: the rail does not reverse.
+    async fn inquire_reversal(&self, _reversal: &Reversal) -> Result<RailStatus, RailError> {
+        Err(RailError::Permanent(format!(
+            "rail {} does not support reversals",
+            self.id()
+        )))
     }
     /// Sends a follow-up the adapter asked for in a `CallbackReply`. Must be idempotent.
     async fn send_follow_up(&self, _outbound: &Outbound) -> Result<(), RailError> {

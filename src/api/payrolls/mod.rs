@@ -38,6 +38,8 @@ pub struct CreateQuery {
     name: Option<String>,
     /// Currency of CSV lines that have no `currency` column.
     currency: Option<String>,
+    /// openIMIS's id of the payroll this file pays: its results are posted back under it.
+    openimis_payroll_id: Option<String>,
 }
 
 fn bad_query(detail: impl Into<String>) -> Problem {
@@ -84,6 +86,19 @@ pub async fn create(
         None => None,
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => return Err(bad_query(format!("currency: {e}"))),
+    };
+    let openimis_payroll_id = match q.openimis_payroll_id.as_deref().map(str::trim) {
+        None => None,
+        Some(id)
+            if !id.is_empty() && id.chars().count() <= 64 && !id.chars().any(char::is_control) =>
+        {
+            Some(id.to_owned())
+        }
+        Some(_) => {
+            return Err(bad_query(
+                "openimis_payroll_id must be 1 to 64 printable characters",
+            ))
+        }
     };
     let key = super::body::idempotency_key(req.headers())?;
     let limit = state.cfg.payroll_limit_bytes;
@@ -149,6 +164,7 @@ pub async fn create(
             if hold { "held" } else { "released" },
             &name,
             currency.map(|c| c.code()).unwrap_or(""),
+            openimis_payroll_id.as_deref().unwrap_or(""),
             &parsed.fingerprint,
         ] {
             h.update(part.as_bytes());
@@ -165,7 +181,16 @@ pub async fn create(
         key.as_deref(),
         fingerprint,
         || async move {
-            let p = import(&st, &c, parsed, &name, source, hold).await?;
+            let p = import(
+                &st,
+                &c,
+                parsed,
+                &name,
+                source,
+                hold,
+                openimis_payroll_id.as_deref(),
+            )
+            .await?;
             let body = view(&st, &p).await?.to_string();
             if let Some(k) = k {
                 // The payroll is stored whole by now; a crash before this line leaves the key to
@@ -215,6 +240,7 @@ async fn import(
     name: &str,
     source: &str,
     hold: bool,
+    openimis_payroll_id: Option<&str>,
 ) -> Result<Payroll, Problem> {
     let refs: Vec<&str> = parsed.items.iter().map(|i| &*i.reference).collect();
     let started = std::time::Instant::now();
@@ -246,6 +272,10 @@ async fn import(
     {
         let mut conn = state.db.pool().acquire().await.map_err(StoreError::from)?;
         payrolls::create(&mut conn, payroll_id, caller.client_id, name, source, count).await?;
+        if let Some(oid) = openimis_payroll_id {
+            // Before any item can complete, so the payroll's results always know where to go.
+            crate::notify::openimis::link_payroll(&mut conn, payroll_id, oid).await?;
+        }
     }
     let started = std::time::Instant::now();
     let stored = store_items(state, caller, payroll_id, parsed.items).await;

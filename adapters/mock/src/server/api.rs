@@ -2,11 +2,11 @@
 
 use super::deliver;
 use super::scenario::Scenario;
-use super::state::{Admission, NewPayment, Transaction};
+use super::state::{Admission, NewPayment, Reversal, ReversalAdmission, Transaction};
 use super::Shared;
 use crate::wire::{
     AcceptedResponse, ErrorBody, MockCode, MockStatus, PaymentRequest, Problem, RejectedResponse,
-    TransactionStatus,
+    ReversalRequest, ReversalStatus, TransactionStatus,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -65,7 +65,9 @@ async fn submit(shared: Arc<Shared>, direction: Direction, body: Bytes) -> Respo
                 | Scenario::ForgedCallback
                 | Scenario::UnavailableTwice
                 | Scenario::Conflict
-                | Scenario::InquiryHangs => {
+                | Scenario::InquiryHangs
+                | Scenario::ReversalRefused
+                | Scenario::ReversalAnswerLost => {
                     // The first answer is always "accepted, pending": the outcome comes later.
                     let reply = AcceptedResponse {
                         transaction_id: txn.transaction_id,
@@ -173,6 +175,88 @@ pub(crate) async fn transaction(
         currency: txn.amount.currency().code().to_owned(),
     };
     (StatusCode::OK, Json(reply)).into_response()
+}
+
+/// `POST /v1/reversals`: synchronous; `200` when the money went back, `422` when refused,
+/// `404` for a payment the rail does not hold. A resend of a `reversal_id` answers as before.
+pub(crate) async fn reversals(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    if let Some(refusal) = apply_faults(&shared).await {
+        return refusal;
+    }
+    let req: ReversalRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Malformed request",
+                format!("body: {e}"),
+            )
+        }
+    };
+    let (admission, scenario) = {
+        let mut state = shared.lock();
+        let scenario = state.get(&req.request_id).map(|t| t.scenario);
+        (state.reverse(req.reversal_id, req.request_id), scenario)
+    };
+    match admission {
+        ReversalAdmission::UnknownPayment => not_found("no payment with this request_id"),
+        ReversalAdmission::Done(r) => {
+            tracing::info!(reversal_id = %r.reversal_id, request_id = %r.request_id, status = ?r.status, "Mock rail reversal");
+            if scenario == Some(Scenario::ReversalAnswerLost) && r.status == MockStatus::Success {
+                return dropped_answer();
+            }
+            reversal_answer(&r)
+        }
+    }
+}
+
+/// `GET /v1/reversals/{reversal_id}`.
+pub(crate) async fn reversal(
+    State(shared): State<Arc<Shared>>,
+    Path(reversal_id): Path<String>,
+) -> Response {
+    if let Some(refusal) = apply_faults(&shared).await {
+        return refusal;
+    }
+    let Ok(reversal_id) = Uuid::parse_str(&reversal_id) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Malformed request",
+            "reversal_id is not a UUID".to_owned(),
+        );
+    };
+    let found = shared.lock().reversal(&reversal_id).cloned();
+    match found {
+        Some(r) => (StatusCode::OK, Json(reversal_status(&r))).into_response(),
+        None => not_found("no reversal with this reversal_id"),
+    }
+}
+
+fn reversal_status(r: &Reversal) -> ReversalStatus {
+    ReversalStatus {
+        reversal_id: r.reversal_id,
+        request_id: r.request_id,
+        status: r.status,
+        transaction_id: r.transaction_id.clone(),
+        code: r.code.clone(),
+        message: r.message.clone(),
+    }
+}
+
+fn reversal_answer(r: &Reversal) -> Response {
+    let status = match r.status {
+        MockStatus::Success | MockStatus::Pending => StatusCode::OK,
+        MockStatus::Failed | MockStatus::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    (status, Json(reversal_status(r))).into_response()
+}
+
+fn not_found(message: &str) -> Response {
+    let body = ErrorBody {
+        code: "NOT_FOUND".to_owned(),
+        message: Some(message.to_owned()),
+    };
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
 /// Injected latency, then an injected 503 (before anything is recorded).

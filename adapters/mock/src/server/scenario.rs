@@ -33,6 +33,10 @@ pub(crate) enum Scenario {
     Conflict,
     /// 12: accepted; the inquiry never answers.
     InquiryHangs,
+    /// 14: a success whose reversal the rail refuses.
+    ReversalRefused,
+    /// 15: a success whose reversal is executed, but its answer is lost (the connection drops).
+    ReversalAnswerLost,
 }
 
 /// Something the rail does after acceptance, `at` after it.
@@ -81,6 +85,8 @@ impl Scenario {
             10 => Scenario::DropConnection,
             11 => Scenario::Conflict,
             12 => Scenario::InquiryHangs,
+            14 => Scenario::ReversalRefused,
+            15 => Scenario::ReversalAnswerLost,
             _ => Scenario::Success,
         }
     }
@@ -94,6 +100,8 @@ impl Scenario {
             | Scenario::ForgedCallback
             | Scenario::UnavailableTwice
             | Scenario::DropConnection
+            | Scenario::ReversalRefused
+            | Scenario::ReversalAnswerLost
             // The rail paid; its failure callback is the lie the gateway must catch.
             | Scenario::Conflict => (MockStatus::Success, None),
             Scenario::InsufficientFunds => (MockStatus::Failed, Some(MockCode::InsufficientFunds)),
@@ -109,7 +117,10 @@ impl Scenario {
         let callback = Duration::from_millis(config.callback_delay_ms);
         let step = |at, action| Step { at, action };
         match self {
-            Scenario::Success | Scenario::UnavailableTwice => {
+            Scenario::Success
+            | Scenario::UnavailableTwice
+            | Scenario::ReversalRefused
+            | Scenario::ReversalAnswerLost => {
                 vec![step(callback, Action::notify(MockStatus::Success, None))]
             }
             Scenario::InsufficientFunds => vec![step(

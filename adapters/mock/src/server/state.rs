@@ -80,6 +80,25 @@ pub(crate) enum Admission {
     New(Transaction),
 }
 
+/// A reversal the rail executed or refused, keyed by its `reversal_id`.
+#[derive(Debug, Clone)]
+pub(crate) struct Reversal {
+    pub reversal_id: Uuid,
+    pub request_id: Uuid,
+    pub status: MockStatus,
+    pub transaction_id: Option<String>,
+    pub code: Option<MockCode>,
+    pub message: Option<String>,
+}
+
+/// What `POST /v1/reversals` did.
+pub(crate) enum ReversalAdmission {
+    /// The payment is not one the rail holds.
+    UnknownPayment,
+    /// Executed or refused, now or before (a resend of the same `reversal_id`).
+    Done(Reversal),
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// Bumped by a reset, so timelines started before it stop touching the state.
@@ -90,6 +109,7 @@ pub(crate) struct State {
     refused_posts: HashMap<Uuid, u8>,
     movements: Vec<Movement>,
     callbacks: Vec<CallbackRecord>,
+    reversals: HashMap<Uuid, Reversal>,
 }
 
 impl State {
@@ -128,6 +148,65 @@ impl State {
         self.order.push(txn.request_id);
         self.transactions.insert(txn.request_id, txn.clone());
         Admission::New(txn)
+    }
+
+    /// Reverses a successful payment once: a resend of a `reversal_id` answers as before, and
+    /// a payment already reversed (under any id) or not successful is refused.
+    pub(crate) fn reverse(&mut self, reversal_id: Uuid, request_id: Uuid) -> ReversalAdmission {
+        if let Some(done) = self.reversals.get(&reversal_id) {
+            return ReversalAdmission::Done(done.clone());
+        }
+        let Some(txn) = self.transactions.get(&request_id) else {
+            return ReversalAdmission::UnknownPayment;
+        };
+        let refuse = |code: MockCode, message: &str| Reversal {
+            reversal_id,
+            request_id,
+            status: MockStatus::Rejected,
+            transaction_id: None,
+            code: Some(code),
+            message: Some(message.to_owned()),
+        };
+        let reversal = if txn.status != MockStatus::Success {
+            refuse(
+                MockCode::Other("NOT_REVERSIBLE".to_owned()),
+                "only a successful payment can be reversed",
+            )
+        } else if self.reversed_count(request_id) > 0 {
+            refuse(
+                MockCode::Other("ALREADY_REVERSED".to_owned()),
+                "the payment was already reversed",
+            )
+        } else if txn.scenario == Scenario::ReversalRefused {
+            refuse(
+                MockCode::InsufficientFunds,
+                "the party no longer holds the money to give back",
+            )
+        } else {
+            Reversal {
+                reversal_id,
+                request_id,
+                status: MockStatus::Success,
+                transaction_id: Some(format!("MV{}", random_id(16))),
+                code: None,
+                message: None,
+            }
+        };
+        self.reversals.insert(reversal_id, reversal.clone());
+        ReversalAdmission::Done(reversal)
+    }
+
+    pub(crate) fn reversal(&self, reversal_id: &Uuid) -> Option<&Reversal> {
+        self.reversals.get(reversal_id)
+    }
+
+    fn reversed_count(&self, request_id: Uuid) -> u32 {
+        let n = self
+            .reversals
+            .values()
+            .filter(|r| r.request_id == request_id && r.status == MockStatus::Success)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     pub(crate) fn get(&self, request_id: &Uuid) -> Option<&Transaction> {
@@ -187,6 +266,7 @@ impl State {
                 amount: txn.amount.to_decimal_string(),
                 currency: txn.amount.currency().code().to_owned(),
                 count: self.paid(txn.request_id),
+                reversals: self.reversed_count(txn.request_id),
             })
             .collect()
     }
@@ -251,7 +331,7 @@ fn random_id(len: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use railgate_rail::{Currency, PartyIdType};
 
@@ -292,6 +372,46 @@ mod tests {
         state.settle(p.request_id, Utc::now());
         state.settle(p.request_id, Utc::now());
         assert_eq!(state.payouts().first().map(|c| c.count), Some(1));
+    }
+
+    #[test]
+    fn a_payment_is_reversed_once_whatever_the_id() {
+        let mut state = State::default();
+        let ok = payment("00");
+        let failed = payment("01");
+        let refused = payment("14");
+        for p in [&ok, &failed, &refused] {
+            state.accept(p.clone(), Utc::now());
+        }
+        let done = |a: ReversalAdmission| match a {
+            ReversalAdmission::Done(r) => r,
+            ReversalAdmission::UnknownPayment => panic!("unknown payment"),
+        };
+        let first = Uuid::new_v4();
+        let r = done(state.reverse(first, ok.request_id));
+        assert_eq!(r.status, MockStatus::Success);
+        // The same id answers as before; another id is refused.
+        let again = done(state.reverse(first, ok.request_id));
+        assert_eq!(again.transaction_id, r.transaction_id);
+        let other = done(state.reverse(Uuid::new_v4(), ok.request_id));
+        assert_eq!(other.status, MockStatus::Rejected);
+        assert_eq!(
+            other.code.as_ref().map(MockCode::as_str),
+            Some("ALREADY_REVERSED")
+        );
+        let f = done(state.reverse(Uuid::new_v4(), failed.request_id));
+        assert_eq!(
+            f.code.as_ref().map(MockCode::as_str),
+            Some("NOT_REVERSIBLE")
+        );
+        let s14 = done(state.reverse(Uuid::new_v4(), refused.request_id));
+        assert_eq!(s14.code, Some(MockCode::InsufficientFunds));
+        assert!(matches!(
+            state.reverse(Uuid::new_v4(), Uuid::new_v4()),
+            ReversalAdmission::UnknownPayment
+        ));
+        let counts: Vec<u32> = state.payouts().iter().map(|p| p.reversals).collect();
+        assert_eq!(counts, vec![1, 0, 0]);
     }
 
     #[test]
