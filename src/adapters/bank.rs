@@ -1,6 +1,6 @@
 //! Banks over ISO 20022 files (`bank`) from their `[[rails]]` settings.
 //!
-//! The configuration is public so that the returns watcher (`crate::returns`) can read the
+//! The configuration is public so that the bank watcher (`crate::bank_watch`) can read the
 //! same inbound folder the rail's adapter reads.
 
 use super::{invalid, required};
