@@ -9,6 +9,7 @@
 pub mod adapters;
 pub mod api;
 pub mod app;
+pub mod batches;
 pub mod bulk;
 pub mod callbacks;
 pub mod cli;

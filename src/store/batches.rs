@@ -1,0 +1,152 @@
+//! Batches sent to a rail's batch API: stored before the upload, with their lines (attempts
+//! carrying the batch's id), so a batch's open lines are one indexed read away.
+
+use super::{col, now_micros, uuid_col, Result};
+use crate::domain::{Currency, Money};
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Stored; the upload may be under way or may have died with the process.
+    Sending,
+    /// The rail took it: read its results.
+    Open,
+    /// The upload's answer was lost: its lines are asked about one by one.
+    Unknown,
+    /// The rail refused it with nothing moved: its lines went one by one.
+    Refused,
+    /// No line of it waits for the batch any more.
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sending => "sending",
+            Status::Open => "open",
+            Status::Unknown => "unknown",
+            Status::Refused => "refused",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// An open batch: our id and the rail's reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenBatch {
+    pub id: Uuid,
+    pub batch_ref: String,
+}
+
+/// A line of a batch still waiting for its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenLine {
+    pub attempt_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: Money,
+}
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    rail: &str,
+    lines: usize,
+) -> Result<()> {
+    let now = now_micros();
+    sqlx::query(
+        "INSERT INTO rail_batches (id, rail, status, lines, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(id.to_string())
+    .bind(rail)
+    .bind(Status::Sending.as_str())
+    .bind(i64::try_from(lines).unwrap_or(i64::MAX))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    status: Status,
+    batch_ref: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE rail_batches SET status = $1, batch_ref = COALESCE($2, batch_ref), updated_at = $3 \
+         WHERE id = $4",
+    )
+    .bind(status.as_str())
+    .bind(batch_ref)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks an attempt as a line of `batch_id`, with the membership its adapter reads.
+pub async fn add_line(
+    conn: &mut AnyConnection,
+    attempt_id: Uuid,
+    batch_id: Uuid,
+    rail_state: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("UPDATE attempts SET batch_id = $1, rail_state = $2, updated_at = $3 WHERE id = $4")
+        .bind(batch_id.to_string())
+        .bind(rail_state.to_string())
+        .bind(now_micros())
+        .bind(attempt_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` open batches of `rail`, oldest first.
+pub async fn open(conn: &mut AnyConnection, rail: &str, limit: i64) -> Result<Vec<OpenBatch>> {
+    let rows = sqlx::query(
+        "SELECT id, batch_ref FROM rail_batches WHERE rail = $1 AND status = 'open' \
+         AND batch_ref IS NOT NULL ORDER BY created_at, id LIMIT $2",
+    )
+    .bind(rail)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OpenBatch {
+                id: uuid_col(r, "id")?,
+                batch_ref: col(r, "batch_ref")?,
+            })
+        })
+        .collect()
+}
+
+/// The lines of a batch whose outcome is still awaited (their payment not final).
+pub async fn open_lines(conn: &mut AnyConnection, batch_id: Uuid) -> Result<Vec<OpenLine>> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.payment_id, p.amount_minor, p.currency FROM attempts a \
+         JOIN payments p ON p.id = a.payment_id \
+         WHERE a.batch_id = $1 AND a.status IN ('sending', 'accepted', 'unknown')",
+    )
+    .bind(batch_id.to_string())
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let currency: String = col(r, "currency")?;
+        let currency: Currency = currency
+            .parse()
+            .map_err(|_| super::StoreError::Corrupt(format!("currency {currency}")))?;
+        let amount = Money::from_minor(col(r, "amount_minor")?, currency)
+            .map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+        out.push(OpenLine {
+            attempt_id: uuid_col(r, "id")?,
+            payment_id: uuid_col(r, "payment_id")?,
+            amount,
+        });
+    }
+    Ok(out)
+}
