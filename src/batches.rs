@@ -33,6 +33,7 @@ use crate::outcomes::{self, Applied};
 use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
 use crate::store::batches::{self as stored, OpenBatch};
+
 use crate::store::{jobs, now_micros, payments, Db, StoreError};
 use railgate_rail::{
     Attempt, BatchAck, BatchMembership, BatchState, RailAdapter, RailError, RailStatus, Settled,
@@ -195,7 +196,20 @@ pub async fn submit(
                 .iter()
                 .filter_map(|aid| by_attempt.get(aid).map(|a| (*a).clone()))
                 .collect();
-            let answer = upload(adapter, b.batch_id, &lines).await;
+            let answer = match upload(adapter, b.batch_id, &lines).await {
+                Ok(BatchAck::Accepted { batch_ref }) => Answer::Accepted(batch_ref),
+                Ok(BatchAck::Refused(f)) => {
+                    Answer::NothingMoved(format!("batch refused: {}", f.reason))
+                }
+                Err(RailError::Retryable(why) | RailError::Permanent(why)) => {
+                    Answer::NothingMoved(why)
+                }
+                Err(RailError::Unknown(why)) => Answer::Lost {
+                    why,
+                    // The rail knows the batch by our id: read it as well as ask each line.
+                    readable_as: adapter.batch_ref_for(b.batch_id),
+                },
+            };
             let up = record_upload(db, rail_id, &set, b.batch_id, &lines, answer, &mut out).await?;
             tracing::info!(rail = %rail_id, batch = %b.batch_id, lines = lines.len(), batch_ref = ?up.batch_ref, error = ?up.error, "Batch uploaded");
             out.batches.push(up);
@@ -270,6 +284,19 @@ async fn upload(
     }
 }
 
+/// What became of one upload.
+enum Answer {
+    Accepted(String),
+    /// Refused, or failed before anything moved.
+    NothingMoved(String),
+    /// Anything may have moved; `readable_as` is the batch's reference when the rail can be
+    /// asked about it by our id.
+    Lost {
+        why: String,
+        readable_as: Option<String>,
+    },
+}
+
 /// Step 3: the upload's answer, applied to each line in one transaction.
 async fn record_upload(
     db: &Db,
@@ -277,13 +304,13 @@ async fn record_upload(
     set: &Settings,
     batch_id: Uuid,
     lines: &[Attempt],
-    answer: std::result::Result<BatchAck, RailError>,
+    answer: Answer,
     out: &mut Submission,
 ) -> Result<Uploaded> {
     let cause = format!("rail {rail_id}: {} {batch_id}", set.name);
     let mut tx = db.begin().await?;
     let up = match answer {
-        Ok(BatchAck::Accepted { batch_ref }) => {
+        Answer::Accepted(batch_ref) => {
             stored::set_status(&mut tx, batch_id, stored::Status::Open, Some(&batch_ref)).await?;
             let state = BatchMembership {
                 batch_id,
@@ -304,19 +331,30 @@ async fn record_upload(
                 error: None,
             }
         }
-        Ok(BatchAck::Refused(f)) => {
-            let why = format!("batch refused: {}", f.reason);
-            one_by_one(&mut tx, batch_id, lines, &why, out).await?;
-            failed_upload(batch_id, lines, why)
-        }
-        Err(RailError::Retryable(why) | RailError::Permanent(why)) => {
+        Answer::NothingMoved(why) => {
             // Nothing moved: the dispatcher sends each line on its own, same ids.
             one_by_one(&mut tx, batch_id, lines, &why, out).await?;
             failed_upload(batch_id, lines, why)
         }
-        Err(RailError::Unknown(why)) => {
+        Answer::Lost { why, readable_as } => {
             tracing::warn!(rail = %rail_id, batch = %batch_id, reason = %why, "Batch upload answer lost; each line will be asked about");
-            stored::set_status(&mut tx, batch_id, stored::Status::Unknown, None).await?;
+            stored::set_status(
+                &mut tx,
+                batch_id,
+                stored::Status::Unknown,
+                readable_as.as_deref(),
+            )
+            .await?;
+            if let Some(r) = &readable_as {
+                let state = BatchMembership {
+                    batch_id,
+                    batch_ref: Some(r.clone()),
+                }
+                .to_rail_state();
+                for a in lines {
+                    stored::add_line(&mut tx, a.attempt_id, batch_id, &state).await?;
+                }
+            }
             for a in lines {
                 outcomes::lose_track(&mut tx, db.kind(), a.payment_id, a.attempt_id, &why, &cause)
                     .await?;
@@ -390,15 +428,18 @@ async fn poll_batch(
     b: &OpenBatch,
     out: &mut Poll,
 ) -> Result<()> {
-    let lines: HashMap<Uuid, stored::OpenLine> = {
+    // Every line, settled or not: a result that contradicts a line its own inquiry settled
+    // meanwhile is a conflict to record (once), as a contradicting callback would be.
+    let lines: HashMap<Uuid, stored::Line> = {
         let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
-        stored::open_lines(&mut conn, b.id)
+        stored::lines(&mut conn, b.id)
             .await?
             .into_iter()
             .map(|l| (l.attempt_id, l))
             .collect()
     };
-    if lines.is_empty() {
+    let waiting = lines.values().filter(|l| !l.done).count();
+    if waiting == 0 {
         close(db, b.id, out).await?;
         return Ok(());
     }
@@ -416,7 +457,7 @@ async fn poll_batch(
         if let BatchState::Refused(f) = &page.state {
             tracing::warn!(rail = %rail_id, batch = %b.id, reason = %f.reason, "Batch refused as a whole; its lines go one by one");
             let mut tx = db.begin().await?;
-            for l in lines.values() {
+            for l in lines.values().filter(|l| !l.done) {
                 let why = format!("batch refused: {}", f.reason);
                 attempts::set_status(&mut tx, l.attempt_id, Status::Retry, None, Some(&why))
                     .await?;
@@ -432,6 +473,9 @@ async fn poll_batch(
             let Some(line) = lines.get(&r.attempt_id) else {
                 continue;
             };
+            if line.conflicted {
+                continue;
+            }
             if r.amount.is_some_and(|m| m != line.amount) {
                 // The rail recorded another amount than we sent: never paid as instructed.
                 let held = payments::lock_state(&mut tx, db.kind(), line.payment_id).await?;
@@ -502,7 +546,7 @@ async fn poll_batch(
             None => break,
         }
     }
-    if settled >= lines.len() {
+    if settled >= waiting {
         close(db, b.id, out).await?;
     }
     Ok(())

@@ -39,12 +39,16 @@ pub struct OpenBatch {
     pub batch_ref: String,
 }
 
-/// A line of a batch still waiting for its outcome.
+/// A line of a batch, with where its payment stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenLine {
+pub struct Line {
     pub attempt_id: Uuid,
     pub payment_id: Uuid,
     pub amount: Money,
+    /// The payment is in a final state, or waits for an operator: the batch need not wait.
+    pub done: bool,
+    /// A conflict is recorded on the payment already: a contradiction read again is not new.
+    pub conflicted: bool,
 }
 
 pub async fn insert(
@@ -104,10 +108,11 @@ pub async fn add_line(
     Ok(())
 }
 
-/// Up to `limit` open batches of `rail`, oldest first.
+/// Up to `limit` batches of `rail` to read, oldest first: open ones, and those whose upload
+/// answer was lost but which the rail can be asked about by our id.
 pub async fn open(conn: &mut AnyConnection, rail: &str, limit: i64) -> Result<Vec<OpenBatch>> {
     let rows = sqlx::query(
-        "SELECT id, batch_ref FROM rail_batches WHERE rail = $1 AND status = 'open' \
+        "SELECT id, batch_ref FROM rail_batches WHERE rail = $1 AND status IN ('open', 'unknown') \
          AND batch_ref IS NOT NULL ORDER BY created_at, id LIMIT $2",
     )
     .bind(rail)
@@ -124,12 +129,11 @@ pub async fn open(conn: &mut AnyConnection, rail: &str, limit: i64) -> Result<Ve
         .collect()
 }
 
-/// The lines of a batch whose outcome is still awaited (their payment not final).
-pub async fn open_lines(conn: &mut AnyConnection, batch_id: Uuid) -> Result<Vec<OpenLine>> {
+/// Every line of a batch, with where its payment stands.
+pub async fn lines(conn: &mut AnyConnection, batch_id: Uuid) -> Result<Vec<Line>> {
     let rows = sqlx::query(
-        "SELECT a.id, a.payment_id, p.amount_minor, p.currency FROM attempts a \
-         JOIN payments p ON p.id = a.payment_id \
-         WHERE a.batch_id = $1 AND a.status IN ('sending', 'accepted', 'unknown')",
+        "SELECT a.id, a.payment_id, p.amount_minor, p.currency, p.state, p.conflict, p.exception \
+         FROM attempts a JOIN payments p ON p.id = a.payment_id WHERE a.batch_id = $1",
     )
     .bind(batch_id.to_string())
     .fetch_all(conn)
@@ -142,10 +146,17 @@ pub async fn open_lines(conn: &mut AnyConnection, batch_id: Uuid) -> Result<Vec<
             .map_err(|_| super::StoreError::Corrupt(format!("currency {currency}")))?;
         let amount = Money::from_minor(col(r, "amount_minor")?, currency)
             .map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
-        out.push(OpenLine {
+        let state: String = col(r, "state")?;
+        let conflict: Option<String> = col(r, "conflict")?;
+        let exception: Option<String> = col(r, "exception")?;
+        let done = exception.is_some()
+            || crate::domain::State::parse(&state).is_some_and(|s| s.is_final());
+        out.push(Line {
             attempt_id: uuid_col(r, "id")?,
             payment_id: uuid_col(r, "payment_id")?,
             amount,
+            done,
+            conflicted: conflict.is_some(),
         });
     }
     Ok(out)

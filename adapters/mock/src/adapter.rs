@@ -325,6 +325,11 @@ impl RailAdapter for MockRailAdapter {
         request.path == BATCH_CALLBACK_PATH
     }
 
+    /// The rail keys batches by our id.
+    fn batch_ref_for(&self, batch_id: Uuid) -> Option<String> {
+        Some(batch_id.to_string())
+    }
+
     fn batch_support(&self) -> Option<BatchSupport> {
         Some(BatchSupport {
             name: "mock rail batch",

@@ -392,6 +392,12 @@ pub trait RailAdapter: Send + Sync + 'static {
             self.id()
         )))
     }
+    /// The reference `batch_results` takes for a batch the rail knows by our own id, when it
+    /// does: a batch whose upload answer was lost can then still be read (as well as each
+    /// line asked about). Default: the rail names batches its own way.
+    fn batch_ref_for(&self, _batch_id: Uuid) -> Option<String> {
+        None
+    }
     /// Whether a request `callback` accepted is the rail's "a batch moved on" notice: the
     /// gateway then reads that rail's open batches at once. Default: no.
     fn is_batch_callback(&self, _request: &InboundRequest) -> bool {
