@@ -164,8 +164,7 @@ pub async fn submit(
             continue;
         }
         let plan = adapter.plan_batches(&taken, set.chunk);
-        let by_attempt: HashMap<Uuid, &Attempt> =
-            taken.iter().map(|a| (a.attempt_id, a)).collect();
+        let by_attempt: HashMap<Uuid, &Attempt> = taken.iter().map(|a| (a.attempt_id, a)).collect();
         // The batches and their lines, stored before any upload.
         {
             let mut tx = db.begin().await?;

@@ -3,16 +3,16 @@
 
 use crate::batches;
 use crate::config::{Config, RailConfig};
-use crate::rails::{Rail, Rails};
-use std::sync::Arc;
 use crate::domain::{Event, State};
 use crate::notify;
 use crate::outcomes;
+use crate::rails::{Rail, Rails};
 use crate::store::payments::{self, Moved};
 use crate::store::payrolls::{self, Status};
 use crate::store::{jobs, now_micros, Db, Result};
 use serde_json::json;
 use sqlx::AnyConnection;
+use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 

@@ -124,86 +124,83 @@ async fn trial_balance_is_zero(app: &TestApp) {
 // answer), in batches of five through the mock rail's batch API: every line ends as the table
 // says, is paid at most once (exactly once when completed), travels under one attempt id,
 // and the ledger balances.
-both_stores!(
-    mock_batches_follow_the_scenario_table,
-    |store| async move {
-        let Some(app) = spawn_app_with(store, |cfg| {
-            for r in cfg.rails.iter_mut().filter(|r| r.id == "mock") {
-                r.settings.insert("batch_chunk".into(), json_str("5"));
-                r.settings.insert("batch_poll_ms".into(), json_str("200"));
-                // The batch results, not the lines' own inquiries, should settle most lines.
-                r.callback_grace_ms = 3_000;
-            }
-        })
-        .await
-        else {
-            return;
-        };
-        let mut items = Vec::new();
-        let mut want = std::collections::HashMap::new();
-        for copy in 0..2 {
-            for (digits, end) in TABLE {
-                if digits == "10" && copy == 1 {
-                    continue;
-                }
-                let reference = format!("MB-{copy}-{digits}");
-                items.push(item(
-                    &reference,
-                    &format!("25571234{copy}0{digits}"),
-                    "1500.00",
-                    None,
-                ));
-                want.insert(reference, end);
-            }
+both_stores!(mock_batches_follow_the_scenario_table, |store| async move {
+    let Some(app) = spawn_app_with(store, |cfg| {
+        for r in cfg.rails.iter_mut().filter(|r| r.id == "mock") {
+            r.settings.insert("batch_chunk".into(), json_str("5"));
+            r.settings.insert("batch_poll_ms".into(), json_str("200"));
+            // The batch results, not the lines' own inquiries, should settle most lines.
+            r.callback_grace_ms = 3_000;
         }
-        assert_eq!(items.len(), 25);
-        let payroll = post_payroll(&app, "scenario table in batches", items).await;
-        let rows = payment_ids(&app, &payroll).await;
-        assert_eq!(rows.len(), 25);
-        for (id, reference) in &rows {
-            let end = want[reference];
-            let p = app
-                .wait_for(id, Duration::from_secs(60), |p| reached(p, end))
-                .await;
-            assert!(reached(&p, end), "{reference} should be {end}: {p}");
-            if end == "exception" {
-                assert_eq!(p["state"], "unknown", "{p}");
+    })
+    .await
+    else {
+        return;
+    };
+    let mut items = Vec::new();
+    let mut want = std::collections::HashMap::new();
+    for copy in 0..2 {
+        for (digits, end) in TABLE {
+            if digits == "10" && copy == 1 {
+                continue;
             }
-            assert!(
-                via(&p, "payroll: mock rail batch"),
-                "{reference} travelled in a batch: {p}"
-            );
-            let paid = app.paid(reference);
-            assert!(paid <= 1, "{reference} paid {paid} times");
-            if end == "completed" {
-                assert_eq!(paid, 1, "{reference} completed but paid {paid} times");
-            }
-            if ["01", "02", "03"].iter().any(|d| reference.ends_with(d)) {
-                assert_eq!(paid, 0, "{reference}");
-            }
-            // One attempt per line: nothing was resent under a new id.
-            assert_eq!(attempts_of(&app, id).await, 1, "{reference}");
+            let reference = format!("MB-{copy}-{digits}");
+            items.push(item(
+                &reference,
+                &format!("25571234{copy}0{digits}"),
+                "1500.00",
+                None,
+            ));
+            want.insert(reference, end);
         }
-        // Five uploads of five: the one holding row 10 (and only it) lost its answer.
-        assert_eq!(lost_batches(&app).await, 1);
-        assert_eq!(app.count("rail_batches").await, 5);
-        // Some lines were settled by a batch's results (not only by their own inquiries).
-        let by_results: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM payment_transitions t JOIN payments p ON p.id = t.payment_id \
-             WHERE p.payroll_id = $1 AND t.cause LIKE '%results of batch%'",
-        )
-        .bind(&payroll)
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
-        assert!(by_results > 0, "no line was settled by batch results");
-        // Each attempt id reached the rail once, as its own line.
-        let payouts = app.mock.payouts();
-        assert_eq!(payouts.len(), 25, "{payouts:?}");
-        trial_balance_is_zero(&app).await;
-        app.stop().await;
     }
-);
+    assert_eq!(items.len(), 25);
+    let payroll = post_payroll(&app, "scenario table in batches", items).await;
+    let rows = payment_ids(&app, &payroll).await;
+    assert_eq!(rows.len(), 25);
+    for (id, reference) in &rows {
+        let end = want[reference];
+        let p = app
+            .wait_for(id, Duration::from_secs(60), |p| reached(p, end))
+            .await;
+        assert!(reached(&p, end), "{reference} should be {end}: {p}");
+        if end == "exception" {
+            assert_eq!(p["state"], "unknown", "{p}");
+        }
+        assert!(
+            via(&p, "payroll: mock rail batch"),
+            "{reference} travelled in a batch: {p}"
+        );
+        let paid = app.paid(reference);
+        assert!(paid <= 1, "{reference} paid {paid} times");
+        if end == "completed" {
+            assert_eq!(paid, 1, "{reference} completed but paid {paid} times");
+        }
+        if ["01", "02", "03"].iter().any(|d| reference.ends_with(d)) {
+            assert_eq!(paid, 0, "{reference}");
+        }
+        // One attempt per line: nothing was resent under a new id.
+        assert_eq!(attempts_of(&app, id).await, 1, "{reference}");
+    }
+    // Five uploads of five: the one holding row 10 (and only it) lost its answer.
+    assert_eq!(lost_batches(&app).await, 1);
+    assert_eq!(app.count("rail_batches").await, 5);
+    // Some lines were settled by a batch's results (not only by their own inquiries).
+    let by_results: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payment_transitions t JOIN payments p ON p.id = t.payment_id \
+             WHERE p.payroll_id = $1 AND t.cause LIKE '%results of batch%'",
+    )
+    .bind(&payroll)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert!(by_results > 0, "no line was settled by batch results");
+    // Each attempt id reached the rail once, as its own line.
+    let payouts = app.mock.payouts();
+    assert_eq!(payouts.len(), 25, "{payouts:?}");
+    trial_balance_is_zero(&app).await;
+    app.stop().await;
+});
 
 // An upload whose answer is lost (the rail took it, then the connection dropped) leaves every
 // line `unknown`; each is asked about and settled as the rail recorded it, under its one
@@ -240,10 +237,17 @@ both_stores!(
                 .iter()
                 .filter_map(|t| t["to"].as_str().or(t["to_state"].as_str()))
                 .collect();
-            assert!(states.contains(&"unknown"), "{reference} was unknown first: {p}");
+            assert!(
+                states.contains(&"unknown"),
+                "{reference} was unknown first: {p}"
+            );
             assert_eq!(attempts_of(&app, id).await, 1, "{reference}");
             let paid = app.paid(reference);
-            assert_eq!(paid, u32::from(*end == "completed"), "{reference} paid {paid}");
+            assert_eq!(
+                paid,
+                u32::from(*end == "completed"),
+                "{reference} paid {paid}"
+            );
         }
         assert_eq!(lost_batches(&app).await, 1);
         // The rail holds each attempt once: the batch was never uploaded again.
@@ -256,57 +260,67 @@ both_stores!(
 
 // A payroll routed to the MMAPI rail goes through `POST /batchtransactions`; each item's
 // completion or rejection is applied to its payment, and paid items are paid once.
-both_stores!(mmapi_payroll_through_batchtransactions, |store| async move {
-    let Some(app) = spawn_app_all_rails_with(store, |cfg| {
-        for r in cfg.rails.iter_mut().filter(|r| r.id == "mmapi") {
-            r.settings.insert("batch_poll_ms".into(), json_str("200"));
-            // The batch's results, not the items' own inquiries, should settle them.
-            r.callback_grace_ms = 5_000;
-        }
-    })
-    .await
-    else {
-        return;
-    };
-    let rows = [
-        ("00", "completed"),
-        ("01", "failed"),
-        ("02", "failed"),
-        ("03", "failed"),
-        ("05", "completed"),
-        ("06", "failed"),
-        ("07", "completed"),
-        ("13", "completed"),
-    ];
-    let items = rows
-        .iter()
-        .map(|(d, _)| {
-            item(
-                &format!("MM-B-{d}"),
-                &format!("2557654321{d}"),
-                "300.00",
-                Some("mmapi"),
-            )
+both_stores!(
+    mmapi_payroll_through_batchtransactions,
+    |store| async move {
+        let Some(app) = spawn_app_all_rails_with(store, |cfg| {
+            for r in cfg.rails.iter_mut().filter(|r| r.id == "mmapi") {
+                r.settings.insert("batch_poll_ms".into(), json_str("200"));
+                // The batch's results, not the items' own inquiries, should settle them.
+                r.callback_grace_ms = 5_000;
+            }
         })
-        .collect();
-    let payroll = post_payroll(&app, "MMAPI batch", items).await;
-    let control = app.mobile.as_ref().unwrap().0.control_url();
-    for (id, reference) in payment_ids(&app, &payroll).await {
-        let digits = &reference[reference.len() - 2..];
-        let (_, end) = rows.iter().find(|(d, _)| *d == digits).unwrap();
-        let p = app
-            .wait_for(&id, Duration::from_secs(40), |p| p["state"] == *end)
-            .await;
-        assert_eq!(p["state"], *end, "{reference}: {p}");
-        assert!(via(&p, "payroll: MMAPI batch"), "{reference}: {p}");
-        assert!(via(&p, "results of batch"), "{reference} settled by the batch: {p}");
-        let paid = app.paid_at(&control, &reference).await;
-        assert_eq!(paid, u32::from(*end == "completed"), "{reference} paid {paid}");
+        .await
+        else {
+            return;
+        };
+        let rows = [
+            ("00", "completed"),
+            ("01", "failed"),
+            ("02", "failed"),
+            ("03", "failed"),
+            ("05", "completed"),
+            ("06", "failed"),
+            ("07", "completed"),
+            ("13", "completed"),
+        ];
+        let items = rows
+            .iter()
+            .map(|(d, _)| {
+                item(
+                    &format!("MM-B-{d}"),
+                    &format!("2557654321{d}"),
+                    "300.00",
+                    Some("mmapi"),
+                )
+            })
+            .collect();
+        let payroll = post_payroll(&app, "MMAPI batch", items).await;
+        let control = app.mobile.as_ref().unwrap().0.control_url();
+        for (id, reference) in payment_ids(&app, &payroll).await {
+            let digits = &reference[reference.len() - 2..];
+            let (_, end) = rows.iter().find(|(d, _)| *d == digits).unwrap();
+            let p = app
+                .wait_for(&id, Duration::from_secs(40), |p| p["state"] == *end)
+                .await;
+            assert_eq!(p["state"], *end, "{reference}: {p}");
+            assert!(via(&p, "payroll: MMAPI batch"), "{reference}: {p}");
+            assert!(
+                via(&p, "results of batch"),
+                "{reference} settled by the batch: {p}"
+            );
+            let paid = app.paid_at(&control, &reference).await;
+            assert_eq!(
+                paid,
+                u32::from(*end == "completed"),
+                "{reference} paid {paid}"
+            );
+        }
+        assert_eq!(batches_in(&app, "mmapi", "closed").await, 1);
+        trial_balance_is_zero(&app).await;
+        app.stop().await;
     }
-    assert_eq!(batches_in(&app, "mmapi", "closed").await, 1);
-    trial_balance_is_zero(&app).await;
-    app.stop().await;
-});
+);
 
 // 10,000 lines through the gateway to Payment Hub EE's bulk API: the payroll is released,
 // every line is completed or failed as the mock's scenario says, and the counts add up.

@@ -51,12 +51,7 @@ pub struct Line {
     pub conflicted: bool,
 }
 
-pub async fn insert(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    rail: &str,
-    lines: usize,
-) -> Result<()> {
+pub async fn insert(conn: &mut AnyConnection, id: Uuid, rail: &str, lines: usize) -> Result<()> {
     let now = now_micros();
     sqlx::query(
         "INSERT INTO rail_batches (id, rail, status, lines, created_at, updated_at) \
@@ -98,13 +93,15 @@ pub async fn add_line(
     batch_id: Uuid,
     rail_state: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query("UPDATE attempts SET batch_id = $1, rail_state = $2, updated_at = $3 WHERE id = $4")
-        .bind(batch_id.to_string())
-        .bind(rail_state.to_string())
-        .bind(now_micros())
-        .bind(attempt_id.to_string())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE attempts SET batch_id = $1, rail_state = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(batch_id.to_string())
+    .bind(rail_state.to_string())
+    .bind(now_micros())
+    .bind(attempt_id.to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

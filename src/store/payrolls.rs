@@ -556,7 +556,10 @@ pub async fn items_page(
 }
 
 /// The rail each of `ids` is routed to (in chunks of `INSERT_CHUNK` per statement).
-pub async fn rails_of(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<String>)>> {
+pub async fn rails_of(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Option<String>)>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(INSERT_CHUNK) {
         let sql = format!(

@@ -1,13 +1,13 @@
 //! The MMAPI integration: submit, inquire, callbacks and reversals for one provider.
 
+use crate::batch::{BatchProgress, BatchSubmitted};
 use crate::config::{Auth, CallbackAuth, MmapiConfig, Notification, Secret};
 use crate::token::TokenCache;
 use crate::wire::{
-    failure_of, failure_of_state, party_items, status_of_transaction, ErrorCategory, ErrorCode,
-    BatchStatus, ErrorObject, KeyValue, RequestState, RequestStatus, Resource, ResponseLink,
+    failure_of, failure_of_state, party_items, status_of_transaction, BatchStatus, ErrorCategory,
+    ErrorCode, ErrorObject, KeyValue, RequestState, RequestStatus, Resource, ResponseLink,
     ReversalRequest, TransactionRequest,
 };
-use crate::batch::{BatchProgress, BatchSubmitted};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -652,7 +652,12 @@ impl RailAdapter for MmapiAdapter {
         let mut plan = BatchPlan::chunked(&disbursements, max_lines);
         plan.refused = others
             .iter()
-            .map(|a| (a.attempt_id, "MMAPI batches carry disbursements only".to_owned()))
+            .map(|a| {
+                (
+                    a.attempt_id,
+                    "MMAPI batches carry disbursements only".to_owned(),
+                )
+            })
             .collect();
         plan
     }
@@ -801,14 +806,14 @@ impl MmapiAdapter {
             BatchProgress::Pending | BatchProgress::Created { .. } => Ok(RailStatus::Pending),
             // Refused as a whole: nothing of it ran.
             BatchProgress::Failed(_) => Ok(RailStatus::NotFound),
-            BatchProgress::Completed { batch_ref, .. } => Ok(MmapiAdapter::batch_results(
-                self, &batch_ref,
-            )
-            .await?
-            .into_iter()
-            .find(|i| i.attempt_id == attempt_id)
-            // Not in either list of a finished batch: the deadline makes it an exception.
-            .map_or(RailStatus::Pending, |i| i.status)),
+            BatchProgress::Completed { batch_ref, .. } => {
+                Ok(MmapiAdapter::batch_results(self, &batch_ref)
+                    .await?
+                    .into_iter()
+                    .find(|i| i.attempt_id == attempt_id)
+                    // Not in either list of a finished batch: the deadline makes it an exception.
+                    .map_or(RailStatus::Pending, |i| i.status))
+            }
         }
     }
 }

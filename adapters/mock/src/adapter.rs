@@ -9,8 +9,9 @@ use crate::wire::{
 };
 use async_trait::async_trait;
 use railgate_rail::{
-    Attempt, BatchAck, BatchLineResult, BatchPage, BatchState, BatchSupport, CallbackError, CallbackEvent, CallbackReply, Capabilities, Currency, Direction,
-    InboundRequest, RailAdapter, RailError, RailStatus, Submitted,
+    Attempt, BatchAck, BatchLineResult, BatchPage, BatchState, BatchSupport, CallbackError,
+    CallbackEvent, CallbackReply, Capabilities, Currency, Direction, InboundRequest, RailAdapter,
+    RailError, RailStatus, Submitted,
 };
 use reqwest::StatusCode;
 use std::fmt;
@@ -374,7 +375,11 @@ impl RailAdapter for MockRailAdapter {
             )),
             s if s.is_client_error() => Ok(BatchAck::Refused(railgate_rail::Failure::new(
                 railgate_rail::FailureCode::InvalidRequest,
-                format!("the rail refused the batch ({}): {}", s.as_u16(), problem_detail(&body)),
+                format!(
+                    "the rail refused the batch ({}): {}",
+                    s.as_u16(),
+                    problem_detail(&body)
+                ),
                 Some(s.as_u16().to_string()),
             ))),
             s => Err(RailError::Unknown(format!(

@@ -9,8 +9,8 @@ use super::scenario::Scenario;
 use super::state::{BatchAdmission, NewPayment, Transaction};
 use super::Shared;
 use crate::wire::{
-    BatchAccepted, BatchCallbackBody, BatchRequest, BatchResults, BatchStatus, ErrorBody,
-    MockCode, MockStatus, TransactionStatus,
+    BatchAccepted, BatchCallbackBody, BatchRequest, BatchResults, BatchStatus, ErrorBody, MockCode,
+    MockStatus, TransactionStatus,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -36,7 +36,13 @@ pub(crate) async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Re
     }
     let req: BatchRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "Malformed batch", format!("body: {e}")),
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Malformed batch",
+                format!("body: {e}"),
+            )
+        }
     };
     if req.lines.is_empty() || req.lines.len() > MAX_LINES {
         return problem(
@@ -112,7 +118,7 @@ pub(crate) async fn create(State(shared): State<Arc<Shared>>, body: Bytes) -> Re
             tracing::info!(batch_id = %req.batch_id, lines, "Mock rail accepted a batch");
             if let Some(url) = req.callback_url.clone() {
                 let wait = settles_at
-                    .and_then(|at| (at - Utc::now()).to_std().ok())
+                    .and_then(|at| at.signed_duration_since(Utc::now()).to_std().ok())
                     .unwrap_or_default()
                     .saturating_add(Duration::from_millis(shared.config.callback_delay_ms));
                 let batch_id = req.batch_id;
@@ -156,7 +162,14 @@ async fn notify_completed(
     let Ok(bytes) = serde_json::to_vec(&body) else {
         return;
     };
-    let result = deliver::post(shared, url, event_id, &shared.config.callback_secret, &bytes).await;
+    let result = deliver::post(
+        shared,
+        url,
+        event_id,
+        &shared.config.callback_secret,
+        &bytes,
+    )
+    .await;
     tracing::debug!(%batch_id, ?result, "Mock rail batch callback");
 }
 

@@ -215,7 +215,10 @@ impl State {
             };
         }
         let digits = |n: &NewPayment| Scenario::from_digits(n.party.scenario_digits());
-        if lines.iter().any(|n| digits(n) == Scenario::UnavailableTwice) {
+        if lines
+            .iter()
+            .any(|n| digits(n) == Scenario::UnavailableTwice)
+        {
             let refused = self.refused_batch_posts.entry(batch_id).or_insert(0);
             if *refused < 2 {
                 *refused = refused.saturating_add(1);
