@@ -183,9 +183,7 @@ pub async fn submit(
                     batch_ref: None,
                 }
                 .to_rail_state();
-                for aid in &b.lines {
-                    stored::add_line(&mut tx, *aid, b.batch_id, &state).await?;
-                }
+                stored::add_lines(&mut tx, b.batch_id, &b.lines, &state).await?;
             }
             tx.commit().await.map_err(StoreError::from)?;
         }
@@ -254,9 +252,11 @@ async fn store_attempts(
         // Every line keeps a driving job: after the upload it asks about the line if no batch
         // result settled it.
         jobs::schedule_payment(&mut tx, *pid, after_upload).await?;
-        jobs::postpone_payment(&mut tx, *pid, after_upload).await?;
         taken.push(rail_attempt(&p, &a));
     }
+    // Pushed to after the upload even where it was due earlier (one statement per hundred).
+    let pids: Vec<Uuid> = taken.iter().map(|a| a.payment_id).collect();
+    crate::store::payrolls::hold_jobs(&mut tx, &pids, after_upload).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(taken)
 }
@@ -320,9 +320,10 @@ async fn record_upload(
             for a in lines {
                 outcomes::accept(&mut tx, db.kind(), a.payment_id, a.attempt_id, None, &cause)
                     .await?;
-                stored::add_line(&mut tx, a.attempt_id, batch_id, &state).await?;
-                jobs::postpone_payment(&mut tx, a.payment_id, after_grace).await?;
             }
+            stored::set_lines_state(&mut tx, batch_id, &state).await?;
+            let pids: Vec<Uuid> = lines.iter().map(|a| a.payment_id).collect();
+            crate::store::payrolls::hold_jobs(&mut tx, &pids, after_grace).await?;
             Uploaded {
                 batch_id,
                 batch_ref: Some(batch_ref),
@@ -350,9 +351,7 @@ async fn record_upload(
                     batch_ref: Some(r.clone()),
                 }
                 .to_rail_state();
-                for a in lines {
-                    stored::add_line(&mut tx, a.attempt_id, batch_id, &state).await?;
-                }
+                stored::set_lines_state(&mut tx, batch_id, &state).await?;
             }
             for a in lines {
                 outcomes::lose_track(&mut tx, db.kind(), a.payment_id, a.attempt_id, &why, &cause)

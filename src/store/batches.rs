@@ -86,22 +86,46 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Marks an attempt as a line of `batch_id`, with the membership its adapter reads.
-pub async fn add_line(
+/// Marks many attempts as lines of `batch_id` (one statement per hundred lines).
+pub async fn add_lines(
     conn: &mut AnyConnection,
-    attempt_id: Uuid,
+    batch_id: Uuid,
+    attempt_ids: &[Uuid],
+    rail_state: &serde_json::Value,
+) -> Result<()> {
+    let state = rail_state.to_string();
+    for chunk in attempt_ids.chunks(100) {
+        let marks: Vec<String> = (0..chunk.len())
+            .map(|i| format!("${}", i.saturating_add(4)))
+            .collect();
+        let sql = format!(
+            "UPDATE attempts SET batch_id = $1, rail_state = $2, updated_at = $3 WHERE id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(batch_id.to_string())
+            .bind(state.as_str())
+            .bind(now_micros());
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Gives every line of a batch the same rail state (the batch's reference, once known).
+pub async fn set_lines_state(
+    conn: &mut AnyConnection,
     batch_id: Uuid,
     rail_state: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE attempts SET batch_id = $1, rail_state = $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(batch_id.to_string())
-    .bind(rail_state.to_string())
-    .bind(now_micros())
-    .bind(attempt_id.to_string())
-    .execute(conn)
-    .await?;
+    sqlx::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE batch_id = $3")
+        .bind(rail_state.to_string())
+        .bind(now_micros())
+        .bind(batch_id.to_string())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -579,8 +579,9 @@ pub async fn rails_of(
     Ok(out)
 }
 
-/// Holds back the idle driving jobs of `ids` until `run_at`, so the batch path can take them
-/// before the dispatcher sends them one by one.
+/// Moves the idle driving jobs of `ids` to `run_at`, later or earlier: the release holds
+/// them back so the batch path can take them before the dispatcher sends them one by one, and
+/// the batch path pushes them past an upload or a callback grace.
 pub async fn hold_jobs(conn: &mut AnyConnection, ids: &[Uuid], run_at: i64) -> Result<()> {
     for chunk in ids.chunks(INSERT_CHUNK) {
         let sql = format!(
