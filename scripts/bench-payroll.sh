@@ -7,6 +7,8 @@
 #   scripts/bench-payroll.sh                       # 1,000,000 lines, both stores, end to end
 #   LINES=100000 STORES=sqlite scripts/bench-payroll.sh
 #   MODE=accept scripts/bench-payroll.sh            # accept only (the payroll is held)
+#   BATCH=true scripts/bench-payroll.sh             # through the mock rail's batch API
+#                                                   # (BATCH_CHUNK lines per upload, default 5000)
 #
 # PostgreSQL: PG_URL (default postgres://postgres@127.0.0.1:5432/test); each run gets a schema
 # of its own.
@@ -16,6 +18,8 @@ cd "$(dirname "$0")/.."
 LINES="${LINES:-1000000}"
 STORES="${STORES:-sqlite postgres}"
 MODE="${MODE:-full}"
+BATCH="${BATCH:-false}"
+BATCH_CHUNK="${BATCH_CHUNK:-5000}"
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 WORK="$(mktemp -d)"
 BIN=target/release/railgate
@@ -49,8 +53,8 @@ wait_ready() {
   return 1
 }
 
-echo "| store | lines | accept | end to end | peak RSS |"
-echo "|---|---|---|---|---|"
+echo "| store | lines | batches | accept | end to end | peak RSS |"
+echo "|---|---|---|---|---|---|"
 for store in $STORES; do
   mock_port="$(free_port)"
   port="$(free_port)"
@@ -78,6 +82,11 @@ kind = "mock"
 base_url = "http://127.0.0.1:$mock_port"
 callback_secret_env = "BENCH_MOCK_SECRET"
 concurrency = 256
+batch = $BATCH
+batch_chunk = $BATCH_CHUNK
+batch_poll_ms = 500
+callback_grace_ms = 60000
+deadline_secs = 3600
 
 [[routes]]
 rail = "mock"
@@ -102,7 +111,7 @@ EOF
   e2e="-"
   [ "$MODE" = full ] && e2e="$(python3 -c "print(f'{$end - $start:.1f}s')")"
   rss="$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$gw/status")"
-  echo "| $store | $LINES | $accept | $e2e | $rss |"
+  echo "| $store | $LINES | $BATCH | $accept | $e2e | $rss |"
   grep -h "Payroll file read\|Payroll stored" "$WORK/serve-$store.log" >&2 || true
   kill "$gw" 2>/dev/null || true
   wait "$gw" 2>/dev/null || true

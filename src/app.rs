@@ -95,6 +95,8 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
         tasks.spawn(d.run(stop.clone()));
         // Where the dispatcher runs, so do the bank watchers.
         crate::bank_watch::spawn(&cfg, &db, &stop, &mut tasks)?;
+        // And the readers of open rail batches (payrolls).
+        crate::batches::spawn_poller(&db, &cfg, &state.rails, &stop, &mut tasks);
     }
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let s = stop.clone();

@@ -10,6 +10,7 @@ pub mod adapters;
 pub mod api;
 pub mod app;
 pub mod bank_watch;
+pub mod batches;
 pub mod bulk;
 pub mod callbacks;
 pub mod cli;

@@ -1,15 +1,18 @@
 //! Payrolls as a whole: releasing held items to the dispatcher, in bulk or one at a time,
 //! and noticing when the last item of a payroll reaches a final state.
 
-use crate::config::Config;
+use crate::batches;
+use crate::config::{Config, RailConfig};
 use crate::domain::{Event, State};
 use crate::notify;
 use crate::outcomes;
+use crate::rails::{Rail, Rails};
 use crate::store::payments::{self, Moved};
 use crate::store::payrolls::{self, Status};
 use crate::store::{jobs, now_micros, Db, Result};
 use serde_json::json;
 use sqlx::AnyConnection;
+use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -17,9 +20,9 @@ use uuid::Uuid;
 /// write lock is never held for long while the dispatcher also writes.
 const RELEASE_CHUNK: i64 = 2_000;
 
-/// How long a released item for a Payment Hub rail waits for the bulk path before the
+/// How long a released item for a rail with batches on waits for the batch path before the
 /// dispatcher may send it on its own.
-const BULK_HOLD_MICROS: i64 = 30_000_000;
+const BATCH_HOLD_MICROS: i64 = 30_000_000;
 
 /// Releases every item still held: `held` → `released`, then items in chunks, waking the
 /// dispatcher after each. Calling it again resumes a release that an earlier process did not
@@ -29,6 +32,7 @@ pub async fn release(
     db: &Db,
     wake: &Notify,
     cfg: &Config,
+    rails: &Rails,
     payroll_id: Uuid,
     cause: &str,
 ) -> Result<Option<u64>> {
@@ -46,6 +50,14 @@ pub async fn release(
             }
         }
     }
+    let batch_rails: Vec<(&RailConfig, Arc<Rail>)> = cfg
+        .rails
+        .iter()
+        .filter_map(|rc| {
+            let rail = rails.get(&rc.id)?;
+            batches::settings(rc, rail.adapter.as_ref()).map(|_| (rc, rail.clone()))
+        })
+        .collect();
     let mut released: u64 = 0;
     loop {
         let mut tx = db.begin().await?;
@@ -57,15 +69,32 @@ pub async fn release(
         for id in &ids {
             outcomes::after_transition(&mut tx, *id, State::Received, State::Queued, cause).await?;
         }
-        // Items for a Payment Hub rail wait for the bulk path below (at most this long, if
-        // it fails before taking them).
-        for rc in cfg.rails.iter().filter(|rc| rc.kind == "phee") {
-            let until = now_micros().saturating_add(BULK_HOLD_MICROS);
-            payrolls::hold_jobs_on_rail(&mut tx, payroll_id, &rc.id, until).await?;
+        // Items for a rail with batches on wait for the batch path below (at most this long,
+        // if it fails before taking them).
+        let mut on_batch_rails: Vec<(&RailConfig, Arc<Rail>, Vec<Uuid>)> = Vec::new();
+        if !batch_rails.is_empty() {
+            let by_rail = payrolls::rails_of(&mut tx, &ids).await?;
+            let until = now_micros().saturating_add(BATCH_HOLD_MICROS);
+            for (rc, rail) in &batch_rails {
+                let mine: Vec<Uuid> = by_rail
+                    .iter()
+                    .filter(|(_, r)| r.as_deref() == Some(rc.id.as_str()))
+                    .map(|(id, _)| *id)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                payrolls::hold_jobs(&mut tx, &mine, until).await?;
+                on_batch_rails.push((rc, rail.clone(), mine));
+            }
         }
         tx.commit().await?;
         released = released.saturating_add(u64::try_from(ids.len()).unwrap_or(0));
-        phee_bulk(db, cfg, payroll_id).await;
+        // The rest goes to the dispatcher now; the batch rails' items after their uploads.
+        wake.notify_one();
+        for (rc, rail, mine) in on_batch_rails {
+            send_batches(db, rc, rail.adapter.as_ref(), payroll_id, &mine).await;
+        }
         wake.notify_one();
     }
     // A payroll whose items were all cancelled or released one by one may be done already.
@@ -154,29 +183,23 @@ fn money_json(minor: i64, currency: &str) -> serde_json::Value {
     }
 }
 
-/// Items routed to a Payment Hub EE rail go through its bulk API (`crate::bulk`), in the
-/// rail's chunks, before the dispatcher is woken. Whatever the bulk path does not take (or
-/// cannot, when it fails) stays queued with its job and is sent one by one, under the same
-/// attempt discipline, so a failure here delays nothing and pays nothing twice.
-async fn phee_bulk(db: &Db, cfg: &Config, payroll_id: Uuid) {
-    for rc in cfg.rails.iter().filter(|rc| rc.kind == "phee") {
-        let ids = match payrolls::queued_on_rail(db, payroll_id, &rc.id).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::error!(payroll = %payroll_id, rail = %rc.id, error = %e, "Listing items for the bulk API failed; they go one by one");
-                continue;
-            }
-        };
-        if ids.is_empty() {
-            continue;
+/// Items routed to a rail with batches on go through its batch API (`crate::batches`), in
+/// the rail's chunks. Whatever the batch path does not take (or cannot, when it fails) stays
+/// queued with its job and is sent one by one, under the same attempt discipline, so a
+/// failure here delays nothing and pays nothing twice.
+async fn send_batches(
+    db: &Db,
+    rc: &RailConfig,
+    adapter: &dyn railgate_rail::RailAdapter,
+    payroll_id: Uuid,
+    ids: &[Uuid],
+) {
+    match batches::submit(db, rc, adapter, ids).await {
+        Ok(sent) => {
+            tracing::info!(payroll = %payroll_id, rail = %rc.id, batches = sent.batches.len(), single = sent.single.len(), skipped = sent.skipped.len(), "Payroll items sent through the rail's batch API")
         }
-        match crate::bulk::submit_phee_bulk(db, cfg, &rc.id, &ids).await {
-            Ok(sent) => {
-                tracing::info!(payroll = %payroll_id, rail = %rc.id, files = sent.batches.len(), single = sent.single.len(), skipped = sent.skipped.len(), "Payroll items sent through the Payment Hub bulk API")
-            }
-            Err(e) => {
-                tracing::error!(payroll = %payroll_id, rail = %rc.id, error = %e, "Payment Hub bulk failed; the items go one by one")
-            }
+        Err(e) => {
+            tracing::error!(payroll = %payroll_id, rail = %rc.id, error = %e, "Batch path failed; the items go one by one")
         }
     }
 }

@@ -46,6 +46,8 @@ pub fn sandbox_config(
         "callback_secret".into(),
         toml::Value::String(mock_secret.to_owned()),
     );
+    // Payrolls go through the mock rail's batch API.
+    settings.insert("batch".into(), toml::Value::Boolean(true));
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         database_url,
@@ -401,6 +403,8 @@ impl MockRails {
                 ("auth", "none".into()),
                 ("callback_secret", secret.to_owned()),
                 ("scheme_party_value", "255700000001".into()),
+                // Payrolls go through `POST /batchtransactions`.
+                ("batch", "true".into()),
             ],
         ));
         cfg.rails.push(rail(

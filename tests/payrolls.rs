@@ -311,7 +311,16 @@ both_stores!(json_payroll_released_at_once, |store| async move {
 // 100,000 lines accepted, validated and stored on both stores, then released (jobs written
 // in batches); the dispatcher is off so that CI does not pay all of them.
 both_stores!(hundred_thousand_lines, |store| async move {
-    let Some(app) = spawn_app_with(store, |c| c.dispatch.enabled = false).await else {
+    // The release alone: no dispatcher, and no batch uploads (tests/payroll_batches.rs).
+    let Some(app) = spawn_app_with(store, |c| {
+        c.dispatch.enabled = false;
+        for r in &mut c.rails {
+            r.settings
+                .insert("batch".into(), toml::Value::Boolean(false));
+        }
+    })
+    .await
+    else {
         return;
     };
     let n = 100_000;

@@ -2,7 +2,7 @@
 //! Fineract savings accounts (`fineract`).
 //!
 //! The configurations are public so that the gateway's own PH-EE bulk path (`crate::bulk`)
-//! can build the same adapter the rail uses: adapters hold no state, so two instances built
+//! can build the same adapter the rail uses (see `build`): adapters hold no state, so two instances built
 //! from one configuration behave as one.
 
 use super::{currencies, invalid, required};
@@ -56,9 +56,28 @@ fn optional_secret(rc: &RailConfig, key: &str) -> Result<Option<Secret>, ConfigE
 
 pub(super) fn phee(
     rc: &RailConfig,
+    callback_base: &str,
     timeout: Duration,
 ) -> Result<Arc<dyn RailAdapter>, ConfigError> {
-    let adapter = PhEeAdapter::new(phee_config(rc, timeout)?).map_err(|e| invalid(rc, e))?;
+    let cfg = phee_config(rc, timeout)?;
+    let callback_url = cfg.callback_token.as_ref().map(|t| {
+        format!(
+            "{callback_base}{}?token={}",
+            railgate_mifos::adapter::BATCH_CALLBACK_PATH,
+            t.expose()
+        )
+    });
+    let adapter = PhEeAdapter::new(cfg)
+        .map_err(|e| invalid(rc, e))?
+        .with_bulk(railgate_mifos::adapter::BulkSettings {
+            payment_mode: rc
+                .setting("bulk_payment_mode")
+                .unwrap_or_else(|| "mojaloop".into()),
+            purpose: rc
+                .setting("bulk_purpose")
+                .unwrap_or_else(|| "payroll".into()),
+            callback_url,
+        });
     Ok(Arc::new(adapter))
 }
 

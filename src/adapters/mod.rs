@@ -50,7 +50,7 @@ pub fn build(rc: &RailConfig, callback_base: &str) -> Result<Arc<dyn RailAdapter
         "mmapi" => mobile::mmapi(rc, callback_base, timeout),
         "mpesa" => mobile::mpesa(rc, callback_base, timeout),
         "mojaloop" => mojaloop::mojaloop(rc, callback_base, timeout),
-        "phee" => mifos::phee(rc, timeout),
+        "phee" => mifos::phee(rc, callback_base, timeout),
         "fineract" => mifos::fineract(rc, timeout),
         "bank" => bank::bank(rc),
         other => Err(invalid(rc, format!("unknown kind '{other}'"))),

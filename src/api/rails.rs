@@ -30,21 +30,19 @@ pub async fn callback(
         received_at: chrono::Utc::now(),
         peer: Some(peer),
     };
-    let batch_hint = inbound.path == railgate_mifos::adapter::BATCH_CALLBACK_PATH
-        && state
-            .cfg
-            .rails
-            .iter()
-            .any(|rc| rc.id == rail && rc.kind == "phee");
+    let batch_hint = state
+        .rails
+        .get(&rail)
+        .is_some_and(|r| r.adapter.is_batch_callback(&inbound));
     let answer = callbacks::receive(&state.db, &state.rails, &state.wake, &rail, inbound)
         .await
         .map_err(|e| {
             tracing::error!(rail = %rail, error = %e, "Callback could not be stored");
             Problem::internal()
         })?;
-    // PH-EE's batch callback, once authenticated, only says "poll the batch now".
+    // A batch callback, once authenticated, only says "read the rail's open batches now".
     if batch_hint && matches!(answer, Answer::Reply { .. }) {
-        crate::bulk::hint(state.db.clone(), state.cfg.clone(), rail.clone());
+        crate::batches::hint(state.db.clone(), state.rails.clone(), rail.clone());
     }
     Ok(match answer {
         Answer::Reply {

@@ -7,6 +7,7 @@
 //! microseconds since the epoch, so no driver-specific type crosses this layer.
 
 pub mod attempts;
+pub mod batches;
 pub mod callbacks;
 pub mod entries;
 pub mod idempotency;

@@ -555,39 +555,45 @@ pub async fn items_page(
     rows.iter().map(super::payments::from_row).collect()
 }
 
-/// The queued items of a payroll routed to `rail` (those the bulk path may take).
-pub async fn queued_on_rail(db: &Db, payroll_id: Uuid, rail: &str) -> Result<Vec<Uuid>> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM payments WHERE payroll_id = $1 AND rail = $2 AND state = 'queued'",
-    )
-    .bind(payroll_id.to_string())
-    .bind(rail)
-    .fetch_all(db.pool())
-    .await?;
-    ids.iter()
-        .map(|s| {
-            Uuid::parse_str(s).map_err(|_| StoreError::Corrupt("payment id is not a UUID".into()))
-        })
-        .collect()
+/// The rail each of `ids` is routed to (in chunks of `INSERT_CHUNK` per statement).
+pub async fn rails_of(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Option<String>)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "SELECT id, rail FROM payments WHERE id IN ({})",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, Option<String>)>(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for (id, rail) in q.fetch_all(&mut *conn).await? {
+            let id = Uuid::parse_str(&id)
+                .map_err(|_| StoreError::Corrupt("payment id is not a UUID".into()))?;
+            out.push((id, rail));
+        }
+    }
+    Ok(out)
 }
 
-/// Holds back the driving jobs of a payroll's queued items on `rail` until `run_at` (idle
-/// jobs only), so the bulk path can take them before the dispatcher sends them one by one.
-pub async fn hold_jobs_on_rail(
-    conn: &mut AnyConnection,
-    payroll_id: Uuid,
-    rail: &str,
-    run_at: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET run_at = $1, version = version + 1 WHERE kind = 'payment' \
-         AND lease_until IS NULL AND payment_id IN (SELECT id FROM payments \
-         WHERE payroll_id = $2 AND rail = $3 AND state = 'queued')",
-    )
-    .bind(run_at)
-    .bind(payroll_id.to_string())
-    .bind(rail)
-    .execute(conn)
-    .await?;
+/// Moves the idle driving jobs of `ids` to `run_at`, later or earlier: the release holds
+/// them back so the batch path can take them before the dispatcher sends them one by one, and
+/// the batch path pushes them past an upload or a callback grace.
+pub async fn hold_jobs(conn: &mut AnyConnection, ids: &[Uuid], run_at: i64) -> Result<()> {
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "UPDATE jobs SET run_at = $1, version = version + 1 WHERE kind = 'payment' \
+             AND lease_until IS NULL AND payment_id IN ({})",
+            marks(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(run_at);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }

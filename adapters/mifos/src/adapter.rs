@@ -19,8 +19,10 @@ use crate::wire::{
 };
 use async_trait::async_trait;
 use railgate_rail::{
-    Attempt, CallbackError, CallbackReply, Capabilities, Currency, Direction, Failure, FailureCode,
-    InboundRequest, RailAdapter, RailError, RailStatus, Submitted,
+    Attempt, BatchAck, BatchLineResult, BatchMembership, BatchPage, BatchPlan, BatchState,
+    BatchSupport, CallbackError, CallbackReply, Capabilities, Currency, Direction, Failure,
+    FailureCode, InboundRequest, PlannedBatch, RailAdapter, RailError, RailStatus, Settled,
+    Submitted,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -69,7 +71,33 @@ fn default_timeout_ms() -> u64 {
 pub struct PhEeAdapter {
     cfg: PhEeConfig,
     http: reqwest::Client,
+    bulk: BulkSettings,
 }
+
+/// How payroll batches are written for this rail (the gateway's `bulk_*` settings).
+#[derive(Debug, Clone)]
+pub struct BulkSettings {
+    /// PH-EE's `payment_mode` column ("mojaloop", "gsma", ...).
+    pub payment_mode: String,
+    /// The `Purpose` header.
+    pub purpose: String,
+    /// The batch callback URL, with its token (see [`batch_callback_url`]).
+    pub callback_url: Option<String>,
+}
+
+impl Default for BulkSettings {
+    fn default() -> Self {
+        BulkSettings {
+            payment_mode: "mojaloop".into(),
+            purpose: "payroll".into(),
+            callback_url: None,
+        }
+    }
+}
+
+/// Lines per batch file, at most, as far as the generic batch path asks (files are cut
+/// smaller still by size).
+pub const MAX_BULK_LINES: usize = 5_000;
 
 /// The request the batch callback URL points at, below `/rails/{rail_id}`.
 pub const BATCH_CALLBACK_PATH: &str = "/batch-callback";
@@ -81,7 +109,26 @@ impl PhEeAdapter {
             .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(3_000)))
             .build()
             .map_err(|e| RailError::Permanent(format!("http client: {e}")))?;
-        Ok(PhEeAdapter { cfg, http })
+        Ok(PhEeAdapter {
+            cfg,
+            http,
+            bulk: BulkSettings::default(),
+        })
+    }
+
+    /// With these payroll batch settings.
+    pub fn with_bulk(mut self, bulk: BulkSettings) -> PhEeAdapter {
+        self.bulk = bulk;
+        self
+    }
+
+    fn bulk_options(&self) -> bulk::BulkOptions {
+        bulk::BulkOptions {
+            payer_id_type: self.cfg.payer_id_type.clone(),
+            payer_identifier: self.cfg.payer_identifier.clone(),
+            purpose: self.bulk.purpose.clone(),
+            max_file_bytes: bulk::PHEE_MAX_FILE_BYTES,
+        }
     }
 
     pub fn config(&self) -> &PhEeConfig {
@@ -315,6 +362,120 @@ impl RailAdapter for PhEeAdapter {
         &self.cfg.rail_id
     }
 
+    fn batch_support(&self) -> Option<BatchSupport> {
+        Some(BatchSupport {
+            name: "Payment Hub bulk",
+            max_lines: MAX_BULK_LINES,
+        })
+    }
+
+    /// PH-EE's files: one payment mode per file, no two equal lines in a file, under its
+    /// size limit (`bulk::plan`); collections and payees its CSV cannot carry go one by one.
+    fn plan_batches(&self, attempts: &[Attempt], max_lines: usize) -> BatchPlan {
+        let mut out = BatchPlan::default();
+        let mut sendable = Vec::with_capacity(attempts.len());
+        for a in attempts {
+            if a.direction == Direction::Disbursement {
+                sendable.push(a.clone());
+            } else {
+                out.refused.push((
+                    a.attempt_id,
+                    "Payment Hub bulk files carry disbursements only".into(),
+                ));
+            }
+        }
+        for chunk in sendable.chunks(max_lines.max(1)) {
+            let plan = bulk::plan(chunk, &self.bulk_options(), |_| {
+                self.bulk.payment_mode.clone()
+            });
+            out.refused
+                .extend(plan.refused.into_iter().map(|r| (r.attempt_id, r.reason)));
+            out.batches
+                .extend(plan.batches.into_iter().map(|b| PlannedBatch {
+                    batch_id: b.correlation_id,
+                    lines: b.lines.iter().map(|l| l.attempt_id).collect(),
+                }));
+        }
+        out
+    }
+
+    /// Writes the planned lines as one file under our batch id (the file's correlation id)
+    /// and uploads it.
+    async fn submit_batch(&self, batch_id: Uuid, lines: &[Attempt]) -> Result<BatchAck, RailError> {
+        let plan = bulk::plan(lines, &self.bulk_options(), |_| {
+            self.bulk.payment_mode.clone()
+        });
+        let [file] = plan.batches.as_slice() else {
+            return Err(RailError::Permanent(
+                "these lines do not make one Payment Hub file".into(),
+            ));
+        };
+        if !plan.refused.is_empty() {
+            return Err(RailError::Permanent(
+                "a line cannot travel in a Payment Hub file".into(),
+            ));
+        }
+        let file = BulkBatch {
+            correlation_id: batch_id,
+            file_name: format!("{batch_id}.csv"),
+            ..file.clone()
+        };
+        let batch_ref = self
+            .submit_bulk(&file, self.bulk.callback_url.as_deref())
+            .await?;
+        Ok(BatchAck::Accepted { batch_ref })
+    }
+
+    /// Every line PH-EE has a record for (a line listed twice: its completed record wins).
+    async fn batch_results(
+        &self,
+        batch_ref: &str,
+        _cursor: Option<&str>,
+    ) -> Result<BatchPage, RailError> {
+        let rows = self.bulk_results(batch_ref).await?;
+        let mut by_id: std::collections::HashMap<Uuid, LineResult> =
+            std::collections::HashMap::with_capacity(rows.len());
+        let mut order = Vec::with_capacity(rows.len());
+        for r in rows {
+            let keep = match by_id.get(&r.attempt_id) {
+                Some(prev) => !matches!(prev.status, RailStatus::Completed(_)),
+                None => {
+                    order.push(r.attempt_id);
+                    true
+                }
+            };
+            if keep {
+                by_id.insert(r.attempt_id, r);
+            }
+        }
+        let lines = order
+            .into_iter()
+            .filter_map(|id| by_id.remove(&id))
+            .map(|r| BatchLineResult {
+                attempt_id: r.attempt_id,
+                status: match r.status {
+                    RailStatus::Completed(s) => RailStatus::Completed(Settled {
+                        rail_reference: s.rail_reference.or(Some(r.transaction_id)),
+                        receipt: s.receipt,
+                    }),
+                    other => other,
+                },
+                amount: r.amount,
+            })
+            .collect();
+        // PH-EE's batch never says "done" for lines it has no record of: those are for the
+        // single-line inquiry.
+        Ok(BatchPage {
+            lines,
+            next: None,
+            state: BatchState::Open,
+        })
+    }
+
+    fn is_batch_callback(&self, request: &InboundRequest) -> bool {
+        request.path == BATCH_CALLBACK_PATH
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             disbursement: true,
@@ -413,7 +574,11 @@ impl RailAdapter for PhEeAdapter {
         Ok(match self.lookup(attempt).await? {
             Some((status, _)) => status,
             // Accepted once (we hold its transaction id): the record is on its way.
-            None if attempt.rail_reference.is_some() => RailStatus::Pending,
+            None if attempt.rail_reference.is_some()
+                || BatchMembership::of(attempt).is_some_and(|m| m.batch_ref.is_some()) =>
+            {
+                RailStatus::Pending
+            }
             // Never reached PH-EE; a resend under the same correlation id is safe, as PH-EE
             // answers `TransactionExists` if it did after all.
             None => RailStatus::NotFound,

@@ -1,17 +1,19 @@
 //! The MMAPI integration: submit, inquire, callbacks and reversals for one provider.
 
+use crate::batch::{BatchProgress, BatchSubmitted};
 use crate::config::{Auth, CallbackAuth, MmapiConfig, Notification, Secret};
 use crate::token::TokenCache;
 use crate::wire::{
-    failure_of, failure_of_state, party_items, status_of_transaction, ErrorCategory, ErrorCode,
-    ErrorObject, KeyValue, RequestState, RequestStatus, Resource, ResponseLink, ReversalRequest,
-    TransactionRequest,
+    failure_of, failure_of_state, party_items, status_of_transaction, BatchStatus, ErrorCategory,
+    ErrorCode, ErrorObject, KeyValue, RequestState, RequestStatus, Resource, ResponseLink,
+    ReversalRequest, TransactionRequest,
 };
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use railgate_rail::{
-    Attempt, AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply,
+    Attempt, AttemptRef, BatchAck, BatchLineResult, BatchMembership, BatchPage, BatchPlan,
+    BatchState, BatchSupport, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply,
     Capabilities, Direction, Failure, Money, RailAdapter, RailError, RailStatus, Reversal, Settled,
     Submitted,
 };
@@ -604,6 +606,10 @@ impl RailAdapter for MmapiAdapter {
     }
 
     async fn inquire(&self, attempt: &Attempt) -> Result<RailStatus, RailError> {
+        // A batch item has no correlation id of its own: it is found in its batch's lists.
+        if let Some(m) = BatchMembership::of(attempt) {
+            return self.inquire_batch_item(attempt.attempt_id, &m).await;
+        }
         // The polling flow recovers by server correlation id, the callback flow by ours.
         if let Some(scid) = attempt
             .rail_reference
@@ -640,6 +646,84 @@ impl RailAdapter for MmapiAdapter {
 
     async fn inquire_reversal(&self, reversal: &Reversal) -> Result<RailStatus, RailError> {
         MmapiAdapter::inquire_reversal(self, reversal.reversal_id).await
+    }
+
+    fn batch_support(&self) -> Option<BatchSupport> {
+        Some(BatchSupport {
+            name: "MMAPI batch",
+            max_lines: crate::batch::MAX_ITEMS,
+        })
+    }
+
+    /// Batches carry disbursements only; collections go one by one.
+    fn plan_batches(&self, attempts: &[Attempt], max_lines: usize) -> BatchPlan {
+        let (disbursements, others): (Vec<Attempt>, Vec<Attempt>) = attempts
+            .iter()
+            .cloned()
+            .partition(|a| a.direction == Direction::Disbursement);
+        let mut plan = BatchPlan::chunked(&disbursements, max_lines);
+        plan.refused = others
+            .iter()
+            .map(|a| {
+                (
+                    a.attempt_id,
+                    "MMAPI batches carry disbursements only".to_owned(),
+                )
+            })
+            .collect();
+        plan
+    }
+
+    async fn submit_batch(&self, batch_id: Uuid, lines: &[Attempt]) -> Result<BatchAck, RailError> {
+        match MmapiAdapter::submit_batch(self, batch_id, "payroll", lines).await? {
+            BatchSubmitted::Accepted {
+                server_correlation_id,
+            } => Ok(BatchAck::Accepted {
+                batch_ref: server_correlation_id,
+            }),
+            BatchSubmitted::Rejected(f) => Ok(BatchAck::Refused(f)),
+        }
+    }
+
+    /// `batch_ref` is the server correlation id: the request state says whether the batch is
+    /// done, then its completions and rejections give every item's outcome.
+    async fn batch_results(
+        &self,
+        batch_ref: &str,
+        _cursor: Option<&str>,
+    ) -> Result<BatchPage, RailError> {
+        let open = BatchPage {
+            lines: Vec::new(),
+            next: None,
+            state: BatchState::Open,
+        };
+        match self.batch_progress(batch_ref).await? {
+            BatchProgress::Pending | BatchProgress::Created { .. } => Ok(open),
+            BatchProgress::Failed(f) => Ok(BatchPage {
+                state: BatchState::Refused(f),
+                ..open
+            }),
+            BatchProgress::Completed { batch_ref, .. } => {
+                let items = MmapiAdapter::batch_results(self, &batch_ref).await?;
+                Ok(BatchPage {
+                    lines: items
+                        .into_iter()
+                        .map(|i| BatchLineResult {
+                            attempt_id: i.attempt_id,
+                            status: i.status,
+                            amount: None,
+                        })
+                        .collect(),
+                    next: None,
+                    state: BatchState::Done,
+                })
+            }
+        }
+    }
+
+    fn is_batch_callback(&self, request: &railgate_rail::InboundRequest) -> bool {
+        let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
+        matches!(segments.as_slice(), [.., "batches", _])
     }
 
     fn callback(
@@ -695,6 +779,54 @@ impl RailAdapter for MmapiAdapter {
             attempt: AttemptRef::Attempt(attempt_id),
             outcome,
         }]))
+    }
+}
+
+impl MmapiAdapter {
+    /// A batch item's outcome: its batch's progress (by the server correlation id, or by our
+    /// batch id when the upload's answer was lost), then the item in the batch's lists.
+    async fn inquire_batch_item(
+        &self,
+        attempt_id: Uuid,
+        m: &BatchMembership,
+    ) -> Result<RailStatus, RailError> {
+        let progress = match &m.batch_ref {
+            Some(scid) => self.batch_progress(scid).await?,
+            None => match self.recover(m.batch_id).await? {
+                // The batch never reached the provider: the item may go on its own, same id.
+                None => return Ok(RailStatus::NotFound),
+                Some(Resource::RequestState(rs)) => {
+                    self.batch_progress(&rs.server_correlation_id).await?
+                }
+                Some(Resource::Batch(b)) => match b.batch_status {
+                    BatchStatus::Completed => BatchProgress::Completed {
+                        batch_ref: b.batch_id,
+                        completed: None,
+                        rejected: None,
+                    },
+                    BatchStatus::Created | BatchStatus::Approved => BatchProgress::Pending,
+                },
+                Some(Resource::Error(e)) => BatchProgress::Failed(failure_of(&e)),
+                Some(Resource::Transaction(_)) => {
+                    return Err(RailError::Unknown(
+                        "the batch's correlation id leads to a transaction".into(),
+                    ))
+                }
+            },
+        };
+        match progress {
+            BatchProgress::Pending | BatchProgress::Created { .. } => Ok(RailStatus::Pending),
+            // Refused as a whole: nothing of it ran.
+            BatchProgress::Failed(_) => Ok(RailStatus::NotFound),
+            BatchProgress::Completed { batch_ref, .. } => {
+                Ok(MmapiAdapter::batch_results(self, &batch_ref)
+                    .await?
+                    .into_iter()
+                    .find(|i| i.attempt_id == attempt_id)
+                    // Not in either list of a finished batch: the deadline makes it an exception.
+                    .map_or(RailStatus::Pending, |i| i.status))
+            }
+        }
     }
 }
 

@@ -28,6 +28,9 @@ use railgate_rail::{
 use reqwest::Method;
 use uuid::Uuid;
 
+/// Items per batch the gateway sends, at most (the API allows 999,999).
+pub const MAX_ITEMS: usize = 10_000;
+
 /// Items per page when reading completions and rejections back.
 const PAGE: usize = 500;
 /// Bound on pages read per list (5 million items).

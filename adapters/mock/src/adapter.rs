@@ -3,17 +3,20 @@
 
 use crate::signature::{self, SignatureError, EVENT_ID_HEADER, SIGNATURE_HEADER};
 use crate::wire::{
-    AcceptedResponse, CallbackBody, ErrorBody, PaymentRequest, Problem, RejectedResponse,
+    AcceptedResponse, BatchAccepted, BatchCallbackBody, BatchLine, BatchRequest, BatchResults,
+    BatchStatus, CallbackBody, ErrorBody, PaymentRequest, Problem, RejectedResponse,
     ReversalRequest, ReversalStatus, TransactionStatus,
 };
 use async_trait::async_trait;
 use railgate_rail::{
-    Attempt, CallbackError, CallbackEvent, CallbackReply, Capabilities, Currency, Direction,
-    InboundRequest, RailAdapter, RailError, RailStatus, Reversal, Submitted,
+    Attempt, BatchAck, BatchLineResult, BatchPage, BatchState, BatchSupport, CallbackError,
+    CallbackEvent, CallbackReply, Capabilities, Currency, Direction, InboundRequest, RailAdapter,
+    RailError, RailStatus, Reversal, Submitted,
 };
 use reqwest::StatusCode;
 use std::fmt;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// How the gateway reaches the mock rail and checks its callbacks.
 #[derive(Clone)]
@@ -65,6 +68,15 @@ impl fmt::Debug for MockAdapterConfig {
 /// The path below `/rails/{rail_id}` the rail posts its callbacks to.
 pub const CALLBACK_PATH: &str = "/callback";
 
+/// The path below `/rails/{rail_id}` the rail posts "batch completed" to.
+pub const BATCH_CALLBACK_PATH: &str = "/batch-callback";
+
+/// Lines per batch upload, at most (the rail's own limit).
+pub const MAX_BATCH_LINES: usize = crate::server::MAX_BATCH_LINES;
+
+/// Results read per page.
+const RESULTS_PAGE: usize = 5_000;
+
 pub struct MockRailAdapter {
     config: MockAdapterConfig,
     http: reqwest::Client,
@@ -84,6 +96,44 @@ impl MockRailAdapter {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.base_url)
+    }
+
+    /// `{gateway}/rails/{id}/batch-callback`, beside the payments' callback URL.
+    fn batch_callback_url(&self) -> Option<String> {
+        self.config
+            .callback_url
+            .strip_suffix(CALLBACK_PATH)
+            .map(|base| format!("{base}{BATCH_CALLBACK_PATH}"))
+    }
+
+    /// Checks a callback's signature and age; returns nothing else.
+    fn verify(&self, request: &InboundRequest) -> Result<(), CallbackError> {
+        let header = request
+            .headers
+            .get(SIGNATURE_HEADER)
+            .ok_or_else(|| CallbackError::Unauthenticated("no signature header".to_owned()))?
+            .to_str()
+            .map_err(|_| {
+                CallbackError::Unauthenticated("unreadable signature header".to_owned())
+            })?;
+        let signed_at = signature::verify(&self.config.callback_secret, header, &request.body)
+            .map_err(|e| match e {
+                SignatureError::Malformed | SignatureError::Mismatch => {
+                    CallbackError::Unauthenticated(e.to_string())
+                }
+            })?;
+        let age = request
+            .received_at
+            .timestamp()
+            .saturating_sub(signed_at)
+            .unsigned_abs();
+        if age > self.config.replay_window.as_secs() {
+            return Err(CallbackError::Stale(format!(
+                "signed {age} s away from its arrival; the window is {} s",
+                self.config.replay_window.as_secs()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -123,7 +173,7 @@ impl RailAdapter for MockRailAdapter {
             disbursement: true,
             request_to_pay: true,
             currencies: Currency::ALL.to_vec(),
-            bulk: false,
+            bulk: true,
             inquiry: true,
             reversal: true,
             max_amount: None,
@@ -324,34 +374,22 @@ impl RailAdapter for MockRailAdapter {
     }
 
     fn callback(&self, request: &InboundRequest) -> Result<CallbackReply, CallbackError> {
-        if request.path != CALLBACK_PATH || request.method != http::Method::POST {
+        if request.method != http::Method::POST {
             return Err(CallbackError::UnknownRoute);
         }
-        let header = request
-            .headers
-            .get(SIGNATURE_HEADER)
-            .ok_or_else(|| CallbackError::Unauthenticated("no signature header".to_owned()))?
-            .to_str()
-            .map_err(|_| {
-                CallbackError::Unauthenticated("unreadable signature header".to_owned())
-            })?;
-        let signed_at = signature::verify(&self.config.callback_secret, header, &request.body)
-            .map_err(|e| match e {
-                SignatureError::Malformed | SignatureError::Mismatch => {
-                    CallbackError::Unauthenticated(e.to_string())
-                }
-            })?;
-        let age = request
-            .received_at
-            .timestamp()
-            .saturating_sub(signed_at)
-            .unsigned_abs();
-        if age > self.config.replay_window.as_secs() {
-            return Err(CallbackError::Stale(format!(
-                "signed {age} s away from its arrival; the window is {} s",
-                self.config.replay_window.as_secs()
-            )));
+        if request.path == BATCH_CALLBACK_PATH {
+            // "Batch completed" names no line: answered without events; the gateway reads
+            // the batch's results (`batch_results`) because of it.
+            self.verify(request)?;
+            let body: BatchCallbackBody = serde_json::from_slice(&request.body)
+                .map_err(|e| CallbackError::Malformed(format!("body: {e}")))?;
+            let answer = serde_json::json!({ "received": true, "event_id": body.event_id });
+            return Ok(CallbackReply::ok_json(Vec::new(), &answer));
         }
+        if request.path != CALLBACK_PATH {
+            return Err(CallbackError::UnknownRoute);
+        }
+        self.verify(request)?;
         let body: CallbackBody = serde_json::from_slice(&request.body)
             .map_err(|e| CallbackError::Malformed(format!("body: {e}")))?;
         if let Some(event_header) = request.headers.get(EVENT_ID_HEADER) {
@@ -364,5 +402,127 @@ impl RailAdapter for MockRailAdapter {
         let event = CallbackEvent::try_from(body)?;
         let answer = serde_json::json!({ "received": true, "event_id": event.callback_id });
         Ok(CallbackReply::ok_json(vec![event], &answer))
+    }
+
+    fn is_batch_callback(&self, request: &InboundRequest) -> bool {
+        request.path == BATCH_CALLBACK_PATH
+    }
+
+    /// The rail keys batches by our id.
+    fn batch_ref_for(&self, batch_id: Uuid) -> Option<String> {
+        Some(batch_id.to_string())
+    }
+
+    fn batch_support(&self) -> Option<BatchSupport> {
+        Some(BatchSupport {
+            name: "mock rail batch",
+            max_lines: MAX_BATCH_LINES,
+        })
+    }
+
+    async fn submit_batch(&self, batch_id: Uuid, lines: &[Attempt]) -> Result<BatchAck, RailError> {
+        let request = BatchRequest {
+            batch_id,
+            callback_url: self.batch_callback_url(),
+            lines: lines.iter().map(BatchLine::from_attempt).collect(),
+        };
+        let response = self
+            .http
+            .post(self.url("/v1/batches"))
+            .timeout(self.config.request_timeout)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        let status = response.status();
+        let body = read_body(response).await?;
+        match status {
+            StatusCode::OK | StatusCode::ACCEPTED => {
+                let reply: BatchAccepted = serde_json::from_slice(&body).map_err(|e| {
+                    RailError::Unknown(format!(
+                        "the rail accepted the batch, but its answer is unreadable: {e}"
+                    ))
+                })?;
+                if reply.batch_id != batch_id {
+                    return Err(RailError::Unknown(
+                        "the rail answered for another batch".to_owned(),
+                    ));
+                }
+                Ok(BatchAck::Accepted {
+                    batch_ref: batch_id.to_string(),
+                })
+            }
+            StatusCode::SERVICE_UNAVAILABLE => Err(RailError::Retryable(
+                "the rail is unavailable (503); nothing was recorded".to_owned(),
+            )),
+            s if s.is_client_error() => Ok(BatchAck::Refused(railgate_rail::Failure::new(
+                railgate_rail::FailureCode::InvalidRequest,
+                format!(
+                    "the rail refused the batch ({}): {}",
+                    s.as_u16(),
+                    problem_detail(&body)
+                ),
+                Some(s.as_u16().to_string()),
+            ))),
+            s => Err(RailError::Unknown(format!(
+                "the rail answered {} to the batch",
+                s.as_u16()
+            ))),
+        }
+    }
+
+    async fn batch_results(
+        &self,
+        batch_ref: &str,
+        cursor: Option<&str>,
+    ) -> Result<BatchPage, RailError> {
+        let mut query = vec![("limit", RESULTS_PAGE.to_string())];
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_owned()));
+        }
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/batches/{batch_ref}")))
+            .query(&query)
+            .timeout(self.config.request_timeout)
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        let status = response.status();
+        let body = read_body(response).await?;
+        if status != StatusCode::OK {
+            return Err(if status == StatusCode::SERVICE_UNAVAILABLE {
+                RailError::Retryable("the rail is unavailable (503)".to_owned())
+            } else {
+                RailError::Unknown(format!(
+                    "the rail answered {} to the batch results: {}",
+                    status.as_u16(),
+                    problem_detail(&body)
+                ))
+            });
+        }
+        let reply: BatchResults = serde_json::from_slice(&body)
+            .map_err(|e| RailError::Unknown(format!("unreadable batch results: {e}")))?;
+        let mut lines = Vec::with_capacity(reply.results.len());
+        for r in reply.results {
+            let amount = r
+                .currency
+                .parse::<Currency>()
+                .ok()
+                .and_then(|c| railgate_rail::Money::parse(&r.amount, c).ok());
+            lines.push(BatchLineResult {
+                attempt_id: r.request_id,
+                amount,
+                status: RailStatus::from(r),
+            });
+        }
+        Ok(BatchPage {
+            lines,
+            next: reply.next_cursor,
+            state: match reply.status {
+                BatchStatus::Processing => BatchState::Open,
+                BatchStatus::Completed => BatchState::Done,
+            },
+        })
     }
 }

@@ -7,7 +7,9 @@ pub mod server;
 pub mod signature;
 pub mod wire;
 
-pub use adapter::{MockAdapterConfig, MockRailAdapter, CALLBACK_PATH};
+pub use adapter::{
+    MockAdapterConfig, MockRailAdapter, BATCH_CALLBACK_PATH, CALLBACK_PATH, MAX_BATCH_LINES,
+};
 pub use server::{serve_forever, spawn, CallbackRecord, DeliveryResult, MockRail, MockRailConfig};
 pub use signature::{sign, signature_hex, EVENT_ID_HEADER, SIGNATURE_HEADER};
 pub use wire::{Faults, PayoutCount};

@@ -3,11 +3,13 @@
 //! paid, so tests can prove nothing was paid twice.
 
 mod api;
+mod batch;
 mod control;
 mod deliver;
 mod scenario;
 mod state;
 
+pub use batch::MAX_LINES as MAX_BATCH_LINES;
 pub use state::{CallbackRecord, DeliveryResult};
 
 use crate::wire::{Faults, PayoutCount};
@@ -124,6 +126,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/transactions/{request_id}", get(api::transaction))
         .route("/v1/reversals", post(api::reversals))
         .route("/v1/reversals/{reversal_id}", get(api::reversal))
+        .route("/v1/batches", post(batch::create))
+        .route("/v1/batches/{batch_id}", get(batch::results))
         .route("/_control/payouts", get(control::payouts))
         .route("/_control/callbacks", get(control::callbacks))
         .route(

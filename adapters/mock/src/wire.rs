@@ -448,3 +448,84 @@ mod tests {
         ));
     }
 }
+
+/// One line of `POST /v1/batches`: a payment as `POST /v1/payouts` takes it, without its
+/// own callback URL (the batch has one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchLine {
+    /// Our attempt id: the line's idempotency key, and what `GET /v1/transactions` takes.
+    pub request_id: Uuid,
+    /// "disbursement" or "collection".
+    pub direction: String,
+    pub amount: String,
+    pub currency: String,
+    pub party: WireParty,
+    pub reference: String,
+}
+
+impl BatchLine {
+    pub fn from_attempt(attempt: &Attempt) -> Self {
+        BatchLine {
+            request_id: attempt.attempt_id,
+            direction: attempt.direction.as_str().to_owned(),
+            amount: attempt.amount.to_decimal_string(),
+            currency: attempt.amount.currency().code().to_owned(),
+            party: WireParty {
+                id_type: attempt.party.id_type().as_str().to_owned(),
+                id_value: attempt.party.id_value().to_owned(),
+            },
+            reference: attempt.reference.clone(),
+        }
+    }
+}
+
+/// `POST /v1/batches`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    /// Our id for the batch: a resend with the same id is answered, never run twice.
+    pub batch_id: Uuid,
+    /// Where the rail posts "batch completed" (signed like its other callbacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    pub lines: Vec<BatchLine>,
+}
+
+/// Where a batch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BatchStatus {
+    /// Some line is still pending.
+    Processing,
+    /// Every line has its outcome.
+    Completed,
+}
+
+/// The answer to `POST /v1/batches` (202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAccepted {
+    pub batch_id: Uuid,
+    pub lines: u64,
+    pub status: BatchStatus,
+}
+
+/// `GET /v1/batches/{batch_id}?cursor=&limit=`: one page of per-line results, in line order.
+/// A line may be listed more than once (scenario 07: its result delivered twice; 11: a
+/// failure, then a success).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResults {
+    pub batch_id: Uuid,
+    pub status: BatchStatus,
+    pub results: Vec<TransactionStatus>,
+    /// Where the next page starts; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The "batch completed" callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchCallbackBody {
+    pub event_id: Uuid,
+    pub batch_id: Uuid,
+    pub status: BatchStatus,
+    pub occurred_at: DateTime<Utc>,
+}

@@ -372,7 +372,11 @@ async fn capabilities_and_identity() {
     let h = Harness::start().await;
     let caps = h.adapter.capabilities();
     assert!(caps.disbursement && caps.request_to_pay && caps.inquiry);
-    assert!(!caps.bulk);
+    assert!(caps.bulk);
+    assert_eq!(
+        h.adapter.batch_support().map(|b| b.max_lines),
+        Some(railgate_mock::MAX_BATCH_LINES)
+    );
     assert!(caps.currencies.contains(&railgate_rail::Currency::Tzs));
     assert_eq!(h.adapter.id(), "mock");
 }
@@ -388,4 +392,87 @@ async fn shutdown_stops_the_rail() {
         wait_until(|| std::net::TcpStream::connect(base.trim_start_matches("http://")).is_err())
             .await;
     assert!(stopped);
+}
+
+// The batch API follows the scenario table per line: 09 refuses the whole upload twice with
+// nothing recorded, 07 is listed twice, 11 fails then succeeds, 04 settles after its delay; a
+// resend of the same batch id records nothing new, and every line is also answered on its own.
+#[tokio::test]
+async fn batches_follow_the_scenario_table_per_line() {
+    use railgate_rail::{BatchAck, BatchState};
+    let h = Harness::start().await;
+    let lines: Vec<_> = ["00", "01", "02", "04", "07", "09", "11"]
+        .iter()
+        .map(|d| attempt(d))
+        .collect();
+    let batch_id = uuid::Uuid::now_v7();
+    for _ in 0..2 {
+        assert!(matches!(
+            h.adapter.submit_batch(batch_id, &lines).await,
+            Err(RailError::Retryable(_))
+        ));
+    }
+    assert!(h.rail.payouts().is_empty());
+    let ack = h.adapter.submit_batch(batch_id, &lines).await.unwrap();
+    let BatchAck::Accepted { batch_ref } = ack else {
+        panic!("{ack:?}")
+    };
+    assert!(matches!(
+        h.adapter.submit_batch(batch_id, &lines).await,
+        Ok(BatchAck::Accepted { .. })
+    ));
+    assert_eq!(h.rail.payouts().len(), lines.len());
+    // Every line comes back, page after page.
+    let page = h.adapter.batch_results(&batch_ref, None).await.unwrap();
+    assert_eq!(page.state, BatchState::Open, "04 is still pending");
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = h
+            .adapter
+            .batch_results(&batch_ref, cursor.as_deref())
+            .await
+            .unwrap();
+        seen.extend(page.lines);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    let of = |a: &railgate_rail::Attempt| {
+        seen.iter()
+            .filter(|r| r.attempt_id == a.attempt_id)
+            .map(|r| r.status.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(matches!(of(&lines[0])[..], [RailStatus::Completed(_)]));
+    assert!(matches!(of(&lines[1])[..], [RailStatus::Failed(_)]));
+    assert!(matches!(of(&lines[2])[..], [RailStatus::Failed(_)]));
+    assert!(matches!(of(&lines[3])[..], [RailStatus::Pending]));
+    assert!(matches!(
+        of(&lines[4])[..],
+        [RailStatus::Completed(_), RailStatus::Completed(_)]
+    ));
+    assert!(matches!(of(&lines[5])[..], [RailStatus::Completed(_)]));
+    assert!(matches!(
+        of(&lines[6])[..],
+        [RailStatus::Failed(_), RailStatus::Completed(_)]
+    ));
+    // Each line answers on its own too; 04 settles once its delay is past.
+    assert!(matches!(
+        h.adapter.inquire(&lines[0]).await.unwrap(),
+        RailStatus::Completed(_)
+    ));
+    assert!(
+        common::wait_until_async(|| async {
+            matches!(
+                h.adapter.inquire(&lines[3]).await,
+                Ok(RailStatus::Completed(_))
+            )
+        })
+        .await
+    );
+    for (a, paid) in lines.iter().zip([1, 0, 0, 1, 1, 1, 1]) {
+        assert_eq!(h.rail.paid_count(a.attempt_id), paid, "{:?}", a.party);
+    }
 }

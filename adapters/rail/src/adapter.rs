@@ -4,6 +4,7 @@
 //! state of its own: whatever it must remember between steps it returns as `rail_state`,
 //! which the gateway stores on the attempt and hands back.
 
+use crate::batch::{BatchAck, BatchPage, BatchPlan, BatchSupport};
 use crate::{Currency, Money, Party};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -390,5 +391,48 @@ pub trait RailAdapter: Send + Sync + 'static {
             "rail {} sends no follow-ups",
             self.id()
         )))
+    }
+    /// The rail's batch API, if it has one (see [`crate::batch`]). Default: none.
+    fn batch_support(&self) -> Option<BatchSupport> {
+        None
+    }
+    /// Cuts attempts into uploads of at most `max_lines`; a rail with quirks (one payment
+    /// mode per file, no two equal lines in a file) cuts its own way. Default: in order.
+    fn plan_batches(&self, attempts: &[Attempt], max_lines: usize) -> BatchPlan {
+        BatchPlan::chunked(attempts, max_lines)
+    }
+    /// Uploads one planned batch under our `batch_id`. Must be safe to call again with the
+    /// same id and lines.
+    async fn submit_batch(
+        &self,
+        _batch_id: Uuid,
+        _lines: &[Attempt],
+    ) -> Result<BatchAck, RailError> {
+        Err(RailError::Permanent(format!(
+            "rail {} has no batch API",
+            self.id()
+        )))
+    }
+    /// One page of a batch's per-line outcomes, from `cursor` (`None`: the first page).
+    async fn batch_results(
+        &self,
+        _batch_ref: &str,
+        _cursor: Option<&str>,
+    ) -> Result<BatchPage, RailError> {
+        Err(RailError::Permanent(format!(
+            "rail {} has no batch API",
+            self.id()
+        )))
+    }
+    /// The reference `batch_results` takes for a batch the rail knows by our own id, when it
+    /// does: a batch whose upload answer was lost can then still be read (as well as each
+    /// line asked about). Default: the rail names batches its own way.
+    fn batch_ref_for(&self, _batch_id: Uuid) -> Option<String> {
+        None
+    }
+    /// Whether a request `callback` accepted is the rail's "a batch moved on" notice: the
+    /// gateway then reads that rail's open batches at once. Default: no.
+    fn is_batch_callback(&self, _request: &InboundRequest) -> bool {
+        false
     }
 }

@@ -4,9 +4,14 @@
 //! (money, parties, attempts, outcomes) live here rather than in the gateway.
 
 pub mod adapter;
+pub mod batch;
 pub mod money;
 pub mod party;
 
 pub use adapter::*;
+pub use batch::{
+    BatchAck, BatchLineResult, BatchMembership, BatchPage, BatchPlan, BatchState, BatchSupport,
+    PlannedBatch,
+};
 pub use money::{Currency, Money, MoneyError};
 pub use party::{mask, Party, PartyError, PartyIdType};

@@ -304,6 +304,7 @@ async fn import(
             &state.db,
             &state.wake,
             &state.cfg,
+            &state.rails,
             payroll_id,
             "api: payroll released",
         )
@@ -457,6 +458,7 @@ pub async fn release(
         &state.db,
         &state.wake,
         &state.cfg,
+        &state.rails,
         p.id,
         "api: payroll released",
     )

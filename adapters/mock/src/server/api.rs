@@ -111,7 +111,7 @@ fn current_state(txn: &Transaction) -> Response {
 
 /// Scenario 10: the status line and the start of the body go out, then the connection is
 /// torn down, so the client sees a 202 whose body it cannot read.
-fn dropped_answer() -> Response {
+pub(crate) fn dropped_answer() -> Response {
     let chunks = futures_util::stream::unfold(0u8, |step| async move {
         match step {
             0 => Some((Ok(Bytes::from_static(b"{\"transaction_id\":\"MR")), 1)),
@@ -147,7 +147,11 @@ pub(crate) async fn transaction(
             "request_id is not a UUID".to_owned(),
         );
     };
-    let txn = shared.lock().get(&request_id).cloned();
+    let txn = {
+        let mut state = shared.lock();
+        state.settle_due(&request_id, Utc::now());
+        state.get(&request_id).cloned()
+    };
     let Some(txn) = txn else {
         let body = ErrorBody {
             code: "NOT_FOUND".to_owned(),
@@ -260,7 +264,7 @@ fn not_found(message: &str) -> Response {
 }
 
 /// Injected latency, then an injected 503 (before anything is recorded).
-async fn apply_faults(shared: &Shared) -> Option<Response> {
+pub(crate) async fn apply_faults(shared: &Shared) -> Option<Response> {
     let faults = shared.lock().faults;
     if faults.latency_ms > 0 && !shared.sleep(Duration::from_millis(faults.latency_ms)).await {
         return Some(unavailable());
@@ -275,7 +279,7 @@ fn roll_percent() -> u8 {
     rand::thread_rng().gen_range(0..100)
 }
 
-fn unavailable() -> Response {
+pub(crate) fn unavailable() -> Response {
     problem(
         StatusCode::SERVICE_UNAVAILABLE,
         "Service unavailable",
@@ -299,18 +303,30 @@ pub(crate) fn problem(status: StatusCode, title: &str, detail: String) -> Respon
         .into_response()
 }
 
-fn parse_payment(body: &[u8], direction: Direction) -> Result<NewPayment, String> {
-    let req: PaymentRequest = serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
-    let currency: Currency = req.currency.parse().map_err(|e| format!("currency: {e}"))?;
-    let amount = Money::parse(&req.amount, currency).map_err(|e| format!("amount: {e}"))?;
-    let id_type = PartyIdType::parse(&req.party.id_type)
+/// The amount, party and reference of a payment or a batch line, validated.
+pub(crate) fn parse_party_money(
+    amount: &str,
+    currency: &str,
+    party: &crate::wire::WireParty,
+    reference: &str,
+) -> Result<(Money, Party, String), String> {
+    let currency: Currency = currency.parse().map_err(|e| format!("currency: {e}"))?;
+    let amount = Money::parse(amount, currency).map_err(|e| format!("amount: {e}"))?;
+    let id_type = PartyIdType::parse(&party.id_type)
         .ok_or_else(|| "party.id_type: unknown identifier type".to_owned())?;
-    let party = Party::new(id_type, &req.party.id_value, None)
-        .map_err(|e| format!("party.id_value: {e}"))?;
-    let reference = req.reference.trim();
+    let party =
+        Party::new(id_type, &party.id_value, None).map_err(|e| format!("party.id_value: {e}"))?;
+    let reference = reference.trim();
     if reference.is_empty() || reference.chars().count() > 64 {
         return Err("reference: 1 to 64 characters".to_owned());
     }
+    Ok((amount, party, reference.to_owned()))
+}
+
+fn parse_payment(body: &[u8], direction: Direction) -> Result<NewPayment, String> {
+    let req: PaymentRequest = serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
+    let (amount, party, reference) =
+        parse_party_money(&req.amount, &req.currency, &req.party, &req.reference)?;
     let url = reqwest::Url::parse(&req.callback_url).map_err(|e| format!("callback_url: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("callback_url: must be http or https".to_owned());
@@ -320,7 +336,7 @@ fn parse_payment(body: &[u8], direction: Direction) -> Result<NewPayment, String
         direction,
         amount,
         party,
-        reference: reference.to_owned(),
+        reference,
         callback_url: req.callback_url,
     })
 }

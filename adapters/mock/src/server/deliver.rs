@@ -124,7 +124,7 @@ async fn notify(shared: &Shared, generation: u64, notice: Notice) -> bool {
 }
 
 #[derive(Debug)]
-enum PostError {
+pub(crate) enum PostError {
     Unreachable,
     Status(u16),
 }
@@ -141,7 +141,7 @@ impl PostError {
     }
 }
 
-async fn post(
+pub(crate) async fn post(
     shared: &Shared,
     url: &str,
     event_id: Uuid,

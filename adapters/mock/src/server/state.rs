@@ -35,6 +35,9 @@ pub(crate) struct Transaction {
     pub code: Option<MockCode>,
     /// Issued at acceptance, shown once the payment succeeded.
     pub receipt: String,
+    /// A batch line of scenario 04 settles when first looked at after this (batch lines run
+    /// no timeline of their own, so a million lines cost no million tasks).
+    pub settle_at: Option<DateTime<Utc>>,
 }
 
 impl Transaction {
@@ -70,6 +73,29 @@ pub enum DeliveryResult {
     Unreachable,
     /// Not sent: the `drop_callbacks` fault was on.
     Dropped,
+}
+
+/// A batch the rail took: its lines in order.
+#[derive(Debug, Clone)]
+pub(crate) struct Batch {
+    pub lines: Vec<Uuid>,
+    /// When the last pending line (scenario 04) settles.
+    pub settles_at: Option<DateTime<Utc>>,
+    /// A line of scenario 12 never settles.
+    pub hangs: bool,
+}
+
+pub(crate) enum BatchAdmission {
+    /// A resend of a batch id the rail already holds.
+    Existing { lines: usize },
+    /// A line of scenario 09 makes the first two posts of the batch fail with a 503.
+    Unavailable,
+    /// Taken; `drop_answer` when a line of scenario 10 makes the answer break off.
+    New {
+        lines: usize,
+        drop_answer: bool,
+        settles_at: Option<DateTime<Utc>>,
+    },
 }
 
 pub(crate) enum Admission {
@@ -108,17 +134,32 @@ pub(crate) struct State {
     order: Vec<Uuid>,
     refused_posts: HashMap<Uuid, u8>,
     movements: Vec<Movement>,
+    /// Money movements per request id (kept beside `movements` so counting is O(1)).
+    paid_counts: HashMap<Uuid, u32>,
     callbacks: Vec<CallbackRecord>,
     reversals: HashMap<Uuid, Reversal>,
+    batches: HashMap<Uuid, Batch>,
+    refused_batch_posts: HashMap<Uuid, u8>,
 }
 
 impl State {
     pub(crate) fn accept(&mut self, new: NewPayment, now: DateTime<Utc>) -> Admission {
+        self.admit(new, now, None)
+    }
+
+    /// `pending_for`: set for a batch line (its 04 settles lazily after that long, and its 09
+    /// was refused with the whole upload already).
+    fn admit(
+        &mut self,
+        new: NewPayment,
+        now: DateTime<Utc>,
+        pending_for: Option<chrono::Duration>,
+    ) -> Admission {
         if let Some(existing) = self.transactions.get(&new.request_id) {
             return Admission::Existing(existing.clone());
         }
         let scenario = Scenario::from_digits(new.party.scenario_digits());
-        if scenario == Scenario::UnavailableTwice {
+        if scenario == Scenario::UnavailableTwice && pending_for.is_none() {
             let refused = self.refused_posts.entry(new.request_id).or_insert(0);
             if *refused < 2 {
                 *refused = refused.saturating_add(1);
@@ -138,12 +179,13 @@ impl State {
             status,
             code,
             receipt: format!("R{}", random_id(10)),
+            settle_at: match (scenario, pending_for) {
+                (Scenario::PendingThenSuccess, Some(d)) => now.checked_add_signed(d),
+                _ => None,
+            },
         };
         if status == MockStatus::Success {
-            self.movements.push(Movement {
-                request_id: txn.request_id,
-                booked_at: now,
-            });
+            self.moved(txn.request_id, now);
         }
         self.order.push(txn.request_id);
         self.transactions.insert(txn.request_id, txn.clone());
@@ -213,6 +255,87 @@ impl State {
         self.transactions.get(request_id)
     }
 
+    fn moved(&mut self, request_id: Uuid, now: DateTime<Utc>) {
+        self.movements.push(Movement {
+            request_id,
+            booked_at: now,
+        });
+        let n = self.paid_counts.entry(request_id).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
+    /// Settles a batch line of scenario 04 whose time has come.
+    pub(crate) fn settle_due(&mut self, request_id: &Uuid, now: DateTime<Utc>) {
+        let due = self
+            .transactions
+            .get(request_id)
+            .and_then(|t| t.settle_at)
+            .is_some_and(|at| at <= now);
+        if due {
+            if let Some(t) = self.transactions.get_mut(request_id) {
+                t.settle_at = None;
+            }
+            self.settle(*request_id, now);
+        }
+    }
+
+    /// Takes a batch: every line as a payment of its own (its request id its key), none of
+    /// them running a timeline; the results are read with `GET /v1/batches/{id}`.
+    pub(crate) fn accept_batch(
+        &mut self,
+        batch_id: Uuid,
+        lines: Vec<NewPayment>,
+        now: DateTime<Utc>,
+        pending_for: chrono::Duration,
+    ) -> BatchAdmission {
+        if let Some(b) = self.batches.get(&batch_id) {
+            return BatchAdmission::Existing {
+                lines: b.lines.len(),
+            };
+        }
+        let digits = |n: &NewPayment| Scenario::from_digits(n.party.scenario_digits());
+        if lines
+            .iter()
+            .any(|n| digits(n) == Scenario::UnavailableTwice)
+        {
+            let refused = self.refused_batch_posts.entry(batch_id).or_insert(0);
+            if *refused < 2 {
+                *refused = refused.saturating_add(1);
+                return BatchAdmission::Unavailable;
+            }
+        }
+        let drop_answer = lines.iter().any(|n| digits(n) == Scenario::DropConnection);
+        let hangs = lines.iter().any(|n| digits(n) == Scenario::InquiryHangs);
+        let mut ids = Vec::with_capacity(lines.len());
+        let mut settles_at = None;
+        for new in lines {
+            ids.push(new.request_id);
+            if let Admission::New(txn) = self.admit(new, now, Some(pending_for)) {
+                if txn.settle_at > settles_at {
+                    settles_at = txn.settle_at;
+                }
+            }
+        }
+        let n = ids.len();
+        self.batches.insert(
+            batch_id,
+            Batch {
+                lines: ids,
+                settles_at,
+                hangs,
+            },
+        );
+        BatchAdmission::New {
+            lines: n,
+            drop_answer,
+            settles_at,
+        }
+    }
+
+    pub(crate) fn batch(&self, batch_id: &Uuid) -> Option<&Batch> {
+        self.batches.get(batch_id)
+    }
+
     /// A pending payment completes; a payment already final is left alone.
     pub(crate) fn settle(&mut self, request_id: Uuid, now: DateTime<Utc>) {
         let Some(txn) = self.transactions.get_mut(&request_id) else {
@@ -221,10 +344,7 @@ impl State {
         match txn.status {
             MockStatus::Pending => {
                 txn.status = MockStatus::Success;
-                self.movements.push(Movement {
-                    request_id,
-                    booked_at: now,
-                });
+                self.moved(request_id, now);
             }
             MockStatus::Success | MockStatus::Failed | MockStatus::Rejected => {}
         }
@@ -246,12 +366,7 @@ impl State {
     }
 
     fn paid(&self, request_id: Uuid) -> u32 {
-        let n = self
-            .movements
-            .iter()
-            .filter(|m| m.request_id == request_id)
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+        self.paid_counts.get(&request_id).copied().unwrap_or(0)
     }
 
     /// Every payment the rail recorded, in arrival order, with how often money moved for it.

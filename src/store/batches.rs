@@ -1,0 +1,184 @@
+//! Batches sent to a rail's batch API: stored before the upload, with their lines (attempts
+//! carrying the batch's id), so a batch's open lines are one indexed read away.
+
+use super::{col, now_micros, uuid_col, Result};
+use crate::domain::{Currency, Money};
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Stored; the upload may be under way or may have died with the process.
+    Sending,
+    /// The rail took it: read its results.
+    Open,
+    /// The upload's answer was lost: its lines are asked about one by one.
+    Unknown,
+    /// The rail refused it with nothing moved: its lines went one by one.
+    Refused,
+    /// No line of it waits for the batch any more.
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sending => "sending",
+            Status::Open => "open",
+            Status::Unknown => "unknown",
+            Status::Refused => "refused",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// An open batch: our id and the rail's reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenBatch {
+    pub id: Uuid,
+    pub batch_ref: String,
+}
+
+/// A line of a batch, with where its payment stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub attempt_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: Money,
+    /// The payment is in a final state, or waits for an operator: the batch need not wait.
+    pub done: bool,
+    /// A conflict is recorded on the payment already: a contradiction read again is not new.
+    pub conflicted: bool,
+}
+
+pub async fn insert(conn: &mut AnyConnection, id: Uuid, rail: &str, lines: usize) -> Result<()> {
+    let now = now_micros();
+    sqlx::query(
+        "INSERT INTO rail_batches (id, rail, status, lines, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(id.to_string())
+    .bind(rail)
+    .bind(Status::Sending.as_str())
+    .bind(i64::try_from(lines).unwrap_or(i64::MAX))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    status: Status,
+    batch_ref: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE rail_batches SET status = $1, batch_ref = COALESCE($2, batch_ref), updated_at = $3 \
+         WHERE id = $4",
+    )
+    .bind(status.as_str())
+    .bind(batch_ref)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks many attempts as lines of `batch_id` (one statement per hundred lines).
+pub async fn add_lines(
+    conn: &mut AnyConnection,
+    batch_id: Uuid,
+    attempt_ids: &[Uuid],
+    rail_state: &serde_json::Value,
+) -> Result<()> {
+    let state = rail_state.to_string();
+    for chunk in attempt_ids.chunks(100) {
+        let marks: Vec<String> = (0..chunk.len())
+            .map(|i| format!("${}", i.saturating_add(4)))
+            .collect();
+        let sql = format!(
+            "UPDATE attempts SET batch_id = $1, rail_state = $2, updated_at = $3 WHERE id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(batch_id.to_string())
+            .bind(state.as_str())
+            .bind(now_micros());
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Gives every line of a batch the same rail state (the batch's reference, once known).
+pub async fn set_lines_state(
+    conn: &mut AnyConnection,
+    batch_id: Uuid,
+    rail_state: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE batch_id = $3")
+        .bind(rail_state.to_string())
+        .bind(now_micros())
+        .bind(batch_id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Up to `limit` batches of `rail` to read, oldest first: open ones, and those whose upload
+/// answer was lost but which the rail can be asked about by our id.
+pub async fn open(conn: &mut AnyConnection, rail: &str, limit: i64) -> Result<Vec<OpenBatch>> {
+    let rows = sqlx::query(
+        "SELECT id, batch_ref FROM rail_batches WHERE rail = $1 AND status IN ('open', 'unknown') \
+         AND batch_ref IS NOT NULL ORDER BY created_at, id LIMIT $2",
+    )
+    .bind(rail)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OpenBatch {
+                id: uuid_col(r, "id")?,
+                batch_ref: col(r, "batch_ref")?,
+            })
+        })
+        .collect()
+}
+
+/// Every line of a batch, with where its payment stands.
+pub async fn lines(conn: &mut AnyConnection, batch_id: Uuid) -> Result<Vec<Line>> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.payment_id, p.amount_minor, p.currency, p.state, p.conflict, p.exception \
+         FROM attempts a JOIN payments p ON p.id = a.payment_id WHERE a.batch_id = $1",
+    )
+    .bind(batch_id.to_string())
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let currency: String = col(r, "currency")?;
+        let currency: Currency = currency
+            .parse()
+            .map_err(|_| super::StoreError::Corrupt(format!("currency {currency}")))?;
+        let amount = Money::from_minor(col(r, "amount_minor")?, currency)
+            .map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+        let state: String = col(r, "state")?;
+        let conflict: Option<String> = col(r, "conflict")?;
+        let exception: Option<String> = col(r, "exception")?;
+        let done = exception.is_some()
+            || crate::domain::State::parse(&state).is_some_and(|s| s.is_final());
+        out.push(Line {
+            attempt_id: uuid_col(r, "id")?,
+            payment_id: uuid_col(r, "payment_id")?,
+            amount,
+            done,
+            conflicted: conflict.is_some(),
+        });
+    }
+    Ok(out)
+}
