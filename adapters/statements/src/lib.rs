@@ -17,7 +17,7 @@ pub mod matching;
 mod model;
 mod reader;
 
-pub use amount::NumberFormat;
+pub use amount::{parse_signed, parse_unsigned, NumberFormat};
 pub use balance::{BalanceMismatch, Totals};
 pub use camt::CamtReader;
 pub use csv_profile::{
