@@ -4,12 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use railgate_statements::{StatementItem, StatementReader, InputFormat, Totals};
+use railgate_statements::{InputFormat, StatementHeader, StatementItem, StatementReader, Totals};
 
 fuzz_target!(|data: &[u8]| {
     // The reconciliation import: stops at a fatal error, counts the others and goes on.
     if let Ok(reader) = StatementReader::open(data, InputFormat::Camt) {
-        let mut current = None;
+        let mut current: Option<(Box<StatementHeader>, Totals)> = None;
         let mut items = 0usize;
         for item in reader {
             items += 1;
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
             match item {
                 Ok(StatementItem::Header(h)) => {
                     if let Some((header, totals)) = current.take() {
-                        let _ = Totals::check(&totals, &header);
+                        let _ = totals.check(&header);
                     }
                     current = Some((h, Totals::default()));
                 }

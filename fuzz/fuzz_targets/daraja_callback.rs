@@ -2,7 +2,7 @@
 //! Status result and timeout) through the adapter's `callback()`, authenticated by the secret
 //! first segment of the callback path.
 //!
-//! The input format is `railgate_fuzz::request`'s; seeds use the path secret `cb-secret`.
+//! The input format is `railgate_fuzz::request`'s; seeds use the path secret `cb-secret-0123456789`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,7 +19,7 @@ fn adapter() -> &'static MpesaAdapter {
             "mpesa",
             "http://127.0.0.1:9",
             "http://127.0.0.1:9/rails/mpesa",
-            Secret::new("cb-secret"),
+            Secret::new("cb-secret-0123456789"),
             "consumer-key",
             Secret::new("consumer-secret"),
         );

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use railgate_statements::{
-    CsvProfile, InputFormat, StatementItem, StatementReader, Totals, MOBILE_MONEY_PROFILE,
+    CsvProfile, InputFormat, StatementHeader, StatementItem, StatementReader, Totals, MOBILE_MONEY_PROFILE,
     MOCK_RAIL_PROFILE, RAIL_EXPORT_PROFILE,
 };
 
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(reader) = StatementReader::open(file, InputFormat::Csv(profile)) else {
         return;
     };
-    let mut current = None;
+    let mut current: Option<(Box<StatementHeader>, Totals)> = None;
     let mut items = 0usize;
     for item in reader {
         items += 1;
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         match item {
             Ok(StatementItem::Header(h)) => {
                 if let Some((header, totals)) = current.take() {
-                    let _ = Totals::check(&totals, &header);
+                    let _ = totals.check(&header);
                 }
                 current = Some((h, Totals::default()));
             }

@@ -59,14 +59,17 @@ pub fn parse_unsigned(
     if let Some((int, frac)) = plain.split_once('.') {
         let allowed = usize::try_from(currency.exponent()).map_err(|_| MoneyError::Syntax)?;
         if frac.len() > allowed {
-            let (keep, extra) = frac.split_at(allowed);
-            if extra.bytes().all(|b| b == b'0') && !frac.is_empty() {
-                let trimmed = if keep.is_empty() {
-                    int.to_owned()
-                } else {
-                    format!("{int}.{keep}")
-                };
-                return parse_minor(&trimmed, currency);
+            // Checked: a cut inside a multi-byte character (junk that the strict parse below
+            // refuses) must not panic.
+            if let Some((keep, extra)) = frac.split_at_checked(allowed) {
+                if extra.bytes().all(|b| b == b'0') && !frac.is_empty() {
+                    let trimmed = if keep.is_empty() {
+                        int.to_owned()
+                    } else {
+                        format!("{int}.{keep}")
+                    };
+                    return parse_minor(&trimmed, currency);
+                }
             }
         }
     }
@@ -119,6 +122,24 @@ mod tests {
         for bad in ["", "1e3", "12.3.4", "--1", "abc", "1 000"] {
             assert!(parse_signed(bad, Currency::Eur, p).is_err(), "{bad}");
         }
+    }
+
+    /// Found by the `amount` fuzz target: a multi-byte character where the fraction is cut
+    /// at the currency's digits panicked instead of being refused.
+    #[test]
+    fn refuses_a_multi_byte_character_in_the_fraction() {
+        let comma = NumberFormat {
+            decimal_separator: ',',
+            thousands_separator: Some('.'),
+        };
+        assert_eq!(
+            parse_signed(",1\u{a1}+2", Currency::Zar, comma),
+            Err(MoneyError::Syntax)
+        );
+        assert_eq!(
+            parse_unsigned("1.1\u{e9}0", Currency::Usd, NumberFormat::PLAIN),
+            Err(MoneyError::Syntax)
+        );
     }
 
     proptest! {
