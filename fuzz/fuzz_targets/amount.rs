@@ -59,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
         );
         // FSPIOP writes it without trailing zeros, and reads it back exactly.
         let wire = FspiopMoney::from(m);
-        assert!(is_fspiop_amount(&wire.amount), "{} is no FSPIOP Amount", wire.amount);
+        assert!(
+            is_fspiop_amount(&wire.amount),
+            "{} is no FSPIOP Amount",
+            wire.amount
+        );
         assert_eq!(Money::try_from(&wire).ok(), Some(m));
         // MMAPI writes the currency's digits, which its own grammar accepts when ≤ 4.
         let mm = railgate_mmapi::wire::amount_string(m);

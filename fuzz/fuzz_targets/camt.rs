@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
         let mut items = 0usize;
         for item in reader {
             items += 1;
-            assert!(items <= data.len() + 2, "more items than bytes: the reader loops");
+            assert!(
+                items <= data.len() + 2,
+                "more items than bytes: the reader loops"
+            );
             match item {
                 Ok(StatementItem::Header(h)) => {
                     if let Some((header, totals)) = current.take() {

@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
         let statuses = resolve(&report, &sent);
         assert!(statuses.len() <= payments.len());
         for s in &statuses {
-            assert!(payments.iter().any(|(id, e2e)| *id == s.attempt_id && *e2e == s.end_to_end_id));
+            assert!(payments
+                .iter()
+                .any(|(id, e2e)| *id == s.attempt_id && *e2e == s.end_to_end_id));
         }
     }
 });

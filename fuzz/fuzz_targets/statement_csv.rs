@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use railgate_statements::{
-    CsvProfile, InputFormat, StatementHeader, StatementItem, StatementReader, Totals, MOBILE_MONEY_PROFILE,
-    MOCK_RAIL_PROFILE, RAIL_EXPORT_PROFILE,
+    CsvProfile, InputFormat, StatementHeader, StatementItem, StatementReader, Totals,
+    MOBILE_MONEY_PROFILE, MOCK_RAIL_PROFILE, RAIL_EXPORT_PROFILE,
 };
 
 const PROFILES: [&str; 3] = [MOCK_RAIL_PROFILE, MOBILE_MONEY_PROFILE, RAIL_EXPORT_PROFILE];
@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     let mut items = 0usize;
     for item in reader {
         items += 1;
-        assert!(items <= file.len() + 2, "more items than bytes: the reader loops");
+        assert!(
+            items <= file.len() + 2,
+            "more items than bytes: the reader loops"
+        );
         match item {
             Ok(StatementItem::Header(h)) => {
                 if let Some((header, totals)) = current.take() {

@@ -31,7 +31,10 @@ pub fn check(parsed: &Parsed) {
         assert!(item.line >= 1);
         assert!(item.amount.minor() > 0);
         assert!(!item.rail.is_empty());
-        assert!(refs.insert(item.reference.clone()), "duplicate reference kept");
+        assert!(
+            refs.insert(item.reference.clone()),
+            "duplicate reference kept"
+        );
         assert!(serde_json::from_str::<serde_json::Value>(&item.metadata).is_ok());
     }
 }
