@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
     $(dict_for "$t") 2>"$scratch/$t.log"; then
     failed+=("$t")
   fi
-  grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$scratch/$t.log" || true
+  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^stat::peak_rss_mb' "$scratch/$t.log" || true
   if grep -qE '^==[0-9]+== ERROR|panicked at|deadly signal|ALARM|out-of-memory' "$scratch/$t.log"; then
     tail -n 40 "$scratch/$t.log"
     [[ " ${failed[*]} " == *" $t "* ]] || failed+=("$t")
