@@ -6,6 +6,7 @@ use super::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
+use railgate_rail::json::JsonFault;
 use sha2::{Digest, Sha256};
 
 /// A JSON request body: checked content type, bounded size, parsed to a `Value`.
@@ -23,6 +24,25 @@ impl JsonBody {
         h.update([0]);
         h.update(&self.raw);
         hex::encode(h.finalize())
+    }
+}
+
+/// The answer to a JSON body the checked parser refused: 400 when it is not JSON, 422 naming
+/// the member when a key repeats or a string holds a control character.
+pub fn json_problem(fault: JsonFault) -> Problem {
+    match fault {
+        JsonFault::Syntax { .. } => Problem::malformed(fault.to_string()),
+        JsonFault::DuplicateKey { path } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate-key",
+            "The request body repeats a key",
+            format!("{path}: the key appears more than once; send each key once"),
+        )
+        .with_errors(vec![Problem::field(&path, "appears more than once")]),
+        JsonFault::ControlCharacter { path } => Problem::validation(vec![Problem::field(
+            &path,
+            "must not contain control characters",
+        )]),
     }
 }
 
@@ -81,9 +101,7 @@ impl FromRequest<AppState> for JsonBody {
         }
         let idempotency_key = idempotency_key(req.headers())?;
         let raw = read_limited(req, state.cfg.body_limit_bytes).await?;
-        let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
-            Problem::malformed(format!("line {}, column {}: {e}", e.line(), e.column()))
-        })?;
+        let value = railgate_rail::json::parse(&raw).map_err(json_problem)?;
         Ok(JsonBody {
             raw,
             value,
