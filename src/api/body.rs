@@ -80,32 +80,61 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let essence = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if essence != "application/json" {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported content type",
-                "send the body as 'Content-Type: application/json'",
-            ));
-        }
-        let idempotency_key = idempotency_key(req.headers())?;
-        let raw = read_limited(req, state.cfg.body_limit_bytes).await?;
-        let value = railgate_rail::json::parse(&raw).map_err(json_problem)?;
-        Ok(JsonBody {
-            raw,
-            value,
-            idempotency_key,
-        })
+        read_json(req, state, false).await
     }
+}
+
+/// A JSON body that may be left out altogether (no body, no content type): read as `{}`.
+pub struct OptionalJsonBody(pub JsonBody);
+
+impl FromRequest<AppState> for OptionalJsonBody {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        read_json(req, state, true).await.map(OptionalJsonBody)
+    }
+}
+
+async fn read_json(req: Request, state: &AppState, optional: bool) -> Result<JsonBody, Problem> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let unsupported = || {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported content type",
+            "send the body as 'Content-Type: application/json'",
+        )
+    };
+    let idempotency_key = idempotency_key(req.headers())?;
+    if essence != "application/json" {
+        if !(optional && essence.is_empty()) {
+            return Err(unsupported());
+        }
+        let raw = read_limited(req, state.cfg.body_limit_bytes).await?;
+        if !raw.is_empty() {
+            return Err(unsupported());
+        }
+        return Ok(JsonBody {
+            raw,
+            value: serde_json::Value::Object(serde_json::Map::new()),
+            idempotency_key,
+        });
+    }
+    let raw = read_limited(req, state.cfg.body_limit_bytes).await?;
+    let value = railgate_rail::json::parse(&raw).map_err(json_problem)?;
+    Ok(JsonBody {
+        raw,
+        value,
+        idempotency_key,
+    })
 }
