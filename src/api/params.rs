@@ -9,7 +9,7 @@
 //! A middleware rather than a wrapper extractor, so that no handler can forget it.
 
 use super::problem::Problem;
-use axum::extract::rawpath::RawPathParams;
+use axum::extract::RawPathParams;
 use axum::extract::{FromRequestParts, Query, Request};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;

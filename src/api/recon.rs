@@ -259,6 +259,13 @@ fn scope_from(v: &Value) -> Result<Scope, Problem> {
             "must be a JSON object",
         )]));
     }
+    if let Some(obj) = v.as_object() {
+        for k in obj.keys() {
+            if !["statement_id", "from", "to", "dry_run", "rules"].contains(&k.as_str()) {
+                errors.push(Problem::field(k, "unknown field"));
+            }
+        }
+    }
     let statement_id = match v.get("statement_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match Uuid::parse_str(s) {
