@@ -101,7 +101,12 @@ pub async fn page(
     headers: HeaderMap,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let Ok(Query(q)) = query else {
+        return Ok(message_page(
+            StatusCode::BAD_REQUEST,
+            "The query cannot be read: give each parameter once.",
+        ));
+    };
     let rq = ReportQuery {
         from: q.from.clone(),
         to: q.to.clone(),
@@ -245,7 +250,14 @@ pub async fn download(
     let Some(caller) = officer(&state, &headers).await else {
         return Ok(login(StatusCode::UNAUTHORIZED, Some("Sign in first.")));
     };
-    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let Query(q) = query.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Invalid query parameters",
+            e.body_text(),
+        )
+    })?;
     let (rq, format) = report_query(&q, Some(caller.client_id))?;
     report_response(&state, &rq, format).await
 }
