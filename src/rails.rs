@@ -206,11 +206,14 @@ impl Rails {
             ));
         }
         if caps.whole_units_only && !whole_units(p.amount) {
-            return Err(incapable("amount.value", format!(
-                "it moves whole units of {} only; {} has a fraction",
-                p.amount.currency(),
-                p.amount.to_decimal_string()
-            )));
+            return Err(incapable(
+                "amount.value",
+                format!(
+                    "it moves whole units of {} only; {} has a fraction",
+                    p.amount.currency(),
+                    p.amount.to_decimal_string()
+                ),
+            ));
         }
         if let Some(max) = caps.max_amount {
             if max.currency() == p.amount.currency() && p.amount.minor() > max.minor() {

@@ -2,7 +2,6 @@
 
 use super::auth::Caller;
 use super::body::JsonBody;
-use railgate_rail::json::{has_control, has_forbidden_control};
 use super::payments::with_idempotency;
 use super::problem::Problem;
 use super::AppState;
@@ -19,6 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Days, NaiveDate, Utc};
+use railgate_rail::json::{has_control, has_forbidden_control};
 use railgate_statements::matching::MatchConfig;
 use railgate_statements::{
     CsvProfile, InputFormat, MOBILE_MONEY_PROFILE, MOCK_RAIL_PROFILE, RAIL_EXPORT_PROFILE,
@@ -520,10 +520,7 @@ pub fn resolve_input(v: &Value) -> Result<ResolveInput, Problem> {
         Some(Value::String(s))
             if (free && has_forbidden_control(s)) || (!free && has_control(s)) =>
         {
-            errors.push(Problem::field(
-                name,
-                "must not contain control characters",
-            ));
+            errors.push(Problem::field(name, "must not contain control characters"));
             None
         }
         Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => {

@@ -234,9 +234,18 @@ mod tests {
     #[test]
     fn repeated_keys_are_named_by_path() {
         let cases: [(&[u8], &str); 4] = [
-            (br#"{"amount":{"value":"1"},"amount":{"value":"9"}}"#, "amount"),
-            (br#"{"payee":{"id_value":"1","id_value":"2"}}"#, "payee.id_value"),
-            (br#"{"items":[{},{"reference":"a","reference":"b"}]}"#, "items[1].reference"),
+            (
+                br#"{"amount":{"value":"1"},"amount":{"value":"9"}}"#,
+                "amount",
+            ),
+            (
+                br#"{"payee":{"id_value":"1","id_value":"2"}}"#,
+                "payee.id_value",
+            ),
+            (
+                br#"{"items":[{},{"reference":"a","reference":"b"}]}"#,
+                "items[1].reference",
+            ),
             (br#"[{"x":1,"y":2,"x":3}]"#, "[0].x"),
         ];
         for (body, path) in cases {

@@ -141,7 +141,11 @@ impl<'a> Collector<'a> {
             Ok(r) => r,
             Err(e) => {
                 let field = e.field(new.rail_hint.is_some());
-                self.error(line, rename(if field.is_empty() { "rail" } else { field }), e.to_string());
+                self.error(
+                    line,
+                    rename(if field.is_empty() { "rail" } else { field }),
+                    e.to_string(),
+                );
                 return;
             }
         };
