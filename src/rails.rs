@@ -72,7 +72,23 @@ pub enum NoRoute {
     #[error("no routing rule matches this payment (direction, currency, party type and prefix, programme, amount)")]
     NoRule,
     #[error("rail '{rail}' cannot take it: {why}")]
-    Incapable { rail: String, why: String },
+    Incapable {
+        rail: String,
+        why: String,
+        /// The request's field the rail cannot take (`amount.value`, `amount.currency`).
+        field: &'static str,
+    },
+}
+
+impl NoRoute {
+    /// The request field to name in the answer: what the rail cannot take, else the hint.
+    pub fn field(&self, hinted: bool) -> &'static str {
+        match self {
+            NoRoute::Incapable { field, .. } if !field.is_empty() => field,
+            _ if hinted => "rail",
+            _ => "",
+        }
+    }
 }
 
 pub struct Rails {
@@ -166,37 +182,45 @@ impl Rails {
             .get(rail)
             .ok_or_else(|| NoRoute::UnknownRail(rail.to_owned()))?;
         let caps = r.adapter.capabilities();
-        let incapable = |why: String| NoRoute::Incapable {
+        let incapable = |field: &'static str, why: String| NoRoute::Incapable {
             rail: rail.to_owned(),
             why,
+            field,
         };
         match p.direction {
             Direction::Disbursement if !caps.disbursement => {
-                return Err(incapable("it does not disburse".into()))
+                return Err(incapable("", "it does not disburse".into()))
             }
             Direction::Collection if !caps.request_to_pay => {
                 return Err(incapable(
+                    "",
                     "it does not take request-to-pay collections".into(),
                 ))
             }
             _ => {}
         }
         if !caps.currencies.is_empty() && !caps.currencies.contains(&p.amount.currency()) {
-            return Err(incapable(format!(
-                "it does not move {}",
-                p.amount.currency()
-            )));
+            return Err(incapable(
+                "amount.currency",
+                format!("it does not move {}", p.amount.currency()),
+            ));
         }
         if caps.whole_units_only && !whole_units(p.amount) {
-            return Err(incapable(format!(
-                "it moves whole units of {} only; {} has a fraction",
-                p.amount.currency(),
-                p.amount.to_decimal_string()
-            )));
+            return Err(incapable(
+                "amount.value",
+                format!(
+                    "it moves whole units of {} only; {} has a fraction",
+                    p.amount.currency(),
+                    p.amount.to_decimal_string()
+                ),
+            ));
         }
         if let Some(max) = caps.max_amount {
             if max.currency() == p.amount.currency() && p.amount.minor() > max.minor() {
-                return Err(incapable(format!("the amount is above its limit of {max}")));
+                return Err(incapable(
+                    "amount.value",
+                    format!("the amount is above its limit of {max}"),
+                ));
             }
         }
         Ok(())

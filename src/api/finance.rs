@@ -101,7 +101,30 @@ pub async fn page(
     headers: HeaderMap,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let Ok(Query(q)) = query else {
+        return Ok(message_page(
+            StatusCode::BAD_REQUEST,
+            "The query cannot be read: give each parameter once.",
+        ));
+    };
+    let rq = ReportQuery {
+        from: q.from.clone(),
+        to: q.to.clone(),
+        rail: q.rail.clone(),
+        programme: q.programme.clone(),
+        format: None,
+        section: None,
+    };
+    // A period that cannot be read is refused before anything else, signed in or not.
+    if let Err(p) = report_query(&rq, None) {
+        return Ok(message_page(StatusCode::BAD_REQUEST, &p.detail_text()));
+    }
+    if q.login.as_deref().is_some_and(|l| l != "basic") {
+        return Ok(message_page(
+            StatusCode::BAD_REQUEST,
+            "login: the only sign-in to ask for is basic",
+        ));
+    }
     let Some(caller) = officer(&state, &headers).await else {
         if q.login.as_deref() == Some("basic") {
             // Asks the browser for HTTP Basic credentials (user name free, API key as password).
@@ -118,14 +141,6 @@ pub async fn page(
         let error = (session_key(&headers).is_some() || basic_key(&headers).is_some())
             .then_some("Your sign-in has expired or the key lacks reports:read.");
         return Ok(login(StatusCode::OK, error));
-    };
-    let rq = ReportQuery {
-        from: q.from,
-        to: q.to,
-        rail: q.rail,
-        programme: q.programme,
-        format: None,
-        section: None,
     };
     let rq = match report_query(&rq, Some(caller.client_id)) {
         Ok((r, _)) => r,
@@ -235,7 +250,14 @@ pub async fn download(
     let Some(caller) = officer(&state, &headers).await else {
         return Ok(login(StatusCode::UNAUTHORIZED, Some("Sign in first.")));
     };
-    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let Query(q) = query.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Invalid query parameters",
+            e.body_text(),
+        )
+    })?;
     let (rq, format) = report_query(&q, Some(caller.client_id))?;
     report_response(&state, &rq, format).await
 }

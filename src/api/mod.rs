@@ -12,6 +12,7 @@ mod health;
 mod ledger;
 mod openimis;
 mod paging;
+mod params;
 pub mod payments;
 pub mod payrolls;
 pub mod problem;
@@ -128,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.yaml", get(health::openapi))
+        .route_layer(axum::middleware::from_fn(params::check))
         .fallback(|| async { Problem::not_found("route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this route does not take that method")

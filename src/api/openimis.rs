@@ -27,6 +27,7 @@ use axum::extract::{Request, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use railgate_rail::json::JsonFault;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -107,14 +108,26 @@ async fn read_body(req: Request) -> Result<(String, String), Response> {
     let raw = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
         .await
         .map_err(|_| text(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"))?;
-    let v: Value = serde_json::from_slice(&raw).map_err(|e| {
-        text(
+    let v: Value = railgate_rail::json::parse(&raw).map_err(|e| match e {
+        JsonFault::Syntax { .. } => text(
             StatusCode::BAD_REQUEST,
             format!("the body is not JSON: {e}"),
-        )
+        ),
+        JsonFault::DuplicateKey { path } => text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{path}: the key appears more than once; nothing was paid"),
+        ),
+        JsonFault::ControlCharacter { path } => text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{path}: must not contain control characters; nothing was paid"),
+        ),
     })?;
     let field = |k: &str| -> Result<String, Response> {
         match v.get(k) {
+            Some(Value::String(s)) if railgate_rail::json::has_control(s) => Err(text(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{k}: must not contain control characters; nothing was paid"),
+            )),
             Some(Value::String(s)) => Ok(s.clone()),
             Some(_) => Err(text(
                 StatusCode::BAD_REQUEST,

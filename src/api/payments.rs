@@ -195,7 +195,7 @@ pub async fn insert_payment(
     } else {
         Some(state.rails.route(new).map_err(|e| {
             Problem::validation(vec![Problem::field(
-                if new.rail_hint.is_some() { "rail" } else { "" },
+                e.field(new.rail_hint.is_some()),
                 e.to_string(),
             )])
             .with("detail_code", json!("no_route"))

@@ -18,6 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Days, NaiveDate, Utc};
+use railgate_rail::json::{has_control, has_forbidden_control};
 use railgate_statements::matching::MatchConfig;
 use railgate_statements::{
     CsvProfile, InputFormat, MOBILE_MONEY_PROFILE, MOCK_RAIL_PROFILE, RAIL_EXPORT_PROFILE,
@@ -257,6 +258,13 @@ fn scope_from(v: &Value) -> Result<Scope, Problem> {
             "",
             "must be a JSON object",
         )]));
+    }
+    if let Some(obj) = v.as_object() {
+        for k in obj.keys() {
+            if !["statement_id", "from", "to", "dry_run", "rules"].contains(&k.as_str()) {
+                errors.push(Problem::field(k, "unknown field"));
+            }
+        }
     }
     let statement_id = match v.get("statement_id") {
         None | Some(Value::Null) => None,
@@ -505,8 +513,16 @@ pub struct ResolveInput {
 
 pub fn resolve_input(v: &Value) -> Result<ResolveInput, Problem> {
     let mut errors = Vec::new();
-    let text = |name: &str, max: usize, errors: &mut Vec<_>| match v.get(name) {
+    // `free`: a free text, where tab and line breaks are kept; other control characters are
+    // refused everywhere (the HTML form reaches this too, not only the checked JSON parser).
+    let text = |name: &str, max: usize, free: bool, errors: &mut Vec<_>| match v.get(name) {
         None | Some(Value::Null) => None,
+        Some(Value::String(s))
+            if (free && has_forbidden_control(s)) || (!free && has_control(s)) =>
+        {
+            errors.push(Problem::field(name, "must not contain control characters"));
+            None
+        }
         Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => {
             Some(s.trim().to_owned())
         }
@@ -518,9 +534,13 @@ pub fn resolve_input(v: &Value) -> Result<ResolveInput, Problem> {
             None
         }
     };
-    let resolution = text("resolution", 64, &mut errors);
-    let reason = text("reason", 2000, &mut errors);
-    let owner = text("owner", 100, &mut errors);
+    let resolution = text("resolution", 64, false, &mut errors);
+    let reason = text("reason", 2000, true, &mut errors);
+    // An empty owner is no owner, as the form sends it.
+    let owner = match v.get("owner") {
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        _ => text("owner", 100, false, &mut errors),
+    };
     if v.get("resolution").is_none() {
         errors.push(Problem::field("resolution", "is required"));
     }

@@ -4,7 +4,7 @@
 //! `payment.reversed`.
 
 use super::auth::Caller;
-use super::body::JsonBody;
+use super::body::OptionalJsonBody;
 use super::payments::with_idempotency;
 use super::problem::Problem;
 use super::AppState;
@@ -113,7 +113,7 @@ pub async fn create(
     AxState(state): AxState<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: JsonBody,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<Response, Problem> {
     caller.require("payments:write")?;
     let id = Uuid::parse_str(&id).map_err(|_| Problem::not_found("payment"))?;

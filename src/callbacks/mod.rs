@@ -7,6 +7,7 @@ use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
 use crate::store::jobs::{self, JobKind};
 use crate::store::{callbacks as store, now_micros, payments, reversals, Db, StoreError};
+use railgate_rail::json::JsonFault;
 use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest};
 use sqlx::AnyConnection;
 
@@ -48,6 +49,25 @@ fn kept_headers(h: &http::HeaderMap) -> String {
     serde_json::Value::Object(out).to_string()
 }
 
+/// A JSON content type (`application/json`, Mojaloop's `...+json`), or a body that opens as
+/// JSON whatever it is labelled.
+fn looks_like_json(req: &InboundRequest) -> bool {
+    let declared = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
+        });
+    let opens = req
+        .body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['));
+    declared || opens
+}
+
 fn refused(reason: &'static str) {
     metrics::counter!("railgate_callbacks_refused_total", "reason" => reason).increment(1);
 }
@@ -76,6 +96,25 @@ pub async fn receive(
         &req.body,
     )
     .await?;
+    // A JSON body with a repeated key reads differently to different parsers, and one with a
+    // control character cannot be stored as text: refused like a forged one, before the
+    // adapter sees it.
+    // (Not JSON at all is left to the adapter, which knows what its rail sends.)
+    if looks_like_json(&req) {
+        if let Err(fault @ (JsonFault::DuplicateKey { .. } | JsonFault::ControlCharacter { .. })) =
+            railgate_rail::json::check(&req.body)
+        {
+            refused("malformed");
+            let reason = format!("malformed JSON: {fault}");
+            tracing::warn!(rail = rail_id, row = %row, verdict = "malformed", reason = %reason, "Callback refused");
+            let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
+            store::set_verdict(&mut conn, row, "refused", Some(&reason)).await?;
+            return Ok(Answer::Refused {
+                status: 400,
+                reason,
+            });
+        }
+    }
     let reply = match rail.adapter.callback(&req) {
         Ok(r) => r,
         Err(e) => {
@@ -87,12 +126,11 @@ pub async fn receive(
             };
             refused(label);
             tracing::warn!(rail = rail_id, row = %row, verdict = label, reason = %e, "Callback refused");
+            // The adapter's reason may quote the body: no control character reaches the store.
+            let reason: String = e.to_string().chars().filter(|c| !c.is_control()).collect();
             let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
-            store::set_verdict(&mut conn, row, "refused", Some(&e.to_string())).await?;
-            return Ok(Answer::Refused {
-                status,
-                reason: e.to_string(),
-            });
+            store::set_verdict(&mut conn, row, "refused", Some(&reason)).await?;
+            return Ok(Answer::Refused { status, reason });
         }
     };
 

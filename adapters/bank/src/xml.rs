@@ -93,6 +93,18 @@ pub enum Node<'p> {
 }
 
 /// Walks `xml`, calling `f` for every element start, text and end.
+/// A bank file whose text holds a control character (other than tab and line breaks) is
+/// refused whole: no bank sends one, and it could not be stored as text.
+fn no_control(path: &[String], text: &str) -> Result<(), BankError> {
+    if railgate_rail::json::has_forbidden_control(text) {
+        return Err(BankError::Malformed(format!(
+            "{}: contains a control character",
+            path.join("/")
+        )));
+    }
+    Ok(())
+}
+
 pub fn walk(
     xml: &[u8],
     mut f: impl FnMut(Node<'_>) -> Result<(), BankError>,
@@ -123,14 +135,14 @@ pub fn walk(
                 let text = t
                     .unescape()
                     .map_err(|e| BankError::Malformed(e.to_string()))?;
-                f(Node::Text {
-                    path: &path,
-                    text: text.into_owned(),
-                })?;
+                let text = text.into_owned();
+                no_control(&path, &text)?;
+                f(Node::Text { path: &path, text })?;
             }
             Event::CData(t) => {
                 let text = String::from_utf8(t.into_inner().into_owned())
                     .map_err(|e| BankError::Malformed(e.to_string()))?;
+                no_control(&path, &text)?;
                 f(Node::Text { path: &path, text })?;
             }
             Event::End(_) => {

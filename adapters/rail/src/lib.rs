@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod batch;
+pub mod json;
 pub mod money;
 pub mod party;
 

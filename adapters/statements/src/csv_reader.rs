@@ -355,6 +355,24 @@ impl<R: Read> Iterator for CsvReader<R> {
             Ok(true) => {
                 // Every data record has a number, readable or not, as camt entries do.
                 self.line_no = self.rows;
+                if let Some(i) = self
+                    .record
+                    .iter()
+                    .position(railgate_rail::json::has_forbidden_control)
+                {
+                    self.done = true;
+                    let column = self
+                        .csv
+                        .headers()
+                        .ok()
+                        .and_then(|h| h.get(i))
+                        .map_or_else(|| format!("column {}", i.saturating_add(1)), quote);
+                    return Some(Err(ParseError::new(
+                        loc,
+                        column,
+                        ParseErrorKind::ControlCharacter,
+                    )));
+                }
                 Some(self.line(loc).map(|l| StatementItem::Line(Box::new(l))))
             }
             Err(e) => {

@@ -27,6 +27,8 @@ pub enum ParseErrorKind {
     UnsupportedFormat(String),
     #[error("the profile is unusable for this file: {0}")]
     Profile(String),
+    #[error("contains a control character")]
+    ControlCharacter,
     #[error("missing")]
     Missing,
     #[error("invalid amount '{value}': {reason}")]
@@ -52,12 +54,15 @@ impl ParseError {
         }
     }
 
-    /// A fatal error ends the stream: the file itself is broken, not one entry.
+    /// A fatal error ends the stream: the file itself is broken, not one entry. A control
+    /// character (other than tab and line breaks) anywhere refuses the whole file: it is not
+    /// a statement a bank or a rail would send, and it could not be stored as text.
     pub fn fatal(&self) -> bool {
         matches!(
             self.kind,
             ParseErrorKind::Xml(_)
                 | ParseErrorKind::Io(_)
+                | ParseErrorKind::ControlCharacter
                 | ParseErrorKind::UnsupportedFormat(_)
                 | ParseErrorKind::Profile(_)
         )

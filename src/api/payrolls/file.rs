@@ -29,6 +29,7 @@ use super::super::validate;
 use crate::domain::{Currency, Direction, NewPayment};
 use crate::rails::Rails;
 use crate::store::payrolls::NewItem;
+use railgate_rail::json::JsonFault;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -65,6 +66,8 @@ pub struct Parsed {
 pub enum Unreadable {
     TooLarge(usize),
     Malformed(String),
+    /// JSON with a repeated key or a control character (never a syntax error).
+    Refused(JsonFault),
 }
 
 impl From<Unreadable> for Problem {
@@ -82,6 +85,7 @@ impl From<Unreadable> for Problem {
                 "The payroll file cannot be read",
                 why,
             ),
+            Unreadable::Refused(fault) => super::super::body::json_problem(fault),
         }
     }
 }
@@ -136,7 +140,12 @@ impl<'a> Collector<'a> {
         let rail = match self.rails.route(&new) {
             Ok(r) => r,
             Err(e) => {
-                self.error(line, rename("rail"), e.to_string());
+                let field = e.field(new.rail_hint.is_some());
+                self.error(
+                    line,
+                    rename(if field.is_empty() { "rail" } else { field }),
+                    e.to_string(),
+                );
                 return;
             }
         };
@@ -416,6 +425,21 @@ pub fn read_csv(
                 c.error(line, "", "is not valid UTF-8");
                 continue;
             }
+            let mut control = false;
+            for (col, v) in &row {
+                if railgate_rail::json::has_forbidden_control(v) {
+                    let name = cols
+                        .get(col)
+                        .and_then(|i| headers.get(*i))
+                        .map(|h| String::from_utf8_lossy(h).into_owned())
+                        .unwrap_or_default();
+                    c.error(line, &name, "must not contain control characters");
+                    control = true;
+                }
+            }
+            if control {
+                continue;
+            }
             if c.out.name.is_none() {
                 c.out.name = row.get(&Col::PayrollName).cloned();
             }
@@ -519,6 +543,14 @@ struct JsonPayroll<'a> {
 /// Reads a JSON payroll `{"name", "hold", "items": [<disbursement body>, ...]}`. The `line`
 /// of an error is the item's 1-based position.
 pub fn read_json(body: &[u8], rails: &Rails) -> Result<Parsed, Unreadable> {
+    // Repeated keys and control characters anywhere in the document first: serde would keep
+    // the last of two `amount`s, and the items are read below as raw text.
+    railgate_rail::json::check(body).map_err(|e| match e {
+        JsonFault::Syntax { .. } => Unreadable::Malformed(format!(
+            "{e} (expected {{\"name\", \"hold\", \"items\": [...]}})"
+        )),
+        refused => Unreadable::Refused(refused),
+    })?;
     let doc: JsonPayroll<'_> = serde_json::from_slice(body).map_err(|e| {
         Unreadable::Malformed(format!(
             "line {}, column {}: {e} (expected {{\"name\", \"hold\", \"items\": [...]}})",
@@ -534,9 +566,9 @@ pub fn read_json(body: &[u8], rails: &Rails) -> Result<Parsed, Unreadable> {
     c.out.hold = doc.hold;
     for (i, raw) in doc.items.iter().enumerate() {
         let line = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
-        let result = match serde_json::from_str::<Value>(raw.get()) {
+        let result = match railgate_rail::json::parse(raw.get().as_bytes()) {
             Ok(v) => validate::new_payment(Direction::Disbursement, &v),
-            Err(e) => Err(Problem::malformed(e.to_string())),
+            Err(e) => Err(super::super::body::json_problem(e)),
         };
         c.take(line, result, json_field);
     }

@@ -156,6 +156,12 @@ pub async fn create(
         .clone()
         .or_else(|| parsed.name.clone())
         .unwrap_or_else(|| format!("Payroll {}", chrono::Utc::now().format("%Y-%m-%d %H:%M")));
+    if railgate_rail::json::has_control(&name) {
+        return Err(Problem::validation(vec![Problem::field(
+            "name",
+            "must not contain control characters",
+        )]));
+    }
     let fingerprint = {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();

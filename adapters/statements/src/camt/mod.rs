@@ -132,6 +132,16 @@ impl<R: BufRead> CamtReader<R> {
         self.done = true;
     }
 
+    /// Element text; a control character in it (other than tab and line breaks, which XML
+    /// allows) refuses the file, wherever it came from: raw, CDATA or a character reference.
+    fn push_text(&mut self, s: &str) {
+        if railgate_rail::json::has_forbidden_control(s) {
+            self.fatal(&path_string(&self.path), ParseErrorKind::ControlCharacter);
+        } else {
+            self.text.push_str(s);
+        }
+    }
+
     /// Reads events until at least one item is queued or the document ends.
     fn advance(&mut self) {
         while self.queue.is_empty() && !self.done {
@@ -151,13 +161,13 @@ impl<R: BufRead> CamtReader<R> {
                 }
                 Event::End(_) => self.end(),
                 Event::Text(t) => match t.decode() {
-                    Ok(s) => self.text.push_str(&s),
+                    Ok(s) => self.push_text(&s),
                     Err(e) => {
                         self.fatal(&path_string(&self.path), ParseErrorKind::Xml(e.to_string()))
                     }
                 },
                 Event::CData(t) => match t.decode() {
-                    Ok(s) => self.text.push_str(&s),
+                    Ok(s) => self.push_text(&s),
                     Err(e) => {
                         self.fatal(&path_string(&self.path), ParseErrorKind::Xml(e.to_string()))
                     }
@@ -173,7 +183,7 @@ impl<R: BufRead> CamtReader<R> {
                         Err(_) => None,
                     };
                     match resolved {
-                        Some(s) => self.text.push_str(&s),
+                        Some(s) => self.push_text(&s),
                         None => self.fatal(
                             &path_string(&self.path),
                             ParseErrorKind::Xml("unknown entity reference".into()),
@@ -207,7 +217,11 @@ impl<R: BufRead> CamtReader<R> {
         for attr in e.attributes().flatten() {
             let key = attr.key.local_name();
             if key.as_ref() == b"Ccy" {
-                self.ccy = attr.unescape_value().ok().map(|v| v.into_owned());
+                self.ccy = attr
+                    .unescape_value()
+                    .ok()
+                    .map(|v| v.into_owned())
+                    .filter(|v| !railgate_rail::json::has_control(v));
             } else if depth == 0 && self.format.is_none() {
                 if let Ok(v) = attr.unescape_value() {
                     self.format = format_from_namespace(&v);
