@@ -97,9 +97,10 @@ both_stores!(
             c.rails[0].callback_grace_ms = 120_000;
             let mut second = c.rails[0].clone();
             second.id = "mock2".into();
-            second
-                .settings
-                .insert("callback_secret".into(), toml::Value::String(MOCK2_SECRET.into()));
+            second.settings.insert(
+                "callback_secret".into(),
+                toml::Value::String(MOCK2_SECRET.into()),
+            );
             second
                 .settings
                 .insert("batch".into(), toml::Value::Boolean(false));

@@ -302,7 +302,10 @@ fn completed(transaction_id: &str, amount: Option<&str>, currency: Option<&str>)
 }
 
 fn unreadable_amount(transaction_id: &str) -> RailStatus {
-    tracing::error!(transaction_id, "Payment Hub reports a completion with an unreadable amount; not taken as final");
+    tracing::error!(
+        transaction_id,
+        "Payment Hub reports a completion with an unreadable amount; not taken as final"
+    );
     RailStatus::Pending
 }
 

@@ -635,7 +635,10 @@ mod tests {
                 );
                 let mut other = t.clone();
                 other.amount = Some("1500.0000".into());
-                assert_eq!(settled_of(&other).unwrap().amount, settled_of(&t).unwrap().amount);
+                assert_eq!(
+                    settled_of(&other).unwrap().amount,
+                    settled_of(&t).unwrap().amount
+                );
                 other.amount = Some("15x".into());
                 assert_eq!(status_of_transaction(&other), RailStatus::Pending);
                 assert_eq!(t.amount.as_deref(), Some("1500.00"));
