@@ -496,6 +496,9 @@ async fn poll_batch(
                             .rail_reference
                             .clone()
                             .or_else(|| Some(b.batch_ref.clone())),
+                        // Where the line named its amount it was compared above with the
+                        // one read with the batch: spare every line of a payroll a second read.
+                        amount: if r.amount.is_some() { None } else { s.amount },
                         ..s.clone()
                     };
                     outcomes::complete(

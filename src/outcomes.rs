@@ -45,6 +45,27 @@ pub async fn complete(
     settled: &Settled,
     cause: &str,
 ) -> Result<Applied> {
+    if let Some(reported) = settled.amount {
+        // Every path that completes a payment (callbacks, inquiry and submission answers,
+        // batch results, files) passes here, so the rail's amount is compared in one place.
+        let (held, expected) = payments::lock_state_and_amount(conn, kind, payment_id).await?;
+        if reported != expected {
+            let detail = format!("the rail reported {reported} for a payment of {expected}");
+            tracing::warn!(payment = %payment_id, "Rail reported another amount; conflict recorded, not completed");
+            metrics::counter!("railgate_amount_conflicts_total").increment(1);
+            payments::record_conflict_noting(
+                conn,
+                payment_id,
+                held,
+                "completed",
+                cause,
+                Some(&detail),
+                &format!("{detail}: not completed; an operator must settle it"),
+            )
+            .await?;
+            return Ok(Applied::Conflict);
+        }
+    }
     let moved = payments::transition(conn, kind, payment_id, Event::Complete, cause).await?;
     match moved {
         Moved::To { from, to } => {
@@ -228,7 +249,12 @@ pub async fn after_transition(
         | State::Reversed => true,
     };
     if posts_or_tells {
-        let p = payments::get_bare(conn, payment_id).await?;
+        let mut p = payments::get_bare(conn, payment_id).await?;
+        if let (true, Some(why)) = (to.is_final(), p.exception.take()) {
+            // A late final answer settles what the operator was called in for; the exception
+            // stays in the history, on the transition that settled it.
+            payments::clear_exception(conn, payment_id, &why).await?;
+        }
         ledger::on_transition(conn, &p, from, to, cause).await?;
         notify::events::payment_transition(conn, &p, to).await?;
         if let (true, Some(payroll)) = (to.is_final(), p.payroll_id) {

@@ -156,9 +156,18 @@ pub const SANDBOX_DEBTOR_IBAN: &str = "DE89370400440532013000";
 
 impl MifosBankMocks {
     pub async fn start(timing: Timing) -> std::io::Result<MifosBankMocks> {
-        let phee =
-            railgate_mifos::mock::PhEeMock::start(railgate_mifos::mock::PhEeMockConfig::default())
-                .await?;
+        // PH-EE's 11 pays after the gateway's first inquiry has seen the failure (it comes
+        // after the rail's callback grace: 2 s in the sandbox, 0.4 s in tests) and before its
+        // second look (`recheck_after_ms`), so the contradiction is recorded as the table says.
+        let late_success_after = std::time::Duration::from_millis(match timing {
+            Timing::Sandbox => 5_000,
+            Timing::Fast => 2_000,
+        });
+        let phee = railgate_mifos::mock::PhEeMock::start(railgate_mifos::mock::PhEeMockConfig {
+            late_success_after,
+            ..railgate_mifos::mock::PhEeMockConfig::default()
+        })
+        .await?;
         let fineract = railgate_mifos::mock::FineractMock::start(
             railgate_mifos::mock::FineractMockConfig::default(),
         )

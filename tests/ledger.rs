@@ -295,6 +295,7 @@ impl railgate_rail::RailAdapter for PushRail {
                 settled: railgate_rail::Settled {
                     rail_reference: Some(format!("PUSH-{}", v["id"].as_str().unwrap())),
                     receipt: None,
+                    amount: None,
                 },
             },
         };

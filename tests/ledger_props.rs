@@ -237,6 +237,7 @@ impl World {
                     let s = Settled {
                         rail_reference: Some("TX-1".into()),
                         receipt: Some("R-2".into()),
+                        amount: None,
                     };
                     outcomes::complete(&mut tx, kind, p, Some(a.id), &s, "props: inquiry")
                         .await
@@ -289,6 +290,7 @@ impl World {
                     let s = Settled {
                         rail_reference: None,
                         receipt: None,
+                        amount: None,
                     };
                     outcomes::complete(&mut tx, kind, p, None, &s, "props: lost")
                         .await

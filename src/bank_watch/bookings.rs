@@ -69,6 +69,7 @@ pub async fn apply(
         let settled = Settled {
             rail_reference: None,
             receipt: e.bank_ref.clone(),
+            amount: None,
         };
         outcomes::complete(&mut tx, db.kind(), pid, Some(attempt_id), &settled, &cause).await?
     };

@@ -218,6 +218,9 @@ async fn apply_event(
     let one = |e: &'static str| vec![e];
     match &ev.attempt {
         AttemptRef::Attempt(id) => match attempts::get(tx, *id).await? {
+            // A rail speaks only for its own attempts: another rail's secret or route must
+            // not settle them (ours are UUIDs, so naming one is no proof of anything).
+            Some(a) if a.rail != rail_id => Ok(one(unknown_attempt(rail_id)?)),
             Some(a) => Ok(one(apply_to(
                 tx,
                 db,
@@ -258,7 +261,7 @@ async fn apply_event(
             Ok(effects)
         }
         AttemptRef::PaymentReference(r) => {
-            match payments::find_by_payment_reference(tx, r).await? {
+            match payments::find_by_payment_reference(tx, r, rail_id).await? {
                 Some(p) => Ok(one(apply_to(
                     tx,
                     db,

@@ -902,6 +902,7 @@ async fn complete_from_statement(
         &railgate_rail::Settled {
             rail_reference: rail_tx,
             receipt: None,
+            amount: None,
         },
         &cause,
     )

@@ -125,6 +125,31 @@ pub async fn lock_state(conn: &mut AnyConnection, kind: Kind, id: Uuid) -> Resul
     State::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
 }
 
+/// `lock_state`, with the payment's amount (what a rail's report is compared with).
+pub async fn lock_state_and_amount(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    id: Uuid,
+) -> Result<(State, Money)> {
+    let sql = match kind {
+        Kind::Postgres => {
+            "SELECT state, amount_minor, currency FROM payments WHERE id = $1 FOR UPDATE"
+        }
+        Kind::Sqlite => "SELECT state, amount_minor, currency FROM payments WHERE id = $1",
+    };
+    let row = sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_one(conn)
+        .await?;
+    let s: String = col(&row, "state")?;
+    let state = State::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))?;
+    let currency: String = col(&row, "currency")?;
+    let currency: Currency = currency.parse().map_err(|_| corrupt("currency"))?;
+    let amount =
+        Money::from_minor(col(&row, "amount_minor")?, currency).map_err(|_| corrupt("amount"))?;
+    Ok((state, amount))
+}
+
 pub async fn set_failure(conn: &mut AnyConnection, id: Uuid, f: &Failure) -> Result<()> {
     sqlx::query(
         "UPDATE payments SET failure_code = $1, failure_reason = $2, failure_rail_code = $3 \
@@ -167,6 +192,25 @@ pub async fn set_exception(conn: &mut AnyConnection, id: Uuid, why: &str) -> Res
     Ok(())
 }
 
+/// Clears the payment's exception once a final answer settled it, noting the exception on
+/// the latest transition (the one that settled it) so the history keeps it.
+pub async fn clear_exception(conn: &mut AnyConnection, id: Uuid, why: &str) -> Result<()> {
+    sqlx::query("UPDATE payments SET exception = NULL, updated_at = $1 WHERE id = $2")
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE payment_transitions SET cause = cause || $1 WHERE payment_id = $2 AND seq = \
+         (SELECT MAX(seq) FROM payment_transitions WHERE payment_id = $2)",
+    )
+    .bind(format!(" (settles the exception: {why})"))
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records that the rail contradicted what we hold (a reconciliation break later).
 pub async fn record_conflict(
     conn: &mut AnyConnection,
@@ -175,6 +219,21 @@ pub async fn record_conflict(
     claimed: &str,
     source: &str,
     detail: Option<&str>,
+) -> Result<()> {
+    let summary = format!("rail reported {claimed} while the payment is {held}");
+    record_conflict_noting(conn, id, held, claimed, source, detail, &summary).await
+}
+
+/// `record_conflict`, with the payment's note written out by the caller (where the state
+/// alone does not say what the rail contradicted, e.g. another amount).
+pub async fn record_conflict_noting(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    held: State,
+    claimed: &str,
+    source: &str,
+    detail: Option<&str>,
+    summary: &str,
 ) -> Result<()> {
     let now = now_micros();
     sqlx::query(
@@ -191,9 +250,7 @@ pub async fn record_conflict(
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE payments SET conflict = $1, updated_at = $2 WHERE id = $3")
-        .bind(format!(
-            "rail reported {claimed} while the payment is {held}"
-        ))
+        .bind(summary)
         .bind(now)
         .bind(id.to_string())
         .execute(conn)
@@ -219,14 +276,20 @@ pub async fn find_by_reference(
     row.map(|r| uuid_col(&r, "id")).transpose()
 }
 
+/// The payment a reference was issued for, if money for it may come by `rail`: one with no
+/// rail chosen yet, or this one (another rail's payment is not this rail's to settle).
 pub async fn find_by_payment_reference(
     conn: &mut AnyConnection,
     payment_reference: &str,
+    rail: &str,
 ) -> Result<Option<Uuid>> {
-    let row = sqlx::query("SELECT id FROM payments WHERE payment_reference = $1")
-        .bind(payment_reference)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT id FROM payments WHERE payment_reference = $1 AND (rail IS NULL OR rail = $2)",
+    )
+    .bind(payment_reference)
+    .bind(rail)
+    .fetch_optional(conn)
+    .await?;
     row.map(|r| uuid_col(&r, "id")).transpose()
 }
 

@@ -456,7 +456,7 @@ impl RailAdapter for PhEeAdapter {
                 status: match r.status {
                     RailStatus::Completed(s) => RailStatus::Completed(Settled {
                         rail_reference: s.rail_reference.or(Some(r.transaction_id)),
-                        receipt: s.receipt,
+                        ..s
                     }),
                     other => other,
                 },

@@ -170,9 +170,11 @@ impl RailAdapter for FineractAdapter {
         if (200..300).contains(&status) {
             let r: CommandResult = serde_json::from_slice(&bytes)
                 .map_err(|e| RailError::Unknown(format!("unreadable answer: {e}")))?;
+            // Fineract's command result carries no amount: the command just sent did.
             return Ok(Submitted::Completed(Settled {
                 rail_reference: Some(r.resource_id.to_string()),
                 receipt: Some(r.resource_id.to_string()),
+                amount: None,
             }));
         }
         let err: ApiError = serde_json::from_slice(&bytes).unwrap_or_default();
@@ -230,14 +232,17 @@ impl RailAdapter for FineractAdapter {
             .filter(|t| t.is_attempt(&id) && wanted(t))
             .collect();
         if let Some(t) = ours.iter().find(|t| !t.reversed) {
-            if t.money(attempt.amount.currency()) != Some(attempt.amount) {
-                // Ours by id but not by amount: only a person may decide.
-                tracing::error!(attempt_id = %attempt.attempt_id, transaction = t.id, "Fineract booked a different amount");
+            // The account's currency is the attempt's (the savings account was chosen by it);
+            // the booked amount goes to the gateway, which records another amount as a
+            // conflict for an operator rather than completing the payment.
+            let Some(booked) = t.money(attempt.amount.currency()) else {
+                tracing::error!(attempt_id = %attempt.attempt_id, transaction = t.id, "Fineract booked an unreadable amount; not taken as final");
                 return Ok(RailStatus::Pending);
-            }
+            };
             return Ok(RailStatus::Completed(Settled {
                 rail_reference: Some(t.id.to_string()),
                 receipt: Some(t.id.to_string()),
+                amount: Some(booked),
             }));
         }
         if let Some(t) = ours.iter().find(|t| t.reversed) {

@@ -258,10 +258,11 @@ impl OpsTransfer {
     /// not outcomes: they stay pending until an operator or a statement settles them.
     pub fn status(&self) -> RailStatus {
         match self.status {
-            TransferStatus::Completed => RailStatus::Completed(Settled {
-                rail_reference: Some(self.transaction_id.clone()),
-                receipt: Some(self.transaction_id.clone()),
-            }),
+            TransferStatus::Completed => completed(
+                &self.transaction_id,
+                self.amount.as_deref(),
+                self.currency.as_deref(),
+            ),
             TransferStatus::Failed => RailStatus::Failed(failure_from(
                 self.error_information.as_ref(),
                 "transfer failed in Payment Hub",
@@ -279,13 +280,43 @@ impl OpsTransfer {
     }
 }
 
+/// A completed record, with the amount it names for the gateway to compare with the
+/// payment's. An amount that is there but not money in its currency is no completion we can
+/// check: the record is taken as not final (the deadline hands it to an operator).
+fn completed(transaction_id: &str, amount: Option<&str>, currency: Option<&str>) -> RailStatus {
+    let money = match (amount, currency) {
+        (None, _) => None,
+        (Some(a), c) => match c.and_then(|c| c.parse::<Currency>().ok()) {
+            Some(c) => match parse_amount(a, c) {
+                Some(m) => Some(m),
+                None => return unreadable_amount(transaction_id),
+            },
+            None => return unreadable_amount(transaction_id),
+        },
+    };
+    RailStatus::Completed(Settled {
+        rail_reference: Some(transaction_id.to_owned()),
+        receipt: Some(transaction_id.to_owned()),
+        amount: money,
+    })
+}
+
+fn unreadable_amount(transaction_id: &str) -> RailStatus {
+    tracing::error!(
+        transaction_id,
+        "Payment Hub reports a completion with an unreadable amount; not taken as final"
+    );
+    RailStatus::Pending
+}
+
 impl OpsTransactionRequest {
     pub fn status(&self) -> RailStatus {
         match self.state {
-            TransactionRequestState::Success => RailStatus::Completed(Settled {
-                rail_reference: Some(self.transaction_id.clone()),
-                receipt: Some(self.transaction_id.clone()),
-            }),
+            TransactionRequestState::Success => completed(
+                &self.transaction_id,
+                self.amount.as_deref(),
+                self.currency.as_deref(),
+            ),
             TransactionRequestState::Rejected => RailStatus::Failed(failure_from(
                 self.error_information.as_ref(),
                 "the payer rejected the request",

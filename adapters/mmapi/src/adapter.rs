@@ -370,6 +370,7 @@ impl MmapiAdapter {
                     | Err(_) => Ok(RailStatus::Completed(Settled {
                         rail_reference: Some(reference.to_owned()),
                         receipt: None,
+                        amount: None,
                     })),
                 }
             }
@@ -763,9 +764,11 @@ impl RailAdapter for MmapiAdapter {
             Resource::RequestState(rs) => match rs.status {
                 RequestStatus::Pending => CallbackOutcome::Pending,
                 RequestStatus::Failed => CallbackOutcome::Failed(failure_of_state(&rs)),
+                // A request state names no amount (the MMAPI README says so).
                 RequestStatus::Completed => CallbackOutcome::Completed(Settled {
                     rail_reference: rs.object_reference.clone(),
                     receipt: None,
+                    amount: None,
                 }),
             },
             Resource::Batch(_) => {

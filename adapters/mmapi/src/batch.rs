@@ -211,9 +211,12 @@ impl MmapiAdapter {
             };
             results.push(BatchItemResult {
                 attempt_id,
+                // A batch completion object names no amount (the transaction it links to
+                // does; the batch's upload and the item's inquiry are checked instead).
                 status: RailStatus::Completed(Settled {
                     rail_reference: Some(c.transaction_reference.clone()),
                     receipt: Some(c.transaction_reference),
+                    amount: None,
                 }),
             });
         }

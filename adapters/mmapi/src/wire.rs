@@ -469,9 +469,14 @@ impl TransactionStatus {
 /// What a transaction object says about the attempt.
 pub fn status_of_transaction(t: &TransactionObject) -> RailStatus {
     match TransactionStatus::parse(&t.transaction_status) {
-        TransactionStatus::Completed | TransactionStatus::Reversed => {
-            RailStatus::Completed(settled_of(t))
-        }
+        TransactionStatus::Completed | TransactionStatus::Reversed => match settled_of(t) {
+            Ok(s) => RailStatus::Completed(s),
+            Err(why) => {
+                // A completion we cannot check against the payment is not taken as final.
+                tracing::warn!(reason = %why, "MMAPI transaction completed with an unreadable amount; treated as not final");
+                RailStatus::Pending
+            }
+        },
         TransactionStatus::Failed => RailStatus::Failed(Failure::new(
             FailureCode::RailRejected,
             format!(
@@ -488,14 +493,40 @@ pub fn status_of_transaction(t: &TransactionObject) -> RailStatus {
     }
 }
 
-pub fn settled_of(t: &TransactionObject) -> Settled {
-    Settled {
+/// The settlement a transaction object reports, with its amount and currency (both
+/// mandatory in v1.2; absent ones are not compared) for the gateway to check.
+pub fn settled_of(t: &TransactionObject) -> Result<Settled, String> {
+    Ok(Settled {
         rail_reference: Some(t.transaction_reference.clone()),
         receipt: t
             .transaction_receipt
             .clone()
             .or_else(|| Some(t.transaction_reference.clone())),
+        amount: money_of(t.amount.as_deref(), t.currency.as_deref())?,
+    })
+}
+
+/// An amount the API reported, exactly: its validation allows up to four fraction digits
+/// ("200.0000"), so zeros beyond the currency's exponent are dropped before the strict parse.
+pub fn money_of(amount: Option<&str>, currency: Option<&str>) -> Result<Option<Money>, String> {
+    let Some(amount) = amount else {
+        return Ok(None);
+    };
+    let currency: railgate_rail::Currency = currency
+        .ok_or("an amount without a currency")?
+        .parse()
+        .map_err(|e| format!("currency: {e}"))?;
+    if !is_valid_amount(amount) {
+        return Err(format!("amount {amount:?}"));
     }
+    let trimmed = if amount.contains('.') {
+        amount.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        amount
+    };
+    Money::parse(trimmed, currency)
+        .map(Some)
+        .map_err(|e| format!("amount: {e}"))
 }
 
 /// The failure a failed request state carries (or a generic one when it carries none).
@@ -596,8 +627,20 @@ mod tests {
             Resource::Transaction(t) => {
                 assert_eq!(
                     status_of_transaction(&t),
-                    RailStatus::Completed(settled_of(&t))
+                    RailStatus::Completed(settled_of(&t).unwrap())
                 );
+                assert_eq!(
+                    settled_of(&t).unwrap().amount,
+                    Some(Money::parse("1500", railgate_rail::Currency::Tzs).unwrap())
+                );
+                let mut other = t.clone();
+                other.amount = Some("1500.0000".into());
+                assert_eq!(
+                    settled_of(&other).unwrap().amount,
+                    settled_of(&t).unwrap().amount
+                );
+                other.amount = Some("15x".into());
+                assert_eq!(status_of_transaction(&other), RailStatus::Pending);
                 assert_eq!(t.amount.as_deref(), Some("1500.00"));
             }
             other => panic!("{other:?}"),

@@ -266,6 +266,11 @@ impl RailAdapter for MockRailAdapter {
                         "the rail answered for another request_id".to_owned(),
                     ));
                 }
+                if let Err(e) = reply.money() {
+                    return Err(RailError::Unknown(format!(
+                        "the rail's status answer has no readable {e}"
+                    )));
+                }
                 Ok(RailStatus::from(reply))
             }
             StatusCode::NOT_FOUND => match serde_json::from_slice::<ErrorBody>(&body) {

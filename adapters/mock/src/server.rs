@@ -207,6 +207,11 @@ impl MockRail {
         self.shared.lock().faults = faults;
     }
 
+    /// From now on, status answers report ten times the amount the rail holds (until a reset).
+    pub fn misreport_amounts(&self, on: bool) {
+        self.shared.lock().misreport_amount = on;
+    }
+
     /// Forgets every payment, movement, callback and fault.
     pub fn reset(&self) {
         self.shared.lock().reset();

@@ -163,9 +163,11 @@ impl From<AcceptedResponse> for Submitted {
         let rail_reference = Some(reply.transaction_id);
         match reply.status {
             MockStatus::Pending => Submitted::Accepted { rail_reference },
+            // The answer to a submission carries no amount: the request just sent did.
             MockStatus::Success => Submitted::Completed(Settled {
                 rail_reference,
                 receipt: reply.receipt,
+                amount: None,
             }),
             MockStatus::Failed | MockStatus::Rejected => {
                 Submitted::Rejected(failure(reply.code.as_ref(), None))
@@ -201,13 +203,26 @@ pub struct TransactionStatus {
     pub currency: String,
 }
 
+impl TransactionStatus {
+    /// The amount the rail holds for the payment, if it is money in its currency.
+    pub fn money(&self) -> Result<Money, String> {
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|e| format!("currency: {e}"))?;
+        Money::parse(&self.amount, currency).map_err(|e| format!("amount: {e}"))
+    }
+}
+
 impl From<TransactionStatus> for RailStatus {
     fn from(status: TransactionStatus) -> Self {
+        let amount = status.money().ok();
         match status.status {
             MockStatus::Pending => RailStatus::Pending,
             MockStatus::Success => RailStatus::Completed(Settled {
                 rail_reference: Some(status.transaction_id),
                 receipt: status.receipt,
+                amount,
             }),
             MockStatus::Failed | MockStatus::Rejected => {
                 RailStatus::Failed(failure(status.code.as_ref(), None))
@@ -253,19 +268,21 @@ impl TryFrom<CallbackBody> for CallbackEvent {
     type Error = CallbackError;
 
     fn try_from(body: CallbackBody) -> Result<Self, Self::Error> {
-        // The outcome does not carry the amount, but a callback whose amount is not money in
-        // its currency is not one the rail sent: refuse it rather than act on it.
+        // A callback whose amount is not money in its currency is not one the rail sent:
+        // refuse it rather than act on it. A success carries the amount on, for the gateway
+        // to compare with the payment's.
         let currency: Currency = body
             .currency
             .parse()
             .map_err(|e| CallbackError::Malformed(format!("currency: {e}")))?;
-        Money::parse(&body.amount, currency)
+        let amount = Money::parse(&body.amount, currency)
             .map_err(|e| CallbackError::Malformed(format!("amount: {e}")))?;
         let outcome = match body.status {
             MockStatus::Pending => CallbackOutcome::Pending,
             MockStatus::Success => CallbackOutcome::Completed(Settled {
                 rail_reference: Some(body.transaction_id),
                 receipt: body.receipt,
+                amount: Some(amount),
             }),
             MockStatus::Failed | MockStatus::Rejected => {
                 CallbackOutcome::Failed(failure(body.code.as_ref(), None))
@@ -311,6 +328,7 @@ impl From<ReversalStatus> for RailStatus {
             MockStatus::Success => RailStatus::Completed(Settled {
                 rail_reference: r.transaction_id,
                 receipt: None,
+                amount: None,
             }),
             MockStatus::Failed | MockStatus::Rejected => {
                 RailStatus::Failed(failure(r.code.as_ref(), r.message.as_deref()))
@@ -392,7 +410,8 @@ mod tests {
             event.outcome,
             CallbackOutcome::Completed(Settled {
                 receipt: Some(_),
-                rail_reference: Some(_)
+                rail_reference: Some(_),
+                amount: Some(_)
             })
         ));
         let failed: CallbackBody = serde_json::from_str(&fixture("callback_failed.json")).unwrap();

@@ -52,6 +52,7 @@ async fn s00_success_callback_completes() {
         CallbackOutcome::Completed(Settled {
             rail_reference,
             receipt,
+            ..
         }) => {
             assert_eq!(rail_reference.as_deref(), Some(reference.as_str()));
             assert!(receipt.as_deref().is_some_and(|r| r.starts_with('R')));

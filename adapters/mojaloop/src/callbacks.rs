@@ -333,9 +333,12 @@ impl MojaloopAdapter {
                                         "COMMITTED without a valid fulfilment".to_owned(),
                                     )
                                 })?;
+                            // FSPIOP's PUT /transfers carries no amount: the fulfilment
+                            // matching the condition we sent binds it to our quote.
                             CallbackOutcome::Completed(Settled {
                                 rail_reference: Some(id.clone()),
                                 receipt: Some(fulfilment),
+                                amount: None,
                             })
                         }
                         TransferState::Received | TransferState::Reserved => {

@@ -401,6 +401,9 @@ impl MojaloopAdapter {
                 let settled = Settled {
                     rail_reference: Some(post.transfer_id.clone()),
                     receipt: Some(fulfilment),
+                    // Checked against the quote's in `accept_transfer`, and by the gateway
+                    // against the payment's.
+                    amount: Money::try_from(&post.amount).ok(),
                 };
                 let event = CallbackEvent {
                     // One event per transfer id, whatever the delivery.

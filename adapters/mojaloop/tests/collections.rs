@@ -279,7 +279,8 @@ async fn tampered_body_wrong_fulfilment_and_wrong_source_are_refused() {
         reviewed,
         CallbackOutcome::Completed(Settled {
             rail_reference: Some(transfer_id.clone()),
-            receipt: Some(fulfilment.to_owned())
+            receipt: Some(fulfilment.to_owned()),
+            amount: None
         })
     );
 

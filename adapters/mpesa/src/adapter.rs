@@ -324,13 +324,21 @@ impl MpesaAdapter {
         if reply.status.is_success() {
             let answer: StkQueryResponse = serde_json::from_slice(&reply.body)
                 .map_err(|e| RailError::Unknown(format!("unreadable STK Query answer: {e}")))?;
+            if answer.checkout_request_id != checkout {
+                // An answer about another checkout says nothing about this one.
+                return Err(RailError::Unknown(
+                    "the STK Query answer names another CheckoutRequestID".into(),
+                ));
+            }
             let Some(code) = code_of(&answer.result_code) else {
                 return Ok(RailStatus::Pending);
             };
             return Ok(match outcome_of(code, &answer.result_desc, Flow::Stk) {
+                // The STK Query answer carries no amount (the crate README says so).
                 Ok(()) => RailStatus::Completed(Settled {
                     rail_reference: Some(checkout.to_owned()),
                     receipt: None,
+                    amount: None,
                 }),
                 Err(f) => RailStatus::Failed(f),
             });
@@ -488,7 +496,10 @@ fn b2c_result(body: &[u8]) -> Result<(AttemptRef, CallbackOutcome), CallbackErro
         .ok_or_else(|| CallbackError::Malformed("ResultCode is not a number".into()))?;
     let attempt = attempt_of_result(&r.originator_conversation_id, &r.conversation_id)?;
     let outcome = match outcome_of(code, &r.result_desc, Flow::B2c) {
-        Ok(()) => CallbackOutcome::Completed(settled_of_result(&r)),
+        Ok(()) => CallbackOutcome::Completed(Settled {
+            amount: crate::amounts::result_amount(body, "TransactionAmount")?,
+            ..settled_of_result(&r)
+        }),
         Err(f) => CallbackOutcome::Failed(f),
     };
     Ok((attempt, outcome))
@@ -530,6 +541,7 @@ fn stk_result(id: &str, body: &[u8]) -> Result<(AttemptRef, CallbackOutcome), Ca
             CallbackOutcome::Completed(Settled {
                 rail_reference: Some(cb.checkout_request_id.clone()),
                 receipt,
+                amount: crate::amounts::stk_amount(body)?,
             })
         }
         Err(f) => CallbackOutcome::Failed(f),
@@ -553,6 +565,7 @@ fn status_result(id: &str, body: &[u8]) -> Result<(AttemptRef, CallbackOutcome),
         QueriedStatus::Completed => CallbackOutcome::Completed(Settled {
             rail_reference: r.param("ConversationID").filter(|s| !s.is_empty()),
             receipt: r.param("ReceiptNo").filter(|s| !s.is_empty()),
+            amount: crate::amounts::result_amount(body, "Amount")?,
         }),
         QueriedStatus::Failed => CallbackOutcome::Failed(Failure::new(
             FailureCode::RailRejected,

@@ -12,6 +12,7 @@
 //! * The mock provider lives in [`mock`].
 
 mod adapter;
+mod amounts;
 pub mod config;
 pub mod mock;
 mod token;

@@ -96,6 +96,9 @@ pub struct Faults {
     pub duplicate_callbacks: bool,
     /// The first callback is delivered before the synchronous answer.
     pub callback_before_ack: bool,
+    /// STK Query answers name another CheckoutRequestID than the one asked about (a
+    /// misrouted answer): the adapter must take it for no answer.
+    pub stk_query_other_checkout: bool,
 }
 
 /// One row of `GET /_control/payouts`.
@@ -955,12 +958,17 @@ async fn stk_query(
         ),
         (PayState::Failed(c, d), _) => (*c, d.clone()),
     };
+    let named = if shared.lock().faults.stk_query_other_checkout {
+        format!("ws_CO_other_{}", p.conversation_id)
+    } else {
+        p.conversation_id.clone()
+    };
     // STK Query gives ResultCode as a string.
     Json(serde_json::json!({
         "ResponseCode": "0",
         "ResponseDescription": "The service request has been accepted successsfully",
         "MerchantRequestID": p.merchant_request_id,
-        "CheckoutRequestID": p.conversation_id,
+        "CheckoutRequestID": named,
         "ResultCode": code.to_string(),
         "ResultDesc": desc,
     }))

@@ -414,6 +414,8 @@ pub fn settled_of_result(r: &ResultBody) -> Settled {
     Settled {
         rail_reference: Some(r.conversation_id.clone()).filter(|s| !s.is_empty()),
         receipt,
+        // Read exactly from the raw body by the caller (`TransactionAmount`).
+        amount: None,
     }
 }
 

@@ -492,6 +492,45 @@ async fn queue_timeout_keeps_the_attempt_pending() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_stk_query_answer_about_another_checkout_settles_nothing() {
+    let s = setup().await;
+    // 05: no callback ever; the query shows success.
+    let mut a = attempt(
+        Direction::Collection,
+        PartyIdType::Msisdn,
+        &msisdn(5),
+        "1500",
+        Currency::Kes,
+    );
+    let Submitted::Accepted {
+        rail_reference: Some(checkout),
+    } = s.adapter.submit(&a).await.unwrap()
+    else {
+        panic!("STK push not accepted")
+    };
+    a.rail_reference = Some(checkout);
+    let mut completed = false;
+    for _ in 0..100 {
+        if matches!(s.adapter.inquire(&a).await, Ok(RailStatus::Completed(_))) {
+            completed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(completed, "the rail never completed the collection");
+    set_faults(
+        &s.control(),
+        serde_json::json!({"stk_query_other_checkout": true}),
+    )
+    .await;
+    let answer = s.adapter.inquire(&a).await;
+    assert!(
+        matches!(answer, Err(RailError::Unknown(_))),
+        "an answer about another checkout must settle nothing: {answer:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_daraja_result_before_ack_duplicates_and_lost_callbacks() {
     let s = setup().await;
     set_faults(

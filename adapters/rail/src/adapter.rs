@@ -166,6 +166,11 @@ pub struct Settled {
     pub rail_reference: Option<String>,
     /// The receipt the payer or payee sees (M-Pesa receipt, Mojaloop fulfilment's transfer id).
     pub receipt: Option<String>,
+    /// The amount and currency the rail says moved, where its message carries them. The
+    /// gateway compares them with the payment's before completing it: a rail that reports
+    /// another amount (or currency) records a conflict for an operator, never a completion.
+    /// `None` where the rail's message carries no amount (each adapter's README says which).
+    pub amount: Option<Money>,
 }
 
 /// The rail's view of an attempt when asked.

@@ -23,7 +23,7 @@
 //! | 06 | `FAILED` with 5000 (generic payee error) |
 //! | 09 | the channel answers 503 twice without recording anything, then accepts |
 //! | 10 | the transfer is recorded, then the connection drops before the answer; `COMPLETED` |
-//! | 11 | `FAILED` (5101) for ~2 s, then `COMPLETED` |
+//! | 11 | `FAILED` (5101) for `late_success_after` (2 s; the sandbox: 5 s), then `COMPLETED` |
 //! | 12 | `UNKNOWN` for ever |
 
 use super::control::{
@@ -54,6 +54,11 @@ pub struct PhEeMockConfig {
     pub tenants: Vec<String>,
     /// Redis idempotency on the channel (PH-EE's default).
     pub idempotency: bool,
+    /// Scenario 11: how long the transfer shows `FAILED` before it turns `COMPLETED`. PH-EE
+    /// calls nobody back, so the gateway sees the failure only if its first inquiry comes
+    /// before this: keep it above the rail's callback grace (and below the gateway's second
+    /// look after a failure, `confirm_failure_after_ms`).
+    pub late_success_after: std::time::Duration,
 }
 
 impl Default for PhEeMockConfig {
@@ -61,6 +66,7 @@ impl Default for PhEeMockConfig {
         PhEeMockConfig {
             tenants: vec!["gorilla".into()],
             idempotency: true,
+            late_success_after: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -85,6 +91,8 @@ struct Record {
     currency: String,
     scenario: u8,
     created: Instant,
+    /// Scenario 11's `late_success_after`, in milliseconds.
+    late_success_ms: u128,
     started_at: DateTime<Utc>,
     /// A bulk row PH-EE failed itself (unknown payment mode, correlation id reused).
     forced_failure: Option<PhError>,
@@ -228,7 +236,7 @@ fn state_of(r: &Record) -> (TransferStatus, Option<PhError>) {
         3 => failed("5101", "Payee rejected the transaction"),
         4 if ms < 3000 => (TransferStatus::InProgress, None),
         6 => failed("5000", "Generic payee error"),
-        11 if ms < 2000 => failed("5101", "Payee rejected the transaction"),
+        11 if ms < r.late_success_ms => failed("5101", "Payee rejected the transaction"),
         12 => (TransferStatus::Unknown, None),
         _ => (TransferStatus::Completed, None),
     }
@@ -362,6 +370,7 @@ fn accept(
         currency: n.currency,
         scenario: s,
         created: Instant::now(),
+        late_success_ms: cfg.late_success_after.as_millis(),
         started_at: Utc::now(),
         forced_failure,
     });
@@ -865,6 +874,7 @@ async fn bulk_upload(
                         currency: f(c_ccy),
                         scenario: 0,
                         created: Instant::now(),
+                        late_success_ms: s.cfg.late_success_after.as_millis(),
                         started_at: Utc::now(),
                         forced_failure: Some(PhError {
                             error_code: Some(crate::wire::TRANSACTION_EXISTS.into()),

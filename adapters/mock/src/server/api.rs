@@ -169,13 +169,22 @@ pub(crate) async fn transaction(
         };
         return (StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response();
     }
+    let amount = if shared.lock().misreport_amount {
+        txn.amount
+            .minor()
+            .checked_mul(10)
+            .and_then(|m| Money::from_minor(m, txn.amount.currency()).ok())
+            .unwrap_or(txn.amount)
+    } else {
+        txn.amount
+    };
     let reply = TransactionStatus {
         request_id: txn.request_id,
         transaction_id: txn.transaction_id.clone(),
         status: txn.status,
         code: txn.code.clone(),
         receipt: txn.shown_receipt(),
-        amount: txn.amount.to_decimal_string(),
+        amount: amount.to_decimal_string(),
         currency: txn.amount.currency().code().to_owned(),
     };
     (StatusCode::OK, Json(reply)).into_response()

@@ -130,6 +130,10 @@ pub(crate) struct State {
     /// Bumped by a reset, so timelines started before it stop touching the state.
     pub generation: u64,
     pub faults: Faults,
+    /// Status answers (`GET /v1/transactions/{id}`) report ten times the amount the rail
+    /// holds, as a rail with a bug (or a tampered answer) would: the gateway must not complete
+    /// a payment on it. Kept apart from `Faults`, whose shape callers build literally.
+    pub misreport_amount: bool,
     transactions: HashMap<Uuid, Transaction>,
     order: Vec<Uuid>,
     refused_posts: HashMap<Uuid, u8>,
