@@ -7,6 +7,7 @@ pub mod adapter;
 pub mod batch;
 pub mod money;
 pub mod party;
+pub mod redact;
 
 pub use adapter::*;
 pub use batch::{
@@ -15,3 +16,4 @@ pub use batch::{
 };
 pub use money::{Currency, Money, MoneyError};
 pub use party::{mask, Party, PartyError, PartyIdType};
+pub use redact::{redact_first_segment, REDACTED};
