@@ -16,8 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn work_dir() -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("railgate-cli-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!("railgate-cli-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -58,50 +57,53 @@ fn printed_key(out: &Output) -> String {
         .to_owned()
 }
 
-both_stores!(config_after_the_subcommand_names_the_database, |store| async move {
-    let Some(url) = database_url(store).await else {
-        return;
-    };
-    let dir = work_dir();
-    let config = dir.join("gateway.toml");
-    std::fs::write(&config, format!("database_url = \"{url}\"\n")).unwrap();
+both_stores!(
+    config_after_the_subcommand_names_the_database,
+    |store| async move {
+        let Some(url) = database_url(store).await else {
+            return;
+        };
+        let dir = work_dir();
+        let config = dir.join("gateway.toml");
+        std::fs::write(&config, format!("database_url = \"{url}\"\n")).unwrap();
 
-    // After the subcommand, as an operator would type it.
-    let out = railgate(&dir)
-        .args(["keys", "create", "--config"])
-        .arg(&config)
-        .args(["--client", "finance", "--scopes", "reports:read"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let after = printed_key(&out);
-    // Before it, and in between.
-    let out = railgate(&dir)
-        .arg("--config")
-        .arg(&config)
-        .args(["keys", "create", "--client", "finance"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let before = printed_key(&out);
-    let out = railgate(&dir)
-        .args(["keys", "--config"])
-        .arg(&config)
-        .arg("list")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+        // After the subcommand, as an operator would type it.
+        let out = railgate(&dir)
+            .args(["keys", "create", "--config"])
+            .arg(&config)
+            .args(["--client", "finance", "--scopes", "reports:read"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let after = printed_key(&out);
+        // Before it, and in between.
+        let out = railgate(&dir)
+            .arg("--config")
+            .arg(&config)
+            .args(["keys", "create", "--client", "finance"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let before = printed_key(&out);
+        let out = railgate(&dir)
+            .args(["keys", "--config"])
+            .arg(&config)
+            .arg("list")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
 
-    // The keys are in the configured database, and nothing was made up in the directory.
-    let db = railgate::store::Db::connect(&url, 1).await.unwrap();
-    for key in [&after, &before] {
-        let rec = railgate::store::keys::lookup(&db, key).await.unwrap();
-        assert!(rec.is_some(), "{key} is not in the configured database");
+        // The keys are in the configured database, and nothing was made up in the directory.
+        let db = railgate::store::Db::connect(&url, 1).await.unwrap();
+        for key in [&after, &before] {
+            let rec = railgate::store::keys::lookup(&db, key).await.unwrap();
+            assert!(rec.is_some(), "{key} is not in the configured database");
+        }
+        db.close().await;
+        assert!(!dir.join("railgate.db").exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    db.close().await;
-    assert!(!dir.join("railgate.db").exists());
-    let _ = std::fs::remove_dir_all(&dir);
-});
+);
 
 #[test]
 fn no_database_is_refused_with_a_way_to_name_one() {
@@ -110,7 +112,15 @@ fn no_database_is_refused_with_a_way_to_name_one() {
         &["keys", "create", "--client", "finance"][..],
         &["keys", "list"],
         &["migrate"],
-        &["report", "--from", "2026-01-01", "--to", "2026-01-31", "--out", "r.csv"],
+        &[
+            "report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-31",
+            "--out",
+            "r.csv",
+        ],
     ] {
         let out = railgate(&dir).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}: {}", text(&out));

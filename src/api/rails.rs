@@ -21,7 +21,10 @@ pub(super) fn loggable_path(rails: &Rails, path: &str) -> String {
     };
     let (rail, rest) = below.split_once('/').unwrap_or((below, ""));
     match rails.get(rail) {
-        Some(r) => format!("/rails/{rail}{}", r.adapter.loggable_path(&format!("/{rest}"))),
+        Some(r) => format!(
+            "/rails/{rail}{}",
+            r.adapter.loggable_path(&format!("/{rest}"))
+        ),
         None if rest.is_empty() => path.to_owned(),
         None => format!("/rails/{rail}/{}", railgate_rail::REDACTED),
     }

@@ -28,7 +28,10 @@ mod tests {
 
     #[test]
     fn hides_the_first_segment_only() {
-        assert_eq!(redact_first_segment("/s3cr3t/b2c/result"), "/***/b2c/result");
+        assert_eq!(
+            redact_first_segment("/s3cr3t/b2c/result"),
+            "/***/b2c/result"
+        );
         assert_eq!(redact_first_segment("//s3cr3t/x"), "//***/x");
         assert_eq!(redact_first_segment("/s3cr3t"), "/***");
         assert_eq!(redact_first_segment("/"), "/");
