@@ -54,7 +54,7 @@ impl Running {
 /// The listener is bound before the rails are built so that `public_url` can name the real
 /// port when the configuration asked for port 0.
 pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Running, AppError> {
-    let db = Db::connect(&cfg.database_url, cfg.db_connections).await?;
+    let db = Db::connect(cfg.database()?, cfg.db_connections).await?;
     db.migrate().await?;
     if db.kind() == Kind::Sqlite {
         // One instance per SQLite file: whatever the last process leased is ours again.

@@ -10,6 +10,11 @@ use std::path::PathBuf;
     about = "Payment-integration gateway between an insurance core and payment rails"
 )]
 pub struct Cli {
+    /// TOML configuration file (every key is documented in the README); accepted before or
+    /// after the subcommand. `serve`, `migrate`, `report` and `keys` read their database from it
+    /// (or from DATABASE_URL) and refuse to run without one.
+    #[arg(long, short, env = "RAILGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -17,11 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (configuration file plus environment).
-    Serve {
-        /// TOML configuration file (every key is documented in the README).
-        #[arg(long, short, env = "RAILGATE_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    Serve,
     /// Run the gateway with every mock rail on loopback and an embedded store: zero set-up.
     Sandbox {
         /// API port (0 picks a free one).
@@ -35,14 +36,9 @@ pub enum Command {
         api_key: Option<String>,
     },
     /// Apply the database migrations and exit.
-    Migrate {
-        #[arg(long, short, env = "RAILGATE_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    Migrate,
     /// Write the reconciliation report for a period to a file (CSV or printable HTML).
     Report {
-        #[arg(long, short, env = "RAILGATE_CONFIG")]
-        config: Option<PathBuf>,
         /// First day (YYYY-MM-DD).
         #[arg(long)]
         from: String,
@@ -68,8 +64,6 @@ pub enum Command {
     },
     /// Create, list or revoke API keys.
     Keys {
-        #[arg(long, short, env = "RAILGATE_CONFIG")]
-        config: Option<PathBuf>,
         #[command(subcommand)]
         action: KeysAction,
     },

@@ -16,8 +16,9 @@ pub struct Config {
     /// Env: `RAILGATE_PUBLIC_URL`. Defaults to `http://{listen}`.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// `sqlite://path` (created if missing) or `postgres://...`. Env: `DATABASE_URL`.
-    #[serde(default = "default_database_url")]
+    /// `sqlite://path` (created if missing) or `postgres://...`. Env: `DATABASE_URL`. No
+    /// default: a command that needs the store refuses to run without one (see `database`).
+    #[serde(default)]
     pub database_url: String,
     /// Pool size. Env: `RAILGATE_DB_CONNECTIONS`.
     #[serde(default = "default_connections")]
@@ -256,6 +257,21 @@ impl Config {
         Ok(())
     }
 
+    /// The configured database URL, or an error that says how to name one (rather than a
+    /// store made up in the working directory that the gateway never reads).
+    pub fn database(&self) -> Result<&str, ConfigError> {
+        let url = self.database_url.trim();
+        if url.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no database is configured: set `database_url` in the configuration file \
+                 (railgate --config FILE, or RAILGATE_CONFIG=FILE) or the environment variable \
+                 DATABASE_URL (sqlite://PATH or postgres://...)"
+                    .into(),
+            ));
+        }
+        Ok(url)
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()
@@ -270,7 +286,7 @@ impl Default for Config {
         Config {
             listen: default_listen(),
             public_url: None,
-            database_url: default_database_url(),
+            database_url: String::new(),
             db_connections: default_connections(),
             body_limit_bytes: default_body_limit(),
             payroll_limit_bytes: default_payroll_limit(),
@@ -285,9 +301,6 @@ impl Default for Config {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-fn default_database_url() -> String {
-    "sqlite://railgate.db".to_owned()
 }
 fn default_connections() -> u32 {
     8

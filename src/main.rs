@@ -4,13 +4,14 @@ use clap::Parser;
 use railgate::cli::{Cli, Command, KeysAction, PayrollAction};
 use railgate::config::Config;
 use railgate::{app, sandbox, store, telemetry};
+use std::path::Path;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_logs();
-    match run(cli.command).await {
+    match run(cli.config.as_deref(), cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("railgate: {e:#}");
@@ -19,10 +20,10 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config } => {
-            let cfg = Config::load(config.as_deref())?;
+        Command::Serve => {
+            let cfg = Config::load(config)?;
             let running = app::start(cfg, None).await?;
             let stop = running.stop_token();
             tokio::spawn(async move {
@@ -54,14 +55,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             });
             sb.gateway.wait().await;
         }
-        Command::Migrate { config } => {
-            let cfg = Config::load(config.as_deref())?;
-            let db = store::Db::connect(&cfg.database_url, 1).await?;
+        Command::Migrate => {
+            let cfg = Config::load(config)?;
+            let db = store::Db::connect(cfg.database()?, 1).await?;
             db.migrate().await?;
             println!("migrations applied");
         }
         Command::Report {
-            config,
             from,
             to,
             format,
@@ -71,8 +71,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             programme,
             out,
         } => {
-            let cfg = Config::load(config.as_deref())?;
-            let db = store::Db::connect(&cfg.database_url, 2).await?;
+            let cfg = Config::load(config)?;
+            let db = store::Db::connect(cfg.database()?, 2).await?;
             db.migrate().await?;
             let client_id = match client {
                 Some(name) => Some(
@@ -101,9 +101,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 out.display()
             );
         }
-        Command::Keys { config, action } => {
-            let cfg = Config::load(config.as_deref())?;
-            let db = store::Db::connect(&cfg.database_url, 1).await?;
+        Command::Keys { action } => {
+            let cfg = Config::load(config)?;
+            let db = store::Db::connect(cfg.database()?, 1).await?;
             db.migrate().await?;
             keys_command(&db, action).await?;
         }

@@ -29,8 +29,37 @@ impl Drop for TempDir {
     }
 }
 
-fn random_secret() -> String {
-    keys::generate_key()
+/// One secret per sandbox rail, each drawn on its own: one that leaks (an M-Pesa callback
+/// URL in a log) opens no other rail.
+#[derive(Clone)]
+pub struct RailSecrets {
+    /// The mock rail's HMAC key for its callbacks.
+    pub mock: String,
+    /// MMAPI's and M-Pesa's callback path secrets.
+    pub mmapi: String,
+    pub mpesa: String,
+    /// Mojaloop's ILP secret (fulfilments of the transfers paid to us).
+    pub mojaloop_ilp: String,
+    /// PH-EE's batch callback token.
+    pub phee: String,
+}
+
+impl RailSecrets {
+    pub fn random() -> RailSecrets {
+        RailSecrets {
+            mock: keys::generate_key(),
+            mmapi: keys::generate_key(),
+            mpesa: keys::generate_key(),
+            mojaloop_ilp: keys::generate_key(),
+            phee: keys::generate_key(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RailSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RailSecrets(***)")
+    }
 }
 
 /// The rails and routes of the sandbox: everything goes to the mock rail by default.
@@ -82,17 +111,17 @@ pub async fn start(opts: SandboxOptions) -> Result<Sandbox, AppError> {
             (dir.join("railgate.db"), Some(TempDir(dir)))
         }
     };
-    let secret = random_secret();
-    let rails = MockRails::start(&secret, Timing::Sandbox)
+    let secrets = RailSecrets::random();
+    let rails = MockRails::start(&secrets.mock, Timing::Sandbox)
         .await
         .map_err(AppError::Listen)?;
     let mut cfg = sandbox_config(
         opts.port,
         format!("sqlite://{}", path.display()),
         &rails.mock.base_url(),
-        &secret,
+        &secrets.mock,
     );
-    rails.configure(&mut cfg, &secret);
+    rails.configure(&mut cfg, &secrets);
     let gateway = app::start(cfg, None).await?;
     rails.connect(&gateway.base_url());
     let db: &Db = &gateway.state.db;
@@ -242,8 +271,8 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
 
     /// Adds `phee`, `fineract` and `bank`; routes IBAN payees in EUR to the bank and
     /// savings accounts (`ACCOUNT_ID`) in KES to Fineract. PH-EE is reached with the `rail`
-    /// hint (or a route of your own).
-    pub fn configure(&self, cfg: &mut Config, secret: &str) {
+    /// hint (or a route of your own). `phee_token` authenticates PH-EE's batch callbacks.
+    pub fn configure(&self, cfg: &mut Config, phee_token: &str) {
         cfg.rails.push(rail(
             "phee",
             "phee",
@@ -252,7 +281,7 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
                 ("operations_url", self.phee.operations_url()),
                 ("tenant", "gorilla".into()),
                 ("payer_identifier", "255700000001".into()),
-                ("callback_token", secret.to_owned()),
+                ("callback_token", phee_token.to_owned()),
                 ("currencies", "TZS,KES".into()),
                 (
                     "confirm_failure_after_ms",
@@ -333,6 +362,7 @@ pub const MOJALOOP_FSP_ID: &str = "railgate";
 pub const MOJALOOP_SCHEME_PARTY: &str = "BUSINESS:NHIF";
 
 impl MockRails {
+    /// `secret` is the mock rail's HMAC key (`RailSecrets::mock`).
     pub async fn start(secret: &str, timing: Timing) -> std::io::Result<MockRails> {
         use std::time::Duration;
         let ms = Duration::from_millis;
@@ -387,7 +417,8 @@ impl MockRails {
     /// Adds the mocked rails to a configuration: `mmapi` (GSMA Mobile Money API), `mpesa`
     /// (Daraja) and `mojaloop` (FSPIOP v1.1); KES goes to M-Pesa, `ALIAS` parties to Mojaloop,
     /// the rest stays on the generic mock rail, and any can be chosen with the `rail` hint.
-    pub fn configure(&self, cfg: &mut Config, secret: &str) {
+    /// Each rail gets its own secret from `secrets`.
+    pub fn configure(&self, cfg: &mut Config, secrets: &RailSecrets) {
         let rail = |id: &str, kind: &str, pairs: &[(&str, String)]| {
             let mut settings = toml::Table::new();
             for (k, v) in pairs {
@@ -410,7 +441,7 @@ impl MockRails {
             &[
                 ("base_url", self.mmapi.base_url()),
                 ("auth", "none".into()),
-                ("callback_secret", secret.to_owned()),
+                ("callback_secret", secrets.mmapi.clone()),
                 ("scheme_party_value", "255700000001".into()),
                 // Payrolls go through `POST /batchtransactions`.
                 ("batch", "true".into()),
@@ -421,7 +452,7 @@ impl MockRails {
             "mpesa",
             &[
                 ("base_url", self.mpesa.base_url()),
-                ("callback_secret", secret.to_owned()),
+                ("callback_secret", secrets.mpesa.clone()),
                 ("consumer_key", "sandbox-key".into()),
                 ("consumer_secret", "sandbox-secret".into()),
                 ("b2c_shortcode", "600997".into()),
@@ -440,7 +471,7 @@ impl MockRails {
                 ("fsp_id", MOJALOOP_FSP_ID.into()),
                 ("hub_fsp_id", "switch".into()),
                 ("peers", "mockdfsp".into()),
-                ("ilp_secret", secret.to_owned()),
+                ("ilp_secret", secrets.mojaloop_ilp.clone()),
                 ("scheme_party", MOJALOOP_SCHEME_PARTY.into()),
                 ("scheme_name", "National Health Insurance Fund".into()),
             ],
@@ -461,7 +492,7 @@ impl MockRails {
                 ..RouteConfig::default()
             },
         );
-        self.mifos_bank.configure(cfg, secret);
+        self.mifos_bank.configure(cfg, &secrets.phee);
     }
 }
 

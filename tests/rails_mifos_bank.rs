@@ -566,7 +566,10 @@ both_stores!(forged_callbacks_are_refused, |store| async move {
     assert_eq!(post("/rails/phee/transfer-callback".into()).await, 404);
     assert_eq!(post("/rails/fineract/callback".into()).await, 404);
     assert_eq!(post("/rails/bank/callback".into()).await, 404);
-    let good = format!("/rails/phee/batch-callback?token={MOCK_SECRET}");
+    let good = format!(
+        "/rails/phee/batch-callback?token={}",
+        common::rail_secrets().phee
+    );
     assert_eq!(post(good).await, 200);
     let refused: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE verdict = 'refused'")

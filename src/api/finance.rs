@@ -1,10 +1,12 @@
 //! `/reports`: the finance officer's page in a browser.
 //!
 //! Sign-in is with an API key (scope `reports:read`; `recon:write` to resolve breaks) typed
-//! into a form. The key is kept in an HttpOnly, SameSite=Strict cookie scoped to `/reports`:
-//! scripts cannot read it, other sites cannot send it (so the resolve form needs no separate
-//! CSRF token), and it is checked against the store on every request, so revoking the key
-//! signs the browser out. No session table is needed for one page.
+//! into a form. The key itself never goes back to the browser: the store opens a session
+//! (`store::sessions`) and the browser gets its random id in an HttpOnly, SameSite=Strict
+//! cookie scoped to `/reports`, `Secure` when the page is served over TLS. Scripts cannot read
+//! it, other sites cannot send it (so the resolve form needs no separate CSRF token), and it is
+//! checked against the store on every request: signing out deletes the session, so a copied
+//! cookie stops working, and revoking the key signs its sessions out.
 //!
 //! HTTP Basic (any user name, the API key as password) is accepted as well, for scripts and
 //! for browsers given credentials up front; `/reports?login=basic` asks for it with a 401.
@@ -15,6 +17,7 @@ use super::recon::{report_query, report_response, resolve_as, ReportQuery, Resol
 use super::AppState;
 use crate::recon::{render, report};
 use crate::store::recon as rstore;
+use crate::store::sessions;
 use axum::extract::{Form, Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -25,7 +28,7 @@ const COOKIE: &str = "railgate_session";
 /// A signed-in page lasts a working day.
 const MAX_AGE_SECS: u32 = 8 * 3600;
 
-fn session_key(headers: &HeaderMap) -> Option<String> {
+fn session_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -37,8 +40,36 @@ fn session_key(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn cookie(state: &AppState, value: &str, max_age: u32) -> HeaderValue {
-    let secure = if state.cfg.public_url().starts_with("https://") {
+/// Whether the page reached the browser over TLS: the gateway's public URL is `https`, or the
+/// proxy in front says so (`X-Forwarded-Proto: https`, `Forwarded: proto=https`). The headers
+/// need no trust: they can only add `Secure`, and a client that lies gets a cookie its own
+/// browser will not send over plain HTTP.
+fn served_over_tls(state: &AppState, headers: &HeaderMap) -> bool {
+    let said = |name: &str, f: &dyn Fn(&str) -> bool| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(f)
+    };
+    state.cfg.public_url().starts_with("https://")
+        || said("x-forwarded-proto", &|v| {
+            v.split(',')
+                .next()
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        })
+        || said("forwarded", &|v| {
+            v.split([';', ','])
+                .filter_map(|kv| kv.trim().split_once('='))
+                .any(|(k, p)| {
+                    k.eq_ignore_ascii_case("proto")
+                        && p.trim_matches('"').eq_ignore_ascii_case("https")
+                })
+        })
+}
+
+fn cookie(state: &AppState, headers: &HeaderMap, value: &str, max_age: u32) -> HeaderValue {
+    let secure = if served_over_tls(state, headers) {
         "; Secure"
     } else {
         ""
@@ -65,9 +96,25 @@ fn basic_key(headers: &HeaderMap) -> Option<String> {
     (!key.is_empty()).then(|| key.to_owned())
 }
 
+/// The caller behind a live session of a key that is not revoked.
+async fn session_caller(state: &AppState, id: &str) -> Option<Caller> {
+    let record = sessions::lookup(&state.db, id).await.ok()??;
+    record.revoked_at.is_none().then_some(Caller {
+        client_id: record.client_id,
+        key_id: record.id,
+        scopes: record.scopes,
+    })
+}
+
 async fn officer(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
-    let key = session_key(headers).or_else(|| basic_key(headers))?;
-    let caller = authenticate(state, &key).await.ok()?;
+    let from_session = match session_id(headers) {
+        Some(id) => session_caller(state, &id).await,
+        None => None,
+    };
+    let caller = match from_session {
+        Some(c) => c,
+        None => authenticate(state, &basic_key(headers)?).await.ok()?,
+    };
     caller.require("reports:read").ok()?;
     Some(caller)
 }
@@ -138,7 +185,7 @@ pub async fn page(
             )
                 .into_response());
         }
-        let error = (session_key(&headers).is_some() || basic_key(&headers).is_some())
+        let error = (session_id(&headers).is_some() || basic_key(&headers).is_some())
             .then_some("Your sign-in has expired or the key lacks reports:read.");
         return Ok(login(StatusCode::OK, error));
     };
@@ -166,9 +213,10 @@ pub struct LoginForm {
     api_key: String,
 }
 
-/// `POST /reports/login`: checks the key, sets the cookie, back to the page.
+/// `POST /reports/login`: checks the key, opens a session, sets its cookie, back to the page.
 pub async fn login_post(
     AxState(state): AxState<AppState>,
+    headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(f)) = form else {
@@ -185,17 +233,28 @@ pub async fn login_post(
             Some("That key lacks the scope reports:read."),
         );
     }
+    let session = match sessions::create(&state.db, caller.key_id, MAX_AGE_SECS).await {
+        Ok(s) => s,
+        Err(e) => return Problem::from(e).into_response(),
+    };
     let mut resp = Redirect::to("/reports").into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, cookie(&state, key, MAX_AGE_SECS));
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&state, &headers, &session, MAX_AGE_SECS),
+    );
     resp
 }
 
-/// `POST /reports/logout`: forgets the cookie.
-pub async fn logout(AxState(state): AxState<AppState>) -> Response {
+/// `POST /reports/logout`: ends the session in the store and clears the cookie.
+pub async fn logout(AxState(state): AxState<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = session_id(&headers) {
+        if let Err(e) = sessions::delete(&state.db, &id).await {
+            return Problem::from(e).into_response();
+        }
+    }
     let mut resp = Redirect::to("/reports").into_response();
     resp.headers_mut()
-        .insert(header::SET_COOKIE, cookie(&state, "", 0));
+        .insert(header::SET_COOKIE, cookie(&state, &headers, "", 0));
     resp
 }
 

@@ -88,6 +88,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let span_rails = state.rails.clone();
     Router::new()
         .route("/v1/disbursements", post(payments::create_disbursement))
         .route("/v1/collections", post(payments::create_collection))
@@ -135,13 +136,16 @@ pub fn router(state: AppState) -> Router {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this route does not take that method")
         })
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            TraceLayer::new_for_http().make_span_with(move |req: &axum::http::Request<_>| {
                 let id = req
                     .headers()
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                // The path as the rail's adapter lets it be logged (no secret segment, no
+                // party id); never the query string (PH-EE's callback token is there).
+                let path = rails::loggable_path(&span_rails, req.uri().path());
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path)
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

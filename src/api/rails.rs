@@ -3,6 +3,7 @@
 use super::problem::Problem;
 use super::AppState;
 use crate::callbacks::{self, Answer};
+use crate::rails::Rails;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,24 @@ use std::net::SocketAddr;
 
 /// Callbacks are small; anything larger is refused before it is stored.
 const CALLBACK_LIMIT: usize = 1024 * 1024;
+
+/// A request path as logs and spans may show it. Below `/rails/{rail}` the rail's adapter
+/// hides what it must (a secret path segment, a party's identifier); below a rail that is not
+/// configured everything is hidden, as nobody can say what it carries.
+pub(super) fn loggable_path(rails: &Rails, path: &str) -> String {
+    let Some(below) = path.strip_prefix("/rails/") else {
+        return path.to_owned();
+    };
+    let (rail, rest) = below.split_once('/').unwrap_or((below, ""));
+    match rails.get(rail) {
+        Some(r) => format!(
+            "/rails/{rail}{}",
+            r.adapter.loggable_path(&format!("/{rest}"))
+        ),
+        None if rest.is_empty() => path.to_owned(),
+        None => format!("/rails/{rail}/{}", railgate_rail::REDACTED),
+    }
+}
 
 pub async fn callback(
     State(state): State<AppState>,

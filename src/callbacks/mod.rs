@@ -86,12 +86,14 @@ pub async fn receive(
             reason: "no such rail".into(),
         });
     };
-    // Stored as received before anything else, so nothing a rail told us is ever lost.
+    // Stored as received before anything else, so nothing a rail told us is ever lost; a
+    // secret in the path is ours, not the rail's word, and is stored hidden (operators see
+    // these rows).
     let row = store::store_raw(
         db,
         rail_id,
         req.method.as_str(),
-        &req.path,
+        &rail.adapter.redact_path(&req.path),
         &kept_headers(&req.headers),
         &req.body,
     )
@@ -125,8 +127,9 @@ pub async fn receive(
                 CallbackError::UnknownRoute => (404, "unknown_route"),
             };
             refused(label);
-            tracing::warn!(rail = rail_id, row = %row, verdict = label, reason = %e, "Callback refused");
-            // The adapter's reason may quote the body: no control character reaches the store.
+            // The reason may quote the body (a parser's error): it is kept with the row only,
+            // and no control character of it reaches the store.
+            tracing::warn!(rail = rail_id, row = %row, verdict = label, "Callback refused");
             let reason: String = e.to_string().chars().filter(|c| !c.is_control()).collect();
             let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
             store::set_verdict(&mut conn, row, "refused", Some(&reason)).await?;

@@ -80,7 +80,7 @@ pub async fn insert_key(
     Ok(id)
 }
 
-fn record(row: &sqlx::any::AnyRow) -> Result<KeyRecord> {
+pub(crate) fn record(row: &sqlx::any::AnyRow) -> Result<KeyRecord> {
     let scopes: String = col(row, "scopes")?;
     Ok(KeyRecord {
         id: uuid_col(row, "id")?,
@@ -94,7 +94,7 @@ fn record(row: &sqlx::any::AnyRow) -> Result<KeyRecord> {
     })
 }
 
-const SELECT: &str =
+pub(crate) const SELECT: &str =
     "SELECT k.id, k.client_id, c.name AS client_name, k.prefix, k.scopes, k.label, \
      k.created_at, k.revoked_at FROM api_keys k JOIN clients c ON c.id = k.client_id";
 

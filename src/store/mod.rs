@@ -18,6 +18,7 @@ pub mod payments;
 pub mod payrolls;
 pub mod recon;
 pub mod reversals;
+pub mod sessions;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -92,6 +92,17 @@ pub struct TestApp {
 
 pub const MOCK_SECRET: &str = "test-callback-secret";
 
+/// One secret per rail, as the sandbox has them (the mock rail's is `MOCK_SECRET`).
+pub fn rail_secrets() -> railgate::sandbox::RailSecrets {
+    railgate::sandbox::RailSecrets {
+        mock: MOCK_SECRET.into(),
+        mmapi: "test-mmapi-callback-secret".into(),
+        mpesa: "test-mpesa-callback-secret".into(),
+        mojaloop_ilp: "test-mojaloop-ilp-secret".into(),
+        phee: "test-phee-callback-token".into(),
+    }
+}
+
 /// Timings short enough for tests, long enough for a noisy machine.
 pub fn test_config(database_url: String, mock_url: &str) -> Config {
     let mut cfg = sandbox_config(0, database_url, mock_url, MOCK_SECRET);
@@ -142,7 +153,7 @@ pub async fn spawn_app_all_rails_with(
         .await
         .unwrap();
     let mut cfg = test_config(url.clone(), &rails.mock.base_url());
-    rails.configure(&mut cfg, MOCK_SECRET);
+    rails.configure(&mut cfg, &rail_secrets());
     for r in &mut cfg.rails {
         r.request_timeout_ms = 1_000;
         r.callback_grace_ms = 400;

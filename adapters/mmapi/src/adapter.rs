@@ -722,6 +722,14 @@ impl RailAdapter for MmapiAdapter {
         }
     }
 
+    /// With a path secret, every callback path starts with it.
+    fn redact_path(&self, path: &str) -> String {
+        match &self.config.callback_auth {
+            CallbackAuth::PathSecret(_) => railgate_rail::redact_first_segment(path),
+            CallbackAuth::Basic { .. } => path.to_owned(),
+        }
+    }
+
     fn is_batch_callback(&self, request: &railgate_rail::InboundRequest) -> bool {
         let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
         matches!(segments.as_slice(), [.., "batches", _])

@@ -802,6 +802,11 @@ impl RailAdapter for MojaloopAdapter {
         }
     }
 
+    /// `/parties/{Type}/{ID}[/{SubId}]` names a person: logs show it masked.
+    fn loggable_path(&self, path: &str) -> String {
+        crate::callbacks::mask_party_path(path)
+    }
+
     fn callback(&self, request: &InboundRequest) -> Result<CallbackReply, CallbackError> {
         let route = crate::callbacks::route(&request.method, &request.path)
             .ok_or(CallbackError::UnknownRoute)?;

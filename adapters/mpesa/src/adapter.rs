@@ -393,6 +393,11 @@ impl RailAdapter for MpesaAdapter {
         &self.config.rail_id
     }
 
+    /// Every callback path starts with the secret that authenticates it.
+    fn redact_path(&self, path: &str) -> String {
+        railgate_rail::redact_first_segment(path)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             disbursement: self.config.b2c.is_some(),

@@ -440,4 +440,16 @@ pub trait RailAdapter: Send + Sync + 'static {
     fn is_batch_callback(&self, _request: &InboundRequest) -> bool {
         false
     }
+    /// The path of an inbound request (below `/rails/{id}`) with any secret it carries
+    /// replaced by [`crate::REDACTED`] (a secret path segment: see
+    /// [`crate::redact_first_segment`]). The gateway stores the raw callback with this path
+    /// and logs no other. Default: the rail's paths carry no secret.
+    fn redact_path(&self, path: &str) -> String {
+        path.to_owned()
+    }
+    /// The path as logs and spans may show it: [`Self::redact_path`], with personal data the
+    /// path names (a party's identifier) masked too. Default: `redact_path`.
+    fn loggable_path(&self, path: &str) -> String {
+        self.redact_path(path)
+    }
 }

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod json;
 pub mod money;
 pub mod party;
+pub mod redact;
 
 pub use adapter::*;
 pub use batch::{
@@ -16,3 +17,4 @@ pub use batch::{
 };
 pub use money::{Currency, Money, MoneyError};
 pub use party::{mask, Party, PartyError, PartyIdType};
+pub use redact::{redact_first_segment, REDACTED};
