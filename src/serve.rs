@@ -125,7 +125,8 @@ impl Connection {
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let idle = self.limits.idle;
-        let mut tick = tokio::time::interval(idle.div_f64(4.0).max(Duration::from_millis(10)));
+        let mut tick =
+            tokio::time::interval(idle.checked_div(4).unwrap_or(idle).max(Duration::from_millis(10)));
         let mut draining = false;
         loop {
             tokio::select! {
