@@ -41,7 +41,12 @@ use tower::ServiceExt;
 use tower_http::timeout::{TimeoutBody, TimeoutError};
 
 /// Serves `router` on `listener` until `stop` is cancelled, then drains open connections.
-pub async fn serve(listener: TcpListener, router: Router, cfg: HttpConfig, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    cfg: HttpConfig,
+    stop: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -125,8 +130,11 @@ impl Connection {
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let idle = self.limits.idle;
-        let mut tick =
-            tokio::time::interval(idle.checked_div(4).unwrap_or(idle).max(Duration::from_millis(10)));
+        let mut tick = tokio::time::interval(
+            idle.checked_div(4)
+                .unwrap_or(idle)
+                .max(Duration::from_millis(10)),
+        );
         let mut draining = false;
         loop {
             tokio::select! {

@@ -95,39 +95,45 @@ both_stores!(idle_keep_alive_connections_are_closed, |store| async move {
     app.stop().await;
 });
 
-both_stores!(connections_beyond_the_limit_wait_for_a_free_one, |store| async move {
-    let Some(app) = spawn_app_with(store, |c| {
-        c.http.max_connections = 2;
-        c.http.header_timeout_ms = 60_000;
-        c.http.idle_timeout_ms = 60_000;
-    })
-    .await
-    else {
-        return;
-    };
-    // Two connections hold both slots, each with half a request.
-    let mut first = connect(&app).await;
-    first.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
-    let mut second = connect(&app).await;
-    second.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
-    // A third, whole request is not served while they hold them...
-    let mut third = connect(&app).await;
-    third
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: railgate\r\nConnection: close\r\n\r\n")
+both_stores!(
+    connections_beyond_the_limit_wait_for_a_free_one,
+    |store| async move {
+        let Some(app) = spawn_app_with(store, |c| {
+            c.http.max_connections = 2;
+            c.http.header_timeout_ms = 60_000;
+            c.http.idle_timeout_ms = 60_000;
+        })
         .await
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let early = tokio::time::timeout(Duration::from_secs(1), third.read(&mut buf)).await;
-    assert!(early.is_err(), "served beyond the limit: {early:?}");
-    // ...and is once one of them goes away.
-    drop(first);
-    let answer = until_closed(&mut third).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    second
-        .write_all(b"Host: railgate\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = until_closed(&mut second).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    app.stop().await;
-});
+        else {
+            return;
+        };
+        // Two connections hold both slots, each with half a request.
+        let mut first = connect(&app).await;
+        first.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        let mut second = connect(&app).await;
+        second
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        // A third, whole request is not served while they hold them...
+        let mut third = connect(&app).await;
+        third
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: railgate\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let early = tokio::time::timeout(Duration::from_secs(1), third.read(&mut buf)).await;
+        assert!(early.is_err(), "served beyond the limit: {early:?}");
+        // ...and is once one of them goes away.
+        drop(first);
+        let answer = until_closed(&mut third).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        second
+            .write_all(b"Host: railgate\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut second).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        app.stop().await;
+    }
+);

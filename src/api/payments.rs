@@ -189,24 +189,24 @@ async fn finish_keyed(
     result: Result<(StatusCode, String, Option<String>), Problem>,
 ) -> Result<Response, Problem> {
     match result {
-            Ok((status, body, loc)) => Ok(json_response(status, &body, loc)),
-            Err(p) if p.status.is_client_error() => {
-                // The refusal is the first result: it is stored and replayed like a success.
-                let body = p.body().to_string();
-                let mut conn = state
-                    .db
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(crate::store::StoreError::from)?;
-                idempotency::complete(&mut conn, caller.client_id, key, p.status.as_u16(), &body)
-                    .await?;
-                Err(p)
-            }
-            Err(p) => {
-                idempotency::abandon(&state.db, caller.client_id, key).await?;
-                Err(p)
-            }
+        Ok((status, body, loc)) => Ok(json_response(status, &body, loc)),
+        Err(p) if p.status.is_client_error() => {
+            // The refusal is the first result: it is stored and replayed like a success.
+            let body = p.body().to_string();
+            let mut conn = state
+                .db
+                .pool()
+                .acquire()
+                .await
+                .map_err(crate::store::StoreError::from)?;
+            idempotency::complete(&mut conn, caller.client_id, key, p.status.as_u16(), &body)
+                .await?;
+            Err(p)
+        }
+        Err(p) => {
+            idempotency::abandon(&state.db, caller.client_id, key).await?;
+            Err(p)
+        }
     }
 }
 
