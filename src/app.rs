@@ -54,7 +54,7 @@ impl Running {
 /// The listener is bound before the rails are built so that `public_url` can name the real
 /// port when the configuration asked for port 0.
 pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Running, AppError> {
-    let db = Db::connect(cfg.database()?, cfg.db_connections).await?;
+    let db = Db::connect_with(cfg.database()?, cfg.pool_sizes()).await?;
     db.migrate().await?;
     if db.kind() == Kind::Sqlite {
         // One instance per SQLite file: whatever the last process leased is ours again.
@@ -83,9 +83,11 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
     };
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    // Background work takes its connections from its own pool (see `store::Db`).
+    let background = db.background();
     if cfg.dispatch.enabled {
         let d = Dispatcher {
-            db: db.clone(),
+            db: background.clone(),
             rails: state.rails.clone(),
             cfg: cfg.dispatch.clone(),
             worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
@@ -94,19 +96,31 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
         };
         tasks.spawn(d.run(stop.clone()));
         // Where the dispatcher runs, so do the bank watchers.
-        crate::bank_watch::spawn(&cfg, &db, &stop, &mut tasks)?;
+        crate::bank_watch::spawn(&cfg, &background, &stop, &mut tasks)?;
         // And the readers of open rail batches (payrolls).
-        crate::batches::spawn_poller(&db, &cfg, &state.rails, &stop, &mut tasks);
+        crate::batches::spawn_poller(&background, &cfg, &state.rails, &stop, &mut tasks);
     }
-    let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let s = stop.clone();
+    // On PostgreSQL, other instances learn from this one's heartbeat that the idempotency
+    // keys it holds in flight are still being worked on. It beats on a connection of its
+    // own, and until the server has drained: a key must not pass for dead while its request
+    // still runs.
+    let heartbeat_stop = CancellationToken::new();
+    if db.kind() == Kind::Postgres {
+        let own = Db::connect(&cfg.database_url, 1).await?;
+        crate::store::instances::beat(&own, db.instance()).await?;
+        let every = std::time::Duration::from_millis((cfg.instance_stale_ms / 5).max(100));
+        tasks.spawn(crate::store::instances::heartbeat(
+            own,
+            db.instance(),
+            every,
+            heartbeat_stop.clone(),
+        ));
+    }
+    let app = api::router(state.clone());
+    let (http, s) = (cfg.http.clone(), stop.clone());
     tasks.spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { s.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
+        crate::serve::serve(listener, app, http, s).await;
+        heartbeat_stop.cancel();
     });
     tracing::info!(%addr, store = ?db.kind(), "Railgate listening");
     Ok(Running {

@@ -23,6 +23,21 @@ pub struct Config {
     /// Pool size. Env: `RAILGATE_DB_CONNECTIONS`.
     #[serde(default = "default_connections")]
     pub db_connections: u32,
+    /// How many of `db_connections` background work (dispatcher, webhooks, bank watchers,
+    /// batch poller) gets, as a pool of its own; the API keeps the rest (at least one).
+    /// Default: half, at least one. Env: `RAILGATE_DB_BACKGROUND_CONNECTIONS`.
+    #[serde(default)]
+    pub db_background_connections: Option<u32>,
+    /// How long a query waits for a free pooled connection before it fails.
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub db_acquire_timeout_ms: u64,
+    /// On PostgreSQL, an instance whose heartbeat is older than this is taken for dead, and
+    /// the idempotency keys it held in flight may be retried.
+    #[serde(default = "default_instance_stale_ms")]
+    pub instance_stale_ms: u64,
+    /// Timeouts and limits of the HTTP server's connections.
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Largest request body accepted, in bytes (payroll uploads have their own limit).
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
@@ -41,6 +56,48 @@ pub struct Config {
     pub rails: Vec<RailConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// The HTTP server's connections: how long a client may take, and how many it may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A request's line and headers must arrive within this (slow-header clients).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this, else 408 (slow-body clients).
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Connections served at once; further ones wait to be accepted until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout_ms: default_header_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_timeout_ms() -> u64 {
+    30_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_connections() -> usize {
+    1024
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,6 +308,11 @@ impl Config {
                 .parse()
                 .map_err(|_| ConfigError::Invalid(format!("RAILGATE_DB_CONNECTIONS={v}")))?;
         }
+        if let Ok(v) = std::env::var("RAILGATE_DB_BACKGROUND_CONNECTIONS") {
+            self.db_background_connections = Some(v.parse().map_err(|_| {
+                ConfigError::Invalid(format!("RAILGATE_DB_BACKGROUND_CONNECTIONS={v}"))
+            })?);
+        }
         if let Ok(v) = std::env::var("RAILGATE_DISPATCH") {
             self.dispatch.enabled = v != "false" && v != "0";
         }
@@ -272,6 +334,21 @@ impl Config {
         Ok(url)
     }
 
+    /// The API's pool and background work's pool: `db_connections` split between them, each
+    /// at least one connection.
+    pub fn pool_sizes(&self) -> crate::store::PoolSizes {
+        let total = self.db_connections.max(2);
+        let background = self
+            .db_background_connections
+            .unwrap_or(total / 2)
+            .clamp(1, total.saturating_sub(1));
+        crate::store::PoolSizes {
+            api: total.saturating_sub(background).max(1),
+            background,
+            acquire_timeout: std::time::Duration::from_millis(self.db_acquire_timeout_ms.max(1)),
+        }
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()
@@ -288,6 +365,10 @@ impl Default for Config {
             public_url: None,
             database_url: String::new(),
             db_connections: default_connections(),
+            db_background_connections: None,
+            db_acquire_timeout_ms: default_acquire_timeout_ms(),
+            instance_stale_ms: default_instance_stale_ms(),
+            http: HttpConfig::default(),
             body_limit_bytes: default_body_limit(),
             payroll_limit_bytes: default_payroll_limit(),
             allow_rail_hint: true,
@@ -304,6 +385,12 @@ fn default_listen() -> SocketAddr {
 }
 fn default_connections() -> u32 {
     8
+}
+fn default_acquire_timeout_ms() -> u64 {
+    30_000
+}
+fn default_instance_stale_ms() -> u64 {
+    5_000
 }
 fn default_body_limit() -> usize {
     64 * 1024

@@ -26,5 +26,6 @@ pub mod rails;
 pub mod recon;
 pub mod reversals;
 pub mod sandbox;
+pub mod serve;
 pub mod store;
 pub mod telemetry;

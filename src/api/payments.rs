@@ -112,7 +112,8 @@ where
         let (status, body, loc) = work().await?;
         return Ok(json_response(status, &body, loc));
     };
-    match idempotency::begin(&state.db, caller.client_id, key, &fingerprint).await? {
+    let stale = std::time::Duration::from_millis(state.cfg.instance_stale_ms);
+    match idempotency::begin(&state.db, caller.client_id, key, &fingerprint, stale).await? {
         Begin::Replay { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut r = json_response(status, &body, None);
@@ -133,26 +134,79 @@ where
             "The idempotency key was used with another request",
             "an Idempotency-Key may be reused only with the identical request",
         )),
-        Begin::Fresh => match work().await {
-            Ok((status, body, loc)) => Ok(json_response(status, &body, loc)),
-            Err(p) if p.status.is_client_error() => {
-                // The refusal is the first result: it is stored and replayed like a success.
-                let body = p.body().to_string();
-                let mut conn = state
-                    .db
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(crate::store::StoreError::from)?;
-                idempotency::complete(&mut conn, caller.client_id, key, p.status.as_u16(), &body)
-                    .await?;
-                Err(p)
+        Begin::Fresh => {
+            let guard = KeyHeld::new(&state.db, caller.client_id, key);
+            let done = finish_keyed(state, caller, key, work().await).await;
+            // Settled unless storing the outcome failed: then the guard lets the key go.
+            if !matches!(&done, Err(p) if p.status.is_server_error()) {
+                guard.release();
             }
-            Err(p) => {
-                idempotency::abandon(&state.db, caller.client_id, key).await?;
-                Err(p)
-            }
-        },
+            done
+        }
+    }
+}
+
+/// A key this request holds in flight. Should the request stop before its end (the client
+/// went away and its handler was dropped, or it panicked), the key is let go, so a retry is
+/// not told "in flight" by a request that no longer runs. Its transaction, never committed,
+/// was rolled back.
+struct KeyHeld {
+    held: Option<(crate::store::Db, uuid::Uuid, String)>,
+}
+
+impl KeyHeld {
+    fn new(db: &crate::store::Db, client: uuid::Uuid, key: &str) -> KeyHeld {
+        KeyHeld {
+            held: Some((db.clone(), client, key.to_owned())),
+        }
+    }
+
+    /// The request came to its end: the key is settled by it.
+    fn release(mut self) {
+        self.held = None;
+    }
+}
+
+impl Drop for KeyHeld {
+    fn drop(&mut self) {
+        let Some((db, client, key)) = self.held.take() else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = idempotency::abandon(&db, client, &key).await {
+                    tracing::warn!(error = %e, "Letting go of an interrupted request's idempotency key failed");
+                }
+            });
+        }
+    }
+}
+
+async fn finish_keyed(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    result: Result<(StatusCode, String, Option<String>), Problem>,
+) -> Result<Response, Problem> {
+    match result {
+        Ok((status, body, loc)) => Ok(json_response(status, &body, loc)),
+        Err(p) if p.status.is_client_error() => {
+            // The refusal is the first result: it is stored and replayed like a success.
+            let body = p.body().to_string();
+            let mut conn = state
+                .db
+                .pool()
+                .acquire()
+                .await
+                .map_err(crate::store::StoreError::from)?;
+            idempotency::complete(&mut conn, caller.client_id, key, p.status.as_u16(), &body)
+                .await?;
+            Err(p)
+        }
+        Err(p) => {
+            idempotency::abandon(&state.db, caller.client_id, key).await?;
+            Err(p)
+        }
     }
 }
 

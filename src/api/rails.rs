@@ -61,7 +61,7 @@ pub async fn callback(
         })?;
     // A batch callback, once authenticated, only says "read the rail's open batches now".
     if batch_hint && matches!(answer, Answer::Reply { .. }) {
-        crate::batches::hint(state.db.clone(), state.rails.clone(), rail.clone());
+        crate::batches::hint(state.db.background(), state.rails.clone(), rail.clone());
     }
     Ok(match answer {
         Answer::Reply {

@@ -47,12 +47,15 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
         .as_deref()
         .and_then(|p| Uuid::parse_str(p).ok())
         .ok_or_else(|| StoreError::Corrupt(format!("webhook job {} has no delivery", job.id)))?;
-    let mut conn = db.pool().acquire().await?;
+    // No connection is held across this function's awaits: each read and each write takes
+    // one for itself and gives it back, and none is held while the receiver is sent to.
+    // (Holding one while the reads below took more exhausted the pool as soon as as many
+    // deliveries ran as it had connections, and stalled the API with it.)
     let Some(d) = deliveries::outgoing(db, id).await? else {
-        return jobs::finish(&mut conn, job).await;
+        return finish(db, job).await;
     };
     if d.status != Status::Pending.as_str() {
-        return jobs::finish(&mut conn, job).await;
+        return finish(db, job).await;
     }
     if d.endpoint_deleted {
         let mut tx = db.begin().await?;
@@ -66,15 +69,14 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
         let at = next
             .max(now_micros())
             .saturating_add(micros(Duration::from_secs(1)));
-        return jobs::retry_at(&mut conn, job, at, None).await;
+        return retry_at(db, job, at).await;
     }
     // At most `max_in_flight` sends at once; a job that finds none free comes back shortly
     // rather than hold a dispatcher slot while it waits.
     let Ok(_permit) = sender.sending.clone().try_acquire_owned() else {
         let at = now_micros().saturating_add(micros(Duration::from_millis(500)));
-        return jobs::retry_at(&mut conn, job, at, None).await;
+        return retry_at(db, job, at).await;
     };
-    drop(conn);
 
     let body = match d.format {
         Format::Standard => d.event.view().to_string(),
@@ -181,4 +183,14 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+async fn finish(db: &Db, job: &Job) -> Result<()> {
+    let mut conn = db.pool().acquire().await?;
+    jobs::finish(&mut conn, job).await
+}
+
+async fn retry_at(db: &Db, job: &Job, at: i64) -> Result<()> {
+    let mut conn = db.pool().acquire().await?;
+    jobs::retry_at(&mut conn, job, at, None).await
 }

@@ -1,12 +1,14 @@
 //! Idempotency keys: the first response to a key is stored and replayed.
 
-use super::{col, now_micros, Db, Result};
+use super::{col, instances, now_micros, Db, Kind, Result};
 use sqlx::AnyConnection;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// How long a key is kept (the API promises at least 7 days).
 pub const RETENTION_MICROS: i64 = 8 * 24 * 3600 * 1_000_000;
-/// A key still marked in flight after this long belongs to a request that died mid-way.
+/// A key taken before owners were recorded, still marked in flight after this long, belongs to
+/// a request that died mid-way.
 const ABANDONED_AFTER_MICROS: i64 = 60 * 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,23 +24,35 @@ pub enum Begin {
     Mismatch,
 }
 
-pub async fn begin(db: &Db, client: Uuid, key: &str, request_hash: &str) -> Result<Begin> {
+/// Takes the key for this request, or says why not. A key in flight is the owner's while the
+/// owner lives: a request of this instance, or of another whose heartbeat is fresher than
+/// `stale` (PostgreSQL). A key whose owner is dead (a process killed mid-request) is taken
+/// over at once.
+pub async fn begin(
+    db: &Db,
+    client: Uuid,
+    key: &str,
+    request_hash: &str,
+    stale: Duration,
+) -> Result<Begin> {
     let now = now_micros();
+    let me = db.instance().to_string();
     let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (client_id, key, request_hash, created_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (client_id, key) DO NOTHING",
+        "INSERT INTO idempotency_keys (client_id, key, request_hash, created_at, owner) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id, key) DO NOTHING",
     )
     .bind(client.to_string())
     .bind(key)
     .bind(request_hash)
     .bind(now)
+    .bind(&me)
     .execute(db.pool())
     .await?;
     if inserted.rows_affected() == 1 {
         return Ok(Begin::Fresh);
     }
     let row = sqlx::query(
-        "SELECT request_hash, status, response, created_at FROM idempotency_keys \
+        "SELECT request_hash, status, response, created_at, owner FROM idempotency_keys \
          WHERE client_id = $1 AND key = $2",
     )
     .bind(client.to_string())
@@ -54,31 +68,43 @@ pub async fn begin(db: &Db, client: Uuid, key: &str, request_hash: &str) -> Resu
         return Ok(Begin::Mismatch);
     }
     let status: Option<i64> = col(&row, "status")?;
-    match status {
-        Some(s) => Ok(Begin::Replay {
+    if let Some(s) = status {
+        return Ok(Begin::Replay {
             status: u16::try_from(s).unwrap_or(500),
             body: col::<Option<String>>(&row, "response")?.unwrap_or_default(),
-        }),
-        None => {
-            let created: i64 = col(&row, "created_at")?;
-            if now.saturating_sub(created) > ABANDONED_AFTER_MICROS {
-                let taken = sqlx::query(
-                    "UPDATE idempotency_keys SET created_at = $1 WHERE client_id = $2 AND key = $3 \
-                     AND status IS NULL AND created_at = $4",
-                )
-                .bind(now)
-                .bind(client.to_string())
-                .bind(key)
-                .bind(created)
-                .execute(db.pool())
-                .await?;
-                if taken.rows_affected() == 1 {
-                    return Ok(Begin::Fresh);
-                }
-            }
-            Ok(Begin::InFlight)
-        }
+        });
     }
+    let created: i64 = col(&row, "created_at")?;
+    let owner: Option<String> = col(&row, "owner")?;
+    let dead = match owner.as_deref() {
+        Some(o) if o == me => false,
+        // One instance per SQLite file: an owner other than the running one is gone.
+        Some(_) if db.kind() == Kind::Sqlite => true,
+        Some(o) => !instances::alive(db, o, stale).await?,
+        None => now.saturating_sub(created) > ABANDONED_AFTER_MICROS,
+    };
+    if !dead {
+        return Ok(Begin::InFlight);
+    }
+    // Taken over only as it was read: of two retries racing for it, one wins.
+    let taken = sqlx::query(
+        "UPDATE idempotency_keys SET created_at = $1, owner = $2 WHERE client_id = $3 \
+         AND key = $4 AND status IS NULL AND created_at = $5 \
+         AND COALESCE(owner, '') = COALESCE($6, '')",
+    )
+    .bind(now)
+    .bind(&me)
+    .bind(client.to_string())
+    .bind(key)
+    .bind(created)
+    .bind(owner.as_deref())
+    .execute(db.pool())
+    .await?;
+    if taken.rows_affected() == 1 {
+        tracing::info!("Idempotency key of a dead request taken over");
+        return Ok(Begin::Fresh);
+    }
+    Ok(Begin::InFlight)
 }
 
 /// Stores the response; called inside the transaction that made the change it describes.

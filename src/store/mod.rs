@@ -12,6 +12,7 @@ pub mod callbacks;
 pub mod entries;
 pub mod idempotency;
 pub mod inbound;
+pub mod instances;
 pub mod jobs;
 pub mod keys;
 pub mod payments;
@@ -57,54 +58,129 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A handle on the store: the pool its holder uses, and the pool background work uses.
+///
+/// Background work (the dispatcher and what it runs: payments, webhook deliveries, rechecks,
+/// reversals; the bank watchers; the batch poller) takes its connections from a pool of its
+/// own, a bounded share of `db_connections` (see `Config::pool_sizes`), through
+/// [`Db::background`]. However busy, slow or stuck that work is, it cannot take the API's
+/// connections. A second pool rather than a semaphore over one pool: every query takes its
+/// connection from `pool()` itself, and a semaphore would have to be threaded through all of
+/// them to be honoured.
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Background work's pool, when it has one of its own.
+    background: Option<AnyPool>,
     kind: Kind,
+    /// This running gateway, as the owner of what it holds (in-flight idempotency keys).
+    instance: uuid::Uuid,
+}
+
+/// How the pools are sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizes {
+    /// The API's connections.
+    pub api: u32,
+    /// Background work's connections; 0 = it shares the API's pool (one-shot commands).
+    pub background: u32,
+    /// How long a query waits for a free connection before failing.
+    pub acquire_timeout: Duration,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-impl Db {
-    /// Connects to `sqlite://path` (created if missing) or `postgres://...`.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
-        sqlx::any::install_default_drivers();
-        let kind = if url.starts_with("sqlite:") {
-            Kind::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Kind::Postgres
-        } else {
-            return Err(StoreError::UnsupportedUrl);
-        };
-        let options = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30));
-        let pool = match kind {
-            Kind::Sqlite => {
-                let url = if url.contains('?') {
-                    url.to_owned()
-                } else {
-                    format!("{url}?mode=rwc")
-                };
-                options
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // FULL: a commit is on disk before we acknowledge it.
-                            conn.execute(
-                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
+fn kind_of(url: &str) -> Result<Kind> {
+    if url.starts_with("sqlite:") {
+        Ok(Kind::Sqlite)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Kind::Postgres)
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
+
+async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -> Result<AnyPool> {
+    let options = AnyPoolOptions::new()
+        .max_connections(max.max(1))
+        .acquire_timeout(acquire_timeout);
+    let pool = match kind {
+        Kind::Sqlite => {
+            let url = if url.contains('?') {
+                url.to_owned()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            options
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // FULL: a commit is on disk before we acknowledge it.
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                        )
+                        .await?;
+                        Ok(())
                     })
-                    .connect(&url)
-                    .await?
-            }
-            Kind::Postgres => options.connect(url).await?,
+                })
+                .connect(&url)
+                .await?
+        }
+        Kind::Postgres => options.connect(url).await?,
+    };
+    Ok(pool)
+}
+
+impl Db {
+    /// Connects to `sqlite://path` (created if missing) or `postgres://...`, one pool shared by
+    /// everything (one-shot commands, tests).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
+        Db::connect_with(
+            url,
+            PoolSizes {
+                api: max_connections,
+                background: 0,
+                acquire_timeout: Duration::from_secs(30),
+            },
+        )
+        .await
+    }
+
+    /// Connects with the API's pool and, when `sizes.background > 0`, background work's own.
+    pub async fn connect_with(url: &str, sizes: PoolSizes) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let kind = kind_of(url)?;
+        let pool = open_pool(url, kind, sizes.api, sizes.acquire_timeout).await?;
+        let background = if sizes.background > 0 {
+            Some(open_pool(url, kind, sizes.background, sizes.acquire_timeout).await?)
+        } else {
+            None
         };
-        Ok(Db { pool, kind })
+        Ok(Db {
+            pool,
+            background,
+            kind,
+            instance: uuid::Uuid::new_v4(),
+        })
+    }
+
+    /// The same store through background work's pool (this handle when there is none).
+    pub fn background(&self) -> Db {
+        match &self.background {
+            Some(pool) => Db {
+                pool: pool.clone(),
+                background: Some(pool.clone()),
+                kind: self.kind,
+                instance: self.instance,
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// This running gateway's id, as the owner of in-flight idempotency keys.
+    pub fn instance(&self) -> uuid::Uuid {
+        self.instance
     }
 
     pub fn kind(&self) -> Kind {
@@ -149,6 +225,9 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(b) = &self.background {
+            b.close().await;
+        }
     }
 }
 
