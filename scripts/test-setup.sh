@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond cargo: schemathesis, pinned, for the property-based run
-# over openapi.yaml (tests/openapi_fuzz.rs). It goes into a virtual environment of its own
-# under ~/.cache/railgate-test-tools, where the test looks for it. Safe to run again.
+# Installs what the tests need beyond cargo: Debian's chromium (the finance page in a real
+# browser), libxml2-utils (xmllint: XSD validation of the bank files), and schemathesis, pinned,
+# for the property-based run over openapi.yaml (tests/openapi_fuzz.rs), in a virtual environment
+# of its own under ~/.cache/railgate-test-tools, where the test looks for it. Safe to run again.
 set -euo pipefail
+
+need=""
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+command -v xmllint >/dev/null 2>&1 || need="$need libxml2-utils"
+if [ -n "$need" ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
 
 SCHEMATHESIS_VERSION=4.32.5
 TOOLS="${RAILGATE_TEST_TOOLS:-$HOME/.cache/railgate-test-tools}"
