@@ -124,7 +124,7 @@ both_stores!(
         assert_eq!(s, 201, "{v}");
 
         // Every line final and every delivery made (bounded generously).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
         let (mut open, mut undelivered);
         loop {
             open = count(
