@@ -165,7 +165,8 @@ both_stores!(
         let status = app
             .http
             .put(app.url(&format!(
-                "/rails/mmapi/{MOCK_SECRET}/transactions/{attempt}"
+                "/rails/mmapi/{}/transactions/{attempt}",
+                rail_secrets().mmapi
             )))
             .json(&body)
             .send()
