@@ -344,7 +344,6 @@ impl MojaloopAdapter {
         method: &str,
         uri: &str,
         resource: Resource,
-        is_request: bool,
         destination: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<Vec<(String, String)>, RailError> {
@@ -352,7 +351,6 @@ impl MojaloopAdapter {
         let mut headers = fspiop_headers(
             resource,
             &self.config.fspiop_version,
-            is_request,
             now,
             &self.config.fsp_id,
             destination,
@@ -384,18 +382,11 @@ impl MojaloopAdapter {
         base: &str,
         uri: &str,
         resource: Resource,
-        is_request: bool,
         destination: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Result<reqwest::Response, reqwest::Error>, RailError> {
-        let headers = self.signed_headers(
-            method.as_str(),
-            uri,
-            resource,
-            is_request,
-            destination,
-            body.as_deref(),
-        )?;
+        let headers =
+            self.signed_headers(method.as_str(), uri, resource, destination, body.as_deref())?;
         let mut rb = self
             .http
             .request(method, format!("{}{uri}", base.trim_end_matches('/')));
@@ -431,7 +422,6 @@ impl MojaloopAdapter {
                 &self.config.endpoints.parties,
                 &uri,
                 Resource::Parties,
-                true,
                 None,
                 None,
             )
@@ -457,7 +447,6 @@ impl MojaloopAdapter {
                 &self.config.endpoints.quotes,
                 "/quotes",
                 Resource::Quotes,
-                true,
                 Some(payee_fsp),
                 Some(body),
             )
@@ -491,7 +480,6 @@ impl MojaloopAdapter {
                 &self.config.endpoints.transfers,
                 "/transfers",
                 Resource::Transfers,
-                true,
                 Some(payee_fsp),
                 Some(body),
             )
@@ -534,7 +522,6 @@ impl MojaloopAdapter {
                 &self.config.endpoints.transaction_requests,
                 "/transactionRequests",
                 Resource::TransactionRequests,
-                true,
                 Some(payer_fsp),
                 Some(body),
             )
@@ -770,7 +757,7 @@ impl RailAdapter for MojaloopAdapter {
             _ => return Ok(RailStatus::NotFound),
         };
         let sent = self
-            .send(http::Method::GET, base, &uri, resource, true, None, None)
+            .send(http::Method::GET, base, &uri, resource, None, None)
             .await?;
         let response = sent.map_err(|e| {
             RailError::Retryable(format!("GET {}: {}", resource.as_str(), transport(&e)))
@@ -870,7 +857,6 @@ impl RailAdapter for MojaloopAdapter {
             method.as_str(),
             &uri,
             resource,
-            false,
             destination.as_deref(),
             Some(&outbound.body),
         )?;

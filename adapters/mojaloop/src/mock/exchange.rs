@@ -188,6 +188,15 @@ pub(super) async fn handle(
     s.inner().received.push(super::Received {
         method: method.as_str().to_owned(),
         path: path.clone(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
         body: body.to_vec(),
     });
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();

@@ -153,6 +153,8 @@ pub struct Collected {
 pub struct Received {
     pub method: String,
     pub path: String,
+    /// Every header as it arrived (names lower-case), to pin what Railgate sends.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
