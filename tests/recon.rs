@@ -749,7 +749,9 @@ fn chromium() -> Option<std::path::PathBuf> {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("chromium is not installed under CI=true (scripts/test-setup.sh installs it)");
         }
-        eprintln!("\n!!! SKIPPING the Chromium test: no chromium (run scripts/test-setup.sh) !!!\n");
+        eprintln!(
+            "\n!!! SKIPPING the Chromium test: no chromium (run scripts/test-setup.sh) !!!\n"
+        );
     }
     found
 }
