@@ -515,7 +515,6 @@ impl MojaloopAdapter {
         payer_fsp: &str,
     ) -> Result<Submitted, RailError> {
         let body = Self::stored(attempt, STEP_TRANSACTION_REQUEST)?.to_vec();
-        let id = derive_id(attempt.attempt_id, IdPurpose::TransactionRequest).map_err(permanent)?;
         let sent = self
             .send(
                 http::Method::POST,
@@ -546,8 +545,11 @@ impl MojaloopAdapter {
             }
         };
         match answer(response, false).await? {
+            // The reference was recorded before sending (`reference_before_send`); the payer
+            // FSP's `PUT /transactionRequests` may already have replaced it with its
+            // `transactionId`, which the 202 must not undo.
             Answer::Accepted => Ok(Submitted::Accepted {
-                rail_reference: Some(id_string(id)),
+                rail_reference: None,
             }),
             Answer::Rejected(f) => Ok(Submitted::Rejected(f)),
         }
@@ -812,9 +814,18 @@ impl RailAdapter for MojaloopAdapter {
 
     /// The lookup's `PUT /parties` is keyed by the party alone and may beat the 202 of
     /// `GET /parties`: the gateway records the reference before the lookup goes out.
+    /// Likewise the answer to `POST /transactionRequests` may link the payer FSP's
+    /// `transactionId` before the 202 is recorded.
     fn reference_before_send(&self, attempt: &Attempt) -> Option<String> {
         match RailState::from_value(attempt.rail_state.as_ref()) {
             Ok(None | Some(RailState::LookingUp)) => Some(lookup_reference(&attempt.party)),
+            Ok(Some(RailState::PartyFound { .. }))
+                if attempt.direction == Direction::Collection =>
+            {
+                derive_id(attempt.attempt_id, IdPurpose::TransactionRequest)
+                    .ok()
+                    .map(id_string)
+            }
             Ok(Some(_)) | Err(_) => None,
         }
     }

@@ -914,7 +914,7 @@ fn approve(s: &Arc<Shared>, trid: &str) -> Option<Vec<u8>> {
     if let Some(o) = payee.as_object_mut() {
         o.remove("name");
     }
-    let quote = json!({
+    let mut quote = json!({
         "quoteId": c.quote_id,
         "transactionId": c.transfer_id,
         "transactionRequestId": trid,
@@ -926,6 +926,12 @@ fn approve(s: &Arc<Shared>, trid: &str) -> Option<Vec<u8>> {
         "note": v.get("note").cloned().unwrap_or(json!("premium")),
         "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(60))),
     });
+    if scenario == 13 {
+        // The field is optional: only the transactionId links the quote to the request.
+        if let Some(o) = quote.as_object_mut() {
+            o.remove("transactionRequestId");
+        }
+    }
     inner.collections.insert(c.quote_id.clone(), c);
     serde_json::to_vec(&quote).ok()
 }
@@ -1078,6 +1084,15 @@ async fn post_transaction_requests(
                 k.0.notify_one();
                 std::future::pending::<()>().await;
             }
+        }
+        13 => {
+            // Accepted at once, naming the transaction it creates; the quote that follows
+            // leaves out the transactionRequestId.
+            if let Some(rec) = s.inner().requests.get_mut(&trid) {
+                rec.state = RequestState::Accepted;
+            }
+            received();
+            pay_request(s, &trid, later);
         }
         11 => {
             fail_request(s, d, &trid, "4101", "Payer rejected transaction request");
