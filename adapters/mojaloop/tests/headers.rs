@@ -12,6 +12,7 @@ mod common;
 
 use chrono::Utc;
 use common::{Gateway, Options, Status, OUR_FSP, SCHEME_ID};
+use railgate_mojaloop::jws::Protected;
 use railgate_mojaloop::mock::{PushRequest, Received};
 use railgate_mojaloop::wire;
 use railgate_rail::{Direction, InboundRequest, RailAdapter};
@@ -49,6 +50,16 @@ fn header_set(r: &Received) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// With JWS on, a message with a body also carries its signature, URI and method.
+fn signed(mut h: BTreeMap<String, String>, r: &Received) -> BTreeMap<String, String> {
+    if h.contains_key("content-length") {
+        h.insert("fspiop-signature".to_owned(), "*".to_owned());
+        h.insert("fspiop-uri".to_owned(), r.path.clone());
+        h.insert("fspiop-http-method".to_owned(), r.method.clone());
+    }
+    h
+}
+
 fn expected(resource: &str, destination: Option<&str>, body: bool) -> BTreeMap<String, String> {
     let media = format!("application/vnd.interoperability.{resource}+json;version=1.1");
     let mut h = BTreeMap::from([
@@ -66,17 +77,30 @@ fn expected(resource: &str, destination: Option<&str>, body: bool) -> BTreeMap<S
     h
 }
 
-fn inbound(method: http::Method, path: &str, body: serde_json::Value) -> InboundRequest {
+fn inbound(method: http::Method, path: &str, body: serde_json::Value, jws: bool) -> InboundRequest {
+    let date = wire::http_date(Utc::now());
+    let body = serde_json::to_vec(&body).unwrap();
     let mut headers = http::HeaderMap::new();
     headers.insert("FSPIOP-Source", MOCK_DFSP.parse().unwrap());
     headers.insert("FSPIOP-Destination", OUR_FSP.parse().unwrap());
-    headers.insert("Date", wire::http_date(Utc::now()).parse().unwrap());
+    headers.insert("Date", date.parse().unwrap());
+    if jws {
+        let protected = Protected {
+            method: method.as_str(),
+            uri: path,
+            source: MOCK_DFSP,
+            destination: Some(OUR_FSP),
+            date: Some(&date),
+        };
+        let sig = common::keys().mock.sign(&protected, &body).unwrap();
+        headers.insert("FSPIOP-Signature", sig.parse().unwrap());
+    }
     InboundRequest {
         method,
         path: path.to_owned(),
         query: None,
         headers,
-        body: bytes::Bytes::from(serde_json::to_vec(&body).unwrap()),
+        body: bytes::Bytes::from(body),
         received_at: Utc::now(),
         peer: None,
     }
@@ -95,7 +119,20 @@ fn push(id_value: &str, reference: &str, currency: &str) -> PushRequest {
 
 #[tokio::test]
 async fn every_message_kind_carries_exactly_its_fspiop_headers() {
-    let g = Gateway::start(Options::default()).await;
+    every_message_kind(false).await;
+}
+
+#[tokio::test]
+async fn every_message_kind_carries_exactly_its_fspiop_headers_with_jws() {
+    every_message_kind(true).await;
+}
+
+async fn every_message_kind(jws: bool) {
+    let g = Gateway::start(Options {
+        jws,
+        ..Options::default()
+    })
+    .await;
 
     // Disbursement: GET /parties, POST /quotes, POST /transfers, then GET /transfers.
     let paid = g.add_attempt(Direction::Disbursement, "255712345699", "15000.5", "CLM-H");
@@ -136,6 +173,7 @@ async fn every_message_kind_carries_exactly_its_fspiop_headers() {
                 "condition": "p-W1LZ4iX6fA5wUZoTOULaRIvlTzFjTQXFFDn7CuXmM",
                 "expiration": wire::fspiop_datetime(Utc::now() + chrono::Duration::minutes(5)),
             }),
+            jws,
         ))
         .unwrap();
     assert_eq!(refused.follow_ups.len(), 1);
@@ -155,9 +193,10 @@ async fn every_message_kind_carries_exactly_its_fspiop_headers() {
     })
     .await;
 
-    let mut by_kind: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
+    let mut by_kind: BTreeMap<String, Vec<(Received, BTreeMap<String, String>)>> = BTreeMap::new();
     for r in g.hub.received() {
-        by_kind.entry(kind(&r)).or_default().push(header_set(&r));
+        let h = header_set(&r);
+        by_kind.entry(kind(&r)).or_default().push((r, h));
     }
     let want = [
         ("GET /parties/MSISDN/{id}", expected("parties", None, false)),
@@ -204,8 +243,13 @@ async fn every_message_kind_carries_exactly_its_fspiop_headers() {
         let got = by_kind
             .get(*k)
             .unwrap_or_else(|| panic!("no {k} reached the hub: {by_kind:#?}"));
-        for h in got {
-            assert_eq!(h, headers, "{k}");
+        for (r, h) in got {
+            let want = if jws {
+                signed(headers.clone(), r)
+            } else {
+                headers.clone()
+            };
+            assert_eq!(h, &want, "{k}");
         }
     }
     assert_eq!(
