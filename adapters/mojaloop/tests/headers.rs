@@ -5,7 +5,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
 )]
 
 mod common;
@@ -20,6 +21,9 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 const MOCK_DFSP: &str = "mockdfsp";
+
+/// Header names to values, as compared.
+type Headers = BTreeMap<String, String>;
 
 /// The kind of a message: its method and path with ids replaced by `{id}`.
 fn kind(r: &Received) -> String {
@@ -193,7 +197,7 @@ async fn every_message_kind(jws: bool) {
     })
     .await;
 
-    let mut by_kind: BTreeMap<String, Vec<(Received, BTreeMap<String, String>)>> = BTreeMap::new();
+    let mut by_kind: BTreeMap<String, Vec<(Received, Headers)>> = BTreeMap::new();
     for r in g.hub.received() {
         let h = header_set(&r);
         by_kind.entry(kind(&r)).or_default().push((r, h));
