@@ -884,3 +884,50 @@ async fn sandbox_runs_the_mojaloop_hub() {
     }
     sb.gateway.shutdown().await;
 }
+
+// A payer FSP that leaves out the (optional) `transactionRequestId` from its quote: its
+// transfer is matched to our request-to-pay by the `transactionId` it named in
+// `PUT /transactionRequests`; nothing goes to suspense.
+both_stores!(
+    mojaloop_request_to_pay_matched_by_transaction_id,
+    |store| async move {
+        let Some(app) = spawn_app_all_rails(store).await else {
+            return;
+        };
+        let body = json!({
+            "reference": "R2P-NO-TRID",
+            "amount": {"value": "2500.50", "currency": "TZS"},
+            "payer": msisdn("2557123459")("13"),
+            "rail": "mojaloop",
+        });
+        let (s, p) = app.post("/v1/collections", &app.key, &body, None).await;
+        assert_eq!(s, 201, "{p}");
+        let id = p["id"].as_str().unwrap().to_owned();
+        let p = app
+            .wait_for(&id, Duration::from_secs(40), |p| {
+                p["state"] == "completed" || p["state"] == "failed"
+            })
+            .await;
+        assert_eq!(p["state"], "completed", "{p}");
+        let quotes = stored_callbacks(&app, "POST", "/quotes").await;
+        assert_eq!(quotes.len(), 1);
+        assert!(json_of(&quotes[0].1).get("transactionRequestId").is_none());
+        let linked = stored_callbacks(&app, "PUT", "/transactionRequests/").await;
+        let transaction_id = json_of(&linked[0].1)["transactionId"].clone();
+        assert_eq!(json_of(&quotes[0].1)["transactionId"], transaction_id);
+        let suspense: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger_entries e JOIN ledger_accounts a ON e.account_id = a.id \
+             WHERE a.code = 'suspense'",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(suspense, 0);
+        assert!(
+            hub(&app).rejections().is_empty(),
+            "{:?}",
+            hub(&app).rejections()
+        );
+        app.stop().await;
+    }
+);

@@ -263,6 +263,26 @@ async fn apply_event(
             }
             Ok(effects)
         }
+        AttemptRef::Transaction {
+            rail_reference,
+            payment_reference,
+        } => {
+            // The attempt the rail linked the transaction to earlier (`Linked`) is paid by it;
+            // without one, the money is matched as pushed money is.
+            let resolved =
+                match attempts::find_by_rail_reference(tx, rail_id, rail_reference).await? {
+                    Some(a) => railgate_rail::CallbackEvent {
+                        callback_id: ev.callback_id.clone(),
+                        attempt: AttemptRef::Attempt(a.id),
+                        outcome: ev.outcome.clone().for_linked_attempt(),
+                    },
+                    None => railgate_rail::CallbackEvent {
+                        attempt: AttemptRef::PaymentReference(payment_reference.clone()),
+                        ..ev.clone()
+                    },
+                };
+            Box::pin(apply_event(tx, db, rail, req, row, &resolved)).await
+        }
         AttemptRef::PaymentReference(r) => {
             match payments::find_by_payment_reference(tx, r, rail_id).await? {
                 Some(p) => Ok(one(apply_to(
@@ -351,6 +371,14 @@ async fn apply_to(
         }
         CallbackOutcome::Pending => match attempt_id {
             Some(a) => outcomes::accept(tx, kind, payment_id, a, None, &cause).await?,
+            None => Applied::Ignored,
+        },
+        CallbackOutcome::Linked { rail_reference } => match attempt_id {
+            Some(a) => {
+                // Kept even when the attempt is already accepted: what follows is matched by it.
+                attempts::link_rail_reference(tx, a, rail_reference).await?;
+                outcomes::accept(tx, kind, payment_id, a, None, &cause).await?
+            }
             None => Applied::Ignored,
         },
         CallbackOutcome::Step { rail_state } => match attempt_id {
@@ -454,7 +482,7 @@ async fn apply_to_reversal(
             crate::reversals::confirmed(tx, kind, r.id, s, &cause).await?
         }
         CallbackOutcome::Failed(f) => crate::reversals::refused(tx, kind, r.id, f, &cause).await?,
-        CallbackOutcome::Pending => {
+        CallbackOutcome::Pending | CallbackOutcome::Linked { .. } => {
             reversals::set_status(tx, r.id, reversals::Status::Accepted, None, None).await?;
             Applied::Ignored
         }

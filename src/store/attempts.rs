@@ -200,6 +200,24 @@ pub async fn set_rail_reference(
     Ok(())
 }
 
+/// Records the reference the rail's later messages for an attempt still open will carry.
+pub async fn link_rail_reference(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    rail_reference: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE attempts SET rail_reference = $1, updated_at = $2 \
+         WHERE id = $3 AND status NOT IN ('completed', 'failed')",
+    )
+    .bind(rail_reference)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Stores the state a step's answer left, unless a callback already moved the attempt on
 /// while the step was being sent (its answer beat ours). True when stored.
 pub async fn step_sent(

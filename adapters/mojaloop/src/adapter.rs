@@ -344,7 +344,6 @@ impl MojaloopAdapter {
         method: &str,
         uri: &str,
         resource: Resource,
-        is_request: bool,
         destination: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<Vec<(String, String)>, RailError> {
@@ -352,7 +351,6 @@ impl MojaloopAdapter {
         let mut headers = fspiop_headers(
             resource,
             &self.config.fspiop_version,
-            is_request,
             now,
             &self.config.fsp_id,
             destination,
@@ -384,18 +382,11 @@ impl MojaloopAdapter {
         base: &str,
         uri: &str,
         resource: Resource,
-        is_request: bool,
         destination: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Result<reqwest::Response, reqwest::Error>, RailError> {
-        let headers = self.signed_headers(
-            method.as_str(),
-            uri,
-            resource,
-            is_request,
-            destination,
-            body.as_deref(),
-        )?;
+        let headers =
+            self.signed_headers(method.as_str(), uri, resource, destination, body.as_deref())?;
         let mut rb = self
             .http
             .request(method, format!("{}{uri}", base.trim_end_matches('/')));
@@ -431,7 +422,6 @@ impl MojaloopAdapter {
                 &self.config.endpoints.parties,
                 &uri,
                 Resource::Parties,
-                true,
                 None,
                 None,
             )
@@ -457,7 +447,6 @@ impl MojaloopAdapter {
                 &self.config.endpoints.quotes,
                 "/quotes",
                 Resource::Quotes,
-                true,
                 Some(payee_fsp),
                 Some(body),
             )
@@ -491,7 +480,6 @@ impl MojaloopAdapter {
                 &self.config.endpoints.transfers,
                 "/transfers",
                 Resource::Transfers,
-                true,
                 Some(payee_fsp),
                 Some(body),
             )
@@ -527,14 +515,12 @@ impl MojaloopAdapter {
         payer_fsp: &str,
     ) -> Result<Submitted, RailError> {
         let body = Self::stored(attempt, STEP_TRANSACTION_REQUEST)?.to_vec();
-        let id = derive_id(attempt.attempt_id, IdPurpose::TransactionRequest).map_err(permanent)?;
         let sent = self
             .send(
                 http::Method::POST,
                 &self.config.endpoints.transaction_requests,
                 "/transactionRequests",
                 Resource::TransactionRequests,
-                true,
                 Some(payer_fsp),
                 Some(body),
             )
@@ -559,8 +545,11 @@ impl MojaloopAdapter {
             }
         };
         match answer(response, false).await? {
+            // The reference was recorded before sending (`reference_before_send`); the payer
+            // FSP's `PUT /transactionRequests` may already have replaced it with its
+            // `transactionId`, which the 202 must not undo.
             Answer::Accepted => Ok(Submitted::Accepted {
-                rail_reference: Some(id_string(id)),
+                rail_reference: None,
             }),
             Answer::Rejected(f) => Ok(Submitted::Rejected(f)),
         }
@@ -770,7 +759,7 @@ impl RailAdapter for MojaloopAdapter {
             _ => return Ok(RailStatus::NotFound),
         };
         let sent = self
-            .send(http::Method::GET, base, &uri, resource, true, None, None)
+            .send(http::Method::GET, base, &uri, resource, None, None)
             .await?;
         let response = sent.map_err(|e| {
             RailError::Retryable(format!("GET {}: {}", resource.as_str(), transport(&e)))
@@ -825,9 +814,18 @@ impl RailAdapter for MojaloopAdapter {
 
     /// The lookup's `PUT /parties` is keyed by the party alone and may beat the 202 of
     /// `GET /parties`: the gateway records the reference before the lookup goes out.
+    /// Likewise the answer to `POST /transactionRequests` may link the payer FSP's
+    /// `transactionId` before the 202 is recorded.
     fn reference_before_send(&self, attempt: &Attempt) -> Option<String> {
         match RailState::from_value(attempt.rail_state.as_ref()) {
             Ok(None | Some(RailState::LookingUp)) => Some(lookup_reference(&attempt.party)),
+            Ok(Some(RailState::PartyFound { .. }))
+                if attempt.direction == Direction::Collection =>
+            {
+                derive_id(attempt.attempt_id, IdPurpose::TransactionRequest)
+                    .ok()
+                    .map(id_string)
+            }
             Ok(Some(_)) | Err(_) => None,
         }
     }
@@ -870,7 +868,6 @@ impl RailAdapter for MojaloopAdapter {
             method.as_str(),
             &uri,
             resource,
-            false,
             destination.as_deref(),
             Some(&outbound.body),
         )?;

@@ -392,9 +392,17 @@ impl MojaloopAdapter {
                         parse_body(&request.body).map_err(malformed)?;
                     let outcome = match put.transaction_request_state {
                         // Approval is not a callback: the payer's quote and transfer follow.
+                        // The `transactionId` the payer FSP names is the spec's link to them
+                        // (their `transactionRequestId` is optional): the gateway keeps it as
+                        // the attempt's reference, which the transfer then names.
                         TransactionRequestState::Received
                         | TransactionRequestState::Pending
-                        | TransactionRequestState::Accepted => CallbackOutcome::Pending,
+                        | TransactionRequestState::Accepted => {
+                            match put.transaction_id.filter(|t| wire::is_correlation_id(t)) {
+                                Some(t) => CallbackOutcome::Linked { rail_reference: t },
+                                None => CallbackOutcome::Pending,
+                            }
+                        }
                         TransactionRequestState::Rejected => CallbackOutcome::Failed(Failure::new(
                             FailureCode::Declined,
                             "the payer rejected the request to pay",
@@ -523,9 +531,21 @@ impl MojaloopAdapter {
                 )),
             },
             // The payer's transfer for our request-to-pay must come from the FSP we asked.
+            // And only a request-to-pay is paid by an inbound transfer: one naming a
+            // disbursement (by a transaction id it reused) settles nothing.
             Route::TransfersPost => match &state {
-                Some(RailState::PartyFound { fsp_id }) if source != fsp_id => unexpected(fsp_id),
-                _ => Ok(outcome),
+                Some(RailState::PartyFound { fsp_id })
+                    if attempt.direction == railgate_rail::Direction::Collection =>
+                {
+                    if source == fsp_id {
+                        Ok(outcome)
+                    } else {
+                        unexpected(fsp_id)
+                    }
+                }
+                _ => Err(CallbackError::Unauthenticated(
+                    "a transfer for an attempt that asked for none".to_owned(),
+                )),
             },
             Route::PartiesGet { .. }
             | Route::PartiesPut { .. }

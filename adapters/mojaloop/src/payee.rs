@@ -517,9 +517,19 @@ impl MojaloopAdapter {
             .pointer("/payer/partyIdInfo")
             .and_then(|v| serde_json::from_value::<PartyIdInfo>(v.clone()).ok())
             .and_then(|info| info.to_party(s("/payer/name")));
+        // A payer FSP that answered our request-to-pay without naming it (the field is
+        // optional) still pays under the `transactionId` it gave in `PUT /transactionRequests`,
+        // which the gateway keeps on the attempt; else this is a pushed payment.
+        let attempt = match s("/transactionId") {
+            Some(t) => AttemptRef::Transaction {
+                rail_reference: t.to_owned(),
+                payment_reference: reference,
+            },
+            None => AttemptRef::PaymentReference(reference),
+        };
         Ok((
             fulfilment,
-            AttemptRef::PaymentReference(reference),
+            attempt,
             Box::new(move |settled| CallbackOutcome::Received {
                 amount,
                 payer,

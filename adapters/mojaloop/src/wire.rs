@@ -76,20 +76,24 @@ pub const H_SIGNATURE: &str = "FSPIOP-Signature";
 pub const H_URI: &str = "FSPIOP-URI";
 pub const H_HTTP_METHOD: &str = "FSPIOP-HTTP-Method";
 
-/// The FSPIOP headers of one message, in the order we send them. `Accept` goes on requests
-/// (GET, POST) only, never on callbacks (PUT), as the API definition says.
+/// The FSPIOP headers of one message, in the order we send them: the one place where every
+/// request and callback we send gets its headers.
+///
+/// `Accept` is the resource's versioned media type on requests (GET, POST), as the API
+/// definition asks. The definition gives callbacks (PUT) no `Accept`, but the HTTP client
+/// adds its own `Accept: */*` to any request without one and cannot be told not to, and the
+/// switch's header check (and the SDK's) refuses a callback whose `Accept` is present but not
+/// a versioned FSPIOP type (`3101`). So callbacks carry the versioned type too, which both
+/// accept.
 pub fn fspiop_headers(
     resource: Resource,
     version: &str,
-    is_request: bool,
     date: DateTime<Utc>,
     source: &str,
     destination: Option<&str>,
 ) -> Vec<(String, String)> {
     let mut headers = Vec::with_capacity(5);
-    if is_request {
-        headers.push(("Accept".to_owned(), resource.media_type(version)));
-    }
+    headers.push(("Accept".to_owned(), resource.media_type(version)));
     headers.push(("Content-Type".to_owned(), resource.media_type(version)));
     headers.push(("Date".to_owned(), http_date(date)));
     headers.push((H_SOURCE.to_owned(), source.to_owned()));
@@ -99,7 +103,7 @@ pub fn fspiop_headers(
     headers
 }
 
-/// RFC 7231 IMF-fixdate: `Tue, 15 Nov 1994 08:12:31 GMT`.
+/// RFC 7231 IMF-fixdate.
 pub fn http_date(at: DateTime<Utc>) -> String {
     at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
@@ -1074,16 +1078,9 @@ mod tests {
     }
 
     #[test]
-    fn headers_are_versioned_and_accept_only_on_requests() {
+    fn headers_are_versioned_and_accept_is_never_left_to_the_client() {
         let at = Utc::now();
-        let h = fspiop_headers(
-            Resource::Quotes,
-            "1.1",
-            true,
-            at,
-            "railgate",
-            Some("payeefsp"),
-        );
+        let h = fspiop_headers(Resource::Quotes, "1.1", at, "railgate", Some("payeefsp"));
         let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         assert_eq!(
             get("Content-Type").unwrap(),
@@ -1094,16 +1091,7 @@ mod tests {
             "application/vnd.interoperability.quotes+json;version=1.1"
         );
         assert_eq!(get("FSPIOP-Destination").unwrap(), "payeefsp");
-        let put = fspiop_headers(
-            Resource::TransactionRequests,
-            "1.1",
-            false,
-            at,
-            "railgate",
-            None,
-        );
-        assert!(put
-            .iter()
-            .all(|(n, _)| n != "Accept" && n != "FSPIOP-Destination"));
+        let lookup = fspiop_headers(Resource::Parties, "1.1", at, "railgate", None);
+        assert!(lookup.iter().all(|(n, _)| n != "FSPIOP-Destination"));
     }
 }

@@ -660,9 +660,13 @@ async fn payee_side_is_stateless_for_ilp_v1_and_v4() {
             ))
             .unwrap();
         assert_eq!(reply.events.len(), 1, "{version:?}");
+        // Whatever transaction a request-to-pay linked, else the payment reference.
         assert_eq!(
             reply.events[0].attempt,
-            AttemptRef::PaymentReference("CN-77".to_owned())
+            AttemptRef::Transaction {
+                rail_reference: transfer_id.clone(),
+                payment_reference: "CN-77".to_owned()
+            }
         );
         let done: serde_json::Value = serde_json::from_slice(&reply.follow_ups[0].body).unwrap();
         assert_eq!(done["transferState"], "COMMITTED");
@@ -701,4 +705,34 @@ async fn payee_side_is_stateless_for_ilp_v1_and_v4() {
             );
         }
     }
+}
+
+/// The payer FSP names its `transactionId` in `PUT /transactionRequests` and then quotes and
+/// pays without the (optional) `transactionRequestId`: the transfer still completes our
+/// request-to-pay, and nothing is taken for a pushed payment.
+#[tokio::test]
+async fn request_to_pay_is_matched_by_transaction_id_when_the_payer_omits_the_request_id() {
+    let g = Gateway::start(Options::default()).await;
+    let id = g.add_attempt(Direction::Collection, "255712345613", "30000", "POL-13");
+    g.start_attempt(id).await;
+    let Status::Completed(settled) = g.wait_final(id).await else {
+        panic!("{:?} {:?}", g.status(id), g.refused())
+    };
+    g.wait_for("the mock to record the collection", |g| {
+        !g.hub.collected().is_empty()
+    })
+    .await;
+    let collected = g.hub.collected();
+    assert_eq!(collected.len(), 1);
+    assert!(collected[0].committed);
+    assert_eq!(
+        settled.rail_reference.as_deref(),
+        Some(collected[0].transfer_id.as_str())
+    );
+    assert!(
+        g.store().received.is_empty(),
+        "not taken for a pushed payment"
+    );
+    assert!(g.hub.rejections().is_empty(), "{:?}", g.hub.rejections());
+    assert!(g.refused().is_empty(), "{:?}", g.refused());
 }

@@ -236,6 +236,13 @@ pub enum AttemptRef {
     /// gateway issued for an expected collection; the gateway finds the payment, or books
     /// the money to suspense when nothing matches.
     PaymentReference(String),
+    /// Money pushed under a transaction the rail linked to an attempt earlier (an outcome
+    /// `Linked` made `rail_reference` the attempt's reference): that attempt, completed by the
+    /// money; when no attempt holds the reference, as `PaymentReference(payment_reference)`.
+    Transaction {
+        rail_reference: String,
+        payment_reference: String,
+    },
 }
 
 /// What a callback says about an attempt.
@@ -244,6 +251,12 @@ pub enum CallbackOutcome {
     Completed(Settled),
     Failed(Failure),
     Pending,
+    /// `Pending`, and the rail named the reference its later messages for the attempt will
+    /// carry (Mojaloop: the payer FSP's `transactionId`); it becomes the attempt's
+    /// `rail_reference`.
+    Linked {
+        rail_reference: String,
+    },
     /// A multi-step rail moved on; store the state and submit the next step.
     Step {
         rail_state: serde_json::Value,
@@ -254,6 +267,17 @@ pub enum CallbackOutcome {
         payer: Option<Party>,
         settled: Settled,
     },
+}
+
+impl CallbackOutcome {
+    /// What money received under a linked transaction (`AttemptRef::Transaction`) is for the
+    /// attempt it was linked to: that attempt's completion.
+    pub fn for_linked_attempt(self) -> CallbackOutcome {
+        match self {
+            CallbackOutcome::Received { settled, .. } => CallbackOutcome::Completed(settled),
+            other => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

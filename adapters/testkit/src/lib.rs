@@ -301,6 +301,7 @@ fn apply(run: &mut Run, outcome: &CallbackOutcome, by_inquiry: bool) {
             run.by_inquiry = by_inquiry;
         }
         (_, CallbackOutcome::Pending)
+        | (_, CallbackOutcome::Linked { .. })
         | (_, CallbackOutcome::Step { .. })
         | (_, CallbackOutcome::Received { .. }) => {}
     }

@@ -188,6 +188,15 @@ pub(super) async fn handle(
     s.inner().received.push(super::Received {
         method: method.as_str().to_owned(),
         path: path.clone(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
         body: body.to_vec(),
     });
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -905,7 +914,7 @@ fn approve(s: &Arc<Shared>, trid: &str) -> Option<Vec<u8>> {
     if let Some(o) = payee.as_object_mut() {
         o.remove("name");
     }
-    let quote = json!({
+    let mut quote = json!({
         "quoteId": c.quote_id,
         "transactionId": c.transfer_id,
         "transactionRequestId": trid,
@@ -917,6 +926,12 @@ fn approve(s: &Arc<Shared>, trid: &str) -> Option<Vec<u8>> {
         "note": v.get("note").cloned().unwrap_or(json!("premium")),
         "expiration": fspiop_datetime(wire::after(Utc::now(), Duration::from_secs(60))),
     });
+    if scenario == 13 {
+        // The field is optional: only the transactionId links the quote to the request.
+        if let Some(o) = quote.as_object_mut() {
+            o.remove("transactionRequestId");
+        }
+    }
     inner.collections.insert(c.quote_id.clone(), c);
     serde_json::to_vec(&quote).ok()
 }
@@ -1069,6 +1084,15 @@ async fn post_transaction_requests(
                 k.0.notify_one();
                 std::future::pending::<()>().await;
             }
+        }
+        13 => {
+            // Accepted at once, naming the transaction it creates; the quote that follows
+            // leaves out the transactionRequestId.
+            if let Some(rec) = s.inner().requests.get_mut(&trid) {
+                rec.state = RequestState::Accepted;
+            }
+            received();
+            pay_request(s, &trid, later);
         }
         11 => {
             fail_request(s, d, &trid, "4101", "Payer rejected transaction request");

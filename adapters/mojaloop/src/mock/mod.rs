@@ -22,6 +22,7 @@
 //! | 10 | committed, then the connection drops before the answer | recorded, then the connection drops; `GET` shows ACCEPTED, and the payer pays |
 //! | 11 | `…/error` 3303, then COMMITTED `late_success_delay` (2 s) later | `…/error` 4101, then the payer pays `late_success_delay` later |
 //! | 12 | accepted; no callback, `GET /transfers` never answered | accepted; no callback, `GET /transactionRequests` never answered |
+//! | 13 | as 00 | `PUT /transactionRequests` ACCEPTED with its `transactionId` at once; its `POST /quotes` leaves out the optional `transactionRequestId` |
 //!
 //! As payer FSP the mock can only pay with Railgate's fulfilment (the switch commits a transfer
 //! when the payee FSP fulfils it), so a request-to-pay that "succeeds by inquiry" (05, 08, 10)
@@ -153,6 +154,8 @@ pub struct Collected {
 pub struct Received {
     pub method: String,
     pub path: String,
+    /// Every header as it arrived (names lower-case), to pin what Railgate sends.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 

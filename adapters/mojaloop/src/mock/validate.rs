@@ -59,16 +59,29 @@ pub fn headers(
             format!("Unacceptable version requested - Content-Type version {ct_version}"),
         ));
     }
+    let versioned = |a: &str| {
+        a.trim()
+            .strip_prefix(&media)
+            .and_then(|rest| rest.trim_start_matches(';').trim().strip_prefix("version="))
+            .map(str::to_owned)
+    };
     if is_request {
         let accept = get("accept").ok_or_else(|| missing("header Accept"))?;
-        let ok = accept.split(',').any(|a| {
-            a.trim()
-                .strip_prefix(&media)
-                .and_then(|rest| rest.trim_start_matches(';').trim().strip_prefix("version="))
-                .is_some_and(|v| v == "1" || v == "1.0" || v == "1.1")
-        });
+        let ok = accept
+            .split(',')
+            .filter_map(versioned)
+            .any(|v| v == "1" || v == "1.0" || v == "1.1");
         if !ok {
             return Err(invalid("3001", "Unacceptable version requested - Accept"));
+        }
+    } else if let Some(accept) = get("accept") {
+        // A callback needs no Accept, but one it carries must be the resource's versioned
+        // type: the switch's header check (and the SDK's) refuses `*/*` as malformed.
+        if accept.split(',').any(|a| versioned(a).is_none()) {
+            return Err(malformed(
+                "header Accept",
+                "a callback's Accept must be the resource's versioned media type",
+            ));
         }
     }
     let date = get("date").ok_or_else(|| missing("header Date"))?;

@@ -391,6 +391,14 @@ fn set_status(core: &Core, id: Uuid, status: Status) {
 /// Applies one reviewed outcome; a contradiction of a final state is a conflict.
 pub fn apply(core: &Arc<Core>, id: Uuid, outcome: CallbackOutcome) {
     let mut store = core.store.lock().unwrap();
+    if let CallbackOutcome::Linked { rail_reference } = &outcome {
+        // As the gateway keeps it: the attempt's reference for what the rail sends next.
+        store
+            .by_reference
+            .entry(rail_reference.clone())
+            .or_default()
+            .push(id);
+    }
     let hold_transfers = store.hold_transfers;
     let row = store.rows.get_mut(&id).unwrap();
     row.applied.push(outcome.clone());
@@ -402,7 +410,12 @@ pub fn apply(core: &Arc<Core>, id: Uuid, outcome: CallbackOutcome) {
         (Status::Failed(f), CallbackOutcome::Failed(_)) => Status::Failed(f.clone()),
         (_, CallbackOutcome::Completed(s)) => Status::Completed(s),
         (_, CallbackOutcome::Failed(f)) => Status::Failed(f),
-        (s, CallbackOutcome::Pending | CallbackOutcome::Received { .. }) => s.clone(),
+        (
+            s,
+            CallbackOutcome::Pending
+            | CallbackOutcome::Linked { .. }
+            | CallbackOutcome::Received { .. },
+        ) => s.clone(),
         (s, CallbackOutcome::Step { rail_state }) => {
             if !s.is_final() {
                 let quoted = rail_state.get("step").and_then(|v| v.as_str()) == Some("quoted");
@@ -512,6 +525,32 @@ fn handle_event(core: &Arc<Core>, request: &InboundRequest, event: CallbackEvent
             .unwrap_or_default(),
         AttemptRef::PaymentReference(_) => {
             core.store.lock().unwrap().received.push(event);
+            return;
+        }
+        AttemptRef::Transaction {
+            rail_reference,
+            payment_reference,
+        } => {
+            let linked = core
+                .store
+                .lock()
+                .unwrap()
+                .by_reference
+                .get(rail_reference)
+                .cloned();
+            let resolved = match linked {
+                Some(ids) => CallbackEvent {
+                    attempt: AttemptRef::Attempt(ids[0]),
+                    outcome: event.outcome.clone().for_linked_attempt(),
+                    callback_id: format!("{} (linked)", event.callback_id),
+                },
+                None => CallbackEvent {
+                    attempt: AttemptRef::PaymentReference(payment_reference.clone()),
+                    callback_id: format!("{} (by reference)", event.callback_id),
+                    ..event.clone()
+                },
+            };
+            handle_event(core, request, resolved);
             return;
         }
     };
