@@ -74,6 +74,7 @@ both_stores!(
             "railgate-schemathesis-{}",
             uuid::Uuid::new_v4().simple()
         ));
+        std::fs::create_dir_all(&report).expect("scratch directory");
         let mut cmd = tokio::process::Command::new(exe);
         cmd.args(["--no-color", "run"])
             .arg(app.url("/openapi.yaml"))
@@ -101,7 +102,9 @@ both_stores!(
                 "none",
             ])
             .arg("--report-dir")
-            .arg(&report)
+            .arg(report.join("report"))
+            // Its caches (`.schemathesis/`) go to the scratch directory, not the work tree.
+            .current_dir(&report)
             .env("SCHEMATHESIS_HOOKS", "")
             .kill_on_drop(true);
         let out = tokio::time::timeout(Duration::from_secs(BUDGET_SECS + 120), cmd.output())

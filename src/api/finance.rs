@@ -309,14 +309,7 @@ pub async fn download(
     let Some(caller) = officer(&state, &headers).await else {
         return Ok(login(StatusCode::UNAUTHORIZED, Some("Sign in first.")));
     };
-    let Query(q) = query.map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad-query",
-            "Invalid query parameters",
-            e.body_text(),
-        )
-    })?;
+    let q = super::paging::query(query)?;
     let (rq, format) = report_query(&q, Some(caller.client_id))?;
     report_response(&state, &rq, format).await
 }

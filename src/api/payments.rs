@@ -371,14 +371,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     caller.require("payments:read")?;
-    let Query(q) = query.map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad-query",
-            "Invalid query parameters",
-            e.body_text(),
-        )
-    })?;
+    let q = super::paging::query(query)?;
     let mut errors = Vec::new();
     let st = q.state.as_deref().and_then(|s| {
         let parsed = State::parse(s);
@@ -414,13 +407,7 @@ pub async fn list(
         }
     };
     if !errors.is_empty() {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad-query",
-            "Invalid query parameters",
-            "see errors",
-        )
-        .with_errors(errors));
+        return Err(super::paging::bad_query(errors));
     }
     let f = Filter {
         reference: q.reference,

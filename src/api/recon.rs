@@ -38,15 +38,7 @@ fn require_read(caller: &Caller) -> Result<(), Problem> {
         .or_else(|_| caller.require("reports:read"))
 }
 
-fn bad_query(errors: Vec<super::problem::FieldError>) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "bad-query",
-        "Invalid query parameters",
-        "see errors",
-    )
-    .with_errors(errors)
-}
+use super::paging::bad_query;
 
 pub fn statement_view(s: &StatementRow) -> Value {
     json!({
