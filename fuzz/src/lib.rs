@@ -72,3 +72,38 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[cfg(feature = "gateway")]
 pub mod payroll;
+
+/// Reads a statement upload to its end as the reconciliation import does: a fatal error stops
+/// it, the others are counted and skipped, each statement's lines are totalled and checked
+/// against its header. `len` is the input's size: a reader yielding more items than that loops.
+pub fn drain_statement<R: std::io::BufRead>(
+    reader: railgate_statements::StatementReader<R>,
+    len: usize,
+) {
+    use railgate_statements::{StatementHeader, StatementItem, Totals};
+    let mut current: Option<(Box<StatementHeader>, Totals)> = None;
+    let mut items = 0usize;
+    for item in reader {
+        items += 1;
+        assert!(items <= len + 2, "more items than bytes: the reader loops");
+        match item {
+            Ok(StatementItem::Header(h)) => {
+                if let Some((header, totals)) = current.take() {
+                    let _ = totals.check(&header);
+                }
+                current = Some((h, Totals::default()));
+            }
+            Ok(StatementItem::Line(l)) => {
+                assert!(l.amount.minor() > 0);
+                if let Some((_, t)) = current.as_mut() {
+                    t.add(&l);
+                }
+            }
+            Err(e) if e.fatal() => break,
+            Err(_) => {}
+        }
+    }
+    if let Some((header, totals)) = current {
+        let _ = totals.check(&header);
+    }
+}
