@@ -520,15 +520,7 @@ both_stores!(health_readiness_and_metrics, |store| async move {
     assert_eq!(r.status(), 200);
     let p = app.disburse("MET-1", "255712345600", "1.00").await;
     app.wait_final(p["id"].as_str().unwrap()).await;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("railgate_payment_transitions_total"),
         "{text}"

@@ -156,15 +156,7 @@ both_stores!(
             "{verdicts:?}"
         );
         assert!(verdicts.iter().any(|v| v == "replayed"), "{verdicts:?}");
-        let metrics = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         assert!(
             metrics.contains("railgate_callbacks_refused_total"),
             "{metrics}"

@@ -52,15 +52,7 @@ async fn deliver(app: &TestApp, rail: &str, body: &[u8], secret: &str) -> u16 {
 
 /// `railgate_callbacks_refused_total{reason="…"}` as `/metrics` shows it (0 when absent).
 async fn refused(app: &TestApp, reason: &str) -> u64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let label = format!("reason=\"{reason}\"");
     text.lines()
         .filter(|l| l.starts_with("railgate_callbacks_refused_total{") && l.contains(&label))

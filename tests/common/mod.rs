@@ -313,6 +313,18 @@ impl TestApp {
         .await
     }
 
+    /// The Prometheus text `/metrics` serves.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// How many rows a table holds (to prove that bad input changed nothing).
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
