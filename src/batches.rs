@@ -15,7 +15,7 @@
 //!    ⇒ every line `unknown`, asked about one by one, never resent under a new id.
 //!
 //! `poll_rail` reads every open batch's results page by page and applies each line through
-//! `outcomes`, one transaction per page: a completion, a failure, a duplicate (ignored), a
+//! the engine, one transaction per page: a completion, a failure, a duplicate (ignored), a
 //! contradiction (a conflict recorded), an amount other than ours (a conflict, never taken as
 //! paid as instructed). A batch refused as a whole after acceptance sends its lines one by
 //! one. A batch is closed once none of its lines waits for it.
@@ -28,8 +28,8 @@
 
 use crate::config::{Config, RailConfig};
 use crate::dispatch::rail_attempt;
-use crate::domain::{Event, State};
-use crate::outcomes::{self, Applied};
+use crate::domain::State;
+use crate::engine::{self, Applied, Change};
 use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
 use crate::store::batches::{self as stored, OpenBatch};
@@ -236,8 +236,8 @@ async fn store_attempts(
             out.skipped.push(*pid);
             continue;
         }
-        let moved = payments::transition(&mut tx, db.kind(), *pid, Event::Submit, cause).await?;
-        if !matches!(moved, payments::Moved::To { .. }) {
+        let moved = engine::apply(&mut tx, db.kind(), *pid, Change::Submit, cause).await?;
+        if !moved.changed() {
             out.skipped.push(*pid);
             continue;
         }
@@ -248,7 +248,6 @@ async fn store_attempts(
             now_micros().saturating_add(micros(set.deadline)),
         )
         .await?;
-        outcomes::after_transition(&mut tx, *pid, State::Queued, State::Submitted, cause).await?;
         // Every line keeps a driving job: after the upload it asks about the line if no batch
         // result settled it.
         jobs::schedule_payment(&mut tx, *pid, after_upload).await?;
@@ -318,8 +317,17 @@ async fn record_upload(
             .to_rail_state();
             let after_grace = now_micros().saturating_add(micros(set.grace));
             for a in lines {
-                outcomes::accept(&mut tx, db.kind(), a.payment_id, a.attempt_id, None, &cause)
-                    .await?;
+                engine::apply(
+                    &mut tx,
+                    db.kind(),
+                    a.payment_id,
+                    Change::Accept {
+                        attempt: Some(a.attempt_id),
+                        rail_reference: None,
+                    },
+                    &cause,
+                )
+                .await?;
             }
             stored::set_lines_state(&mut tx, batch_id, &state).await?;
             let pids: Vec<Uuid> = lines.iter().map(|a| a.payment_id).collect();
@@ -354,8 +362,17 @@ async fn record_upload(
                 stored::set_lines_state(&mut tx, batch_id, &state).await?;
             }
             for a in lines {
-                outcomes::lose_track(&mut tx, db.kind(), a.payment_id, a.attempt_id, &why, &cause)
-                    .await?;
+                engine::apply(
+                    &mut tx,
+                    db.kind(),
+                    a.payment_id,
+                    Change::LoseTrack {
+                        attempt: a.attempt_id,
+                        why: why.to_string(),
+                    },
+                    &cause,
+                )
+                .await?;
                 jobs::schedule_payment(&mut tx, a.payment_id, now_micros()).await?;
                 out.single.push(a.payment_id);
             }
@@ -476,14 +493,15 @@ async fn poll_batch(
             }
             if r.amount.is_some_and(|m| m != line.amount) {
                 // The rail recorded another amount than we sent: never paid as instructed.
-                let held = payments::lock_state(&mut tx, db.kind(), line.payment_id).await?;
-                payments::record_conflict(
+                engine::apply(
                     &mut tx,
+                    db.kind(),
                     line.payment_id,
-                    held,
-                    "amount differs",
+                    Change::Contradict {
+                        claimed: "amount differs",
+                        detail: Some("the rail recorded another amount for this line".to_owned()),
+                    },
                     &cause,
-                    Some("the rail recorded another amount for this line"),
                 )
                 .await?;
                 out.conflicts = out.conflicts.saturating_add(1);
@@ -501,23 +519,27 @@ async fn poll_batch(
                         amount: if r.amount.is_some() { None } else { s.amount },
                         ..s.clone()
                     };
-                    outcomes::complete(
+                    engine::apply(
                         &mut tx,
                         db.kind(),
                         line.payment_id,
-                        Some(line.attempt_id),
-                        &s,
+                        Change::Complete {
+                            attempt: Some(line.attempt_id),
+                            settled: s.clone(),
+                        },
                         &cause,
                     )
                     .await?
                 }
                 RailStatus::Failed(f) => {
-                    outcomes::fail(
+                    engine::apply(
                         &mut tx,
                         db.kind(),
                         line.payment_id,
-                        Some(line.attempt_id),
-                        f,
+                        Change::Fail {
+                            attempt: Some(line.attempt_id),
+                            failure: f.clone(),
+                        },
                         &cause,
                     )
                     .await?

@@ -2,7 +2,7 @@
 //!
 //! The parts, in the order a payment meets them: `api` (HTTP in and out) validates into
 //! `domain` types and stores through `store`; `rails` routes to an adapter; `dispatch` drives
-//! each payment to its rail durably; `callbacks` takes what rails say back; `outcomes` applies
+//! each payment to its rail durably; `callbacks` takes what rails say back; the `engine` applies
 //! it, posting to the `ledger` and telling the core through `notify`. `sandbox` runs all of it
 //! against mock rails on loopback.
 
@@ -17,9 +17,9 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod engine;
 pub mod ledger;
 pub mod notify;
-pub mod outcomes;
 pub mod payroll_cli;
 pub mod payrolls;
 pub mod rails;

@@ -3,15 +3,12 @@
 
 use crate::batches;
 use crate::config::{Config, RailConfig};
-use crate::domain::{Event, State};
-use crate::notify;
-use crate::outcomes;
+use crate::domain::State;
+use crate::engine::{self, Change};
 use crate::rails::{Rail, Rails};
-use crate::store::payments::{self, Moved};
+use crate::store::payments;
 use crate::store::payrolls::{self, Status};
-use crate::store::{jobs, now_micros, Db, Result};
-use serde_json::json;
-use sqlx::AnyConnection;
+use crate::store::{now_micros, Db, Result};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -61,13 +58,10 @@ pub async fn release(
     let mut released: u64 = 0;
     loop {
         let mut tx = db.begin().await?;
-        let ids = payrolls::release_chunk(&mut tx, payroll_id, RELEASE_CHUNK, cause).await?;
+        let ids = engine::release_payroll_chunk(&mut tx, payroll_id, RELEASE_CHUNK, cause).await?;
         if ids.is_empty() {
             tx.commit().await?;
             break;
-        }
-        for id in &ids {
-            outcomes::after_transition(&mut tx, *id, State::Received, State::Queued, cause).await?;
         }
         // Items for a rail with batches on wait for the batch path below (at most this long,
         // if it fails before taking them).
@@ -99,9 +93,7 @@ pub async fn release(
     }
     // A payroll whose items were all cancelled or released one by one may be done already.
     let mut tx = db.begin().await?;
-    if payrolls::complete_if_done(&mut tx, payroll_id).await? {
-        payroll_completed(&mut tx, payroll_id).await?;
-    }
+    engine::settle_payroll(&mut tx, payroll_id).await?;
     tx.commit().await?;
     Ok(Some(released))
 }
@@ -121,65 +113,15 @@ pub async fn release_item(
     cause: &str,
 ) -> Result<std::result::Result<(), NotReleased>> {
     let mut tx = db.begin().await?;
-    match payments::transition(&mut tx, db.kind(), payment_id, Event::Queue, cause).await? {
-        Moved::To { from, to } => {
-            outcomes::after_transition(&mut tx, payment_id, from, to, cause).await?;
-            jobs::schedule_payment(&mut tx, payment_id, now_micros()).await?;
-            tx.commit().await?;
-            wake.notify_one();
-            Ok(Ok(()))
-        }
-        Moved::Refused { held } => {
-            tx.rollback().await?;
-            Ok(Err(NotReleased::AlreadyReleased(held)))
-        }
-    }
-}
-
-/// Called for every payroll item that reached a final state, inside that transaction:
-/// completes the payroll if it was the last open item.
-pub async fn item_final(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
-    if payrolls::complete_if_done(conn, payroll_id).await? {
-        payroll_completed(conn, payroll_id).await?;
-    }
-    Ok(())
-}
-
-/// Inside the transaction that completed the payroll: the `payroll.completed` event for the
-/// core, with the payroll's counts and totals per state.
-pub async fn payroll_completed(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
-    let Some(p) = payrolls::get_in(conn, None, payroll_id).await? else {
-        return Ok(());
-    };
-    let counts = payrolls::counts_in(conn, payroll_id).await?;
-    let mut states = serde_json::Map::new();
-    for c in &counts {
-        let entry = states
-            .entry(c.state.as_str().to_owned())
-            .or_insert_with(|| json!({"count": 0, "totals": []}));
-        let n = entry["count"].as_i64().unwrap_or(0).saturating_add(c.count);
-        entry["count"] = json!(n);
-        if let Some(t) = entry["totals"].as_array_mut() {
-            t.push(money_json(c.total_minor, &c.currency));
-        }
-    }
-    let summary = json!({
-        "name": p.name,
-        "item_count": p.item_count,
-        "states": states,
-    });
-    notify::events::payroll_completed(conn, p.client_id, payroll_id, summary).await?;
-    tracing::info!(payroll = %payroll_id, items = p.item_count, "Payroll completed");
-    metrics::counter!("railgate_payrolls_completed_total").increment(1);
-    Ok(())
-}
-
-fn money_json(minor: i64, currency: &str) -> serde_json::Value {
-    match currency.parse::<crate::domain::Currency>() {
-        Ok(c) => {
-            json!({"value": railgate_rail::money::format_minor(minor, c), "currency": currency})
-        }
-        Err(_) => json!({"minor": minor, "currency": currency}),
+    let applied = engine::apply(&mut tx, db.kind(), payment_id, Change::Queue, cause).await?;
+    if applied.changed() {
+        tx.commit().await?;
+        wake.notify_one();
+        Ok(Ok(()))
+    } else {
+        let held = payments::lock_state(&mut tx, db.kind(), payment_id).await?;
+        tx.rollback().await?;
+        Ok(Err(NotReleased::AlreadyReleased(held)))
     }
 }
 

@@ -5,7 +5,7 @@
 //! idempotency key, so a resend after a lost answer is recognised as the same reversal, and a
 //! lost answer is settled by asking the rail (`inquire_reversal`), never by a second reversal
 //! under a new id. Only the rail's confirmation reverses the payment, through
-//! `outcomes::reverse` (the ledger posts a transfer that names the original, and
+//! the engine (the ledger posts a transfer that names the original, and
 //! `payment.reversed` is emitted), in the transaction that records the confirmation. A refusal
 //! fails the reversal with the rail's reason and leaves the payment completed; another
 //! reversal may then be asked for.
@@ -13,7 +13,7 @@
 //! Bank returns (`returns.rs`) reverse payments too, without a request of ours.
 
 use crate::domain::{Failure, State};
-use crate::outcomes::{self, Applied};
+use crate::engine::{self, Applied, Change};
 use crate::rails::Rails;
 use crate::store::jobs::{self, JobKind};
 use crate::store::reversals::{self, ReversalRow, Status};
@@ -111,10 +111,18 @@ pub async fn confirmed(
     match r.status {
         Status::Completed => Ok(Applied::Duplicate),
         Status::Failed => {
-            let held = payments::lock_state(conn, kind, r.payment_id).await?;
             let detail = format!("reversal {reversal_id} was refused, then confirmed");
-            payments::record_conflict(conn, r.payment_id, held, "reversed", cause, Some(&detail))
-                .await?;
+            engine::apply(
+                conn,
+                kind,
+                r.payment_id,
+                Change::Contradict {
+                    claimed: "reversed",
+                    detail: Some(detail.clone()),
+                },
+                cause,
+            )
+            .await?;
             Ok(Applied::Conflict)
         }
         Status::Requested
@@ -130,7 +138,7 @@ pub async fn confirmed(
                 None,
             )
             .await?;
-            outcomes::reverse(conn, kind, r.payment_id, cause).await
+            engine::apply(conn, kind, r.payment_id, Change::Reverse, cause).await
         }
     }
 }
@@ -151,18 +159,19 @@ pub async fn refused(
     match r.status {
         Status::Failed => Ok(Applied::Duplicate),
         Status::Completed => {
-            let held = payments::lock_state(conn, kind, r.payment_id).await?;
             let detail = format!(
                 "reversal {reversal_id} was confirmed, then refused: {}",
                 failure.reason
             );
-            payments::record_conflict(
+            engine::apply(
                 conn,
+                kind,
                 r.payment_id,
-                held,
-                "reversal_failed",
+                Change::Contradict {
+                    claimed: "reversal_failed",
+                    detail: Some(detail.clone()),
+                },
                 cause,
-                Some(&detail),
             )
             .await?;
             Ok(Applied::Conflict)

@@ -4,11 +4,10 @@ use super::auth::Caller;
 use super::body::JsonBody;
 use super::problem::Problem;
 use super::{validate, AppState};
-use crate::domain::{control_number, CollectionMode, Direction, Event, NewPayment, Payment, State};
-use crate::outcomes;
+use crate::domain::{control_number, CollectionMode, Direction, NewPayment, Payment, State};
+use crate::engine::{self, Applied, Change};
 use crate::store::idempotency::{self, Begin};
-use crate::store::payments::{self, Filter, Moved};
-use crate::store::{jobs, now_micros};
+use crate::store::payments::{self, Filter};
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -265,7 +264,7 @@ pub async fn insert_payment(
     let payment_reference = expected.then(control_number);
     let kind = state.db.kind();
     let mut tx = state.db.begin().await?;
-    let inserted = payments::insert(
+    let inserted = engine::create(
         &mut tx,
         id,
         caller.client_id,
@@ -291,19 +290,12 @@ pub async fn insert_payment(
         }
         return Err(e.into());
     }
-    let event = if expected {
-        Event::Accept
+    let change = if expected {
+        Change::AwaitPayer
     } else {
-        Event::Queue
+        Change::Queue
     };
-    if let Moved::To { from, to } =
-        payments::transition(&mut tx, kind, id, event, "api: routed").await?
-    {
-        outcomes::after_transition(&mut tx, id, from, to, "api").await?;
-    }
-    if !expected {
-        jobs::schedule_payment(&mut tx, id, now_micros()).await?;
-    }
+    engine::apply(&mut tx, kind, id, change, "api: routed").await?;
     let p = payments::get_in(&mut tx, None, id)
         .await?
         .ok_or_else(Problem::internal)?;
@@ -446,9 +438,8 @@ pub async fn cancel(
     with_idempotency(&state, &caller, k.as_deref(), format!("cancel:{id}"), || async move {
         payments::get(&st.db, Some(c.client_id), id).await?.ok_or_else(|| Problem::not_found("payment"))?;
         let mut tx = st.db.begin().await?;
-        match payments::transition(&mut tx, st.db.kind(), id, Event::Cancel, "api: cancelled by the client").await? {
-            Moved::To { from, to } => {
-                outcomes::after_transition(&mut tx, id, from, to, "api").await?;
+        match engine::apply(&mut tx, st.db.kind(), id, Change::Cancel, "api: cancelled by the client").await? {
+            Applied::Changed { .. } => {
                 let p = payments::get_in(&mut tx, None, id).await?.ok_or_else(Problem::internal)?;
                 let body = view(&p).to_string();
                 if let Some(k) = &key {
@@ -457,7 +448,8 @@ pub async fn cancel(
                 tx.commit().await.map_err(crate::store::StoreError::from)?;
                 Ok((StatusCode::OK, body, None))
             }
-            Moved::Refused { held } => {
+            Applied::Duplicate | Applied::Conflict | Applied::Ignored => {
+                let held = payments::lock_state(&mut tx, st.db.kind(), id).await?;
                 let _ = tx.rollback().await;
                 Err(Problem::conflict(
                     "not-cancellable",

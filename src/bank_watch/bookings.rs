@@ -1,13 +1,13 @@
 //! Booked debits carrying our end-to-end id: the bank's proof that the money left.
 //!
-//! The same amount and currency complete the payment through `outcomes::complete`, which posts
+//! The same amount and currency complete the payment through the engine, which posts
 //! the ledger transfer in the same transaction (a payment already completed is a duplicate and
 //! posts nothing; one we hold as failed is a recorded conflict). Another amount is a conflict,
 //! never a completion. A second booking of the same payment under another bank reference is
 //! money paid twice: a conflict too.
 
 use super::{FileEntry, Sweep, WatchError};
-use crate::outcomes::{self, Applied};
+use crate::engine::{self, Applied, Change};
 use crate::store::{attempts, entries, payments, Db, StoreError};
 use railgate_rail::Settled;
 
@@ -55,7 +55,17 @@ pub async fn apply(
     );
     let applied = if amount != p.amount {
         let detail = format!("booked {amount} for a payment of {}", p.amount);
-        payments::record_conflict(&mut tx, pid, p.state, "booked", &cause, Some(&detail)).await?;
+        engine::apply(
+            &mut tx,
+            db.kind(),
+            pid,
+            Change::Contradict {
+                claimed: "booked",
+                detail: Some(detail.clone()),
+            },
+            &cause,
+        )
+        .await?;
         Applied::Conflict
     } else if entries::others_applied(&mut tx, rail, pid, "booking:", &e.key).await? > 0 {
         let detail = format!(
@@ -63,7 +73,17 @@ pub async fn apply(
             e.end_to_end_id,
             e.bank_ref.as_deref().unwrap_or("none")
         );
-        payments::record_conflict(&mut tx, pid, p.state, "booked", &cause, Some(&detail)).await?;
+        engine::apply(
+            &mut tx,
+            db.kind(),
+            pid,
+            Change::Contradict {
+                claimed: "booked",
+                detail: Some(detail.clone()),
+            },
+            &cause,
+        )
+        .await?;
         Applied::Conflict
     } else {
         let settled = Settled {
@@ -71,7 +91,17 @@ pub async fn apply(
             receipt: e.bank_ref.clone(),
             amount: None,
         };
-        outcomes::complete(&mut tx, db.kind(), pid, Some(attempt_id), &settled, &cause).await?
+        engine::apply(
+            &mut tx,
+            db.kind(),
+            pid,
+            Change::Complete {
+                attempt: Some(attempt_id),
+                settled: settled.clone(),
+            },
+            &cause,
+        )
+        .await?
     };
     entries::set_effect(&mut tx, rail, &e.key, applied.as_str()).await?;
     tx.commit().await.map_err(StoreError::from)?;

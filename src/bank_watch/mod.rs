@@ -27,7 +27,7 @@ mod returns;
 mod statuses;
 
 use crate::config::{Config, RailConfig};
-use crate::outcomes::Applied;
+use crate::engine::Applied;
 use crate::store::{Db, StoreError};
 use railgate_bank::BankAdapter;
 use std::collections::HashSet;

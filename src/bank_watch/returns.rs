@@ -1,11 +1,11 @@
 //! Returns: a transfer the beneficiary's bank sent back arrives days after completion as a
 //! credit entry coded as a return, carrying our end-to-end id. The whole amount coming back
-//! reverses the completed payment through `outcomes::reverse` (the ledger posts the reversal
+//! reverses the completed payment through the engine (the ledger posts the reversal
 //! in the same transaction); anything else is a conflict for an operator.
 
 use super::{FileEntry, Sweep, WatchError};
 use crate::domain::State;
-use crate::outcomes::{self, Applied};
+use crate::engine::{self, Applied, Change};
 use crate::store::{attempts, entries, payments, Db, StoreError};
 
 /// Applies one return in its own transaction. True when nothing more is to be done with it;
@@ -55,17 +55,35 @@ pub async fn apply(
         // Only the whole amount coming back undoes the payment.
         Some(amount) if amount != p.amount => {
             let detail = format!("{reason}: {amount} returned of {}", p.amount);
-            payments::record_conflict(&mut tx, pid, p.state, "returned", &cause, Some(&detail))
-                .await?;
+            engine::apply(
+                &mut tx,
+                db.kind(),
+                pid,
+                Change::Contradict {
+                    claimed: "returned",
+                    detail: Some(detail.clone()),
+                },
+                &cause,
+            )
+            .await?;
             Applied::Conflict
         }
         _ if matches!(p.state, State::Completed | State::Reversed) => {
-            outcomes::reverse(&mut tx, db.kind(), pid, &cause).await?
+            engine::apply(&mut tx, db.kind(), pid, Change::Reverse, &cause).await?
         }
         // Money came back for a payment we do not hold as paid: someone must look at it.
         _ => {
-            payments::record_conflict(&mut tx, pid, p.state, "returned", &cause, Some(&reason))
-                .await?;
+            engine::apply(
+                &mut tx,
+                db.kind(),
+                pid,
+                Change::Contradict {
+                    claimed: "returned",
+                    detail: Some(reason.clone()),
+                },
+                &cause,
+            )
+            .await?;
             Applied::Conflict
         }
     };

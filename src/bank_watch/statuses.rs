@@ -5,7 +5,7 @@
 //! by the bank (`pending`) until its booking appears on a statement.
 
 use super::{Sweep, WatchError, MAX_OPEN};
-use crate::outcomes;
+use crate::engine::{self, Change};
 use crate::store::{attempts, Db, StoreError};
 use railgate_bank::adapter::{map_status, reason_of, Inbound};
 use railgate_rail::RailStatus;
@@ -40,8 +40,17 @@ pub async fn apply(
             RailStatus::Failed(f) => {
                 let mut tx = db.begin().await?;
                 attempts::set_rail_status(&mut tx, a.id, &code, reason.as_deref()).await?;
-                let applied =
-                    outcomes::fail(&mut tx, kind, a.payment_id, Some(a.id), &f, &cause).await?;
+                let applied = engine::apply(
+                    &mut tx,
+                    kind,
+                    a.payment_id,
+                    Change::Fail {
+                        attempt: Some(a.id),
+                        failure: f.clone(),
+                    },
+                    &cause,
+                )
+                .await?;
                 tx.commit().await.map_err(StoreError::from)?;
                 out.count(applied, |s| &mut s.failed);
             }
@@ -54,7 +63,17 @@ pub async fn apply(
                 }
                 let mut tx = db.begin().await?;
                 if attempts::set_rail_status(&mut tx, a.id, &code, reason.as_deref()).await? {
-                    outcomes::accept(&mut tx, kind, a.payment_id, a.id, None, &cause).await?;
+                    engine::apply(
+                        &mut tx,
+                        kind,
+                        a.payment_id,
+                        Change::Accept {
+                            attempt: Some(a.id),
+                            rail_reference: None,
+                        },
+                        &cause,
+                    )
+                    .await?;
                     out.accepted = out.accepted.saturating_add(1);
                 }
                 tx.commit().await.map_err(StoreError::from)?;

@@ -1,8 +1,8 @@
 //! The callbacks inbox (DESIGN §6): every request a rail makes to `/rails/{rail}/...` is stored
 //! raw first, then verified by the rail's adapter, then applied in one transaction.
 
+use crate::engine::{self, Applied, Change};
 use crate::ledger;
-use crate::outcomes::{self, Applied};
 use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
 use crate::store::jobs::{self, JobKind};
@@ -364,20 +364,62 @@ async fn apply_to(
     };
     let applied = match &outcome {
         CallbackOutcome::Completed(s) => {
-            outcomes::complete(tx, kind, payment_id, attempt_id, s, &cause).await?
+            engine::apply(
+                tx,
+                kind,
+                payment_id,
+                Change::Complete {
+                    attempt: attempt_id,
+                    settled: s.clone(),
+                },
+                &cause,
+            )
+            .await?
         }
         CallbackOutcome::Failed(f) => {
-            outcomes::fail(tx, kind, payment_id, attempt_id, f, &cause).await?
+            engine::apply(
+                tx,
+                kind,
+                payment_id,
+                Change::Fail {
+                    attempt: attempt_id,
+                    failure: f.clone(),
+                },
+                &cause,
+            )
+            .await?
         }
         CallbackOutcome::Pending => match attempt_id {
-            Some(a) => outcomes::accept(tx, kind, payment_id, a, None, &cause).await?,
+            Some(a) => {
+                engine::apply(
+                    tx,
+                    kind,
+                    payment_id,
+                    Change::Accept {
+                        attempt: Some(a),
+                        rail_reference: None,
+                    },
+                    &cause,
+                )
+                .await?
+            }
             None => Applied::Ignored,
         },
         CallbackOutcome::Linked { rail_reference } => match attempt_id {
             Some(a) => {
                 // Kept even when the attempt is already accepted: what follows is matched by it.
                 attempts::link_rail_reference(tx, a, rail_reference).await?;
-                outcomes::accept(tx, kind, payment_id, a, None, &cause).await?
+                engine::apply(
+                    tx,
+                    kind,
+                    payment_id,
+                    Change::Accept {
+                        attempt: Some(a),
+                        rail_reference: None,
+                    },
+                    &cause,
+                )
+                .await?
             }
             None => Applied::Ignored,
         },
@@ -405,9 +447,18 @@ async fn apply_to(
             match p {
                 Some(p) if p.amount == *amount => {
                     // The ledger posts to the clearing account of the rail the money came by.
-                    payments::set_rail_if_none(tx, payment_id, rail_id).await?;
-                    let applied =
-                        outcomes::complete(tx, kind, payment_id, None, settled, &cause).await?;
+                    engine::set_rail_if_none(tx, payment_id, rail_id).await?;
+                    let applied = engine::apply(
+                        tx,
+                        kind,
+                        payment_id,
+                        Change::Complete {
+                            attempt: None,
+                            settled: settled.clone(),
+                        },
+                        &cause,
+                    )
+                    .await?;
                     if matches!(applied, Applied::Duplicate | Applied::Conflict) {
                         // New money (a new callback id) the payment cannot take: paid twice,
                         // or after it ended. It is at the rail, so it is held in suspense.
@@ -434,13 +485,15 @@ async fn apply_to(
                         &format!("{cause}: {detail}"),
                     )
                     .await?;
-                    payments::record_conflict(
+                    engine::apply(
                         tx,
+                        kind,
                         payment_id,
-                        p.state,
-                        "received",
+                        Change::Contradict {
+                            claimed: "received",
+                            detail: Some(detail.clone()),
+                        },
                         &cause,
-                        Some(&detail),
                     )
                     .await?;
                     Applied::Conflict

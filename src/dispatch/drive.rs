@@ -1,8 +1,8 @@
 //! What running a job does.
 
 use super::{backoff, Dispatcher};
-use crate::domain::{Event, Failure, FailureCode, Payment, State};
-use crate::outcomes;
+use crate::domain::{Failure, FailureCode, Payment, State};
+use crate::engine::{self, Change};
 use crate::rails::Rail;
 use crate::store::attempts::{self, AttemptRow, Status};
 use crate::store::jobs::{self, Job};
@@ -47,23 +47,21 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
     match (p.state, latest) {
         (State::Queued, _) => {
             let mut tx = d.db.begin().await?;
-            let moved = payments::transition(
+            let moved = engine::apply(
                 &mut tx,
                 d.db.kind(),
                 pid,
-                Event::Submit,
+                Change::Submit,
                 // Names the process that stored and sent it (several may share the store).
                 &format!("dispatcher {}: first attempt", d.worker_id),
             )
             .await?;
-            if !matches!(moved, payments::Moved::To { .. }) {
+            if !moved.changed() {
                 tx.rollback().await.map_err(StoreError::from)?;
                 return Ok(());
             }
             let deadline = now_micros().saturating_add(micros(rail.deadline));
             let attempt = attempts::insert(&mut tx, pid, &rail.id, deadline).await?;
-            outcomes::after_transition(&mut tx, pid, State::Queued, State::Submitted, "dispatcher")
-                .await?;
             tx.commit().await.map_err(StoreError::from)?;
             send(d, job, &rail, &p, attempt).await
         }
@@ -135,11 +133,11 @@ async fn send(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow
     if a.status != Status::Sending {
         attempts::set_status(&mut tx, a.id, Status::Sending, None, None).await?;
         if p.state == State::Unknown {
-            payments::transition(
+            engine::apply(
                 &mut tx,
                 d.db.kind(),
                 p.id,
-                Event::Submit,
+                Change::Submit,
                 "dispatcher: resend of the same attempt",
             )
             .await?;
@@ -176,7 +174,17 @@ async fn apply_submit(
     let mut tx = d.db.begin().await?;
     match outcome {
         Ok(Submitted::Accepted { rail_reference }) => {
-            outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause).await?;
+            engine::apply(
+                &mut tx,
+                kind,
+                p.id,
+                Change::Accept {
+                    attempt: Some(a.id),
+                    rail_reference: rail_reference.as_deref().map(str::to_owned),
+                },
+                &cause,
+            )
+            .await?;
             let at = now_micros()
                 .saturating_add(micros(rail.callback_grace))
                 .min(a.deadline_at.saturating_add(1_000));
@@ -187,8 +195,17 @@ async fn apply_submit(
             rail_reference,
         }) => {
             if attempts::step_sent(&mut tx, a.id, &rail_state).await? {
-                outcomes::accept(&mut tx, kind, p.id, a.id, rail_reference.as_deref(), &cause)
-                    .await?;
+                engine::apply(
+                    &mut tx,
+                    kind,
+                    p.id,
+                    Change::Accept {
+                        attempt: Some(a.id),
+                        rail_reference: rail_reference.as_deref().map(str::to_owned),
+                    },
+                    &cause,
+                )
+                .await?;
                 let at = now_micros()
                     .saturating_add(micros(rail.callback_grace))
                     .min(a.deadline_at.saturating_add(1_000));
@@ -200,11 +217,31 @@ async fn apply_submit(
             }
         }
         Ok(Submitted::Completed(settled)) => {
-            outcomes::complete(&mut tx, kind, p.id, Some(a.id), &settled, &cause).await?;
+            engine::apply(
+                &mut tx,
+                kind,
+                p.id,
+                Change::Complete {
+                    attempt: Some(a.id),
+                    settled: settled.clone(),
+                },
+                &cause,
+            )
+            .await?;
             jobs::finish(&mut tx, job).await?;
         }
         Ok(Submitted::Rejected(failure)) => {
-            outcomes::fail(&mut tx, kind, p.id, Some(a.id), &failure, &cause).await?;
+            engine::apply(
+                &mut tx,
+                kind,
+                p.id,
+                Change::Fail {
+                    attempt: Some(a.id),
+                    failure: failure.clone(),
+                },
+                &cause,
+            )
+            .await?;
             jobs::finish(&mut tx, job).await?;
         }
         Err(RailError::Retryable(why)) => {
@@ -215,7 +252,17 @@ async fn apply_submit(
                     format!("the rail refused {refusals} times with nothing moved: {why}"),
                     None,
                 );
-                outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
+                engine::apply(
+                    &mut tx,
+                    kind,
+                    p.id,
+                    Change::Fail {
+                        attempt: Some(a.id),
+                        failure: f.clone(),
+                    },
+                    &cause,
+                )
+                .await?;
                 jobs::finish(&mut tx, job).await?;
             } else {
                 let at = now_micros().saturating_add(backoff::micros(
@@ -228,12 +275,32 @@ async fn apply_submit(
         }
         Err(RailError::Permanent(why)) => {
             let f = Failure::new(FailureCode::InvalidRequest, why, None);
-            outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
+            engine::apply(
+                &mut tx,
+                kind,
+                p.id,
+                Change::Fail {
+                    attempt: Some(a.id),
+                    failure: f.clone(),
+                },
+                &cause,
+            )
+            .await?;
             jobs::finish(&mut tx, job).await?;
         }
         Err(RailError::Unknown(why)) => {
             tracing::warn!(payment = %p.id, attempt = %a.id, rail = %rail.id, reason = %why, "Outcome unknown; will ask the rail");
-            outcomes::lose_track(&mut tx, kind, p.id, a.id, &why, &cause).await?;
+            engine::apply(
+                &mut tx,
+                kind,
+                p.id,
+                Change::LoseTrack {
+                    attempt: a.id,
+                    why: why.to_string(),
+                },
+                &cause,
+            )
+            .await?;
             jobs::retry_at(&mut tx, job, next_inquiry(job, a), Some(&why)).await?;
         }
     }
@@ -287,13 +354,33 @@ async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: Attempt
         }
         Ok(RailStatus::Completed(s)) => {
             let mut tx = d.db.begin().await?;
-            outcomes::complete(&mut tx, kind, p.id, Some(a.id), &s, &cause).await?;
+            engine::apply(
+                &mut tx,
+                kind,
+                p.id,
+                Change::Complete {
+                    attempt: Some(a.id),
+                    settled: s.clone(),
+                },
+                &cause,
+            )
+            .await?;
             jobs::finish(&mut tx, job).await?;
             tx
         }
         Ok(RailStatus::Failed(f)) => {
             let mut tx = d.db.begin().await?;
-            outcomes::fail(&mut tx, kind, p.id, Some(a.id), &f, &cause).await?;
+            engine::apply(
+                &mut tx,
+                kind,
+                p.id,
+                Change::Fail {
+                    attempt: Some(a.id),
+                    failure: f.clone(),
+                },
+                &cause,
+            )
+            .await?;
             jobs::finish(&mut tx, job).await?;
             tx
         }
@@ -304,20 +391,9 @@ async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: Attempt
             );
             tracing::error!(payment = %p.id, attempt = %a.id, rail = %rail.id, "Unknown outcome past its deadline");
             let mut tx = d.db.begin().await?;
-            outcomes::lose_track(
-                &mut tx,
-                kind,
-                p.id,
-                a.id,
-                &why,
-                "dispatcher: deadline passed",
-            )
-            .await?;
             // Unless the payment was settled meanwhile (a callback): no exception on it then.
-            if !payments::lock_state(&mut tx, kind, p.id).await?.is_final() {
-                payments::set_exception(&mut tx, p.id, &why).await?;
-                outcomes::exception_raised(&mut tx, p.id, &why).await?;
-            }
+            let change = Change::RaiseException { attempt: a.id, why };
+            engine::apply(&mut tx, kind, p.id, change, "dispatcher: deadline passed").await?;
             jobs::finish(&mut tx, job).await?;
             tx
         }
@@ -329,7 +405,17 @@ async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: Attempt
         Err(e) => {
             // No answer: whatever we thought, we now do not know.
             let mut tx = d.db.begin().await?;
-            outcomes::lose_track(&mut tx, kind, p.id, a.id, &e.to_string(), &cause).await?;
+            engine::apply(
+                &mut tx,
+                kind,
+                p.id,
+                Change::LoseTrack {
+                    attempt: a.id,
+                    why: e.to_string().to_string(),
+                },
+                &cause,
+            )
+            .await?;
             jobs::retry_at(&mut tx, job, next_inquiry(job, &a), Some(&e.to_string())).await?;
             tx
         }

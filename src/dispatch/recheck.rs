@@ -5,10 +5,10 @@
 //! transfer, and Fineract may refuse a deposit (403) and book it all the same; neither calls
 //! anyone back when it changes its mind. For such rails (`confirm_failures`, on by default for
 //! `phee` and `fineract`) the failure writes a `confirm_failure` job in its own transaction
-//! (`schedule`, called by `outcomes::fail`), due `confirm_failure_after_ms` later. The job asks
+//! (`schedule`, written by the engine when it fails a payment), due `confirm_failure_after_ms` later. The job asks
 //! the rail (`inquire`, never a resend: nothing is ever deposited twice). When the rail now
 //! reports success, the payment stays failed and the contradiction is recorded as a conflict,
-//! exactly as a late success callback after a failure is (`outcomes::complete`): it shows on
+//! exactly as a late success callback after a failure is (the engine): it shows on
 //! the payment and becomes a break in the next reconciliation run. Any other answer confirms
 //! the failure and changes nothing. Only a rail that does not answer is asked again, on a
 //! backoff, a bounded number of times.
@@ -21,7 +21,7 @@ use super::drive::{rail_attempt, DriveError};
 use super::{backoff, Dispatcher};
 use crate::config::{Config, ConfigError, RailConfig};
 use crate::domain::State;
-use crate::outcomes::{self, Applied};
+use crate::engine::{self, Applied, Change};
 use crate::store::jobs::{self, Job, JobKind};
 use crate::store::{attempts, now_micros, payments, Db, StoreError};
 use railgate_rail::{RailError, RailStatus};
@@ -182,9 +182,17 @@ pub async fn run(d: &Dispatcher, job: &Job) -> Result<(), DriveError> {
                 rail.id, a.id
             );
             let mut tx = d.db.begin().await?;
-            let applied =
-                outcomes::complete(&mut tx, d.db.kind(), p.id, Some(a.id), &settled, &cause)
-                    .await?;
+            let applied = engine::apply(
+                &mut tx,
+                d.db.kind(),
+                p.id,
+                Change::Complete {
+                    attempt: Some(a.id),
+                    settled: settled.clone(),
+                },
+                &cause,
+            )
+            .await?;
             jobs::finish(&mut tx, job).await?;
             tx.commit().await.map_err(StoreError::from)?;
             if applied == Applied::Conflict {

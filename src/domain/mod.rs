@@ -1,5 +1,6 @@
 //! The domain: payments, money and the state machine. Pure: no I/O here.
 
+pub mod machine;
 pub mod payment;
 pub mod state;
 

@@ -2,7 +2,7 @@
 //! transfers immutable and two-phase as in TigerBeetle (pending → posted or voided, exactly
 //! once each), balances derived from entries. docs/ledger.md has the chart of accounts.
 //!
-//! Postings are written by `outcomes::after_transition`, in the transaction of the change of
+//! Postings are written by the engine (`crate::engine`), in the transaction of the change of
 //! state that causes them, so a payment's state and its books never disagree.
 
 pub mod balances;

@@ -7,7 +7,7 @@
 use super::lines;
 use super::postings;
 use crate::domain::{Currency, Money};
-use crate::outcomes;
+use crate::engine::{self, Applied, Change};
 use crate::store::recon::{self as rstore, BreakRow, RunRow, Settlement};
 use crate::store::{col, now_micros, uuid_col, Db, Kind, StoreError};
 use chrono::{DateTime, Days, NaiveDate, Utc};
@@ -837,7 +837,7 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
         };
         let (applied, settled) =
             complete_from_statement(&mut tx, kind, ctx, pid, line, b.rule).await?;
-        let resolved = matches!(applied, outcomes::Applied::Changed { .. });
+        let resolved = matches!(applied, Applied::Changed { .. });
         if resolved {
             completed.push(pid);
             row.status = "resolved".into();
@@ -880,7 +880,7 @@ async fn complete_from_statement(
     pid: Uuid,
     line: &RunLine,
     rule: Option<Rule>,
-) -> Result<(outcomes::Applied, Vec<postings::Entry>), RunError> {
+) -> Result<(Applied, Vec<postings::Entry>), RunError> {
     let statement_id = ctx.statement_of(line).unwrap_or_default();
     let rail_tx: Option<String> = sqlx::query_scalar(
         "SELECT rail_transaction_id FROM statement_lines WHERE statement_id = $1 AND line_no = $2",
@@ -894,21 +894,24 @@ async fn complete_from_statement(
         "reconciliation run {}: statement {statement_id} line {}",
         ctx.run_id, line.line_no
     );
-    let applied = outcomes::complete(
+    let applied = engine::apply(
         tx,
         kind,
         pid,
-        None,
-        &railgate_rail::Settled {
-            rail_reference: rail_tx,
-            receipt: None,
-            amount: None,
+        Change::Complete {
+            attempt: None,
+            settled: railgate_rail::Settled {
+                rail_reference: rail_tx,
+                receipt: None,
+                amount: None,
+            }
+            .clone(),
         },
         &cause,
     )
     .await?;
     let mut entries = Vec::new();
-    if matches!(applied, outcomes::Applied::Changed { .. }) {
+    if matches!(applied, Applied::Changed { .. }) {
         if let Some((e, side)) = ctx.payment(&pid) {
             let settled_now = rstore::insert_settlements(
                 tx,

@@ -1,9 +1,9 @@
 //! Payments and their history.
 
-use super::{col, from_micros, now_micros, uuid_col, Db, Kind, Result, StoreError};
+use super::{col, from_micros, uuid_col, Db, Kind, Result, StoreError};
 use crate::domain::{
-    self, CollectionMode, Currency, Direction, Event, Failure, FailureCode, Money, NewPayment,
-    Party, PartyIdType, Payment, State, Transition,
+    CollectionMode, Currency, Direction, Failure, FailureCode, Money, Party, PartyIdType, Payment,
+    State, Transition,
 };
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
@@ -14,103 +14,6 @@ pub(crate) const COLUMNS: &str =
     party_type, party_value, party_name, narrative, rail, metadata, payment_reference, \
     failure_code, failure_reason, failure_rail_code, receipt, rail_reference, exception, \
     conflict, payroll_id, created_at, updated_at";
-
-/// Stores a new payment in `received` and records its first transition.
-pub async fn insert(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    client_id: Uuid,
-    new: &NewPayment,
-    rail: Option<&str>,
-    payment_reference: Option<&str>,
-    cause: &str,
-) -> Result<()> {
-    let now = now_micros();
-    sqlx::query(&format!(
-        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, $16, $17, $17)"
-    ))
-    .bind(id.to_string())
-    .bind(client_id.to_string())
-    .bind(new.direction.as_str())
-    .bind(new.mode.map(mode_str))
-    .bind(State::Received.as_str())
-    .bind(&new.reference)
-    .bind(new.amount.minor())
-    .bind(new.amount.currency().code())
-    .bind(new.party.id_type().as_str())
-    .bind(new.party.id_value())
-    .bind(new.party.name())
-    .bind(new.narrative.as_deref())
-    .bind(rail)
-    .bind(serde_json::Value::Object(new.metadata.clone()).to_string())
-    .bind(payment_reference)
-    .bind(new.payroll_id.map(|p| p.to_string()))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    record_transition(conn, id, None, State::Received, cause, now).await
-}
-
-async fn record_transition(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    from: Option<State>,
-    to: State,
-    cause: &str,
-    at: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
-         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM payment_transitions \
-         WHERE payment_id = $1",
-    )
-    .bind(id.to_string())
-    .bind(from.map(State::as_str))
-    .bind(to.as_str())
-    .bind(cause)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The outcome of asking the state machine inside a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Moved {
-    /// The state changed (or stayed, for a self-transition such as a resend).
-    To { from: State, to: State },
-    /// The machine refused: the payment is in `held`.
-    Refused { held: State },
-}
-
-/// Applies `event` to the payment inside the caller's transaction, recording the transition.
-/// The row is locked first on PostgreSQL, so two workers cannot both move it.
-pub async fn transition(
-    conn: &mut AnyConnection,
-    kind: Kind,
-    id: Uuid,
-    event: Event,
-    cause: &str,
-) -> Result<Moved> {
-    let held = lock_state(conn, kind, id).await?;
-    match domain::state::next(held, event) {
-        Err(_) => Ok(Moved::Refused { held }),
-        Ok(to) => {
-            let now = now_micros();
-            sqlx::query("UPDATE payments SET state = $1, updated_at = $2 WHERE id = $3")
-                .bind(to.as_str())
-                .bind(now)
-                .bind(id.to_string())
-                .execute(&mut *conn)
-                .await?;
-            if to != held {
-                record_transition(conn, id, Some(held), to, cause, now).await?;
-            }
-            Ok(Moved::To { from: held, to })
-        }
-    }
-}
 
 /// Reads the payment's state, taking its row lock on PostgreSQL.
 pub async fn lock_state(conn: &mut AnyConnection, kind: Kind, id: Uuid) -> Result<State> {
@@ -123,139 +26,6 @@ pub async fn lock_state(conn: &mut AnyConnection, kind: Kind, id: Uuid) -> Resul
         .fetch_one(conn)
         .await?;
     State::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))
-}
-
-/// `lock_state`, with the payment's amount (what a rail's report is compared with).
-pub async fn lock_state_and_amount(
-    conn: &mut AnyConnection,
-    kind: Kind,
-    id: Uuid,
-) -> Result<(State, Money)> {
-    let sql = match kind {
-        Kind::Postgres => {
-            "SELECT state, amount_minor, currency FROM payments WHERE id = $1 FOR UPDATE"
-        }
-        Kind::Sqlite => "SELECT state, amount_minor, currency FROM payments WHERE id = $1",
-    };
-    let row = sqlx::query(sql)
-        .bind(id.to_string())
-        .fetch_one(conn)
-        .await?;
-    let s: String = col(&row, "state")?;
-    let state = State::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("state {s}")))?;
-    let currency: String = col(&row, "currency")?;
-    let currency: Currency = currency.parse().map_err(|_| corrupt("currency"))?;
-    let amount =
-        Money::from_minor(col(&row, "amount_minor")?, currency).map_err(|_| corrupt("amount"))?;
-    Ok((state, amount))
-}
-
-pub async fn set_failure(conn: &mut AnyConnection, id: Uuid, f: &Failure) -> Result<()> {
-    sqlx::query(
-        "UPDATE payments SET failure_code = $1, failure_reason = $2, failure_rail_code = $3 \
-         WHERE id = $4",
-    )
-    .bind(f.code.as_str())
-    .bind(&f.reason)
-    .bind(f.rail_code.as_deref())
-    .bind(id.to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn set_rail(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    rail_reference: Option<&str>,
-    receipt: Option<&str>,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE payments SET rail_reference = COALESCE($1, rail_reference), \
-         receipt = COALESCE($2, receipt) WHERE id = $3",
-    )
-    .bind(rail_reference)
-    .bind(receipt)
-    .bind(id.to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn set_exception(conn: &mut AnyConnection, id: Uuid, why: &str) -> Result<()> {
-    sqlx::query("UPDATE payments SET exception = $1, updated_at = $2 WHERE id = $3")
-        .bind(why)
-        .bind(now_micros())
-        .bind(id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Clears the payment's exception once a final answer settled it, noting the exception on
-/// the latest transition (the one that settled it) so the history keeps it.
-pub async fn clear_exception(conn: &mut AnyConnection, id: Uuid, why: &str) -> Result<()> {
-    sqlx::query("UPDATE payments SET exception = NULL, updated_at = $1 WHERE id = $2")
-        .bind(now_micros())
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "UPDATE payment_transitions SET cause = cause || $1 WHERE payment_id = $2 AND seq = \
-         (SELECT MAX(seq) FROM payment_transitions WHERE payment_id = $2)",
-    )
-    .bind(format!(" (settles the exception: {why})"))
-    .bind(id.to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Records that the rail contradicted what we hold (a reconciliation break later).
-pub async fn record_conflict(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    held: State,
-    claimed: &str,
-    source: &str,
-    detail: Option<&str>,
-) -> Result<()> {
-    let summary = format!("rail reported {claimed} while the payment is {held}");
-    record_conflict_noting(conn, id, held, claimed, source, detail, &summary).await
-}
-
-/// `record_conflict`, with the payment's note written out by the caller (where the state
-/// alone does not say what the rail contradicted, e.g. another amount).
-pub async fn record_conflict_noting(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    held: State,
-    claimed: &str,
-    source: &str,
-    detail: Option<&str>,
-    summary: &str,
-) -> Result<()> {
-    let now = now_micros();
-    sqlx::query(
-        "INSERT INTO conflicts (id, payment_id, held_state, claimed, source, detail, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(Uuid::now_v7().to_string())
-    .bind(id.to_string())
-    .bind(held.as_str())
-    .bind(claimed)
-    .bind(source)
-    .bind(detail)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE payments SET conflict = $1, updated_at = $2 WHERE id = $3")
-        .bind(summary)
-        .bind(now)
-        .bind(id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// The payment with that reference for the client and direction, if any.
@@ -343,16 +113,6 @@ pub async fn get_bare(conn: &mut AnyConnection, id: Uuid) -> Result<Payment> {
         .fetch_one(conn)
         .await?;
     from_row(&row)
-}
-
-/// Records the rail money arrived on, for a payment no rail was chosen for.
-pub async fn set_rail_if_none(conn: &mut AnyConnection, id: Uuid, rail: &str) -> Result<()> {
-    sqlx::query("UPDATE payments SET rail = COALESCE(rail, $1) WHERE id = $2")
-        .bind(rail)
-        .bind(id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 #[derive(Debug, Default, Clone)]

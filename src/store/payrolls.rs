@@ -359,102 +359,6 @@ pub async fn exceptions(db: &Db, id: Uuid) -> Result<(i64, i64)> {
     Ok((col(&row, "exceptions")?, col(&row, "conflicts")?))
 }
 
-/// Releases up to `limit` held items: `received` → `queued`, their transitions and their
-/// driving jobs, in multi-row statements. Returns the ids released (empty when none is
-/// left). An item released meanwhile by another path (the openIMIS facade) is skipped.
-pub async fn release_chunk(
-    conn: &mut AnyConnection,
-    payroll_id: Uuid,
-    limit: i64,
-    cause: &str,
-) -> Result<Vec<Uuid>> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM payments WHERE payroll_id = $1 AND state = 'received' LIMIT $2",
-    )
-    .bind(payroll_id.to_string())
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    let now = now_micros();
-    let mut released = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(INSERT_CHUNK) {
-        released.extend(release_ids(conn, chunk, now, cause).await?);
-    }
-    released
-        .iter()
-        .map(|s| {
-            Uuid::parse_str(s).map_err(|_| StoreError::Corrupt("payment id is not a UUID".into()))
-        })
-        .collect()
-}
-
-fn marks(offset: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", i.saturating_add(offset)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-async fn release_ids(
-    conn: &mut AnyConnection,
-    ids: &[String],
-    now: i64,
-    cause: &str,
-) -> Result<Vec<String>> {
-    let sql = format!(
-        // `state || ''` keeps both planners on the primary key: with an index on `state`
-        // usable they walk every received row of the table instead.
-        "UPDATE payments SET state = 'queued', updated_at = $1 WHERE id IN ({}) \
-         AND state || '' = 'received' RETURNING id",
-        marks(2, ids.len())
-    );
-    let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
-    for id in ids {
-        q = q.bind(id.as_str());
-    }
-    let moved = q.fetch_all(&mut *conn).await?;
-    if moved.is_empty() {
-        return Ok(moved);
-    }
-    // A payment in `received` has exactly one transition, its creation: nothing leads back
-    // to `received`. So the release is its second, and no read of the history is needed.
-    let rows: Vec<String> = (0..moved.len())
-        .map(|i| {
-            format!(
-                "(${}, 2, 'received', 'queued', $1, $2)",
-                i.saturating_add(3)
-            )
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
-         VALUES {}",
-        rows.join(", ")
-    );
-    let mut q = sqlx::query(&sql).bind(cause).bind(now);
-    for id in &moved {
-        q = q.bind(id.as_str());
-    }
-    q.execute(&mut *conn).await?;
-    let rows: Vec<String> = (0..moved.len())
-        .map(|i| {
-            let k = i.saturating_mul(2).saturating_add(2);
-            format!("(${k}, 'payment', ${}, $1, $1)", k.saturating_add(1))
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO jobs (id, kind, payment_id, run_at, created_at) VALUES {} \
-         ON CONFLICT DO NOTHING",
-        rows.join(", ")
-    );
-    let mut q = sqlx::query(&sql).bind(now);
-    for id in &moved {
-        q = q.bind(Uuid::now_v7().to_string()).bind(id.as_str());
-    }
-    q.execute(conn).await?;
-    Ok(moved)
-}
-
 /// Marks the payroll completed when no item is open any more; true when this call did it.
 ///
 /// On PostgreSQL the payroll row is locked first: two items finishing in two transactions
@@ -596,4 +500,11 @@ pub async fn hold_jobs(conn: &mut AnyConnection, ids: &[Uuid], run_at: i64) -> R
         q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+fn marks(offset: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", i.saturating_add(offset)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,0 +1,160 @@
+//! Running a decision's effects, in the change's transaction.
+
+use crate::domain::machine::{AttemptStatus, AttemptWrite, Conflict, Effect};
+use crate::domain::Payment;
+use crate::store::attempts::{self, Status};
+use crate::store::jobs::{self, JobKind};
+use crate::store::{now_micros, payrolls, Result};
+use crate::{ledger, notify};
+use serde_json::json;
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+/// Runs `effects` for the payment as written (`p`), in order.
+pub(super) async fn run(
+    conn: &mut AnyConnection,
+    p: &Payment,
+    effects: &[Effect],
+    cause: &str,
+) -> Result<()> {
+    for effect in effects {
+        match effect {
+            Effect::Attempt(AttemptWrite::Status {
+                attempt,
+                status,
+                rail_reference,
+                why,
+            }) => {
+                let status = match status {
+                    AttemptStatus::Completed => Status::Completed,
+                    AttemptStatus::Failed => Status::Failed,
+                    AttemptStatus::Unknown => Status::Unknown,
+                };
+                attempts::set_status(
+                    conn,
+                    *attempt,
+                    status,
+                    rail_reference.as_deref(),
+                    why.as_deref(),
+                )
+                .await?;
+            }
+            Effect::Attempt(AttemptWrite::Accepted {
+                attempt,
+                rail_reference,
+            }) => attempts::mark_accepted(conn, *attempt, rail_reference.as_deref()).await?,
+            Effect::Conflict(c) => conflict(conn, p.id, c, cause).await?,
+            Effect::Recheck { attempt } => recheck(conn, p.id, *attempt).await?,
+            Effect::Post { from, to } => ledger::on_transition(conn, p, *from, *to, cause).await?,
+            Effect::Announce { to } => notify::events::payment_transition(conn, p, *to).await?,
+            Effect::AnnounceException => {
+                metrics::counter!("railgate_payment_exceptions_total").increment(1);
+                notify::emit(
+                    conn,
+                    &notify::NewEvent {
+                        client_id: p.client_id,
+                        kind: notify::EventType::PaymentException,
+                        payment_id: Some(p.id),
+                        payroll_id: p.payroll_id,
+                        data: notify::events::payment_data(p),
+                    },
+                )
+                .await?;
+            }
+            Effect::PayrollProgress { payroll } => settle_payroll(conn, *payroll).await?,
+            Effect::Dispatch => jobs::schedule_payment(conn, p.id, now_micros()).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn conflict(
+    conn: &mut AnyConnection,
+    payment_id: Uuid,
+    c: &Conflict,
+    source: &str,
+) -> Result<()> {
+    if c.amount {
+        tracing::warn!(payment = %payment_id, "Rail reported another amount; conflict recorded, not completed");
+        metrics::counter!("railgate_amount_conflicts_total").increment(1);
+    }
+    sqlx::query(
+        "INSERT INTO conflicts (id, payment_id, held_state, claimed, source, detail, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(payment_id.to_string())
+    .bind(c.held.as_str())
+    .bind(c.claimed)
+    .bind(source)
+    .bind(c.detail.as_deref())
+    .bind(now_micros())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes the attempt's re-check job when its rail re-checks failures (`failure_rechecks`).
+async fn recheck(conn: &mut AnyConnection, payment_id: Uuid, attempt_id: Uuid) -> Result<()> {
+    let delay: Option<i64> = sqlx::query_scalar(
+        "SELECT f.delay_micros FROM failure_rechecks f JOIN attempts a ON a.rail = f.rail \
+         WHERE a.id = $1",
+    )
+    .bind(attempt_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(delay) = delay else {
+        return Ok(());
+    };
+    let payload = json!({ "attempt_id": attempt_id }).to_string();
+    jobs::insert(
+        conn,
+        JobKind::ConfirmFailure,
+        Some(payment_id),
+        Some(&payload),
+        now_micros().saturating_add(delay),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Completes the payroll when no item of it is open any more, with the `payroll.completed`
+/// event for the core (its counts and totals per state), inside the caller's transaction.
+pub async fn settle_payroll(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
+    if !payrolls::complete_if_done(conn, payroll_id).await? {
+        return Ok(());
+    }
+    let Some(p) = payrolls::get_in(conn, None, payroll_id).await? else {
+        return Ok(());
+    };
+    let counts = payrolls::counts_in(conn, payroll_id).await?;
+    let mut states = serde_json::Map::new();
+    for c in &counts {
+        let entry = states
+            .entry(c.state.as_str().to_owned())
+            .or_insert_with(|| json!({"count": 0, "totals": []}));
+        let n = entry["count"].as_i64().unwrap_or(0).saturating_add(c.count);
+        entry["count"] = json!(n);
+        if let Some(t) = entry["totals"].as_array_mut() {
+            t.push(money_json(c.total_minor, &c.currency));
+        }
+    }
+    let summary = json!({
+        "name": p.name,
+        "item_count": p.item_count,
+        "states": states,
+    });
+    notify::events::payroll_completed(conn, p.client_id, payroll_id, summary).await?;
+    tracing::info!(payroll = %payroll_id, items = p.item_count, "Payroll completed");
+    metrics::counter!("railgate_payrolls_completed_total").increment(1);
+    Ok(())
+}
+
+fn money_json(minor: i64, currency: &str) -> serde_json::Value {
+    match currency.parse::<crate::domain::Currency>() {
+        Ok(c) => {
+            json!({"value": railgate_rail::money::format_minor(minor, c), "currency": currency})
+        }
+        Err(_) => json!({"minor": minor, "currency": currency}),
+    }
+}

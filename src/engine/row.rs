@@ -1,0 +1,220 @@
+//! The SQL that writes a payment's state: private to the engine, so that nothing else can.
+
+use crate::domain::{NewPayment, Payment, State};
+use crate::store::payments::{from_row, mode_str, COLUMNS};
+use crate::store::payrolls::INSERT_CHUNK;
+use crate::store::{now_micros, Kind, Result, StoreError};
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+/// The payment as held, its row locked on PostgreSQL (SQLite's writer holds the database).
+pub(super) async fn lock(conn: &mut AnyConnection, kind: Kind, id: Uuid) -> Result<Payment> {
+    let lock = match kind {
+        Kind::Postgres => " FOR UPDATE",
+        Kind::Sqlite => "",
+    };
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM payments WHERE id = $1{lock}"
+    ))
+    .bind(id.to_string())
+    .fetch_one(conn)
+    .await?;
+    from_row(&row)
+}
+
+/// Writes back every field a change may touch, in one statement, and the history line.
+pub(super) async fn write(
+    conn: &mut AnyConnection,
+    p: &Payment,
+    history: Option<&(State, State, String)>,
+) -> Result<()> {
+    let now = now_micros();
+    let failure = p.failure.as_ref();
+    sqlx::query(
+        "UPDATE payments SET state = $1, rail_reference = $2, receipt = $3, failure_code = $4, \
+         failure_reason = $5, failure_rail_code = $6, exception = $7, conflict = $8, \
+         updated_at = $9 WHERE id = $10",
+    )
+    .bind(p.state.as_str())
+    .bind(p.rail_reference.as_deref())
+    .bind(p.receipt.as_deref())
+    .bind(failure.map(|f| f.code.as_str()))
+    .bind(failure.map(|f| f.reason.as_str()))
+    .bind(failure.and_then(|f| f.rail_code.as_deref()))
+    .bind(p.exception.as_deref())
+    .bind(p.conflict.as_deref())
+    .bind(now)
+    .bind(p.id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    if let Some((from, to, cause)) = history {
+        record_transition(conn, p.id, Some(*from), *to, cause, now).await?;
+    }
+    Ok(())
+}
+
+/// Stores a new payment in `received` and records its first transition.
+pub(super) async fn insert(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    client_id: Uuid,
+    new: &NewPayment,
+    rail: Option<&str>,
+    payment_reference: Option<&str>,
+    cause: &str,
+) -> Result<()> {
+    let now = now_micros();
+    sqlx::query(&format!(
+        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, $16, $17, $17)"
+    ))
+    .bind(id.to_string())
+    .bind(client_id.to_string())
+    .bind(new.direction.as_str())
+    .bind(new.mode.map(mode_str))
+    .bind(State::Received.as_str())
+    .bind(&new.reference)
+    .bind(new.amount.minor())
+    .bind(new.amount.currency().code())
+    .bind(new.party.id_type().as_str())
+    .bind(new.party.id_value())
+    .bind(new.party.name())
+    .bind(new.narrative.as_deref())
+    .bind(rail)
+    .bind(serde_json::Value::Object(new.metadata.clone()).to_string())
+    .bind(payment_reference)
+    .bind(new.payroll_id.map(|p| p.to_string()))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    record_transition(conn, id, None, State::Received, cause, now).await
+}
+
+async fn record_transition(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    from: Option<State>,
+    to: State,
+    cause: &str,
+    at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM payment_transitions \
+         WHERE payment_id = $1",
+    )
+    .bind(id.to_string())
+    .bind(from.map(State::as_str))
+    .bind(to.as_str())
+    .bind(cause)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the rail money arrived on, for a payment no rail was chosen for.
+pub(super) async fn set_rail_if_none(conn: &mut AnyConnection, id: Uuid, rail: &str) -> Result<()> {
+    sqlx::query("UPDATE payments SET rail = COALESCE(rail, $1) WHERE id = $2")
+        .bind(rail)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Releases up to `limit` held items: `received` → `queued`, their transitions and their
+/// driving jobs, in multi-row statements. Returns the ids released (empty when none is
+/// left). An item released meanwhile by another path (the openIMIS facade) is skipped.
+pub(super) async fn release_chunk(
+    conn: &mut AnyConnection,
+    payroll_id: Uuid,
+    limit: i64,
+    cause: &str,
+) -> Result<Vec<Uuid>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM payments WHERE payroll_id = $1 AND state = 'received' LIMIT $2",
+    )
+    .bind(payroll_id.to_string())
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = now_micros();
+    let mut released = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        released.extend(release_ids(conn, chunk, now, cause).await?);
+    }
+    released
+        .iter()
+        .map(|s| {
+            Uuid::parse_str(s).map_err(|_| StoreError::Corrupt("payment id is not a UUID".into()))
+        })
+        .collect()
+}
+
+fn marks(offset: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", i.saturating_add(offset)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn release_ids(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    now: i64,
+    cause: &str,
+) -> Result<Vec<String>> {
+    let sql = format!(
+        // `state || ''` keeps both planners on the primary key: with an index on `state`
+        // usable they walk every received row of the table instead.
+        "UPDATE payments SET state = 'queued', updated_at = $1 WHERE id IN ({}) \
+         AND state || '' = 'received' RETURNING id",
+        marks(2, ids.len())
+    );
+    let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
+    for id in ids {
+        q = q.bind(id.as_str());
+    }
+    let moved = q.fetch_all(&mut *conn).await?;
+    if moved.is_empty() {
+        return Ok(moved);
+    }
+    // A payment in `received` has exactly one transition, its creation: nothing leads back
+    // to `received`. So the release is its second, and no read of the history is needed.
+    let rows: Vec<String> = (0..moved.len())
+        .map(|i| {
+            format!(
+                "(${}, 2, 'received', 'queued', $1, $2)",
+                i.saturating_add(3)
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
+         VALUES {}",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(cause).bind(now);
+    for id in &moved {
+        q = q.bind(id.as_str());
+    }
+    q.execute(&mut *conn).await?;
+    let rows: Vec<String> = (0..moved.len())
+        .map(|i| {
+            let k = i.saturating_mul(2).saturating_add(2);
+            format!("(${k}, 'payment', ${}, $1, $1)", k.saturating_add(1))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO jobs (id, kind, payment_id, run_at, created_at) VALUES {} \
+         ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(now);
+    for id in &moved {
+        q = q.bind(Uuid::now_v7().to_string()).bind(id.as_str());
+    }
+    q.execute(conn).await?;
+    Ok(moved)
+}
