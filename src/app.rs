@@ -93,6 +93,10 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
             worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             wake: state.wake.clone(),
             webhooks: crate::notify::Sender::new(cfg.notify.clone()),
+            answers: crate::dispatch::answers::Answers::start(
+                background.clone(),
+                cfg.dispatch.max_submit_tries,
+            ),
         };
         tasks.spawn(d.run(stop.clone()));
         // Where the dispatcher runs, so do the bank watchers.

@@ -18,11 +18,11 @@ use proptest::prelude::*;
 use railgate::api::auth::Caller;
 use railgate::api::AppState;
 use railgate::domain::{
-    CollectionMode, Currency, Direction, Event, Failure, FailureCode, Money, NewPayment, Party,
+    CollectionMode, Currency, Direction, Failure, FailureCode, Money, NewPayment, Party,
     PartyIdType, State,
 };
+use railgate::engine::{self, Change};
 use railgate::ledger::balances;
-use railgate::outcomes;
 use railgate::rails::Rails;
 use railgate::store::{attempts, payments, Db};
 use railgate_rail::{InboundRequest, Settled};
@@ -170,18 +170,12 @@ impl World {
                 let Some(p) = self.pick(*i) else { return };
                 // What the dispatcher does before it sends a first attempt.
                 let mut tx = self.db().begin().await.unwrap();
-                let moved = payments::transition(&mut tx, kind, p, Event::Submit, "props: submit")
+                let held = payments::lock_state(&mut tx, kind, p).await.unwrap();
+                let moved = engine::apply(&mut tx, kind, p, Change::Submit, "props: submit")
                     .await
                     .unwrap();
-                if let payments::Moved::To {
-                    from: State::Queued,
-                    to,
-                } = moved
-                {
+                if held == State::Queued && moved.changed() {
                     attempts::insert(&mut tx, p, "mock", i64::MAX)
-                        .await
-                        .unwrap();
-                    outcomes::after_transition(&mut tx, p, State::Queued, to, "props")
                         .await
                         .unwrap();
                     tx.commit().await.unwrap();
@@ -195,9 +189,18 @@ impl World {
                     return;
                 };
                 let mut tx = self.db().begin().await.unwrap();
-                outcomes::accept(&mut tx, kind, p, a.id, Some("TX-1"), "props: accepted")
-                    .await
-                    .unwrap();
+                engine::apply(
+                    &mut tx,
+                    kind,
+                    p,
+                    Change::Accept {
+                        attempt: Some(a.id),
+                        rail_reference: Some("TX-1").map(str::to_owned),
+                    },
+                    "props: accepted",
+                )
+                .await
+                .unwrap();
                 tx.commit().await.unwrap();
             }
             Op::Callback { payment, success } => {
@@ -239,14 +242,32 @@ impl World {
                         receipt: Some("R-2".into()),
                         amount: None,
                     };
-                    outcomes::complete(&mut tx, kind, p, Some(a.id), &s, "props: inquiry")
-                        .await
-                        .unwrap();
+                    engine::apply(
+                        &mut tx,
+                        kind,
+                        p,
+                        Change::Complete {
+                            attempt: Some(a.id),
+                            settled: s.clone(),
+                        },
+                        "props: inquiry",
+                    )
+                    .await
+                    .unwrap();
                 } else {
                     let f = Failure::new(FailureCode::PartyNotFound, "no such party", None);
-                    outcomes::fail(&mut tx, kind, p, Some(a.id), &f, "props: inquiry")
-                        .await
-                        .unwrap();
+                    engine::apply(
+                        &mut tx,
+                        kind,
+                        p,
+                        Change::Fail {
+                            attempt: Some(a.id),
+                            failure: f.clone(),
+                        },
+                        "props: inquiry",
+                    )
+                    .await
+                    .unwrap();
                 }
                 tx.commit().await.unwrap();
             }
@@ -256,29 +277,32 @@ impl World {
                     return;
                 };
                 let mut tx = self.db().begin().await.unwrap();
-                outcomes::lose_track(&mut tx, kind, p, a.id, "timeout", "props")
-                    .await
-                    .unwrap();
+                engine::apply(
+                    &mut tx,
+                    kind,
+                    p,
+                    Change::LoseTrack {
+                        attempt: a.id,
+                        why: "timeout".to_string(),
+                    },
+                    "props",
+                )
+                .await
+                .unwrap();
                 tx.commit().await.unwrap();
             }
             Op::Cancel(i) => {
                 let Some(p) = self.pick(*i) else { return };
                 let mut tx = self.db().begin().await.unwrap();
-                if let payments::Moved::To { from, to } =
-                    payments::transition(&mut tx, kind, p, Event::Cancel, "props: cancel")
-                        .await
-                        .unwrap()
-                {
-                    outcomes::after_transition(&mut tx, p, from, to, "props")
-                        .await
-                        .unwrap();
-                }
+                engine::apply(&mut tx, kind, p, Change::Cancel, "props: cancel")
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
             }
             Op::Reverse(i) => {
                 let Some(p) = self.pick(*i) else { return };
                 let mut tx = self.db().begin().await.unwrap();
-                outcomes::reverse(&mut tx, kind, p, "props: refunded")
+                engine::apply(&mut tx, kind, p, Change::Reverse, "props: refunded")
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
@@ -292,9 +316,18 @@ impl World {
                         receipt: None,
                         amount: None,
                     };
-                    outcomes::complete(&mut tx, kind, p, None, &s, "props: lost")
-                        .await
-                        .unwrap();
+                    engine::apply(
+                        &mut tx,
+                        kind,
+                        p,
+                        Change::Complete {
+                            attempt: None,
+                            settled: s.clone(),
+                        },
+                        "props: lost",
+                    )
+                    .await
+                    .unwrap();
                     drop(tx);
                 }
                 self.state.db.close().await;

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::*;
 use hmac::{Hmac, Mac};
+use railgate::engine::Change;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -180,9 +181,15 @@ both_stores!(
         // A refund of the completed one: payment.reversed follows payment.completed.
         let ok_id = uuid::Uuid::parse_str(&id(&ok)).unwrap();
         let mut tx = app.db.begin().await.unwrap();
-        railgate::outcomes::reverse(&mut tx, app.db.kind(), ok_id, "test: refunded")
-            .await
-            .unwrap();
+        railgate::engine::apply(
+            &mut tx,
+            app.db.kind(),
+            ok_id,
+            Change::Reverse,
+            "test: refunded",
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
 
         // Down: every delivery is tried and retried, none delivered.

@@ -109,6 +109,7 @@ pub async fn receive(
             refused("malformed");
             let reason = format!("malformed JSON: {fault}");
             tracing::warn!(rail = rail_id, row = %row, verdict = "malformed", reason = %reason, "Callback refused");
+            crate::store::count_write();
             let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
             store::set_verdict(&mut conn, row, "refused", Some(&reason)).await?;
             return Ok(Answer::Refused {
@@ -131,6 +132,7 @@ pub async fn receive(
             // and no control character of it reaches the store.
             tracing::warn!(rail = rail_id, row = %row, verdict = label, "Callback refused");
             let reason: String = e.to_string().chars().filter(|c| !c.is_control()).collect();
+            crate::store::count_write();
             let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
             store::set_verdict(&mut conn, row, "refused", Some(&reason)).await?;
             return Ok(Answer::Refused { status, reason });

@@ -6,9 +6,12 @@ use crate::engine::{self, Change};
 use crate::rails::Rail;
 use crate::store::attempts::{self, AttemptRow, Status};
 use crate::store::jobs::{self, Job};
-use crate::store::{now_micros, payments, StoreError};
+use crate::store::{now_micros, payments, Kind, StoreError};
 use railgate_rail::{Attempt, Outbound, RailError, RailStatus, Submitted};
+use sqlx::AnyConnection;
+use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriveError {
@@ -82,6 +85,111 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
     }
 }
 
+/// A first attempt stored with others in one commit, ready to be sent.
+pub(super) struct Ready {
+    pub job: Job,
+    rail: Arc<Rail>,
+    payment: Payment,
+    stored: AttemptRow,
+    attempt: Attempt,
+}
+
+/// Takes the claimed jobs that need no rail to be asked first, and does their writes in one
+/// transaction: payments still `queued` get their first attempt stored (and its request's
+/// exact bytes) before any of them is sent; jobs whose payment is already final are done.
+/// Returns the attempts ready to send and the jobs left to run one by one.
+pub(super) async fn first_sends(
+    d: &Dispatcher,
+    claimed: Vec<Job>,
+) -> Result<(Vec<Ready>, Vec<Job>)> {
+    let ids: Vec<Uuid> = claimed
+        .iter()
+        .filter(|j| j.kind == jobs::JobKind::Payment)
+        .filter_map(|j| j.payment_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok((Vec::new(), claimed));
+    }
+    let found = {
+        let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
+        payments::get_many(&mut conn, &ids).await?
+    };
+    let kind = d.db.kind();
+    let cause = format!("dispatcher {}: first attempt", d.worker_id);
+    let mut ready = Vec::new();
+    let mut rest = Vec::new();
+    let mut wrote = false;
+    let mut tx = d.db.begin().await?;
+    let mut later = engine::Deferred::default();
+    for job in claimed {
+        let p = match job.payment_id.and_then(|id| found.get(&id)) {
+            Some(p) if job.kind == jobs::JobKind::Payment => p,
+            _ => {
+                rest.push(job);
+                continue;
+            }
+        };
+        if p.state.is_final() || p.exception.is_some() {
+            jobs::finish(&mut tx, &job).await?;
+            wrote = true;
+            continue;
+        }
+        let rail = p.rail.as_deref().and_then(|r| d.rails.get(r)).cloned();
+        let (State::Queued, Some(rail)) = (p.state, rail) else {
+            rest.push(job);
+            continue;
+        };
+        let moved =
+            engine::apply_in(&mut tx, kind, p.id, Change::Submit, &cause, &mut later).await?;
+        if !moved.changed() {
+            // Moved on since it was read (cancelled): its job finds out on its own.
+            rest.push(job);
+            continue;
+        }
+        wrote = true;
+        let deadline = now_micros().saturating_add(micros(rail.deadline));
+        let stored = attempts::insert(&mut tx, p.id, &rail.id, deadline).await?;
+        let mut payment = p.clone();
+        payment.state = State::Submitted;
+        match store_for_send(&mut tx, kind, &rail, &payment, &stored).await? {
+            Ok(attempt) => ready.push(Ready {
+                job,
+                rail,
+                payment,
+                stored,
+                attempt,
+            }),
+            Err(e) => {
+                // The adapter cannot build the request: the refusal is its answer.
+                apply_answer(
+                    &mut tx,
+                    kind,
+                    d.cfg.max_submit_tries,
+                    &job,
+                    &rail,
+                    &payment,
+                    &stored,
+                    Err(e),
+                    &mut later,
+                )
+                .await?;
+            }
+        }
+    }
+    if wrote {
+        later.run(&mut tx).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+    } else {
+        tx.rollback().await.map_err(StoreError::from)?;
+    }
+    Ok((ready, rest))
+}
+
+/// Sends an attempt `first_sends` stored.
+pub(super) async fn send_ready(d: &Dispatcher, r: Ready) -> Result<()> {
+    transmit(d, &r.job, &r.rail, &r.payment, &r.stored, r.attempt).await
+}
+
 pub fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
     Attempt {
         attempt_id: a.id,
@@ -102,40 +210,66 @@ pub fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
 }
 
 /// Sends a stored attempt (or its next step). The exact bytes are stored before sending.
-async fn send(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow) -> Result<()> {
-    let mut attempt = rail_attempt(p, &a);
-    let prepared = rail.adapter.prepare(&attempt);
+async fn send(
+    d: &Dispatcher,
+    job: &Job,
+    rail: &Arc<Rail>,
+    p: &Payment,
+    a: AttemptRow,
+) -> Result<()> {
     let mut tx = d.db.begin().await?;
-    match prepared {
+    let stored = store_for_send(&mut tx, d.db.kind(), rail, p, &a).await?;
+    match stored {
+        Ok(attempt) => {
+            tx.commit().await.map_err(StoreError::from)?;
+            transmit(d, job, rail, p, &a, attempt).await
+        }
+        Err(e) => {
+            tx.rollback().await.map_err(StoreError::from)?;
+            apply_submit(d, job, rail, p, &a, Err(e)).await
+        }
+    }
+}
+
+/// Inside the caller's transaction: stores what is about to be sent (the request's exact
+/// bytes, the reference the rail will key its answer by, the attempt back to `sending`).
+/// Returns the attempt to send, or the adapter's refusal to prepare it (nothing is written
+/// then: the caller rolls back or applies the refusal).
+pub(super) async fn store_for_send(
+    tx: &mut AnyConnection,
+    kind: Kind,
+    rail: &Rail,
+    p: &Payment,
+    a: &AttemptRow,
+) -> Result<std::result::Result<Attempt, RailError>> {
+    let mut attempt = rail_attempt(p, a);
+    match rail.adapter.prepare(&attempt) {
         Ok(Some(req)) => {
             let reuse = a
                 .request
                 .as_ref()
                 .is_some_and(|stored| stored.step == req.step);
             if !reuse {
-                attempts::store_request(&mut tx, a.id, &req).await?;
+                attempts::store_request(tx, a.id, &req).await?;
                 attempt.request = Some(req);
             }
         }
         Ok(None) => {}
-        Err(e) => {
-            tx.rollback().await.map_err(StoreError::from)?;
-            return apply_submit(d, job, rail, p, &a, Err(e)).await;
-        }
+        Err(e) => return Ok(Err(e)),
     }
     if let Some(r) = rail.adapter.reference_before_send(&attempt) {
         // The rail's answer may be keyed by it and arrive before `submit` returns.
         if attempt.rail_reference.as_deref() != Some(r.as_str()) {
-            attempts::set_rail_reference(&mut tx, a.id, &r).await?;
+            attempts::set_rail_reference(tx, a.id, &r).await?;
             attempt.rail_reference = Some(r);
         }
     }
     if a.status != Status::Sending {
-        attempts::set_status(&mut tx, a.id, Status::Sending, None, None).await?;
+        attempts::set_status(tx, a.id, Status::Sending, None, None).await?;
         if p.state == State::Unknown {
             engine::apply(
-                &mut tx,
-                d.db.kind(),
+                tx,
+                kind,
                 p.id,
                 Change::Submit,
                 "dispatcher: resend of the same attempt",
@@ -143,39 +277,76 @@ async fn send(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow
             .await?;
         }
     }
-    tx.commit().await.map_err(StoreError::from)?;
-
-    let _permit = rail.permit().await;
-    tracing::info!(payment = %p.id, attempt = %a.id, rail = %rail.id, party = %p.party.masked(), "Submitting");
-    let outcome = match tokio::time::timeout(
-        rail.request_timeout.saturating_add(Duration::from_secs(1)),
-        rail.adapter.submit(&attempt),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(RailError::Unknown(
-            "no answer within the request timeout".into(),
-        )),
-    };
-    apply_submit(d, job, rail, p, &a, outcome).await
+    Ok(Ok(attempt))
 }
 
+/// Sends a stored attempt and has its answer applied. The rail's slot is held for the
+/// request only, not while the answer waits for its commit.
+pub(super) async fn transmit(
+    d: &Dispatcher,
+    job: &Job,
+    rail: &Arc<Rail>,
+    p: &Payment,
+    a: &AttemptRow,
+    attempt: Attempt,
+) -> Result<()> {
+    let outcome = {
+        let _permit = rail.permit().await;
+        tracing::info!(payment = %p.id, attempt = %a.id, rail = %rail.id, party = %p.party.masked(), "Submitting");
+        match tokio::time::timeout(
+            rail.request_timeout.saturating_add(Duration::from_secs(1)),
+            rail.adapter.submit(&attempt),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(RailError::Unknown(
+                "no answer within the request timeout".into(),
+            )),
+        }
+    };
+    apply_submit(d, job, rail, p, a, outcome).await
+}
+
+/// Has a rail's answer applied by the group committer (`answers`), and waits for its commit.
 async fn apply_submit(
     d: &Dispatcher,
+    job: &Job,
+    rail: &Arc<Rail>,
+    p: &Payment,
+    a: &AttemptRow,
+    outcome: std::result::Result<Submitted, RailError>,
+) -> Result<()> {
+    d.answers
+        .apply(super::answers::Answer {
+            job: job.clone(),
+            rail: rail.clone(),
+            payment: p.clone(),
+            attempt: a.clone(),
+            outcome,
+        })
+        .await
+}
+
+/// Applies a rail's answer to a submission inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn apply_answer(
+    tx: &mut AnyConnection,
+    kind: Kind,
+    max_submit_tries: i64,
     job: &Job,
     rail: &Rail,
     p: &Payment,
     a: &AttemptRow,
     outcome: std::result::Result<Submitted, RailError>,
+    later: &mut engine::Deferred,
 ) -> Result<()> {
-    let kind = d.db.kind();
     let cause = format!("rail {}: answer to attempt {}", rail.id, a.id);
-    let mut tx = d.db.begin().await?;
+
     match outcome {
         Ok(Submitted::Accepted { rail_reference }) => {
-            engine::apply(
-                &mut tx,
+            engine::apply_in(
+                &mut *tx,
                 kind,
                 p.id,
                 Change::Accept {
@@ -183,20 +354,21 @@ async fn apply_submit(
                     rail_reference: rail_reference.as_deref().map(str::to_owned),
                 },
                 &cause,
+                later,
             )
             .await?;
             let at = now_micros()
                 .saturating_add(micros(rail.callback_grace))
                 .min(a.deadline_at.saturating_add(1_000));
-            jobs::retry_at(&mut tx, job, at, None).await?;
+            jobs::retry_at(&mut *tx, job, at, None).await?;
         }
         Ok(Submitted::Step {
             rail_state,
             rail_reference,
         }) => {
-            if attempts::step_sent(&mut tx, a.id, &rail_state).await? {
-                engine::apply(
-                    &mut tx,
+            if attempts::step_sent(&mut *tx, a.id, &rail_state).await? {
+                engine::apply_in(
+                    &mut *tx,
                     kind,
                     p.id,
                     Change::Accept {
@@ -204,21 +376,22 @@ async fn apply_submit(
                         rail_reference: rail_reference.as_deref().map(str::to_owned),
                     },
                     &cause,
+                    later,
                 )
                 .await?;
                 let at = now_micros()
                     .saturating_add(micros(rail.callback_grace))
                     .min(a.deadline_at.saturating_add(1_000));
-                jobs::retry_at(&mut tx, job, at, None).await?;
+                jobs::retry_at(&mut *tx, job, at, None).await?;
             } else {
                 // The step's callback beat this answer and already stored the next state.
                 tracing::debug!(payment = %p.id, attempt = %a.id, "Step answered before its acceptance; keeping the callback's state");
-                jobs::retry_at(&mut tx, job, now_micros(), None).await?;
+                jobs::retry_at(&mut *tx, job, now_micros(), None).await?;
             }
         }
         Ok(Submitted::Completed(settled)) => {
-            engine::apply(
-                &mut tx,
+            engine::apply_in(
+                &mut *tx,
                 kind,
                 p.id,
                 Change::Complete {
@@ -226,13 +399,14 @@ async fn apply_submit(
                     settled: settled.clone(),
                 },
                 &cause,
+                later,
             )
             .await?;
-            jobs::finish(&mut tx, job).await?;
+            jobs::finish(&mut *tx, job).await?;
         }
         Ok(Submitted::Rejected(failure)) => {
-            engine::apply(
-                &mut tx,
+            engine::apply_in(
+                &mut *tx,
                 kind,
                 p.id,
                 Change::Fail {
@@ -240,20 +414,21 @@ async fn apply_submit(
                     failure: failure.clone(),
                 },
                 &cause,
+                later,
             )
             .await?;
-            jobs::finish(&mut tx, job).await?;
+            jobs::finish(&mut *tx, job).await?;
         }
         Err(RailError::Retryable(why)) => {
-            let refusals = attempts::record_refusal(&mut tx, a.id, &why).await?;
-            if refusals >= d.cfg.max_submit_tries {
+            let refusals = attempts::record_refusal(&mut *tx, a.id, &why).await?;
+            if refusals >= max_submit_tries {
                 let f = Failure::new(
                     FailureCode::RailUnavailable,
                     format!("the rail refused {refusals} times with nothing moved: {why}"),
                     None,
                 );
-                engine::apply(
-                    &mut tx,
+                engine::apply_in(
+                    &mut *tx,
                     kind,
                     p.id,
                     Change::Fail {
@@ -261,22 +436,23 @@ async fn apply_submit(
                         failure: f.clone(),
                     },
                     &cause,
+                    later,
                 )
                 .await?;
-                jobs::finish(&mut tx, job).await?;
+                jobs::finish(&mut *tx, job).await?;
             } else {
                 let at = now_micros().saturating_add(backoff::micros(
                     refusals,
                     Duration::from_millis(200),
                     Duration::from_secs(300),
                 ));
-                jobs::retry_at(&mut tx, job, at, Some(&why)).await?;
+                jobs::retry_at(&mut *tx, job, at, Some(&why)).await?;
             }
         }
         Err(RailError::Permanent(why)) => {
             let f = Failure::new(FailureCode::InvalidRequest, why, None);
-            engine::apply(
-                &mut tx,
+            engine::apply_in(
+                &mut *tx,
                 kind,
                 p.id,
                 Change::Fail {
@@ -284,14 +460,15 @@ async fn apply_submit(
                     failure: f.clone(),
                 },
                 &cause,
+                later,
             )
             .await?;
-            jobs::finish(&mut tx, job).await?;
+            jobs::finish(&mut *tx, job).await?;
         }
         Err(RailError::Unknown(why)) => {
             tracing::warn!(payment = %p.id, attempt = %a.id, rail = %rail.id, reason = %why, "Outcome unknown; will ask the rail");
-            engine::apply(
-                &mut tx,
+            engine::apply_in(
+                &mut *tx,
                 kind,
                 p.id,
                 Change::LoseTrack {
@@ -299,12 +476,12 @@ async fn apply_submit(
                     why: why.to_string(),
                 },
                 &cause,
+                later,
             )
             .await?;
-            jobs::retry_at(&mut tx, job, next_inquiry(job, a), Some(&why)).await?;
+            jobs::retry_at(&mut *tx, job, next_inquiry(job, a), Some(&why)).await?;
         }
     }
-    tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
 
@@ -326,7 +503,13 @@ fn next_inquiry(job: &Job, a: &AttemptRow) -> i64 {
 /// The rail is asked even past the attempt's deadline: a final answer settles the payment
 /// (an outage of the gateway longer than the deadline must not turn payments the rail can
 /// account for into exceptions). Only when it still gives none is the operator called in.
-async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: AttemptRow) -> Result<()> {
+async fn inquire(
+    d: &Dispatcher,
+    job: &Job,
+    rail: &Arc<Rail>,
+    p: &Payment,
+    a: AttemptRow,
+) -> Result<()> {
     let kind = d.db.kind();
     let past_deadline = now_micros() > a.deadline_at;
     let attempt = rail_attempt(p, &a);
@@ -425,6 +608,7 @@ async fn inquire(d: &Dispatcher, job: &Job, rail: &Rail, p: &Payment, a: Attempt
 }
 
 async fn finish(d: &Dispatcher, job: &Job) -> Result<()> {
+    crate::store::count_write();
     let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
     jobs::finish(&mut conn, job).await?;
     Ok(())

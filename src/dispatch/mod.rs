@@ -6,6 +6,7 @@
 //! under a new id while an earlier attempt could still have moved money. Reversals asked
 //! through the API have a job each (`reversal`), driven the same way.
 
+pub mod answers;
 pub mod backoff;
 mod drive;
 pub mod recheck;
@@ -59,6 +60,8 @@ pub struct Dispatcher {
     pub wake: Arc<Notify>,
     /// Sends webhook deliveries.
     pub webhooks: crate::notify::Sender,
+    /// Applies the rails' answers in group commits (`answers::Answers::start`).
+    pub answers: answers::Answers,
 }
 
 impl Dispatcher {
@@ -93,6 +96,29 @@ impl Dispatcher {
                 Vec::new()
             };
             let idle = claimed.is_empty();
+            // First attempts are stored together, in one commit, before any is sent.
+            let (ready, claimed) = match drive::first_sends(&self, claimed.clone()).await {
+                Ok(split) => split,
+                Err(e) => {
+                    tracing::error!(error = %e, "Storing a batch of first attempts failed; the jobs run one by one");
+                    (Vec::new(), claimed)
+                }
+            };
+            for r in ready {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let me = self.clone();
+                let held = Held::new(in_hand.clone(), r.job.id);
+                running.spawn(async move {
+                    let job = r.job.clone();
+                    if let Err(e) = drive::send_ready(&me, r).await {
+                        me.failed(&job, &e).await;
+                    }
+                    drop(held);
+                    drop(permit);
+                });
+            }
             for job in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
@@ -160,14 +186,23 @@ impl Dispatcher {
                 .map_err(drive::DriveError::from),
         };
         if let Err(e) = result {
+            self.failed(&job, &e).await;
+        }
+    }
+
+    /// A job's run failed (not its payment: the run itself): it is tried again later.
+    async fn failed(&self, job: &jobs::Job, e: &drive::DriveError) {
+        {
+            let kind = job.kind;
             tracing::error!(job = %job.id, kind = kind.as_str(), error = %e, "Job failed; retrying later");
             let at = crate::store::now_micros().saturating_add(backoff::micros(
                 job.tries,
                 Duration::from_secs(1),
                 Duration::from_secs(60),
             ));
+            crate::store::count_write();
             if let Ok(mut conn) = self.db.pool().acquire().await {
-                let _ = jobs::retry_at(&mut conn, &job, at, Some(&e.to_string())).await;
+                let _ = jobs::retry_at(&mut conn, job, at, Some(&e.to_string())).await;
             }
         }
     }

@@ -16,6 +16,7 @@ pub(super) async fn run(
     p: &Payment,
     effects: &[Effect],
     cause: &str,
+    later: &mut super::Deferred,
 ) -> Result<()> {
     for effect in effects {
         match effect {
@@ -61,7 +62,9 @@ pub(super) async fn run(
                 )
                 .await?;
             }
-            Effect::PayrollProgress { payroll } => settle_payroll(conn, *payroll).await?,
+            Effect::PayrollProgress { payroll } => {
+                later.payrolls.insert(*payroll);
+            }
             Effect::Dispatch => jobs::schedule_payment(conn, p.id, now_micros()).await?,
         }
     }

@@ -8,8 +8,8 @@
 //! progress) in the caller's transaction. Nothing else writes a payment's state: the SQL that
 //! does is private to this module (`row`).
 //!
-//! A caller that applies many changes (a batch of answers) passes them all to
-//! [`apply_many`] inside one transaction: one commit for the lot.
+//! A caller that applies many changes (a batch of answers) applies them all with
+//! [`apply_in`] inside one transaction and runs the [`Deferred`] work before its one commit.
 
 mod effects;
 mod row;
@@ -28,6 +28,40 @@ pub async fn apply(
     change: Change,
     cause: &str,
 ) -> Result<Applied> {
+    let mut later = Deferred::default();
+    let applied = apply_in(conn, kind, payment_id, change, cause, &mut later).await?;
+    later.run(conn).await?;
+    Ok(applied)
+}
+
+/// What a batch of changes leaves to the end of its transaction: each payroll that one of
+/// them may have finished is looked at once, after every payment of the batch is written.
+/// This also orders the locks: payments first, payrolls last, in every transaction, so a
+/// batch and a single callback cannot wait on each other.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    payrolls: std::collections::BTreeSet<Uuid>,
+}
+
+impl Deferred {
+    /// Runs what was deferred, inside the transaction the changes were applied in.
+    pub async fn run(self, conn: &mut AnyConnection) -> Result<()> {
+        for payroll in self.payrolls {
+            effects::settle_payroll(conn, payroll).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `apply`, leaving payroll progress to `later` (the caller runs it before committing).
+pub async fn apply_in(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    payment_id: Uuid,
+    change: Change,
+    cause: &str,
+    later: &mut Deferred,
+) -> Result<Applied> {
     let held = row::lock(conn, kind, payment_id).await?;
     let decision = machine::decide(&held, &change, cause);
     let applied = decision.applied;
@@ -42,22 +76,8 @@ pub async fn apply(
         }
         None => held,
     };
-    effects::run(conn, &written, &decision.effects, cause).await?;
+    effects::run(conn, &written, &decision.effects, cause, later).await?;
     Ok(applied)
-}
-
-/// Applies each `(payment, change)` in order inside the caller's transaction, returning what
-/// each came to. One transaction for the lot: the batch commits (or not) as one.
-pub async fn apply_many(
-    conn: &mut AnyConnection,
-    kind: Kind,
-    changes: Vec<(Uuid, Change, String)>,
-) -> Result<Vec<Applied>> {
-    let mut out = Vec::with_capacity(changes.len());
-    for (id, change, cause) in changes {
-        out.push(apply(conn, kind, id, change, &cause).await?);
-    }
-    Ok(out)
 }
 
 /// Stores a new payment in `received` and records its first transition (the engine's, as

@@ -14,6 +14,7 @@ pub async fn store_raw(
     body: &[u8],
 ) -> Result<Uuid> {
     let id = Uuid::now_v7();
+    super::count_write();
     sqlx::query(
         "INSERT INTO callbacks (id, rail, method, path, headers, body, received_at, verdict) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",

@@ -37,6 +37,7 @@ pub async fn begin(
 ) -> Result<Begin> {
     let now = now_micros();
     let me = db.instance().to_string();
+    super::count_write();
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (client_id, key, request_hash, created_at, owner) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id, key) DO NOTHING",
@@ -129,6 +130,7 @@ pub async fn complete(
 
 /// Forgets a key whose request failed on our side, so the client may retry it.
 pub async fn abandon(db: &Db, client: Uuid, key: &str) -> Result<()> {
+    super::count_write();
     sqlx::query(
         "DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2 AND status IS NULL",
     )

@@ -189,6 +189,7 @@ pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Re
     if ids.is_empty() {
         return Ok(0);
     }
+    super::count_write();
     // `$3, $4, ...`: one placeholder per id (the `Any` driver binds no arrays).
     let list = (3..ids.len().saturating_add(3))
         .map(|n| format!("${n}"))

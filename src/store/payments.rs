@@ -256,3 +256,27 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Payment> {
         history: Vec::new(),
     })
 }
+
+/// The payments with these ids (without histories), in one statement per hundred ids.
+pub async fn get_many(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Payment>> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(100) {
+        let marks = (1..=chunk.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {COLUMNS} FROM payments WHERE id IN ({marks})");
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let p = from_row(&row)?;
+            found.insert(p.id, p);
+        }
+    }
+    Ok(found)
+}
