@@ -417,6 +417,7 @@ async fn connect(url: &str) -> AppState {
     let cfg = test_config(url.to_owned(), "http://127.0.0.1:9");
     let rails = Rails::from_config(&cfg, railgate::adapters::build).unwrap();
     AppState {
+        intake: railgate::api::intake::Intake::start(db.clone()),
         db,
         rails: Arc::new(rails),
         cfg: Arc::new(cfg),

@@ -9,6 +9,7 @@ pub mod body;
 mod events;
 mod finance;
 mod health;
+pub mod intake;
 mod ledger;
 mod openimis;
 mod paging;
@@ -43,6 +44,8 @@ pub struct AppState {
     /// Wakes this process's dispatcher when a job was written.
     pub wake: Arc<Notify>,
     pub metrics: Option<PrometheusHandle>,
+    /// Writes new payments in group commits.
+    pub intake: intake::Intake,
 }
 
 /// The routes `openapi.yaml` documents (method, path); a test keeps the two in step.

@@ -2,8 +2,10 @@
 
 use super::auth::Caller;
 use super::body::JsonBody;
+use super::intake::Written;
 use super::problem::Problem;
 use super::{validate, AppState};
+use crate::domain::machine;
 use crate::domain::{control_number, CollectionMode, Direction, NewPayment, Payment, State};
 use crate::engine::{self, Applied, Change};
 use crate::store::idempotency::{self, Begin};
@@ -254,56 +256,34 @@ pub async fn insert_payment(
             .with("detail_code", json!("no_route"))
         })?)
     };
-    if let Some(existing) =
-        payments::find_by_reference(&state.db, caller.client_id, new.direction, &new.reference)
-            .await?
-    {
-        return Err(duplicate_reference(existing));
-    }
     let id = Uuid::now_v7();
     let payment_reference = expected.then(control_number);
-    let kind = state.db.kind();
-    let mut tx = state.db.begin().await?;
-    let inserted = engine::create(
-        &mut tx,
+    let decided = machine::routed(
         id,
         caller.client_id,
         new,
-        rail.as_deref(),
-        payment_reference.as_deref(),
+        rail.clone(),
+        payment_reference,
+        expected,
+        crate::store::from_micros(crate::store::now_micros()),
         "api: created",
-    )
-    .await;
-    if let Err(e) = inserted {
-        let _ = tx.rollback().await;
-        if e.is_unique_violation() {
-            if let Some(existing) = payments::find_by_reference(
-                &state.db,
-                caller.client_id,
-                new.direction,
-                &new.reference,
-            )
-            .await?
-            {
-                return Err(duplicate_reference(existing));
-            }
-        }
-        return Err(e.into());
-    }
-    let change = if expected {
-        Change::AwaitPayer
-    } else {
-        Change::Queue
+        "api: routed",
+    );
+    let written = state
+        .intake
+        .write(decided, key.map(str::to_owned))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "Storing a new payment failed");
+            Problem::internal()
+        })?;
+    let p = match written {
+        Written::Created(p) => p,
+        Written::Duplicate(existing) => return Err(duplicate_reference(existing)),
     };
-    engine::apply(&mut tx, kind, id, change, "api: routed").await?;
-    let p = payments::get_in(&mut tx, None, id)
-        .await?
-        .ok_or_else(Problem::internal)?;
-    if let Some(k) = key {
-        idempotency::complete(&mut tx, caller.client_id, k, 201, &view(&p).to_string()).await?;
+    if !expected {
+        state.wake.notify_one();
     }
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
-    state.wake.notify_one();
     tracing::info!(payment = %id, direction = new.direction.as_str(), rail = rail.as_deref().unwrap_or("-"), party = %new.party.masked(), "Payment accepted");
     Ok(p)
 }

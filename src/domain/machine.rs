@@ -468,6 +468,67 @@ fn moved(
     }
 }
 
+/// A new payment as it is created and routed in one step: received, then queued (or, for an
+/// expected collection, pending: it waits for the payer), with both lines of its history.
+/// Arriving in either state neither posts nor is announced, so the two steps need nothing
+/// between them.
+#[allow(clippy::too_many_arguments)]
+pub fn routed(
+    id: Uuid,
+    client_id: Uuid,
+    new: &super::NewPayment,
+    rail: Option<String>,
+    payment_reference: Option<String>,
+    expected: bool,
+    at: chrono::DateTime<chrono::Utc>,
+    created: &str,
+    routed: &str,
+) -> Payment {
+    let event = if expected {
+        Event::Accept
+    } else {
+        Event::Queue
+    };
+    // Both are permitted from `received` (the state machine's own table says so).
+    let to = state::next(State::Received, event).unwrap_or(State::Queued);
+    Payment {
+        id,
+        client_id,
+        direction: new.direction,
+        mode: new.mode,
+        state: to,
+        reference: new.reference.clone(),
+        amount: new.amount,
+        party: new.party.clone(),
+        narrative: new.narrative.clone(),
+        rail,
+        metadata: new.metadata.clone(),
+        payment_reference,
+        failure: None,
+        receipt: None,
+        rail_reference: None,
+        exception: None,
+        conflict: None,
+        payroll_id: new.payroll_id,
+        created_at: at,
+        updated_at: at,
+        history: vec![
+            super::Transition {
+                from: None,
+                to: State::Received,
+                cause: created.to_owned(),
+                at,
+            },
+            super::Transition {
+                from: Some(State::Received),
+                to,
+                cause: routed.to_owned(),
+                at,
+            },
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,21 @@ pub async fn create(
     row::insert(conn, id, client_id, new, rail, payment_reference, cause).await
 }
 
+/// A new payment, routed: `queued` with its dispatch job, or `pending` (an expected
+/// collection waits for the payer). `decided` comes from `domain::machine::routed`. False
+/// when the client already has a payment with that reference: nothing is written.
+pub async fn create_routed(
+    conn: &mut AnyConnection,
+    decided: &crate::domain::Payment,
+) -> Result<bool> {
+    let inserted = row::insert_routed(conn, decided).await?;
+    if inserted {
+        metrics::counter!("railgate_payment_transitions_total", "from" => "received", "to" => decided.state.as_str())
+            .increment(1);
+    }
+    Ok(inserted)
+}
+
 /// Moves a chunk of a held payroll's items to `queued` (they are released), recording each
 /// item's transition; returns the ids moved. Their jobs are written by the caller's release.
 pub async fn release_payroll_chunk(

@@ -90,6 +90,72 @@ pub(super) async fn insert(
     record_transition(conn, id, None, State::Received, cause, now).await
 }
 
+/// Stores a new payment already routed (`queued`, or `pending` for an expected collection):
+/// its row, both lines of its history, and (queued) its dispatch job, in three statements.
+/// False when the client already has a payment with that reference (nothing is written).
+pub(super) async fn insert_routed(conn: &mut AnyConnection, p: &Payment) -> Result<bool> {
+    let at = crate::store::to_micros(p.created_at);
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, $16, $17, $17) \
+         ON CONFLICT DO NOTHING"
+    ))
+    .bind(p.id.to_string())
+    .bind(p.client_id.to_string())
+    .bind(p.direction.as_str())
+    .bind(p.mode.map(mode_str))
+    .bind(p.state.as_str())
+    .bind(&p.reference)
+    .bind(p.amount.minor())
+    .bind(p.amount.currency().code())
+    .bind(p.party.id_type().as_str())
+    .bind(p.party.id_value())
+    .bind(p.party.name())
+    .bind(p.narrative.as_deref())
+    .bind(p.rail.as_deref())
+    .bind(serde_json::Value::Object(p.metadata.clone()).to_string())
+    .bind(p.payment_reference.as_deref())
+    .bind(p.payroll_id.map(|id| id.to_string()))
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let mut lines = p.history.iter();
+    if let (Some(first), Some(second), None) = (lines.next(), lines.next(), lines.next()) {
+        sqlx::query(
+            "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
+             VALUES ($1, 1, NULL, $2, $3, $4), ($1, 2, $5, $6, $7, $8)",
+        )
+        .bind(p.id.to_string())
+        .bind(first.to.as_str())
+        .bind(&first.cause)
+        .bind(crate::store::to_micros(first.at))
+        .bind(second.from.map(State::as_str))
+        .bind(second.to.as_str())
+        .bind(&second.cause)
+        .bind(crate::store::to_micros(second.at))
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        return Err(StoreError::Corrupt(
+            "a routed payment is created with two lines of history".into(),
+        ));
+    }
+    if p.state == State::Queued {
+        crate::store::jobs::insert(
+            conn,
+            crate::store::jobs::JobKind::Payment,
+            Some(p.id),
+            None,
+            at,
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
 async fn record_transition(
     conn: &mut AnyConnection,
     id: Uuid,

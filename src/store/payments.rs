@@ -46,6 +46,24 @@ pub async fn find_by_reference(
     row.map(|r| uuid_col(&r, "id")).transpose()
 }
 
+/// `find_by_reference`, inside the caller's transaction.
+pub async fn find_by_reference_in(
+    conn: &mut AnyConnection,
+    client_id: Uuid,
+    direction: Direction,
+    reference: &str,
+) -> Result<Option<Uuid>> {
+    let row = sqlx::query(
+        "SELECT id FROM payments WHERE client_id = $1 AND direction = $2 AND reference = $3",
+    )
+    .bind(client_id.to_string())
+    .bind(direction.as_str())
+    .bind(reference)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| uuid_col(&r, "id")).transpose()
+}
+
 /// The payment a reference was issued for, if money for it may come by `rail`: one with no
 /// rail chosen yet, or this one (another rail's payment is not this rail's to settle).
 pub async fn find_by_payment_reference(
