@@ -320,6 +320,7 @@ both_stores!(
         })
         .unwrap();
         let wake = tokio::sync::Notify::new();
+        let group = railgate::store::group::Group::start(db.clone());
         let push = |id: &str, reference: &str, amount: &str| {
             let body = json!({"id": id, "reference": reference, "amount": amount}).to_string();
             railgate_rail::InboundRequest {
@@ -363,7 +364,7 @@ both_stores!(
                 // The payer pays the same control number a second time.
                 push("c4", &control, "500.00"),
             ] {
-                railgate::callbacks::receive(&db, &rails, &wake, "mock", req)
+                railgate::callbacks::receive(&db, &group, &rails, &wake, "mock", req)
                     .await
                     .unwrap();
             }

@@ -131,9 +131,16 @@ impl World {
             received_at: chrono::Utc::now(),
             peer: None,
         };
-        railgate::callbacks::receive(self.db(), &self.state.rails, &self.state.wake, "mock", req)
-            .await
-            .unwrap();
+        railgate::callbacks::receive(
+            self.db(),
+            &self.state.group,
+            &self.state.rails,
+            &self.state.wake,
+            "mock",
+            req,
+        )
+        .await
+        .unwrap();
     }
 
     async fn apply(&mut self, op: &Op) {
@@ -418,6 +425,7 @@ async fn connect(url: &str) -> AppState {
     let rails = Rails::from_config(&cfg, railgate::adapters::build).unwrap();
     AppState {
         intake: railgate::api::intake::Intake::start(db.clone()),
+        group: railgate::store::group::Group::start(db.clone()),
         db,
         rails: Arc::new(rails),
         cfg: Arc::new(cfg),

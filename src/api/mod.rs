@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Writes new payments in group commits.
     pub intake: intake::Intake,
+    /// Stores the rails' callbacks, and what they settle, in group commits.
+    pub group: crate::store::group::Group,
 }
 
 /// The routes `openapi.yaml` documents (method, path); a test keeps the two in step.

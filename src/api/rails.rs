@@ -53,12 +53,19 @@ pub async fn callback(
         .rails
         .get(&rail)
         .is_some_and(|r| r.adapter.is_batch_callback(&inbound));
-    let answer = callbacks::receive(&state.db, &state.rails, &state.wake, &rail, inbound)
-        .await
-        .map_err(|e| {
-            tracing::error!(rail = %rail, error = %e, "Callback could not be stored");
-            Problem::internal()
-        })?;
+    let answer = callbacks::receive(
+        &state.db,
+        &state.group,
+        &state.rails,
+        &state.wake,
+        &rail,
+        inbound,
+    )
+    .await
+    .map_err(|e| {
+        tracing::error!(rail = %rail, error = %e, "Callback could not be stored");
+        Problem::internal()
+    })?;
     // A batch callback, once authenticated, only says "read the rail's open batches now".
     if batch_hint && matches!(answer, Answer::Reply { .. }) {
         crate::batches::hint(state.db.background(), state.rails.clone(), rail.clone());

@@ -5,6 +5,7 @@ use crate::engine::{self, Applied, Change};
 use crate::ledger;
 use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
+use crate::store::group::{Group, GroupError};
 use crate::store::jobs::{self, JobKind};
 use crate::store::{callbacks as store, now_micros, payments, reversals, Db, StoreError};
 use railgate_rail::json::JsonFault;
@@ -32,6 +33,8 @@ pub enum Answer {
 pub enum InboxError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("storing the callback failed: {0}")]
+    Commit(String),
 }
 
 /// Headers worth keeping with the raw callback (never authorisation secrets in clear).
@@ -72,32 +75,33 @@ fn refused(reason: &'static str) {
     metrics::counter!("railgate_callbacks_refused_total", "reason" => reason).increment(1);
 }
 
+/// Takes one request a rail made: checks it, has its adapter read it, and stores it with
+/// everything it settles in the next group commit (`store::group`); answers after that commit.
 pub async fn receive(
     db: &Db,
+    group: &Group,
     rails: &Rails,
     wake: &tokio::sync::Notify,
     rail_id: &str,
     req: InboundRequest,
 ) -> Result<Answer, InboxError> {
-    let Some(rail) = rails.get(rail_id) else {
+    let Some(rail) = rails.get(rail_id).cloned() else {
         refused("unknown_rail");
         return Ok(Answer::Refused {
             status: 404,
             reason: "no such rail".into(),
         });
     };
-    // Stored as received before anything else, so nothing a rail told us is ever lost; a
+    // Stored as received, whatever the verdict, so nothing a rail told us is ever lost; a
     // secret in the path is ours, not the rail's word, and is stored hidden (operators see
     // these rows).
-    let row = store::store_raw(
-        db,
-        rail_id,
-        req.method.as_str(),
-        &rail.adapter.redact_path(&req.path),
-        &kept_headers(&req.headers),
-        &req.body,
-    )
-    .await?;
+    let raw = Raw {
+        rail: rail_id.to_owned(),
+        method: req.method.as_str().to_owned(),
+        path: rail.adapter.redact_path(&req.path),
+        headers: kept_headers(&req.headers),
+        body: req.body.to_vec(),
+    };
     // A JSON body with a repeated key reads differently to different parsers, and one with a
     // control character cannot be stored as text: refused like a forged one, before the
     // adapter sees it.
@@ -108,14 +112,8 @@ pub async fn receive(
         {
             refused("malformed");
             let reason = format!("malformed JSON: {fault}");
-            tracing::warn!(rail = rail_id, row = %row, verdict = "malformed", reason = %reason, "Callback refused");
-            crate::store::count_write();
-            let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
-            store::set_verdict(&mut conn, row, "refused", Some(&reason)).await?;
-            return Ok(Answer::Refused {
-                status: 400,
-                reason,
-            });
+            tracing::warn!(rail = rail_id, verdict = "malformed", reason = %reason, "Callback refused");
+            return store_refused(group, raw, 400, reason).await;
         }
     }
     let reply = match rail.adapter.callback(&req) {
@@ -130,22 +128,86 @@ pub async fn receive(
             refused(label);
             // The reason may quote the body (a parser's error): it is kept with the row only,
             // and no control character of it reaches the store.
-            tracing::warn!(rail = rail_id, row = %row, verdict = label, "Callback refused");
+            tracing::warn!(rail = rail_id, verdict = label, "Callback refused");
             let reason: String = e.to_string().chars().filter(|c| !c.is_control()).collect();
-            crate::store::count_write();
-            let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
-            store::set_verdict(&mut conn, row, "refused", Some(&reason)).await?;
-            return Ok(Answer::Refused { status, reason });
+            return store_refused(group, raw, status, reason).await;
         }
     };
+    let db = db.clone();
+    let answer = group
+        .run(move |conn| Box::pin(async move { record(conn, &db, &rail, raw, &req, reply).await }))
+        .await
+        .map_err(|e| match e {
+            GroupError::Work(e) => e,
+            other => InboxError::Commit(other.to_string()),
+        })?;
+    wake.notify_one();
+    Ok(answer)
+}
 
-    let mut tx = db.begin().await?;
+/// A callback as it arrived, to be stored.
+struct Raw {
+    rail: String,
+    method: String,
+    path: String,
+    headers: String,
+    body: Vec<u8>,
+}
+
+async fn store_raw(conn: &mut AnyConnection, raw: &Raw) -> Result<uuid::Uuid, InboxError> {
+    Ok(store::store_raw(
+        conn,
+        &raw.rail,
+        &raw.method,
+        &raw.path,
+        &raw.headers,
+        &raw.body,
+    )
+    .await?)
+}
+
+/// Stores a refused callback with its verdict (in the next group commit) and answers so.
+async fn store_refused(
+    group: &Group,
+    raw: Raw,
+    status: u16,
+    reason: String,
+) -> Result<Answer, InboxError> {
+    let kept = reason.clone();
+    group
+        .run(move |conn| {
+            Box::pin(async move {
+                let row = store_raw(conn, &raw).await?;
+                store::set_verdict(conn, row, "refused", Some(&kept)).await?;
+                Ok::<_, InboxError>(())
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            GroupError::Work(e) => e,
+            other => InboxError::Commit(other.to_string()),
+        })?;
+    Ok(Answer::Refused { status, reason })
+}
+
+/// Inside the group commit: stores the callback and applies every event it carries.
+async fn record(
+    conn: &mut AnyConnection,
+    db: &Db,
+    rail: &crate::rails::Rail,
+    raw: Raw,
+    req: &InboundRequest,
+    reply: railgate_rail::CallbackReply,
+) -> Result<Answer, InboxError> {
+    let rail_id = rail.id.as_str();
+    let row = store_raw(conn, &raw).await?;
+    let tx = conn;
     // A request the rail wants idempotent by its own id (Mojaloop's POST /quotes, /transfers):
     // a resend gets the first answer again, a modified one an error; neither applies anything.
     let (events, follow_ups, replay) = match rail.adapter.idempotent_post(&req) {
         None => (reply.events.as_slice(), reply.follow_ups.clone(), None),
         Some(key) => {
-            let first = inbound::remember(&mut tx, rail_id, &key, row, &reply.follow_ups).await?;
+            let first = inbound::remember(&mut *tx, rail_id, &key, row, &reply.follow_ups).await?;
             match first {
                 inbound::Seen::First => (reply.events.as_slice(), reply.follow_ups.clone(), None),
                 inbound::Seen::Duplicate(stored) => {
@@ -169,7 +231,7 @@ pub async fn receive(
     let mut verdicts = Vec::new();
     let mut unknown = 0usize;
     for ev in events {
-        let effects = apply_event(&mut tx, db, rail.adapter.as_ref(), &req, row, ev).await?;
+        let effects = apply_event(&mut *tx, db, rail.adapter.as_ref(), &req, row, ev).await?;
         if effects == ["unknown_attempt"] {
             unknown = unknown.saturating_add(1);
         }
@@ -179,7 +241,7 @@ pub async fn receive(
     for f in &follow_ups {
         let payload = crate::dispatch::follow_up_payload(rail_id, f);
         jobs::insert(
-            &mut tx,
+            &mut *tx,
             JobKind::FollowUp,
             None,
             Some(&payload),
@@ -192,9 +254,7 @@ pub async fn receive(
     } else {
         verdicts.join(",")
     };
-    store::set_verdict(&mut tx, row, &verdict, None).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    wake.notify_one();
+    store::set_verdict(&mut *tx, row, &verdict, None).await?;
 
     if unknown > 0 && unknown == events.len() {
         return Ok(Answer::Refused {

@@ -1,12 +1,12 @@
 //! Callbacks as received (stored raw before anything else) and the events applied from them.
 
-use super::{now_micros, Db, Result};
+use super::{now_micros, Result};
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
 /// Stores a callback as it arrived; returns its row id.
 pub async fn store_raw(
-    db: &Db,
+    conn: &mut AnyConnection,
     rail: &str,
     method: &str,
     path: &str,
@@ -14,7 +14,6 @@ pub async fn store_raw(
     body: &[u8],
 ) -> Result<Uuid> {
     let id = Uuid::now_v7();
-    super::count_write();
     sqlx::query(
         "INSERT INTO callbacks (id, rail, method, path, headers, body, received_at, verdict) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
@@ -26,7 +25,7 @@ pub async fn store_raw(
     .bind(headers)
     .bind(body.to_vec())
     .bind(now_micros())
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(id)
 }

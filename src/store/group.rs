@@ -1,0 +1,123 @@
+//! Group commit: many callers' writes in one transaction, each answered after the commit.
+//!
+//! A caller hands [`Group::run`] the work it would have done in a transaction of its own.
+//! One task takes whatever work is waiting, runs each piece in a savepoint of one shared
+//! transaction, commits once, and only then gives each caller its result. Work that fails
+//! is rolled back to its savepoint and fails alone; the others still commit. Nothing is
+//! acknowledged before it is durable, and while one commit is on its way to the disk the
+//! next callers gather behind it, so under load many writes share one fsync.
+
+use super::{Db, StoreError};
+use futures_util::future::BoxFuture;
+use sqlx::{Acquire, AnyConnection};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most pieces of work one commit takes: a bound on how long the write lock is held.
+const MAX_BATCH: usize = 256;
+
+/// Called after the commit with its outcome; sends the caller its result.
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// One piece of work: runs in a savepoint, says whether to keep it, and how to answer.
+type Work = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Finish)> + Send>;
+
+/// Why a piece of work did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError<E> {
+    /// The work itself failed (its savepoint was rolled back; nothing of it was written).
+    #[error(transparent)]
+    Work(E),
+    /// The shared transaction failed to commit (nothing of it was written).
+    #[error("the commit failed: {0}")]
+    Commit(String),
+    #[error("the group committer has stopped")]
+    Stopped,
+}
+
+#[derive(Clone, Debug)]
+pub struct Group {
+    tx: mpsc::Sender<Work>,
+}
+
+impl Group {
+    /// Starts the committer on `db`; it runs until the last handle is dropped.
+    pub fn start(db: Db) -> Group {
+        let (tx, rx) = mpsc::channel(MAX_BATCH.saturating_mul(4));
+        tokio::spawn(commit_loop(db, rx));
+        Group { tx }
+    }
+
+    /// Runs `work` in the next group commit and returns its result once that commit is
+    /// durable (or the work's error, with nothing of it written).
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, GroupError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+    {
+        let (done, wait) = oneshot::channel::<Result<T, GroupError<E>>>();
+        let piece: Work = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = work(conn).await;
+                let keep = result.is_ok();
+                let finish: Finish = Box::new(move |committed| {
+                    let answer = match (result, committed) {
+                        (Ok(v), Ok(())) => Ok(v),
+                        (Ok(_), Err(e)) => Err(GroupError::Commit(e)),
+                        (Err(e), _) => Err(GroupError::Work(e)),
+                    };
+                    let _ = done.send(answer);
+                });
+                (keep, finish)
+            })
+        });
+        self.tx.send(piece).await.map_err(|_| GroupError::Stopped)?;
+        wait.await.unwrap_or(Err(GroupError::Stopped))
+    }
+}
+
+async fn commit_loop(db: Db, mut rx: mpsc::Receiver<Work>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("railgate_group_commit_size")
+            .record(f64::from(u32::try_from(batch.len()).unwrap_or(u32::MAX)));
+        let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+        let outcome = run_batch(&db, batch, &mut finishes).await;
+        let committed = outcome.map_err(|e| {
+            tracing::error!(error = %e, pieces = finishes.len(), "A group commit failed");
+            e.to_string()
+        });
+        for f in finishes {
+            f(committed.clone());
+        }
+    }
+}
+
+/// Runs every piece in its own savepoint of one transaction and commits. A piece that never
+/// ran (the transaction failed first) is dropped, and its caller hears that the committer
+/// could not take it.
+async fn run_batch(
+    db: &Db,
+    batch: Vec<Work>,
+    finishes: &mut Vec<Finish>,
+) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    for work in batch {
+        let mut sp = tx.begin().await?;
+        let (keep, finish) = work(&mut sp).await;
+        finishes.push(finish);
+        if keep {
+            sp.commit().await?;
+        } else {
+            sp.rollback().await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
