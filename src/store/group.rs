@@ -9,7 +9,7 @@
 
 use super::{Db, StoreError};
 use futures_util::future::BoxFuture;
-use sqlx::{Acquire, AnyConnection};
+use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most pieces of work one commit takes: a bound on how long the write lock is held.
@@ -109,7 +109,7 @@ async fn run_batch(
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     for work in batch {
-        let mut sp = tx.begin().await?;
+        let mut sp = sqlx::Connection::begin(&mut *tx).await?;
         let (keep, finish) = work(&mut sp).await;
         finishes.push(finish);
         if keep {

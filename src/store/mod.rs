@@ -27,7 +27,35 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::time::Duration;
 
-pub type Tx = Transaction<'static, Any>;
+/// A write transaction. On SQLite it also holds the process's writer turn (see
+/// [`Db::begin`]) until it commits, rolls back or is dropped.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -76,6 +104,10 @@ pub struct Db {
     kind: Kind,
     /// This running gateway, as the owner of what it holds (in-flight idempotency keys).
     instance: uuid::Uuid,
+    /// SQLite has one writer: write transactions of this process take turns here, in the
+    /// order they asked, instead of retrying in SQLite's busy handler (which sleeps).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    acquire_timeout: Duration,
 }
 
 /// How the pools are sized.
@@ -163,6 +195,8 @@ impl Db {
             background,
             kind,
             instance: uuid::Uuid::new_v4(),
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            acquire_timeout: sizes.acquire_timeout,
         })
     }
 
@@ -174,6 +208,8 @@ impl Db {
                 background: Some(pool.clone()),
                 kind: self.kind,
                 instance: self.instance,
+                writer: self.writer.clone(),
+                acquire_timeout: self.acquire_timeout,
             },
             None => self.clone(),
         }
@@ -214,13 +250,26 @@ impl Db {
         Ok(applied >= expected)
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`) so two writers queue instead of failing on upgrade.
+    /// Starts a write transaction. On SQLite it first waits for this process's writer turn,
+    /// then takes the write lock at once (`BEGIN IMMEDIATE`), so writers queue in order
+    /// instead of sleeping in the busy handler or failing on upgrade.
     pub async fn begin(&self) -> Result<Tx> {
         count_write();
         let tx = match self.kind {
-            Kind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Kind::Postgres => self.pool.begin().await?,
+            Kind::Sqlite => {
+                let turn =
+                    tokio::time::timeout(self.acquire_timeout, self.writer.clone().lock_owned())
+                        .await
+                        .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
+                Tx {
+                    inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                }
+            }
+            Kind::Postgres => Tx {
+                inner: self.pool.begin().await?,
+                _turn: None,
+            },
         };
         Ok(tx)
     }
