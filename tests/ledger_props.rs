@@ -202,7 +202,7 @@ impl World {
                     p,
                     Change::Accept {
                         attempt: Some(a.id),
-                        rail_reference: Some("TX-1").map(str::to_owned),
+                        rail_reference: Some("TX-1".to_owned()),
                     },
                     "props: accepted",
                 )

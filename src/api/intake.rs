@@ -20,7 +20,7 @@ const MAX_BATCH: usize = 256;
 /// What became of one create.
 #[derive(Debug)]
 pub enum Written {
-    Created(Payment),
+    Created(Box<Payment>),
     /// The client already has a payment with that reference (this id).
     Duplicate(Uuid),
 }
@@ -120,7 +120,7 @@ async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<Written>, StoreError> 
                 let body = view(payment).to_string();
                 idempotency::complete(&mut tx, payment.client_id, k, 201, &body).await?;
             }
-            out.push(Written::Created(payment.clone()));
+            out.push(Written::Created(Box::new(payment.clone())));
         } else {
             let existing = crate::store::payments::find_by_reference_in(
                 &mut tx,

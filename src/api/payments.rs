@@ -278,7 +278,7 @@ pub async fn insert_payment(
             Problem::internal()
         })?;
     let p = match written {
-        Written::Created(p) => p,
+        Written::Created(p) => *p,
         Written::Duplicate(existing) => return Err(duplicate_reference(existing)),
     };
     if !expected {

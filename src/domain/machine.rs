@@ -462,7 +462,7 @@ fn moved(
     }
     Decision {
         applied: Applied::Changed { from, to },
-        history: (from != to).then(|| (from, to, cause)),
+        history: (from != to).then_some((from, to, cause)),
         write: Some(p),
         effects,
     }

@@ -1,0 +1,131 @@
+//! Group commits: many callers' writes share one transaction, each answered after the commit.
+//! What they must keep: a caller's failure is its own (the others still commit), and
+//! concurrent creates with one reference still make exactly one payment.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod common;
+use common::*;
+use railgate::store::group::{Group, GroupError};
+use railgate::store::Db;
+
+both_stores!(
+    a_failing_piece_fails_alone_and_the_others_commit,
+    |store| async move {
+        let Some(url) = database_url(store).await else {
+            return;
+        };
+        let db = Db::connect(&url, 4).await.unwrap();
+        db.migrate().await.unwrap();
+        sqlx::query("CREATE TABLE group_probe (id TEXT PRIMARY KEY)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let group = Group::start(db.clone());
+        // Sixty writers at once; number 13 writes a row that is already there.
+        sqlx::query("INSERT INTO group_probe (id) VALUES ('taken')")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..60 {
+            let group = group.clone();
+            tasks.spawn(async move {
+                let id = if i == 13 {
+                    "taken".to_owned()
+                } else {
+                    format!("row-{i}")
+                };
+                let r = group
+                    .run(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO group_probe (id) VALUES ($1)")
+                                .bind(id)
+                                .execute(conn)
+                                .await
+                                .map(|_| i)
+                        })
+                    })
+                    .await;
+                (i, r)
+            });
+        }
+        let mut ok = 0;
+        while let Some(done) = tasks.join_next().await {
+            let (i, r) = done.unwrap();
+            match r {
+                Ok(n) => {
+                    assert_eq!(n, i);
+                    ok += 1;
+                }
+                Err(GroupError::Work(e)) => {
+                    assert_eq!(i, 13, "only the duplicate fails: {e}");
+                }
+                Err(e) => panic!("piece {i}: {e}"),
+            }
+        }
+        assert_eq!(ok, 59);
+        // Every answered piece is durable: its row is there, and the failed one left nothing.
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_probe")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 60, "59 new rows and the one that was there");
+        db.close().await;
+    }
+);
+
+both_stores!(
+    concurrent_creates_with_one_reference_make_one_payment,
+    |store| async move {
+        let Some(app) = spawn_app_with(store, |cfg| cfg.dispatch.enabled = false).await else {
+            return;
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let http = app.http.clone();
+            let url = app.url("/v1/disbursements");
+            let key = app.key.clone();
+            tasks.spawn(async move {
+                let resp = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&disbursement("SAME-REF", "255712345601", "10.00"))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let v: serde_json::Value = resp.json().await.unwrap();
+                (status, v)
+            });
+        }
+        let mut created = Vec::new();
+        let mut refused = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let (status, v) = done.unwrap();
+            match status {
+                201 => created.push(v),
+                409 => refused.push(v),
+                other => panic!("{other}: {v}"),
+            }
+        }
+        assert_eq!(created.len(), 1, "{created:?}");
+        let id = created[0]["id"].as_str().unwrap();
+        for r in &refused {
+            assert_eq!(r["existing_payment_id"], id, "{r}");
+        }
+        // The one created is queued with its two history lines and its dispatch job.
+        let p = app.payment(id).await;
+        assert_eq!(p["state"], "queued", "{p}");
+        assert_eq!(p["history"].as_array().unwrap().len(), 2, "{p}");
+        assert_eq!(p["history"][0]["to"], "received", "{p}");
+        assert_eq!(app.count("payments").await, 1);
+        assert_eq!(app.count("jobs").await, 1);
+        app.stop().await;
+    }
+);
