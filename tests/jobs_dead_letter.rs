@@ -18,27 +18,32 @@ use railgate::store::{keys, now_micros};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The job's row as stored, the columns a claim or a run would change.
+/// The columns of a job's row that a claim or a run would change.
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    tries: i64,
+    failures: i64,
+    version: i64,
+    lease_until: Option<i64>,
+    leased_by: Option<String>,
+    last_error: Option<String>,
+    dead_at: Option<i64>,
+}
+
+/// The job's row as stored, as JSON (easy to compare and to print).
 async fn row(app: &TestApp, id: &str) -> Option<Value> {
-    let r: Option<(
-        i64,
-        i64,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-    )> = sqlx::query_as(
+    let r: Option<JobRow> = sqlx::query_as(
         "SELECT tries, failures, version, lease_until, leased_by, last_error, dead_at \
-             FROM jobs WHERE id = $1",
+         FROM jobs WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(app.db.pool())
     .await
     .unwrap();
-    r.map(|(tries, failures, version, lease, by, error, dead)| {
-        json!({"tries": tries, "failures": failures, "version": version, "lease_until": lease,
-               "leased_by": by, "last_error": error, "dead_at": dead})
+    r.map(|r| {
+        json!({"tries": r.tries, "failures": r.failures, "version": r.version,
+               "lease_until": r.lease_until, "leased_by": r.leased_by,
+               "last_error": r.last_error, "dead_at": r.dead_at})
     })
 }
 
