@@ -67,7 +67,8 @@ pub struct Job {
     pub version: i64,
 }
 
-/// Makes sure the payment's driving job runs no later than `run_at`.
+/// Makes sure the payment's driving job runs no later than `run_at`. A dead one stays dead
+/// (no second job is written beside it): it runs again when an operator requeues it.
 pub async fn schedule_payment(
     conn: &mut AnyConnection,
     payment_id: Uuid,
