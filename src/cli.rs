@@ -113,7 +113,7 @@ pub enum KeysAction {
     Create {
         #[arg(long)]
         client: String,
-        /// Comma-separated: payments:write, payments:read, recon:write, reports:read, admin.
+        /// Comma-separated: payments:write, payments:read, recon:write, reports:read, admin, operator.
         #[arg(long, default_value = "payments:write,payments:read")]
         scopes: String,
         #[arg(long)]

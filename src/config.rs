@@ -121,6 +121,10 @@ pub struct DispatchConfig {
     /// Retries of a submission the rail refused with nothing moved, before the payment fails.
     #[serde(default = "default_submit_tries")]
     pub max_submit_tries: i64,
+    /// Failed runs in a row (the job's handler erred, e.g. its rail is not configured) after
+    /// which a job is dead-lettered for an operator instead of retried (at least 1).
+    #[serde(default = "default_dead_letter_after")]
+    pub dead_letter_after: i64,
 }
 
 impl Default for DispatchConfig {
@@ -132,6 +136,7 @@ impl Default for DispatchConfig {
             lease_ms: default_lease_ms(),
             poll_ms: default_poll_ms(),
             max_submit_tries: default_submit_tries(),
+            dead_letter_after: default_dead_letter_after(),
         }
     }
 }
@@ -415,6 +420,9 @@ fn default_poll_ms() -> u64 {
 }
 fn default_submit_tries() -> i64 {
     8
+}
+fn default_dead_letter_after() -> i64 {
+    20
 }
 fn default_rail_concurrency() -> usize {
     32

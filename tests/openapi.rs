@@ -388,3 +388,42 @@ async fn payroll_responses_fit_their_schemas() {
     assert_fits(&spec, "Problem", &prob);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn dead_letter_responses_fit_their_schemas() {
+    let Some(app) = spawn_app(Store::Sqlite).await else {
+        return;
+    };
+    let spec = spec();
+    // A row no build can read: dead-lettered at its first claim.
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payment_id, run_at, created_at) \
+         VALUES ($1, 'payment', 'not-a-uuid', 0, 0)",
+    )
+    .bind(&id)
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = loop {
+        let (s, page) = app.get("/v1/admin/jobs/dead", &app.key).await;
+        assert_eq!(s, 200, "{page}");
+        if page["data"][0]["id"] == id.as_str() || tokio::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_fits(&spec, "DeadJob", &page["data"][0]);
+    let (s, r) = app
+        .post(
+            &format!("/v1/admin/jobs/dead/{id}/retry"),
+            &app.key,
+            &serde_json::json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_fits(&spec, "RequeuedJob", &r);
+    app.stop().await;
+}

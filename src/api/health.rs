@@ -33,6 +33,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(depth) = crate::store::jobs::depth(&state.db).await {
         metrics::gauge!("railgate_jobs_waiting").set(i32::try_from(depth).unwrap_or(i32::MAX));
     }
+    if let Ok(dead) = crate::store::jobs::dead_count(&state.db).await {
+        metrics::gauge!("railgate_jobs_dead_letter").set(i32::try_from(dead).unwrap_or(i32::MAX));
+    }
     let body = state
         .metrics
         .as_ref()

@@ -10,6 +10,7 @@ mod events;
 mod finance;
 mod health;
 pub mod intake;
+mod jobs;
 mod ledger;
 mod openimis;
 mod paging;
@@ -85,6 +86,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/webhooks"),
     ("delete", "/v1/webhooks/{id}"),
     ("get", "/v1/webhooks/{id}/deliveries"),
+    ("get", "/v1/admin/jobs/dead"),
+    ("post", "/v1/admin/jobs/dead/{id}/retry"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -130,6 +133,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/{id}", delete(webhooks::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/admin/jobs/dead", get(jobs::dead))
+        .route("/v1/admin/jobs/dead/{id}/retry", post(jobs::retry))
         .route("/rails/{rail}/{*rest}", any(rails::callback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -190,19 +190,34 @@ impl Dispatcher {
         }
     }
 
-    /// A job's run failed (not its payment: the run itself): it is tried again later.
+    /// A job's run failed (not its payment: the run itself, e.g. its rail is not configured):
+    /// it is tried again on a backoff, and dead-lettered after `dead_letter_after` failures in
+    /// a row.
     async fn failed(&self, job: &jobs::Job, e: &drive::DriveError) {
-        {
-            let kind = job.kind;
-            tracing::error!(job = %job.id, kind = kind.as_str(), error = %e, "Job failed; retrying later");
-            let at = crate::store::now_micros().saturating_add(backoff::micros(
-                job.tries,
-                Duration::from_secs(1),
-                Duration::from_secs(60),
-            ));
-            crate::store::count_write();
-            if let Ok(mut conn) = self.db.pool().acquire().await {
-                let _ = jobs::retry_at(&mut conn, job, at, Some(&e.to_string())).await;
+        let kind = job.kind;
+        let at = crate::store::now_micros().saturating_add(backoff::micros(
+            job.tries,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        ));
+        crate::store::count_write();
+        let error = e.to_string();
+        let max = self.cfg.dead_letter_after;
+        let failed = match self.db.pool().acquire().await {
+            Ok(mut conn) => jobs::fail(&mut conn, job, at, &error, max).await,
+            Err(e) => Err(e.into()),
+        };
+        match failed {
+            Ok(jobs::Failed::Dead) => {
+                metrics::counter!("railgate_jobs_dead_lettered_total").increment(1);
+                tracing::error!(job = %job.id, kind = kind.as_str(), error = %error, failures = max, "Job dead-lettered; requeue it once its cause is fixed");
+            }
+            Ok(jobs::Failed::Retrying | jobs::Failed::Gone) => {
+                tracing::error!(job = %job.id, kind = kind.as_str(), error = %error, "Job failed; retrying later");
+            }
+            // Its lease expires and it is claimed again; the failure goes uncounted.
+            Err(store) => {
+                tracing::error!(job = %job.id, kind = kind.as_str(), error = %error, store_error = %store, "Job failed; recording the failure failed too");
             }
         }
     }

@@ -1,7 +1,13 @@
 //! The durable job table (DESIGN §5): written in the same transaction as the state change that
 //! calls for it, claimed under a lease, rescheduled by storing the next `run_at`.
+//!
+//! Safe across versions: a build claims only the kinds it knows ([`JobKind::ALL`]), so a job
+//! written by a newer build sharing the database waits for that build and is never run as
+//! another kind. A job whose run keeps failing is dead-lettered (`dead_at`) after a bounded
+//! number of failures in a row, and waits there for an operator ([`requeue`]).
 
-use super::{col, now_micros, Db, Kind, Result};
+use super::{col, from_micros, now_micros, uuid_col, Db, Kind, Result, StoreError};
+use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
@@ -20,6 +26,15 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Every kind this build runs: the only ones it claims.
+    pub const ALL: [JobKind; 5] = [
+        JobKind::Payment,
+        JobKind::FollowUp,
+        JobKind::Webhook,
+        JobKind::ConfirmFailure,
+        JobKind::Reversal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Payment => "payment",
@@ -52,7 +67,8 @@ pub struct Job {
     pub version: i64,
 }
 
-/// Makes sure the payment's driving job runs no later than `run_at`.
+/// Makes sure the payment's driving job runs no later than `run_at`. A dead one stays dead
+/// (no second job is written beside it): it runs again when an operator requeues it.
 pub async fn schedule_payment(
     conn: &mut AnyConnection,
     payment_id: Uuid,
@@ -95,7 +111,9 @@ pub async fn insert(
     Ok(id)
 }
 
-/// Claims up to `limit` due jobs for `worker` until `now + lease`.
+/// Claims up to `limit` due jobs for `worker` until `now + lease`: live ones (not dead) of a
+/// kind this build knows. A claimed row this build cannot read (an id or payment id that is
+/// not a UUID) is dead-lettered in the same transaction rather than run with a guess.
 ///
 /// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several instances share the table without
 /// waiting on each other. SQLite: one writer, so the immediate transaction is enough.
@@ -105,9 +123,17 @@ pub async fn claim(db: &Db, worker: &str, lease_micros: i64, limit: i64) -> Resu
         Kind::Postgres => "FOR UPDATE SKIP LOCKED",
         Kind::Sqlite => "",
     };
+    // The kinds are this build's own constants, not input: written into the statement, which
+    // stays the same for the life of the process.
+    let kinds = JobKind::ALL
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
         "UPDATE jobs SET lease_until = $1, leased_by = $2, tries = tries + 1 WHERE id IN \
-         (SELECT id FROM jobs WHERE run_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+         (SELECT id FROM jobs WHERE run_at <= $3 AND dead_at IS NULL AND kind IN ({kinds}) \
+          AND (lease_until IS NULL OR lease_until < $3) \
           ORDER BY run_at LIMIT $4 {skip_locked}) \
          RETURNING id, kind, payment_id, payload, tries, version"
     );
@@ -119,24 +145,45 @@ pub async fn claim(db: &Db, worker: &str, lease_micros: i64, limit: i64) -> Resu
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    tx.commit().await?;
-    rows.iter()
-        .filter_map(|r| {
-            let kind: String = col(r, "kind").ok()?;
-            Some((|| {
-                let pid: Option<String> = col(r, "payment_id")?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for r in &rows {
+        match read_claimed(r) {
+            Ok(job) => claimed.push(job),
+            Err(e) => {
                 let id: String = col(r, "id")?;
-                Ok(Job {
-                    id: Uuid::parse_str(&id).unwrap_or_default(),
-                    kind: JobKind::parse(&kind).unwrap_or(JobKind::Payment),
-                    payment_id: pid.and_then(|p| Uuid::parse_str(&p).ok()),
-                    payload: col(r, "payload")?,
-                    tries: col(r, "tries")?,
-                    version: col(r, "version")?,
-                })
-            })())
-        })
-        .collect()
+                tracing::error!(job = %id, error = %e, "Job unreadable; dead-lettered");
+                metrics::counter!("railgate_jobs_dead_lettered_total").increment(1);
+                sqlx::query(
+                    "UPDATE jobs SET dead_at = $1, lease_until = NULL, leased_by = NULL, \
+                     last_error = $2 WHERE id = $3",
+                )
+                .bind(now)
+                .bind(format!("unreadable: {e}"))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+fn read_claimed(r: &AnyRow) -> Result<Job> {
+    let kind: String = col(r, "kind")?;
+    let pid: Option<String> = col(r, "payment_id")?;
+    Ok(Job {
+        id: uuid_col(r, "id")?,
+        kind: JobKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("job kind '{kind}' is not known")))?,
+        payment_id: pid
+            .map(|p| Uuid::parse_str(&p))
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("payment_id is not a UUID".into()))?,
+        payload: col(r, "payload")?,
+        tries: col(r, "tries")?,
+        version: col(r, "version")?,
+    })
 }
 
 /// Removes a job that is done — unless it was rescheduled meanwhile (its version moved),
@@ -153,7 +200,8 @@ pub async fn finish(conn: &mut AnyConnection, job: &Job) -> Result<()> {
     Ok(())
 }
 
-/// Sets the job's next run, unless it was rescheduled meanwhile to run sooner.
+/// Sets the job's next run, unless it was rescheduled meanwhile to run sooner. The run that
+/// calls it went through, so its failures in a row start again from none.
 pub async fn retry_at(
     conn: &mut AnyConnection,
     job: &Job,
@@ -162,7 +210,8 @@ pub async fn retry_at(
 ) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET run_at = CASE WHEN version = $1 THEN $2 ELSE run_at END, \
-         lease_until = NULL, leased_by = NULL, last_error = COALESCE($3, last_error) WHERE id = $4",
+         lease_until = NULL, leased_by = NULL, last_error = COALESCE($3, last_error), failures = 0 \
+         WHERE id = $4",
     )
     .bind(job.version)
     .bind(run_at)
@@ -174,7 +223,7 @@ pub async fn retry_at(
 }
 
 async fn release_one(conn: &mut AnyConnection, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE id = $1")
+    sqlx::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL, failures = 0 WHERE id = $1")
         .bind(id.to_string())
         .execute(conn)
         .await?;
@@ -227,29 +276,133 @@ pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// Jobs waiting, for metrics and readiness.
+/// Jobs waiting (dead ones excepted), for metrics and readiness.
 pub async fn depth(db: &Db) -> Result<i64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE dead_at IS NULL")
         .fetch_one(db.pool())
         .await?;
     Ok(n)
 }
 
-/// Moves a payment's idle driving job to `run_at`, later or earlier (a job being run is left
-/// alone). Used while a bulk upload is in flight, so the dispatcher does not ask about lines
-/// the rail cannot know yet.
-pub async fn postpone_payment(
+/// What became of a job whose run failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// It runs again at the time given (or sooner, if it was rescheduled meanwhile).
+    Retrying,
+    /// That was its `max_failures`-th failure in a row: dead-lettered, never claimed again
+    /// until an operator requeues it.
+    Dead,
+    /// It is gone (finished by the run before it failed).
+    Gone,
+}
+
+/// Records a failed run (its handler returned an error): one more failure in a row, and the
+/// next run at `run_at` — or, at the `max_failures`-th failure in a row, the dead letter.
+pub async fn fail(
     conn: &mut AnyConnection,
-    payment_id: Uuid,
+    job: &Job,
     run_at: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET run_at = $1, version = version + 1 \
-         WHERE kind = 'payment' AND payment_id = $2 AND lease_until IS NULL",
+    error: &str,
+    max_failures: i64,
+) -> Result<Failed> {
+    let row = sqlx::query(
+        "UPDATE jobs SET failures = failures + 1, last_error = $1, lease_until = NULL, \
+         leased_by = NULL, run_at = CASE WHEN version = $2 THEN $3 ELSE run_at END, \
+         dead_at = CASE WHEN failures + 1 >= $4 THEN $5 ELSE NULL END \
+         WHERE id = $6 RETURNING dead_at",
     )
+    .bind(error)
+    .bind(job.version)
     .bind(run_at)
-    .bind(payment_id.to_string())
-    .execute(conn)
+    .bind(max_failures.max(1))
+    .bind(now_micros())
+    .bind(job.id.to_string())
+    .fetch_optional(conn)
     .await?;
-    Ok(())
+    Ok(match row {
+        None => Failed::Gone,
+        Some(r) => match col::<Option<i64>>(&r, "dead_at")? {
+            Some(_) => Failed::Dead,
+            None => Failed::Retrying,
+        },
+    })
+}
+
+/// A dead-lettered job, as an operator sees it. Read as stored (text), so that a row this
+/// build could not read, or one of a kind only a newer build knows, is listed all the same.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadJob {
+    pub id: String,
+    pub kind: String,
+    pub payment_id: Option<String>,
+    /// Times it was claimed.
+    pub tries: i64,
+    /// Failed runs in a row that put it here.
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub dead_since: chrono::DateTime<chrono::Utc>,
+}
+
+/// Dead jobs in id order (oldest first), after the job `after` when given.
+pub async fn dead(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<DeadJob>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, payment_id, tries, failures, last_error, dead_at FROM jobs \
+         WHERE dead_at IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after.unwrap_or(""))
+    .bind(limit.clamp(1, 500))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DeadJob {
+                id: col(r, "id")?,
+                kind: col(r, "kind")?,
+                payment_id: col(r, "payment_id")?,
+                tries: col(r, "tries")?,
+                failures: col(r, "failures")?,
+                last_error: col(r, "last_error")?,
+                dead_since: from_micros(col(r, "dead_at")?),
+            })
+        })
+        .collect()
+}
+
+/// How many jobs are dead, for metrics.
+pub async fn dead_count(db: &Db) -> Result<i64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE dead_at IS NOT NULL")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(n)
+}
+
+/// A dead job put back in the queue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Requeued {
+    pub id: String,
+    pub kind: String,
+    pub run_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Puts a dead job back in the queue, due now, with a fresh count of tries and failures (an
+/// operator fixed what made it fail). `None` when no dead job has this id.
+pub async fn requeue(conn: &mut AnyConnection, id: &str) -> Result<Option<Requeued>> {
+    let now = now_micros();
+    let row = sqlx::query(
+        "UPDATE jobs SET dead_at = NULL, failures = 0, tries = 0, run_at = $1, \
+         lease_until = NULL, leased_by = NULL, version = version + 1 \
+         WHERE id = $2 AND dead_at IS NOT NULL RETURNING id, kind",
+    )
+    .bind(now)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(Requeued {
+            id: col(&r, "id")?,
+            kind: col(&r, "kind")?,
+            run_at: from_micros(now),
+        })
+    })
+    .transpose()
 }
