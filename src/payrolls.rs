@@ -18,8 +18,11 @@ use uuid::Uuid;
 const RELEASE_CHUNK: i64 = 2_000;
 
 /// How long a released item for a rail with batches on waits for the batch path before the
-/// dispatcher may send it on its own.
-const BATCH_HOLD_MICROS: i64 = 30_000_000;
+/// dispatcher may send it on its own. The batch path lets go of what it does not take (and
+/// of everything when it fails) at once, so this bound only matters when the process dies
+/// between the release and the upload; it is long enough that a loaded machine's uploads
+/// of one chunk never race the dispatcher for the same lines.
+const BATCH_HOLD_MICROS: i64 = 300_000_000;
 
 /// Releases every item still held: `held` → `released`, then items in chunks, waking the
 /// dispatcher after each. Calling it again resumes a release that an earlier process did not
@@ -141,7 +144,16 @@ async fn send_batches(
             tracing::info!(payroll = %payroll_id, rail = %rc.id, batches = sent.batches.len(), single = sent.single.len(), skipped = sent.skipped.len(), "Payroll items sent through the rail's batch API")
         }
         Err(e) => {
-            tracing::error!(payroll = %payroll_id, rail = %rc.id, error = %e, "Batch path failed; the items go one by one")
+            tracing::error!(payroll = %payroll_id, rail = %rc.id, error = %e, "Batch path failed; the items go one by one");
+            // Not left waiting for the hold: the dispatcher takes them now (a line the batch
+            // path stored before failing is asked about by its attempt id, never resent).
+            let released = async {
+                let mut conn = db.pool().acquire().await?;
+                crate::store::payrolls::hold_jobs(&mut conn, ids, now_micros()).await
+            };
+            if let Err(e) = released.await {
+                tracing::error!(payroll = %payroll_id, error = %e, "Letting the dispatcher have the items failed; they wait for the hold");
+            }
         }
     }
 }
