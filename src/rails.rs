@@ -29,6 +29,15 @@ impl Rail {
         }
         self.concurrency.clone().acquire_owned().await.ok()
     }
+
+    /// A slot now, or `None` when the rail is at its rate or every slot is taken.
+    pub fn try_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = self.concurrency.clone().try_acquire_owned().ok()?;
+        if let Some(r) = &self.rate {
+            r.check().ok()?;
+        }
+        Some(permit)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -92,7 +92,13 @@ pub(super) struct Ready {
     payment: Payment,
     stored: AttemptRow,
     attempt: Attempt,
+    /// The rail's slot, taken when the attempt was stored.
+    permit: tokio::sync::OwnedSemaphorePermit,
 }
+
+/// How long a job whose rail is busy (all its slots taken, or at its rate) waits to be
+/// claimed again.
+const RAIL_BUSY_MICROS: i64 = 50_000;
 
 /// Takes the claimed jobs that need no rail to be asked first, and does their writes in one
 /// transaction: payments still `queued` get their first attempt stored (and its request's
@@ -139,6 +145,16 @@ pub(super) async fn first_sends(
             rest.push(job);
             continue;
         };
+        // The rail's slot is taken now, without waiting: a rail that is busy or at its rate
+        // gets its job back a moment later, and the dispatcher's slots stay with the rails
+        // that can use them.
+        let Some(permit) = rail.try_permit() else {
+            metrics::counter!("railgate_dispatch_deferred_total", "rail" => rail.id.clone())
+                .increment(1);
+            jobs::defer(&mut tx, &job, now_micros().saturating_add(RAIL_BUSY_MICROS)).await?;
+            wrote = true;
+            continue;
+        };
         let moved =
             engine::apply_in(&mut tx, kind, p.id, Change::Submit, &cause, &mut later).await?;
         if !moved.changed() {
@@ -158,6 +174,7 @@ pub(super) async fn first_sends(
                 payment,
                 stored,
                 attempt,
+                permit,
             }),
             Err(e) => {
                 // The adapter cannot build the request: the refusal is its answer.
@@ -187,7 +204,16 @@ pub(super) async fn first_sends(
 
 /// Sends an attempt `first_sends` stored.
 pub(super) async fn send_ready(d: &Dispatcher, r: Ready) -> Result<()> {
-    transmit(d, &r.job, &r.rail, &r.payment, &r.stored, r.attempt).await
+    transmit(
+        d,
+        &r.job,
+        &r.rail,
+        &r.payment,
+        &r.stored,
+        r.attempt,
+        Some(r.permit),
+    )
+    .await
 }
 
 pub fn rail_attempt(p: &Payment, a: &AttemptRow) -> Attempt {
@@ -222,7 +248,7 @@ async fn send(
     match stored {
         Ok(attempt) => {
             tx.commit().await.map_err(StoreError::from)?;
-            transmit(d, job, rail, p, &a, attempt).await
+            transmit(d, job, rail, p, &a, attempt, None).await
         }
         Err(e) => {
             tx.rollback().await.map_err(StoreError::from)?;
@@ -289,9 +315,13 @@ pub(super) async fn transmit(
     p: &Payment,
     a: &AttemptRow,
     attempt: Attempt,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<()> {
     let outcome = {
-        let _permit = rail.permit().await;
+        let _permit = match permit {
+            Some(p) => Some(p),
+            None => rail.permit().await,
+        };
         tracing::info!(payment = %p.id, attempt = %a.id, rail = %rail.id, party = %p.party.masked(), "Submitting");
         match tokio::time::timeout(
             rail.request_timeout.saturating_add(Duration::from_secs(1)),

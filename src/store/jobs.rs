@@ -406,3 +406,18 @@ pub async fn requeue(conn: &mut AnyConnection, id: &str) -> Result<Option<Requeu
     })
     .transpose()
 }
+
+/// Gives a claimed job back untouched, to be claimed again at `run_at`: its rail had no
+/// slot for it. The claim is not counted as a try (nothing was attempted).
+pub async fn defer(conn: &mut AnyConnection, job: &Job, run_at: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET run_at = CASE WHEN version = $1 THEN $2 ELSE run_at END, \
+         lease_until = NULL, leased_by = NULL, tries = tries - 1 WHERE id = $3",
+    )
+    .bind(job.version)
+    .bind(run_at)
+    .bind(job.id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
