@@ -392,3 +392,26 @@ both_stores!(
         app.stop().await;
     }
 );
+
+both_stores!(
+    a_build_starts_on_a_database_a_newer_build_migrated,
+    |store| async move {
+        let Some(url) = database_url(store).await else {
+            return;
+        };
+        let db = railgate::store::Db::connect(&url, 2).await.unwrap();
+        db.migrate().await.unwrap();
+        // A newer build applied a migration this one does not know.
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99999, 'from a newer build', TRUE, $1, 1)",
+        )
+        .bind(vec![0u8; 48])
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        assert!(db.migrations_applied().await.unwrap());
+        db.close().await;
+    }
+);

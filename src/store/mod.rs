@@ -228,11 +228,16 @@ impl Db {
         &self.pool
     }
 
+    /// Applies the migrations this build knows. Ones a newer build already applied are left
+    /// alone (several versions may share a database during a rolling upgrade; what a newer
+    /// build added, such as a job kind, an older one leaves untouched).
     pub async fn migrate(&self) -> Result<()> {
-        match self.kind {
-            Kind::Sqlite => SQLITE_MIGRATOR.run(&self.pool).await?,
-            Kind::Postgres => POSTGRES_MIGRATOR.run(&self.pool).await?,
-        }
+        let mut migrator = match self.kind {
+            Kind::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Kind::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 
