@@ -302,11 +302,27 @@ pub async fn create_many(
     prefix: &'static str,
     workers: usize,
 ) -> HashMap<String, String> {
+    let created = Arc::new(AtomicUsize::new(0));
+    create_many_counted(bases, key, n, rows, prefix, workers, created).await
+}
+
+/// [`create_many`], counting in `created` the payments created so far (for a caller that
+/// paces something else by the load's progress).
+pub async fn create_many_counted(
+    bases: Vec<String>,
+    key: String,
+    n: usize,
+    rows: &'static [&'static str],
+    prefix: &'static str,
+    workers: usize,
+    created: Arc<AtomicUsize>,
+) -> HashMap<String, String> {
     let next = Arc::new(AtomicUsize::new(0));
     let http = reqwest::Client::new();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let (next, http, bases, key) = (next.clone(), http.clone(), bases.clone(), key.clone());
+        let created = created.clone();
         set.spawn(async move {
             let mut made = Vec::new();
             loop {
@@ -319,6 +335,7 @@ pub async fn create_many(
                 let base = &bases[i % bases.len()];
                 let id = create_payment(&http, base, &key, &reference, &msisdn(i, digits)).await;
                 made.push((reference, id));
+                created.fetch_add(1, Ordering::SeqCst);
             }
         });
     }
