@@ -161,7 +161,8 @@ pub async fn submit(
     let cause = format!("payroll: {}", set.name);
     let mut out = Submission::default();
     for ids in payment_ids.chunks(set.chunk) {
-        let Some((client, taken)) = store_attempts(db, rail_id, &set, &cause, ids, &mut out).await?
+        let Some((client, taken)) =
+            store_attempts(db, rail_id, &set, &cause, ids, &mut out).await?
         else {
             continue;
         };

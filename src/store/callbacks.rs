@@ -58,7 +58,11 @@ pub struct Claim<'a> {
 }
 
 /// Claims a rail's callback id; false when it was seen before (a replay or a duplicate delivery).
-pub async fn claim_event(conn: &mut AnyConnection, claim: &Claim<'_>, effect: &str) -> Result<bool> {
+pub async fn claim_event(
+    conn: &mut AnyConnection,
+    claim: &Claim<'_>,
+    effect: &str,
+) -> Result<bool> {
     let done = sqlx::query(
         "INSERT INTO callback_events (rail, callback_id, callback_row, payment_id, effect, at, \
          client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (rail, callback_id) DO NOTHING",

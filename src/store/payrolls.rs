@@ -215,7 +215,10 @@ pub async fn insert_items(
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("(${}, 1, NULL, $1, $2, $3, $4)", i.saturating_add(5)));
+        sql.push_str(&format!(
+            "(${}, 1, NULL, $1, $2, $3, $4)",
+            i.saturating_add(5)
+        ));
     }
     let mut q = sqlx::query(&sql)
         .bind(State::Received.as_str())
