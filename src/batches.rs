@@ -4,7 +4,9 @@
 //! a payroll routed to a rail whose batches are on. In chunks of the rail's `batch_chunk`:
 //! 1. each queued payment gets its attempt (id chosen and stored before anything is sent, as
 //!    for a single payment), and its driving job waits until the upload must have been
-//!    answered;
+//!    answered. A chunk is one client's: a payment of another client than the chunk's first
+//!    is left to the dispatcher, one by one (a batch, and each transaction, stays within one
+//!    client: docs/scaling.md);
 //! 2. the adapter cuts the chunk into uploads (`plan_batches`: a rail with quirks keeps them to
 //!    itself); each batch is stored (`rail_batches`, our id) with its lines before sending;
 //!    lines the rail cannot take in a batch go one by one;
@@ -159,10 +161,11 @@ pub async fn submit(
     let cause = format!("payroll: {}", set.name);
     let mut out = Submission::default();
     for ids in payment_ids.chunks(set.chunk) {
-        let taken = store_attempts(db, rail_id, &set, &cause, ids, &mut out).await?;
-        if taken.is_empty() {
+        let Some((client, taken)) =
+            store_attempts(db, rail_id, &set, &cause, ids, &mut out).await?
+        else {
             continue;
-        }
+        };
         let plan = adapter.plan_batches(&taken, set.chunk);
         let by_attempt: HashMap<Uuid, &Attempt> = taken.iter().map(|a| (a.attempt_id, a)).collect();
         // The batches and their lines, stored before any upload.
@@ -172,12 +175,12 @@ pub async fn submit(
                 tracing::info!(rail = %rail_id, attempt = %aid, reason = %reason, "Not sendable in a batch; sent on its own");
                 attempts::set_status(&mut tx, *aid, Status::Retry, None, Some(reason)).await?;
                 if let Some(a) = by_attempt.get(aid) {
-                    jobs::schedule_payment(&mut tx, a.payment_id, now_micros()).await?;
+                    jobs::schedule_payment(&mut tx, client, a.payment_id, now_micros()).await?;
                     out.single.push(a.payment_id);
                 }
             }
             for b in &plan.batches {
-                stored::insert(&mut tx, b.batch_id, rail_id, b.lines.len()).await?;
+                stored::insert(&mut tx, client, b.batch_id, rail_id, b.lines.len()).await?;
                 let state = BatchMembership {
                     batch_id: b.batch_id,
                     batch_ref: None,
@@ -207,7 +210,8 @@ pub async fn submit(
                     readable_as: adapter.batch_ref_for(b.batch_id),
                 },
             };
-            let up = record_upload(db, rail_id, &set, b.batch_id, &lines, answer, &mut out).await?;
+            let batch = (client, b.batch_id);
+            let up = record_upload(db, rail_id, &set, batch, &lines, answer, &mut out).await?;
             tracing::info!(rail = %rail_id, batch = %b.batch_id, lines = lines.len(), batch_ref = ?up.batch_ref, error = ?up.error, "Batch uploaded");
             out.batches.push(up);
         }
@@ -216,6 +220,8 @@ pub async fn submit(
 }
 
 /// Step 1: the attempts, stored before anything is sent; each line's job waits for the upload.
+/// Returns the chunk's client with its attempts (`None` when none was taken). Payments of
+/// another client than the first taken keep their job and go one by one.
 async fn store_attempts(
     db: &Db,
     rail_id: &str,
@@ -223,8 +229,9 @@ async fn store_attempts(
     cause: &str,
     ids: &[Uuid],
     out: &mut Submission,
-) -> Result<Vec<Attempt>> {
+) -> Result<Option<(Uuid, Vec<Attempt>)>> {
     let mut taken = Vec::with_capacity(ids.len());
+    let mut client: Option<Uuid> = None;
     let mut tx = db.begin().await?;
     let after_upload = now_micros().saturating_add(micros(set.upload_window));
     for pid in ids {
@@ -236,6 +243,10 @@ async fn store_attempts(
             out.skipped.push(*pid);
             continue;
         }
+        if *client.get_or_insert(p.client_id) != p.client_id {
+            out.single.push(*pid);
+            continue;
+        }
         let moved = engine::apply(&mut tx, db.kind(), *pid, Change::Submit, cause).await?;
         if !moved.changed() {
             out.skipped.push(*pid);
@@ -243,6 +254,7 @@ async fn store_attempts(
         }
         let a = attempts::insert(
             &mut tx,
+            p.client_id,
             *pid,
             rail_id,
             now_micros().saturating_add(micros(set.deadline)),
@@ -250,14 +262,14 @@ async fn store_attempts(
         .await?;
         // Every line keeps a driving job: after the upload it asks about the line if no batch
         // result settled it.
-        jobs::schedule_payment(&mut tx, *pid, after_upload).await?;
+        jobs::schedule_payment(&mut tx, p.client_id, *pid, after_upload).await?;
         taken.push(rail_attempt(&p, &a));
     }
     // Pushed to after the upload even where it was due earlier (one statement per hundred).
     let pids: Vec<Uuid> = taken.iter().map(|a| a.payment_id).collect();
     crate::store::payrolls::hold_jobs(&mut tx, &pids, after_upload).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(taken)
+    Ok(client.filter(|_| !taken.is_empty()).map(|c| (c, taken)))
 }
 
 /// Uploads one batch, trying the same upload again (same id) while the rail says nothing
@@ -295,12 +307,13 @@ enum Answer {
     },
 }
 
-/// Step 3: the upload's answer, applied to each line in one transaction.
+/// Step 3: the upload's answer, applied to each line in one transaction. `batch` is the
+/// batch's client and id.
 async fn record_upload(
     db: &Db,
     rail_id: &str,
     set: &Settings,
-    batch_id: Uuid,
+    (client, batch_id): (Uuid, Uuid),
     lines: &[Attempt],
     answer: Answer,
     out: &mut Submission,
@@ -341,7 +354,7 @@ async fn record_upload(
         }
         Answer::NothingMoved(why) => {
             // Nothing moved: the dispatcher sends each line on its own, same ids.
-            one_by_one(&mut tx, batch_id, lines, &why, out).await?;
+            one_by_one(&mut tx, (client, batch_id), lines, &why, out).await?;
             failed_upload(batch_id, lines, why)
         }
         Answer::Lost { why, readable_as } => {
@@ -373,7 +386,7 @@ async fn record_upload(
                     &cause,
                 )
                 .await?;
-                jobs::schedule_payment(&mut tx, a.payment_id, now_micros()).await?;
+                jobs::schedule_payment(&mut tx, client, a.payment_id, now_micros()).await?;
                 out.single.push(a.payment_id);
             }
             failed_upload(batch_id, lines, why)
@@ -395,7 +408,7 @@ fn failed_upload(batch_id: Uuid, lines: &[Attempt], why: String) -> Uploaded {
 /// Nothing of the batch moved: each line goes to the dispatcher on its own, same attempt id.
 async fn one_by_one(
     conn: &mut sqlx::AnyConnection,
-    batch_id: Uuid,
+    (client, batch_id): (Uuid, Uuid),
     lines: &[Attempt],
     why: &str,
     out: &mut Submission,
@@ -403,7 +416,7 @@ async fn one_by_one(
     stored::set_status(conn, batch_id, stored::Status::Refused, None).await?;
     for a in lines {
         attempts::set_status(conn, a.attempt_id, Status::Retry, None, Some(why)).await?;
-        jobs::schedule_payment(conn, a.payment_id, now_micros()).await?;
+        jobs::schedule_payment(conn, client, a.payment_id, now_micros()).await?;
         out.single.push(a.payment_id);
     }
     Ok(())
@@ -476,7 +489,7 @@ async fn poll_batch(
                 let why = format!("batch refused: {}", f.reason);
                 attempts::set_status(&mut tx, l.attempt_id, Status::Retry, None, Some(&why))
                     .await?;
-                jobs::schedule_payment(&mut tx, l.payment_id, now_micros()).await?;
+                jobs::schedule_payment(&mut tx, l.client_id, l.payment_id, now_micros()).await?;
             }
             stored::set_status(&mut tx, b.id, stored::Status::Closed, None).await?;
             tx.commit().await.map_err(StoreError::from)?;

@@ -81,6 +81,7 @@ pub async fn request(
     jobs::insert(
         tx,
         JobKind::Reversal,
+        Some(client_id),
         Some(payment_id),
         Some(&id.to_string()),
         now_micros(),

@@ -182,7 +182,7 @@ impl World {
                     .await
                     .unwrap();
                 if held == State::Queued && moved.changed() {
-                    attempts::insert(&mut tx, p, "mock", i64::MAX)
+                    attempts::insert(&mut tx, self.caller.client_id, p, "mock", i64::MAX)
                         .await
                         .unwrap();
                     tx.commit().await.unwrap();

@@ -36,7 +36,7 @@ pub async fn apply(
         return Ok(true);
     };
     let pid = attempt.payment_id;
-    if !entries::claim(&mut tx, rail, &e.key, pid, &e.source).await? {
+    if !entries::claim(&mut tx, rail, &e.key, (attempt.client_id, pid), &e.source).await? {
         tx.rollback().await.map_err(StoreError::from)?;
         out.duplicates = out.duplicates.saturating_add(1);
         return Ok(true);

@@ -240,9 +240,11 @@ async fn record(
     verdicts.extend(replay);
     for f in &follow_ups {
         let payload = crate::dispatch::follow_up_payload(rail_id, f);
+        // The rail's own work: the request it answers is not yet known to be any client's.
         jobs::insert(
             &mut *tx,
             JobKind::FollowUp,
+            None,
             None,
             Some(&payload),
             now_micros(),
@@ -294,7 +296,7 @@ async fn apply_event(
                 row,
                 ev,
                 &ev.callback_id,
-                a.payment_id,
+                (a.client_id, a.payment_id),
                 Some(a),
             )
             .await?)),
@@ -320,8 +322,8 @@ async fn apply_event(
             let mut effects = Vec::with_capacity(targets.len());
             for a in targets {
                 let id = format!("{} @{}", ev.callback_id, a.id);
-                let pid = a.payment_id;
-                effects.push(apply_to(tx, db, rail, req, row, ev, &id, pid, Some(a)).await?);
+                let target = (a.client_id, a.payment_id);
+                effects.push(apply_to(tx, db, rail, req, row, ev, &id, target, Some(a)).await?);
             }
             Ok(effects)
         }
@@ -347,7 +349,7 @@ async fn apply_event(
         }
         AttemptRef::PaymentReference(r) => {
             match payments::find_by_payment_reference(tx, r, rail_id).await? {
-                Some(p) => Ok(one(apply_to(
+                Some(target) => Ok(one(apply_to(
                     tx,
                     db,
                     rail,
@@ -355,7 +357,7 @@ async fn apply_event(
                     row,
                     ev,
                     &ev.callback_id,
-                    p,
+                    target,
                     None,
                 )
                 .await?)),
@@ -393,12 +395,19 @@ async fn apply_to(
     row: uuid::Uuid,
     ev: &railgate_rail::CallbackEvent,
     callback_id: &str,
-    payment_id: uuid::Uuid,
+    (client_id, payment_id): (uuid::Uuid, uuid::Uuid),
     attempt: Option<attempts::AttemptRow>,
 ) -> Result<&'static str, InboxError> {
     let rail_id = rail.id();
     let kind = db.kind();
-    if !store::claim_event(tx, rail_id, callback_id, row, Some(payment_id), "pending").await? {
+    let claim = store::Claim {
+        rail: rail_id,
+        callback_id,
+        row,
+        client_id: Some(client_id),
+        payment_id: Some(payment_id),
+    };
+    if !store::claim_event(tx, &claim, "pending").await? {
         refused("replay");
         tracing::warn!(rail = rail_id, payment = %payment_id, "Callback id seen before; nothing changed");
         return Ok("replayed");
@@ -493,7 +502,7 @@ async fn apply_to(
                 } else {
                     attempts::set_rail_state(tx, a, rail_state).await?;
                     attempts::set_status(tx, a, Status::Step, None, None).await?;
-                    jobs::schedule_payment(tx, payment_id, now_micros()).await?;
+                    jobs::schedule_payment(tx, client_id, payment_id, now_micros()).await?;
                     Applied::Changed {
                         from: held,
                         to: held,
@@ -582,7 +591,14 @@ async fn apply_to_reversal(
     r: reversals::ReversalRow,
 ) -> Result<&'static str, InboxError> {
     let callback_id = &ev.callback_id;
-    if !store::claim_event(tx, rail_id, callback_id, row, Some(r.payment_id), "pending").await? {
+    let claim = store::Claim {
+        rail: rail_id,
+        callback_id,
+        row,
+        client_id: Some(r.client_id),
+        payment_id: Some(r.payment_id),
+    };
+    if !store::claim_event(tx, &claim, "pending").await? {
         refused("replay");
         tracing::warn!(rail = rail_id, reversal = %r.id, "Callback id seen before; nothing changed");
         return Ok("replayed");

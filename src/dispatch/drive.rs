@@ -64,7 +64,7 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
                 return Ok(());
             }
             let deadline = now_micros().saturating_add(micros(rail.deadline));
-            let attempt = attempts::insert(&mut tx, pid, &rail.id, deadline).await?;
+            let attempt = attempts::insert(&mut tx, p.client_id, pid, &rail.id, deadline).await?;
             tx.commit().await.map_err(StoreError::from)?;
             send(d, job, &rail, &p, attempt).await
         }
@@ -164,7 +164,7 @@ pub(super) async fn first_sends(
         }
         wrote = true;
         let deadline = now_micros().saturating_add(micros(rail.deadline));
-        let stored = attempts::insert(&mut tx, p.id, &rail.id, deadline).await?;
+        let stored = attempts::insert(&mut tx, p.client_id, p.id, &rail.id, deadline).await?;
         let mut payment = p.clone();
         payment.state = State::Submitted;
         match store_for_send(&mut tx, kind, &rail, &payment, &stored).await? {

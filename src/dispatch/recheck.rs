@@ -106,6 +106,7 @@ struct Payload {
 /// attempt's rail re-checks failures.
 pub async fn schedule(
     conn: &mut AnyConnection,
+    client_id: Uuid,
     payment_id: Uuid,
     attempt_id: Uuid,
 ) -> crate::store::Result<()> {
@@ -123,6 +124,7 @@ pub async fn schedule(
     jobs::insert(
         conn,
         JobKind::ConfirmFailure,
+        Some(client_id),
         Some(payment_id),
         Some(&payload),
         now_micros().saturating_add(delay),

@@ -44,8 +44,8 @@ pub(super) async fn run(
                 attempt,
                 rail_reference,
             }) => attempts::mark_accepted(conn, *attempt, rail_reference.as_deref()).await?,
-            Effect::Conflict(c) => conflict(conn, p.id, c, cause).await?,
-            Effect::Recheck { attempt } => recheck(conn, p.id, *attempt).await?,
+            Effect::Conflict(c) => conflict(conn, p, c, cause).await?,
+            Effect::Recheck { attempt } => recheck(conn, p, *attempt).await?,
             Effect::Post { from, to } => ledger::on_transition(conn, p, *from, *to, cause).await?,
             Effect::Announce { to } => notify::events::payment_transition(conn, p, *to).await?,
             Effect::AnnounceException => {
@@ -65,25 +65,23 @@ pub(super) async fn run(
             Effect::PayrollProgress { payroll } => {
                 later.payrolls.insert(*payroll);
             }
-            Effect::Dispatch => jobs::schedule_payment(conn, p.id, now_micros()).await?,
+            Effect::Dispatch => {
+                jobs::schedule_payment(conn, p.client_id, p.id, now_micros()).await?
+            }
         }
     }
     Ok(())
 }
 
-async fn conflict(
-    conn: &mut AnyConnection,
-    payment_id: Uuid,
-    c: &Conflict,
-    source: &str,
-) -> Result<()> {
+async fn conflict(conn: &mut AnyConnection, p: &Payment, c: &Conflict, source: &str) -> Result<()> {
+    let payment_id = p.id;
     if c.amount {
         tracing::warn!(payment = %payment_id, "Rail reported another amount; conflict recorded, not completed");
         metrics::counter!("railgate_amount_conflicts_total").increment(1);
     }
     sqlx::query(
-        "INSERT INTO conflicts (id, payment_id, held_state, claimed, source, detail, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO conflicts (id, payment_id, held_state, claimed, source, detail, at, \
+         client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(Uuid::now_v7().to_string())
     .bind(payment_id.to_string())
@@ -92,13 +90,14 @@ async fn conflict(
     .bind(source)
     .bind(c.detail.as_deref())
     .bind(now_micros())
+    .bind(p.client_id.to_string())
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Writes the attempt's re-check job when its rail re-checks failures (`failure_rechecks`).
-async fn recheck(conn: &mut AnyConnection, payment_id: Uuid, attempt_id: Uuid) -> Result<()> {
+async fn recheck(conn: &mut AnyConnection, p: &Payment, attempt_id: Uuid) -> Result<()> {
     let delay: Option<i64> = sqlx::query_scalar(
         "SELECT f.delay_micros FROM failure_rechecks f JOIN attempts a ON a.rail = f.rail \
          WHERE a.id = $1",
@@ -113,7 +112,8 @@ async fn recheck(conn: &mut AnyConnection, payment_id: Uuid, attempt_id: Uuid) -
     jobs::insert(
         conn,
         JobKind::ConfirmFailure,
-        Some(payment_id),
+        Some(p.client_id),
+        Some(p.id),
         Some(&payload),
         now_micros().saturating_add(delay),
     )

@@ -48,7 +48,7 @@ pub(super) async fn write(
     .execute(&mut *conn)
     .await?;
     if let Some((from, to, cause)) = history {
-        record_transition(conn, p.id, Some(*from), *to, cause, now).await?;
+        record_transition(conn, p.client_id, p.id, Some(*from), *to, cause, now).await?;
     }
     Ok(())
 }
@@ -87,7 +87,7 @@ pub(super) async fn insert(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    record_transition(conn, id, None, State::Received, cause, now).await
+    record_transition(conn, client_id, id, None, State::Received, cause, now).await
 }
 
 /// Stores a new payment already routed (`queued`, or `pending` for an expected collection):
@@ -125,8 +125,8 @@ pub(super) async fn insert_routed(conn: &mut AnyConnection, p: &Payment) -> Resu
     let mut lines = p.history.iter();
     if let (Some(first), Some(second), None) = (lines.next(), lines.next(), lines.next()) {
         sqlx::query(
-            "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
-             VALUES ($1, 1, NULL, $2, $3, $4), ($1, 2, $5, $6, $7, $8)",
+            "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
+             client_id) VALUES ($1, 1, NULL, $2, $3, $4, $9), ($1, 2, $5, $6, $7, $8, $9)",
         )
         .bind(p.id.to_string())
         .bind(first.to.as_str())
@@ -136,6 +136,7 @@ pub(super) async fn insert_routed(conn: &mut AnyConnection, p: &Payment) -> Resu
         .bind(second.to.as_str())
         .bind(&second.cause)
         .bind(crate::store::to_micros(second.at))
+        .bind(p.client_id.to_string())
         .execute(&mut *conn)
         .await?;
     } else {
@@ -147,6 +148,7 @@ pub(super) async fn insert_routed(conn: &mut AnyConnection, p: &Payment) -> Resu
         crate::store::jobs::insert(
             conn,
             crate::store::jobs::JobKind::Payment,
+            Some(p.client_id),
             Some(p.id),
             None,
             at,
@@ -158,6 +160,7 @@ pub(super) async fn insert_routed(conn: &mut AnyConnection, p: &Payment) -> Resu
 
 async fn record_transition(
     conn: &mut AnyConnection,
+    client_id: Uuid,
     id: Uuid,
     from: Option<State>,
     to: State,
@@ -165,15 +168,16 @@ async fn record_transition(
     at: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
-         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM payment_transitions \
-         WHERE payment_id = $1",
+        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
+         client_id) SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 \
+         FROM payment_transitions WHERE payment_id = $1",
     )
     .bind(id.to_string())
     .bind(from.map(State::as_str))
     .bind(to.as_str())
     .bind(cause)
     .bind(at)
+    .bind(client_id.to_string())
     .execute(conn)
     .await?;
     Ok(())
@@ -235,52 +239,60 @@ async fn release_ids(
         // `state || ''` keeps both planners on the primary key: with an index on `state`
         // usable they walk every received row of the table instead.
         "UPDATE payments SET state = 'queued', updated_at = $1 WHERE id IN ({}) \
-         AND state || '' = 'received' RETURNING id",
+         AND state || '' = 'received' RETURNING id, client_id",
         marks(2, ids.len())
     );
-    let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
+    let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(now);
     for id in ids {
         q = q.bind(id.as_str());
     }
     let moved = q.fetch_all(&mut *conn).await?;
     if moved.is_empty() {
-        return Ok(moved);
+        return Ok(Vec::new());
     }
     // A payment in `received` has exactly one transition, its creation: nothing leads back
     // to `received`. So the release is its second, and no read of the history is needed.
     let rows: Vec<String> = (0..moved.len())
         .map(|i| {
+            let k = i.saturating_mul(2).saturating_add(3);
             format!(
-                "(${}, 2, 'received', 'queued', $1, $2)",
-                i.saturating_add(3)
+                "(${k}, 2, 'received', 'queued', $1, $2, ${})",
+                k.saturating_add(1)
             )
         })
         .collect();
     let sql = format!(
-        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) \
-         VALUES {}",
+        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
+         client_id) VALUES {}",
         rows.join(", ")
     );
     let mut q = sqlx::query(&sql).bind(cause).bind(now);
-    for id in &moved {
-        q = q.bind(id.as_str());
+    for (id, client) in &moved {
+        q = q.bind(id.as_str()).bind(client.as_str());
     }
     q.execute(&mut *conn).await?;
     let rows: Vec<String> = (0..moved.len())
         .map(|i| {
-            let k = i.saturating_mul(2).saturating_add(2);
-            format!("(${k}, 'payment', ${}, $1, $1)", k.saturating_add(1))
+            let k = i.saturating_mul(3).saturating_add(2);
+            format!(
+                "(${k}, 'payment', ${}, $1, $1, ${})",
+                k.saturating_add(1),
+                k.saturating_add(2)
+            )
         })
         .collect();
     let sql = format!(
-        "INSERT INTO jobs (id, kind, payment_id, run_at, created_at) VALUES {} \
+        "INSERT INTO jobs (id, kind, payment_id, run_at, created_at, client_id) VALUES {} \
          ON CONFLICT DO NOTHING",
         rows.join(", ")
     );
     let mut q = sqlx::query(&sql).bind(now);
-    for id in &moved {
-        q = q.bind(Uuid::now_v7().to_string()).bind(id.as_str());
+    for (id, client) in &moved {
+        q = q
+            .bind(Uuid::now_v7().to_string())
+            .bind(id.as_str())
+            .bind(client.as_str());
     }
     q.execute(conn).await?;
-    Ok(moved)
+    Ok(moved.into_iter().map(|(id, _)| id).collect())
 }

@@ -185,8 +185,8 @@ pub async fn write(conn: &mut AnyConnection, t: &NewTransfer<'_>) -> Result<Opti
     let (debit, credit) = deltas(t.phase, t.pending_id.is_some(), t.amount.minor());
     sqlx::query(
         "INSERT INTO ledger_entries (transfer_id, account_id, debits_pending, debits_posted, \
-         credits_pending, credits_posted, at) VALUES \
-         ($1, $2, $3, $4, $5, $6, $12), ($1, $7, $8, $9, $10, $11, $12)",
+         credits_pending, credits_posted, at, client_id) VALUES \
+         ($1, $2, $3, $4, $5, $6, $12, $13), ($1, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(id.to_string())
     .bind(t.debit_account.to_string())
@@ -200,6 +200,7 @@ pub async fn write(conn: &mut AnyConnection, t: &NewTransfer<'_>) -> Result<Opti
     .bind(credit.credits_pending)
     .bind(credit.credits_posted)
     .bind(now)
+    .bind(t.client_id.map(|c| c.to_string()))
     .execute(conn)
     .await?;
     Ok(Some(id))

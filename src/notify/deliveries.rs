@@ -31,11 +31,19 @@ pub async fn fan_out(
             continue;
         }
         let id = Uuid::now_v7();
-        let job = jobs::insert(conn, JobKind::Webhook, None, Some(&id.to_string()), now).await?;
+        let job = jobs::insert(
+            conn,
+            JobKind::Webhook,
+            Some(client_id),
+            None,
+            Some(&id.to_string()),
+            now,
+        )
+        .await?;
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, event_seq, endpoint_id, event_id, order_key, \
-             job_id, status, tries, next_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+             job_id, status, tries, next_at, created_at, client_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $8)",
         )
         .bind(id.to_string())
         .bind(event_seq)
@@ -44,6 +52,7 @@ pub async fn fan_out(
         .bind(order_key)
         .bind(job.to_string())
         .bind(now)
+        .bind(client_id.to_string())
         .execute(&mut *conn)
         .await?;
     }
@@ -72,6 +81,8 @@ impl Status {
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub id: Uuid,
+    /// The endpoint's client.
+    pub client_id: Uuid,
     pub endpoint_id: Uuid,
     pub order_key: String,
     pub event_seq: i64,
@@ -89,7 +100,7 @@ pub struct Outgoing {
 
 pub async fn outgoing(db: &Db, id: Uuid) -> Result<Option<Outgoing>> {
     let row = sqlx::query(
-        "SELECT d.id AS delivery_id, d.endpoint_id, d.order_key, d.event_seq, d.status, d.tries, \
+        "SELECT d.id AS delivery_id, d.client_id AS delivery_client, d.endpoint_id, d.order_key, d.event_seq, d.status, d.tries, \
          d.created_at AS delivery_created, w.url, w.secret, w.deleted_at, w.format, w.auth_token, \
          e.seq, e.tx, e.id, e.type, e.payment_id, e.payroll_id, e.data, e.created_at \
          FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
@@ -103,6 +114,7 @@ pub async fn outgoing(db: &Db, id: Uuid) -> Result<Option<Outgoing>> {
     let format: String = col(&row, "format")?;
     Ok(Some(Outgoing {
         id: uuid_col(&row, "delivery_id")?,
+        client_id: uuid_col(&row, "delivery_client")?,
         endpoint_id: uuid_col(&row, "endpoint_id")?,
         order_key: col(&row, "order_key")?,
         event_seq: col(&row, "event_seq")?,
@@ -156,8 +168,8 @@ pub async fn record(
     let now = now_micros();
     if let Some(t) = tried {
         sqlx::query(
-            "INSERT INTO webhook_tries (delivery_id, n, at, status_code, error, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO webhook_tries (delivery_id, n, at, status_code, error, duration_ms, \
+             client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
         .bind(d.id.to_string())
         .bind(d.tries.saturating_add(1))
@@ -165,6 +177,7 @@ pub async fn record(
         .bind(t.status_code.map(i64::from))
         .bind(t.error.as_deref())
         .bind(t.duration_ms)
+        .bind(d.client_id.to_string())
         .execute(&mut *conn)
         .await?;
     }

@@ -320,7 +320,7 @@ async fn load(
                     Some(t) => t,
                     None => open_tx.insert(db.begin().await?),
                 };
-                rstore::insert_lines(t, id, &batch).await?;
+                rstore::insert_lines(t, up.client_id, id, &batch).await?;
                 line_count = line_count.saturating_add(i64::try_from(batch.len()).unwrap_or(0));
                 in_tx = in_tx.saturating_add(batch.len());
                 if in_tx >= LINES_PER_COMMIT {

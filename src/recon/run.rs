@@ -767,7 +767,8 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
     }
     for (n, chunk) in settlements.chunks(SETTLE_CHUNK).enumerate() {
         let mut tx = db.begin().await?;
-        let settled_now = rstore::insert_settlements(&mut tx, ctx.run_id, chunk).await?;
+        let settled_now =
+            rstore::insert_settlements(&mut tx, ctx.client_id, ctx.run_id, chunk).await?;
         // One transfer per rail, currency and direction for the chunk: every payment's
         // settlement is in `recon_settlements`; the books need the sums, and one balance row
         // per payment would make a million-line run a million transfers.
@@ -915,6 +916,7 @@ async fn complete_from_statement(
         if let Some((e, side)) = ctx.payment(&pid) {
             let settled_now = rstore::insert_settlements(
                 tx,
+                ctx.client_id,
                 ctx.run_id,
                 &[Settlement {
                     payment_id: pid,

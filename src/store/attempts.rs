@@ -49,6 +49,8 @@ impl Status {
 pub struct AttemptRow {
     pub id: Uuid,
     pub payment_id: Uuid,
+    /// The payment's client.
+    pub client_id: Uuid,
     pub rail: String,
     pub seq: i64,
     pub status: Status,
@@ -64,10 +66,12 @@ pub struct AttemptRow {
 }
 
 const COLUMNS: &str = "id, payment_id, rail, seq, status, request_step, request_body, \
-    rail_reference, rail_state, deadline_at, created_at, rail_status, rail_status_reason";
+    rail_reference, rail_state, deadline_at, created_at, rail_status, rail_status_reason, \
+    client_id";
 
 pub async fn insert(
     conn: &mut AnyConnection,
+    client_id: Uuid,
     payment_id: Uuid,
     rail: &str,
     deadline_at: i64,
@@ -80,8 +84,8 @@ pub async fn insert(
             .fetch_one(&mut *conn)
             .await?;
     sqlx::query(
-        "INSERT INTO attempts (id, payment_id, rail, seq, status, deadline_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        "INSERT INTO attempts (id, payment_id, rail, seq, status, deadline_at, created_at, \
+         updated_at, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
     )
     .bind(id.to_string())
     .bind(payment_id.to_string())
@@ -90,11 +94,13 @@ pub async fn insert(
     .bind(Status::Sending.as_str())
     .bind(deadline_at)
     .bind(now)
+    .bind(client_id.to_string())
     .execute(conn)
     .await?;
     Ok(AttemptRow {
         id,
         payment_id,
+        client_id,
         rail: rail.to_owned(),
         seq,
         status: Status::Sending,
@@ -116,6 +122,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow> {
     Ok(AttemptRow {
         id: uuid_col(row, "id")?,
         payment_id: uuid_col(row, "payment_id")?,
+        client_id: uuid_col(row, "client_id")?,
         rail: col(row, "rail")?,
         seq: col(row, "seq")?,
         status: Status::parse(&status).ok_or_else(|| StoreError::Corrupt(status.clone()))?,

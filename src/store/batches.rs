@@ -44,6 +44,8 @@ pub struct OpenBatch {
 pub struct Line {
     pub attempt_id: Uuid,
     pub payment_id: Uuid,
+    /// The payment's client.
+    pub client_id: Uuid,
     pub amount: Money,
     /// The payment is in a final state, or waits for an operator: the batch need not wait.
     pub done: bool,
@@ -51,17 +53,25 @@ pub struct Line {
     pub conflicted: bool,
 }
 
-pub async fn insert(conn: &mut AnyConnection, id: Uuid, rail: &str, lines: usize) -> Result<()> {
+/// Stores a batch of `client_id`'s payments (a batch never mixes clients).
+pub async fn insert(
+    conn: &mut AnyConnection,
+    client_id: Uuid,
+    id: Uuid,
+    rail: &str,
+    lines: usize,
+) -> Result<()> {
     let now = now_micros();
     sqlx::query(
-        "INSERT INTO rail_batches (id, rail, status, lines, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5)",
+        "INSERT INTO rail_batches (id, rail, status, lines, created_at, updated_at, client_id) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6)",
     )
     .bind(id.to_string())
     .bind(rail)
     .bind(Status::Sending.as_str())
     .bind(i64::try_from(lines).unwrap_or(i64::MAX))
     .bind(now)
+    .bind(client_id.to_string())
     .execute(conn)
     .await?;
     Ok(())
@@ -153,8 +163,8 @@ pub async fn open(conn: &mut AnyConnection, rail: &str, limit: i64) -> Result<Ve
 /// Every line of a batch, with where its payment stands.
 pub async fn lines(conn: &mut AnyConnection, batch_id: Uuid) -> Result<Vec<Line>> {
     let rows = sqlx::query(
-        "SELECT a.id, a.payment_id, p.amount_minor, p.currency, p.state, p.conflict, p.exception \
-         FROM attempts a JOIN payments p ON p.id = a.payment_id WHERE a.batch_id = $1",
+        "SELECT a.id, a.payment_id, p.client_id, p.amount_minor, p.currency, p.state, \
+         p.conflict, p.exception FROM attempts a JOIN payments p ON p.id = a.payment_id WHERE a.batch_id = $1",
     )
     .bind(batch_id.to_string())
     .fetch_all(conn)
@@ -175,6 +185,7 @@ pub async fn lines(conn: &mut AnyConnection, batch_id: Uuid) -> Result<Vec<Line>
         out.push(Line {
             attempt_id: uuid_col(r, "id")?,
             payment_id: uuid_col(r, "payment_id")?,
+            client_id: uuid_col(r, "client_id")?,
             amount,
             done,
             conflicted: conflict.is_some(),

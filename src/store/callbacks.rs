@@ -45,25 +45,35 @@ pub async fn set_verdict(
     Ok(())
 }
 
+/// A rail's callback id, claimed for the payment (or reversal) it resolved to.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub rail: &'a str,
+    pub callback_id: &'a str,
+    /// The stored callback (`callbacks.id`).
+    pub row: Uuid,
+    /// The client of the payment it concerns.
+    pub client_id: Option<Uuid>,
+    pub payment_id: Option<Uuid>,
+}
+
 /// Claims a rail's callback id; false when it was seen before (a replay or a duplicate delivery).
 pub async fn claim_event(
     conn: &mut AnyConnection,
-    rail: &str,
-    callback_id: &str,
-    row: Uuid,
-    payment_id: Option<Uuid>,
+    claim: &Claim<'_>,
     effect: &str,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "INSERT INTO callback_events (rail, callback_id, callback_row, payment_id, effect, at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (rail, callback_id) DO NOTHING",
+        "INSERT INTO callback_events (rail, callback_id, callback_row, payment_id, effect, at, \
+         client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (rail, callback_id) DO NOTHING",
     )
-    .bind(rail)
-    .bind(callback_id)
-    .bind(row.to_string())
-    .bind(payment_id.map(|p| p.to_string()))
+    .bind(claim.rail)
+    .bind(claim.callback_id)
+    .bind(claim.row.to_string())
+    .bind(claim.payment_id.map(|p| p.to_string()))
     .bind(effect)
     .bind(now_micros())
+    .bind(claim.client_id.map(|c| c.to_string()))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -10,22 +10,24 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 /// Claims an entry for applying; false when it was claimed before (nothing to do then).
+/// `client_id` is the payment's client.
 pub async fn claim(
     conn: &mut AnyConnection,
     rail: &str,
     key: &str,
-    payment_id: Uuid,
+    (client_id, payment_id): (Uuid, Uuid),
     source: &str,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "INSERT INTO rail_entries (rail, entry_key, payment_id, effect, source, at) \
-         VALUES ($1, $2, $3, 'claimed', $4, $5) ON CONFLICT (rail, entry_key) DO NOTHING",
+        "INSERT INTO rail_entries (rail, entry_key, payment_id, effect, source, at, client_id) \
+         VALUES ($1, $2, $3, 'claimed', $4, $5, $6) ON CONFLICT (rail, entry_key) DO NOTHING",
     )
     .bind(rail)
     .bind(key)
     .bind(payment_id.to_string())
     .bind(source)
     .bind(now_micros())
+    .bind(client_id.to_string())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -67,10 +67,12 @@ pub struct Job {
     pub version: i64,
 }
 
-/// Makes sure the payment's driving job runs no later than `run_at`. A dead one stays dead
-/// (no second job is written beside it): it runs again when an operator requeues it.
+/// Makes sure the payment's driving job runs no later than `run_at` (`client_id` is the
+/// payment's client). A dead one stays dead (no second job is written beside it): it runs
+/// again when an operator requeues it.
 pub async fn schedule_payment(
     conn: &mut AnyConnection,
+    client_id: Uuid,
     payment_id: Uuid,
     run_at: i64,
 ) -> Result<()> {
@@ -83,22 +85,34 @@ pub async fn schedule_payment(
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 0 {
-        insert(conn, JobKind::Payment, Some(payment_id), None, run_at).await?;
+        insert(
+            conn,
+            JobKind::Payment,
+            Some(client_id),
+            Some(payment_id),
+            None,
+            run_at,
+        )
+        .await?;
     }
     Ok(())
 }
 
+/// Writes a job. `client_id` is the client the job works for (the payment's, the webhook
+/// endpoint's); `None` only for a rail's own work that no client can be named for (a
+/// follow-up a rail asked for after a callback).
 pub async fn insert(
     conn: &mut AnyConnection,
     kind: JobKind,
+    client_id: Option<Uuid>,
     payment_id: Option<Uuid>,
     payload: Option<&str>,
     run_at: i64,
 ) -> Result<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO jobs (id, kind, payment_id, payload, run_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO jobs (id, kind, payment_id, payload, run_at, created_at, client_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id.to_string())
     .bind(kind.as_str())
@@ -106,6 +120,7 @@ pub async fn insert(
     .bind(payload)
     .bind(run_at)
     .bind(now_micros())
+    .bind(client_id.map(|c| c.to_string()))
     .execute(conn)
     .await?;
     Ok(id)

@@ -64,21 +64,24 @@ pub async fn find_by_reference_in(
     row.map(|r| uuid_col(&r, "id")).transpose()
 }
 
-/// The payment a reference was issued for, if money for it may come by `rail`: one with no
-/// rail chosen yet, or this one (another rail's payment is not this rail's to settle).
+/// The payment a reference was issued for (its client and id), if money for it may come by
+/// `rail`: one with no rail chosen yet, or this one (another rail's payment is not this
+/// rail's to settle).
 pub async fn find_by_payment_reference(
     conn: &mut AnyConnection,
     payment_reference: &str,
     rail: &str,
-) -> Result<Option<Uuid>> {
+) -> Result<Option<(Uuid, Uuid)>> {
     let row = sqlx::query(
-        "SELECT id FROM payments WHERE payment_reference = $1 AND (rail IS NULL OR rail = $2)",
+        "SELECT client_id, id FROM payments WHERE payment_reference = $1 \
+         AND (rail IS NULL OR rail = $2)",
     )
     .bind(payment_reference)
     .bind(rail)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| uuid_col(&r, "id")).transpose()
+    row.map(|r| Ok((uuid_col(&r, "client_id")?, uuid_col(&r, "id")?)))
+        .transpose()
 }
 
 /// One payment with its history; `client_id` None means any client (internal use).

@@ -208,18 +208,23 @@ pub async fn insert_items(
     q.execute(&mut *conn).await?;
 
     let mut sql = String::from(
-        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at) VALUES ",
+        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
+         client_id) VALUES ",
     );
     for i in 0..items.len() {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("(${}, 1, NULL, $1, $2, $3)", i.saturating_add(4)));
+        sql.push_str(&format!(
+            "(${}, 1, NULL, $1, $2, $3, $4)",
+            i.saturating_add(5)
+        ));
     }
     let mut q = sqlx::query(&sql)
         .bind(State::Received.as_str())
         .bind(cause)
-        .bind(now);
+        .bind(now)
+        .bind(client_id.to_string());
     for it in items {
         q = q.bind(it.id.to_string());
     }

@@ -82,18 +82,22 @@ fn values_clause(rows: usize, cols: usize) -> String {
     s
 }
 
-/// Inserts lines of one statement in multi-row statements.
+/// Inserts lines of one statement (of `client_id`) in multi-row statements.
 pub async fn insert_lines(
     conn: &mut AnyConnection,
+    client_id: Uuid,
     statement_id: Uuid,
     lines: &[LineRow],
 ) -> Result<()> {
     let sid = statement_id.to_string();
-    let rows = rows_per_insert(conn, LINE_COLUMN_COUNT);
+    let client = client_id.to_string();
+    // The line's columns and its client.
+    let cols = LINE_COLUMN_COUNT.saturating_add(1);
+    let rows = rows_per_insert(conn, cols);
     for chunk in lines.chunks(rows) {
         let sql = format!(
-            "INSERT INTO statement_lines ({LINE_COLUMNS}) VALUES {}",
-            values_clause(chunk.len(), LINE_COLUMN_COUNT)
+            "INSERT INTO statement_lines ({LINE_COLUMNS}, client_id) VALUES {}",
+            values_clause(chunk.len(), cols)
         );
         let mut q = sqlx::query(&sql);
         for l in chunk {
@@ -122,7 +126,8 @@ pub async fn insert_lines(
                 .bind(l.counterparty_account.clone())
                 .bind(l.fee_minor)
                 .bind(l.bank_transaction_code.clone())
-                .bind(l.extra.clone());
+                .bind(l.extra.clone())
+                .bind(client.clone());
         }
         q.execute(&mut *conn).await?;
     }
@@ -463,22 +468,25 @@ pub struct Settlement {
     pub settled_on: Option<String>,
 }
 
-/// Records settlements; a payment already settled keeps its first settlement. Returns the
-/// payments settled now, so that only they are posted (two runs at once settle a payment once).
+/// Records settlements of the run's client's payments; a payment already settled keeps its
+/// first settlement. Returns the payments settled now, so that only they are posted (two runs
+/// at once settle a payment once).
 pub async fn insert_settlements(
     conn: &mut AnyConnection,
+    client_id: Uuid,
     run_id: Uuid,
     rows: &[Settlement],
 ) -> Result<std::collections::HashSet<Uuid>> {
     let mut inserted = std::collections::HashSet::with_capacity(rows.len());
-    const COLS: usize = 10;
+    const COLS: usize = 11;
     let now = now_micros();
     let rid = run_id.to_string();
+    let client = client_id.to_string();
     let per = rows_per_insert(conn, COLS);
     for chunk in rows.chunks(per) {
         let sql = format!(
             "INSERT INTO recon_settlements (payment_id, run_id, statement_id, line_no, rule, \
-             amount_minor, fee_minor, currency, settled_on, at) VALUES {} \
+             amount_minor, fee_minor, currency, settled_on, at, client_id) VALUES {} \
              ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
             values_clause(chunk.len(), COLS)
         );
@@ -494,7 +502,8 @@ pub async fn insert_settlements(
                 .bind(s.fee_minor)
                 .bind(s.currency.clone())
                 .bind(s.settled_on.clone())
-                .bind(now);
+                .bind(now)
+                .bind(client.clone());
         }
         for row in q.fetch_all(&mut *conn).await? {
             inserted.insert(uuid_col(&row, "payment_id")?);

@@ -1,0 +1,74 @@
+-- Every table that grows with payments names the client it belongs to, so that a distributed
+-- PostgreSQL can place each row with its client's payments (docs/scaling.md, "Distributing by
+-- client"). Rows already stored take their client from what they belong to: the payment, the
+-- webhook endpoint, the statement, the ledger transfer.
+--
+-- Left as they are, on purpose: the rails' inbox (`callbacks`, `inbound_posts`), written before
+-- anything says whom a request concerns (one callback may answer attempts of several clients);
+-- configuration and identity (`clients`, `api_keys`, `sessions`, `failure_rechecks`); the
+-- running gateways (`instances`). Tables that had the column keep it (`payments`,
+-- `idempotency_keys`, `events`, `webhook_endpoints`, `payrolls`, `statements`,
+-- `statement_identities`, `recon_runs`, `recon_breaks`, `reversals`, `ledger_accounts`,
+-- `ledger_transfers`).
+--
+-- No new index: nothing reads these tables by client alone yet (they are read by payment,
+-- attempt, delivery or statement), and each index costs every insert.
+
+-- Rows of a payment: NOT NULL from now on.
+ALTER TABLE payment_transitions ADD COLUMN client_id TEXT;
+UPDATE payment_transitions t SET client_id = p.client_id FROM payments p WHERE p.id = t.payment_id;
+ALTER TABLE payment_transitions ALTER COLUMN client_id SET NOT NULL;
+
+ALTER TABLE attempts ADD COLUMN client_id TEXT;
+UPDATE attempts a SET client_id = p.client_id FROM payments p WHERE p.id = a.payment_id;
+ALTER TABLE attempts ALTER COLUMN client_id SET NOT NULL;
+
+ALTER TABLE conflicts ADD COLUMN client_id TEXT;
+UPDATE conflicts c SET client_id = p.client_id FROM payments p WHERE p.id = c.payment_id;
+ALTER TABLE conflicts ALTER COLUMN client_id SET NOT NULL;
+
+ALTER TABLE recon_settlements ADD COLUMN client_id TEXT;
+UPDATE recon_settlements s SET client_id = p.client_id FROM payments p WHERE p.id = s.payment_id;
+ALTER TABLE recon_settlements ALTER COLUMN client_id SET NOT NULL;
+
+-- Jobs: a payment's (payment, confirm_failure, reversal) from its payment, a webhook's from
+-- its delivery's endpoint. A follow-up (a reply a rail asked for after a callback) is the
+-- rail's and stays NULL.
+ALTER TABLE jobs ADD COLUMN client_id TEXT;
+UPDATE jobs j SET client_id = p.client_id FROM payments p WHERE p.id = j.payment_id;
+UPDATE jobs j SET client_id = e.client_id FROM webhook_deliveries d
+    JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.job_id = j.id;
+
+-- Webhook deliveries and their tries: the endpoint's client.
+ALTER TABLE webhook_deliveries ADD COLUMN client_id TEXT;
+UPDATE webhook_deliveries d SET client_id = e.client_id FROM webhook_endpoints e
+    WHERE e.id = d.endpoint_id;
+ALTER TABLE webhook_deliveries ALTER COLUMN client_id SET NOT NULL;
+
+ALTER TABLE webhook_tries ADD COLUMN client_id TEXT;
+UPDATE webhook_tries t SET client_id = d.client_id FROM webhook_deliveries d
+    WHERE d.id = t.delivery_id;
+ALTER TABLE webhook_tries ALTER COLUMN client_id SET NOT NULL;
+
+-- Statement lines: their statement's client.
+ALTER TABLE statement_lines ADD COLUMN client_id TEXT;
+UPDATE statement_lines l SET client_id = s.client_id FROM statements s WHERE s.id = l.statement_id;
+ALTER TABLE statement_lines ALTER COLUMN client_id SET NOT NULL;
+
+-- Ledger entries: their transfer's book (NULL is the gateway's own book: money no client can
+-- be named for yet, held in suspense).
+ALTER TABLE ledger_entries ADD COLUMN client_id TEXT;
+UPDATE ledger_entries l SET client_id = t.client_id FROM ledger_transfers t
+    WHERE t.id = l.transfer_id;
+
+-- Rows that name a payment when they have one.
+ALTER TABLE callback_events ADD COLUMN client_id TEXT;
+UPDATE callback_events c SET client_id = p.client_id FROM payments p WHERE p.id = c.payment_id;
+
+ALTER TABLE rail_entries ADD COLUMN client_id TEXT;
+UPDATE rail_entries r SET client_id = p.client_id FROM payments p WHERE p.id = r.payment_id;
+
+-- A rail batch: the client of its lines (a batch is sent for one client's payments).
+ALTER TABLE rail_batches ADD COLUMN client_id TEXT;
+UPDATE rail_batches b SET client_id = (SELECT a.client_id FROM attempts a WHERE a.batch_id = b.id
+    ORDER BY a.id LIMIT 1);
