@@ -92,6 +92,7 @@ async fn insert_follow_up(app: &TestApp, payload: &str) -> String {
         &mut conn,
         JobKind::FollowUp,
         None,
+        None,
         Some(payload),
         now_micros(),
     )
@@ -368,7 +369,7 @@ both_stores!(
         let live = {
             let mut conn = app.db.pool().acquire().await.unwrap();
             let at = now_micros() + 3_600_000_000;
-            jobs::insert(&mut conn, JobKind::FollowUp, None, Some("{}"), at)
+            jobs::insert(&mut conn, JobKind::FollowUp, None, None, Some("{}"), at)
                 .await
                 .unwrap()
         };
