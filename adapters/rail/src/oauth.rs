@@ -180,6 +180,8 @@ pub struct TokenClient {
     config: OAuthConfig,
     http: reqwest::Client,
     cached: Mutex<Option<Cached>>,
+    /// Names the endpoint in errors ("token endpoint of rail mmapi-tz").
+    label: String,
 }
 
 impl fmt::Debug for TokenClient {
@@ -198,7 +200,14 @@ impl TokenClient {
             config,
             http,
             cached: Mutex::new(None),
+            label: "token endpoint".to_owned(),
         }
+    }
+
+    /// Names the rail in this client's errors.
+    pub fn for_rail(mut self, rail_id: &str) -> TokenClient {
+        self.label = format!("token endpoint of rail {rail_id}");
+        self
     }
 
     pub fn config(&self) -> &OAuthConfig {
@@ -270,7 +279,7 @@ impl TokenClient {
         for (name, value) in &c.extra_headers {
             rb = rb.header(name.as_str(), value.expose());
         }
-        let peer = "token endpoint";
+        let peer = self.label.as_str();
         let resp = rb
             .header("Accept", "application/json")
             .send()
