@@ -67,8 +67,10 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
             .map_err(AppError::Listen)?,
     };
     let addr = listener.local_addr().map_err(AppError::Listen)?;
+    let tls = crate::serve::ServerTls::load(&cfg.http)?;
     if cfg.public_url.is_none() {
-        cfg.public_url = Some(format!("http://{addr}"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        cfg.public_url = Some(format!("{scheme}://{addr}"));
     }
     let rails = Rails::from_config(&cfg, crate::adapters::build)?;
     let rechecks = crate::dispatch::recheck::policies(&cfg)?;
@@ -94,7 +96,7 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
             cfg: cfg.dispatch.clone(),
             worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             wake: state.wake.clone(),
-            webhooks: crate::notify::Sender::new(cfg.notify.clone()),
+            webhooks: crate::notify::Sender::new(cfg.notify.clone())?,
             answers: crate::dispatch::answers::Answers::start(
                 background.clone(),
                 cfg.dispatch.max_submit_tries,
@@ -125,7 +127,7 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
     let app = api::router(state.clone());
     let (http, s) = (cfg.http.clone(), stop.clone());
     tasks.spawn(async move {
-        crate::serve::serve(listener, app, http, s).await;
+        crate::serve::serve(listener, app, http, tls, s).await;
         heartbeat_stop.cancel();
     });
     tracing::info!(%addr, store = ?db.kind(), "Railgate listening");

@@ -2,7 +2,10 @@
 //! the environment or from files (`<name>_env` / `<name>_file` keys), never from the file itself
 //! except in the sandbox, which makes its own.
 
+use railgate_rail::oauth::OAuthSettings;
+use railgate_rail::tls::TlsSettings;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -74,6 +77,36 @@ pub struct HttpConfig {
     /// Connections served at once; further ones wait to be accepted until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Terminate TLS here (`[http.tls]`); without it the server speaks plain HTTP and TLS is
+    /// left to a proxy in front.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
+}
+
+/// The server's TLS: its certificate and key, and which client certificates it asks for.
+/// Each PEM comes from `<name>_file` or `<name>_env` (the variable holds the PEM itself).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub cert_env: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// The CA whose client certificates every connection must present (a listener only rails
+    /// reach). Without it, no client certificate is required of the listener as a whole.
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    #[serde(default)]
+    pub client_ca_env: Option<String>,
+    /// Per rail id, the CA whose client certificates its callbacks (`/rails/{id}/…`) must
+    /// present: the listener asks every client for a certificate, and a request to that rail's
+    /// routes without one from that CA is refused with 403. Other routes are unaffected.
+    #[serde(default)]
+    pub rail_client_ca_files: BTreeMap<String, String>,
 }
 
 impl Default for HttpConfig {
@@ -83,6 +116,7 @@ impl Default for HttpConfig {
             body_timeout_ms: default_body_timeout_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
             max_connections: default_max_connections(),
+            tls: None,
         }
     }
 }
@@ -160,6 +194,10 @@ pub struct NotifyConfig {
     /// A delivery is retried until it is this old (at least three days), then abandoned.
     #[serde(default = "default_webhook_give_up_secs")]
     pub give_up_after_secs: u64,
+    /// TLS of webhook and openIMIS deliveries (`[notify.tls]`): a client certificate for
+    /// receivers that require one, a private CA, a pin. Same keys as a rail's `[rails.tls]`.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for NotifyConfig {
@@ -170,6 +208,7 @@ impl Default for NotifyConfig {
             retry_min_ms: default_webhook_retry_min_ms(),
             retry_max_ms: default_webhook_retry_max_ms(),
             give_up_after_secs: default_webhook_give_up_secs(),
+            tls: None,
         }
     }
 }
@@ -211,6 +250,13 @@ pub struct RailConfig {
     /// How long to wait for a callback before asking the rail.
     #[serde(default = "default_callback_grace_ms")]
     pub callback_grace_ms: u64,
+    /// TLS to the rail (`[rails.tls]`): our client certificate and key, the rail's CA, a pin.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+    /// OAuth2 client credentials (`[rails.oauth]`) for rails behind a token endpoint: MMAPI,
+    /// Mojaloop (a hub behind an API gateway), PH-EE (Keycloak).
+    #[serde(default)]
+    pub oauth: Option<OAuthSettings>,
     /// Adapter-specific settings (base_url, callback_secret_env, ...).
     #[serde(flatten)]
     pub settings: toml::Table,

@@ -89,6 +89,8 @@ pub fn sandbox_config(
             request_timeout_ms: 3_000,
             deadline_secs: 120,
             callback_grace_ms: 2_000,
+            tls: None,
+            oauth: None,
             settings,
         }],
         routes: vec![RouteConfig {
@@ -353,6 +355,8 @@ fn rail(id: &str, kind: &str, pairs: &[(&str, String)]) -> RailConfig {
         request_timeout_ms: 3_000,
         deadline_secs: 120,
         callback_grace_ms: 2_000,
+        tls: None,
+        oauth: None,
         settings,
     }
 }
@@ -432,6 +436,8 @@ impl MockRails {
                 request_timeout_ms: 3_000,
                 deadline_secs: 120,
                 callback_grace_ms: 2_000,
+                tls: None,
+                oauth: None,
                 settings,
             }
         };

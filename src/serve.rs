@@ -15,9 +15,18 @@
 //!
 //! Stopping: no new connection is accepted, each open one finishes the request in hand and
 //! closes, and `serve` returns once all are closed, as `axum::serve`'s graceful shutdown does.
+//!
+//! TLS (`[http.tls]`): each connection's handshake runs in its own task, bounded by the header
+//! timeout, before hyper sees it. With `client_ca_*` every connection must present a client
+//! certificate from that CA. With `rail_client_ca_files` the listener asks every client for a
+//! certificate (verified against every configured CA, not required), and a request below
+//! `/rails/{id}/` of a rail listed there is refused with 403 unless the connection's
+//! certificate chains to that rail's own CA: a rail's callbacks can be bound to its scheme's
+//! CA on the same listener as the API. Without `[http.tls]` the server speaks plain HTTP and
+//! TLS is a proxy's job (see the README).
 
 use crate::api::problem::Problem;
-use crate::config::HttpConfig;
+use crate::config::{ConfigError, HttpConfig, ServerTlsConfig};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, Request, StatusCode};
@@ -26,6 +35,8 @@ use axum::Router;
 use futures_util::TryStreamExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use railgate_rail::tls::{self as rail_tls, ClientCertCheck};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -40,11 +51,80 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::timeout::{TimeoutBody, TimeoutError};
 
-/// Serves `router` on `listener` until `stop` is cancelled, then drains open connections.
+/// The server's TLS, loaded from `[http.tls]`.
+pub struct ServerTls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// Per rail id, the CA its callbacks' client certificates must chain to.
+    rails: BTreeMap<String, ClientCertCheck>,
+}
+
+impl ServerTls {
+    /// Reads the certificate, key and CAs `[http.tls]` names; `None` without the table.
+    pub fn load(cfg: &HttpConfig) -> Result<Option<Arc<ServerTls>>, ConfigError> {
+        cfg.tls.as_ref().map(load_tls).transpose()
+    }
+}
+
+fn load_tls(t: &ServerTlsConfig) -> Result<Arc<ServerTls>, ConfigError> {
+    let bad = |e: rail_tls::TlsError| ConfigError::Invalid(format!("http.tls: {e}"));
+    let need = |what: &str, pem: Option<Vec<u8>>| {
+        pem.ok_or_else(|| {
+            ConfigError::Invalid(format!("http.tls: {what}_file or {what}_env is required"))
+        })
+    };
+    let cert = need(
+        "cert",
+        rail_tls::read_pem_source("certificate", t.cert_file.as_deref(), t.cert_env.as_deref())
+            .map_err(bad)?,
+    )?;
+    let key = need(
+        "key",
+        rail_tls::read_pem_source("key", t.key_file.as_deref(), t.key_env.as_deref())
+            .map_err(bad)?,
+    )?;
+    let listener_ca = rail_tls::read_pem_source(
+        "client CA",
+        t.client_ca_file.as_deref(),
+        t.client_ca_env.as_deref(),
+    )
+    .map_err(bad)?;
+    let mut rails = BTreeMap::new();
+    // Every CA the listener accepts client certificates from: its own and each rail's.
+    let mut all_cas = listener_ca.clone().unwrap_or_default();
+    for (rail, path) in &t.rail_client_ca_files {
+        let pem = rail_tls::read_pem_source("client CA", Some(path), None).map_err(bad)?;
+        let pem = pem.unwrap_or_default();
+        let check = ClientCertCheck::new(&pem)
+            .map_err(|e| ConfigError::Invalid(format!("http.tls: rail {rail}: {e}")))?;
+        rails.insert(rail.clone(), check);
+        all_cas.push(b'\n');
+        all_cas.extend_from_slice(&pem);
+    }
+    let asks = listener_ca.is_some() || !rails.is_empty();
+    let config = rail_tls::server_config(
+        &cert,
+        &key,
+        asks.then_some(all_cas.as_slice()),
+        listener_ca.is_some(),
+    )
+    .map_err(bad)?;
+    Ok(Arc::new(ServerTls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        rails,
+    }))
+}
+
+/// The client certificate chain a TLS connection presented (empty: none).
+#[derive(Clone, Default)]
+struct PeerCerts(Arc<Vec<rustls::pki_types::CertificateDer<'static>>>);
+
+/// Serves `router` on `listener` until `stop` is cancelled, then drains open connections;
+/// over TLS when `tls` is given.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     cfg: HttpConfig,
+    tls: Option<Arc<ServerTls>>,
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
@@ -55,6 +135,7 @@ pub async fn serve(
     let limits = Limits {
         body: Duration::from_millis(cfg.body_timeout_ms.max(1)),
         idle: Duration::from_millis(cfg.idle_timeout_ms.max(1)),
+        handshake: Duration::from_millis(cfg.header_timeout_ms.max(1)),
     };
     let mut open = JoinSet::new();
     loop {
@@ -85,6 +166,7 @@ pub async fn serve(
             builder: builder.clone(),
             limits,
             stop: stop.clone(),
+            tls: tls.clone(),
         };
         open.spawn(async move {
             conn.run(stream, peer).await;
@@ -99,6 +181,8 @@ pub async fn serve(
 struct Limits {
     body: Duration,
     idle: Duration,
+    /// A TLS handshake must finish within this (the header timeout).
+    handshake: Duration,
 }
 
 struct Connection {
@@ -106,23 +190,62 @@ struct Connection {
     builder: hyper::server::conn::http1::Builder,
     limits: Limits,
     stop: CancellationToken,
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl Connection {
     async fn run(self, stream: TcpStream, peer: SocketAddr) {
         let activity = Activity::new();
-        let io = TokioIo::new(Watched {
+        let watched = Watched {
             inner: stream,
             activity: activity.clone(),
-        });
+        };
+        let Some(tls) = self.tls.clone() else {
+            return self.serve_io(watched, peer, activity, None).await;
+        };
+        let accepted = tokio::time::timeout(self.limits.handshake, tls.acceptor.accept(watched));
+        match accepted.await {
+            Ok(Ok(stream)) => {
+                let certs = PeerCerts(Arc::new(
+                    stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .map(<[_]>::to_vec)
+                        .unwrap_or_default(),
+                ));
+                self.serve_io(stream, peer, activity, Some((tls, certs)))
+                    .await
+            }
+            Ok(Err(e)) => tracing::info!(error = %e, %peer, "TLS handshake refused"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+
+    async fn serve_io<I>(
+        self,
+        io: I,
+        peer: SocketAddr,
+        activity: Activity,
+        tls: Option<(Arc<ServerTls>, PeerCerts)>,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
         let router = self.router;
         let body_timeout = self.limits.body;
         let seen = activity.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let router = router.clone();
             let busy = Busy::enter(&seen);
+            let refused = tls
+                .as_ref()
+                .and_then(|(tls, certs)| rail_certificate_refused(tls, certs, req.uri().path()));
             async move {
-                let response = handle(router, req, peer, body_timeout).await;
+                let response = match refused {
+                    Some(problem) => problem,
+                    None => handle(router, req, peer, body_timeout).await,
+                };
                 drop(busy);
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -159,6 +282,24 @@ impl Connection {
             }
         }
     }
+}
+
+/// A request below `/rails/{id}/` of a rail bound to its own CA, on a connection whose client
+/// certificate does not chain to that CA: its 403.
+fn rail_certificate_refused(tls: &ServerTls, certs: &PeerCerts, path: &str) -> Option<Response> {
+    let rail = path.strip_prefix("/rails/")?.split('/').next()?;
+    let check = tls.rails.get(rail)?;
+    let why = check.check(&certs.0).err()?;
+    tracing::warn!(rail, reason = %why, "Rail callback refused: client certificate");
+    Some(
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "client-certificate",
+            "Client certificate refused",
+            format!("rail {rail} requires a client certificate from its own CA: {why}"),
+        )
+        .into_response(),
+    )
 }
 
 /// One request through the router, its peer's address given as axum's `ConnectInfo`, its
@@ -256,12 +397,12 @@ impl Drop for Busy {
 
 /// The socket, noting each byte moved. Hand-written: no crate offers an I/O wrapper that
 /// records activity, and this one is a few delegating lines.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Activity,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -276,7 +417,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

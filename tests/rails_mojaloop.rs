@@ -712,6 +712,8 @@ both_stores!(mojaloop_with_jws_signatures, |store| async move {
             request_timeout_ms: 1_000,
             deadline_secs: 8,
             callback_grace_ms: 400,
+            tls: None,
+            oauth: None,
             settings,
         });
     })

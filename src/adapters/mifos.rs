@@ -5,7 +5,7 @@
 //! can build the same adapter the rail uses (see `build`): adapters hold no state, so two instances built
 //! from one configuration behave as one.
 
-use super::{currencies, invalid, required};
+use super::{client_tls, currencies, invalid, oauth, required};
 use crate::config::{ConfigError, RailConfig};
 use railgate_mifos::{FineractAdapter, FineractConfig, PhEeAdapter, PhEeConfig, Secret};
 use railgate_rail::RailAdapter;
@@ -39,6 +39,8 @@ pub fn phee_config(rc: &RailConfig, timeout: Duration) -> Result<PhEeConfig, Con
         callback_token: optional_secret(rc, "callback_token")?,
         currencies: currencies(rc)?,
         timeout_ms: millis(timeout),
+        tls: client_tls(rc)?,
+        oauth: oauth(rc)?,
     })
 }
 
@@ -101,6 +103,7 @@ pub(super) fn fineract(
         payment_type_id,
         currencies: currencies(rc)?,
         timeout_ms: millis(timeout),
+        tls: client_tls(rc)?,
     })
     .map_err(|e| invalid(rc, e))?;
     Ok(Arc::new(adapter))

@@ -1,6 +1,6 @@
 //! GSMA Mobile Money API and M-Pesa Daraja rails from their `[[rails]]` settings.
 
-use super::{currencies, invalid, required};
+use super::{client_tls, currencies, invalid, oauth, required};
 use crate::config::{ConfigError, RailConfig};
 use railgate_rail::RailAdapter;
 use std::sync::Arc;
@@ -12,7 +12,19 @@ pub(super) fn mmapi(
     timeout: Duration,
 ) -> Result<Arc<dyn RailAdapter>, ConfigError> {
     use railgate_mmapi::{Auth, CallbackAuth, MmapiConfig, Notification, Secret};
-    let auth = match rc.setting("auth").as_deref().unwrap_or("none") {
+    use railgate_rail::oauth::OAuthConfig;
+    let table = oauth(rc)?;
+    let auth_kind = match (rc.setting("auth"), &table) {
+        (None, Some(_)) => "oauth2".to_owned(),
+        (a, _) => a.unwrap_or_else(|| "none".to_owned()),
+    };
+    if table.is_some() && auth_kind != "oauth2" {
+        return Err(invalid(
+            rc,
+            format!("[rails.oauth] with auth '{auth_kind}'"),
+        ));
+    }
+    let auth = match auth_kind.as_str() {
         "none" => Auth::None,
         "api_key" => Auth::ApiKey {
             api_key: Secret::new(rc.secret("api_key")?),
@@ -23,9 +35,15 @@ pub(super) fn mmapi(
             api_key: rc.secret("api_key").ok().map(Secret::new),
         },
         "oauth2" => Auth::OAuth2 {
-            token_url: required(rc, "token_url")?,
-            client_id: required(rc, "client_id")?,
-            client_secret: Secret::new(rc.secret("client_secret")?),
+            // `[rails.oauth]`, or the flat keys of earlier configurations.
+            oauth: match table {
+                Some(t) => t,
+                None => OAuthConfig::client_credentials(
+                    required(rc, "token_url")?,
+                    required(rc, "client_id")?,
+                    Secret::new(rc.secret("client_secret")?),
+                ),
+            },
             api_key: rc.secret("api_key").ok().map(Secret::new),
         },
         other => {
@@ -57,6 +75,7 @@ pub(super) fn mmapi(
         currencies(rc)?,
     );
     cfg.request_timeout = timeout;
+    cfg.tls = client_tls(rc)?;
     if rc.setting("notification").as_deref() == Some("polling") {
         cfg.notification = Notification::Polling;
     }
@@ -127,6 +146,7 @@ pub(super) fn mpesa(
             .collect::<Result<_, _>>()?;
     }
     cfg.request_timeout = timeout;
+    cfg.tls = client_tls(rc)?;
     Ok(Arc::new(
         railgate_mpesa::MpesaAdapter::new(cfg).map_err(|e| invalid(rc, e))?,
     ))

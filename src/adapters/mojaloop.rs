@@ -1,6 +1,6 @@
 //! The Mojaloop rail (FSPIOP v1.1, Railgate as the scheme's FSP) from its `[[rails]]` settings.
 
-use super::{invalid, required};
+use super::{client_tls, invalid, oauth, required};
 use crate::config::{ConfigError, RailConfig};
 use railgate_mojaloop::ilp::IlpVersion;
 use railgate_mojaloop::jws::{JwsSigner, JwsVerifier};
@@ -180,6 +180,8 @@ fn config(
             .collect();
     }
     cfg.http_timeout = timeout;
+    cfg.tls = client_tls(rc)?;
+    cfg.oauth = oauth(rc)?;
     Ok(cfg)
 }
 

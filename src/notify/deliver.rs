@@ -5,7 +5,7 @@
 use super::deliveries::{self, Status, Tried};
 use super::endpoints::Format;
 use super::signature;
-use crate::config::NotifyConfig;
+use crate::config::{ConfigError, NotifyConfig};
 use crate::dispatch::backoff;
 use crate::store::jobs::{self, Job};
 use crate::store::{now_micros, Db, Result, StoreError};
@@ -23,16 +23,25 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(cfg: NotifyConfig) -> Sender {
-        let http = reqwest::Client::builder()
+    /// The client of every webhook and openIMIS delivery, with `[notify.tls]` when given.
+    pub fn new(cfg: NotifyConfig) -> std::result::Result<Sender, ConfigError> {
+        let tls = cfg
+            .tls
+            .as_ref()
+            .map(|t| t.load())
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("notify.tls: {e}")))?;
+        let http = railgate_rail::tls::client_builder(tls.as_ref())
             .timeout(Duration::from_millis(cfg.timeout_ms))
             // A receiver that moved must be reconfigured, not followed.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent("railgate-webhooks")
             .build()
-            .unwrap_or_default();
+            .map_err(|e| {
+                ConfigError::Invalid(format!("notify: cannot build the HTTP client: {e}"))
+            })?;
         let sending = Arc::new(Semaphore::new(cfg.max_in_flight.max(1)));
-        Sender { http, cfg, sending }
+        Ok(Sender { http, cfg, sending })
     }
 }
 
@@ -132,20 +141,23 @@ pub async fn run(db: &Db, sender: &Sender, job: &Job) -> Result<()> {
             error: (!r.status().is_success()).then(|| format!("answered {}", r.status())),
             duration_ms,
         },
-        // What went wrong, in words that name neither the URL nor the body.
+        // What went wrong, in words that name neither the URL nor the body (a TLS failure
+        // says which certificate was refused).
         Ok(Err(e)) => Tried {
             at,
             status_code: None,
-            error: Some(
-                if e.is_timeout() {
-                    "timed out"
+            error: Some({
+                let failure = railgate_rail::transport::send_failure(e);
+                if failure.tls {
+                    failure.cause
+                } else if e.is_timeout() {
+                    "timed out".to_owned()
                 } else if e.is_connect() {
-                    "could not connect"
+                    "could not connect".to_owned()
                 } else {
-                    "the request failed"
+                    "the request failed".to_owned()
                 }
-                .to_owned(),
-            ),
+            }),
             duration_ms,
         },
         Err(_) => Tried {

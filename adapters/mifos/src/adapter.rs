@@ -18,17 +18,20 @@ use crate::wire::{
     TransferRequest, TransferStatus,
 };
 use async_trait::async_trait;
+use railgate_rail::oauth::{AccessToken, OAuthConfig, TokenClient};
+use railgate_rail::tls::{self, ClientTls};
+use railgate_rail::transport;
 use railgate_rail::{
     Attempt, BatchAck, BatchLineResult, BatchMembership, BatchPage, BatchPlan, BatchState,
     BatchSupport, CallbackError, CallbackReply, Capabilities, Currency, Direction, Failure,
     FailureCode, InboundRequest, PlannedBatch, RailAdapter, RailError, RailStatus, Settled,
     Submitted,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::time::Duration;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct PhEeConfig {
     /// The rail's id in the gateway ("mifos").
     pub rail_id: String,
@@ -58,6 +61,14 @@ pub struct PhEeConfig {
     pub currencies: Vec<Currency>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Client certificate, CA bundle and pin for PH-EE's ingress; `None`: the public roots.
+    #[serde(skip)]
+    pub tls: Option<ClientTls>,
+    /// OAuth2 client credentials (PH-EE behind Keycloak): a bearer token on every request to
+    /// the channel connector, the operations app and the bulk processor, in place of
+    /// `operations_token`.
+    #[serde(skip)]
+    pub oauth: Option<OAuthConfig>,
 }
 
 fn default_scheme() -> String {
@@ -72,6 +83,7 @@ pub struct PhEeAdapter {
     cfg: PhEeConfig,
     http: reqwest::Client,
     bulk: BulkSettings,
+    token: Option<TokenClient>,
 }
 
 /// How payroll batches are written for this rail (the gateway's `bulk_*` settings).
@@ -104,15 +116,20 @@ pub const BATCH_CALLBACK_PATH: &str = "/batch-callback";
 
 impl PhEeAdapter {
     pub fn new(cfg: PhEeConfig) -> Result<PhEeAdapter, RailError> {
-        let http = reqwest::Client::builder()
+        let http = tls::client_builder(cfg.tls.as_ref())
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(3_000)))
             .build()
             .map_err(|e| RailError::Permanent(format!("http client: {e}")))?;
+        let token = cfg
+            .oauth
+            .clone()
+            .map(|o| TokenClient::new(o, http.clone()).for_rail(&cfg.rail_id));
         Ok(PhEeAdapter {
             cfg,
             http,
             bulk: BulkSettings::default(),
+            token,
         })
     }
 
@@ -160,10 +177,58 @@ impl PhEeAdapter {
             .http
             .get(format!("{}{}", self.cfg.operations_url, path))
             .header("Platform-TenantId", &self.cfg.tenant);
-        match &self.cfg.operations_token {
-            Some(t) => rb.bearer_auth(t.expose()),
-            None => rb,
+        match (&self.cfg.operations_token, &self.token) {
+            // The Keycloak token, when configured, is added at sending time (`send`).
+            (Some(t), None) => rb.bearer_auth(t.expose()),
+            _ => rb,
         }
+    }
+
+    /// Sends with the Keycloak bearer token when one is configured. A 401 with it hands the
+    /// token back (the next request fetches another) and is retryable: the request stopped at
+    /// the gateway. Transport failures are read by whether the request can have reached PH-EE.
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, RailError> {
+        let (rb, token): (_, Option<AccessToken>) = match &self.token {
+            Some(client) => {
+                let t = client.token().await?;
+                (rb.bearer_auth(t.expose()), Some(t))
+            }
+            None => (rb, None),
+        };
+        let resp = rb.send().await.map_err(|e| {
+            transport::send_error(&e, &format!("Payment Hub (rail {})", self.cfg.rail_id))
+        })?;
+        if let (Some(client), Some(t)) = (&self.token, &token) {
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+                client.rejected(t).await;
+                return Err(RailError::Retryable(format!(
+                    "rail {}: Payment Hub refused our access token; a new one is fetched",
+                    self.cfg.rail_id
+                )));
+            }
+        }
+        Ok(resp)
+    }
+
+    /// Sends and reads a JSON answer from the operations app.
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<T, RailError> {
+        let resp = self.send(rb).await?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| RailError::Unknown(e.to_string()))?;
+        if !status.is_success() {
+            return Err(classify_status(
+                status.as_u16(),
+                &String::from_utf8_lossy(&body),
+            ));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| RailError::Unknown(format!("unreadable answer: {e}")))
     }
 
     /// The operations app's records for one correlation id.
@@ -176,7 +241,7 @@ impl PhEeAdapter {
             ("page", "0"),
             ("size", "20"),
         ]);
-        let page: Page<OpsTransfer> = read_json(rb).await?;
+        let page: Page<OpsTransfer> = self.read_json(rb).await?;
         Ok(page.content)
     }
 
@@ -189,7 +254,7 @@ impl PhEeAdapter {
             ("page", "0"),
             ("size", "20"),
         ]);
-        let page: Page<OpsTransactionRequest> = read_json(rb).await?;
+        let page: Page<OpsTransactionRequest> = self.read_json(rb).await?;
         Ok(page.content)
     }
 
@@ -270,7 +335,7 @@ impl PhEeAdapter {
         if let Some(dfsp) = &self.cfg.payee_dfsp {
             rb = rb.header("X-PayeeDFSP-ID", dfsp);
         }
-        let resp = rb.send().await.map_err(classify_send)?;
+        let resp = self.send(rb).await?;
         let status = resp.status();
         let body = resp
             .bytes()
@@ -291,7 +356,8 @@ impl PhEeAdapter {
 
     /// The operations app's summary of a batch.
     pub async fn batch_summary(&self, batch_id: &str) -> Result<BatchSummary, RailError> {
-        read_json(self.ops("/batch").query(&[("batchId", batch_id)])).await
+        self.read_json(self.ops("/batch").query(&[("batchId", batch_id)]))
+            .await
     }
 
     /// Every line PH-EE has a record for, page by page, mapped to our statuses.
@@ -306,7 +372,7 @@ impl PhEeAdapter {
                 ("pageNo", page_no.to_string()),
                 ("pageSize", size.to_string()),
             ]);
-            let page: Page<OpsTransfer> = read_json(rb).await?;
+            let page: Page<OpsTransfer> = self.read_json(rb).await?;
             let n = page.content.len();
             out.extend(page.content.iter().filter_map(bulk::line_result));
             if u64::try_from(n).unwrap_or(0) < size {
@@ -314,36 +380,6 @@ impl PhEeAdapter {
             }
         }
         Ok(out)
-    }
-}
-
-/// Sends and reads a JSON answer from the operations app.
-async fn read_json<T: serde::de::DeserializeOwned>(
-    rb: reqwest::RequestBuilder,
-) -> Result<T, RailError> {
-    let resp = rb.send().await.map_err(classify_send)?;
-    let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| RailError::Unknown(e.to_string()))?;
-    if !status.is_success() {
-        return Err(classify_status(
-            status.as_u16(),
-            &String::from_utf8_lossy(&body),
-        ));
-    }
-    serde_json::from_slice(&body).map_err(|e| RailError::Unknown(format!("unreadable answer: {e}")))
-}
-
-/// A failed send: refused connections moved nothing; anything after the request left may have.
-fn classify_send(e: reqwest::Error) -> RailError {
-    if e.is_connect() {
-        RailError::Retryable(format!("connection refused: {e}"))
-    } else if e.is_builder() {
-        RailError::Permanent(e.to_string())
-    } else {
-        RailError::Unknown(format!("no answer: {e}"))
     }
 }
 
@@ -546,7 +582,7 @@ impl RailAdapter for PhEeAdapter {
             .header("Platform-TenantId", &self.cfg.tenant)
             .header("X-CorrelationID", &correlation);
         tracing::info!(attempt_id = %attempt.attempt_id, party = %attempt.party.masked(), "Sending to Payment Hub");
-        let resp = rb.send().await.map_err(classify_send)?;
+        let resp = self.send(rb).await?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| {
             RailError::Unknown(format!("answer lost after the request was sent: {e}"))

@@ -16,14 +16,16 @@ use crate::fineract_wire::{
 use crate::secret::Secret;
 use async_trait::async_trait;
 use base64::Engine;
+use railgate_rail::tls::{self, ClientTls};
+use railgate_rail::transport;
 use railgate_rail::{
     Attempt, CallbackError, CallbackReply, Capabilities, Currency, Direction, Failure, FailureCode,
     InboundRequest, PartyIdType, RailAdapter, RailError, RailStatus, Settled, Submitted,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct FineractConfig {
     /// The rail's id in the gateway ("fineract").
     pub rail_id: String,
@@ -39,6 +41,9 @@ pub struct FineractConfig {
     pub currencies: Vec<Currency>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Client certificate, CA bundle and pin for Fineract's TLS; `None`: the public roots.
+    #[serde(skip)]
+    pub tls: Option<ClientTls>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -53,7 +58,7 @@ pub struct FineractAdapter {
 
 impl FineractAdapter {
     pub fn new(cfg: FineractConfig) -> Result<FineractAdapter, RailError> {
-        let http = reqwest::Client::builder()
+        let http = tls::client_builder(cfg.tls.as_ref())
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(3_000)))
             .build()
@@ -98,16 +103,6 @@ impl FineractAdapter {
             .request(method, format!("{}{}", self.cfg.base_url, path))
             .header("Fineract-Platform-TenantId", &self.cfg.tenant)
             .header("Authorization", self.auth.expose())
-    }
-}
-
-fn classify_send(e: reqwest::Error) -> RailError {
-    if e.is_connect() {
-        RailError::Retryable(format!("connection refused: {e}"))
-    } else if e.is_builder() {
-        RailError::Permanent(e.to_string())
-    } else {
-        RailError::Unknown(format!("no answer: {e}"))
     }
 }
 
@@ -162,7 +157,9 @@ impl RailAdapter for FineractAdapter {
             .json(&body)
             .send()
             .await
-            .map_err(classify_send)?;
+            .map_err(|e| {
+                transport::send_error(&e, &format!("Fineract (rail {})", self.cfg.rail_id))
+            })?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| {
             RailError::Unknown(format!("answer lost after the command was sent: {e}"))
@@ -207,7 +204,9 @@ impl RailAdapter for FineractAdapter {
             .query(&[("associations", "transactions")])
             .send()
             .await
-            .map_err(classify_send)?;
+            .map_err(|e| {
+                transport::send_error(&e, &format!("Fineract (rail {})", self.cfg.rail_id))
+            })?;
         let status = resp.status().as_u16();
         let bytes = resp
             .bytes()

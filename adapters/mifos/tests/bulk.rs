@@ -180,6 +180,8 @@ async fn a_ten_thousand_line_payroll_has_every_line_accounted_for() {
             callback_token: Some(token.clone()),
             currencies: vec![Currency::Tzs],
             timeout_ms: 20_000,
+            tls: None,
+            oauth: None,
         })
         .unwrap(),
     );
@@ -317,6 +319,8 @@ async fn what_payment_hub_does_with_a_naive_file_is_why_the_plan_exists() {
         callback_token: None,
         currencies: vec![Currency::Tzs],
         timeout_ms: 5_000,
+        tls: None,
+        oauth: None,
     })
     .unwrap();
     let a = attempt(Direction::Disbursement, msisdn(0), 10_000, Currency::Tzs);

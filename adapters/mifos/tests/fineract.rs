@@ -31,6 +31,7 @@ async fn setup() -> (FineractMock, FineractAdapter) {
         payment_type_id: Some(1),
         currencies: vec![Currency::Kes],
         timeout_ms: 8_000,
+        tls: None,
     })
     .unwrap();
     (mock, adapter)
@@ -214,6 +215,7 @@ async fn wrong_credentials_are_a_permanent_error() {
         payment_type_id: None,
         currencies: vec![Currency::Kes],
         timeout_ms: 5_000,
+        tls: None,
     })
     .unwrap();
     let a = attempt(Direction::Disbursement, savings(0), 1_000, Currency::Kes);

@@ -34,6 +34,8 @@ fn config(mock: &PhEeMock) -> PhEeConfig {
         callback_token: Some(Secret::new("cb-secret-token")),
         currencies: vec![Currency::Tzs],
         timeout_ms: 5_000,
+        tls: None,
+        oauth: None,
     }
 }
 

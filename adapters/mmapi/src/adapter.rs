@@ -1,8 +1,7 @@
 //! The MMAPI integration: submit, inquire, callbacks and reversals for one provider.
 
 use crate::batch::{BatchProgress, BatchSubmitted};
-use crate::config::{Auth, CallbackAuth, MmapiConfig, Notification, Secret};
-use crate::token::TokenCache;
+use crate::config::{Auth, CallbackAuth, MmapiConfig, Notification};
 use crate::wire::{
     failure_of, failure_of_state, party_items, status_of_transaction, BatchStatus, ErrorCategory,
     ErrorCode, ErrorObject, KeyValue, RequestState, RequestStatus, Resource, ResponseLink,
@@ -11,6 +10,8 @@ use crate::wire::{
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
+use railgate_rail::oauth::{AccessToken, TokenClient};
+use railgate_rail::{tls, transport};
 use railgate_rail::{
     Attempt, AttemptRef, BatchAck, BatchLineResult, BatchMembership, BatchPage, BatchPlan,
     BatchState, BatchSupport, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply,
@@ -29,7 +30,7 @@ const DESCRIPTION_MAX: usize = 160;
 pub struct MmapiAdapter {
     pub(crate) config: MmapiConfig,
     pub(crate) http: reqwest::Client,
-    token: TokenCache,
+    token: Option<TokenClient>,
 }
 
 /// The body and status of one exchange with the provider.
@@ -68,15 +69,27 @@ enum ErrorClass {
 
 impl MmapiAdapter {
     pub fn new(config: MmapiConfig) -> Result<MmapiAdapter, RailError> {
-        let http = reqwest::Client::builder()
+        let http = tls::client_builder(config.tls.as_ref())
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| RailError::Permanent(format!("cannot build the HTTP client: {e}")))?;
+        let token = match &config.auth {
+            Auth::OAuth2 { oauth, api_key } => {
+                let mut oauth = oauth.clone();
+                if let Some(k) = api_key {
+                    oauth
+                        .extra_headers
+                        .push(("X-API-Key".to_owned(), k.clone()));
+                }
+                Some(TokenClient::new(oauth, http.clone()).for_rail(&config.rail_id))
+            }
+            Auth::None | Auth::ApiKey { .. } | Auth::Basic { .. } => None,
+        };
         Ok(MmapiAdapter {
             config,
             http,
-            token: TokenCache::default(),
+            token,
         })
     }
 
@@ -140,29 +153,28 @@ impl MmapiAdapter {
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b);
         }
-        req = self.authorise(req).await?;
-        let resp = req.send().await.map_err(send_error)?;
+        let (req, token) = self.authorise(req).await?;
+        let resp = req.send().await.map_err(|e| self.send_error(&e))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| {
-            RailError::Unknown(format!(
-                "connection lost while reading the answer: {}",
-                e.without_url()
-            ))
-        })?;
+        let body = resp.bytes().await.map_err(|e| self.send_error(&e))?;
         if status == StatusCode::UNAUTHORIZED {
             // A token the provider no longer honours: forget it so the next call fetches one.
-            self.token.invalidate().await;
+            if let (Some(client), Some(token)) = (&self.token, &token) {
+                client.rejected(token).await;
+            }
         }
         Ok(Reply { status, body })
     }
 
+    /// The request with our credentials, and the bearer token it carries (to hand back if
+    /// the provider refuses it).
     async fn authorise(
         &self,
         req: reqwest::RequestBuilder,
-    ) -> Result<reqwest::RequestBuilder, RailError> {
+    ) -> Result<(reqwest::RequestBuilder, Option<AccessToken>), RailError> {
         Ok(match &self.config.auth {
-            Auth::None => req,
-            Auth::ApiKey { api_key } => req.header("X-API-Key", api_key.expose()),
+            Auth::None => (req, None),
+            Auth::ApiKey { api_key } => (req.header("X-API-Key", api_key.expose()), None),
             Auth::Basic {
                 username,
                 password,
@@ -170,71 +182,28 @@ impl MmapiAdapter {
             } => {
                 let req = req.basic_auth(username, Some(password.expose()));
                 match api_key {
-                    Some(k) => req.header("X-API-Key", k.expose()),
-                    None => req,
+                    Some(k) => (req.header("X-API-Key", k.expose()), None),
+                    None => (req, None),
                 }
             }
-            Auth::OAuth2 {
-                token_url,
-                client_id,
-                client_secret,
-                api_key,
-            } => {
-                let token = self
-                    .token
-                    .get(self.config.token_refresh_margin, || {
-                        self.fetch_token(token_url, client_id, client_secret, api_key.as_ref())
-                    })
-                    .await?;
+            Auth::OAuth2 { api_key, .. } => {
+                let Some(client) = &self.token else {
+                    return Err(RailError::Permanent("OAuth2 without a token client".into()));
+                };
+                let token = client.token().await?;
                 let req = req.bearer_auth(token.expose());
-                match api_key {
+                let req = match api_key {
                     Some(k) => req.header("X-API-Key", k.expose()),
                     None => req,
-                }
+                };
+                (req, Some(token))
             }
         })
     }
 
-    async fn fetch_token(
-        &self,
-        token_url: &str,
-        client_id: &str,
-        client_secret: &Secret,
-        api_key: Option<&Secret>,
-    ) -> Result<(Secret, Duration), RailError> {
-        #[derive(serde::Deserialize)]
-        struct TokenReply {
-            access_token: String,
-            #[serde(default)]
-            expires_in: Option<serde_json::Value>,
-        }
-        let mut req = self
-            .http
-            .post(token_url)
-            .basic_auth(client_id, Some(client_secret.expose()))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials");
-        if let Some(k) = api_key {
-            req = req.header("X-API-Key", k.expose());
-        }
-        let resp = req.send().await.map_err(send_error)?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(if status.is_server_error() {
-                RailError::Retryable(format!("token endpoint answered {status}"))
-            } else {
-                RailError::Permanent(format!(
-                    "token endpoint refused our client credentials ({status})"
-                ))
-            });
-        }
-        let reply: TokenReply = resp.json().await.map_err(|e| {
-            RailError::Retryable(format!("unreadable token answer: {}", e.without_url()))
-        })?;
-        Ok((
-            Secret::new(reply.access_token),
-            expires_in(reply.expires_in.as_ref()),
-        ))
+    /// A failed exchange with the provider, read by whether it can have reached it.
+    pub(crate) fn send_error(&self, e: &reqwest::Error) -> RailError {
+        transport::send_error(e, &format!("provider of rail {}", self.config.rail_id))
     }
 
     pub(crate) fn transaction_body(
@@ -922,28 +891,6 @@ fn resource_path(link: &str) -> Option<String> {
     } else {
         None
     }
-}
-
-/// A failed send: refused before anything was sent is safe to repeat; anything later is not.
-pub(crate) fn send_error(e: reqwest::Error) -> RailError {
-    let e = e.without_url();
-    if e.is_connect() {
-        RailError::Retryable(format!("could not connect to the provider: {e}"))
-    } else if e.is_timeout() {
-        RailError::Unknown(format!("no answer from the provider in time: {e}"))
-    } else {
-        RailError::Unknown(format!("the exchange with the provider broke off: {e}"))
-    }
-}
-
-/// `expires_in` as a number or a numeric string; an hour when absent or unreadable.
-pub(crate) fn expires_in(v: Option<&serde_json::Value>) -> Duration {
-    let secs = match v {
-        Some(serde_json::Value::Number(n)) => n.as_u64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    Duration::from_secs(secs.unwrap_or(3600))
 }
 
 #[cfg(test)]

@@ -1,28 +1,11 @@
 //! How one MMAPI rail instance is configured: where the provider is, how we authenticate to
 //! it, and how it authenticates its callbacks to us.
 
+use railgate_rail::oauth::OAuthConfig;
+use railgate_rail::tls::ClientTls;
 use railgate_rail::Currency;
-use std::fmt;
+pub use railgate_rail::Secret;
 use std::time::Duration;
-
-/// A credential whose `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// How we authenticate to the provider (GSMA security guidelines §3.4; bilateral in practice).
 #[derive(Debug, Clone)]
@@ -37,12 +20,12 @@ pub enum Auth {
         password: Secret,
         api_key: Option<Secret>,
     },
-    /// OAuth2 client credentials: `POST {token_url}` with Basic `client_id:client_secret` and
-    /// `grant_type=client_credentials`; the token is cached and refreshed before it expires.
+    /// OAuth2 client credentials (SEC §3.4.1): `POST {token_url}` with Basic
+    /// `client_id:client_secret` and `grant_type=client_credentials`, the API key beside it
+    /// when given; the token is cached and refreshed before it expires
+    /// (`railgate_rail::oauth::TokenClient`).
     OAuth2 {
-        token_url: String,
-        client_id: String,
-        client_secret: Secret,
+        oauth: OAuthConfig,
         api_key: Option<Secret>,
     },
 }
@@ -95,12 +78,13 @@ pub struct MmapiConfig {
     pub currencies: Vec<Currency>,
     /// Bound on every HTTP exchange with the provider.
     pub request_timeout: Duration,
-    /// Refresh an OAuth token this long before it expires.
-    pub token_refresh_margin: Duration,
+    /// Client certificate, CA bundle and pin for the provider's TLS (mutual TLS, SEC §3.3);
+    /// `None`: the public web roots, no client certificate.
+    pub tls: Option<ClientTls>,
 }
 
 impl MmapiConfig {
-    /// A configuration with the usual defaults: callbacks, 30 s timeout, 60 s token margin.
+    /// A configuration with the usual defaults: callbacks, 30 s timeout, default TLS.
     pub fn new(
         rail_id: impl Into<String>,
         base_url: impl Into<String>,
@@ -121,7 +105,7 @@ impl MmapiConfig {
             scheme_party,
             currencies,
             request_timeout: Duration::from_secs(30),
-            token_refresh_margin: Duration::from_secs(60),
+            tls: None,
         }
     }
 }

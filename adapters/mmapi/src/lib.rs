@@ -15,7 +15,6 @@ mod adapter;
 pub mod batch;
 pub mod config;
 pub mod mock;
-mod token;
 pub mod wire;
 
 pub use adapter::MmapiAdapter;

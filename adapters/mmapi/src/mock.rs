@@ -76,6 +76,11 @@ pub struct MmapiMockConfig {
     pub callback_delay: Duration,
     pub pending_delay: Duration,
     pub conflict_delay: Duration,
+    /// Serve HTTPS with this (a provider that requires mutual TLS, with certificates the test
+    /// made); `None` serves plain HTTP.
+    pub tls: Option<Arc<railgate_rail::tls::rustls::ServerConfig>>,
+    /// TLS for the mock's own callbacks to the gateway.
+    pub callback_tls: Option<railgate_rail::tls::ClientTls>,
 }
 
 impl Default for MmapiMockConfig {
@@ -88,6 +93,8 @@ impl Default for MmapiMockConfig {
             callback_delay: Duration::from_millis(100),
             pending_delay: Duration::from_secs(3),
             conflict_delay: Duration::from_secs(2),
+            tls: None,
+            callback_tls: None,
         }
     }
 }
@@ -190,6 +197,7 @@ impl Shared {
 /// A running mock provider; stops when dropped.
 pub struct MmapiMock {
     addr: SocketAddr,
+    scheme: &'static str,
     task: JoinHandle<()>,
 }
 
@@ -198,22 +206,34 @@ impl MmapiMock {
     pub async fn start(config: MmapiMockConfig) -> std::io::Result<MmapiMock> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let shared = Arc::new(Shared {
-            config,
-            base: format!("http://{addr}/v1.2/mm"),
+            base: format!("{scheme}://{addr}/v1.2/mm"),
             state: Mutex::new(MockState::default()),
-            http: reqwest::Client::builder()
+            http: railgate_rail::tls::client_builder(config.callback_tls.as_ref())
                 .timeout(Duration::from_secs(10))
                 .build()
                 .map_err(std::io::Error::other)?,
+            config,
         });
+        let tls = shared.config.tls.clone();
         let app = router(shared);
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = match tls {
+                Some(tls) => {
+                    axum::serve(railgate_rail::tls::TlsListener::new(listener, tls), app).await
+                }
+                None => axum::serve(listener, app).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "MMAPI mock stopped");
             }
         });
-        Ok(MmapiMock { addr, task })
+        Ok(MmapiMock { addr, scheme, task })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -222,17 +242,17 @@ impl MmapiMock {
 
     /// The API root to configure the adapter with (`…/v1.2/mm`).
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1.2/mm", self.addr)
+        format!("{}://{}/v1.2/mm", self.scheme, self.addr)
     }
 
     /// The OAuth2 token endpoint.
     pub fn token_url(&self) -> String {
-        format!("http://{}/token", self.addr)
+        format!("{}://{}/token", self.scheme, self.addr)
     }
 
     /// Where the control endpoints live.
     pub fn control_url(&self) -> String {
-        format!("http://{}/_control", self.addr)
+        format!("{}://{}/_control", self.scheme, self.addr)
     }
 }
 

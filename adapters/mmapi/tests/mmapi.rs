@@ -17,6 +17,7 @@ use railgate_mmapi::{
     Auth, BatchProgress, BatchSubmitted, CallbackAuth, MmapiAdapter, MmapiConfig, Notification,
     Secret,
 };
+use railgate_rail::oauth::OAuthConfig;
 use railgate_rail::{
     CallbackError, CallbackOutcome, Currency, Direction, FailureCode, InboundRequest, PartyIdType,
     RailAdapter, RailStatus, Submitted,
@@ -421,9 +422,11 @@ async fn oauth_token_is_cached_and_refreshed_before_expiry() {
     };
     let s = setup_with(cfg, |c, mock| {
         c.auth = Auth::OAuth2 {
-            token_url: mock.token_url(),
-            client_id: "client-1".into(),
-            client_secret: Secret::new("client-secret"),
+            oauth: OAuthConfig::client_credentials(
+                mock.token_url(),
+                "client-1",
+                Secret::new("client-secret"),
+            ),
             api_key: None,
         };
     })

@@ -139,14 +139,7 @@ impl MockRailAdapter {
 
 /// A transport failure, classified by whether the request can have reached the rail.
 fn send_error(e: &reqwest::Error) -> RailError {
-    if e.is_connect() {
-        // The connection was never made: the rail saw nothing.
-        RailError::Retryable(format!("cannot connect to the rail: {e}"))
-    } else if e.is_timeout() {
-        RailError::Unknown(format!("the rail did not answer in time: {e}"))
-    } else {
-        RailError::Unknown(format!("the exchange with the rail broke off: {e}"))
-    }
+    railgate_rail::transport::send_error(e, "the mock rail")
 }
 
 async fn read_body(response: reqwest::Response) -> Result<bytes::Bytes, RailError> {

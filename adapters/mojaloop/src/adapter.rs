@@ -36,6 +36,8 @@ use crate::wire::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use railgate_rail::oauth::{AccessToken, TokenClient};
+use railgate_rail::{tls, transport};
 use railgate_rail::{
     Attempt, CallbackError, CallbackOutcome, CallbackReply, Capabilities, Currency, Direction,
     Failure, FailureCode, InboundRequest, Money, Outbound, Party, PreparedRequest, RailAdapter,
@@ -55,6 +57,8 @@ pub struct MojaloopAdapter {
     pub(crate) config: MojaloopConfig,
     pub(crate) http: reqwest::Client,
     pub(crate) ilp_key: IlpKey,
+    /// The hub's API gateway token, when it wants one (`MojaloopConfig::oauth`).
+    token: Option<TokenClient>,
 }
 
 /// The pseudonymous reference of a party lookup: `PUT /parties` answers carry only the party's
@@ -119,15 +123,20 @@ impl MojaloopAdapter {
                 return bad("own party identifiers must be non-empty and without '/' or '?'");
             }
         }
-        let http = reqwest::Client::builder()
+        let http = tls::client_builder(config.tls.as_ref())
             .timeout(config.http_timeout)
             .build()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let ilp_key = config.ilp_secret.key();
+        let token = config
+            .oauth
+            .clone()
+            .map(|o| TokenClient::new(o, http.clone()).for_rail(&config.rail_id));
         Ok(MojaloopAdapter {
             config,
             http,
             ilp_key,
+            token,
         })
     }
 
@@ -396,7 +405,55 @@ impl MojaloopAdapter {
         if let Some(b) = body {
             rb = rb.body(b);
         }
-        Ok(rb.send().await)
+        let (rb, token) = self.authorise(rb).await?;
+        let sent = rb.send().await;
+        if let Ok(r) = &sent {
+            self.check_token(r.status(), token.as_ref()).await?;
+        }
+        Ok(sent)
+    }
+
+    /// The bearer token of the hub's API gateway, when one is configured.
+    async fn authorise(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::RequestBuilder, Option<AccessToken>), RailError> {
+        match &self.token {
+            Some(client) => {
+                let token = client.token().await?;
+                Ok((rb.bearer_auth(token.expose()), Some(token)))
+            }
+            None => Ok((rb, None)),
+        }
+    }
+
+    /// A 401 from the API gateway in front of the hub: the request stopped there (nothing
+    /// moved), and the token is handed back so the resend fetches another.
+    async fn check_token(
+        &self,
+        status: reqwest::StatusCode,
+        token: Option<&AccessToken>,
+    ) -> Result<(), RailError> {
+        match (&self.token, token) {
+            (Some(client), Some(token)) if status == reqwest::StatusCode::UNAUTHORIZED => {
+                client.rejected(token).await;
+                Err(RailError::Retryable(format!(
+                    "rail {}: the hub's gateway refused our access token; a new one is fetched",
+                    self.config.rail_id
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A failed request that may move money: not sent is retryable, maybe sent unknown.
+    fn send_error(&self, e: &reqwest::Error, what: &str) -> RailError {
+        transport::send_error(e, &format!("rail {} {what}", self.config.rail_id))
+    }
+
+    /// A failed request that moves no money (lookups, quotes, inquiries, callbacks): retryable.
+    fn read_error(&self, e: &reqwest::Error, what: &str) -> RailError {
+        transport::read_error(e, &format!("rail {} {what}", self.config.rail_id))
     }
 
     fn stored<'a>(attempt: &'a Attempt, step: &str) -> Result<&'a [u8], RailError> {
@@ -427,8 +484,7 @@ impl MojaloopAdapter {
             )
             .await?;
         // A lookup moves no money: every transport failure may be retried.
-        let response =
-            sent.map_err(|e| RailError::Retryable(format!("GET /parties: {}", transport(&e))))?;
+        let response = sent.map_err(|e| self.read_error(&e, "GET /parties"))?;
         match answer(response, false).await? {
             Answer::Accepted => Ok(Submitted::Step {
                 rail_state: RailState::LookingUp.to_value(),
@@ -451,8 +507,7 @@ impl MojaloopAdapter {
                 Some(body),
             )
             .await?;
-        let response =
-            sent.map_err(|e| RailError::Retryable(format!("POST /quotes: {}", transport(&e))))?;
+        let response = sent.map_err(|e| self.read_error(&e, "POST /quotes"))?;
         match answer(response, false).await? {
             Answer::Accepted => Ok(Submitted::Step {
                 rail_state: RailState::Quoting {
@@ -484,23 +539,9 @@ impl MojaloopAdapter {
                 Some(body),
             )
             .await?;
-        let response = match sent {
-            Ok(r) => r,
-            // Refused before any byte went out: nothing moved.
-            Err(e) if e.is_connect() => {
-                return Err(RailError::Retryable(format!(
-                    "POST /transfers: {}",
-                    transport(&e)
-                )))
-            }
-            // Sent, answer lost (timeout, dropped connection): money may have moved.
-            Err(e) => {
-                return Err(RailError::Unknown(format!(
-                    "POST /transfers: {}",
-                    transport(&e)
-                )))
-            }
-        };
+        // Refused before any byte went out (or in the TLS handshake): nothing moved. Sent and
+        // the answer lost (timeout, dropped connection): money may have moved.
+        let response = sent.map_err(|e| self.send_error(&e, "POST /transfers"))?;
         match answer(response, true).await? {
             Answer::Accepted => Ok(Submitted::Accepted {
                 rail_reference: Some(id_string(transfer_id)),
@@ -525,25 +566,11 @@ impl MojaloopAdapter {
                 Some(body),
             )
             .await?;
-        let response = match sent {
-            Ok(r) => r,
-            // Refused before any byte went out: the payer's FSP never saw it.
-            Err(e) if e.is_connect() => {
-                return Err(RailError::Retryable(format!(
-                    "POST /transactionRequests: {}",
-                    transport(&e)
-                )))
-            }
-            // Sent, answer lost: the payer may already be prompted (and may pay). A request
-            // moves no money by itself, but whether it is out is known only by asking
-            // (`GET /transactionRequests/{id}`); "not found" then resends the same bytes.
-            Err(e) => {
-                return Err(RailError::Unknown(format!(
-                    "POST /transactionRequests: {}",
-                    transport(&e)
-                )))
-            }
-        };
+        // Refused before any byte went out: the payer's FSP never saw it. Sent, answer lost:
+        // the payer may already be prompted (and may pay). A request moves no money by itself,
+        // but whether it is out is known only by asking (`GET /transactionRequests/{id}`);
+        // "not found" then resends the same bytes.
+        let response = sent.map_err(|e| self.send_error(&e, "POST /transactionRequests"))?;
         match answer(response, false).await? {
             // The reference was recorded before sending (`reference_before_send`); the payer
             // FSP's `PUT /transactionRequests` may already have replaced it with its
@@ -582,20 +609,6 @@ impl MojaloopAdapter {
 /// which reconciliation matches on.
 fn note_of(attempt: &Attempt) -> String {
     attempt.reference.chars().take(128).collect()
-}
-
-/// A transport error without the URL (which may carry a party identifier).
-fn transport(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_request() || e.is_body() {
-        "connection failed during the exchange"
-    } else {
-        "transport error"
-    };
-    kind.to_owned()
 }
 
 enum Answer {
@@ -761,9 +774,8 @@ impl RailAdapter for MojaloopAdapter {
         let sent = self
             .send(http::Method::GET, base, &uri, resource, None, None)
             .await?;
-        let response = sent.map_err(|e| {
-            RailError::Retryable(format!("GET {}: {}", resource.as_str(), transport(&e)))
-        })?;
+        let response =
+            sent.map_err(|e| self.read_error(&e, &format!("GET {}", resource.as_str())))?;
         let status = response.status();
         if status.is_success() {
             return Ok(RailStatus::Pending);
@@ -875,12 +887,13 @@ impl RailAdapter for MojaloopAdapter {
         for (k, v) in headers {
             rb = rb.header(k, v);
         }
+        let (rb, token) = self.authorise(rb.body(outbound.body.clone())).await?;
         let response = rb
-            .body(outbound.body.clone())
             .send()
             .await
-            .map_err(|e| RailError::Retryable(format!("follow-up: {}", transport(&e))))?;
+            .map_err(|e| self.read_error(&e, "follow-up"))?;
         let status = response.status();
+        self.check_token(status, token.as_ref()).await?;
         if status.is_success() {
             Ok(())
         } else if status.is_server_error() {

@@ -3,6 +3,8 @@
 
 use crate::ilp::{IlpKey, IlpVersion};
 use crate::jws::{JwsSigner, JwsVerifier};
+use railgate_rail::oauth::OAuthConfig;
+use railgate_rail::tls::ClientTls;
 use railgate_rail::PartyIdType;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -124,6 +126,12 @@ pub struct MojaloopConfig {
     /// Timeout of each HTTP call to the hub. A `POST /transfers` that times out is an unknown
     /// outcome, resolved by `GET /transfers/{id}`.
     pub http_timeout: Duration,
+    /// Our client certificate, the hub's CA and an optional pin: hubs admit participants only
+    /// over mutual TLS at their ingress. `None`: the public web roots, no client certificate.
+    pub tls: Option<ClientTls>,
+    /// OAuth2 client credentials, for a hub behind an API gateway that wants a bearer token
+    /// on every request (callbacks we send included). `None`: no `Authorization` header.
+    pub oauth: Option<OAuthConfig>,
 }
 
 impl MojaloopConfig {
@@ -154,6 +162,8 @@ impl MojaloopConfig {
             own_parties,
             peers: Vec::new(),
             http_timeout: Duration::from_secs(10),
+            tls: None,
+            oauth: None,
         }
     }
 }

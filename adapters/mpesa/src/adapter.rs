@@ -1,8 +1,7 @@
 //! The Daraja integration: B2C disbursements, STK push collections, their callbacks, and the
 //! queries that settle unknown outcomes.
 
-use crate::config::{B2cConfig, MpesaConfig, Secret, StkConfig};
-use crate::token::TokenCache;
+use crate::config::{B2cConfig, MpesaConfig, StkConfig};
 use crate::wire::{
     code_of, outcome_of, settled_of_result, Ack, B2cRequest, ErrorEnvelope, Flow, QueriedStatus,
     ResultEnvelope, StkAck, StkCallbackEnvelope, StkPushRequest, StkQueryRequest, StkQueryResponse,
@@ -11,6 +10,8 @@ use crate::wire::{
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
+use railgate_rail::oauth::{AccessToken, OAuthConfig, TokenClient, TokenRequest};
+use railgate_rail::{tls, transport};
 use railgate_rail::{
     Attempt, AttemptRef, CallbackError, CallbackEvent, CallbackOutcome, CallbackReply,
     Capabilities, Currency, Direction, Failure, FailureCode, InboundRequest, Money, PartyIdType,
@@ -30,7 +31,7 @@ const EAT_OFFSET_SECS: i32 = 3 * 3600;
 pub struct MpesaAdapter {
     config: MpesaConfig,
     http: reqwest::Client,
-    token: TokenCache,
+    token: TokenClient,
 }
 
 struct Reply {
@@ -53,15 +54,29 @@ impl MpesaAdapter {
                 "the callback secret must be at least 16 characters and contain no '/'".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = tls::client_builder(config.tls.as_ref())
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| RailError::Permanent(format!("cannot build the HTTP client: {e}")))?;
+        // Daraja's grant: `GET /oauth/v1/generate?grant_type=client_credentials` with Basic
+        // key:secret; `expires_in` is a string ("3599").
+        let mut oauth = OAuthConfig::client_credentials(
+            format!(
+                "{}/oauth/v1/generate?grant_type=client_credentials",
+                config.base_url
+            ),
+            config.consumer_key.clone(),
+            config.consumer_secret.clone(),
+        );
+        oauth.request = TokenRequest::Get;
+        oauth.refresh_margin = config.token_refresh_margin;
+        oauth.default_lifetime = Duration::from_secs(3599);
+        let token = TokenClient::new(oauth, http.clone()).for_rail(&config.rail_id);
         Ok(MpesaAdapter {
             config,
             http,
-            token: TokenCache::default(),
+            token,
         })
     }
 
@@ -95,58 +110,8 @@ impl MpesaAdapter {
         })
     }
 
-    async fn bearer(&self) -> Result<Secret, RailError> {
-        self.token
-            .get(self.config.token_refresh_margin, || self.fetch_token())
-            .await
-    }
-
-    /// `GET /oauth/v1/generate?grant_type=client_credentials` with Basic key:secret.
-    async fn fetch_token(&self) -> Result<(Secret, Duration), RailError> {
-        #[derive(serde::Deserialize)]
-        struct TokenReply {
-            access_token: String,
-            #[serde(default)]
-            expires_in: Option<serde_json::Value>,
-        }
-        let resp = self
-            .http
-            .get(format!(
-                "{}/oauth/v1/generate?grant_type=client_credentials",
-                self.config.base_url
-            ))
-            .basic_auth(
-                &self.config.consumer_key,
-                Some(self.config.consumer_secret.expose()),
-            )
-            .send()
-            .await
-            .map_err(send_error)?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(if status.is_server_error() {
-                RailError::Retryable(format!("token endpoint answered {status}"))
-            } else {
-                RailError::Permanent(format!("Daraja refused our consumer key ({status})"))
-            });
-        }
-        let reply: TokenReply = resp.json().await.map_err(|e| {
-            RailError::Retryable(format!("unreadable token answer: {}", e.without_url()))
-        })?;
-        // `expires_in` is a string ("3599") in Daraja's answers; accept a number too.
-        let secs = match reply.expires_in {
-            Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            _ => None,
-        };
-        Ok((
-            Secret::new(reply.access_token),
-            Duration::from_secs(secs.unwrap_or(3599)),
-        ))
-    }
-
     async fn post<T: serde::Serialize>(&self, path: &str, body: &T) -> Result<Reply, RailError> {
-        let token = self.bearer().await?;
+        let token = self.token.token().await?;
         let resp = self
             .http
             .post(format!("{}{path}", self.config.base_url))
@@ -154,23 +119,27 @@ impl MpesaAdapter {
             .json(body)
             .send()
             .await
-            .map_err(send_error)?;
+            .map_err(|e| self.send_error(&e))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| {
-            RailError::Unknown(format!(
-                "connection lost while reading the answer: {}",
-                e.without_url()
-            ))
-        })?;
+        let body = resp.bytes().await.map_err(|e| self.send_error(&e))?;
         let reply = Reply { status, body };
         if status == StatusCode::UNAUTHORIZED || is_token_error(&reply) {
             // Refused before anything happened: drop the token so the resend fetches a new one.
-            self.token.invalidate().await;
+            self.refused(&token).await;
             return Err(RailError::Retryable(
                 "Daraja refused the access token; renewed".into(),
             ));
         }
         Ok(reply)
+    }
+
+    async fn refused(&self, token: &AccessToken) {
+        self.token.rejected(token).await;
+    }
+
+    /// A failed exchange with Daraja, read by whether it can have reached it.
+    fn send_error(&self, e: &reqwest::Error) -> RailError {
+        transport::send_error(e, &format!("Daraja (rail {})", self.config.rail_id))
     }
 
     fn timestamp_and_password(&self, stk: &StkConfig) -> (String, String) {
@@ -660,18 +629,6 @@ fn classify_error(reply: &Reply) -> Result<Submitted, RailError> {
         Some(_) | None => Err(RailError::Permanent(format!(
             "unexpected answer from Daraja: {describe}"
         ))),
-    }
-}
-
-/// A failed send: refused before anything was sent is safe to repeat; anything later is not.
-fn send_error(e: reqwest::Error) -> RailError {
-    let e = e.without_url();
-    if e.is_connect() {
-        RailError::Retryable(format!("could not connect to Daraja: {e}"))
-    } else if e.is_timeout() {
-        RailError::Unknown(format!("no answer from Daraja in time: {e}"))
-    } else {
-        RailError::Unknown(format!("the exchange with Daraja broke off: {e}"))
     }
 }
 

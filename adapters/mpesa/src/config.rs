@@ -1,27 +1,9 @@
 //! How one M-Pesa (Daraja) rail instance is configured.
 
-use std::fmt;
+use railgate_rail::tls::ClientTls;
+pub use railgate_rail::Secret;
 use std::net::IpAddr;
 use std::time::Duration;
-
-/// A credential whose `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// The B2C `CommandID`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +86,8 @@ pub struct MpesaConfig {
     pub request_timeout: Duration,
     /// Refresh the OAuth token this long before it expires.
     pub token_refresh_margin: Duration,
+    /// Client certificate, CA bundle and pin for Daraja's TLS; `None`: the public web roots.
+    pub tls: Option<ClientTls>,
 }
 
 impl MpesaConfig {
@@ -128,6 +112,7 @@ impl MpesaConfig {
             stk: None,
             request_timeout: Duration::from_secs(30),
             token_refresh_margin: Duration::from_secs(60),
+            tls: None,
         }
     }
 }

@@ -15,7 +15,6 @@ mod adapter;
 mod amounts;
 pub mod config;
 pub mod mock;
-mod token;
 pub mod wire;
 
 pub use adapter::{stk_password, whole_shillings, MpesaAdapter};

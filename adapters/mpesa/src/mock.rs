@@ -68,6 +68,10 @@ pub struct MpesaMockConfig {
     pub callback_delay: Duration,
     pub pending_delay: Duration,
     pub conflict_delay: Duration,
+    /// Serve HTTPS with this (certificates the test made); `None` serves plain HTTP.
+    pub tls: Option<Arc<railgate_rail::tls::rustls::ServerConfig>>,
+    /// TLS for the mock's own callbacks to the gateway.
+    pub callback_tls: Option<railgate_rail::tls::ClientTls>,
 }
 
 impl Default for MpesaMockConfig {
@@ -81,6 +85,8 @@ impl Default for MpesaMockConfig {
             callback_delay: Duration::from_millis(100),
             pending_delay: Duration::from_secs(3),
             conflict_delay: Duration::from_secs(2),
+            tls: None,
+            callback_tls: None,
         }
     }
 }
@@ -180,6 +186,7 @@ impl Shared {
 /// A running mock Daraja; stops when dropped.
 pub struct MpesaMock {
     addr: SocketAddr,
+    scheme: &'static str,
     task: JoinHandle<()>,
 }
 
@@ -188,13 +195,19 @@ impl MpesaMock {
     pub async fn start(config: MpesaMockConfig) -> std::io::Result<MpesaMock> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let tls = config.tls.clone();
         let shared = Arc::new(Shared {
-            config,
             state: Mutex::new(MockState::default()),
-            http: reqwest::Client::builder()
+            http: railgate_rail::tls::client_builder(config.callback_tls.as_ref())
                 .timeout(Duration::from_secs(10))
                 .build()
                 .map_err(std::io::Error::other)?,
+            config,
         });
         let app = Router::new()
             .route("/oauth/v1/generate", get(issue_token))
@@ -213,11 +226,17 @@ impl MpesaMock {
             .route("/_control/revoke_tokens", post(control_revoke))
             .with_state(shared);
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = match tls {
+                Some(tls) => {
+                    axum::serve(railgate_rail::tls::TlsListener::new(listener, tls), app).await
+                }
+                None => axum::serve(listener, app).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "M-Pesa mock stopped");
             }
         });
-        Ok(MpesaMock { addr, task })
+        Ok(MpesaMock { addr, scheme, task })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -226,11 +245,11 @@ impl MpesaMock {
 
     /// The API root to configure the adapter with.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn control_url(&self) -> String {
-        format!("http://{}/_control", self.addr)
+        format!("{}://{}/_control", self.scheme, self.addr)
     }
 }
 

@@ -620,3 +620,45 @@ async fn statement_lists_both_directions() {
     assert!(csv.contains(",700.00,KES,collection,"), "{csv}");
     let _ = RailStatus::Pending;
 }
+
+/// Daraja over mutual TLS: the token and the payment go out with our client certificate; an
+/// expired one is refused before anything is sent, and the error names the rail and TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mutual_tls_with_our_client_certificate() {
+    use railgate_testkit::pki::{self, Ca};
+    let ca = Ca::new("Daraja CA");
+    let dir = tempfile::tempdir().unwrap();
+    let mock_cfg = MpesaMockConfig {
+        tls: Some(pki::server_config(&ca.server(), Some(&ca))),
+        ..MpesaMockConfig::default()
+    };
+    let ours = pki::client_tls(dir.path(), &ca, Some(&ca.client("railgate")));
+    let s = setup_with(mock_cfg.clone(), |c| c.tls = Some(ours.clone())).await;
+    assert!(s.mock.base_url().starts_with("https://"));
+    let a = attempt(
+        Direction::Disbursement,
+        PartyIdType::Msisdn,
+        &msisdn(0),
+        "100",
+        Currency::Kes,
+    );
+    let run = drive(s.adapter.as_ref(), &s.receiver, a, Until::default()).await;
+    assert!(matches!(run.end, End::Completed(_)), "{:?}", run.end);
+
+    let expired = pki::client_tls(dir.path(), &ca, Some(&ca.expired_client("railgate")));
+    let s = setup_with(mock_cfg, |c| c.tls = Some(expired)).await;
+    let a = attempt(
+        Direction::Disbursement,
+        PartyIdType::Msisdn,
+        &msisdn(0),
+        "100",
+        Currency::Kes,
+    );
+    match s.adapter.submit(&a).await {
+        Err(RailError::Retryable(m)) => {
+            assert!(m.contains(RAIL) && m.contains("TLS"), "{m}");
+            assert!(m.contains("client certificate: it has expired"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -10,6 +10,8 @@
     clippy::arithmetic_side_effects
 )]
 
+pub mod pki;
+
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};

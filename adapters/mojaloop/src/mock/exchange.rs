@@ -178,6 +178,13 @@ pub(super) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !super::gateway_admits(&s, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"error": "invalid_token"})),
+        )
+            .into_response();
+    }
     let path = uri.path().to_owned();
     let r = Request {
         method: &method,

@@ -47,6 +47,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
+use base64::Engine as _;
 use chrono::Utc;
 use exchange::{deliver, handle, Sign};
 use railgate_rail::{Currency, Money};
@@ -91,6 +92,14 @@ pub struct MockHubConfig {
     pub pending_delay: Duration,
     /// Scenario 11's wait between the error and the late COMMITTED.
     pub late_success_delay: Duration,
+    /// Serve HTTPS with this (a hub ingress that requires mutual TLS, with certificates the
+    /// test made); `None` serves plain HTTP.
+    pub tls: Option<Arc<railgate_rail::tls::rustls::ServerConfig>>,
+    /// TLS for the hub's own requests to Railgate.
+    pub callback_tls: Option<railgate_rail::tls::ClientTls>,
+    /// An API gateway in front of the hub: FSPIOP requests need a bearer token from
+    /// `POST /oauth2/token`, issued to this client id and secret (Basic or form body).
+    pub oauth_client: Option<(String, String)>,
 }
 
 impl MockHubConfig {
@@ -106,6 +115,9 @@ impl MockHubConfig {
             callback_delay: Duration::from_millis(50),
             pending_delay: Duration::from_secs(3),
             late_success_delay: Duration::from_secs(2),
+            tls: None,
+            callback_tls: None,
+            oauth_client: None,
         }
     }
 }
@@ -253,6 +265,8 @@ struct Inner {
     deliveries: Vec<Delivery>,
     rejections: Vec<Invalid>,
     received: Vec<Received>,
+    /// Bearer tokens issued by `POST /oauth2/token` (the latest is the only one honoured).
+    tokens_issued: u64,
 }
 
 struct Shared {
@@ -279,6 +293,7 @@ struct ConnKill(Arc<Notify>);
 /// A running mock hub.
 pub struct MockHub {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -335,10 +350,16 @@ impl MockHub {
     pub async fn start(config: MockHubConfig) -> std::io::Result<MockHub> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let tls = config.tls.clone();
         let shared = Arc::new(Shared {
             callback_base: Mutex::new(config.callback_base.clone()),
             peer_key: IlpKey::from_secret(&config.ilp_secret),
-            http: reqwest::Client::builder()
+            http: railgate_rail::tls::client_builder(config.callback_tls.as_ref())
                 .timeout(Duration::from_secs(10))
                 .build()
                 .map_err(std::io::Error::other)?,
@@ -352,10 +373,18 @@ impl MockHub {
             .route("/_control/push", post(control_push))
             .route("/_control/collections", get(control_collections))
             .route("/_control/callback-base", put(control_callback_base))
+            .route("/_control/tokens", get(control_tokens))
+            .route("/_control/revoke-tokens", post(control_revoke_tokens))
+            .route("/oauth2/token", post(issue_token))
             .fallback(handle)
             .with_state(shared.clone());
-        let task = tokio::spawn(serve(listener, router));
-        Ok(MockHub { addr, shared, task })
+        let task = tokio::spawn(serve(listener, router, tls));
+        Ok(MockHub {
+            addr,
+            scheme,
+            shared,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -363,7 +392,12 @@ impl MockHub {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The API gateway's token endpoint (see `MockHubConfig::oauth_client`).
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth2/token", self.base_url())
     }
 
     /// An adapter configuration that talks to this mock (JWS off): our FSP id, the hub at the
@@ -417,6 +451,17 @@ impl MockHub {
         self.shared.inner().received.clone()
     }
 
+    /// Bearer tokens the API gateway issued (see `MockHubConfig::oauth_client`).
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.inner().tokens_issued
+    }
+
+    /// The API gateway forgets every token it issued: the next request with one gets 401.
+    pub fn revoke_tokens(&self) {
+        let mut inner = self.shared.inner();
+        inner.tokens_issued = inner.tokens_issued.saturating_add(1000);
+    }
+
     /// Requests of Railgate's the mock refused, with the FSPIOP error it answered.
     pub fn rejections(&self) -> Vec<Invalid> {
         self.shared.inner().rejections.clone()
@@ -430,8 +475,14 @@ impl MockHub {
     }
 }
 
-/// Serves HTTP/1.1 connection by connection, so that a handler can drop its own connection.
-async fn serve(listener: tokio::net::TcpListener, router: Router) {
+/// Serves HTTP/1.1 (over TLS when `tls` is given) connection by connection, so that a handler
+/// can drop its own connection.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<Arc<railgate_rail::tls::rustls::ServerConfig>>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -444,17 +495,99 @@ async fn serve(listener: tokio::net::TcpListener, router: Router) {
             let router = router.clone();
             async move { tower::ServiceExt::oneshot(router, req.map(axum::body::Body::new)).await }
         });
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(
-                hyper_util::rt::TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            );
-            tokio::select! {
-                _ = conn => {}
-                _ = kill.0.notified() => {}
+            let builder = hyper::server::conn::http1::Builder::new();
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            match acceptor {
+                Some(acceptor) => {
+                    // A refused handshake (a client certificate from elsewhere) ends here.
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = kill.0.notified() => {}
+                    }
+                }
+                None => {
+                    let conn =
+                        builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = kill.0.notified() => {}
+                    }
+                }
             }
         });
     }
+}
+
+/// `POST /oauth2/token`: client credentials, Basic or in the form body.
+async fn issue_token(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let Some((id, secret)) = s.config.oauth_client.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let basic = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let by_basic = basic.as_deref() == Some(format!("{id}:{secret}").as_str());
+    let by_body = form.get("client_id") == Some(&id) && form.get("client_secret") == Some(&secret);
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials")
+        || !(by_basic || by_body)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let n = {
+        let mut inner = s.inner();
+        inner.tokens_issued = inner.tokens_issued.saturating_add(1);
+        inner.tokens_issued
+    };
+    Json(serde_json::json!({
+        "access_token": format!("hub-token-{n}"),
+        "token_type": "Bearer",
+        "expires_in": 3600,
+    }))
+    .into_response()
+}
+
+/// `GET /_control/tokens`: how many tokens were issued.
+async fn control_tokens(State(s): State<Arc<Shared>>) -> Json<Value> {
+    Json(serde_json::json!({"issued": s.inner().tokens_issued}))
+}
+
+/// `POST /_control/revoke-tokens`: the gateway forgets every token it issued, as when its
+/// signing key rotates; the next FSPIOP request with an old one gets 401.
+async fn control_revoke_tokens(State(s): State<Arc<Shared>>) -> StatusCode {
+    let mut inner = s.inner();
+    // Past the latest: no token issued so far is honoured any more.
+    inner.tokens_issued = inner.tokens_issued.saturating_add(1000);
+    StatusCode::NO_CONTENT
+}
+
+/// Whether a request passes the API gateway: with `oauth_client` set, it must bear the latest
+/// token issued.
+fn gateway_admits(s: &Shared, headers: &HeaderMap) -> bool {
+    if s.config.oauth_client.is_none() {
+        return true;
+    }
+    let latest = format!("Bearer hub-token-{}", s.inner().tokens_issued);
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == latest)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -104,6 +104,13 @@ pub struct Options {
     pub jws: bool,
     pub pending_delay: Duration,
     pub late_success_delay: Duration,
+    /// The hub's ingress over TLS (its server configuration) and our client side of it.
+    pub tls: Option<(
+        Arc<railgate_rail::tls::rustls::ServerConfig>,
+        railgate_rail::tls::ClientTls,
+    )>,
+    /// An API gateway in front of the hub that wants an OAuth2 bearer token.
+    pub oauth: bool,
 }
 
 impl Default for Options {
@@ -112,6 +119,8 @@ impl Default for Options {
             jws: false,
             pending_delay: Duration::from_secs(3),
             late_success_delay: Duration::from_secs(2),
+            tls: None,
+            oauth: false,
         }
     }
 }
@@ -158,6 +167,10 @@ impl Gateway {
                 forger: k.forger.clone(),
             });
         }
+        hub_config.tls = options.tls.as_ref().map(|(server, _)| server.clone());
+        if options.oauth {
+            hub_config.oauth_client = Some(("railgate".into(), "hub-client-secret".into()));
+        }
         let hub = MockHub::start(hub_config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -171,6 +184,15 @@ impl Gateway {
             c.http_timeout = Duration::from_secs(5);
             c
         };
+        let mut config = config;
+        config.tls = options.tls.map(|(_, client)| client);
+        if options.oauth {
+            config.oauth = Some(railgate_rail::oauth::OAuthConfig::client_credentials(
+                hub.token_url(),
+                "railgate",
+                railgate_rail::Secret::new("hub-client-secret"),
+            ));
+        }
         let adapter = MojaloopAdapter::new(config).unwrap();
         let core = Arc::new(Core {
             adapter,
