@@ -204,7 +204,7 @@ async fn record(
     let tx = conn;
     // A request the rail wants idempotent by its own id (Mojaloop's POST /quotes, /transfers):
     // a resend gets the first answer again, a modified one an error; neither applies anything.
-    let (events, follow_ups, replay) = match rail.adapter.idempotent_post(&req) {
+    let (events, follow_ups, replay) = match rail.adapter.idempotent_post(req) {
         None => (reply.events.as_slice(), reply.follow_ups.clone(), None),
         Some(key) => {
             let first = inbound::remember(&mut *tx, rail_id, &key, row, &reply.follow_ups).await?;
@@ -218,7 +218,7 @@ async fn record(
                 inbound::Seen::Modified => {
                     refused("modified_request");
                     tracing::warn!(rail = rail_id, row = %row, "Inbound request reuses an id with another body; refused");
-                    let reply = rail.adapter.modified_request_reply(&req);
+                    let reply = rail.adapter.modified_request_reply(req);
                     (
                         &[][..],
                         reply.into_iter().collect(),
@@ -231,7 +231,7 @@ async fn record(
     let mut verdicts = Vec::new();
     let mut unknown = 0usize;
     for ev in events {
-        let effects = apply_event(&mut *tx, db, rail.adapter.as_ref(), &req, row, ev).await?;
+        let effects = apply_event(&mut *tx, db, rail.adapter.as_ref(), req, row, ev).await?;
         if effects == ["unknown_attempt"] {
             unknown = unknown.saturating_add(1);
         }
