@@ -515,3 +515,32 @@ async fn main() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> prometheus_parse::Scrape {
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn a_counter_is_summed_over_its_labels() {
+        let s = parse(
+            "# TYPE railgate_write_transactions_total counter\n\
+             railgate_write_transactions_total{store=\"sqlite\",path=\"api\"} 12\n\
+             railgate_write_transactions_total{store=\"sqlite\",path=\"dispatch\"} 30\n\
+             # TYPE railgate_jobs_waiting gauge\n\
+             railgate_jobs_waiting 0\n",
+        );
+        assert_eq!(metric_sum(&s, WRITE_TRANSACTIONS), Some(42.0));
+        assert_eq!(metric_sum(&s, JOBS_WAITING), Some(0.0));
+    }
+
+    #[test]
+    fn a_missing_metric_is_none() {
+        let s = parse("# TYPE railgate_jobs_waiting gauge\nrailgate_jobs_waiting 3\n");
+        assert_eq!(metric_sum(&s, WRITE_TRANSACTIONS), None);
+    }
+}
