@@ -38,6 +38,8 @@ OPEN_DISPATCH="${BENCH_OPEN_DISPATCH:-false}"
 SQLITE_CONNS="${BENCH_SQLITE_CONNECTIONS:-4}"
 PG_CONNS="${BENCH_PG_CONNECTIONS:-16}"
 OUT=target/bench
+# Database names of this run's own, so that two runs on one server never drop each other's.
+DB="railgate_bench_$$"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
 : > "$RESULTS"
@@ -72,12 +74,12 @@ fresh_db() {
     psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
 }
 if [ "${BENCH_PGBENCH:-1}" != 0 ]; then
-fresh_db railgate_bench_pgbench
-"$PGBENCH" -i -s 10 -q "$PG/railgate_bench_pgbench" >"$OUT/pgbench-init.log" 2>&1
-"$PGBENCH" -b tpcb-like -c 16 -j 2 -T 20 "$PG/railgate_bench_pgbench" >"$OUT/pgbench.log" 2>&1
+fresh_db "${DB}_pgbench"
+"$PGBENCH" -i -s 10 -q "$PG/${DB}_pgbench" >"$OUT/pgbench-init.log" 2>&1
+"$PGBENCH" -b tpcb-like -c 16 -j 2 -T 20 "$PG/${DB}_pgbench" >"$OUT/pgbench.log" 2>&1
 say "pgbench tpcb-like, scale 10, 16 clients, 20 s: $(grep -E '^tps' "$OUT/pgbench.log" | head -1)"
 say "pgbench latency: $(grep -E '^latency average' "$OUT/pgbench.log")"
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS railgate_bench_pgbench" >/dev/null
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${DB}_pgbench" >/dev/null
 fi
 
 # ---- the gateway ---------------------------------------------------------------------------
@@ -170,16 +172,16 @@ if [ "${BENCH_OPEN:-1}" != 0 ]; then
     phase sqlite open-loop "sqlite://$WORK/open-loop.db" "$OPEN_DISPATCH" 0
 fi
 phase sqlite e2e "sqlite://$WORK/e2e.db" true "$E2E_COUNT"
-fresh_db railgate_bench_create
-phase postgres create "$PG/railgate_bench_create" false "$COUNT"
+fresh_db "${DB}_create"
+phase postgres create "$PG/${DB}_create" false "$COUNT"
 if [ "${BENCH_OPEN:-1}" != 0 ]; then
-    fresh_db railgate_bench_open
-    phase postgres open-loop "$PG/railgate_bench_open" "$OPEN_DISPATCH" 0
+    fresh_db "${DB}_open"
+    phase postgres open-loop "$PG/${DB}_open" "$OPEN_DISPATCH" 0
 fi
-fresh_db railgate_bench_e2e
-phase postgres e2e "$PG/railgate_bench_e2e" true "$E2E_COUNT"
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS railgate_bench_create" -c "DROP DATABASE IF EXISTS railgate_bench_open" \
-    -c "DROP DATABASE IF EXISTS railgate_bench_e2e" >/dev/null
+fresh_db "${DB}_e2e"
+phase postgres e2e "$PG/${DB}_e2e" true "$E2E_COUNT"
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS ${DB}_create" -c "DROP DATABASE IF EXISTS ${DB}_open" \
+    -c "DROP DATABASE IF EXISTS ${DB}_e2e" >/dev/null
 rm -rf "$WORK"
 say ""
 say "results in $RESULTS"

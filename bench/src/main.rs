@@ -414,7 +414,7 @@ async fn open_loop(http: &reqwest::Client, args: &Args, run: &str) -> Result<()>
     let url = format!("{}/v1/disbursements", args.base_url);
     let (mut from_due, mut send_lag, mut service) =
         (new_histogram()?, new_histogram()?, new_histogram()?);
-    let (mut created, mut errors) = (0usize, 0usize);
+    let (mut created, mut errors, mut capped) = (0usize, 0usize, 0usize);
     let mut tally = |s: Shot| {
         if s.created {
             created += 1;
@@ -433,7 +433,13 @@ async fn open_loop(http: &reqwest::Client, args: &Args, run: &str) -> Result<()>
         tokio::time::sleep_until(due).await;
         // A request due while `--max-in-flight` are unanswered waits here, and the wait is in
         // its latency: the schedule of the later ones does not move.
-        let slot = slots.clone().acquire_owned().await?;
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                capped += 1;
+                slots.clone().acquire_owned().await?
+            }
+        };
         let i = usize::try_from(i)?;
         let body = disbursement(&format!("LOAD-{run}-O{i:07}"), i, &args.scenario);
         let job = shot(http.clone(), url.clone(), args.api_key.clone(), body, due);
@@ -463,11 +469,12 @@ async fn open_loop(http: &reqwest::Client, args: &Args, run: &str) -> Result<()>
         ms(from_due.max())
     );
     println!(
-        "open-loop service time (from the actual send): p50 {:.2} ms, p99 {:.2} ms; send lag behind schedule: p99 {:.2} ms, max {:.2} ms",
+        "open-loop service time (from the actual send): p50 {:.2} ms, p99 {:.2} ms; send lag behind schedule: p99 {:.2} ms, max {:.2} ms; {capped} requests waited for one of the {} in flight",
         ms(service.value_at_quantile(0.50)),
         ms(service.value_at_quantile(0.99)),
         ms(send_lag.value_at_quantile(0.99)),
-        ms(send_lag.max())
+        ms(send_lag.max()),
+        args.max_in_flight
     );
     Ok(())
 }
@@ -514,4 +521,33 @@ async fn main() -> Result<()> {
         write_transactions(&http, &args, writes_before, completed).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> prometheus_parse::Scrape {
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn a_counter_is_summed_over_its_labels() {
+        let s = parse(
+            "# TYPE railgate_write_transactions_total counter\n\
+             railgate_write_transactions_total{store=\"sqlite\",path=\"api\"} 12\n\
+             railgate_write_transactions_total{store=\"sqlite\",path=\"dispatch\"} 30\n\
+             # TYPE railgate_jobs_waiting gauge\n\
+             railgate_jobs_waiting 0\n",
+        );
+        assert_eq!(metric_sum(&s, WRITE_TRANSACTIONS), Some(42.0));
+        assert_eq!(metric_sum(&s, JOBS_WAITING), Some(0.0));
+    }
+
+    #[test]
+    fn a_missing_metric_is_none() {
+        let s = parse("# TYPE railgate_jobs_waiting gauge\nrailgate_jobs_waiting 3\n");
+        assert_eq!(metric_sum(&s, WRITE_TRANSACTIONS), None);
+    }
 }
