@@ -74,14 +74,7 @@ impl Intake {
 }
 
 async fn write_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = crate::store::group::next_batch(&mut rx, MAX_BATCH).await {
         metrics::histogram!("railgate_create_batch_size")
             .record(f64::from(u32::try_from(batch.len()).unwrap_or(u32::MAX)));
         match commit(&db, &batch).await {

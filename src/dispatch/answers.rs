@@ -63,14 +63,7 @@ impl Answers {
 }
 
 async fn commit_loop(db: Db, max_submit_tries: i64, mut rx: mpsc::Receiver<Pending>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = crate::store::group::next_batch(&mut rx, MAX_BATCH).await {
         metrics::histogram!("railgate_answer_batch_size")
             .record(f64::from(u32::try_from(batch.len()).unwrap_or(u32::MAX)));
         let (answers, waiting): (Vec<Answer>, Vec<_>) = batch.into_iter().unzip();

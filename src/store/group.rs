@@ -76,15 +76,23 @@ impl Group {
     }
 }
 
-async fn commit_loop(db: Db, mut rx: mpsc::Receiver<Work>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
+/// Waits for the next caller, then takes every one already waiting behind it, up to `max`:
+/// the batch a group commit writes. Under load the batch is whatever gathered during the
+/// previous commit; at rest it is one caller, who waits for no one.
+pub async fn next_batch<T>(rx: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+    let first = rx.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
         }
+    }
+    Some(batch)
+}
+
+async fn commit_loop(db: Db, mut rx: mpsc::Receiver<Work>) {
+    while let Some(batch) = next_batch(&mut rx, MAX_BATCH).await {
         metrics::histogram!("railgate_group_commit_size")
             .record(f64::from(u32::try_from(batch.len()).unwrap_or(u32::MAX)));
         let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
