@@ -5,7 +5,7 @@
 //! transfer, and Fineract may refuse a deposit (403) and book it all the same; neither calls
 //! anyone back when it changes its mind. For such rails (`confirm_failures`, on by default for
 //! `phee` and `fineract`) the failure writes a `confirm_failure` job in its own transaction
-//! (`schedule`, written by the engine when it fails a payment), due `confirm_failure_after_ms` later. The job asks
+//! (written by the engine, `engine::effects`, in the transaction that fails the payment), due `confirm_failure_after_ms` later. The job asks
 //! the rail (`inquire`, never a resend: nothing is ever deposited twice). When the rail now
 //! reports success, the payment stays failed and the contradiction is recorded as a conflict,
 //! exactly as a late success callback after a failure is (the engine): it shows on
@@ -22,10 +22,9 @@ use super::{backoff, Dispatcher};
 use crate::config::{Config, ConfigError, RailConfig};
 use crate::domain::State;
 use crate::engine::{self, Applied, Change};
-use crate::store::jobs::{self, Job, JobKind};
+use crate::store::jobs::{self, Job};
 use crate::store::{attempts, now_micros, payments, Db, StoreError};
 use railgate_rail::{RailError, RailStatus};
-use sqlx::AnyConnection;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -100,37 +99,6 @@ pub async fn sync_policies(
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Payload {
     attempt_id: Uuid,
-}
-
-/// Inside the transaction that failed the payment: writes its re-check job when the
-/// attempt's rail re-checks failures.
-pub async fn schedule(
-    conn: &mut AnyConnection,
-    client_id: Uuid,
-    payment_id: Uuid,
-    attempt_id: Uuid,
-) -> crate::store::Result<()> {
-    let delay: Option<i64> = sqlx::query_scalar(
-        "SELECT f.delay_micros FROM failure_rechecks f JOIN attempts a ON a.rail = f.rail \
-         WHERE a.id = $1",
-    )
-    .bind(attempt_id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(delay) = delay else {
-        return Ok(());
-    };
-    let payload = serde_json::to_string(&Payload { attempt_id }).unwrap_or_default();
-    jobs::insert(
-        conn,
-        JobKind::ConfirmFailure,
-        Some(client_id),
-        Some(payment_id),
-        Some(&payload),
-        now_micros().saturating_add(delay),
-    )
-    .await?;
-    Ok(())
 }
 
 /// Runs a `confirm_failure` job: asks the rail once more about the failed attempt.

@@ -35,15 +35,8 @@ pub async fn find_by_reference(
     direction: Direction,
     reference: &str,
 ) -> Result<Option<Uuid>> {
-    let row = sqlx::query(
-        "SELECT id FROM payments WHERE client_id = $1 AND direction = $2 AND reference = $3",
-    )
-    .bind(client_id.to_string())
-    .bind(direction.as_str())
-    .bind(reference)
-    .fetch_optional(db.pool())
-    .await?;
-    row.map(|r| uuid_col(&r, "id")).transpose()
+    let mut conn = db.pool().acquire().await?;
+    find_by_reference_in(&mut conn, client_id, direction, reference).await
 }
 
 /// `find_by_reference`, inside the caller's transaction.
