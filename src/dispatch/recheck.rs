@@ -4,8 +4,8 @@
 //! Payment Hub EE's operations app may show `FAILED` and then `COMPLETED` for the same
 //! transfer, and Fineract may refuse a deposit (403) and book it all the same; neither calls
 //! anyone back when it changes its mind. For such rails (`confirm_failures`, on by default for
-//! `phee` and `fineract`) the failure writes a `confirm_failure` job in its own transaction
-//! (written by the engine, `engine::effects`, in the transaction that fails the payment), due `confirm_failure_after_ms` later. The job asks
+//! `phee` and `fineract`) the failure writes a `confirm_failure` job, an effect the engine runs
+//! in the transaction that fails the payment, due `confirm_failure_after_ms` later. The job asks
 //! the rail (`inquire`, never a resend: nothing is ever deposited twice). When the rail now
 //! reports success, the payment stays failed and the contradiction is recorded as a conflict,
 //! exactly as a late success callback after a failure is (the engine): it shows on
