@@ -53,37 +53,24 @@ pub async fn apply(
             .unwrap_or_default(),
         e.source
     );
-    let applied = if amount != p.amount {
-        let detail = format!("booked {amount} for a payment of {}", p.amount);
-        engine::apply(
-            &mut tx,
-            db.kind(),
-            pid,
-            Change::Contradict {
-                claimed: "booked",
-                detail: Some(detail.clone()),
-            },
-            &cause,
-        )
-        .await?;
-        Applied::Conflict
+    // Another amount, or a second booking of the same payment, contradicts what we hold.
+    let contradiction = if amount != p.amount {
+        Some(format!("booked {amount} for a payment of {}", p.amount))
     } else if entries::others_applied(&mut tx, rail, pid, "booking:", &e.key).await? > 0 {
-        let detail = format!(
+        Some(format!(
             "a second booking of end-to-end id {} (bank reference {})",
             e.end_to_end_id,
             e.bank_ref.as_deref().unwrap_or("none")
-        );
-        engine::apply(
-            &mut tx,
-            db.kind(),
-            pid,
-            Change::Contradict {
-                claimed: "booked",
-                detail: Some(detail.clone()),
-            },
-            &cause,
-        )
-        .await?;
+        ))
+    } else {
+        None
+    };
+    let applied = if let Some(detail) = contradiction {
+        let change = Change::Contradict {
+            claimed: "booked",
+            detail: Some(detail),
+        };
+        engine::apply(&mut tx, db.kind(), pid, change, &cause).await?;
         Applied::Conflict
     } else {
         let settled = Settled {
