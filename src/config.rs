@@ -55,10 +55,50 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// Traces exported over OTLP (off unless `otlp_endpoint` is set).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub rails: Vec<RailConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// `[telemetry]`: where traces go. Logs always go to stderr and metrics to `/metrics`; traces
+/// leave the process only when an OTLP collector is named.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans are posted to
+    /// `{otlp_endpoint}/v1/traces` as protobuf. Unset: no traces are exported.
+    /// Env: `RAILGATE_OTLP_ENDPOINT`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans carry (one per deployment, e.g. per scheme).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// How long one export may take before it is abandoned (the spans are dropped, the
+    /// gateway goes on).
+    #[serde(default = "default_otlp_timeout_ms")]
+    pub otlp_timeout_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+            otlp_timeout_ms: default_otlp_timeout_ms(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "railgate".into()
+}
+
+fn default_otlp_timeout_ms() -> u64 {
+    10_000
 }
 
 /// The HTTP server's connections: how long a client may take, and how many it may hold.
@@ -348,6 +388,9 @@ impl Config {
                 .parse()
                 .map_err(|_| ConfigError::Invalid(format!("RAILGATE_LISTEN={v}")))?;
         }
+        if let Ok(v) = std::env::var("RAILGATE_OTLP_ENDPOINT") {
+            self.telemetry.otlp_endpoint = Some(v).filter(|v| !v.is_empty());
+        }
         if let Ok(v) = std::env::var("RAILGATE_PUBLIC_URL") {
             self.public_url = Some(v);
         }
@@ -425,6 +468,7 @@ impl Default for Config {
             allow_rail_hint: true,
             dispatch: DispatchConfig::default(),
             notify: NotifyConfig::default(),
+            telemetry: TelemetryConfig::default(),
             rails: Vec::new(),
             routes: Vec::new(),
         }

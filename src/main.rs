@@ -24,6 +24,7 @@ async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let cfg = Config::load(config)?;
+            let traces = telemetry::start_traces(&cfg.telemetry)?;
             let running = app::start(cfg, None).await?;
             let stop = running.stop_token();
             tokio::spawn(async move {
@@ -32,6 +33,9 @@ async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> {
                 stop.cancel();
             });
             running.wait().await;
+            if let Some(traces) = traces {
+                traces.shutdown();
+            }
         }
         Command::Sandbox { port, db, api_key } => {
             let sb = sandbox::start(sandbox::SandboxOptions { port, db, api_key }).await?;
