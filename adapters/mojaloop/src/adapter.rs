@@ -44,9 +44,9 @@ use railgate_rail::{
     InboundRequest, Money, Outbound, Party, PreparedRequest, RailAdapter, RailError, RailStatus,
     Submitted,
 };
-use uuid::Uuid;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Why an adapter could not be built from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -853,6 +853,12 @@ impl RailAdapter for MojaloopAdapter {
         })??;
         self.bulk.set_ref(batch_id, &batch_ref);
         Some(batch_ref)
+    }
+
+    /// FSPIOP's own limit (API definition §3.2.1): a bulk's answer for 1,000 lines, each with
+    /// its ILP packet, is over a megabyte.
+    fn max_callback_bytes(&self) -> usize {
+        5 * 1024 * 1024
     }
 
     fn is_batch_callback(&self, request: &InboundRequest) -> bool {

@@ -132,7 +132,8 @@ async fn each_line_of_a_bulk_ends_as_the_table_says_over_mutual_tls() {
         match (end, &r[0].status) {
             ("completed", RailStatus::Completed(s)) => {
                 assert_eq!(r[0].amount, Some(ours));
-                let transfer_id = id_string(derive_id(a.attempt_id, IdPurpose::Transaction).unwrap());
+                let transfer_id =
+                    id_string(derive_id(a.attempt_id, IdPurpose::Transaction).unwrap());
                 assert_eq!(s.rail_reference.as_deref(), Some(transfer_id.as_str()));
                 assert!(s.receipt.is_some(), "the fulfilment");
             }
@@ -145,7 +146,12 @@ async fn each_line_of_a_bulk_ends_as_the_table_says_over_mutual_tls() {
             (end, status) => panic!("{digits} should be {end}: {status:?}"),
         }
         // The single-line inquiry says the same.
-        let status = g.core.adapter.inquire(&with_membership(a, batch_id, &batch_ref)).await.unwrap();
+        let status = g
+            .core
+            .adapter
+            .inquire(&with_membership(a, batch_id, &batch_ref))
+            .await
+            .unwrap();
         assert_eq!(
             std::mem::discriminant(&status),
             std::mem::discriminant(&r[0].status),
@@ -220,13 +226,20 @@ async fn a_lost_bulk_answer_is_settled_by_asking_never_by_resending() {
         .map(|d| line(&format!("2557123451{d}"), "250", &format!("LOST-{d}")))
         .collect();
     let batch_id = Uuid::now_v7();
-    let BatchAck::Accepted { batch_ref } = g.core.adapter.submit_batch(batch_id, &lines).await.unwrap()
+    let BatchAck::Accepted { batch_ref } =
+        g.core.adapter.submit_batch(batch_id, &lines).await.unwrap()
     else {
         panic!("not accepted")
     };
     let results = by_attempt(&results_when_done(&g, &batch_ref).await);
-    assert!(matches!(results[&lines[0].attempt_id][0].status, RailStatus::Completed(_)));
-    assert!(matches!(results[&lines[1].attempt_id][0].status, RailStatus::Failed(_)));
+    assert!(matches!(
+        results[&lines[0].attempt_id][0].status,
+        RailStatus::Completed(_)
+    ));
+    assert!(matches!(
+        results[&lines[1].attempt_id][0].status,
+        RailStatus::Failed(_)
+    ));
     // Asked about, never sent again.
     assert_eq!(count(&g, "POST", "/bulkTransfers"), 1);
     assert!(count(&g, "GET", &format!("/bulkTransfers/{batch_ref}")) >= 1);
@@ -259,9 +272,13 @@ async fn bulk_callbacks_are_bound_to_what_we_sent() {
     let g = gateway(&ca, dir.path(), Duration::from_secs(30)).await;
     // Withheld: the callbacks below are the only results.
     g.hub.drop_bulk_answers(1);
-    let lines = vec![line("255712345200", "300", "B-0"), line("255712345300", "300", "B-1")];
+    let lines = vec![
+        line("255712345200", "300", "B-0"),
+        line("255712345300", "300", "B-1"),
+    ];
     let batch_id = Uuid::now_v7();
-    let BatchAck::Accepted { batch_ref } = g.core.adapter.submit_batch(batch_id, &lines).await.unwrap()
+    let BatchAck::Accepted { batch_ref } =
+        g.core.adapter.submit_batch(batch_id, &lines).await.unwrap()
     else {
         panic!("not accepted")
     };
@@ -317,6 +334,11 @@ async fn bulk_callbacks_are_bound_to_what_we_sent() {
     ));
     // "Not found" before the bulk's expiry says nothing.
     ask.unwrap();
-    assert!(adapter.batch_results(&batch_ref, None).await.unwrap().lines.is_empty());
+    assert!(adapter
+        .batch_results(&batch_ref, None)
+        .await
+        .unwrap()
+        .lines
+        .is_empty());
     assert_eq!(g.hub.payouts().len(), 2, "the hub paid both lines once");
 }

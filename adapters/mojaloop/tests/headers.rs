@@ -302,7 +302,12 @@ async fn bulk_messages(jws: bool) {
     };
     let mut done = false;
     for _ in 0..400 {
-        let page = g.core.adapter.batch_results(&batch_ref, None).await.unwrap();
+        let page = g
+            .core
+            .adapter
+            .batch_results(&batch_ref, None)
+            .await
+            .unwrap();
         if page.state == railgate_rail::BatchState::Done {
             done = true;
             break;

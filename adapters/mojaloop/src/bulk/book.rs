@@ -57,7 +57,9 @@ pub enum Outcome {
     Failed(Failure),
     /// The payee FSP quoted another amount: the line was never sent, and the gateway records
     /// a conflict for an operator.
-    OtherAmount { quoted: Money },
+    OtherAmount {
+        quoted: Money,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -256,11 +258,7 @@ impl Book {
         let inner = self.inner();
         let b = inner.batches.get(&batch_id)?;
         let line = b.index.get(&attempt_id).and_then(|i| b.lines.get(*i))?;
-        let part = line
-            .fsp_id
-            .as_ref()
-            .and_then(|f| b.parts.get(f))
-            .cloned();
+        let part = line.fsp_id.as_ref().and_then(|f| b.parts.get(f)).cloned();
         Some((line.clone(), part))
     }
 

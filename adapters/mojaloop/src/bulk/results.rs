@@ -14,8 +14,8 @@ use crate::wire::{
 };
 use chrono::{DateTime, Utc};
 use railgate_rail::{
-    Attempt, BatchLineResult, BatchMembership, BatchPage, BatchState, CallbackError,
-    CallbackReply, Failure, FailureCode, InboundRequest, RailError, RailStatus, Settled,
+    Attempt, BatchLineResult, BatchMembership, BatchPage, BatchState, CallbackError, CallbackReply,
+    Failure, FailureCode, InboundRequest, RailError, RailStatus, Settled,
 };
 use uuid::Uuid;
 
@@ -45,7 +45,10 @@ impl MojaloopAdapter {
     ) -> Result<CallbackReply, CallbackError> {
         let hub = self.config.hub_fsp_id.as_str();
         let not_ours = |what: &str| {
-            CallbackError::Unauthenticated(format!("not a {what} rail {} sent", self.config.rail_id))
+            CallbackError::Unauthenticated(format!(
+                "not a {what} rail {} sent",
+                self.config.rail_id
+            ))
         };
         match route {
             Route::BulkQuotesPut { id, error } => {
@@ -163,13 +166,7 @@ impl MojaloopAdapter {
 
     /// `PUT /bulkTransfers/{id}/error`: "not found" is final only past the bulk's expiry
     /// plus grace (the POST may still be on its way); any other error failed the bulk whole.
-    fn bulk_error(
-        &self,
-        batch_id: Uuid,
-        fsp: &str,
-        e: &ErrorInformationObject,
-        at: DateTime<Utc>,
-    ) {
+    fn bulk_error(&self, batch_id: Uuid, fsp: &str, e: &ErrorInformationObject, at: DateTime<Utc>) {
         let grace = self.config.grace;
         self.bulk.with(batch_id, |b| {
             let Some(part) = b.parts.get(fsp) else {
@@ -239,7 +236,11 @@ impl MojaloopAdapter {
             BatchPage {
                 lines,
                 next: None,
-                state: if open { BatchState::Open } else { BatchState::Done },
+                state: if open {
+                    BatchState::Open
+                } else {
+                    BatchState::Done
+                },
             }
         });
         Ok(page.unwrap_or(BatchPage {
@@ -297,7 +298,9 @@ impl MojaloopAdapter {
                 Ok(Err(e)) => {
                     tracing::warn!(bulk_transfer = %id, error = %self.read_error(&e, "GET /bulkTransfers"), "Bulk transfer inquiry failed")
                 }
-                Err(e) => tracing::warn!(bulk_transfer = %id, error = %e, "Bulk transfer inquiry failed"),
+                Err(e) => {
+                    tracing::warn!(bulk_transfer = %id, error = %e, "Bulk transfer inquiry failed")
+                }
             }
         }
     }
@@ -350,7 +353,8 @@ impl MojaloopAdapter {
             // The switch never saw this transfer. Only a line no bulk of ours can still be
             // carrying may go on its own (same ids): one whose batch was never accepted.
             (400..=499, Some(ErrorCode::TransferIdNotFound))
-                if membership.batch_ref.is_none() && self.bulk.ref_of(membership.batch_id).is_none() =>
+                if membership.batch_ref.is_none()
+                    && self.bulk.ref_of(membership.batch_id).is_none() =>
             {
                 Ok(RailStatus::NotFound)
             }

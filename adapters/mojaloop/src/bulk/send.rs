@@ -12,8 +12,8 @@ use super::wire::{
 use crate::adapter::{answer, lookup_reference, note_of, permanent, Answer, MojaloopAdapter};
 use crate::wire::{
     self, derive_id, failure_of, fspiop_datetime, id_string, parse_fspiop_datetime, to_body,
-    AmountType, FspiopParty, IdPurpose, Initiator, InitiatorType, PartyIdInfo, Resource,
-    Scenario, TransactionType,
+    AmountType, FspiopParty, IdPurpose, Initiator, InitiatorType, PartyIdInfo, Resource, Scenario,
+    TransactionType,
 };
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -55,7 +55,9 @@ impl MojaloopAdapter {
         if let Some(why) = lines.iter().find_map(unfit) {
             return Err(RailError::Permanent(why));
         }
-        self.bulk.open(batch_id, lines).map_err(RailError::Permanent)?;
+        self.bulk
+            .open(batch_id, lines)
+            .map_err(RailError::Permanent)?;
         self.resolve_payees(batch_id).await?;
         if let Some(refused) = self.quote_parts(batch_id).await? {
             return Ok(BatchAck::Refused(refused));
@@ -127,7 +129,10 @@ impl MojaloopAdapter {
         for (r, rx) in waiting {
             let got = match refused.remove(&r) {
                 Some(l) => Some(l),
-                None => tokio::time::timeout_at(deadline, rx).await.ok().and_then(Result::ok),
+                None => tokio::time::timeout_at(deadline, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
             };
             let Some(got) = got else {
                 unanswered = unanswered.saturating_add(1);
@@ -198,8 +203,7 @@ impl MojaloopAdapter {
         for fsp in fsps {
             let quote_id = id_string(bulk_id(batch_id, BulkPurpose::Quote, &fsp));
             let transfer_id = id_string(bulk_id(batch_id, BulkPurpose::Transfer, &fsp));
-            self.bulk
-                .add_part(batch_id, &fsp, &quote_id, &transfer_id);
+            self.bulk.add_part(batch_id, &fsp, &quote_id, &transfer_id);
             let body = match self.bulk.with(batch_id, |b| {
                 b.parts.get(&fsp).and_then(|p| p.quote_body.clone())
             }) {

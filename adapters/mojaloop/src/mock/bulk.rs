@@ -160,9 +160,7 @@ fn quote_line(
     let quote_id = str_at(q, "/quoteId");
     let payee_id = str_at(q, "/payee/partyIdInfo/partyIdentifier");
     let scenario = digits(&payee_id);
-    let refused = |code: &str, description: &str| {
-        json!({ "quoteId": quote_id, "errorInformation": { "errorCode": code, "errorDescription": description } })
-    };
+    let refused = |code: &str, description: &str| json!({ "quoteId": quote_id, "errorInformation": { "errorCode": code, "errorDescription": description } });
     if scenario == 15 {
         return Err(refused("5101", "Payee rejected quote"));
     }
@@ -183,7 +181,13 @@ fn quote_line(
     };
     let amount = FspiopMoney::from(quoted);
     let mut tx = serde_json::Map::new();
-    for k in ["quoteId", "transactionId", "transactionType", "payee", "note"] {
+    for k in [
+        "quoteId",
+        "transactionId",
+        "transactionType",
+        "payee",
+        "note",
+    ] {
         if let Some(x) = q.get(k) {
             tx.insert(k.to_owned(), x.clone());
         }
@@ -234,7 +238,8 @@ pub(super) fn post_bulk_transfers(s: &Arc<Shared>, r: &Request<'_>) -> Response 
         Err(e) => return s.reject("bulkTransfers", e),
     };
     let cfg = &s.config;
-    let refuse_with = |why: &str| s.reject("bulkTransfers", validate::invalid("3100", why.to_owned()));
+    let refuse_with =
+        |why: &str| s.reject("bulkTransfers", validate::invalid("3100", why.to_owned()));
     if str_at(&v, "/payerFsp") != cfg.dfsp_id {
         return refuse_with("Generic validation error - FSPIOP-Source does not match payerFsp");
     }
@@ -302,11 +307,12 @@ pub(super) fn post_bulk_transfers(s: &Arc<Shared>, r: &Request<'_>) -> Response 
 /// One line of a bulk transfer, against its quote's terms: committed (paid once) or refused.
 fn transfer_line(inner: &mut Inner, t: &Value, peer: &str) -> Value {
     let transfer_id = str_at(t, "/transferId");
-    let failed = |code: &str, description: &str| {
-        json!({ "transferId": transfer_id, "errorInformation": { "errorCode": code, "errorDescription": description } })
-    };
+    let failed = |code: &str, description: &str| json!({ "transferId": transfer_id, "errorInformation": { "errorCode": code, "errorDescription": description } });
     let Some(terms) = inner.bulk_lines.get(&transfer_id).cloned() else {
-        return failed("3100", "Generic validation error - no quote for this transfer");
+        return failed(
+            "3100",
+            "Generic validation error - no quote for this transfer",
+        );
     };
     let amount: Option<FspiopMoney> = t
         .get("transferAmount")
@@ -315,7 +321,10 @@ fn transfer_line(inner: &mut Inner, t: &Value, peer: &str) -> Value {
         return failed("3100", "Generic validation error - invalid condition");
     }
     if amount.as_ref().and_then(money_of) != money_of(&terms.amount) {
-        return failed("3100", "Generic validation error - amount differs from the quote");
+        return failed(
+            "3100",
+            "Generic validation error - amount differs from the quote",
+        );
     }
     let state = match terms.scenario {
         1 => Some(("4001", "Payer FSP insufficient liquidity")),

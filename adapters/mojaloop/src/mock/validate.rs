@@ -466,7 +466,10 @@ fn bulk_list<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, Invalid> {
         .as_array()
         .ok_or_else(|| malformed(&format!("body.{key}"), "not an array"))?;
     if list.is_empty() || list.len() > 1000 {
-        return Err(malformed(&format!("body.{key}"), "must hold 1..1000 elements"));
+        return Err(malformed(
+            &format!("body.{key}"),
+            "must hold 1..1000 elements",
+        ));
     }
     Ok(list)
 }
