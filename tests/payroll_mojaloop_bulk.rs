@@ -276,3 +276,61 @@ both_stores!(
         app.stop().await;
     }
 );
+
+// An upload whose `POST /bulkTransfers` lost its HTTP answer (the hub took it, then the
+// connection dropped) and whose result never came: every line goes `unknown`, and is then
+// settled by `GET /bulkTransfers/{id}` under its one attempt id; the bulk is never resent.
+both_stores!(
+    lost_bulk_transfer_answer_is_settled_by_asking,
+    |store| async move {
+        let Some(app) = spawn_app_all_rails_with(store, |cfg| bulk_on(cfg, "10", 5_000, 60)).await
+        else {
+            return;
+        };
+        hub(&app).cut_bulk_connections(1);
+        hub(&app).drop_bulk_answers(1);
+        let lines = [
+            ("MLL-00", "255712349000", "completed"),
+            ("MLL-01", "255712349001", "failed"),
+            ("MLL-03", "255712349003", "failed"),
+            ("MLL-04", "255712349004", "completed"),
+            ("MLL-13", "255712349013", "completed"),
+        ];
+        let items = lines.iter().map(|(r, m, _)| item(r, m, "250.00")).collect();
+        let payroll = post_payroll(&app, "lost bulk answer", items).await;
+        let control = format!("{}/_control", hub(&app).base_url());
+        for (id, reference) in payment_ids(&app, &payroll).await {
+            let (_, _, end) = lines.iter().find(|(r, _, _)| *r == reference).unwrap();
+            let p = app
+                .wait_for(&id, Duration::from_secs(60), |p| p["state"] == *end)
+                .await;
+            assert_eq!(p["state"], *end, "{reference}: {p}");
+            let states: Vec<&str> = p["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|t| t["to"].as_str().or(t["to_state"].as_str()))
+                .collect();
+            assert!(
+                states.contains(&"unknown"),
+                "{reference} was unknown first: {p}"
+            );
+            assert_eq!(attempts_of(&app, &id).await, 1, "{reference}");
+            let paid = app.paid_at(&control, &reference).await;
+            assert_eq!(
+                paid,
+                u32::from(*end == "completed"),
+                "{reference} paid {paid}"
+            );
+        }
+        let requests = bulk_transfer_requests(&app);
+        assert_eq!(
+            requests.iter().filter(|(m, _)| m == "POST").count(),
+            1,
+            "{requests:?}"
+        );
+        assert!(requests.iter().any(|(m, _)| m == "GET"), "{requests:?}");
+        trial_balance_is_zero(&app).await;
+        app.stop().await;
+    }
+);

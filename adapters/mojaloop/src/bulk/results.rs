@@ -252,13 +252,13 @@ impl MojaloopAdapter {
 
     async fn ask_late_bulks(&self, batch_id: Uuid) {
         let now = Utc::now();
-        let wait = crate::adapter::duration(self.config.bulk_answer_wait);
+        let wait = self.config.bulk_answer_wait;
         let due: Vec<String> = self
             .bulk
             .with(batch_id, |b| {
                 b.parts
                     .values_mut()
-                    .filter(|p| !p.done && p.asked_at.is_some_and(|t| now > t + wait))
+                    .filter(|p| !p.done && p.asked_at.is_some_and(|t| now > wire::after(t, wait)))
                     .map(|p| {
                         p.asked_at = Some(now);
                         p.bulk_transfer_id.clone()
@@ -313,19 +313,16 @@ impl MojaloopAdapter {
         attempt: &Attempt,
         membership: &BatchMembership,
     ) -> Result<RailStatus, RailError> {
-        match self.bulk.line(membership.batch_id, attempt.attempt_id) {
-            Some((line, part)) => {
-                if let Some(o) = line.outcomes.first() {
-                    return Ok(status_of(&line.attempt, o));
-                }
-                let sent = line.in_transfer && part.as_ref().is_some_and(|p| p.asked_at.is_some());
-                let done = part.as_ref().is_some_and(|p| p.done);
-                if !sent || !done {
-                    return Ok(RailStatus::Pending);
-                }
+        // Not held here (sent by another process, or forgotten): the switch is asked.
+        if let Some((line, part)) = self.bulk.line(membership.batch_id, attempt.attempt_id) {
+            if let Some(o) = line.outcomes.first() {
+                return Ok(status_of(&line.attempt, o));
             }
-            // Not sent from here (or forgotten): ask the switch.
-            None => {}
+            let sent = line.in_transfer && part.as_ref().is_some_and(|p| p.asked_at.is_some());
+            let done = part.as_ref().is_some_and(|p| p.done);
+            if !sent || !done {
+                return Ok(RailStatus::Pending);
+            }
         }
         let id = derive_id(attempt.attempt_id, IdPurpose::Transaction)
             .map_err(crate::adapter::permanent)?;

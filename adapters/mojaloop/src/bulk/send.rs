@@ -124,7 +124,8 @@ impl MojaloopAdapter {
                 }
             }
         }
-        let deadline = tokio::time::Instant::now() + self.config.bulk_quote_wait;
+        let now = tokio::time::Instant::now();
+        let deadline = now.checked_add(self.config.bulk_quote_wait).unwrap_or(now);
         let mut unanswered = 0usize;
         for (r, rx) in waiting {
             let got = match refused.remove(&r) {

@@ -15,7 +15,8 @@
 //! A bulk POSTed again with the same body gets its answer again; with another body under the
 //! same id, `…/error` 3106. `Faults::drop_bulk_answers` withholds the next answers to
 //! `POST /bulkTransfers` (the bulk is still recorded and paid): only `GET /bulkTransfers/{id}`
-//! then tells. Every committed line is a payout (`GET /_control/payouts`) and answers
+//! then tells; `Faults::cut_bulk_connections` drops the connection of the next ones before
+//! their HTTP answer. Every committed line is a payout (`GET /_control/payouts`) and answers
 //! `GET /transfers/{id}` like a single transfer.
 
 use super::exchange::{commit, error_body, spawn_deliver, Request, Sign};
@@ -229,7 +230,11 @@ fn quote_line(
     Ok((result, str_at(q, "/transactionId"), terms))
 }
 
-pub(super) fn post_bulk_transfers(s: &Arc<Shared>, r: &Request<'_>) -> Response {
+pub(super) async fn post_bulk_transfers(
+    s: &Arc<Shared>,
+    r: &Request<'_>,
+    kill: Option<ConnKill>,
+) -> Response {
     let v = match s
         .check(r, "bulkTransfers", true, true)
         .and_then(|v| validate::bulk_transfers_post(&v).map(|()| v))
@@ -264,7 +269,7 @@ pub(super) fn post_bulk_transfers(s: &Arc<Shared>, r: &Request<'_>) -> Response 
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let (answer, withheld) = {
+    let (answer, withheld, cut) = {
         let mut inner = s.inner();
         let results: Vec<Value> = transfers
             .iter()
@@ -287,7 +292,11 @@ pub(super) fn post_bulk_transfers(s: &Arc<Shared>, r: &Request<'_>) -> Response 
         if withheld {
             inner.faults.drop_bulk_answers = inner.faults.drop_bulk_answers.saturating_sub(1);
         }
-        (answer, withheld)
+        let cut = inner.faults.cut_bulk_connections > 0;
+        if cut {
+            inner.faults.cut_bulk_connections = inner.faults.cut_bulk_connections.saturating_sub(1);
+        }
+        (answer, withheld, cut)
     };
     if !withheld {
         spawn_deliver(
@@ -300,6 +309,11 @@ pub(super) fn post_bulk_transfers(s: &Arc<Shared>, r: &Request<'_>) -> Response 
             Some(answer),
             Sign::Genuine,
         );
+    }
+    if let (true, Some(k)) = (cut, kill) {
+        // Recorded and paid; the connection drops before the answer.
+        k.0.notify_one();
+        std::future::pending::<()>().await;
     }
     accepted()
 }

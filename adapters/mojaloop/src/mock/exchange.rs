@@ -227,7 +227,9 @@ pub(super) async fn handle(
         }
         ("GET", ["transactionRequests", id]) => get_transaction_request(&s, &r, id),
         ("POST", ["bulkQuotes"]) => super::bulk::post_bulk_quotes(&s, &r),
-        ("POST", ["bulkTransfers"]) => super::bulk::post_bulk_transfers(&s, &r),
+        ("POST", ["bulkTransfers"]) => {
+            super::bulk::post_bulk_transfers(&s, &r, kill.map(|Extension(k)| k)).await
+        }
         ("GET", ["bulkTransfers", id]) => super::bulk::get_bulk_transfer(&s, &r, id),
         ("PUT", ["parties", ..]) => put_parties(&s, &r),
         ("PUT", ["quotes", id]) => put_quote(&s, &r, id, false),

@@ -139,6 +139,10 @@ pub struct Faults {
     /// recorded; `GET /bulkTransfers/{id}` answers it).
     #[serde(default)]
     pub drop_bulk_answers: u32,
+    /// The next this many `POST /bulkTransfers` are recorded (and paid), then their
+    /// connection drops before the HTTP answer.
+    #[serde(default)]
+    pub cut_bulk_connections: u32,
 }
 
 /// One line of `GET /_control/payouts`.
@@ -477,6 +481,11 @@ impl MockHub {
     /// The next `n` answers to `POST /bulkTransfers` are not delivered (see `Faults`).
     pub fn drop_bulk_answers(&self, n: u32) {
         self.shared.inner().faults.drop_bulk_answers = n;
+    }
+
+    /// The next `n` `POST /bulkTransfers` lose their HTTP answer (see `Faults`).
+    pub fn cut_bulk_connections(&self, n: u32) {
+        self.shared.inner().faults.cut_bulk_connections = n;
     }
 
     /// Requests of Railgate's the mock refused, with the FSPIOP error it answered.
