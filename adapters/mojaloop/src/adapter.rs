@@ -163,6 +163,11 @@ impl MojaloopAdapter {
             ("FSPIOP_CALLBACK_URL_TRANSFER_PUT", format!("{b}/transfers/{{{{transferId}}}}")),
             ("FSPIOP_CALLBACK_URL_TRANSFER_ERROR", format!("{b}/transfers/{{{{transferId}}}}/error")),
             ("FSPIOP_CALLBACK_URL_TRX_REQ_SERVICE", b.clone()),
+            // Bulk (payrolls): the quoting service appends `/bulkQuotes/{id}` as for quotes.
+            ("FSPIOP_CALLBACK_URL_BULK_QUOTES", b.clone()),
+            ("FSPIOP_CALLBACK_URL_BULK_TRANSFER_POST", format!("{b}/bulkTransfers")),
+            ("FSPIOP_CALLBACK_URL_BULK_TRANSFER_PUT", format!("{b}/bulkTransfers/{{{{id}}}}")),
+            ("FSPIOP_CALLBACK_URL_BULK_TRANSFER_ERROR", format!("{b}/bulkTransfers/{{{{id}}}}/error")),
         ]
     }
 
