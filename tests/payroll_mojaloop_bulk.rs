@@ -272,6 +272,16 @@ both_stores!(
             .count();
         assert_eq!(posted, 10);
         assert!(hub(&app).rejections().is_empty());
+        // Every callback was taken, the bulk answers of 1,000 lines (over a megabyte) included.
+        let deliveries = hub(&app).deliveries();
+        assert!(deliveries
+            .iter()
+            .any(|d| d.path.starts_with("/bulkQuotes/")));
+        assert!(
+            deliveries.iter().all(|d| d.status == Some(200)),
+            "{:?}",
+            deliveries.iter().find(|d| d.status != Some(200))
+        );
         trial_balance_is_zero(&app).await;
         app.stop().await;
     }
