@@ -135,6 +135,8 @@ fn config(
         quotes: url("quotes_url")?,
         transfers: url("transfers_url")?,
         transaction_requests: url("transaction_requests_url")?,
+        bulk_quotes: url("bulk_quotes_url")?,
+        bulk_transfers: url("bulk_transfers_url")?,
     };
     let name = rc
         .setting("scheme_name")
@@ -171,6 +173,8 @@ fn config(
     cfg.request_to_pay_expiry = secs(rc, "request_to_pay_expiry_secs", cfg.request_to_pay_expiry)?;
     cfg.grace = secs(rc, "grace_secs", cfg.grace)?;
     cfg.replay_window = secs(rc, "replay_window_secs", cfg.replay_window)?;
+    cfg.bulk_quote_wait = secs(rc, "bulk_quote_wait_secs", cfg.bulk_quote_wait)?;
+    cfg.bulk_answer_wait = secs(rc, "bulk_answer_wait_secs", cfg.bulk_answer_wait)?;
     if let Some(peers) = rc.setting("peers") {
         cfg.peers = peers
             .split(',')
@@ -221,7 +225,8 @@ mod tests {
         let rc = rail(&format!(
             "{BASE}hub_url = \"https://hub/\"\nquotes_url = \"https://quoting/\"\n\
              scheme_aliases = \"ALIAS:NHIF-PREMIUM\"\npeers = \"bankfsp, walletfsp\"\n\
-             grace_secs = 45\nilp_version = \"1\""
+             grace_secs = 45\nilp_version = \"1\"\n\
+             bulk_transfers_url = \"https://bulk/\"\nbulk_answer_wait_secs = 5"
         ));
         let c = config(&rc, "http://gw/rails/ml", Duration::from_secs(3)).unwrap();
         assert_eq!(c.rail_id, "ml");
@@ -230,6 +235,10 @@ mod tests {
         assert_eq!(c.endpoints.parties, "https://hub");
         assert_eq!(c.endpoints.quotes, "https://quoting");
         assert_eq!(c.endpoints.transfers, "https://hub");
+        assert_eq!(c.endpoints.bulk_quotes, "https://hub");
+        assert_eq!(c.endpoints.bulk_transfers, "https://bulk");
+        assert_eq!(c.bulk_answer_wait, Duration::from_secs(5));
+        assert_eq!(c.bulk_quote_wait, Duration::from_secs(30));
         assert_eq!(c.own_parties.len(), 2);
         assert_eq!(c.own_parties[0].id_type, PartyIdType::Business);
         assert_eq!(c.own_parties[0].name, "National Health Insurance Fund");

@@ -8,6 +8,7 @@
 //!   request-to-pay (payee FSP);
 //! - [`callbacks`]: the hub's calls to us: routing, authentication, events, and the review of
 //!   an event against its attempt;
+//! - [`bulk`]: payrolls through `/bulkQuotes` and `/bulkTransfers` (the gateway's batch path);
 //! - [`payee`]: what we answer when a payer FSP pays the scheme (inbound lookups, quotes,
 //!   transfers) and the idempotency rule for inbound POSTs;
 //! - [`mock`]: a mock hub for the sandbox and the tests.
@@ -17,6 +18,7 @@
 //! (inbound), the only errors the gateway sees.
 
 pub mod adapter;
+pub mod bulk;
 pub mod callbacks;
 pub mod config;
 pub mod ilp;

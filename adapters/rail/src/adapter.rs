@@ -464,6 +464,11 @@ pub trait RailAdapter: Send + Sync + 'static {
     fn is_batch_callback(&self, _request: &InboundRequest) -> bool {
         false
     }
+    /// The largest request body the rail sends to `/rails/{id}/...`; the gateway refuses a
+    /// larger one before storing it. Default: 1 MiB.
+    fn max_callback_bytes(&self) -> usize {
+        1024 * 1024
+    }
     /// The path of an inbound request (below `/rails/{id}`) with any secret it carries
     /// replaced by [`crate::REDACTED`] (a secret path segment: see
     /// [`crate::redact_first_segment`]). The gateway stores the raw callback with this path
