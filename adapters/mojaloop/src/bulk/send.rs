@@ -119,6 +119,8 @@ impl MojaloopAdapter {
                     refused.insert(r, Lookup::Failed(f));
                 }
                 Err(e) => {
+                    // Nothing moved; nobody waits for these answers any more.
+                    drop(waiting);
                     self.bulk.forget_lookups();
                     return Err(e);
                 }
