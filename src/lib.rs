@@ -18,6 +18,7 @@ pub mod config;
 pub mod dispatch;
 pub mod domain;
 pub mod engine;
+pub mod exceptions;
 pub mod ledger;
 pub mod notify;
 pub mod payroll_cli;

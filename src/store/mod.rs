@@ -10,6 +10,7 @@ pub mod attempts;
 pub mod batches;
 pub mod callbacks;
 pub mod entries;
+pub mod exceptions;
 pub mod group;
 pub mod idempotency;
 pub mod inbound;
