@@ -13,6 +13,7 @@ pub mod bank_watch;
 pub mod batches;
 pub mod bulk;
 pub mod callbacks;
+pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

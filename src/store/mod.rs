@@ -9,6 +9,7 @@
 pub mod attempts;
 pub mod batches;
 pub mod callbacks;
+pub mod charts;
 pub mod entries;
 pub mod exceptions;
 pub mod group;
