@@ -6,7 +6,9 @@
 
 pub mod auth;
 pub mod body;
+mod charts;
 mod events;
+pub mod exceptions;
 mod finance;
 mod health;
 mod http_metrics;
@@ -65,6 +67,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/payrolls/{id}/release"),
     ("get", "/v1/payrolls/{id}/items"),
     ("get", "/v1/payrolls/{id}/export"),
+    ("get", "/v1/payrolls/{id}/throughput"),
     ("post", "/openimis/payment"),
     ("post", "/openimis/reconciliation"),
     ("post", "/v1/statements"),
@@ -74,6 +77,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/reconciliation/breaks"),
     ("post", "/v1/reconciliation/breaks/{id}/resolve"),
     ("get", "/v1/reports/reconciliation"),
+    ("get", "/v1/reports/charts/daily-flows"),
+    ("get", "/v1/reports/charts/break-ageing"),
     ("get", "/reports"),
     ("post", "/reports/login"),
     ("post", "/reports/logout"),
@@ -87,6 +92,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/webhooks"),
     ("delete", "/v1/webhooks/{id}"),
     ("get", "/v1/webhooks/{id}/deliveries"),
+    ("get", "/v1/admin/exceptions"),
+    ("post", "/v1/payments/{id}/inquiries"),
+    ("post", "/v1/payments/{id}/settlements"),
     ("get", "/v1/admin/jobs/dead"),
     ("post", "/v1/admin/jobs/dead/{id}/retry"),
     ("get", "/healthz"),
@@ -110,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payrolls/{id}/release", post(payrolls::release))
         .route("/v1/payrolls/{id}/items", get(payrolls::items))
         .route("/v1/payrolls/{id}/export", get(payrolls::export))
+        .route("/v1/payrolls/{id}/throughput", get(charts::payroll_throughput))
         .route("/openimis/payment", post(openimis::payment))
         .route("/openimis/reconciliation", post(openimis::reconciliation))
         .route("/v1/statements", post(recon::upload))
@@ -122,6 +131,8 @@ pub fn router(state: AppState) -> Router {
             post(recon::resolve_break),
         )
         .route("/v1/reports/reconciliation", get(recon::reconciliation_report))
+        .route("/v1/reports/charts/daily-flows", get(charts::daily_flows))
+        .route("/v1/reports/charts/break-ageing", get(charts::break_ageing))
         .route("/reports", get(finance::page))
         .route("/reports/login", post(finance::login_post))
         .route("/reports/logout", post(finance::logout))
@@ -134,6 +145,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/{id}", delete(webhooks::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/admin/exceptions", get(exceptions::list))
+        .route("/v1/payments/{id}/inquiries", post(exceptions::ask_rail))
+        .route("/v1/payments/{id}/settlements", post(exceptions::settle))
         .route("/v1/admin/jobs/dead", get(jobs::dead))
         .route("/v1/admin/jobs/dead/{id}/retry", post(jobs::retry))
         .route("/rails/{rail}/{*rest}", any(rails::callback))

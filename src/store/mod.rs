@@ -9,7 +9,9 @@
 pub mod attempts;
 pub mod batches;
 pub mod callbacks;
+pub mod charts;
 pub mod entries;
+pub mod exceptions;
 pub mod group;
 pub mod idempotency;
 pub mod inbound;
