@@ -22,9 +22,9 @@ use super::{backoff, Dispatcher};
 use crate::config::{Config, ConfigError, RailConfig};
 use crate::domain::State;
 use crate::engine::{self, Applied, Change};
+use crate::rails::Rails;
 use crate::store::jobs::{self, Job};
 use crate::store::{attempts, now_micros, payments, Db, StoreError};
-use crate::rails::Rails;
 use railgate_rail::{RailAdapter, RailError, RailStatus};
 use std::time::Duration;
 use uuid::Uuid;
@@ -47,7 +47,10 @@ pub fn policy(rc: &RailConfig, adapter: &dyn RailAdapter) -> Option<Duration> {
 }
 
 /// Every configured rail's policy.
-pub fn policies(cfg: &Config, rails: &Rails) -> Result<Vec<(String, Option<Duration>)>, ConfigError> {
+pub fn policies(
+    cfg: &Config,
+    rails: &Rails,
+) -> Result<Vec<(String, Option<Duration>)>, ConfigError> {
     cfg.rails
         .iter()
         .map(|rc| {

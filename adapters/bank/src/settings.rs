@@ -54,8 +54,9 @@ impl BankSettings {
             (Some(iban), None) => AccountId::Iban(iban.clone()),
             (None, Some(number)) => AccountId::Other(number.clone()),
             _ => {
-                return Err(setup
-                    .invalid("exactly one of 'debtor_iban' and 'debtor_account' is required"))
+                return Err(
+                    setup.invalid("exactly one of 'debtor_iban' and 'debtor_account' is required")
+                )
             }
         };
         let currency: Currency = setup

@@ -72,7 +72,12 @@ fn adapter(mock: &PhEeMock, tls: ClientTls) -> Arc<dyn RailAdapter> {
 }
 
 fn disbursement(digits: u8) -> railgate_rail::Attempt {
-    attempt(Direction::Disbursement, msisdn(digits), 150_000, Currency::Tzs)
+    attempt(
+        Direction::Disbursement,
+        msisdn(digits),
+        150_000,
+        Currency::Tzs,
+    )
 }
 
 #[tokio::test]
@@ -86,7 +91,11 @@ async fn a_payment_completes_with_a_client_certificate_and_a_keycloak_token() {
     let t = drive(adapter.as_ref(), disbursement(0), is_final, 100).await;
     assert!(matches!(t.last(), Some(RailStatus::Completed(_))), "{t:?}");
     let kc = mock.keycloak().unwrap();
-    assert_eq!(kc.issued(), 1, "one token for the transfer and every inquiry");
+    assert_eq!(
+        kc.issued(),
+        1,
+        "one token for the transfer and every inquiry"
+    );
     assert_eq!(kc.refused(), 0);
     assert_eq!(mock.payouts().len(), 1);
 }
@@ -140,7 +149,10 @@ async fn a_token_phee_expired_is_refused_once_then_replaced() {
     let tls = pki::client_tls(dir.path(), &ca, Some(&ca.client("railgate")));
     let adapter = adapter(&mock, tls);
     let first = drive(adapter.as_ref(), disbursement(0), is_final, 100).await;
-    assert!(matches!(first.last(), Some(RailStatus::Completed(_))), "{first:?}");
+    assert!(
+        matches!(first.last(), Some(RailStatus::Completed(_))),
+        "{first:?}"
+    );
     let kc = mock.keycloak().unwrap();
     assert_eq!(kc.issued(), 1);
 
@@ -154,10 +166,17 @@ async fn a_token_phee_expired_is_refused_once_then_replaced() {
         other => panic!("{other:?}"),
     }
     assert_eq!(kc.refused(), 1);
-    assert_eq!(mock.channel_posts(&a.attempt_id.to_string()), 0, "refused at the door");
+    assert_eq!(
+        mock.channel_posts(&a.attempt_id.to_string()),
+        0,
+        "refused at the door"
+    );
     let t = drive(adapter.as_ref(), a, is_final, 100).await;
     assert!(matches!(t.last(), Some(RailStatus::Completed(_))), "{t:?}");
-    assert!(matches!(t.submits.first(), Some(Ok(Submitted::Accepted { .. }))), "{t:?}");
+    assert!(
+        matches!(t.submits.first(), Some(Ok(Submitted::Accepted { .. }))),
+        "{t:?}"
+    );
     assert_eq!(kc.issued(), 2, "one new token, fetched once");
     assert_eq!(kc.refused(), 1);
     assert_eq!(mock.payouts().len(), 2, "each payment paid once");
@@ -172,7 +191,10 @@ async fn a_token_at_the_end_of_its_lifetime_is_refreshed_before_use() {
     let tls = pki::client_tls(dir.path(), &ca, Some(&ca.client("railgate")));
     let adapter = adapter(&mock, tls);
     let a = disbursement(0);
-    assert!(matches!(adapter.submit(&a).await, Ok(Submitted::Accepted { .. })));
+    assert!(matches!(
+        adapter.submit(&a).await,
+        Ok(Submitted::Accepted { .. })
+    ));
     let kc = mock.keycloak().unwrap();
     assert_eq!(kc.issued(), 1);
     // Past the refresh point, not waiting on any answer: the next request fetches a new

@@ -91,7 +91,9 @@ impl MmapiSettings {
                 username: username.clone(),
                 password: setup.secret(&self.callback_password, "callback_password")?,
             },
-            None => CallbackAuth::PathSecret(setup.secret(&self.callback_secret, "callback_secret")?),
+            None => {
+                CallbackAuth::PathSecret(setup.secret(&self.callback_secret, "callback_secret")?)
+            }
         };
         let scheme_party = vec![(
             self.scheme_party_type
@@ -116,9 +118,9 @@ impl MmapiSettings {
             None | Some("callback") => Notification::Callback,
             Some("polling") => Notification::Polling,
             Some(other) => {
-                return Err(setup.invalid(format!(
-                    "notification '{other}' is not callback or polling"
-                )))
+                return Err(
+                    setup.invalid(format!("notification '{other}' is not callback or polling"))
+                )
             }
         };
         Ok(cfg)

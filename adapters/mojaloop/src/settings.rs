@@ -274,6 +274,9 @@ mod tests {
             err(&format!("{hub}{BASE}jws_signing_key = \"not a key\"")).contains("jws_signing_key")
         );
         let typo = err(&format!("{hub}{BASE}grace_sec = 45"));
-        assert!(typo.starts_with("rail ml: unknown field `grace_sec`"), "{typo}");
+        assert!(
+            typo.starts_with("rail ml: unknown field `grace_sec`"),
+            "{typo}"
+        );
     }
 }

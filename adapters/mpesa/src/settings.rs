@@ -64,7 +64,10 @@ impl MpesaSettings {
             return Ok(None);
         };
         Ok(Some(StkConfig {
-            party_b: self.stk_party_b.clone().unwrap_or_else(|| shortcode.clone()),
+            party_b: self
+                .stk_party_b
+                .clone()
+                .unwrap_or_else(|| shortcode.clone()),
             shortcode,
             passkey: setup.secret(&self.stk_passkey, "stk_passkey")?,
             transaction_type: match self

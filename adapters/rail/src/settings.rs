@@ -36,7 +36,7 @@ pub struct SettingsError {
 }
 
 /// What the gateway hands a rail kind's constructor.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RailSetup {
     /// The rail's id (`[[rails]] id`).
     pub rail_id: String,
@@ -50,6 +50,20 @@ pub struct RailSetup {
     pub oauth: Option<OAuthConfig>,
     /// The rail's own keys: every key of its `[[rails]]` table the gateway does not read.
     pub settings: toml::Table,
+}
+
+/// Prints the settings' keys, never their values (generated configurations hold secrets).
+impl std::fmt::Debug for RailSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RailSetup")
+            .field("rail_id", &self.rail_id)
+            .field("callback_base", &self.callback_base)
+            .field("request_timeout", &self.request_timeout)
+            .field("tls", &self.tls.is_some())
+            .field("oauth", &self.oauth)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl RailSetup {
@@ -266,7 +280,9 @@ mod tests {
 
     #[test]
     fn reads_typed_keys_and_folds_secrets() {
-        let s = setup("base_url = \"http://x\"\ncallback_secret = \"s\"\ngrace_secs = \"45\"\nsepa = true");
+        let s = setup(
+            "base_url = \"http://x\"\ncallback_secret = \"s\"\ngrace_secs = \"45\"\nsepa = true",
+        );
         let e: Example = s.parse(&["callback_secret"]).unwrap();
         assert_eq!(e.base_url, "http://x");
         assert_eq!(e.grace_secs, Some(45));
@@ -288,7 +304,10 @@ mod tests {
         let s = setup("base_url = \"http://x\"\ncallback_secret_evn = \"V\"");
         let err = s.parse::<Example>(&["callback_secret"]).unwrap_err();
         assert_eq!(err.rail, "r1");
-        assert!(err.why.contains("unknown field `callback_secret_evn`"), "{err}");
+        assert!(
+            err.why.contains("unknown field `callback_secret_evn`"),
+            "{err}"
+        );
         let s = setup("base_ur = \"http://x\"");
         let err = s.parse::<Example>(&[]).unwrap_err().to_string();
         assert!(err.starts_with("rail r1: unknown field `base_ur`"), "{err}");
