@@ -96,10 +96,13 @@ impl RailSetup {
         }
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." {
-                self.invalid(e.inner())
+            // One line: the TOML reader appends "in `key`" on a line of its own.
+            let why = e.inner().to_string().replace('\n', " ");
+            // An unknown field's message names it already.
+            if path == "." || why.contains(&format!("`{path}`")) {
+                self.invalid(why)
             } else {
-                self.invalid(format!("'{path}': {}", e.inner()))
+                self.invalid(format!("'{path}': {why}"))
             }
         })
     }
@@ -250,7 +253,7 @@ pub mod flex {
                 .trim()
                 .parse::<T>()
                 .map(Some)
-                .map_err(|e| serde::de::Error::custom(format!("'{s}': {e}"))),
+                .map_err(|e| serde::de::Error::custom(format!("'{s}' is not valid: {e}"))),
         }
     }
 }
@@ -313,6 +316,6 @@ mod tests {
         assert!(err.starts_with("rail r1: unknown field `base_ur`"), "{err}");
         let s = setup("base_url = \"http://x\"\ngrace_secs = \"soon\"");
         let err = s.parse::<Example>(&[]).unwrap_err().to_string();
-        assert!(err.contains("'grace_secs'"), "{err}");
+        assert!(err.contains("`grace_secs`") && err.contains("soon"), "{err}");
     }
 }
