@@ -433,7 +433,6 @@ impl MockRails {
                 ("b2c_security_credential", "sandbox-credential".into()),
                 ("stk_shortcode", "174379".into()),
                 ("stk_passkey", "sandbox-passkey".into()),
-                ("currencies", "KES".into()),
             ],
         ));
         cfg.rails.push(rail(
