@@ -61,7 +61,8 @@ impl From<Submission> for BulkSubmission {
     }
 }
 
-/// Sends queued payments routed to the PH-EE rail `rail_id` through its bulk API, in chunks
+/// Sends queued payments routed to the rail `rail_id` (one with a batch API: PH-EE's bulk
+/// API, for which this was written) through its bulk API, in chunks
 /// of the rail's `batch_chunk` (or `bulk_chunk`) lines.
 pub async fn submit_phee_bulk(
     db: &crate::store::Db,

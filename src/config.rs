@@ -501,3 +501,47 @@ fn default_deadline_secs() -> u64 {
 fn default_callback_grace_ms() -> u64 {
     30_000
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    // The keys every rail shares are typed here (values or strings, as the file may have
+    // them); the rest is left for the rail's crate.
+    #[test]
+    fn shared_rail_keys_are_typed_and_the_rest_is_the_rails_own() {
+        let cfg: Config = toml::from_str(
+            r#"
+            [[rails]]
+            id = "phee"
+            kind = "phee"
+            bulk_chunk = "7"
+            batch = true
+            confirm_failures = "false"
+            confirm_failure_after_ms = 1500
+            channel_url = "http://ph"
+            "#,
+        )
+        .unwrap();
+        let rc = &cfg.rails[0];
+        assert_eq!(rc.batch_chunk, Some(7), "the older name of batch_chunk");
+        assert_eq!(rc.batch, Some(true));
+        assert_eq!(rc.confirm_failures, Some(false));
+        assert_eq!(rc.confirm_failure_after_ms, Some(1500));
+        assert_eq!(rc.batch_poll_ms, None);
+        let own: Vec<&String> = rc.settings.keys().collect();
+        assert_eq!(own, ["channel_url"]);
+
+        let bad = toml::from_str::<Config>(
+            "[[rails]]\nid = \"m\"\nkind = \"mock\"\nbatch_chunk = \"many\"",
+        );
+        let err = bad.unwrap_err().to_string();
+        assert!(err.contains("many"), "{err}");
+    }
+}

@@ -316,6 +316,9 @@ mod tests {
         assert!(err.starts_with("rail r1: unknown field `base_ur`"), "{err}");
         let s = setup("base_url = \"http://x\"\ngrace_secs = \"soon\"");
         let err = s.parse::<Example>(&[]).unwrap_err().to_string();
-        assert!(err.contains("`grace_secs`") && err.contains("soon"), "{err}");
+        assert!(
+            err.contains("`grace_secs`") && err.contains("soon"),
+            "{err}"
+        );
     }
 }
