@@ -3,7 +3,9 @@
 use clap::Parser;
 use railgate::cli::{Cli, Command, KeysAction, PayrollAction};
 use railgate::config::Config;
-use railgate::{app, sandbox, store, telemetry};
+#[cfg(feature = "sandbox")]
+use railgate::sandbox;
+use railgate::{app, store, telemetry};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -37,6 +39,7 @@ async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> {
                 traces.shutdown();
             }
         }
+        #[cfg(feature = "sandbox")]
         Command::Sandbox { port, db, api_key } => {
             let sb = sandbox::start(sandbox::SandboxOptions { port, db, api_key }).await?;
             println!(
@@ -132,6 +135,7 @@ async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> {
             };
             railgate::payroll_cli::submit(opts).await?;
         }
+        #[cfg(feature = "sandbox")]
         Command::MockRail { port, secret } => {
             let cfg = railgate_mock::MockRailConfig::new(
                 std::net::SocketAddr::from(([127, 0, 0, 1], port)),

@@ -826,6 +826,8 @@ impl RailAdapter for MojaloopAdapter {
         Some(BatchSupport {
             name: "Mojaloop bulk",
             max_lines: crate::bulk::wire::MAX_INDIVIDUAL,
+            // A scheme turns bulk on (`batch = true`) once its hub has it.
+            on_by_default: false,
         })
     }
 

@@ -425,6 +425,18 @@ pub trait RailAdapter: Send + Sync + 'static {
     fn batch_support(&self) -> Option<BatchSupport> {
         None
     }
+    /// Whether the rail's "failed" is its last word. A rail that may report a failure and
+    /// later the success of the same payment, calling no one back (PH-EE's operations app,
+    /// Fineract), answers `false`: the gateway then asks it once more some time after each
+    /// failure (`confirm_failures`, on by default for such rails). Default: final.
+    fn failures_final(&self) -> bool {
+        true
+    }
+    /// The folder of files the rail answers with, for the gateway to poll (see
+    /// [`crate::inbound`]). Default: the rail answers over HTTP only.
+    fn inbound_files(&self) -> Option<&dyn crate::inbound::InboundFiles> {
+        None
+    }
     /// Cuts attempts into uploads of at most `max_lines`; a rail with quirks (one payment
     /// mode per file, no two equal lines in a file) cuts its own way. Default: in order.
     fn plan_batches(&self, attempts: &[Attempt], max_lines: usize) -> BatchPlan {
