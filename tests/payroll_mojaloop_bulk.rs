@@ -24,12 +24,11 @@ fn setting(s: &str) -> toml::Value {
 }
 
 /// The Mojaloop rail with its batches on.
-fn bulk_on(cfg: &mut railgate::config::Config, chunk: &str, grace_ms: u64, deadline_secs: u64) {
+fn bulk_on(cfg: &mut railgate::config::Config, chunk: usize, grace_ms: u64, deadline_secs: u64) {
     for r in cfg.rails.iter_mut().filter(|r| r.id == "mojaloop") {
-        r.settings
-            .insert("batch".into(), toml::Value::Boolean(true));
-        r.settings.insert("batch_chunk".into(), setting(chunk));
-        r.settings.insert("batch_poll_ms".into(), setting("200"));
+        r.batch = Some(true);
+        r.batch_chunk = Some(chunk);
+        r.batch_poll_ms = Some(200);
         r.settings
             .insert("bulk_answer_wait_secs".into(), setting("1"));
         r.callback_grace_ms = grace_ms;
@@ -133,7 +132,7 @@ const TABLE: [(&str, &str); 9] = [
 both_stores!(
     mojaloop_payroll_follows_the_bulk_table,
     |store| async move {
-        let Some(app) = spawn_app_all_rails_with(store, |cfg| bulk_on(cfg, "5", 5_000, 60)).await
+        let Some(app) = spawn_app_all_rails_with(store, |cfg| bulk_on(cfg, 5, 5_000, 60)).await
         else {
             return;
         };
@@ -208,7 +207,7 @@ both_stores!(
     ten_thousand_lines_through_mojaloop_bulk,
     |store| async move {
         let Some(app) =
-            spawn_app_all_rails_with(store, |cfg| bulk_on(cfg, "1000", 60_000, 600)).await
+            spawn_app_all_rails_with(store, |cfg| bulk_on(cfg, 1000, 60_000, 600)).await
         else {
             return;
         };
@@ -293,7 +292,7 @@ both_stores!(
 both_stores!(
     lost_bulk_transfer_answer_is_settled_by_asking,
     |store| async move {
-        let Some(app) = spawn_app_all_rails_with(store, |cfg| bulk_on(cfg, "10", 5_000, 60)).await
+        let Some(app) = spawn_app_all_rails_with(store, |cfg| bulk_on(cfg, 10, 5_000, 60)).await
         else {
             return;
         };
