@@ -37,10 +37,19 @@ pub async fn release(
     cause: &str,
 ) -> Result<Option<u64>> {
     {
-        let mut conn = db.pool().acquire().await?;
-        let moved =
-            payrolls::set_status(&mut conn, payroll_id, Status::Held, Status::Released).await?;
+        let mut tx = db.begin().await?;
+        let mut moved =
+            payrolls::set_status(&mut tx, payroll_id, Status::Held, Status::Released).await?;
+        if !moved
+            && payrolls::set_status(&mut tx, payroll_id, Status::Paused, Status::Released).await?
+        {
+            // Resumed: what the pause kept back is due now.
+            payrolls::move_queued_jobs(&mut tx, payroll_id, now_micros()).await?;
+            moved = true;
+        }
+        tx.commit().await?;
         if !moved {
+            let mut conn = db.pool().acquire().await?;
             match payrolls::get_in(&mut conn, None, payroll_id)
                 .await?
                 .map(|p| p.status)
@@ -50,6 +59,7 @@ pub async fn release(
             }
         }
     }
+    wake.notify_one();
     let batch_rails: Vec<(&RailConfig, Arc<Rail>)> = cfg
         .rails
         .iter()
@@ -61,6 +71,15 @@ pub async fn release(
     let mut released: u64 = 0;
     loop {
         let mut tx = db.begin().await?;
+        // A pause between two chunks stops the release; releasing again goes on from here.
+        if payrolls::get_in(&mut tx, None, payroll_id)
+            .await?
+            .map(|p| p.status)
+            != Some(Status::Released)
+        {
+            tx.commit().await?;
+            return Ok(Some(released));
+        }
         let ids = engine::release_payroll_chunk(&mut tx, payroll_id, RELEASE_CHUNK, cause).await?;
         if ids.is_empty() {
             tx.commit().await?;
@@ -99,6 +118,29 @@ pub async fn release(
     engine::settle_payroll(&mut tx, payroll_id).await?;
     tx.commit().await?;
     Ok(Some(released))
+}
+
+/// What a pause held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paused {
+    /// Items queued for the dispatcher that now wait for the payroll's release.
+    pub held_back: u64,
+}
+
+/// Pauses a released payroll: `released` → `paused`, and the jobs of its items still queued
+/// (never sent, not in a dispatcher's hands) wait until it is released again. Items a
+/// dispatcher already took finish their try; nothing sent is called back (a rail has no
+/// "unsend"), and no item changes state. `None` when the payroll was not released.
+pub async fn pause(db: &Db, payroll_id: Uuid) -> Result<Option<Paused>> {
+    let mut tx = db.begin().await?;
+    if !payrolls::set_status(&mut tx, payroll_id, Status::Released, Status::Paused).await? {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let held_back = payrolls::move_queued_jobs(&mut tx, payroll_id, payrolls::PAUSED_UNTIL).await?;
+    tx.commit().await?;
+    tracing::info!(payroll = %payroll_id, held_back, "Payroll paused");
+    Ok(Some(Paused { held_back }))
 }
 
 /// Why one item could not be released.

@@ -433,3 +433,111 @@ async fn cli_submit_follows_the_payroll_to_the_end() {
     let _ = std::fs::remove_dir_all(&dir);
     app.stop().await;
 }
+
+// Hold after release: the items no dispatcher has taken wait, even with a dispatcher running
+// (a second gateway on the same store), until the payroll is released again; then each is paid
+// once. The first gateway's dispatcher is off, so that every item is still queued when the
+// pause comes (nothing here depends on timing to be taken or left).
+both_stores!(
+    a_released_payroll_is_held_and_released_again,
+    |store| async move {
+        // One by one through the mock rail (its batch API would take every item at the
+        // release).
+        let one_by_one = |cfg: &mut railgate::config::Config| {
+            for r in &mut cfg.rails {
+                r.batch = Some(false);
+            }
+        };
+        let Some(app) = spawn_app_with(store, |cfg| {
+            cfg.dispatch.enabled = false;
+            one_by_one(cfg);
+        })
+        .await
+        else {
+            return;
+        };
+        let refs: Vec<String> = (0..6).map(|i| format!("HOLD-{i}")).collect();
+        let items: Vec<Value> = refs
+            .iter()
+            .map(|r| disbursement(r, "255712345600", "10.00"))
+            .collect();
+        let (s, v) = app
+            .post(
+                "/v1/payrolls",
+                &app.key,
+                &json!({"name": "Paused", "hold": true, "items": items}),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            wait_payroll(&app, &id, |v| v["status"] == "held").await["status"],
+            "held"
+        );
+
+        // Holding a held payroll changes nothing.
+        let hold = format!("/v1/payrolls/{id}/hold");
+        let release = format!("/v1/payrolls/{id}/release");
+        let (s, v) = app.post(&hold, &app.key, &json!({}), None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("held")), "{v}");
+        // Only a key that may move payments holds one.
+        let (s, _) = app.post(&hold, &app.read_key, &json!({}), None).await;
+        assert_eq!(s, 403);
+
+        let (s, v) = app.post(&release, &app.key, &json!({}), None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("released")), "{v}");
+        assert_eq!(v["finished"], 0, "{v}");
+        let (s, v) = app.post(&hold, &app.key, &json!({}), None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("paused")), "{v}");
+        let (s, v) = app.post(&hold, &app.key, &json!({}), None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("paused")), "{v}");
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs j JOIN payments p ON p.id = j.payment_id \
+         WHERE p.payroll_id = $1 AND j.run_at >= $2",
+        )
+        .bind(&id)
+        .bind(railgate::store::payrolls::PAUSED_UNTIL)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(waiting, 6, "every queued item's job waits for the release");
+
+        // A gateway whose dispatcher runs, on the same store: it takes nothing of the paused payroll.
+        let mut cfg = test_config(app.database_url.clone(), &app.mock.base_url());
+        cfg.dispatch.enabled = true;
+        one_by_one(&mut cfg);
+        let worker = railgate::app::start(cfg, None).await.unwrap();
+        // Meanwhile a payment of its own goes through that dispatcher: it is polling.
+        let lone = app.disburse("HOLD-LONE", "255712345600", "5.00").await;
+        let lone = app.wait_final(lone["id"].as_str().unwrap()).await;
+        assert_eq!(lone["state"], "completed", "{lone}");
+        let v = wait_payroll(&app, &id, |_| true).await;
+        assert_eq!(v["finished"], 0, "a paused payroll's items were taken: {v}");
+        let queued: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM payments WHERE payroll_id = $1 AND state = 'queued'",
+        )
+        .bind(&id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(queued, 6, "a paused payroll's items were taken");
+        for r in &refs {
+            assert_eq!(app.paid(r), 0, "{r} was sent while paused");
+        }
+
+        // Released again: every item goes, each paid once.
+        let (s, v) = app.post(&release, &app.key, &json!({}), None).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("released")), "{v}");
+        let v = wait_payroll(&app, &id, |v| v["status"] == "completed").await;
+        assert_eq!(count(&v, "completed"), 6, "{v}");
+        for r in &refs {
+            assert_eq!(app.paid(r), 1, "{r}");
+        }
+        // A completed payroll is not held.
+        let (s, v) = app.post(&hold, &app.key, &json!({}), None).await;
+        assert_eq!(s, 409, "{v}");
+        worker.shutdown().await;
+        app.stop().await;
+    }
+);

@@ -65,6 +65,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/payrolls"),
     ("get", "/v1/payrolls/{id}"),
     ("post", "/v1/payrolls/{id}/release"),
+    ("post", "/v1/payrolls/{id}/hold"),
     ("get", "/v1/payrolls/{id}/items"),
     ("get", "/v1/payrolls/{id}/export"),
     ("get", "/v1/payrolls/{id}/throughput"),
@@ -116,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payrolls", post(payrolls::create))
         .route("/v1/payrolls/{id}", get(payrolls::get))
         .route("/v1/payrolls/{id}/release", post(payrolls::release))
+        .route("/v1/payrolls/{id}/hold", post(payrolls::hold))
         .route("/v1/payrolls/{id}/items", get(payrolls::items))
         .route("/v1/payrolls/{id}/export", get(payrolls::export))
         .route("/v1/payrolls/{id}/throughput", get(charts::payroll_throughput))

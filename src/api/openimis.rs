@@ -205,7 +205,7 @@ async fn pay(state: &AppState, req: Request) -> Result<Response, Response> {
                 format!("the payroll of invoice {invoice} is still being imported"),
             ))
         }
-        Status::Released | Status::Completed => return Err(already(p.state)),
+        Status::Released | Status::Paused | Status::Completed => return Err(already(p.state)),
     }
     if p.state != State::Received {
         return Err(already(p.state));

@@ -25,6 +25,9 @@ pub enum Status {
     Held,
     /// Every item was handed to the dispatcher.
     Released,
+    /// Released, then held again by an operator: items not yet taken by the dispatcher wait
+    /// (and items not yet released stay held) until it is released once more.
+    Paused,
     /// Every item reached a final state.
     Completed,
 }
@@ -35,6 +38,7 @@ impl Status {
             Status::Importing => "importing",
             Status::Held => "held",
             Status::Released => "released",
+            Status::Paused => "paused",
             Status::Completed => "completed",
         }
     }
@@ -43,6 +47,7 @@ impl Status {
             Status::Importing,
             Status::Held,
             Status::Released,
+            Status::Paused,
             Status::Completed,
         ]
         .into_iter()
@@ -380,7 +385,7 @@ pub async fn complete_if_done(conn: &mut AnyConnection, payroll_id: Uuid) -> Res
             .fetch_optional(&mut *conn)
             .await?;
     match status.as_deref().and_then(Status::parse) {
-        Some(Status::Held | Status::Released) => {}
+        Some(Status::Held | Status::Released | Status::Paused) => {}
         Some(Status::Importing | Status::Completed) | None => return Ok(false),
     }
     let open: Option<String> = sqlx::query_scalar(&format!(
@@ -395,7 +400,7 @@ pub async fn complete_if_done(conn: &mut AnyConnection, payroll_id: Uuid) -> Res
     let now = now_micros();
     let done = sqlx::query(
         "UPDATE payrolls SET status = 'completed', completed_at = $1 \
-         WHERE id = $2 AND status IN ('held', 'released')",
+         WHERE id = $2 AND status IN ('held', 'released', 'paused')",
     )
     .bind(now)
     .bind(payroll_id.to_string())
@@ -505,6 +510,29 @@ pub async fn hold_jobs(conn: &mut AnyConnection, ids: &[Uuid], run_at: i64) -> R
         q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// When a paused payroll's waiting jobs are due: never, until it is released again.
+pub const PAUSED_UNTIL: i64 = i64::MAX / 2;
+
+/// Moves the jobs of the payroll's items that are still `queued` (never sent) and not in a
+/// dispatcher's hands to `run_at`: [`PAUSED_UNTIL`] to pause them, now to let them go.
+/// Returns how many jobs moved.
+pub async fn move_queued_jobs(
+    conn: &mut AnyConnection,
+    payroll_id: Uuid,
+    run_at: i64,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET run_at = $1, version = version + 1 WHERE kind = 'payment' \
+         AND lease_until IS NULL AND payment_id IN \
+         (SELECT id FROM payments WHERE payroll_id = $2 AND state = 'queued')",
+    )
+    .bind(run_at)
+    .bind(payroll_id.to_string())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 fn marks(offset: usize, n: usize) -> String {

@@ -444,7 +444,7 @@ pub async fn release(
     caller.require("payments:write")?;
     let p = owned(&state, &caller, &id).await?;
     match p.status {
-        Status::Held | Status::Released => {}
+        Status::Held | Status::Released | Status::Paused => {}
         Status::Importing => {
             return Err(Problem::conflict(
                 "payroll-not-ready",
@@ -469,6 +469,40 @@ pub async fn release(
         "api: payroll released",
     )
     .await?;
+    let p = owned(&state, &caller, &id).await?;
+    Ok(Json(view(&state, &p).await?))
+}
+
+/// `POST /v1/payrolls/{id}/hold`: pauses a released payroll. Its items not yet taken by the
+/// dispatcher wait (nothing already sent is called back) until `POST …/release` lets them go.
+/// Holding a held or paused payroll changes nothing and answers its view.
+pub async fn hold(
+    AxState(state): AxState<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require("payments:write")?;
+    let p = owned(&state, &caller, &id).await?;
+    match p.status {
+        Status::Released => {
+            crate::payrolls::pause(&state.db, p.id).await?;
+        }
+        Status::Held | Status::Paused => {}
+        Status::Importing => {
+            return Err(Problem::conflict(
+                "payroll-not-ready",
+                "The payroll is still being stored",
+                "it is held once it is stored",
+            ))
+        }
+        Status::Completed => {
+            return Err(Problem::conflict(
+                "payroll-completed",
+                "The payroll is completed",
+                "every item already reached a final state",
+            ))
+        }
+    }
     let p = owned(&state, &caller, &id).await?;
     Ok(Json(view(&state, &p).await?))
 }
