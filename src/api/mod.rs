@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 mod events;
 mod finance;
 mod health;
@@ -78,6 +79,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/reports/logout"),
     ("get", "/reports/download"),
     ("post", "/reports/breaks/{id}/resolve"),
+    ("get", "/reports/payments"),
+    ("post", "/reports/payments"),
+    ("get", "/reports/payments/{id}"),
+    ("get", "/reports/payrolls"),
+    ("get", "/reports/payrolls/{id}"),
+    ("post", "/reports/payrolls/{id}/release"),
+    ("get", "/reports/payrolls/{id}/export"),
+    ("get", "/reports/statements"),
+    ("post", "/reports/statements"),
+    ("post", "/reports/runs"),
+    ("get", "/reports/audit"),
     ("get", "/v1/ledger/accounts"),
     ("get", "/v1/ledger/accounts/{id}/entries"),
     ("get", "/v1/ledger/trial-balance"),
@@ -126,6 +138,29 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/logout", post(finance::logout))
         .route("/reports/download", get(finance::download))
         .route("/reports/breaks/{id}/resolve", post(finance::resolve))
+        .route(
+            "/reports/payments",
+            get(console::payments::list).post(console::payments::find),
+        )
+        .route("/reports/payments/{id}", get(console::payments::one))
+        .route("/reports/payrolls", get(console::payrolls::list))
+        .route("/reports/payrolls/{id}", get(console::payrolls::one))
+        .route(
+            "/reports/payrolls/{id}/release",
+            post(console::payrolls::release),
+        )
+        .route(
+            "/reports/payrolls/{id}/export",
+            get(console::payrolls::export),
+        )
+        .route(
+            "/reports/statements",
+            get(console::recon::statements).post(console::recon::upload).layer(
+                axum::extract::DefaultBodyLimit::max(console::recon::upload_limit()),
+            ),
+        )
+        .route("/reports/runs", post(console::recon::run))
+        .route("/reports/audit", get(console::audit::list))
         .route("/v1/ledger/accounts", get(ledger::accounts))
         .route("/v1/ledger/accounts/{id}/entries", get(ledger::entries))
         .route("/v1/ledger/trial-balance", get(ledger::trial_balance))

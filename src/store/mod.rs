@@ -7,8 +7,10 @@
 //! microseconds since the epoch, so no driver-specific type crosses this layer.
 
 pub mod attempts;
+pub mod audit;
 pub mod batches;
 pub mod callbacks;
+pub mod dossier;
 pub mod entries;
 pub mod group;
 pub mod idempotency;
@@ -20,6 +22,7 @@ pub mod payments;
 pub mod payrolls;
 pub mod recon;
 pub mod reversals;
+pub mod search;
 pub mod sessions;
 
 use chrono::{DateTime, TimeZone, Utc};
