@@ -89,7 +89,11 @@ async fn start_driver(driver: &std::path::Path) -> Driver {
     panic!("chromedriver did not start on port {port}");
 }
 
-async fn open_browser(driver: &Driver, chromium: &std::path::Path, profile: &std::path::Path) -> Client {
+async fn open_browser(
+    driver: &Driver,
+    chromium: &std::path::Path,
+    profile: &std::path::Path,
+) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -134,11 +138,37 @@ async fn css(c: &Client, sel: &str) -> fantoccini::elements::Element {
 
 /// Waits (bounded) for an element after a navigation.
 async fn wait_css(c: &Client, sel: &str) -> fantoccini::elements::Element {
-    c.wait()
+    match c
+        .wait()
         .at_most(Duration::from_secs(30))
         .for_element(Locator::Css(sel))
         .await
-        .unwrap_or_else(|e| panic!("{sel} never came: {e}"))
+    {
+        Ok(e) => e,
+        Err(e) => panic!("{sel} never came: {e}\n{}", source(c).await),
+    }
+}
+
+/// Marks the page, so that a wait can tell the next one from it.
+async fn mark(c: &Client) {
+    c.execute(
+        "document.documentElement.setAttribute('data-stale', '1')",
+        vec![],
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits (bounded) until the marked page has been replaced.
+async fn loaded(c: &Client) {
+    wait_css(c, "html:not([data-stale])").await;
+}
+
+/// Clicks what submits a form, and waits for the page it leads to.
+async fn submit(c: &Client, sel: &str) {
+    mark(c).await;
+    css(c, sel).await.click().await.unwrap();
+    loaded(c).await;
 }
 
 async fn source(c: &Client) -> String {
@@ -147,17 +177,17 @@ async fn source(c: &Client) -> String {
 
 async fn sign_in(c: &Client, base: &str, key: &str) {
     c.goto(&format!("{base}/reports")).await.unwrap();
-    css(c, "input[name=api_key]").await.send_keys(key).await.unwrap();
-    css(c, "form[action='/reports/login'] button").await.click().await.unwrap();
+    css(c, "input[name=api_key]")
+        .await
+        .send_keys(key)
+        .await
+        .unwrap();
+    submit(c, "form[action='/reports/login'] button").await;
     wait_css(c, "#who").await;
 }
 
 async fn sign_out(c: &Client) {
-    css(c, "form[action='/reports/logout'] button")
-        .await
-        .click()
-        .await
-        .unwrap();
+    submit(c, "form[action='/reports/logout'] button").await;
     wait_css(c, "input[name=api_key]").await;
 }
 
@@ -178,8 +208,8 @@ async fn key_with(app: &TestApp, scopes: &'static [&'static str]) -> String {
 
 async fn held_payroll(app: &TestApp) -> String {
     let csv = "reference,amount,currency,payee_id_type,payee_id,name,narrative\n\
-               CON-P1,1000.00,TZS,MSISDN,255712345600,Asha Juma,June benefit\n\
-               CON-P2,2500.50,TZS,MSISDN,255712345601,Juma Ali,June benefit\n";
+               CON-P1,1000.00,TZS,MSISDN,255712345800,Asha Juma,June benefit\n\
+               CON-P2,2500.50,TZS,MSISDN,255712345900,Juma Ali,June benefit\n";
     let resp = app
         .http
         .post(app.url("/v1/payrolls?hold=true&name=June"))
@@ -209,7 +239,7 @@ both_stores!(console_in_chromium, |store| async move {
     };
     // What the pages will show: two paid disbursements, a held payroll, a statement.
     let mut ids = Vec::new();
-    for (r, n) in [("CON-A", "255712345600"), ("CON-B", "255712345601")] {
+    for (r, n) in [("CON-A", "255712345600"), ("CON-B", "255712345700")] {
         let p = app.disburse(r, n, "15000.00").await;
         ids.push(p["id"].as_str().unwrap().to_owned());
     }
@@ -254,13 +284,15 @@ both_stores!(console_in_chromium, |store| async move {
 
     // A reader (payments:read, no write scope): every page renders, every action is refused.
     sign_in(&c, &base, &reader).await;
-    c.goto(&format!("{base}/reports/payrolls/{payroll}")).await.unwrap();
+    c.goto(&format!("{base}/reports/payrolls/{payroll}"))
+        .await
+        .unwrap();
     css(&c, "#release textarea[name=reason]")
         .await
         .send_keys("try without the scope")
         .await
         .unwrap();
-    css(&c, "#release button").await.click().await.unwrap();
+    submit(&c, "#release button").await;
     refused_for(&c, "payments:write").await;
     c.goto(&format!("{base}/reports/statements")).await.unwrap();
     css(&c, "#upload select[name=kind]")
@@ -273,11 +305,15 @@ both_stores!(console_in_chromium, |store| async move {
         .send_keys(&statement.display().to_string())
         .await
         .unwrap();
-    css(&c, "#upload button").await.click().await.unwrap();
+    submit(&c, "#upload button").await;
     refused_for(&c, "recon:write").await;
     c.goto(&format!("{base}/reports/statements")).await.unwrap();
-    css(&c, "#run input[name=from]").await.send_keys(&today).await.unwrap();
-    css(&c, "#run button").await.click().await.unwrap();
+    css(&c, "#run input[name=from]")
+        .await
+        .send_keys(&today)
+        .await
+        .unwrap();
+    submit(&c, "#run button").await;
     refused_for(&c, "recon:write").await;
     assert_eq!(payroll_status(&app, &payroll).await["status"], "held");
     c.goto(&format!("{base}/reports")).await.unwrap();
@@ -294,12 +330,15 @@ both_stores!(console_in_chromium, |store| async move {
     assert!(page.contains("25********00"), "{page}");
     css(&c, "#search input[name=payee]")
         .await
-        .send_keys("+255712345601")
+        .send_keys("+255712345700")
         .await
         .unwrap();
-    css(&c, "#search button").await.click().await.unwrap();
+    submit(&c, "#search button").await;
     wait_css(&c, "#payments").await;
-    let rows = c.find_all(Locator::Css("#payments tbody tr")).await.unwrap();
+    let rows = c
+        .find_all(Locator::Css("#payments tbody tr"))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert!(rows[0].text().await.unwrap().contains("CON-B"));
     assert!(!c.current_url().await.unwrap().as_str().contains("2557"));
@@ -310,48 +349,58 @@ both_stores!(console_in_chromium, |store| async move {
         .unwrap();
     shot(&c, store, "payments").await;
     // One payment's page: history, attempts with the request masked, ledger transfers.
-    css(&c, "#payments tbody a").await.click().await.unwrap();
+    submit(&c, "#payments tbody a").await;
     wait_css(&c, "#facts").await;
     assert_eq!(css(&c, "#state").await.text().await.unwrap(), "completed");
     let page = source(&c).await;
-    assert!(!page.contains("255712345601"), "a payee in clear: {page}");
+    assert!(!page.contains("255712345700"), "a payee in clear: {page}");
     assert!(c.find(Locator::Css("#history tbody tr")).await.is_ok());
-    assert!(c.find(Locator::Css("#attempts tbody tr")).await.is_ok(), "{page}");
-    assert!(c.find(Locator::Css("#transfers tbody tr")).await.is_ok(), "{page}");
+    assert!(
+        c.find(Locator::Css("#attempts tbody tr")).await.is_ok(),
+        "{page}"
+    );
+    assert!(
+        c.find(Locator::Css("#transfers tbody tr")).await.is_ok(),
+        "{page}"
+    );
     shot(&c, store, "payment").await;
 
     // Payrolls: held, released from its page with a reason; the progress reaches 100%.
     c.goto(&format!("{base}/reports/payrolls")).await.unwrap();
     let row = css(&c, &format!("tr[data-payroll='{payroll}']")).await;
     assert!(row.text().await.unwrap().contains("held"));
-    css(&c, &format!("tr[data-payroll='{payroll}'] a"))
-        .await
-        .click()
-        .await
-        .unwrap();
+    submit(&c, &format!("tr[data-payroll='{payroll}'] a")).await;
     wait_css(&c, "#release").await;
     css(&c, "#release textarea[name=reason]")
         .await
         .send_keys("June run approved by the programme")
         .await
         .unwrap();
-    css(&c, "#release button").await.click().await.unwrap();
+    submit(&c, "#release button").await;
     let flash = wait_css(&c, "#flash").await.text().await.unwrap();
     assert!(flash.contains("released"), "{flash}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while payroll_status(&app, &payroll).await["status"] != "completed" {
-        assert!(tokio::time::Instant::now() < deadline, "payroll never completed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "payroll never completed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    c.goto(&format!("{base}/reports/payrolls/{payroll}?state=completed"))
-        .await
-        .unwrap();
+    c.goto(&format!(
+        "{base}/reports/payrolls/{payroll}?state=completed"
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         css(&c, "[data-figure=percent]").await.text().await.unwrap(),
         "100"
     );
     assert_eq!(
-        c.find_all(Locator::Css("#items tbody tr")).await.unwrap().len(),
+        c.find_all(Locator::Css("#items tbody tr"))
+            .await
+            .unwrap()
+            .len(),
         2
     );
     assert!(c.find(Locator::Css("#export")).await.is_ok());
@@ -376,35 +425,57 @@ both_stores!(console_in_chromium, |store| async move {
         .send_keys(&statement.display().to_string())
         .await
         .unwrap();
-    css(&c, "#upload button").await.click().await.unwrap();
+    submit(&c, "#upload button").await;
     let flash = wait_css(&c, "#flash").await.text().await.unwrap();
     assert!(flash.contains("2 lines"), "{flash}");
     // The statement id is filled in; dry run is ticked.
-    css(&c, "#run button").await.click().await.unwrap();
+    let filled = css(&c, "#run input[name=statement_id]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(filled.as_deref().map(str::len), Some(36), "{filled:?}");
+    submit(&c, "#run button").await;
     wait_css(&c, "#last-run").await;
-    assert!(css(&c, "#last-run").await.text().await.unwrap().contains("yes"));
-    assert_eq!(app.count("recon_breaks").await, 0, "a dry run opens no break");
-    let statement_id = {
-        c.goto(&format!("{base}/reports/statements")).await.unwrap();
-        let runs = source(&c).await;
-        let at = runs.find("statement ").unwrap() + "statement ".len();
-        runs[at..at + 36].to_owned()
-    };
+    assert!(css(&c, "#last-run")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("yes"));
+    assert_eq!(
+        app.count("recon_breaks").await,
+        0,
+        "a dry run opens no break"
+    );
+    let statement_id: String = sqlx::query_scalar("SELECT id FROM statements")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/reports/statements")).await.unwrap();
     css(&c, "#run input[name=statement_id]")
         .await
         .send_keys(&statement_id)
         .await
         .unwrap();
-    css(&c, "#run input[name=dry_run]").await.click().await.unwrap();
+    css(&c, "#run input[name=dry_run]")
+        .await
+        .click()
+        .await
+        .unwrap();
     css(&c, "#run textarea[name=reason]")
         .await
         .send_keys("bank statement of the day")
         .await
         .unwrap();
-    css(&c, "#run button").await.click().await.unwrap();
+    submit(&c, "#run button").await;
     wait_css(&c, "#last-run").await;
     assert_eq!(
-        css(&c, "#last-run [data-figure=matched]").await.text().await.unwrap(),
+        css(&c, "#last-run [data-figure=matched]")
+            .await
+            .text()
+            .await
+            .unwrap(),
         "1"
     );
     shot(&c, store, "statements").await;
@@ -437,7 +508,14 @@ both_stores!(console_in_chromium, |store| async move {
         .await
         .unwrap()
         .unwrap();
-    form.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+    mark(&c).await;
+    form.find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    loaded(&c).await;
     let flash = wait_css(&c, "#flash").await.text().await.unwrap();
     assert!(flash.contains("resolved"), "{flash}");
 
@@ -482,7 +560,10 @@ both_stores!(console_in_chromium, |store| async move {
         );
     }
     let page = source(&c).await;
-    assert!(page.contains("June run approved by the programme"), "{page}");
+    assert!(
+        page.contains("June run approved by the programme"),
+        "{page}"
+    );
     assert!(page.contains(&resolution) || page.contains("checked with the bank"));
     shot(&c, store, "audit").await;
 

@@ -92,10 +92,7 @@ pub async fn page(
     let Some(officer) = session::officer(&state, &headers).await else {
         if q.login.as_deref() == Some("basic") {
             // Asks the browser for HTTP Basic credentials (user name free, API key as password).
-            let mut resp = login(
-                StatusCode::UNAUTHORIZED,
-                Some("Sign in with your API key."),
-            );
+            let mut resp = login(StatusCode::UNAUTHORIZED, Some("Sign in with your API key."));
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static(
@@ -252,7 +249,10 @@ pub async fn resolve(
             "Choose a resolution and give a reason.",
         );
     };
-    if let Err(refused) = action.allowed(&state, f.csrf.as_deref().unwrap_or("")).await {
+    if let Err(refused) = action
+        .allowed(&state, f.csrf.as_deref().unwrap_or(""))
+        .await
+    {
         return refused;
     }
     let value = serde_json::json!({"resolution": f.resolution, "reason": f.reason});
@@ -263,7 +263,12 @@ pub async fn resolve(
     match resolve_as(&state, &officer.caller, id, &input).await {
         Ok(_) => {
             action
-                .record(&state, Outcome::Done, Some(&input.reason), Some(&input.resolution))
+                .record(
+                    &state,
+                    Outcome::Done,
+                    Some(&input.reason),
+                    Some(&input.resolution),
+                )
                 .await;
             Redirect::to(&format!("/reports?resolved={id}")).into_response()
         }

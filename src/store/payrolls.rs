@@ -561,7 +561,8 @@ pub async fn state_counts(db: &Db, id: Uuid) -> Result<Vec<(State, i64)>> {
         .map(|r| {
             let state: String = col(r, "state")?;
             Ok((
-                State::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
+                State::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
                 col(r, "n")?,
             ))
         })

@@ -84,7 +84,10 @@ pub async fn payments(db: &Db, client_id: Uuid, s: &Search) -> Result<Vec<Paymen
     if let Some(b) = s.before {
         add("id <".into(), b.to_string());
     }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", s.limit.clamp(1, 500)));
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT {}",
+        s.limit.clamp(1, 500)
+    ));
     let mut q = sqlx::query(&sql);
     for b in binds {
         q = q.bind(b);

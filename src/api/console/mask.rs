@@ -13,8 +13,8 @@ use serde_json::Value;
 /// The most of a body shown, in characters; the rest is cut with a note.
 pub const MAX_SHOWN: usize = 8_000;
 
-/// Digits in a row from which a run is taken for an identifier (a phone, an account).
-const DIGIT_RUN: usize = 6;
+/// Digits in a row from which a number is taken for an identifier (the shortest MSISDN).
+const DIGIT_RUN: usize = 8;
 
 /// Key (or element) names whose value is a secret, compared lowercase without `_`/`-`.
 const SECRET: [&str; 14] = [
@@ -84,27 +84,29 @@ fn is_personal(key: &str) -> bool {
     PERSONAL.contains(&norm(key).as_str())
 }
 
-/// Masks every run of [`DIGIT_RUN`] or more digits in free text.
+/// Masks every word of free text that is a number of [`DIGIT_RUN`] digits or more (a phone,
+/// an account). A word is a run of letters and digits, so ids that mix them (a UUID, a rail's
+/// reference, a timestamp) are left whole.
 pub fn digit_runs(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.chars().count() >= DIGIT_RUN {
-            out.push_str(&mask(run));
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.len() >= DIGIT_RUN && word.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&mask(word));
         } else {
-            out.push_str(run);
+            out.push_str(word);
         }
-        run.clear();
+        word.clear();
     };
     for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
+        if c.is_alphanumeric() {
+            word.push(c);
         } else {
-            flush(&mut run, &mut out);
+            flush(&mut word, &mut out);
             out.push(c);
         }
     }
-    flush(&mut run, &mut out);
+    flush(&mut word, &mut out);
     out
 }
 
@@ -151,7 +153,9 @@ fn xml(text: &str) -> String {
             Some(false) if !before.trim().is_empty() => mask(before),
             _ => digit_runs(before),
         });
-        let close = tag_on.find('>').map_or(tag_on.len(), |i| i.saturating_add(1));
+        let close = tag_on
+            .find('>')
+            .map_or(tag_on.len(), |i| i.saturating_add(1));
         let (tag, after) = tag_on.split_at(close);
         out.push_str(tag);
         let name = tag
@@ -231,6 +235,11 @@ mod tests {
 
     #[test]
     fn free_text_digit_runs_are_masked() {
-        assert_eq!(digit_runs("call 255700000001 at 10"), "call 25********01 at 10");
+        assert_eq!(
+            digit_runs("call 255700000001 at 10"),
+            "call 25********01 at 10"
+        );
+        let id = "43db3fc6-1c67-43bf-873a-98e49634045a at 2026-12-02T13:35:24.342154Z";
+        assert_eq!(digit_runs(id), id);
     }
 }

@@ -143,12 +143,11 @@ impl Action<'_> {
         reason: Option<&str>,
         detail: Option<&str>,
     ) {
-        let actor = match crate::store::recon::key_owner(&state.db, self.officer.caller.key_id)
-            .await
-        {
-            Ok(a) => a,
-            Err(_) => format!("key {}", self.officer.caller.key_id),
-        };
+        let actor =
+            match crate::store::recon::key_owner(&state.db, self.officer.caller.key_id).await {
+                Ok(a) => a,
+                Err(_) => format!("key {}", self.officer.caller.key_id),
+            };
         let entry = Entry {
             client_id: self.officer.caller.client_id,
             key_id: self.officer.caller.key_id,
@@ -168,8 +167,13 @@ impl Action<'_> {
     /// with a page saying why.
     pub async fn allowed(&self, state: &AppState, token: &str) -> Result<(), Response> {
         if !self.officer.token_ok(token) {
-            self.record(state, Outcome::Refused, None, Some("form token missing or wrong"))
-                .await;
+            self.record(
+                state,
+                Outcome::Refused,
+                None,
+                Some("form token missing or wrong"),
+            )
+            .await;
             return Err(message(
                 StatusCode::FORBIDDEN,
                 "Refused",
@@ -179,7 +183,8 @@ impl Action<'_> {
         }
         if !self.officer.may(self.scope) {
             let detail = format!("needs the scope {}", self.scope);
-            self.record(state, Outcome::Refused, None, Some(&detail)).await;
+            self.record(state, Outcome::Refused, None, Some(&detail))
+                .await;
             return Err(message(
                 StatusCode::FORBIDDEN,
                 "Refused",

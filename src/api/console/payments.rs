@@ -477,7 +477,13 @@ async fn payment_page(state: &AppState, officer: &Officer, id: &str) -> Result<R
         return Ok(not_found());
     };
     let d = dossier::read(&state.db, p.id).await?;
-    let chrome = Chrome::new(state, officer, format!("Payment {}", p.reference), "payments").await?;
+    let chrome = Chrome::new(
+        state,
+        officer,
+        format!("Payment {}", p.reference),
+        "payments",
+    )
+    .await?;
     Ok(page(
         StatusCode::OK,
         &PaymentPage {

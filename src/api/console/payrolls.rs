@@ -78,7 +78,14 @@ fn progress(p: &Payroll, counts: &[(State, i64)]) -> Progress {
             None => segments.push((key, *n)),
         }
     }
-    let order = ["completed", "failed", "reversed", "cancelled", "unknown", "open"];
+    let order = [
+        "completed",
+        "failed",
+        "reversed",
+        "cancelled",
+        "unknown",
+        "open",
+    ];
     segments.sort_by_key(|(k, _)| order.iter().position(|o| o == k));
     // Time left: the pace since the release, carried on over what is still open.
     let time_left = match (p.status, p.released_at) {
@@ -99,7 +106,8 @@ fn progress(p: &Payroll, counts: &[(State, i64)]) -> Progress {
         }
         _ => None,
     };
-    let mut counts: Vec<(&'static str, i64)> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    let mut counts: Vec<(&'static str, i64)> =
+        counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
     counts.sort_by_key(|(s, _)| State::ALL.iter().position(|a| a.as_str() == *s));
     Progress {
         percent: done.saturating_mul(100).checked_div(total).unwrap_or(0),
@@ -195,7 +203,14 @@ async fn list_page(
     let before = (i64::try_from(list.len()).unwrap_or(0) == PAYROLLS)
         .then(|| list.last().map(|p| p.id.to_string()))
         .flatten();
-    Ok(page(StatusCode::OK, &PayrollsPage { chrome, rows, before }))
+    Ok(page(
+        StatusCode::OK,
+        &PayrollsPage {
+            chrome,
+            rows,
+            before,
+        },
+    ))
 }
 
 pub struct ItemRow {
@@ -265,7 +280,11 @@ async fn payroll_page(
             ))
         }
     };
-    let st = q.state.as_deref().filter(|s| !s.is_empty()).map(State::parse);
+    let st = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(State::parse);
     if let Some(None) = st {
         return Ok(message(
             StatusCode::BAD_REQUEST,
@@ -303,7 +322,10 @@ async fn payroll_page(
             releasable: p.status == Status::Held,
             r,
             states: State::ALL.iter().map(|s| s.as_str()).collect(),
-            state: st.flatten().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            state: st
+                .flatten()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
             items: items
                 .iter()
                 .map(|i| ItemRow {
@@ -338,7 +360,12 @@ pub async fn release(
         return signed_out(&headers, StatusCode::UNAUTHORIZED);
     };
     let Ok(pid) = Uuid::parse_str(&id) else {
-        return message(StatusCode::NOT_FOUND, "Payrolls", "No such payroll.", "/reports/payrolls");
+        return message(
+            StatusCode::NOT_FOUND,
+            "Payrolls",
+            "No such payroll.",
+            "/reports/payrolls",
+        );
     };
     let back = format!("/reports/payrolls/{pid}");
     let action = Action {
@@ -351,7 +378,10 @@ pub async fn release(
     let Ok(Form(f)) = form else {
         return message(StatusCode::BAD_REQUEST, "Payrolls", "Give a reason.", &back);
     };
-    if let Err(refused) = action.allowed(&state, f.csrf.as_deref().unwrap_or("")).await {
+    if let Err(refused) = action
+        .allowed(&state, f.csrf.as_deref().unwrap_or(""))
+        .await
+    {
         return refused;
     }
     let why = match reason(f.reason.as_deref()) {

@@ -199,9 +199,9 @@ pub async fn upload(
                         ..action
                     };
                     let detail = format!("{} lines, {} errors", s.line_count, s.error_count);
-                    done.record(&state, Outcome::Done, None, Some(&detail)).await;
-                    Redirect::to(&format!("/reports/statements?statement={}", s.id))
-                        .into_response()
+                    done.record(&state, Outcome::Done, None, Some(&detail))
+                        .await;
+                    Redirect::to(&format!("/reports/statements?statement={}", s.id)).into_response()
                 }
                 Err(p) => {
                     action
@@ -256,7 +256,12 @@ pub async fn run(
     };
     let back = "/reports/statements";
     let Ok(Form(f)) = form else {
-        return message(StatusCode::BAD_REQUEST, "Runs", "Fill in the run form.", back);
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Runs",
+            "Fill in the run form.",
+            back,
+        );
     };
     let dry = f.dry_run.as_deref() == Some("true");
     let subject = match given(&f.statement_id) {
@@ -274,7 +279,10 @@ pub async fn run(
         scope: "recon:write",
         back: back.into(),
     };
-    if let Err(refused) = action.allowed(&state, f.csrf.as_deref().unwrap_or("")).await {
+    if let Err(refused) = action
+        .allowed(&state, f.csrf.as_deref().unwrap_or(""))
+        .await
+    {
         return refused;
     }
     let why = match (dry, reason(f.reason.as_deref())) {
@@ -314,7 +322,12 @@ pub async fn run(
         }
         Err(p) => {
             action
-                .record(&state, Outcome::Failed, why.as_deref(), Some(&p.detail_text()))
+                .record(
+                    &state,
+                    Outcome::Failed,
+                    why.as_deref(),
+                    Some(&p.detail_text()),
+                )
                 .await;
             message(p.status, "Runs", &p.detail_text(), back)
         }
