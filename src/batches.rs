@@ -573,7 +573,7 @@ async fn poll_batch(
                 }
                 (Applied::Conflict, _) => out.conflicts = out.conflicts.saturating_add(1),
                 (Applied::Duplicate, _) => out.duplicates = out.duplicates.saturating_add(1),
-                (Applied::Ignored, _) => {}
+                (Applied::Ignored | Applied::Noted, _) => {}
             }
         }
         tx.commit().await.map_err(StoreError::from)?;

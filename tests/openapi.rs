@@ -427,3 +427,68 @@ async fn dead_letter_responses_fit_their_schemas() {
     assert_fits(&spec, "RequeuedJob", &r);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn exception_queue_responses_fit_their_schemas() {
+    let Some(app) = spawn_app_with(Store::Sqlite, |cfg| {
+        for r in &mut cfg.rails {
+            r.deadline_secs = 2;
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let spec = spec();
+    // An exception (12: the inquiry never answers), a contradiction (11) and a dead job.
+    let p = app.disburse("OAS-EXC", "255712345612", "10.00").await;
+    let id = p["id"].as_str().unwrap().to_owned();
+    app.disburse("OAS-CONTRA", "255712345611", "10.00").await;
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payment_id, run_at, created_at) \
+         VALUES ($1, 'payment', 'not-a-uuid', 0, 0)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
+    let page = loop {
+        let (s, page) = app.get("/v1/admin/exceptions", &app.key).await;
+        assert_eq!(s, 200, "{page}");
+        let kinds: Vec<&str> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["kind"].as_str())
+            .collect();
+        let all = ["exception", "conflict", "dead_job"]
+            .iter()
+            .all(|k| kinds.contains(k));
+        if all || tokio::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(page["data"].as_array().unwrap().len(), 3, "{page}");
+    for item in page["data"].as_array().unwrap() {
+        assert_fits(&spec, "ExceptionItem", item);
+    }
+    let body = serde_json::json!({
+        "outcome": "completed",
+        "evidence": {"type": "receipt", "reference": "R-1"},
+        "reason": "seen on the payee's phone",
+    });
+    assert_fits(&spec, "SettlementRequest", &body);
+    let (s, p) = app
+        .post(
+            &format!("/v1/payments/{id}/settlements"),
+            &app.key,
+            &body,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert_fits(&spec, "Payment", &p);
+    app.stop().await;
+}

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod console;
 mod events;
+pub mod exceptions;
 mod finance;
 mod health;
 pub mod intake;
@@ -98,6 +99,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/webhooks"),
     ("delete", "/v1/webhooks/{id}"),
     ("get", "/v1/webhooks/{id}/deliveries"),
+    ("get", "/v1/admin/exceptions"),
+    ("post", "/v1/payments/{id}/inquiries"),
+    ("post", "/v1/payments/{id}/settlements"),
     ("get", "/v1/admin/jobs/dead"),
     ("post", "/v1/admin/jobs/dead/{id}/retry"),
     ("get", "/healthz"),
@@ -168,6 +172,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/v1/webhooks/{id}", delete(webhooks::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/admin/exceptions", get(exceptions::list))
+        .route("/v1/payments/{id}/inquiries", post(exceptions::ask_rail))
+        .route("/v1/payments/{id}/settlements", post(exceptions::settle))
         .route("/v1/admin/jobs/dead", get(jobs::dead))
         .route("/v1/admin/jobs/dead/{id}/retry", post(jobs::retry))
         .route("/rails/{rail}/{*rest}", any(rails::callback))

@@ -428,7 +428,7 @@ pub async fn cancel(
                 tx.commit().await.map_err(crate::store::StoreError::from)?;
                 Ok((StatusCode::OK, body, None))
             }
-            Applied::Duplicate | Applied::Conflict | Applied::Ignored => {
+            Applied::Duplicate | Applied::Conflict | Applied::Ignored | Applied::Noted => {
                 let held = payments::lock_state(&mut tx, st.db.kind(), id).await?;
                 let _ = tx.rollback().await;
                 Err(Problem::conflict(

@@ -82,7 +82,7 @@ impl Sweep {
     fn count(&mut self, applied: Applied, changed: fn(&mut Sweep) -> &mut usize) {
         let slot = match applied {
             Applied::Changed { .. } => changed(self),
-            Applied::Duplicate | Applied::Ignored => &mut self.duplicates,
+            Applied::Duplicate | Applied::Ignored | Applied::Noted => &mut self.duplicates,
             Applied::Conflict => &mut self.conflicts,
         };
         *slot = slot.saturating_add(1);

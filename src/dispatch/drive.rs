@@ -34,7 +34,7 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
     let Some(p) = payments::get(&d.db, None, pid).await? else {
         return finish(d, job).await;
     };
-    if p.state.is_final() || p.exception.is_some() {
+    if p.state.is_final() {
         return finish(d, job).await;
     }
     let rail_id = p.rail.clone().unwrap_or_default();
@@ -47,6 +47,15 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
         let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
         attempts::latest(&mut conn, pid).await?
     };
+    if p.exception.is_some() {
+        // Driven again only because an operator asked the rail again: ask, never send.
+        return match latest {
+            Some(a) if !matches!(a.status, Status::Completed | Status::Failed) => {
+                inquire(d, job, &rail, &p, a).await
+            }
+            _ => finish(d, job).await,
+        };
+    }
     match (p.state, latest) {
         (State::Queued, _) => {
             let mut tx = d.db.begin().await?;
@@ -135,7 +144,7 @@ pub(super) async fn first_sends(
                 continue;
             }
         };
-        if p.state.is_final() || p.exception.is_some() {
+        if p.state.is_final() {
             jobs::finish(&mut tx, &job).await?;
             wrote = true;
             continue;
@@ -560,7 +569,9 @@ async fn inquire(
     };
     let cause = format!("rail {}: inquiry about attempt {}", rail.id, a.id);
     let tx = match answer {
-        Ok(RailStatus::NotFound) if !past_deadline => {
+        // Never with an exception raised: its deadline is past, and an operator's inquiry
+        // only asks.
+        Ok(RailStatus::NotFound) if !past_deadline && p.exception.is_none() => {
             // Nothing moved under this id: send the same attempt again (same id, same bytes).
             tracing::info!(payment = %p.id, attempt = %a.id, "Rail has no record of the attempt; resending it");
             return send(d, job, rail, p, a).await;

@@ -7,7 +7,7 @@
 //! store, so every rule of a payment's life can be read and tested in this file alone.
 
 use super::state::{self, Event, State};
-use super::{Failure, Payment};
+use super::{Failure, FailureCode, Payment};
 use railgate_rail::Settled;
 use uuid::Uuid;
 
@@ -49,6 +49,42 @@ pub enum Change {
     Cancel,
     /// A completed payment was refunded or returned.
     Reverse,
+    /// An operator asks the rail again about a payment awaiting one: the payment's job is
+    /// due now and, with an exception raised, only inquires (never a resend). The history
+    /// notes who asked and why; the state does not move.
+    AskRail,
+    /// An operator states the outcome of a payment awaiting one, from evidence. It moves the
+    /// payment as the rail's own answer would: the same postings, event and attempt.
+    Settle {
+        attempt: Option<Uuid>,
+        finding: Finding,
+    },
+}
+
+/// What an operator established from evidence (a statement line, a receipt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The money moved; the receipt that shows it, when the evidence is one.
+    Completed { receipt: Option<String> },
+    /// No money moved, for the reason given.
+    Failed { reason: String },
+}
+
+/// Whether an operator may act on the payment: it is not final, and its outcome is unknown
+/// or a rail left it waiting for one (an exception, or a contradiction that stopped it short
+/// of a final state). Anything else belongs to the rail's own answers.
+pub fn awaits_operator(p: &Payment) -> bool {
+    operator_may_act(p.state, p.exception.is_some(), p.conflict.is_some())
+}
+
+/// [`awaits_operator`] from the state and whether an exception or a conflict is recorded.
+pub fn operator_may_act(state: State, exception: bool, conflict: bool) -> bool {
+    !state.is_final() && (state == State::Unknown || exception || conflict)
+}
+
+/// Whether the payment has an attempt the rail can be asked about (it was sent).
+pub fn was_sent(state: State) -> bool {
+    matches!(state, State::Submitted | State::Pending | State::Unknown)
 }
 
 /// What applying a change came to.
@@ -64,6 +100,8 @@ pub enum Applied {
     Conflict,
     /// Not applicable in the payment's state; nothing changed.
     Ignored,
+    /// Noted in the history (who asked for what, and why); the state did not move.
+    Noted,
 }
 
 impl Applied {
@@ -73,6 +111,7 @@ impl Applied {
             Applied::Duplicate => "duplicate",
             Applied::Conflict => "conflict",
             Applied::Ignored => "ignored",
+            Applied::Noted => "noted",
         }
     }
 
@@ -153,7 +192,8 @@ pub struct Decision {
     pub applied: Applied,
     /// The payment to write back, when any of its fields changed.
     pub write: Option<Payment>,
-    /// The transition to add to the history (a self-transition adds none).
+    /// The line to add to the history: a transition (a self-transition adds none), or a note
+    /// from an operator (from = to) with no write of the payment.
     pub history: Option<(State, State, String)>,
     pub effects: Vec<Effect>,
 }
@@ -221,7 +261,75 @@ pub fn decide(held: &Payment, change: &Change, cause: &str) -> Decision {
             Err(_) if held.state == State::Reversed => Decision::nothing(Applied::Duplicate),
             Err(_) => Decision::nothing(Applied::Ignored),
         },
+        Change::AskRail => ask_rail(held, cause),
+        Change::Settle { attempt, finding } => settle(held, *attempt, finding, cause),
     }
+}
+
+/// Only a payment with an attempt to ask about (sent, accepted or unknown) is asked again.
+fn ask_rail(held: &Payment, cause: &str) -> Decision {
+    if !was_sent(held.state) || !awaits_operator(held) {
+        return Decision::nothing(Applied::Ignored);
+    }
+    Decision {
+        applied: Applied::Noted,
+        write: None,
+        history: Some((held.state, held.state, cause.to_owned())),
+        effects: vec![Effect::Dispatch],
+    }
+}
+
+/// An operator's finding moves the payment as the rail's answer would (`moved`: postings,
+/// event, payroll progress), writes the attempt's outcome, and settles the exception and the
+/// contradiction it answers. Refused (nothing changes) unless the payment awaits an operator.
+fn settle(held: &Payment, attempt: Option<Uuid>, finding: &Finding, cause: &str) -> Decision {
+    if !awaits_operator(held) {
+        return Decision::nothing(Applied::Ignored);
+    }
+    let (event, status, why) = match finding {
+        Finding::Completed { .. } => (Event::Complete, AttemptStatus::Completed, None),
+        Finding::Failed { reason } => (Event::Fail, AttemptStatus::Failed, Some(reason.clone())),
+    };
+    let Ok(to) = state::next(held.state, event) else {
+        return Decision::nothing(Applied::Ignored);
+    };
+    let mut cause = cause.to_owned();
+    if let Some(c) = &held.conflict {
+        cause.push_str(&format!(" (settles the conflict: {c})"));
+    }
+    let extra = attempt
+        .map(|a| {
+            vec![Effect::Attempt(AttemptWrite::Status {
+                attempt: a,
+                status,
+                rail_reference: None,
+                why: why.clone(),
+            })]
+        })
+        .unwrap_or_default();
+    moved(
+        held,
+        to,
+        &cause,
+        |p| {
+            p.conflict = None;
+            match finding {
+                Finding::Completed { receipt } => {
+                    if receipt.is_some() {
+                        p.receipt.clone_from(receipt);
+                    }
+                }
+                Finding::Failed { reason } => {
+                    p.failure = Some(Failure::new(
+                        FailureCode::RailRejected,
+                        format!("settled as failed by an operator: {reason}"),
+                        None,
+                    ));
+                }
+            }
+        },
+        extra,
+    )
 }
 
 /// A move with no side of its own: refused moves change nothing.
@@ -397,16 +505,21 @@ fn lose_track(held: &Payment, attempt: Uuid, why: &str, cause: &str) -> Decision
 }
 
 /// Unknown past the deadline: unknown it stays, with the operator called in, unless the
-/// payment was settled meanwhile (a callback): no exception on it then.
+/// payment was settled meanwhile (a callback): no exception on it then. An exception already
+/// raised (an operator asked the rail again and it still gave no answer) is not announced a
+/// second time.
 fn raise_exception(held: &Payment, attempt: Uuid, why: &str, cause: &str) -> Decision {
     let mut d = lose_track(held, attempt, why, cause);
     if held.state.is_final() {
         return d;
     }
+    let raised = held.exception.is_some();
     let mut p = d.write.take().unwrap_or_else(|| held.clone());
     p.exception = Some(why.to_owned());
     d.write = Some(p);
-    d.effects.push(Effect::AnnounceException);
+    if !raised {
+        d.effects.push(Effect::AnnounceException);
+    }
     d
 }
 
@@ -652,5 +765,191 @@ mod tests {
         let d = decide(&payment(State::Submitted), &Change::Submit, "again");
         assert!(d.history.is_none());
         assert!(d.applied.changed());
+    }
+
+    fn exception(state: State) -> Payment {
+        let mut p = payment(state);
+        p.exception = Some("no answer by the deadline".into());
+        p
+    }
+
+    fn ledger_and_event(d: &Decision) -> Vec<Effect> {
+        d.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Post { .. } | Effect::Announce { .. }))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn an_operator_settles_completed_as_the_rail_would() {
+        let a = Uuid::from_u128(1);
+        let held = exception(State::Unknown);
+        let by_rail = decide(
+            &held,
+            &Change::Complete {
+                attempt: Some(a),
+                settled: settled(None),
+            },
+            "rail",
+        );
+        let by_operator = decide(
+            &held,
+            &Change::Settle {
+                attempt: Some(a),
+                finding: Finding::Completed {
+                    receipt: Some("RCPT-9".into()),
+                },
+            },
+            "operator key k: seen on the statement",
+        );
+        assert_eq!(by_operator.applied, by_rail.applied);
+        assert_eq!(ledger_and_event(&by_operator), ledger_and_event(&by_rail));
+        assert!(by_operator
+            .effects
+            .contains(&Effect::Attempt(AttemptWrite::Status {
+                attempt: a,
+                status: AttemptStatus::Completed,
+                rail_reference: None,
+                why: None,
+            })));
+        assert!(by_operator.effects.contains(&Effect::PayrollProgress {
+            payroll: Uuid::from_u128(7)
+        }));
+        let (from, to, cause) = by_operator.history.unwrap_or_else(|| unreachable!());
+        assert_eq!((from, to), (State::Unknown, State::Completed));
+        assert!(cause.starts_with("operator key k: seen on the statement"));
+        assert!(cause.contains("settles the exception"));
+        let p = by_operator.write.unwrap_or_else(|| unreachable!());
+        assert_eq!(p.receipt.as_deref(), Some("RCPT-9"));
+        assert_eq!(p.exception, None);
+    }
+
+    #[test]
+    fn an_operator_settles_failed_as_the_rail_would() {
+        let a = Uuid::from_u128(1);
+        let held = exception(State::Unknown);
+        let d = decide(
+            &held,
+            &Change::Settle {
+                attempt: Some(a),
+                finding: Finding::Failed {
+                    reason: "the bank returned it".into(),
+                },
+            },
+            "operator",
+        );
+        assert_eq!(
+            d.applied,
+            Applied::Changed {
+                from: State::Unknown,
+                to: State::Failed
+            }
+        );
+        assert!(d.effects.contains(&Effect::Post {
+            from: State::Unknown,
+            to: State::Failed
+        }));
+        assert!(d.effects.contains(&Effect::Announce { to: State::Failed }));
+        // The operator's word is final: no re-check of the rail is scheduled.
+        assert!(!d
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Recheck { .. })));
+        let p = d.write.unwrap_or_else(|| unreachable!());
+        let failure = p.failure.unwrap_or_else(|| unreachable!());
+        assert!(failure.reason.contains("the bank returned it"));
+    }
+
+    #[test]
+    fn an_operator_settles_only_what_awaits_one() {
+        let finding = Finding::Completed { receipt: None };
+        for state in [
+            State::Queued,
+            State::Submitted,
+            State::Pending,
+            State::Completed,
+            State::Failed,
+            State::Cancelled,
+            State::Reversed,
+        ] {
+            let d = decide(
+                &payment(state),
+                &Change::Settle {
+                    attempt: None,
+                    finding: finding.clone(),
+                },
+                "operator",
+            );
+            assert_eq!(d.applied, Applied::Ignored, "{state}");
+            assert!(d.write.is_none() && d.effects.is_empty(), "{state}");
+        }
+        // Unknown before its deadline (no exception yet) may be settled too.
+        let d = decide(
+            &payment(State::Unknown),
+            &Change::Settle {
+                attempt: None,
+                finding,
+            },
+            "operator",
+        );
+        assert!(d.applied.changed());
+    }
+
+    #[test]
+    fn settling_a_contradicted_payment_settles_the_conflict() {
+        let mut held = payment(State::Pending);
+        held.conflict = Some("the rail reported 99.00".into());
+        let d = decide(
+            &held,
+            &Change::Settle {
+                attempt: None,
+                finding: Finding::Completed { receipt: None },
+            },
+            "operator",
+        );
+        assert!(d.applied.changed());
+        let (_, _, cause) = d.history.unwrap_or_else(|| unreachable!());
+        assert!(cause.contains("settles the conflict: the rail reported 99.00"));
+        assert_eq!(d.write.and_then(|p| p.conflict), None);
+    }
+
+    #[test]
+    fn asking_the_rail_again_notes_it_and_dispatches() {
+        let d = decide(
+            &exception(State::Unknown),
+            &Change::AskRail,
+            "operator: why",
+        );
+        assert_eq!(d.applied, Applied::Noted);
+        assert!(d.write.is_none());
+        assert_eq!(
+            d.history,
+            Some((State::Unknown, State::Unknown, "operator: why".to_owned()))
+        );
+        assert_eq!(d.effects, vec![Effect::Dispatch]);
+    }
+
+    #[test]
+    fn asking_the_rail_again_is_refused_where_nothing_awaits_an_operator() {
+        let mut queued = payment(State::Queued);
+        queued.conflict = Some("odd".into());
+        for held in [payment(State::Pending), payment(State::Completed), queued] {
+            let d = decide(&held, &Change::AskRail, "operator");
+            assert_eq!(d.applied, Applied::Ignored, "{}", held.state);
+            assert!(d.history.is_none() && d.effects.is_empty());
+        }
+    }
+
+    #[test]
+    fn an_exception_is_announced_once() {
+        let change = Change::RaiseException {
+            attempt: Uuid::nil(),
+            why: "late".into(),
+        };
+        let first = decide(&payment(State::Unknown), &change, "deadline");
+        assert!(first.effects.contains(&Effect::AnnounceException));
+        let again = decide(&exception(State::Unknown), &change, "deadline");
+        assert!(!again.effects.contains(&Effect::AnnounceException));
     }
 }

@@ -74,7 +74,13 @@ pub async fn apply_in(
             row::write(conn, &p, decision.history.as_ref()).await?;
             p
         }
-        None => held,
+        None => {
+            // An operator's note: a line of history, the payment's row untouched.
+            if let Some(line) = &decision.history {
+                row::note(conn, &held, line).await?;
+            }
+            held
+        }
     };
     effects::run(conn, &written, &decision.effects, cause, later).await?;
     Ok(applied)

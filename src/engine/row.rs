@@ -53,6 +53,24 @@ pub(super) async fn write(
     Ok(())
 }
 
+/// Adds a line to the history without writing the payment (an operator's note).
+pub(super) async fn note(
+    conn: &mut AnyConnection,
+    p: &Payment,
+    (from, to, cause): &(State, State, String),
+) -> Result<()> {
+    record_transition(
+        conn,
+        p.client_id,
+        p.id,
+        Some(*from),
+        *to,
+        cause,
+        now_micros(),
+    )
+    .await
+}
+
 /// Stores a new payment in `received` and records its first transition.
 pub(super) async fn insert(
     conn: &mut AnyConnection,
