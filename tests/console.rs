@@ -247,6 +247,17 @@ both_stores!(console_in_chromium, |store| async move {
         let p = app.wait_final(id).await;
         assert_eq!(p["state"], "completed", "{p}");
     }
+    // Scenario 12: the rail never answers, the outcome stays unknown past its deadline.
+    let stuck = app.disburse("CON-X", "255712345612", "15000.00").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let p = app
+        .wait_for(&stuck, Duration::from_secs(45), |p| {
+            !p["exception"].is_null()
+        })
+        .await;
+    assert!(!p["exception"].is_null(), "{p}");
     let payroll = held_payroll(&app).await;
     let today = chrono::Utc::now().date_naive().to_string();
     let statement = std::env::temp_dir().join(format!(
@@ -316,6 +327,29 @@ both_stores!(console_in_chromium, |store| async move {
     submit(&c, "#run button").await;
     refused_for(&c, "recon:write").await;
     assert_eq!(payroll_status(&app, &payroll).await["status"], "held");
+    let item = format!("tr[data-item='{stuck}']");
+    c.goto(&format!("{base}/reports/exceptions")).await.unwrap();
+    css(&c, &format!("{item} form.ask textarea"))
+        .await
+        .send_keys("try without the scope")
+        .await
+        .unwrap();
+    submit(&c, &format!("{item} form.ask button")).await;
+    refused_for(&c, "payments:write or recon:write").await;
+    c.goto(&format!("{base}/reports/exceptions")).await.unwrap();
+    css(&c, &format!("{item} form.settle input[name=receipt]"))
+        .await
+        .send_keys("R-FROM-PAYEE")
+        .await
+        .unwrap();
+    css(&c, &format!("{item} form.settle textarea"))
+        .await
+        .send_keys("try without the scope")
+        .await
+        .unwrap();
+    submit(&c, &format!("{item} form.settle button")).await;
+    refused_for(&c, "recon:write").await;
+    assert_eq!(app.payment(&stuck).await["state"], "unknown");
     c.goto(&format!("{base}/reports")).await.unwrap();
     sign_out(&c).await;
 
@@ -404,6 +438,7 @@ both_stores!(console_in_chromium, |store| async move {
         2
     );
     assert!(c.find(Locator::Css("#export")).await.is_ok());
+    assert!(c.find(Locator::Css("#chart-throughput svg")).await.is_ok());
     shot(&c, store, "payroll").await;
     c.goto(&format!("{base}/reports/payrolls")).await.unwrap();
     shot(&c, store, "payrolls").await;
@@ -492,6 +527,8 @@ both_stores!(console_in_chromium, |store| async move {
             .unwrap(),
         "15000.00"
     );
+    assert!(c.find(Locator::Css("#chart-flows svg")).await.is_ok());
+    assert!(c.find(Locator::Css("#chart-ageing svg")).await.is_ok());
     shot(&c, store, "report").await;
     let form = css(&c, "#breaks form").await;
     form.find(Locator::Css("textarea[name=reason]"))
@@ -518,6 +555,46 @@ both_stores!(console_in_chromium, |store| async move {
     loaded(&c).await;
     let flash = wait_css(&c, "#flash").await.text().await.unwrap();
     assert!(flash.contains("resolved"), "{flash}");
+
+    // Exceptions: the stuck payment, oldest first; ask the rail again, then settle it from a
+    // receipt with a reason. No button resends it.
+    c.goto(&format!("{base}/reports/exceptions")).await.unwrap();
+    let page = source(&c).await;
+    assert!(!page.to_lowercase().contains("resend"), "{page}");
+    shot(&c, store, "exceptions").await;
+    css(&c, &format!("{item} form.ask textarea"))
+        .await
+        .send_keys("payee says nothing arrived")
+        .await
+        .unwrap();
+    submit(&c, &format!("{item} form.ask button")).await;
+    let flash = wait_css(&c, "#flash").await.text().await.unwrap();
+    assert!(flash.contains("asked again"), "{flash}");
+    css(&c, &format!("{item} form.settle select[name=outcome]"))
+        .await
+        .select_by_value("completed")
+        .await
+        .unwrap();
+    css(&c, &format!("{item} form.settle input[name=receipt]"))
+        .await
+        .send_keys("R-FROM-PAYEE")
+        .await
+        .unwrap();
+    css(&c, &format!("{item} form.settle textarea"))
+        .await
+        .send_keys("payee's SMS receipt seen by the hotline")
+        .await
+        .unwrap();
+    submit(&c, &format!("{item} form.settle button")).await;
+    let flash = wait_css(&c, "#flash").await.text().await.unwrap();
+    assert!(flash.contains("Settled"), "{flash}");
+    let p = app.payment(&stuck).await;
+    assert_eq!(p["state"], "completed", "{p}");
+    assert_eq!(p["receipt"], "R-FROM-PAYEE", "{p}");
+    assert!(c
+        .find(Locator::Css(&format!("{item} form.settle")))
+        .await
+        .is_err());
 
     // A form posted without the page's token is refused, even with the session's cookie.
     let cookie = c.get_named_cookie("railgate_session").await.unwrap();
@@ -552,6 +629,10 @@ both_stores!(console_in_chromium, |store| async move {
         ("recon.run", "done"),
         ("recon.run", "refused"),
         ("break.resolve", "done"),
+        ("exception.recheck", "done"),
+        ("exception.recheck", "refused"),
+        ("exception.settle", "done"),
+        ("exception.settle", "refused"),
         ("session.sign_in", "done"),
     ] {
         assert!(

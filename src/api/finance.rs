@@ -117,14 +117,32 @@ pub async fn page(
         .and_then(|id| Uuid::parse_str(id).ok())
         .map(|id| format!("Break {id} resolved."));
     let view = ReportView::new(&r, Some(&officer.csrf));
+    let charts = pictures(&state, &rq).await?;
     Ok(console::page(
         StatusCode::OK,
         &ReportPage {
             chrome,
             report: &view,
             runs: runs.iter().map(RunView::new).collect(),
-            charts: None,
+            charts: Some(charts),
         },
+    ))
+}
+
+/// The report's pictures (server-rendered SVG): the period's daily flows, and the open
+/// breaks by age. `crate::charts` escapes every text it writes, so the SVG goes into the page
+/// as it is.
+async fn pictures(state: &AppState, rq: &report::Query) -> Result<String, Problem> {
+    let Some(client) = rq.client_id else {
+        return Ok(String::new());
+    };
+    let flows = crate::store::charts::daily_flows(&state.db, client, rq.from, rq.to).await?;
+    let now = crate::store::now_micros();
+    let ageing = crate::store::charts::break_ageing(&state.db, client, now).await?;
+    Ok(format!(
+        "<figure class=\"chart\" id=\"chart-flows\">{}</figure><figure class=\"chart\" id=\"chart-ageing\">{}</figure>",
+        crate::charts::flows::daily_flows(&flows, rq.from, rq.to),
+        crate::charts::ageing::break_ageing(&ageing, crate::store::from_micros(now)),
     ))
 }
 
@@ -165,7 +183,7 @@ pub async fn login_post(
         officer: &who,
         name: "session.sign_in",
         subject: format!("key:{}", who.caller.key_id),
-        scope: "reports:read",
+        scopes: &["reports:read"],
         back: "/reports".into(),
     }
     .record(&state, Outcome::Done, None, None)
@@ -199,7 +217,7 @@ pub async fn logout(
             officer: &officer,
             name: "session.sign_out",
             subject: format!("key:{}", officer.caller.key_id),
-            scope: "reports:read",
+            scopes: &["reports:read"],
             back: "/reports".into(),
         };
         if let Err(refused) = action.allowed(&state, &token).await {
@@ -240,7 +258,7 @@ pub async fn resolve(
         officer: &officer,
         name: "break.resolve",
         subject: format!("break:{id}"),
-        scope: "recon:write",
+        scopes: &["recon:write"],
         back: "/reports".into(),
     };
     let Ok(Form(f)) = form else {

@@ -91,6 +91,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/reports/statements"),
     ("post", "/reports/runs"),
     ("get", "/reports/audit"),
+    ("get", "/reports/exceptions"),
+    ("post", "/reports/exceptions/{id}/inquiry"),
+    ("post", "/reports/exceptions/{id}/settlement"),
     ("get", "/v1/ledger/accounts"),
     ("get", "/v1/ledger/accounts/{id}/entries"),
     ("get", "/v1/ledger/trial-balance"),
@@ -165,6 +168,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/reports/runs", post(console::recon::run))
         .route("/reports/audit", get(console::audit::list))
+        .route("/reports/exceptions", get(console::exceptions::list))
+        .route(
+            "/reports/exceptions/{id}/inquiry",
+            post(console::exceptions::inquiry),
+        )
+        .route(
+            "/reports/exceptions/{id}/settlement",
+            post(console::exceptions::settlement),
+        )
         .route("/v1/ledger/accounts", get(ledger::accounts))
         .route("/v1/ledger/accounts/{id}/entries", get(ledger::entries))
         .route("/v1/ledger/trial-balance", get(ledger::trial_balance))

@@ -3,6 +3,7 @@
 
 use super::{col, count_write, from_micros, now_micros, uuid_col, Db, Result, StoreError};
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 /// How an action ended.
@@ -74,8 +75,14 @@ fn bounded(s: Option<&str>) -> Option<String> {
 
 /// Writes one entry; returns its id.
 pub async fn record(db: &Db, e: &Entry) -> Result<Uuid> {
-    let id = Uuid::now_v7();
     count_write();
+    let mut conn = db.pool().acquire().await?;
+    record_in(&mut conn, e).await
+}
+
+/// Writes one entry in the caller's transaction: the action and its row commit together.
+pub async fn record_in(conn: &mut AnyConnection, e: &Entry) -> Result<Uuid> {
+    let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO audit_log (id, client_id, key_id, actor, action, subject, reason, outcome, \
          detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -90,7 +97,7 @@ pub async fn record(db: &Db, e: &Entry) -> Result<Uuid> {
     .bind(e.outcome.as_str())
     .bind(bounded(e.detail.as_deref()))
     .bind(now_micros())
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(id)
 }

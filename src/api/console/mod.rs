@@ -8,6 +8,7 @@
 //! No page needs JavaScript; a running payroll's page refreshes itself by a meta refresh.
 
 pub mod audit;
+pub mod exceptions;
 pub mod mask;
 pub mod payments;
 pub mod payrolls;
@@ -35,10 +36,11 @@ pub struct Chrome {
 }
 
 /// The console's sections: link, label, key.
-const LINKS: [(&str, &str, &str); 5] = [
+const LINKS: [(&str, &str, &str); 6] = [
     ("/reports", "Reconciliation", "report"),
     ("/reports/payments", "Payments", "payments"),
     ("/reports/payrolls", "Payrolls", "payrolls"),
+    ("/reports/exceptions", "Exceptions", "exceptions"),
     ("/reports/statements", "Statements and runs", "statements"),
     ("/reports/audit", "Audit trail", "audit"),
 ];
@@ -128,27 +130,27 @@ pub struct Action<'a> {
     pub officer: &'a Officer,
     pub name: &'static str,
     pub subject: String,
-    pub scope: &'static str,
+    /// The scopes that allow it (any one of them).
+    pub scopes: &'static [&'static str],
     /// Where the refusal page links back to.
     pub back: String,
 }
 
 impl Action<'_> {
-    /// Writes the action to the trail. A trail that cannot be written is logged: the action
-    /// itself has happened (or been refused) already and must not be reported otherwise.
-    pub async fn record(
+    /// The trail's entry for this action.
+    pub async fn entry(
         &self,
         state: &AppState,
         outcome: Outcome,
         reason: Option<&str>,
         detail: Option<&str>,
-    ) {
+    ) -> Entry {
         let actor =
             match crate::store::recon::key_owner(&state.db, self.officer.caller.key_id).await {
                 Ok(a) => a,
                 Err(_) => format!("key {}", self.officer.caller.key_id),
             };
-        let entry = Entry {
+        Entry {
             client_id: self.officer.caller.client_id,
             key_id: self.officer.caller.key_id,
             actor,
@@ -157,7 +159,21 @@ impl Action<'_> {
             reason: reason.map(str::to_owned),
             outcome,
             detail: detail.map(str::to_owned),
-        };
+        }
+    }
+
+    /// Writes the action to the trail. A trail that cannot be written is logged: the action
+    /// itself has happened (or been refused) already and must not be reported otherwise.
+    /// (An action that changes a payment writes its row in its own transaction instead, with
+    /// [`Action::entry`] and `trail::record_in`.)
+    pub async fn record(
+        &self,
+        state: &AppState,
+        outcome: Outcome,
+        reason: Option<&str>,
+        detail: Option<&str>,
+    ) {
+        let entry = self.entry(state, outcome, reason, detail).await;
         if let Err(e) = trail::record(&state.db, &entry).await {
             tracing::error!(action = self.name, error = %e, "Audit trail could not be written");
         }
@@ -181,14 +197,15 @@ impl Action<'_> {
                 &self.back,
             ));
         }
-        if !self.officer.may(self.scope) {
-            let detail = format!("needs the scope {}", self.scope);
+        if !self.scopes.iter().any(|s| self.officer.may(s)) {
+            let named = self.scopes.join(" or ");
+            let detail = format!("needs the scope {named}");
             self.record(state, Outcome::Refused, None, Some(&detail))
                 .await;
             return Err(message(
                 StatusCode::FORBIDDEN,
                 "Refused",
-                &format!("This action needs a key with the scope {}.", self.scope),
+                &format!("This action needs a key with the scope {named}."),
                 &self.back,
             ));
         }

@@ -235,6 +235,8 @@ struct PayrollPage {
     state: String,
     items: Vec<ItemRow>,
     after: Option<String>,
+    /// Lines per minute since the release (server-rendered SVG).
+    throughput: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +314,10 @@ async fn payroll_page(
         chrome.flash = Some("Payroll released: its items are on their way.".into());
     }
     let r = payroll_row(state, &p).await?;
+    let throughput =
+        crate::store::charts::payroll_throughput(&state.db, officer.caller.client_id, p.id)
+            .await?
+            .map(|minutes| crate::charts::throughput::payroll_throughput(&p.name, &minutes));
     Ok(page(
         StatusCode::OK,
         &PayrollPage {
@@ -339,6 +345,7 @@ async fn payroll_page(
                 })
                 .collect(),
             after,
+            throughput,
         },
     ))
 }
@@ -372,7 +379,7 @@ pub async fn release(
         officer: &officer,
         name: "payroll.release",
         subject: format!("payroll:{pid}"),
-        scope: "payments:write",
+        scopes: &["payments:write"],
         back: back.clone(),
     };
     let Ok(Form(f)) = form else {

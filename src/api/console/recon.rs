@@ -168,7 +168,7 @@ pub async fn upload(
         officer: &officer,
         name: "statement.upload",
         subject: "statement:new".into(),
-        scope: "recon:write",
+        scopes: &["recon:write"],
         back: back.into(),
     };
     loop {
@@ -276,7 +276,7 @@ pub async fn run(
         officer: &officer,
         name: "recon.run",
         subject,
-        scope: "recon:write",
+        scopes: &["recon:write"],
         back: back.into(),
     };
     if let Err(refused) = action
