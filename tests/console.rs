@@ -530,6 +530,13 @@ both_stores!(console_in_chromium, |store| async move {
     assert!(c.find(Locator::Css("#chart-flows svg")).await.is_ok());
     assert!(c.find(Locator::Css("#chart-ageing svg")).await.is_ok());
     shot(&c, store, "report").await;
+    c.execute(
+        "document.getElementById('chart-flows').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shot(&c, store, "pictures").await;
     let form = css(&c, "#breaks form").await;
     form.find(Locator::Css("textarea[name=reason]"))
         .await

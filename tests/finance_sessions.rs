@@ -61,7 +61,7 @@ async fn token(app: &TestApp, cookie: &str) -> String {
         .text()
         .await
         .unwrap();
-    let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 20;
+    let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
     page[at..at + 64].to_owned()
 }
 

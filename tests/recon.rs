@@ -913,7 +913,7 @@ both_stores!(finance_page_in_chromium, |store| async move {
         .text()
         .await
         .unwrap();
-    let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 20;
+    let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
     let csrf = &page[at..at + 64];
     let resp = http
         .post(app.url(&format!("/reports/breaks/{id}/resolve")))
