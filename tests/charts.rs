@@ -23,6 +23,24 @@ async fn client_of(app: &TestApp, key: &str) -> uuid::Uuid {
         .client_id
 }
 
+async fn get_raw(app: &TestApp, path: &str, key: &str) -> (u16, String, String) {
+    let resp = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, ct, resp.text().await.unwrap())
+}
+
 /// Writes the picture where `RAILGATE_CHARTS_OUT` says, to look at by eye.
 fn keep(name: &str, svg: &str) {
     if let Ok(dir) = std::env::var("RAILGATE_CHARTS_OUT") {
@@ -167,5 +185,36 @@ both_stores!(the_pictures_draw_what_the_store_holds, |store| async move {
     let svg = railgate::charts::ageing::break_ageing(&ages, chrono::Utc::now());
     assert!(svg.contains("2 breaks, 1 critical") && svg.contains("TZS 251.00"));
     keep("ageing.svg", &svg);
+
+    // The same pictures over the API, each behind its scope.
+    let flows = format!("/v1/reports/charts/daily-flows?from={today}&to={today}&rail=mock");
+    let (s, ct, body) = get_raw(&app, &flows, &app.key).await;
+    assert_eq!((s, ct.as_str()), (200, "image/svg+xml"), "{body}");
+    assert!(body.contains("instructed 4200.50, confirmed 4000.50, settled 0.00 TZS"));
+    let (s, _, _) = get_raw(&app, &flows, &app.read_key).await;
+    assert_eq!(s, 403, "reports:read is needed");
+    let (s, _, body) = get_raw(
+        &app,
+        "/v1/reports/charts/daily-flows?from=2026-01-01&to=2026-06-01&direction=sideways",
+        &app.key,
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body.contains("at most 92 days") && body.contains("\"direction\""),
+        "{body}"
+    );
+    let (s, _, body) = get_raw(&app, "/v1/reports/charts/break-ageing", &app.key).await;
+    assert_eq!(s, 200);
+    assert!(body.contains("2 breaks, 1 critical"), "{body}");
+    let throughput = format!("/v1/payrolls/{payroll}/throughput");
+    let (s, _, body) = get_raw(&app, &throughput, &app.read_key).await;
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("Payroll June") && body.contains("Sent: 3 lines"),
+        "{body}"
+    );
+    let (s, _, _) = get_raw(&app, &throughput, &app.other_client_key).await;
+    assert_eq!(s, 404, "another client's payroll");
     app.stop().await;
 });

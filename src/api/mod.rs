@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+mod charts;
 pub mod console;
 mod events;
 pub mod exceptions;
@@ -66,6 +67,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/payrolls/{id}/release"),
     ("get", "/v1/payrolls/{id}/items"),
     ("get", "/v1/payrolls/{id}/export"),
+    ("get", "/v1/payrolls/{id}/throughput"),
     ("post", "/openimis/payment"),
     ("post", "/openimis/reconciliation"),
     ("post", "/v1/statements"),
@@ -75,6 +77,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/reconciliation/breaks"),
     ("post", "/v1/reconciliation/breaks/{id}/resolve"),
     ("get", "/v1/reports/reconciliation"),
+    ("get", "/v1/reports/charts/daily-flows"),
+    ("get", "/v1/reports/charts/break-ageing"),
     ("get", "/reports"),
     ("post", "/reports/login"),
     ("post", "/reports/logout"),
@@ -128,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payrolls/{id}/release", post(payrolls::release))
         .route("/v1/payrolls/{id}/items", get(payrolls::items))
         .route("/v1/payrolls/{id}/export", get(payrolls::export))
+        .route("/v1/payrolls/{id}/throughput", get(charts::payroll_throughput))
         .route("/openimis/payment", post(openimis::payment))
         .route("/openimis/reconciliation", post(openimis::reconciliation))
         .route("/v1/statements", post(recon::upload))
@@ -140,6 +145,8 @@ pub fn router(state: AppState) -> Router {
             post(recon::resolve_break),
         )
         .route("/v1/reports/reconciliation", get(recon::reconciliation_report))
+        .route("/v1/reports/charts/daily-flows", get(charts::daily_flows))
+        .route("/v1/reports/charts/break-ageing", get(charts::break_ageing))
         .route("/reports", get(finance::page))
         .route("/reports/login", post(finance::login_post))
         .route("/reports/logout", post(finance::logout))
