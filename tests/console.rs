@@ -537,6 +537,26 @@ both_stores!(console_in_chromium, |store| async move {
     .await
     .unwrap();
     shot(&c, store, "pictures").await;
+
+    // The reader sees the same break queue; resolving a break is refused without recon:write.
+    sign_out(&c).await;
+    sign_in(&c, &base, &reader).await;
+    c.goto(&format!("{base}/reports?from={today}&to={today}"))
+        .await
+        .unwrap();
+    css(&c, "#breaks form textarea[name=reason]")
+        .await
+        .send_keys("try without the scope")
+        .await
+        .unwrap();
+    submit(&c, "#breaks form button").await;
+    refused_for(&c, "recon:write").await;
+    c.goto(&format!("{base}/reports")).await.unwrap();
+    sign_out(&c).await;
+    sign_in(&c, &base, &app.key).await;
+    c.goto(&format!("{base}/reports?from={today}&to={today}"))
+        .await
+        .unwrap();
     let form = css(&c, "#breaks form").await;
     form.find(Locator::Css("textarea[name=reason]"))
         .await
@@ -636,6 +656,7 @@ both_stores!(console_in_chromium, |store| async move {
         ("recon.run", "done"),
         ("recon.run", "refused"),
         ("break.resolve", "done"),
+        ("break.resolve", "refused"),
         ("exception.recheck", "done"),
         ("exception.recheck", "refused"),
         ("exception.settle", "done"),
