@@ -2,7 +2,8 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin railgate
+# The production build: no sandbox, no mock servers (README "Docker").
+RUN cargo build --release --locked --no-default-features --bin railgate
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \

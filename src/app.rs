@@ -73,7 +73,7 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
         cfg.public_url = Some(format!("{scheme}://{addr}"));
     }
     let rails = Rails::from_config(&cfg, crate::adapters::build)?;
-    let rechecks = crate::dispatch::recheck::policies(&cfg)?;
+    let rechecks = crate::dispatch::recheck::policies(&cfg, &rails)?;
     crate::dispatch::recheck::sync_policies(&db, &rechecks).await?;
     let cfg = Arc::new(cfg);
     let state = AppState {
@@ -104,7 +104,7 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
         };
         tasks.spawn(d.run(stop.clone()));
         // Where the dispatcher runs, so do the bank watchers.
-        crate::bank_watch::spawn(&cfg, &background, &stop, &mut tasks)?;
+        crate::bank_watch::spawn(&state.rails, &background, &stop, &mut tasks);
         // And the readers of open rail batches (payrolls).
         crate::batches::spawn_poller(&background, &cfg, &state.rails, &stop, &mut tasks);
     }

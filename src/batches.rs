@@ -68,7 +68,7 @@ pub enum BatchError {
 type Result<T> = std::result::Result<T, BatchError>;
 
 /// A rail's batch settings (`batch`, `batch_chunk`, `batch_poll_ms`; PH-EE's older
-/// `bulk_chunk` is read too).
+/// `bulk_chunk` is read as `batch_chunk`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub name: &'static str,
@@ -80,32 +80,21 @@ pub struct Settings {
     pub deadline: Duration,
 }
 
-/// Whether the rail's batches are on: `batch = true|false`; when unset, on for PH-EE (its
-/// bulk API was always used for payrolls) and off for the rest.
-pub fn enabled(rc: &RailConfig) -> bool {
-    match rc.setting("batch").as_deref() {
-        Some("true") => true,
-        Some(_) => false,
-        None => rc.kind == "phee",
-    }
-}
-
-/// The batch settings of `rc`, when its adapter has a batch API and its batches are on.
+/// The batch settings of `rc`, when its adapter has a batch API and its batches are on:
+/// `batch = true|false`, or when unset as the adapter's batch support says (on for PH-EE,
+/// whose bulk API was always used for payrolls; off for the rest).
 pub fn settings(rc: &RailConfig, adapter: &dyn RailAdapter) -> Option<Settings> {
     let support = adapter.batch_support()?;
-    if !enabled(rc) {
+    if !rc.batch.unwrap_or(support.on_by_default) {
         return None;
     }
     let chunk = rc
-        .setting("batch_chunk")
-        .or_else(|| rc.setting("bulk_chunk"))
-        .and_then(|v| v.parse::<usize>().ok())
+        .batch_chunk
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_CHUNK)
         .min(support.max_lines.max(1));
     let poll = rc
-        .setting("batch_poll_ms")
-        .and_then(|v| v.parse::<u64>().ok())
+        .batch_poll_ms
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_POLL_MS);
     let timeout = Duration::from_millis(rc.request_timeout_ms);

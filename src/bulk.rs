@@ -15,8 +15,8 @@ use uuid::Uuid;
 pub enum BulkError {
     #[error(transparent)]
     Batch(#[from] BatchError),
-    #[error("rail '{0}' is not a configured Payment Hub rail")]
-    NotPhEe(String),
+    #[error("rail '{0}' is not a configured rail with a bulk API")]
+    NoBulk(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -61,7 +61,8 @@ impl From<Submission> for BulkSubmission {
     }
 }
 
-/// Sends queued payments routed to the PH-EE rail `rail_id` through its bulk API, in chunks
+/// Sends queued payments routed to the rail `rail_id` (one with a batch API: PH-EE's bulk
+/// API, for which this was written) through its bulk API, in chunks
 /// of the rail's `batch_chunk` (or `bulk_chunk`) lines.
 pub async fn submit_phee_bulk(
     db: &crate::store::Db,
@@ -72,9 +73,12 @@ pub async fn submit_phee_bulk(
     let rc = cfg
         .rails
         .iter()
-        .find(|r| r.id == rail_id && r.kind == "phee")
-        .ok_or_else(|| BulkError::NotPhEe(rail_id.to_owned()))?;
+        .find(|r| r.id == rail_id)
+        .ok_or_else(|| BulkError::NoBulk(rail_id.to_owned()))?;
     let adapter = crate::adapters::build(rc, &format!("{}/rails/{}", cfg.public_url(), rc.id))?;
+    if adapter.batch_support().is_none() {
+        return Err(BulkError::NoBulk(rail_id.to_owned()));
+    }
     Ok(batches::submit(db, rc, adapter.as_ref(), payment_ids)
         .await?
         .into())

@@ -24,6 +24,8 @@ pub enum Command {
     /// Run the gateway (configuration file plus environment).
     Serve,
     /// Run the gateway with every mock rail on loopback and an embedded store: zero set-up.
+    /// (Builds with the `sandbox` feature, the default, only.)
+    #[cfg(feature = "sandbox")]
     Sandbox {
         /// API port (0 picks a free one).
         #[arg(long, default_value_t = 8080)]
@@ -73,6 +75,7 @@ pub enum Command {
         action: PayrollAction,
     },
     /// Run the generic mock rail on its own (for a gateway started elsewhere).
+    #[cfg(feature = "sandbox")]
     MockRail {
         #[arg(long, default_value_t = 9100)]
         port: u16,

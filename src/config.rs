@@ -3,6 +3,7 @@
 //! except in the sandbox, which makes its own.
 
 use railgate_rail::oauth::OAuthSettings;
+use railgate_rail::settings::flex;
 use railgate_rail::tls::TlsSettings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -55,10 +56,50 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// Traces exported over OTLP (off unless `otlp_endpoint` is set).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub rails: Vec<RailConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// `[telemetry]`: where traces go. Logs always go to stderr and metrics to `/metrics`; traces
+/// leave the process only when an OTLP collector is named.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans are posted to
+    /// `{otlp_endpoint}/v1/traces` as protobuf. Unset: no traces are exported.
+    /// Env: `RAILGATE_OTLP_ENDPOINT`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans carry (one per deployment, e.g. per scheme).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// How long one export may take before it is abandoned (the spans are dropped, the
+    /// gateway goes on).
+    #[serde(default = "default_otlp_timeout_ms")]
+    pub otlp_timeout_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+            otlp_timeout_ms: default_otlp_timeout_ms(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "railgate".into()
+}
+
+fn default_otlp_timeout_ms() -> u64 {
+    10_000
 }
 
 /// The HTTP server's connections: how long a client may take, and how many it may hold.
@@ -229,11 +270,14 @@ fn default_webhook_give_up_secs() -> u64 {
     4 * 24 * 3600
 }
 
+/// One `[[rails]]` table: what every rail shares, read here; the rest (`settings`) is the
+/// rail's own, read by its crate into a typed configuration that refuses unknown keys (see
+/// `crate::adapters`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RailConfig {
     /// The rail's id: routes name it, callbacks arrive at `/rails/{id}/...`.
     pub id: String,
-    /// Which adapter: `mock` (more with each rail family).
+    /// Which adapter: a kind of the registry (`crate::adapters::KINDS`).
     pub kind: String,
     /// Requests in flight to this rail at once.
     #[serde(default = "default_rail_concurrency")]
@@ -250,6 +294,24 @@ pub struct RailConfig {
     /// How long to wait for a callback before asking the rail.
     #[serde(default = "default_callback_grace_ms")]
     pub callback_grace_ms: u64,
+    /// Payrolls through the rail's batch API: on or off; unset, as the adapter's batch
+    /// support says (`BatchSupport::on_by_default`).
+    #[serde(default, deserialize_with = "flex::opt")]
+    pub batch: Option<bool>,
+    /// Lines per payroll chunk (default `batches::DEFAULT_CHUNK`, capped by the rail's
+    /// limit). `bulk_chunk` is its older name (PH-EE).
+    #[serde(default, alias = "bulk_chunk", deserialize_with = "flex::opt")]
+    pub batch_chunk: Option<usize>,
+    /// How often open batches are read (default `batches::DEFAULT_POLL_MS`).
+    #[serde(default, deserialize_with = "flex::opt")]
+    pub batch_poll_ms: Option<u64>,
+    /// Ask the rail once more after a failure; unset, on where the adapter says its failures
+    /// are not final (`RailAdapter::failures_final`).
+    #[serde(default, deserialize_with = "flex::opt")]
+    pub confirm_failures: Option<bool>,
+    /// How long after a failure it is asked about again.
+    #[serde(default, deserialize_with = "flex::opt")]
+    pub confirm_failure_after_ms: Option<u64>,
     /// TLS to the rail (`[rails.tls]`): our client certificate and key, the rail's CA, a pin.
     #[serde(default)]
     pub tls: Option<TlsSettings>,
@@ -257,44 +319,41 @@ pub struct RailConfig {
     /// Mojaloop (a hub behind an API gateway), PH-EE (Keycloak).
     #[serde(default)]
     pub oauth: Option<OAuthSettings>,
-    /// Adapter-specific settings (base_url, callback_secret_env, ...).
+    /// The rail's own settings (base_url, callback_secret_env, ...), for its crate to read.
     #[serde(flatten)]
     pub settings: toml::Table,
 }
 
 impl RailConfig {
+    /// A rail of `kind` with every shared setting at its default and no settings of its own.
+    pub fn new(id: impl Into<String>, kind: impl Into<String>) -> RailConfig {
+        RailConfig {
+            id: id.into(),
+            kind: kind.into(),
+            concurrency: default_rail_concurrency(),
+            rate_per_second: 0,
+            request_timeout_ms: default_request_timeout_ms(),
+            deadline_secs: default_deadline_secs(),
+            callback_grace_ms: default_callback_grace_ms(),
+            batch: None,
+            batch_chunk: None,
+            batch_poll_ms: None,
+            confirm_failures: None,
+            confirm_failure_after_ms: None,
+            tls: None,
+            oauth: None,
+            settings: toml::Table::new(),
+        }
+    }
+
+    /// One of the rail's own settings as text (strings, numbers and booleans), for display
+    /// and tests; the rail's crate reads them typed.
     pub fn setting(&self, key: &str) -> Option<String> {
         self.settings.get(key).and_then(|v| match v {
             toml::Value::String(s) => Some(s.clone()),
             toml::Value::Integer(i) => Some(i.to_string()),
             toml::Value::Boolean(b) => Some(b.to_string()),
             _ => None,
-        })
-    }
-
-    /// A secret setting: `<key>_env` names an environment variable, `<key>_file` a file;
-    /// `<key>` itself is accepted too (the sandbox writes its own secrets).
-    pub fn secret(&self, key: &str) -> Result<String, ConfigError> {
-        if let Some(var) = self.setting(&format!("{key}_env")) {
-            return std::env::var(&var).map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "rail {}: environment variable {var} is not set",
-                    self.id
-                ))
-            });
-        }
-        if let Some(path) = self.setting(&format!("{key}_file")) {
-            return std::fs::read_to_string(&path)
-                .map(|s| s.trim().to_owned())
-                .map_err(|e| {
-                    ConfigError::Invalid(format!("rail {}: cannot read {key}_file: {e}", self.id))
-                });
-        }
-        self.setting(key).ok_or_else(|| {
-            ConfigError::Invalid(format!(
-                "rail {}: {key}_env or {key}_file is required",
-                self.id
-            ))
         })
     }
 }
@@ -347,6 +406,9 @@ impl Config {
             self.listen = v
                 .parse()
                 .map_err(|_| ConfigError::Invalid(format!("RAILGATE_LISTEN={v}")))?;
+        }
+        if let Ok(v) = std::env::var("RAILGATE_OTLP_ENDPOINT") {
+            self.telemetry.otlp_endpoint = Some(v).filter(|v| !v.is_empty());
         }
         if let Ok(v) = std::env::var("RAILGATE_PUBLIC_URL") {
             self.public_url = Some(v);
@@ -425,6 +487,7 @@ impl Default for Config {
             allow_rail_hint: true,
             dispatch: DispatchConfig::default(),
             notify: NotifyConfig::default(),
+            telemetry: TelemetryConfig::default(),
             rails: Vec::new(),
             routes: Vec::new(),
         }
@@ -481,4 +544,48 @@ fn default_deadline_secs() -> u64 {
 }
 fn default_callback_grace_ms() -> u64 {
     30_000
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    // The keys every rail shares are typed here (values or strings, as the file may have
+    // them); the rest is left for the rail's crate.
+    #[test]
+    fn shared_rail_keys_are_typed_and_the_rest_is_the_rails_own() {
+        let cfg: Config = toml::from_str(
+            r#"
+            [[rails]]
+            id = "phee"
+            kind = "phee"
+            bulk_chunk = "7"
+            batch = true
+            confirm_failures = "false"
+            confirm_failure_after_ms = 1500
+            channel_url = "http://ph"
+            "#,
+        )
+        .unwrap();
+        let rc = &cfg.rails[0];
+        assert_eq!(rc.batch_chunk, Some(7), "the older name of batch_chunk");
+        assert_eq!(rc.batch, Some(true));
+        assert_eq!(rc.confirm_failures, Some(false));
+        assert_eq!(rc.confirm_failure_after_ms, Some(1500));
+        assert_eq!(rc.batch_poll_ms, None);
+        let own: Vec<&String> = rc.settings.keys().collect();
+        assert_eq!(own, ["channel_url"]);
+
+        let bad = toml::from_str::<Config>(
+            "[[rails]]\nid = \"m\"\nkind = \"mock\"\nbatch_chunk = \"many\"",
+        );
+        let err = bad.unwrap_err().to_string();
+        assert!(err.contains("many"), "{err}");
+    }
 }

@@ -27,6 +27,7 @@ pub mod payrolls;
 pub mod rails;
 pub mod recon;
 pub mod reversals;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod serve;
 pub mod store;

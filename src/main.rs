@@ -3,7 +3,9 @@
 use clap::Parser;
 use railgate::cli::{Cli, Command, KeysAction, PayrollAction};
 use railgate::config::Config;
-use railgate::{app, sandbox, store, telemetry};
+#[cfg(feature = "sandbox")]
+use railgate::sandbox;
+use railgate::{app, store, telemetry};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -24,6 +26,7 @@ async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let cfg = Config::load(config)?;
+            let traces = telemetry::start_traces(&cfg.telemetry)?;
             let running = app::start(cfg, None).await?;
             let stop = running.stop_token();
             tokio::spawn(async move {
@@ -32,7 +35,11 @@ async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> {
                 stop.cancel();
             });
             running.wait().await;
+            if let Some(traces) = traces {
+                traces.shutdown();
+            }
         }
+        #[cfg(feature = "sandbox")]
         Command::Sandbox { port, db, api_key } => {
             let sb = sandbox::start(sandbox::SandboxOptions { port, db, api_key }).await?;
             println!(
@@ -128,6 +135,7 @@ async fn run(config: Option<&Path>, command: Command) -> anyhow::Result<()> {
             };
             railgate::payroll_cli::submit(opts).await?;
         }
+        #[cfg(feature = "sandbox")]
         Command::MockRail { port, secret } => {
             let cfg = railgate_mock::MockRailConfig::new(
                 std::net::SocketAddr::from(([127, 0, 0, 1], port)),

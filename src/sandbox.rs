@@ -69,30 +69,21 @@ pub fn sandbox_config(
     mock_url: &str,
     mock_secret: &str,
 ) -> Config {
-    let mut settings = toml::Table::new();
-    settings.insert("base_url".into(), toml::Value::String(mock_url.to_owned()));
-    settings.insert(
-        "callback_secret".into(),
-        toml::Value::String(mock_secret.to_owned()),
+    let mut mock = rail(
+        "mock",
+        "mock",
+        &[
+            ("base_url", mock_url.to_owned()),
+            ("callback_secret", mock_secret.to_owned()),
+        ],
     );
     // Payrolls go through the mock rail's batch API.
-    settings.insert("batch".into(), toml::Value::Boolean(true));
+    mock.batch = Some(true);
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         database_url,
         db_connections: 4,
-        rails: vec![RailConfig {
-            id: "mock".into(),
-            kind: "mock".into(),
-            concurrency: 64,
-            rate_per_second: 0,
-            request_timeout_ms: 3_000,
-            deadline_secs: 120,
-            callback_grace_ms: 2_000,
-            tls: None,
-            oauth: None,
-            settings,
-        }],
+        rails: vec![mock],
         routes: vec![RouteConfig {
             rail: "mock".into(),
             ..RouteConfig::default()
@@ -285,12 +276,12 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
                 ("payer_identifier", "255700000001".into()),
                 ("callback_token", phee_token.to_owned()),
                 ("currencies", "TZS,KES".into()),
-                (
-                    "confirm_failure_after_ms",
-                    self.recheck_after_ms.to_string(),
-                ),
             ],
         ));
+        let recheck_after = Some(self.recheck_after_ms);
+        if let Some(phee) = cfg.rails.last_mut() {
+            phee.confirm_failure_after_ms = recheck_after;
+        }
         cfg.rails.push(rail(
             "fineract",
             "fineract",
@@ -300,12 +291,11 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
                 ("username", "mifos".into()),
                 ("password", "password".into()),
                 ("currencies", "KES".into()),
-                (
-                    "confirm_failure_after_ms",
-                    self.recheck_after_ms.to_string(),
-                ),
             ],
         ));
+        if let Some(fineract) = cfg.rails.last_mut() {
+            fineract.confirm_failure_after_ms = recheck_after;
+        }
         cfg.rails.push(rail(
             "bank",
             "bank",
@@ -341,24 +331,18 @@ Bank drop folders: {} (pain.001 out; picked-up files in archive/) and {} (pain.0
     }
 }
 
-/// A sandbox rail with string settings.
+/// A sandbox rail with string settings of its own (its crate reads them typed).
 fn rail(id: &str, kind: &str, pairs: &[(&str, String)]) -> RailConfig {
-    let mut settings = toml::Table::new();
+    let mut rc = RailConfig::new(id, kind);
     for (k, v) in pairs {
-        settings.insert((*k).to_owned(), toml::Value::String(v.clone()));
+        rc.settings
+            .insert((*k).to_owned(), toml::Value::String(v.clone()));
     }
-    RailConfig {
-        id: id.into(),
-        kind: kind.into(),
-        concurrency: 64,
-        rate_per_second: 0,
-        request_timeout_ms: 3_000,
-        deadline_secs: 120,
-        callback_grace_ms: 2_000,
-        tls: None,
-        oauth: None,
-        settings,
-    }
+    rc.concurrency = 64;
+    rc.request_timeout_ms = 3_000;
+    rc.deadline_secs = 120;
+    rc.callback_grace_ms = 2_000;
+    rc
 }
 
 /// Our FSP id in the sandbox's Mojaloop scheme, and the scheme's own identifier there.
@@ -423,25 +407,7 @@ impl MockRails {
     /// the rest stays on the generic mock rail, and any can be chosen with the `rail` hint.
     /// Each rail gets its own secret from `secrets`.
     pub fn configure(&self, cfg: &mut Config, secrets: &RailSecrets) {
-        let rail = |id: &str, kind: &str, pairs: &[(&str, String)]| {
-            let mut settings = toml::Table::new();
-            for (k, v) in pairs {
-                settings.insert((*k).to_owned(), toml::Value::String(v.clone()));
-            }
-            RailConfig {
-                id: id.into(),
-                kind: kind.into(),
-                concurrency: 64,
-                rate_per_second: 0,
-                request_timeout_ms: 3_000,
-                deadline_secs: 120,
-                callback_grace_ms: 2_000,
-                tls: None,
-                oauth: None,
-                settings,
-            }
-        };
-        cfg.rails.push(rail(
+        let mut mmapi = rail(
             "mmapi",
             "mmapi",
             &[
@@ -449,10 +415,11 @@ impl MockRails {
                 ("auth", "none".into()),
                 ("callback_secret", secrets.mmapi.clone()),
                 ("scheme_party_value", "255700000001".into()),
-                // Payrolls go through `POST /batchtransactions`.
-                ("batch", "true".into()),
             ],
-        ));
+        );
+        // Payrolls go through `POST /batchtransactions`.
+        mmapi.batch = Some(true);
+        cfg.rails.push(mmapi);
         cfg.rails.push(rail(
             "mpesa",
             "mpesa",
@@ -466,7 +433,6 @@ impl MockRails {
                 ("b2c_security_credential", "sandbox-credential".into()),
                 ("stk_shortcode", "174379".into()),
                 ("stk_passkey", "sandbox-passkey".into()),
-                ("currencies", "KES".into()),
             ],
         ));
         cfg.rails.push(rail(

@@ -93,9 +93,7 @@ both_stores!(
                 "callback_secret".into(),
                 toml::Value::String(MOCK2_SECRET.into()),
             );
-            second
-                .settings
-                .insert("batch".into(), toml::Value::Boolean(false));
+            second.batch = Some(false);
             c.rails.push(second);
         })
         .await

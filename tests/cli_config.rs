@@ -175,3 +175,88 @@ fn no_database_is_refused_with_a_way_to_name_one() {
     assert!(made.is_empty(), "a database was made up: {made:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `serve` with `config`, run to its exit; `None` if it kept running.
+fn serve_until_exit(dir: &Path, config: &Path) -> Option<Output> {
+    let child = railgate(dir)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RAILGATE_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => Some(out.unwrap()),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            None
+        }
+    }
+}
+
+// A rail's own keys are read by its crate into a typed configuration: a mistyped key stops
+// the gateway at start-up with the rail and the key named, instead of falling back to a
+// default. A mistyped shared key (`batch_chnk`) is one the rail's crate does not know either.
+#[test]
+fn a_mistyped_rail_key_is_refused_at_start_up() {
+    let dir = work_dir();
+    let db = dir.join("gw.db");
+    let cases = [
+        (
+            "bank-eu",
+            "bank",
+            "outbound_dir = \"out\"\ninbound_dir = \"in\"\ndebtor_name = \"Fund\"\n\
+             debtor_ibn = \"DE89370400440532013000\"\ncurrency = \"EUR\"",
+            "debtor_ibn",
+        ),
+        (
+            "mpesa-ke",
+            "mpesa",
+            "base_url = \"http://127.0.0.1:9\"\nconsumer_key = \"k\"\n\
+             consumer_secret_evn = \"MPESA_SECRET\"\ncallback_secret_env = \"CB\"",
+            "consumer_secret_evn",
+        ),
+        (
+            "phee",
+            "phee",
+            "channel_url = \"http://127.0.0.1:9\"\noperations_url = \"http://127.0.0.1:9/api/v1\"\n\
+             tenant = \"gorilla\"\npayer_identifier = \"255700000001\"\nbulk_purpse = \"payroll\"",
+            "bulk_purpse",
+        ),
+        (
+            "mmapi-tz",
+            "mmapi",
+            "base_url = \"http://127.0.0.1:9\"\ncallback_secret_env = \"CB\"\n\
+             scheme_party_value = \"255700000001\"\nbatch_chnk = 5",
+            "batch_chnk",
+        ),
+    ];
+    for (id, kind, keys, key) in cases {
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "database_url = \"sqlite://{}\"\n\n[[rails]]\nid = \"{id}\"\nkind = \"{kind}\"\n{keys}\n",
+                db.display()
+            ),
+        )
+        .unwrap();
+        let out = serve_until_exit(&dir, &config)
+            .unwrap_or_else(|| panic!("{id}: serve kept running with a mistyped key"));
+        assert!(!out.status.success(), "{id}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("rail {id}")) && err.contains(key),
+            "{id}: {}",
+            text(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

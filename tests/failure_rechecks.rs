@@ -214,10 +214,7 @@ both_stores!(
 both_stores!(rechecks_can_be_turned_off, |store| async move {
     let Some(app) = spawn_app_all_rails_with(store, |cfg| {
         for r in cfg.rails.iter_mut().filter(|r| r.id == "fineract") {
-            r.settings.insert(
-                "confirm_failures".into(),
-                toml::Value::String("false".into()),
-            );
+            r.confirm_failures = Some(false);
         }
     })
     .await

@@ -64,7 +64,12 @@ async fn wait_row(app: &TestApp, id: &str, done: impl Fn(&Option<Value>) -> bool
 async fn depth_settles_at(app: &TestApp, n: i64) -> i64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let d = jobs::depth(&app.db).await.unwrap();
+        let d: i64 = jobs::backlog(&app.db, railgate::store::now_micros())
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.waiting)
+            .sum();
         if d == n || tokio::time::Instant::now() > deadline {
             return d;
         }

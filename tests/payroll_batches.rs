@@ -127,8 +127,8 @@ async fn trial_balance_is_zero(app: &TestApp) {
 both_stores!(mock_batches_follow_the_scenario_table, |store| async move {
     let Some(app) = spawn_app_with(store, |cfg| {
         for r in cfg.rails.iter_mut().filter(|r| r.id == "mock") {
-            r.settings.insert("batch_chunk".into(), json_str("5"));
-            r.settings.insert("batch_poll_ms".into(), json_str("200"));
+            r.batch_chunk = Some(5);
+            r.batch_poll_ms = Some(200);
             // The batch results, not the lines' own inquiries, should settle most lines.
             r.callback_grace_ms = 3_000;
         }
@@ -265,7 +265,7 @@ both_stores!(
     |store| async move {
         let Some(app) = spawn_app_all_rails_with(store, |cfg| {
             for r in cfg.rails.iter_mut().filter(|r| r.id == "mmapi") {
-                r.settings.insert("batch_poll_ms".into(), json_str("200"));
+                r.batch_poll_ms = Some(200);
                 // The batch's results, not the items' own inquiries, should settle them.
                 r.callback_grace_ms = 5_000;
             }
@@ -377,7 +377,3 @@ both_stores!(ten_thousand_lines_through_phee_bulk, |store| async move {
     trial_balance_is_zero(&app).await;
     app.stop().await;
 });
-
-fn json_str(s: &str) -> toml::Value {
-    toml::Value::String(s.to_owned())
-}

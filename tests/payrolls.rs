@@ -315,8 +315,7 @@ both_stores!(hundred_thousand_lines, |store| async move {
     let Some(app) = spawn_app_with(store, |c| {
         c.dispatch.enabled = false;
         for r in &mut c.rails {
-            r.settings
-                .insert("batch".into(), toml::Value::Boolean(false));
+            r.batch = Some(false);
         }
     })
     .await

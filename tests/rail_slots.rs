@@ -34,9 +34,7 @@ both_stores!(
             second
                 .settings
                 .insert("base_url".into(), toml::Value::String(slow_url));
-            second
-                .settings
-                .insert("batch".into(), toml::Value::Boolean(false));
+            second.batch = Some(false);
             c.rails.push(second);
         })
         .await

@@ -467,8 +467,7 @@ both_stores!(
         let Some(app) = spawn_app_all_rails_with(store, |cfg| {
             cfg.dispatch.enabled = false;
             for r in cfg.rails.iter_mut().filter(|r| r.id == "phee") {
-                r.settings
-                    .insert("bulk_chunk".into(), toml::Value::String("7".into()));
+                r.batch_chunk = Some(7);
             }
         })
         .await

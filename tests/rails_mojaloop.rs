@@ -705,16 +705,12 @@ both_stores!(mojaloop_with_jws_signatures, |store| async move {
     .unwrap();
     let Some(app) = spawn_app_with(store, |c| {
         c.rails.push(railgate::config::RailConfig {
-            id: "mojaloop".into(),
-            kind: "mojaloop".into(),
             concurrency: 16,
-            rate_per_second: 0,
             request_timeout_ms: 1_000,
             deadline_secs: 8,
             callback_grace_ms: 400,
-            tls: None,
-            oauth: None,
             settings,
+            ..railgate::config::RailConfig::new("mojaloop", "mojaloop")
         });
     })
     .await

@@ -12,6 +12,7 @@ mod events;
 pub mod exceptions;
 mod finance;
 mod health;
+mod http_metrics;
 pub mod intake;
 mod jobs;
 mod ledger;
@@ -202,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.yaml", get(health::openapi))
         .route_layer(axum::middleware::from_fn(params::check))
+        .route_layer(axum::middleware::from_fn(http_metrics::record))
         .fallback(|| async { Problem::not_found("route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this route does not take that method")

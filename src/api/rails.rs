@@ -9,7 +9,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
-/// Callbacks are small; anything larger is refused before it is stored.
+/// Callbacks are small; anything larger than its rail allows (this, for a rail not
+/// configured) is refused before it is stored.
 const CALLBACK_LIMIT: usize = 1024 * 1024;
 
 /// A request path as logs and spans may show it. Below `/rails/{rail}` the rail's adapter
@@ -39,7 +40,11 @@ pub async fn callback(
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_owned);
     let headers = req.headers().clone();
-    let body = super::body::read_limited(req, CALLBACK_LIMIT).await?;
+    let limit = state
+        .rails
+        .get(&rail)
+        .map_or(CALLBACK_LIMIT, |r| r.adapter.max_callback_bytes());
+    let body = super::body::read_limited(req, limit).await?;
     let inbound = railgate_rail::InboundRequest {
         method,
         path: format!("/{rest}"),

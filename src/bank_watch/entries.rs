@@ -7,8 +7,7 @@
 //! its own booking) is left to reconciliation, as are entries without an end-to-end id.
 
 use crate::domain::Money;
-use railgate_bank::adapter::InboundFile;
-use railgate_bank::ids;
+use railgate_rail::inbound::{InboundFile, InboundFiles};
 use railgate_statements::{read_all, Direction, EntryStatus, InputFormat, StatementLine};
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -53,7 +52,7 @@ pub struct FileEntry {
 
 /// Every entry about our payments in these files, each key once (first seen wins). A file
 /// that cannot be read is skipped with a warning; it is the bank's to resend.
-pub fn read_entries(files: &[InboundFile]) -> Vec<FileEntry> {
+pub fn read_entries(files: &[InboundFile], rail: &dyn InboundFiles) -> Vec<FileEntry> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for f in files {
@@ -65,7 +64,7 @@ pub fn read_entries(files: &[InboundFile]) -> Vec<FileEntry> {
             }
         };
         for line in statements.iter().flat_map(|s| s.lines.iter()) {
-            for e in of_line(&f.name, line) {
+            for e in of_line(&f.name, line, rail) {
                 if seen.insert(e.key.clone()) {
                     out.push(e);
                 }
@@ -75,7 +74,7 @@ pub fn read_entries(files: &[InboundFile]) -> Vec<FileEntry> {
     out
 }
 
-fn of_line(file: &str, line: &StatementLine) -> Vec<FileEntry> {
+fn of_line(file: &str, line: &StatementLine, rail: &dyn InboundFiles) -> Vec<FileEntry> {
     if line.status != EntryStatus::Booked {
         return Vec::new();
     }
@@ -98,7 +97,7 @@ fn of_line(file: &str, line: &StatementLine) -> Vec<FileEntry> {
         ),
         kind,
         end_to_end_id: e2e.to_owned(),
-        attempt_id: ids::attempt_of_end_to_end_id(e2e),
+        attempt_id: rail.attempt_of(e2e),
         amount,
         bank_ref: line.bank_entry_ref.clone(),
         reason: line.return_reason().map(str::to_owned),

@@ -1,4 +1,5 @@
-//! The bank watcher: one per bank rail, reading the rail's inbound drop folder on a timer.
+//! The bank watcher: one per rail whose adapter answers with files (`RailAdapter::inbound_files`:
+//! the bank rails), reading the rail's inbound drop folder on the adapter's interval.
 //!
 //! A bank answers a pain.001 with files, not callbacks. Each sweep reads the folder once and
 //! applies, in this order:
@@ -26,12 +27,13 @@ mod entries;
 mod returns;
 mod statuses;
 
-use crate::config::{Config, RailConfig};
 use crate::engine::Applied;
+use crate::rails::Rails;
 use crate::store::{Db, StoreError};
-use railgate_bank::BankAdapter;
+use railgate_rail::inbound::InboundFiles;
+use railgate_rail::RailAdapter;
 use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use entries::{read_entries, EntryKind, FileEntry};
@@ -45,9 +47,6 @@ pub const MAX_OPEN: i64 = 500;
 /// Entry keys remembered as done in memory (beyond it the memory is cleared: the store's
 /// claims still keep every entry applied once).
 const MAX_REMEMBERED: usize = 100_000;
-
-/// The default interval between two reads of a bank's inbound folder.
-pub const DEFAULT_POLL_SECS: u64 = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -89,46 +88,36 @@ impl Sweep {
     }
 }
 
-/// The bank rails of a configuration with their watch interval (`returns_poll_ms`).
-fn bank_rails(cfg: &Config) -> Vec<(&RailConfig, Duration)> {
-    cfg.rails
-        .iter()
-        .filter(|rc| rc.kind == "bank")
-        .map(|rc| {
-            let every = rc
-                .setting("returns_poll_ms")
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_millis)
-                .unwrap_or(Duration::from_secs(DEFAULT_POLL_SECS));
-            (rc, every)
-        })
-        .collect()
-}
-
-/// Starts one watcher per bank rail; each stops when `stop` is cancelled.
+/// Starts one watcher per rail whose adapter has an inbound folder; each stops when `stop` is
+/// cancelled.
 pub fn spawn(
-    cfg: &Config,
+    rails: &Rails,
     db: &Db,
     stop: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> Result<(), crate::config::ConfigError> {
-    for (rc, every) in bank_rails(cfg) {
-        let bank = BankAdapter::new(crate::adapters::bank::bank_config(rc)?)
-            .map_err(|e| crate::adapters::invalid(rc, e))?;
-        let (db, stop, rail) = (db.clone(), stop.clone(), rc.id.clone());
-        tasks.spawn(async move { watch(db, rail, bank, every, stop).await });
+) {
+    for id in rails.ids() {
+        let Some(rail) = rails.get(id) else { continue };
+        if rail.adapter.inbound_files().is_none() {
+            continue;
+        }
+        let (db, stop, adapter) = (db.clone(), stop.clone(), rail.adapter.clone());
+        tasks.spawn(async move { watch(db, adapter, stop).await });
     }
-    Ok(())
 }
 
-async fn watch(db: Db, rail: String, bank: BankAdapter, every: Duration, stop: CancellationToken) {
+async fn watch(db: Db, adapter: Arc<dyn RailAdapter>, stop: CancellationToken) {
+    let Some(files) = adapter.inbound_files() else {
+        return;
+    };
+    let rail = adapter.id();
     let mut done: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(files.poll_every()) => {}
         }
-        match sweep(&db, &rail, &bank, &mut done).await {
+        match sweep(&db, rail, files, &mut done).await {
             Ok(s)
                 if s != Sweep::default()
                     && s != (Sweep {
@@ -151,19 +140,19 @@ async fn watch(db: Db, rail: String, bank: BankAdapter, every: Duration, stop: C
 pub async fn sweep(
     db: &Db,
     rail: &str,
-    bank: &BankAdapter,
+    files: &dyn InboundFiles,
     done: &mut HashSet<String>,
 ) -> Result<Sweep, WatchError> {
-    let inbound = bank.read_inbound().await.map_err(|e| WatchError::Bank {
+    let inbound = files.read().await.map_err(|e| WatchError::Bank {
         rail: rail.to_owned(),
         why: e.to_string(),
     })?;
     let mut out = Sweep::default();
-    statuses::apply(db, rail, &inbound, &mut out).await?;
+    statuses::apply(db, rail, inbound.as_ref(), &mut out).await?;
     if done.len() > MAX_REMEMBERED {
         done.clear();
     }
-    let entries = read_entries(&inbound.statements);
+    let entries = read_entries(inbound.statements(), files);
     let (mut bookings, mut returned): (Vec<FileEntry>, Vec<FileEntry>) = entries
         .into_iter()
         .filter(|e| !done.contains(&e.key))

@@ -7,13 +7,13 @@
 use super::{Sweep, WatchError, MAX_OPEN};
 use crate::engine::{self, Change};
 use crate::store::{attempts, Db, StoreError};
-use railgate_bank::adapter::{map_status, reason_of, Inbound};
+use railgate_rail::inbound::InboundRead;
 use railgate_rail::RailStatus;
 
 pub async fn apply(
     db: &Db,
     rail: &str,
-    inbound: &Inbound,
+    inbound: &dyn InboundRead,
     out: &mut Sweep,
 ) -> Result<(), WatchError> {
     let open = {
@@ -22,11 +22,10 @@ pub async fn apply(
     };
     let kind = db.kind();
     for a in open {
-        let Some(status) = inbound.latest_for(a.id, a.rail_state.as_ref()) else {
+        let Some(status) = inbound.status_of(a.id, a.rail_state.as_ref()) else {
             continue;
         };
-        let code = status.status.as_str().to_owned();
-        let (reason, _) = reason_of(&status);
+        let (code, reason) = (status.code, status.reason);
         let cause = format!(
             "rail {rail}: pain.002 {code}{} ({} level) for attempt {}",
             reason
@@ -36,7 +35,7 @@ pub async fn apply(
             status.level,
             a.id
         );
-        match map_status(&status) {
+        match status.outcome {
             RailStatus::Failed(f) => {
                 let mut tx = db.begin().await?;
                 attempts::set_rail_status(&mut tx, a.id, &code, reason.as_deref()).await?;

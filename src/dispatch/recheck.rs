@@ -3,8 +3,8 @@
 //!
 //! Payment Hub EE's operations app may show `FAILED` and then `COMPLETED` for the same
 //! transfer, and Fineract may refuse a deposit (403) and book it all the same; neither calls
-//! anyone back when it changes its mind. For such rails (`confirm_failures`, on by default for
-//! `phee` and `fineract`) the failure writes a `confirm_failure` job, an effect the engine runs
+//! anyone back when it changes its mind. For such rails (`confirm_failures`, on by default where
+//! the adapter says its failures are not final: `RailAdapter::failures_final`) the failure writes a `confirm_failure` job, an effect the engine runs
 //! in the transaction that fails the payment, due `confirm_failure_after_ms` later. The job asks
 //! the rail (`inquire`, never a resend: nothing is ever deposited twice). When the rail now
 //! reports success, the payment stays failed and the contradiction is recorded as a conflict,
@@ -22,9 +22,10 @@ use super::{backoff, Dispatcher};
 use crate::config::{Config, ConfigError, RailConfig};
 use crate::domain::State;
 use crate::engine::{self, Applied, Change};
+use crate::rails::Rails;
 use crate::store::jobs::{self, Job};
 use crate::store::{attempts, now_micros, payments, Db, StoreError};
-use railgate_rail::{RailError, RailStatus};
+use railgate_rail::{RailAdapter, RailError, RailStatus};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -34,40 +35,30 @@ pub const DEFAULT_DELAY_MS: u64 = 600_000;
 /// Tries of a re-check the rail does not answer, at most.
 const MAX_TRIES: i64 = 8;
 
-/// The rail kinds whose failures are re-checked unless configured otherwise.
-const NOT_AUTHORITATIVE: [&str; 2] = ["phee", "fineract"];
-
 /// A rail's policy: the delay after which its failures are asked about again, or `None`.
-pub fn policy(rc: &RailConfig) -> Result<Option<Duration>, ConfigError> {
-    let on = match rc.setting("confirm_failures") {
-        None => NOT_AUTHORITATIVE.contains(&rc.kind.as_str()),
-        Some(v) => v.parse::<bool>().map_err(|_| {
-            ConfigError::Invalid(format!(
-                "rail {}: confirm_failures '{v}' is not true or false",
-                rc.id
-            ))
-        })?,
-    };
-    if !on {
-        return Ok(None);
+/// `confirm_failures` unset: on where the adapter says its failures are not final.
+pub fn policy(rc: &RailConfig, adapter: &dyn RailAdapter) -> Option<Duration> {
+    if !rc.confirm_failures.unwrap_or(!adapter.failures_final()) {
+        return None;
     }
-    let ms = match rc.setting("confirm_failure_after_ms") {
-        None => DEFAULT_DELAY_MS,
-        Some(v) => v.parse::<u64>().map_err(|_| {
-            ConfigError::Invalid(format!(
-                "rail {}: confirm_failure_after_ms '{v}' is not a number of milliseconds",
-                rc.id
-            ))
-        })?,
-    };
-    Ok(Some(Duration::from_millis(ms)))
+    Some(Duration::from_millis(
+        rc.confirm_failure_after_ms.unwrap_or(DEFAULT_DELAY_MS),
+    ))
 }
 
-/// Every configured rail's policy, or the first invalid setting.
-pub fn policies(cfg: &Config) -> Result<Vec<(String, Option<Duration>)>, ConfigError> {
+/// Every configured rail's policy.
+pub fn policies(
+    cfg: &Config,
+    rails: &Rails,
+) -> Result<Vec<(String, Option<Duration>)>, ConfigError> {
     cfg.rails
         .iter()
-        .map(|rc| Ok((rc.id.clone(), policy(rc)?)))
+        .map(|rc| {
+            let rail = rails.get(&rc.id).ok_or_else(|| {
+                ConfigError::Invalid(format!("rail {}: its adapter was not built", rc.id))
+            })?;
+            Ok((rc.id.clone(), policy(rc, rail.adapter.as_ref())))
+        })
         .collect()
 }
 

@@ -291,12 +291,32 @@ pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// Jobs waiting (dead ones excepted), for metrics and readiness.
-pub async fn depth(db: &Db) -> Result<i64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE dead_at IS NULL")
-        .fetch_one(db.pool())
-        .await?;
-    Ok(n)
+/// The live jobs of one kind, for the gauges operators alert on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub kind: String,
+    /// Live jobs of the kind (dead ones excepted), due or not.
+    pub waiting: i64,
+    /// How long the oldest job that is due has been due (0 when none is due).
+    pub overdue_micros: i64,
+}
+
+/// Live jobs per kind, and how late the oldest due one is, in one pass over the jobs table
+/// (which holds only live work: a finished job is deleted).
+pub async fn backlog(db: &Db, now: i64) -> Result<Vec<Backlog>> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT kind, COUNT(*), MIN(run_at) FROM jobs WHERE dead_at IS NULL GROUP BY kind",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, waiting, oldest)| Backlog {
+            kind,
+            waiting,
+            overdue_micros: now.saturating_sub(oldest).max(0),
+        })
+        .collect())
 }
 
 /// What became of a job whose run failed.

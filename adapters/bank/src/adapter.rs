@@ -21,23 +21,35 @@ use crate::pain002::{self, PaymentStatus, SentBlock, StatusCode};
 use crate::{camt, ids, BankError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use railgate_rail::inbound::{FileStatus, InboundFiles, InboundRead};
 use railgate_rail::{
     Attempt, CallbackError, CallbackReply, Capabilities, Direction, Failure, FailureCode,
     InboundRequest, RailAdapter, RailError, RailStatus, Submitted,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BankConfig {
     /// The rail's id in the gateway ("bank-crdb").
     pub rail_id: String,
+    /// How often the gateway reads the inbound folder (statuses, bookings, returns).
+    #[serde(default = "default_poll")]
+    pub poll_every: Duration,
     /// Where we drop pain.001 files for the bank.
     pub outbound_dir: PathBuf,
     /// Where the bank drops pain.002 reports and camt statements for us.
     pub inbound_dir: PathBuf,
     pub pain001: Pain001Options,
+}
+
+/// The default interval between two reads of the inbound folder.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(60);
+
+fn default_poll() -> Duration {
+    DEFAULT_POLL
 }
 
 /// What the gateway stores on each attempt of a batch file (`rail_state`), so that `inquire`
@@ -172,12 +184,7 @@ impl BankAdapter {
     }
 }
 
-/// A file in the inbound folder, as read.
-#[derive(Debug, Clone)]
-pub struct InboundFile {
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
+pub use railgate_rail::inbound::InboundFile;
 
 /// One read of the inbound folder.
 #[derive(Debug, Clone, Default)]
@@ -369,5 +376,48 @@ impl RailAdapter for BankAdapter {
     fn callback(&self, _request: &InboundRequest) -> Result<CallbackReply, CallbackError> {
         // Banks answer with files in the inbound folder; nothing may call us over HTTP.
         Err(CallbackError::UnknownRoute)
+    }
+
+    fn inbound_files(&self) -> Option<&dyn InboundFiles> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl InboundFiles for BankAdapter {
+    fn poll_every(&self) -> Duration {
+        self.cfg.poll_every
+    }
+
+    async fn read(&self) -> Result<Box<dyn InboundRead>, RailError> {
+        match self.read_inbound().await {
+            Ok(inbound) => Ok(Box::new(inbound)),
+            Err(e) => Err(RailError::Unknown(e.to_string())),
+        }
+    }
+
+    fn attempt_of(&self, end_to_end_id: &str) -> Option<Uuid> {
+        ids::attempt_of_end_to_end_id(end_to_end_id)
+    }
+}
+
+impl InboundRead for Inbound {
+    fn status_of(
+        &self,
+        attempt_id: Uuid,
+        rail_state: Option<&serde_json::Value>,
+    ) -> Option<FileStatus> {
+        let status = self.latest_for(attempt_id, rail_state)?;
+        let (reason, _) = reason_of(&status);
+        Some(FileStatus {
+            code: status.status.as_str().to_owned(),
+            reason,
+            level: status.level.to_owned(),
+            outcome: map_status(&status),
+        })
+    }
+
+    fn statements(&self) -> &[InboundFile] {
+        &self.statements
     }
 }

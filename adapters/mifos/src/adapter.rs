@@ -398,10 +398,16 @@ impl RailAdapter for PhEeAdapter {
         &self.cfg.rail_id
     }
 
+    /// The operations app may show `FAILED` and later `COMPLETED` for the same transfer.
+    fn failures_final(&self) -> bool {
+        false
+    }
+
     fn batch_support(&self) -> Option<BatchSupport> {
         Some(BatchSupport {
             name: "Payment Hub bulk",
             max_lines: MAX_BULK_LINES,
+            on_by_default: true,
         })
     }
 

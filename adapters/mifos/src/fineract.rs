@@ -126,6 +126,11 @@ impl RailAdapter for FineractAdapter {
         }
     }
 
+    /// Fineract may refuse a deposit (403) and book it all the same.
+    fn failures_final(&self) -> bool {
+        false
+    }
+
     async fn submit(&self, attempt: &Attempt) -> Result<Submitted, RailError> {
         let account = match Self::account(attempt) {
             Ok(a) => a,

@@ -622,6 +622,7 @@ impl RailAdapter for MmapiAdapter {
         Some(BatchSupport {
             name: "MMAPI batch",
             max_lines: crate::batch::MAX_ITEMS,
+            on_by_default: false,
         })
     }
 

@@ -9,12 +9,15 @@
 //!   polls `GET /requeststates/{serverCorrelationId}` then `GET /transactions/{reference}`,
 //!   or `GET /responses/{attempt_id}` when the acknowledgement was lost.
 //! * Callbacks: see [`config::CallbackAuth`].
-//! * The mock provider lives in [`mock`].
+//! * Its `[[rails]]` settings are read by [`settings`]; unknown keys are refused.
+//! * The mock provider lives in `mock`, built with the cargo feature `mock` only.
 
 mod adapter;
 pub mod batch;
 pub mod config;
+#[cfg(feature = "mock")]
 pub mod mock;
+pub mod settings;
 pub mod wire;
 
 pub use adapter::MmapiAdapter;

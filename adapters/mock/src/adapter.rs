@@ -415,6 +415,7 @@ impl RailAdapter for MockRailAdapter {
         Some(BatchSupport {
             name: "mock rail batch",
             max_lines: MAX_BATCH_LINES,
+            on_by_default: false,
         })
     }
 

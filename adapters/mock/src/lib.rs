@@ -4,6 +4,7 @@
 
 pub mod adapter;
 pub mod server;
+pub mod settings;
 pub mod signature;
 pub mod wire;
 

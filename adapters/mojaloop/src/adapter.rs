@@ -39,12 +39,14 @@ use chrono::{DateTime, Utc};
 use railgate_rail::oauth::{AccessToken, TokenClient};
 use railgate_rail::{tls, transport};
 use railgate_rail::{
-    Attempt, CallbackError, CallbackOutcome, CallbackReply, Capabilities, Currency, Direction,
-    Failure, FailureCode, InboundRequest, Money, Outbound, Party, PreparedRequest, RailAdapter,
-    RailError, RailStatus, Submitted,
+    Attempt, BatchAck, BatchMembership, BatchPage, BatchPlan, BatchSupport, CallbackError,
+    CallbackOutcome, CallbackReply, Capabilities, Currency, Direction, Failure, FailureCode,
+    InboundRequest, Money, Outbound, Party, PreparedRequest, RailAdapter, RailError, RailStatus,
+    Submitted,
 };
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Why an adapter could not be built from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +61,8 @@ pub struct MojaloopAdapter {
     pub(crate) ilp_key: IlpKey,
     /// The hub's API gateway token, when it wants one (`MojaloopConfig::oauth`).
     token: Option<TokenClient>,
+    /// The bulks this adapter sent (payrolls), see [`crate::bulk`].
+    pub(crate) bulk: crate::bulk::book::Book,
 }
 
 /// The pseudonymous reference of a party lookup: `PUT /parties` answers carry only the party's
@@ -92,7 +96,7 @@ fn party_reference_of(party: &Party) -> String {
     )
 }
 
-fn permanent(e: WireError) -> RailError {
+pub(crate) fn permanent(e: WireError) -> RailError {
     RailError::Permanent(e.to_string())
 }
 
@@ -137,6 +141,7 @@ impl MojaloopAdapter {
             http,
             ilp_key,
             token,
+            bulk: crate::bulk::book::Book::default(),
         })
     }
 
@@ -158,6 +163,11 @@ impl MojaloopAdapter {
             ("FSPIOP_CALLBACK_URL_TRANSFER_PUT", format!("{b}/transfers/{{{{transferId}}}}")),
             ("FSPIOP_CALLBACK_URL_TRANSFER_ERROR", format!("{b}/transfers/{{{{transferId}}}}/error")),
             ("FSPIOP_CALLBACK_URL_TRX_REQ_SERVICE", b.clone()),
+            // Bulk (payrolls): the quoting service appends `/bulkQuotes/{id}` as for quotes.
+            ("FSPIOP_CALLBACK_URL_BULK_QUOTES", b.clone()),
+            ("FSPIOP_CALLBACK_URL_BULK_TRANSFER_POST", format!("{b}/bulkTransfers")),
+            ("FSPIOP_CALLBACK_URL_BULK_TRANSFER_PUT", format!("{b}/bulkTransfers/{{{{id}}}}")),
+            ("FSPIOP_CALLBACK_URL_BULK_TRANSFER_ERROR", format!("{b}/bulkTransfers/{{{{id}}}}/error")),
         ]
     }
 
@@ -168,7 +178,10 @@ impl MojaloopAdapter {
             .ok_or_else(|| RailError::Permanent("no own party configured".to_owned()))
     }
 
-    fn own_party_id_info(&self, sub_id: Option<String>) -> Result<FspiopParty, RailError> {
+    pub(crate) fn own_party_id_info(
+        &self,
+        sub_id: Option<String>,
+    ) -> Result<FspiopParty, RailError> {
         let own = self.scheme_party()?;
         Ok(FspiopParty {
             party_id_info: PartyIdInfo {
@@ -265,7 +278,7 @@ impl MojaloopAdapter {
 
     /// What we agree to pay must be what we asked for: the packet's transaction names our quote
     /// and transaction ids, our payee and the instructed amount.
-    fn check_quote_packet(
+    pub(crate) fn check_quote_packet(
         &self,
         attempt: &Attempt,
         packet_text: &str,
@@ -447,12 +460,12 @@ impl MojaloopAdapter {
     }
 
     /// A failed request that may move money: not sent is retryable, maybe sent unknown.
-    fn send_error(&self, e: &reqwest::Error, what: &str) -> RailError {
+    pub(crate) fn send_error(&self, e: &reqwest::Error, what: &str) -> RailError {
         transport::send_error(e, &format!("rail {} {what}", self.config.rail_id))
     }
 
     /// A failed request that moves no money (lookups, quotes, inquiries, callbacks): retryable.
-    fn read_error(&self, e: &reqwest::Error, what: &str) -> RailError {
+    pub(crate) fn read_error(&self, e: &reqwest::Error, what: &str) -> RailError {
         transport::read_error(e, &format!("rail {} {what}", self.config.rail_id))
     }
 
@@ -607,18 +620,21 @@ impl MojaloopAdapter {
 
 /// The note on our quotes and requests-to-pay: the core's reference, which the payee sees and
 /// which reconciliation matches on.
-fn note_of(attempt: &Attempt) -> String {
+pub(crate) fn note_of(attempt: &Attempt) -> String {
     attempt.reference.chars().take(128).collect()
 }
 
-enum Answer {
+pub(crate) enum Answer {
     Accepted,
     Rejected(Failure),
 }
 
 /// What the hub's synchronous answer means. `moves_money` marks `POST /transfers`, where an
 /// ambiguous server error is an unknown outcome rather than a retry.
-async fn answer(response: reqwest::Response, moves_money: bool) -> Result<Answer, RailError> {
+pub(crate) async fn answer(
+    response: reqwest::Response,
+    moves_money: bool,
+) -> Result<Answer, RailError> {
     let status = response.status();
     if status.is_success() {
         return Ok(Answer::Accepted);
@@ -672,7 +688,7 @@ impl RailAdapter for MojaloopAdapter {
             disbursement: true,
             request_to_pay: true,
             currencies: Currency::ALL.to_vec(),
-            bulk: false,
+            bulk: true,
             inquiry: true,
             reversal: false,
             max_amount: None,
@@ -744,6 +760,9 @@ impl RailAdapter for MojaloopAdapter {
     /// callback, so a 202 is `Pending` and the outcome arrives through `callback`. An attempt
     /// that never got as far as sending its transfer is `NotFound` without asking.
     async fn inquire(&self, attempt: &Attempt) -> Result<RailStatus, RailError> {
+        if let Some(membership) = BatchMembership::of(attempt) {
+            return self.inquire_bulk_line(attempt, &membership).await;
+        }
         let state =
             RailState::from_value(attempt.rail_state.as_ref()).map_err(RailError::Permanent)?;
         let (base, uri, resource, not_found) = match (attempt.direction, &state) {
@@ -801,6 +820,59 @@ impl RailAdapter for MojaloopAdapter {
             ))),
             (_, None) => Err(RailError::Permanent(format!("inquiry refused: {status}"))),
         }
+    }
+
+    fn batch_support(&self) -> Option<BatchSupport> {
+        Some(BatchSupport {
+            name: "Mojaloop bulk",
+            max_lines: crate::bulk::wire::MAX_INDIVIDUAL,
+            // A scheme turns bulk on (`batch = true`) once its hub has it.
+            on_by_default: false,
+        })
+    }
+
+    fn plan_batches(&self, attempts: &[Attempt], max_lines: usize) -> BatchPlan {
+        crate::bulk::plan(attempts, max_lines)
+    }
+
+    async fn submit_batch(&self, batch_id: Uuid, lines: &[Attempt]) -> Result<BatchAck, RailError> {
+        self.submit_bulk(batch_id, lines).await
+    }
+
+    async fn batch_results(
+        &self,
+        batch_ref: &str,
+        _cursor: Option<&str>,
+    ) -> Result<BatchPage, RailError> {
+        self.bulk_page(batch_ref).await
+    }
+
+    /// A bulk whose `POST /bulkTransfers` answer was lost is read by the ids it was sent with.
+    fn batch_ref_for(&self, batch_id: Uuid) -> Option<String> {
+        let batch_ref = self.bulk.with(batch_id, |b| {
+            let ids: Vec<&str> = b
+                .parts
+                .values()
+                .filter(|p| p.transfer_body.is_some())
+                .map(|p| p.bulk_transfer_id.as_str())
+                .collect();
+            (!ids.is_empty()).then(|| ids.join(","))
+        })??;
+        self.bulk.set_ref(batch_id, &batch_ref);
+        Some(batch_ref)
+    }
+
+    /// FSPIOP's own limit (API definition §3.2.1): a bulk's answer for 1,000 lines, each with
+    /// its ILP packet, is over a megabyte.
+    fn max_callback_bytes(&self) -> usize {
+        5 * 1024 * 1024
+    }
+
+    fn is_batch_callback(&self, request: &InboundRequest) -> bool {
+        matches!(
+            crate::callbacks::route(&request.method, &request.path),
+            Some(crate::callbacks::Route::BulkTransfersPut { .. })
+        )
     }
 
     /// `/parties/{Type}/{ID}[/{SubId}]` names a person: logs show it masked.

@@ -3,6 +3,7 @@
 //! event once the gateway has found its attempt (`review_callback`).
 
 use crate::adapter::{duration, party_reference, MojaloopAdapter};
+use crate::bulk::book::Lookup;
 use crate::ilp;
 use crate::jws::Protected;
 use crate::state::RailState;
@@ -57,6 +58,14 @@ pub(crate) enum Route {
         id: String,
     },
     TransactionRequestsPut {
+        id: String,
+        error: bool,
+    },
+    BulkQuotesPut {
+        id: String,
+        error: bool,
+    },
+    BulkTransfersPut {
         id: String,
         error: bool,
     },
@@ -151,7 +160,34 @@ pub(crate) fn route(method: &http::Method, path: &str) -> Option<Route> {
             id: owned(id),
             error: true,
         }),
+        ("PUT", ["bulkQuotes", id]) => Some(Route::BulkQuotesPut {
+            id: owned(id),
+            error: false,
+        }),
+        ("PUT", ["bulkQuotes", id, "error"]) => Some(Route::BulkQuotesPut {
+            id: owned(id),
+            error: true,
+        }),
+        ("PUT", ["bulkTransfers", id]) => Some(Route::BulkTransfersPut {
+            id: owned(id),
+            error: false,
+        }),
+        ("PUT", ["bulkTransfers", id, "error"]) => Some(Route::BulkTransfersPut {
+            id: owned(id),
+            error: true,
+        }),
         _ => None,
+    }
+}
+
+/// `200` with no events.
+fn answered() -> CallbackReply {
+    CallbackReply {
+        events: Vec::new(),
+        status: 200,
+        content_type: "application/json",
+        body: Vec::new(),
+        follow_ups: Vec::new(),
     }
 }
 
@@ -247,20 +283,29 @@ impl MojaloopAdapter {
             Route::TransfersPost => return self.answer_transfer(request, source),
             // We always answer COMMITTED, never RESERVED, so a commit notice changes nothing.
             Route::TransfersPatch { .. } => Vec::new(),
+            route @ (Route::BulkQuotesPut { .. } | Route::BulkTransfersPut { .. }) => {
+                return self.bulk_callback(request, source, route)
+            }
             Route::PartiesPut {
                 id_type,
                 id,
                 sub,
                 error,
             } => {
-                let reference =
-                    AttemptRef::RailReference(party_reference(&id_type, &id, sub.as_deref()));
+                let party_ref = party_reference(&id_type, &id, sub.as_deref());
+                let reference = AttemptRef::RailReference(party_ref.clone());
                 if error {
                     let e: ErrorInformationObject = parse_body(&request.body).map_err(malformed)?;
-                    vec![event(
-                        reference,
-                        CallbackOutcome::Failed(failure_of(&e.error_information)),
-                    )]
+                    let failure = failure_of(&e.error_information);
+                    if self
+                        .bulk
+                        .answer_lookup(&party_ref, &Lookup::Failed(failure.clone()))
+                    {
+                        // A bulk upload's lookup: its upload takes it, no attempt does.
+                        Vec::new()
+                    } else {
+                        vec![event(reference, CallbackOutcome::Failed(failure))]
+                    }
                 } else {
                     let put: wire::PartiesPut = parse_body(&request.body).map_err(malformed)?;
                     let info = &put.party.party_id_info;
@@ -270,6 +315,12 @@ impl MojaloopAdapter {
                         ));
                     }
                     let fsp_id = info.fsp_id.clone().unwrap_or_else(|| source.to_owned());
+                    let found = Lookup::Found {
+                        fsp_id: fsp_id.clone(),
+                    };
+                    if self.bulk.answer_lookup(&party_ref, &found) {
+                        return Ok(answered());
+                    }
                     vec![event(
                         reference,
                         CallbackOutcome::Step {
@@ -415,10 +466,7 @@ impl MojaloopAdapter {
         };
         Ok(CallbackReply {
             events,
-            status: 200,
-            content_type: "application/json",
-            body: Vec::new(),
-            follow_ups: Vec::new(),
+            ..answered()
         })
     }
 
@@ -459,6 +507,9 @@ impl MojaloopAdapter {
             return Ok(outcome);
         };
         let source = header(request, wire::H_SOURCE).unwrap_or_default();
+        if railgate_rail::BatchMembership::of(attempt).is_some() {
+            return self.review_bulk_line(route, outcome);
+        }
         let state =
             RailState::from_value(attempt.rail_state.as_ref()).map_err(CallbackError::Malformed)?;
         let unexpected = |expected: &str| {
@@ -550,7 +601,47 @@ impl MojaloopAdapter {
             Route::PartiesGet { .. }
             | Route::PartiesPut { .. }
             | Route::QuotesPost
-            | Route::TransfersPatch { .. } => Ok(outcome),
+            | Route::TransfersPatch { .. }
+            | Route::BulkQuotesPut { .. }
+            | Route::BulkTransfersPut { .. } => Ok(outcome),
+        }
+    }
+
+    /// A single-transfer answer for a line that travelled in a bulk (the answer to its own
+    /// `GET /transfers/{id}`): completed only with the fulfilment of the condition its bulk
+    /// quote gave, which only the process that sent the bulk holds.
+    fn review_bulk_line(
+        &self,
+        route: Route,
+        outcome: CallbackOutcome,
+    ) -> Result<CallbackOutcome, CallbackError> {
+        let Route::TransfersPut { id, error } = route else {
+            return Err(CallbackError::Unauthenticated(
+                "only a transfer result can name a bulk line".to_owned(),
+            ));
+        };
+        let Some(condition) = self.bulk_condition(&id) else {
+            return Err(CallbackError::Unauthenticated(
+                "a result for a bulk line whose condition is not known here".to_owned(),
+            ));
+        };
+        match outcome {
+            CallbackOutcome::Completed(settled) => {
+                if settled
+                    .receipt
+                    .as_deref()
+                    .is_some_and(|f| ilp::fulfils(f, &condition))
+                {
+                    Ok(CallbackOutcome::Completed(settled))
+                } else {
+                    Err(CallbackError::Unauthenticated(
+                        "the fulfilment does not match the condition".to_owned(),
+                    ))
+                }
+            }
+            // "Not found" says nothing final about a line its bulk may still carry.
+            CallbackOutcome::Pending if error => Ok(CallbackOutcome::Pending),
+            other => Ok(other),
         }
     }
 }

@@ -21,6 +21,10 @@ pub struct HubEndpoints {
     pub transfers: String,
     /// `POST /transactionRequests`, `GET /transactionRequests/{id}`.
     pub transaction_requests: String,
+    /// `POST /bulkQuotes` (payrolls through bulk, see [`crate::bulk`]).
+    pub bulk_quotes: String,
+    /// `POST /bulkTransfers`, `GET /bulkTransfers/{id}`.
+    pub bulk_transfers: String,
 }
 
 impl HubEndpoints {
@@ -31,7 +35,9 @@ impl HubEndpoints {
             parties: b.clone(),
             quotes: b.clone(),
             transfers: b.clone(),
-            transaction_requests: b,
+            transaction_requests: b.clone(),
+            bulk_quotes: b.clone(),
+            bulk_transfers: b,
         }
     }
 }
@@ -132,11 +138,19 @@ pub struct MojaloopConfig {
     /// OAuth2 client credentials, for a hub behind an API gateway that wants a bearer token
     /// on every request (callbacks we send included). `None`: no `Authorization` header.
     pub oauth: Option<OAuthConfig>,
+    /// Bulk (payrolls): how long an upload waits for the party lookups of its lines and for
+    /// the answer to its `POST /bulkQuotes`; past it nothing has moved and the upload is
+    /// tried again (same ids).
+    pub bulk_quote_wait: Duration,
+    /// Bulk: how long after `POST /bulkTransfers` (or the last `GET`) the bulk's results may
+    /// take before the hub is asked with `GET /bulkTransfers/{id}`.
+    pub bulk_answer_wait: Duration,
 }
 
 impl MojaloopConfig {
     /// A configuration with the usual timings (quotes 60 s, transfers 30 s, request-to-pay
-    /// 15 min, grace 30 s, replay window 5 min, HTTP 10 s), JWS off and ILP v4.
+    /// 15 min, grace 30 s, replay window 5 min, HTTP 10 s, bulk quotes 30 s, bulk results
+    /// 30 s), JWS off and ILP v4.
     pub fn new(
         fsp_id: &str,
         hub_base_url: &str,
@@ -164,6 +178,8 @@ impl MojaloopConfig {
             http_timeout: Duration::from_secs(10),
             tls: None,
             oauth: None,
+            bulk_quote_wait: Duration::from_secs(30),
+            bulk_answer_wait: Duration::from_secs(30),
         }
     }
 }

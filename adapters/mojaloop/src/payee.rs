@@ -133,6 +133,8 @@ impl MojaloopAdapter {
             Resource::Quotes => &self.config.endpoints.quotes,
             Resource::Transfers => &self.config.endpoints.transfers,
             Resource::TransactionRequests => &self.config.endpoints.transaction_requests,
+            Resource::BulkQuotes => &self.config.endpoints.bulk_quotes,
+            Resource::BulkTransfers => &self.config.endpoints.bulk_transfers,
         }
     }
 

@@ -33,6 +33,9 @@ impl RailState {
     pub fn from_value(value: Option<&serde_json::Value>) -> Result<Option<RailState>, String> {
         match value {
             None | Some(serde_json::Value::Null) => Ok(None),
+            // A bulk line's membership (`railgate_rail::BatchMembership`): no single-path step
+            // yet. Sent on its own, the line starts with its lookup, under the same ids.
+            Some(v) if v.get("step").is_none() && v.get("batch").is_some() => Ok(None),
             Some(v) => serde_json::from_value(v.clone())
                 .map(Some)
                 .map_err(|e| format!("unreadable Mojaloop rail_state: {e}")),

@@ -39,6 +39,8 @@ pub enum Resource {
     Quotes,
     Transfers,
     TransactionRequests,
+    BulkQuotes,
+    BulkTransfers,
 }
 
 impl Resource {
@@ -48,6 +50,8 @@ impl Resource {
             Resource::Quotes => "quotes",
             Resource::Transfers => "transfers",
             Resource::TransactionRequests => "transactionRequests",
+            Resource::BulkQuotes => "bulkQuotes",
+            Resource::BulkTransfers => "bulkTransfers",
         }
     }
 
@@ -57,6 +61,8 @@ impl Resource {
             "quotes" => Some(Resource::Quotes),
             "transfers" => Some(Resource::Transfers),
             "transactionRequests" => Some(Resource::TransactionRequests),
+            "bulkQuotes" => Some(Resource::BulkQuotes),
+            "bulkTransfers" => Some(Resource::BulkTransfers),
             _ => None,
         }
     }

@@ -356,10 +356,10 @@ async fn tampered_body_wrong_fulfilment_and_wrong_source_are_refused() {
         adapter.callback(&stale),
         Err(CallbackError::Stale(_))
     ));
-    // Unknown routes.
+    // Unknown routes (FSPIOP v2.0's FX resources are not spoken here).
     let mut unknown = signed_request(
         http::Method::PUT,
-        "/bulkTransfers/x",
+        "/fxTransfers/x",
         "mockdfsp",
         &body,
         &body,

@@ -477,5 +477,7 @@ async fn adapter_id_and_capabilities() {
     let g = Gateway::start(Options::default()).await;
     assert_eq!(g.core.adapter.id(), "mojaloop");
     let c = g.core.adapter.capabilities();
-    assert!(c.disbursement && c.request_to_pay && c.inquiry && !c.bulk);
+    assert!(c.disbursement && c.request_to_pay && c.inquiry && c.bulk);
+    let bulk = g.core.adapter.batch_support().unwrap();
+    assert_eq!((bulk.name, bulk.max_lines), ("Mojaloop bulk", 1000));
 }

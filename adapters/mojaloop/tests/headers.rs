@@ -267,3 +267,101 @@ async fn every_message_kind(jws: bool) {
     );
     assert!(g.hub.rejections().is_empty(), "{:?}", g.hub.rejections());
 }
+
+#[tokio::test]
+async fn bulk_messages_carry_exactly_their_fspiop_headers() {
+    bulk_messages(false).await;
+}
+
+#[tokio::test]
+async fn bulk_messages_carry_exactly_their_fspiop_headers_with_jws() {
+    bulk_messages(true).await;
+}
+
+/// A payroll through bulk whose answer is withheld: the lookups, `POST /bulkQuotes`,
+/// `POST /bulkTransfers` and `GET /bulkTransfers/{id}`, each with its own versioned types.
+async fn bulk_messages(jws: bool) {
+    let g = Gateway::start(Options {
+        jws,
+        bulk_answer_wait: std::time::Duration::from_millis(200),
+        ..Options::default()
+    })
+    .await;
+    g.hub.drop_bulk_answers(1);
+    let lines: Vec<railgate_rail::Attempt> = ["255712345800", "255712345801"]
+        .iter()
+        .map(|m| {
+            let id = g.add_attempt(Direction::Disbursement, m, "1200", "PAYROLL-H");
+            g.attempt(id)
+        })
+        .collect();
+    let batch_id = uuid::Uuid::now_v7();
+    let ack = g.core.adapter.submit_batch(batch_id, &lines).await.unwrap();
+    let railgate_rail::BatchAck::Accepted { batch_ref } = ack else {
+        panic!("{ack:?}")
+    };
+    let mut done = false;
+    for _ in 0..400 {
+        let page = g
+            .core
+            .adapter
+            .batch_results(&batch_ref, None)
+            .await
+            .unwrap();
+        if page.state == railgate_rail::BatchState::Done {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(done, "the bulk was settled by asking");
+    let mut by_kind: BTreeMap<String, Vec<(Received, Headers)>> = BTreeMap::new();
+    for r in g.hub.received() {
+        assert!(
+            r.headers.iter().all(|(k, v)| k != "accept" || v != "*/*"),
+            "{} {} carries Accept: */*",
+            r.method,
+            r.path
+        );
+        let h = header_set(&r);
+        by_kind.entry(kind(&r)).or_default().push((r, h));
+    }
+    let want = [
+        ("GET /parties/MSISDN/{id}", expected("parties", None, false)),
+        (
+            "POST /bulkQuotes",
+            expected("bulkQuotes", Some(MOCK_DFSP), true),
+        ),
+        (
+            "POST /bulkTransfers",
+            expected("bulkTransfers", Some(MOCK_DFSP), true),
+        ),
+        (
+            "GET /bulkTransfers/{id}",
+            expected("bulkTransfers", None, false),
+        ),
+    ];
+    for (k, headers) in &want {
+        let got = by_kind
+            .get(*k)
+            .unwrap_or_else(|| panic!("no {k} reached the hub: {by_kind:#?}"));
+        for (r, h) in got {
+            let want = if jws {
+                signed(headers.clone(), r)
+            } else {
+                headers.clone()
+            };
+            assert_eq!(h, &want, "{k}");
+        }
+    }
+    assert_eq!(
+        by_kind.keys().collect::<Vec<_>>(),
+        {
+            let mut k: Vec<&str> = want.iter().map(|(k, _)| *k).collect();
+            k.sort_unstable();
+            k
+        },
+        "every kind sent is pinned"
+    );
+    assert!(g.hub.rejections().is_empty(), "{:?}", g.hub.rejections());
+}

@@ -9,12 +9,15 @@
 //!   the path layout and the trade-off.
 //! * The OAuth token is cached in the adapter (it is not payment state) and refreshed before
 //!   it expires; concurrent callers share one refresh.
-//! * The mock provider lives in [`mock`].
+//! * Its `[[rails]]` settings are read by [`settings`]; unknown keys are refused.
+//! * The mock provider lives in `mock`, built with the cargo feature `mock` only.
 
 mod adapter;
 mod amounts;
 pub mod config;
+#[cfg(feature = "mock")]
 pub mod mock;
+pub mod settings;
 pub mod wire;
 
 pub use adapter::{stk_password, whole_shillings, MpesaAdapter};

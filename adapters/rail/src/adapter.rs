@@ -425,6 +425,18 @@ pub trait RailAdapter: Send + Sync + 'static {
     fn batch_support(&self) -> Option<BatchSupport> {
         None
     }
+    /// Whether the rail's "failed" is its last word. A rail that may report a failure and
+    /// later the success of the same payment, calling no one back (PH-EE's operations app,
+    /// Fineract), answers `false`: the gateway then asks it once more some time after each
+    /// failure (`confirm_failures`, on by default for such rails). Default: final.
+    fn failures_final(&self) -> bool {
+        true
+    }
+    /// The folder of files the rail answers with, for the gateway to poll (see
+    /// [`crate::inbound`]). Default: the rail answers over HTTP only.
+    fn inbound_files(&self) -> Option<&dyn crate::inbound::InboundFiles> {
+        None
+    }
     /// Cuts attempts into uploads of at most `max_lines`; a rail with quirks (one payment
     /// mode per file, no two equal lines in a file) cuts its own way. Default: in order.
     fn plan_batches(&self, attempts: &[Attempt], max_lines: usize) -> BatchPlan {
@@ -463,6 +475,11 @@ pub trait RailAdapter: Send + Sync + 'static {
     /// gateway then reads that rail's open batches at once. Default: no.
     fn is_batch_callback(&self, _request: &InboundRequest) -> bool {
         false
+    }
+    /// The largest request body the rail sends to `/rails/{id}/...`; the gateway refuses a
+    /// larger one before storing it. Default: 1 MiB.
+    fn max_callback_bytes(&self) -> usize {
+        1024 * 1024
     }
     /// The path of an inbound request (below `/rails/{id}`) with any secret it carries
     /// replaced by [`crate::REDACTED`] (a secret path segment: see

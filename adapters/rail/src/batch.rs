@@ -33,6 +33,9 @@ pub struct BatchSupport {
     pub name: &'static str,
     /// Most lines the rail takes in one upload.
     pub max_lines: usize,
+    /// Whether payrolls go through the batch API when the rail's `batch` setting does not
+    /// say (PH-EE's bulk API was always used for payrolls; the others' batches are opt-in).
+    pub on_by_default: bool,
 }
 
 /// How a chunk of attempts is cut into uploads.

@@ -7,12 +7,14 @@
 
 pub mod adapter;
 pub mod batch;
+pub mod inbound;
 pub mod json;
 pub mod money;
 pub mod oauth;
 pub mod party;
 pub mod redact;
 pub mod secret;
+pub mod settings;
 pub mod tls;
 pub mod transport;
 
@@ -26,3 +28,4 @@ pub use party::PartyError;
 pub use party::{mask, Party, PartyIdType};
 pub use redact::{redact_first_segment, REDACTED};
 pub use secret::Secret;
+pub use settings::{Constructor, RailSetup, SecretSetting, SettingsError};

@@ -79,6 +79,7 @@ pub fn options(version: Pain001Version, bic: Option<&str>) -> Pain001Options {
 pub fn adapter(dir: &Path, version: Pain001Version) -> BankAdapter {
     BankAdapter::new(BankConfig {
         rail_id: "bank-test".into(),
+        poll_every: railgate_bank::adapter::DEFAULT_POLL,
         outbound_dir: dir.join("out"),
         inbound_dir: dir.join("in"),
         pain001: options(version, Some("COBADEFFXXX")),

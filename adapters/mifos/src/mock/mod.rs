@@ -3,10 +3,12 @@
 //!
 //! Both follow the gateway's scenario table, chosen by the last two digits of the party's
 //! identifier (PH-EE: the payee's, or the payer's for collections; Fineract: the savings
-//! account id); each module documents what every scenario looks like on its rail.
+//! account id); each module documents what every scenario looks like on its rail. PH-EE can be
+//! served over TLS requiring client certificates, behind its Keycloak (`keycloak`).
 
 pub mod control;
 pub mod fineract;
+pub mod keycloak;
 pub mod phee;
 
 pub use fineract::{FineractMock, FineractMockConfig};

@@ -29,6 +29,7 @@
 use super::control::{
     dropped_connection, hit, scenario, statement_csv, Faults, PayoutRow, StatementLine,
 };
+use super::keycloak::{self, Keycloak, KeycloakConfig};
 use crate::bulk::COLUMNS;
 use crate::wire::{
     BatchSummary, CollectionRequest, OpsTransactionRequest, OpsTransfer, Page, PhError,
@@ -59,6 +60,12 @@ pub struct PhEeMockConfig {
     /// before this: keep it above the rail's callback grace (and below the gateway's second
     /// look after a failure, `confirm_failure_after_ms`).
     pub late_success_after: std::time::Duration,
+    /// Serve HTTPS with this configuration (a server certificate, and the CA whose client
+    /// certificates it requires); `None`: plain HTTP.
+    pub tls: Option<Arc<railgate_rail::tls::rustls::ServerConfig>>,
+    /// Put Keycloak in front: every request but the token endpoint and `/_control` needs a
+    /// bearer token it issued (see [`super::keycloak`]).
+    pub keycloak: Option<KeycloakConfig>,
 }
 
 impl Default for PhEeMockConfig {
@@ -67,6 +74,8 @@ impl Default for PhEeMockConfig {
             tenants: vec!["gorilla".into()],
             idempotency: true,
             late_success_after: std::time::Duration::from_secs(2),
+            tls: None,
+            keycloak: None,
         }
     }
 }
@@ -135,6 +144,9 @@ impl Shared {
 /// A running sandbox PH-EE. Dropping it stops the server.
 pub struct PhEeMock {
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
+    keycloak: Option<Keycloak>,
     shared: Shared,
     task: JoinHandle<()>,
 }
@@ -153,7 +165,9 @@ impl PhEeMock {
             inner: Arc::new(Mutex::new(Inner::default())),
             http: reqwest::Client::new(),
         };
-        let app = Router::new()
+        let tls = shared.cfg.tls.clone();
+        let keycloak = shared.cfg.keycloak.clone().map(Keycloak::new);
+        let api = Router::new()
             .route("/channel/transfer", post(channel_transfer))
             .route(
                 "/channel/transfer/{transaction_id}",
@@ -165,28 +179,65 @@ impl PhEeMock {
             .route("/api/v1/transactionRequests", get(ops_requests))
             .route("/api/v1/batch", get(ops_batch))
             .route("/api/v1/batch/detail", get(ops_batch_detail))
-            .route("/batchtransactions", post(bulk_upload))
+            .route("/batchtransactions", post(bulk_upload));
+        let api = match &keycloak {
+            Some(kc) => api
+                .route_layer(axum::middleware::from_fn_with_state(
+                    kc.clone(),
+                    keycloak::require_token,
+                ))
+                .merge(
+                    Router::new()
+                        .route(keycloak::TOKEN_PATH, post(keycloak::issue_token))
+                        .with_state(kc.clone()),
+                ),
+            None => api,
+        };
+        let app = api
             .route("/_control/payouts", get(control_payouts))
             .route("/_control/faults", post(control_faults))
             .route("/_control/statement", get(control_statement))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = match tls {
+                Some(tls) => {
+                    axum::serve(railgate_rail::tls::TlsListener::new(listener, tls), app).await
+                }
+                None => axum::serve(listener, app).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "Sandbox Payment Hub stopped");
             }
         });
-        Ok(PhEeMock { addr, shared, task })
+        Ok(PhEeMock {
+            addr,
+            scheme,
+            keycloak,
+            shared,
+            task,
+        })
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The operations app's API base.
     pub fn operations_url(&self) -> String {
-        format!("http://{}/api/v1", self.addr)
+        format!("{}/api/v1", self.base_url())
+    }
+
+    /// Keycloak's token endpoint (when `keycloak` is configured).
+    pub fn token_url(&self) -> String {
+        format!("{}{}", self.base_url(), keycloak::TOKEN_PATH)
+    }
+
+    /// Keycloak, when configured: tokens issued and refused, expiring them.
+    pub fn keycloak(&self) -> Option<&Keycloak> {
+        self.keycloak.as_ref()
     }
 
     /// What moved, per correlation id (our attempt id).

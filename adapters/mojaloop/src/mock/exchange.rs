@@ -76,7 +76,7 @@ pub(super) async fn deliver(
 }
 
 #[allow(clippy::too_many_arguments)] // mirrors `deliver` plus a delay
-fn spawn_deliver(
+pub(super) fn spawn_deliver(
     s: &Arc<Shared>,
     delay: Duration,
     method: Method,
@@ -93,7 +93,7 @@ fn spawn_deliver(
     });
 }
 
-fn error_body(code: &str, description: &str) -> Vec<u8> {
+pub(super) fn error_body(code: &str, description: &str) -> Vec<u8> {
     serde_json::to_vec(
         &json!({ "errorInformation": { "errorCode": code, "errorDescription": description } }),
     )
@@ -112,16 +112,16 @@ fn committed_body(fulfilment: &str) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Requests from Railgate
 
-struct Request<'a> {
-    method: &'a Method,
-    path: &'a str,
-    headers: &'a HeaderMap,
-    body: &'a Bytes,
+pub(super) struct Request<'a> {
+    pub(super) method: &'a Method,
+    pub(super) path: &'a str,
+    pub(super) headers: &'a HeaderMap,
+    pub(super) body: &'a Bytes,
 }
 
 impl Shared {
     /// Headers, signature and JSON shape of a request from Railgate.
-    fn check(
+    pub(super) fn check(
         &self,
         r: &Request<'_>,
         resource: &str,
@@ -162,7 +162,7 @@ impl Shared {
         }
     }
 
-    fn reject(&self, resource: &str, invalid: Invalid) -> Response {
+    pub(super) fn reject(&self, resource: &str, invalid: Invalid) -> Response {
         tracing::info!(code = invalid.code, reason = %invalid.description, "Mock hub refused a request");
         let r = refuse(resource, StatusCode::BAD_REQUEST, &invalid);
         self.inner().rejections.push(invalid);
@@ -226,6 +226,11 @@ pub(super) async fn handle(
             post_transaction_requests(&s, &r, kill.map(|Extension(k)| k)).await
         }
         ("GET", ["transactionRequests", id]) => get_transaction_request(&s, &r, id),
+        ("POST", ["bulkQuotes"]) => super::bulk::post_bulk_quotes(&s, &r),
+        ("POST", ["bulkTransfers"]) => {
+            super::bulk::post_bulk_transfers(&s, &r, kill.map(|Extension(k)| k)).await
+        }
+        ("GET", ["bulkTransfers", id]) => super::bulk::get_bulk_transfer(&s, &r, id),
         ("PUT", ["parties", ..]) => put_parties(&s, &r),
         ("PUT", ["quotes", id]) => put_quote(&s, &r, id, false),
         ("PUT", ["quotes", id, "error"]) => put_quote(&s, &r, id, true),
@@ -403,7 +408,7 @@ fn post_quotes(s: &Arc<Shared>, r: &Request<'_>) -> Response {
 }
 
 /// Marks a transfer paid, once.
-fn commit(inner: &mut Inner, transfer_id: &str, peer: &str) {
+pub(super) fn commit(inner: &mut Inner, transfer_id: &str, peer: &str) {
     let Some(rec) = inner.transfers.get_mut(transfer_id) else {
         return;
     };

@@ -24,6 +24,9 @@
 //! | 12 | accepted; no callback, `GET /transfers` never answered | accepted; no callback, `GET /transactionRequests` never answered |
 //! | 13 | as 00 | `PUT /transactionRequests` ACCEPTED with its `transactionId` at once; its `POST /quotes` leaves out the optional `transactionRequestId` |
 //!
+//! Payrolls through bulk (`/bulkQuotes`, `/bulkTransfers`) answer line by line from the same
+//! digits; see the `bulk` module for that column of the table.
+//!
 //! As payer FSP the mock can only pay with Railgate's fulfilment (the switch commits a transfer
 //! when the payee FSP fulfils it), so a request-to-pay that "succeeds by inquiry" (05, 08, 10)
 //! is one whose payer FSP says nothing until it is asked: the inquiry's answer is `ACCEPTED`
@@ -33,6 +36,7 @@
 //! `GET /_control/statement?format=csv`, `POST /_control/push` (play an insuree paying the
 //! scheme), `GET /_control/collections`, `PUT /_control/callback-base`.
 
+mod bulk;
 mod exchange;
 pub mod validate;
 
@@ -131,6 +135,14 @@ pub struct Faults {
     pub drop_callbacks: bool,
     #[serde(default)]
     pub error_rate_percent: u8,
+    /// The next this many `PUT /bulkTransfers/{id}` answers are not delivered (the bulk is
+    /// recorded; `GET /bulkTransfers/{id}` answers it).
+    #[serde(default)]
+    pub drop_bulk_answers: u32,
+    /// The next this many `POST /bulkTransfers` are recorded (and paid), then their
+    /// connection drops before the HTTP answer.
+    #[serde(default)]
+    pub cut_bulk_connections: u32,
 }
 
 /// One line of `GET /_control/payouts`.
@@ -267,6 +279,10 @@ struct Inner {
     received: Vec<Received>,
     /// Bearer tokens issued by `POST /oauth2/token` (the latest is the only one honoured).
     tokens_issued: u64,
+    /// Bulk quotes and transfers by id, and each bulk line's terms by transfer id.
+    bulk_quotes: HashMap<String, bulk::Recorded>,
+    bulk_transfers: HashMap<String, bulk::Recorded>,
+    bulk_lines: HashMap<String, bulk::LineTerms>,
 }
 
 struct Shared {
@@ -460,6 +476,16 @@ impl MockHub {
     pub fn revoke_tokens(&self) {
         let mut inner = self.shared.inner();
         inner.tokens_issued = inner.tokens_issued.saturating_add(1000);
+    }
+
+    /// The next `n` answers to `POST /bulkTransfers` are not delivered (see `Faults`).
+    pub fn drop_bulk_answers(&self, n: u32) {
+        self.shared.inner().faults.drop_bulk_answers = n;
+    }
+
+    /// The next `n` `POST /bulkTransfers` lose their HTTP answer (see `Faults`).
+    pub fn cut_bulk_connections(&self, n: u32) {
+        self.shared.inner().faults.cut_bulk_connections = n;
     }
 
     /// Requests of Railgate's the mock refused, with the FSPIOP error it answered.

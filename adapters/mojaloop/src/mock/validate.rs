@@ -460,6 +460,126 @@ pub fn transfers_post(v: &Value) -> Checked {
     date_time(required(v, "expiration", p)?, "body.expiration")
 }
 
+/// A list of 1 to 1,000 elements (the bulks' `individualQuotes`, `individualTransfers`).
+fn bulk_list<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, Invalid> {
+    let list = required(v, key, "body")?
+        .as_array()
+        .ok_or_else(|| malformed(&format!("body.{key}"), "not an array"))?;
+    if list.is_empty() || list.len() > 1000 {
+        return Err(malformed(
+            &format!("body.{key}"),
+            "must hold 1..1000 elements",
+        ));
+    }
+    Ok(list)
+}
+
+/// `POST /bulkQuotes` (v1.1 OpenAPI `BulkQuotesPostRequest`, `IndividualQuote`).
+pub fn bulk_quotes_post(v: &Value) -> Checked {
+    let p = "body";
+    only(
+        v,
+        p,
+        &[
+            "bulkQuoteId",
+            "payer",
+            "geoCode",
+            "expiration",
+            "individualQuotes",
+            "extensionList",
+        ],
+    )?;
+    correlation_id(required(v, "bulkQuoteId", p)?, "body.bulkQuoteId")?;
+    party(required(v, "payer", p)?, "body.payer")?;
+    if let Some(e) = v.get("expiration") {
+        date_time(e, "body.expiration")?;
+    }
+    for (i, q) in bulk_list(v, "individualQuotes")?.iter().enumerate() {
+        let p = format!("body.individualQuotes[{i}]");
+        only(
+            q,
+            &p,
+            &[
+                "quoteId",
+                "transactionId",
+                "payee",
+                "amountType",
+                "amount",
+                "fees",
+                "transactionType",
+                "note",
+                "extensionList",
+            ],
+        )?;
+        correlation_id(required(q, "quoteId", &p)?, &format!("{p}.quoteId"))?;
+        correlation_id(
+            required(q, "transactionId", &p)?,
+            &format!("{p}.transactionId"),
+        )?;
+        party(required(q, "payee", &p)?, &format!("{p}.payee"))?;
+        one_of(
+            required(q, "amountType", &p)?,
+            &format!("{p}.amountType"),
+            &["SEND", "RECEIVE"],
+        )?;
+        money(required(q, "amount", &p)?, &format!("{p}.amount"))?;
+        if let Some(f) = q.get("fees") {
+            money(f, &format!("{p}.fees"))?;
+        }
+        transaction_type(
+            required(q, "transactionType", &p)?,
+            &format!("{p}.transactionType"),
+        )?;
+        note(q, &p)?;
+    }
+    Ok(())
+}
+
+/// `POST /bulkTransfers` (v1.1 OpenAPI `BulkTransfersPostRequest`, `IndividualTransfer`).
+pub fn bulk_transfers_post(v: &Value) -> Checked {
+    let p = "body";
+    only(
+        v,
+        p,
+        &[
+            "bulkTransferId",
+            "bulkQuoteId",
+            "payerFsp",
+            "payeeFsp",
+            "individualTransfers",
+            "extensionList",
+            "expiration",
+        ],
+    )?;
+    correlation_id(required(v, "bulkTransferId", p)?, "body.bulkTransferId")?;
+    correlation_id(required(v, "bulkQuoteId", p)?, "body.bulkQuoteId")?;
+    string(required(v, "payeeFsp", p)?, "body.payeeFsp", 1, 32)?;
+    string(required(v, "payerFsp", p)?, "body.payerFsp", 1, 32)?;
+    date_time(required(v, "expiration", p)?, "body.expiration")?;
+    for (i, t) in bulk_list(v, "individualTransfers")?.iter().enumerate() {
+        let p = format!("body.individualTransfers[{i}]");
+        only(
+            t,
+            &p,
+            &[
+                "transferId",
+                "transferAmount",
+                "ilpPacket",
+                "condition",
+                "extensionList",
+            ],
+        )?;
+        correlation_id(required(t, "transferId", &p)?, &format!("{p}.transferId"))?;
+        money(
+            required(t, "transferAmount", &p)?,
+            &format!("{p}.transferAmount"),
+        )?;
+        ilp_packet(required(t, "ilpPacket", &p)?, &format!("{p}.ilpPacket"))?;
+        ilp_digest(required(t, "condition", &p)?, &format!("{p}.condition"))?;
+    }
+    Ok(())
+}
+
 /// `PUT /transfers/{ID}` (Table 31).
 pub fn transfers_put(v: &Value) -> Checked {
     let p = "body";

@@ -111,6 +111,8 @@ pub struct Options {
     )>,
     /// An API gateway in front of the hub that wants an OAuth2 bearer token.
     pub oauth: bool,
+    /// How long a bulk's results may take before the hub is asked (`GET /bulkTransfers`).
+    pub bulk_answer_wait: Duration,
 }
 
 impl Default for Options {
@@ -121,6 +123,7 @@ impl Default for Options {
             late_success_delay: Duration::from_secs(2),
             tls: None,
             oauth: false,
+            bulk_answer_wait: Duration::from_secs(30),
         }
     }
 }
@@ -185,6 +188,7 @@ impl Gateway {
             c
         };
         let mut config = config;
+        config.bulk_answer_wait = options.bulk_answer_wait;
         config.tls = options.tls.map(|(_, client)| client);
         if options.oauth {
             config.oauth = Some(railgate_rail::oauth::OAuthConfig::client_credentials(
