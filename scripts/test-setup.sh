@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond cargo: Debian's chromium (the finance page in a real
-# browser), libxml2-utils (xmllint: XSD validation of the bank files), and schemathesis, pinned,
-# for the property-based run over openapi.yaml (tests/openapi_fuzz.rs), in a virtual environment
-# of its own under ~/.cache/railgate-test-tools, where the test looks for it. Safe to run again.
+# Installs what the tests need beyond cargo: Debian's chromium and chromium-driver (the finance
+# page and the operations console in a real browser, driven over WebDriver), libxml2-utils
+# (xmllint: XSD validation of the bank files), and schemathesis, pinned, for the property-based
+# run over openapi.yaml (tests/openapi_fuzz.rs), in a virtual environment of its own under
+# ~/.cache/railgate-test-tools, where the test looks for it. Safe to run again.
 set -euo pipefail
 
 need=""
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
+command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
 command -v xmllint >/dev/null 2>&1 || need="$need libxml2-utils"
 # promtool (from Debian's prometheus package): checks and unit-tests ops/prometheus/alerts.yml.
 command -v promtool >/dev/null 2>&1 || need="$need prometheus"

@@ -50,6 +50,21 @@ async fn signed_in(app: &TestApp, cookie: &str) -> bool {
     !page.contains("name=\"api_key\"")
 }
 
+/// The form token the signed-in page carries (every form posts it back).
+async fn token(app: &TestApp, cookie: &str) -> String {
+    let page = browser()
+        .get(app.url("/reports"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    page[at..at + 64].to_owned()
+}
+
 async fn download_status(app: &TestApp, cookie: &str) -> u16 {
     browser()
         .get(app.url("/reports/download?from=2026-01-01&to=2026-01-31&format=csv"))
@@ -93,10 +108,22 @@ both_stores!(
         assert!(signed_in(&app, &cookie).await);
         assert_eq!(download_status(&app, &cookie).await, 200);
 
-        // Signing out ends the session: the same cookie, copied elsewhere, is refused.
+        // Signing out needs the page's form token: another site cannot sign the officer out.
         let resp = browser()
             .post(app.url("/reports/logout"))
             .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 403);
+        assert!(signed_in(&app, &cookie).await);
+
+        // Signing out ends the session: the same cookie, copied elsewhere, is refused.
+        let csrf = token(&app, &cookie).await;
+        let resp = browser()
+            .post(app.url("/reports/logout"))
+            .header("Cookie", &cookie)
+            .form(&[("csrf", csrf.as_str())])
             .send()
             .await
             .unwrap();
@@ -156,9 +183,11 @@ both_stores!(the_cookie_is_secure_over_tls, |store| async move {
     };
     let set = sign_in(&app, &app.key, &[]).await;
     assert!(set.contains("; Secure"), "public_url is https: {set}");
+    let csrf = token(&app, &pair(&set)).await;
     let cleared = browser()
         .post(app.url("/reports/logout"))
         .header("Cookie", pair(&set))
+        .form(&[("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap()

@@ -892,10 +892,34 @@ both_stores!(finance_page_in_chromium, |store| async move {
     let cookie = set.split(';').next().unwrap().to_owned();
     let open = breaks(&app, "?status=open&type=unmatched_statement_line").await;
     let id = open[0]["id"].as_str().unwrap();
+    // Without the page's form token the form is refused, cookie or not.
     let resp = http
         .post(app.url(&format!("/reports/breaks/{id}/resolve")))
         .header("Cookie", &cookie)
         .form(&[
+            ("resolution", "book_to_suspense"),
+            ("reason", "payer unknown; parked"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let page = http
+        .get(app.url("/reports"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    let csrf = &page[at..at + 64];
+    let resp = http
+        .post(app.url(&format!("/reports/breaks/{id}/resolve")))
+        .header("Cookie", &cookie)
+        .form(&[
+            ("csrf", csrf),
             ("resolution", "book_to_suspense"),
             ("reason", "payer unknown; parked"),
         ])

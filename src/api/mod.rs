@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 mod charts;
+pub mod console;
 mod events;
 pub mod exceptions;
 mod finance;
@@ -85,6 +86,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/reports/logout"),
     ("get", "/reports/download"),
     ("post", "/reports/breaks/{id}/resolve"),
+    ("get", "/reports/payments"),
+    ("post", "/reports/payments"),
+    ("get", "/reports/payments/{id}"),
+    ("get", "/reports/payrolls"),
+    ("get", "/reports/payrolls/{id}"),
+    ("post", "/reports/payrolls/{id}/release"),
+    ("get", "/reports/payrolls/{id}/export"),
+    ("get", "/reports/statements"),
+    ("post", "/reports/statements"),
+    ("post", "/reports/runs"),
+    ("get", "/reports/audit"),
+    ("get", "/reports/exceptions"),
+    ("post", "/reports/exceptions/{id}/inquiry"),
+    ("post", "/reports/exceptions/{id}/settlement"),
     ("get", "/v1/ledger/accounts"),
     ("get", "/v1/ledger/accounts/{id}/entries"),
     ("get", "/v1/ledger/trial-balance"),
@@ -140,6 +155,38 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/logout", post(finance::logout))
         .route("/reports/download", get(finance::download))
         .route("/reports/breaks/{id}/resolve", post(finance::resolve))
+        .route(
+            "/reports/payments",
+            get(console::payments::list).post(console::payments::find),
+        )
+        .route("/reports/payments/{id}", get(console::payments::one))
+        .route("/reports/payrolls", get(console::payrolls::list))
+        .route("/reports/payrolls/{id}", get(console::payrolls::one))
+        .route(
+            "/reports/payrolls/{id}/release",
+            post(console::payrolls::release),
+        )
+        .route(
+            "/reports/payrolls/{id}/export",
+            get(console::payrolls::export),
+        )
+        .route(
+            "/reports/statements",
+            get(console::recon::statements).post(console::recon::upload).layer(
+                axum::extract::DefaultBodyLimit::max(console::recon::upload_limit()),
+            ),
+        )
+        .route("/reports/runs", post(console::recon::run))
+        .route("/reports/audit", get(console::audit::list))
+        .route("/reports/exceptions", get(console::exceptions::list))
+        .route(
+            "/reports/exceptions/{id}/inquiry",
+            post(console::exceptions::inquiry),
+        )
+        .route(
+            "/reports/exceptions/{id}/settlement",
+            post(console::exceptions::settlement),
+        )
         .route("/v1/ledger/accounts", get(ledger::accounts))
         .route("/v1/ledger/accounts/{id}/entries", get(ledger::entries))
         .route("/v1/ledger/trial-balance", get(ledger::trial_balance))

@@ -65,29 +65,24 @@ pub struct UploadQuery {
     rail: Option<String>,
 }
 
-/// `POST /v1/statements`: the body is streamed to a temporary file and parsed from there, so
-/// the size of a statement is bounded by disk, not memory. Re-uploading is safe: the same
-/// bytes (or the same bank statement re-delivered) answer 200 with the earlier statement.
-pub async fn upload(
-    AxState(state): AxState<AppState>,
-    caller: Caller,
-    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
-    req: Request,
-) -> Result<Response, Problem> {
-    caller.require("recon:write")?;
-    let Query(q) = query.map_err(|e| bad_query(vec![Problem::field("query", e.body_text())]))?;
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let declared = q.format.as_deref().map(str::to_ascii_lowercase);
-    let is_csv = match (declared.as_deref(), ct.as_str()) {
+/// What a statement upload says about itself: its format (from `?format=` or its content
+/// type), its CSV profile, its rail.
+pub struct UploadSpec {
+    pub format: InputFormat,
+    pub format_name: String,
+    pub rail: Option<String>,
+}
+
+/// Reads an upload's format and rail; the problem when they cannot be used.
+pub fn upload_spec(
+    state: &AppState,
+    profile: Option<&str>,
+    declared: Option<&str>,
+    content_type: &str,
+    rail: Option<String>,
+) -> Result<UploadSpec, Problem> {
+    let declared = declared.map(str::to_ascii_lowercase);
+    let is_csv = match (declared.as_deref(), content_type) {
         (Some("csv"), _) => true,
         (Some("camt"), _) => false,
         (Some(_), _) => {
@@ -109,7 +104,7 @@ pub async fn upload(
         }
     };
     let (format, format_name) = if is_csv {
-        let name = q.profile.as_deref().unwrap_or("");
+        let name = profile.unwrap_or("");
         match CsvProfile::builtin(name) {
             Some(p) => (InputFormat::Csv(p), format!("csv:{name}")),
             None => {
@@ -122,7 +117,7 @@ pub async fn upload(
     } else {
         (InputFormat::Camt, "camt".to_owned())
     };
-    if let Some(r) = &q.rail {
+    if let Some(r) = &rail {
         if !state.cfg.rails.iter().any(|c| c.id == *r) {
             return Err(Problem::validation(vec![Problem::field(
                 "rail",
@@ -130,32 +125,45 @@ pub async fn upload(
             )]));
         }
     }
+    Ok(UploadSpec {
+        format,
+        format_name,
+        rail,
+    })
+}
+
+/// What an upload stored: a new statement, or the earlier one the same bytes (or the same
+/// bank statement) already made, with what gave it away.
+pub enum Uploaded {
+    New(StatementRow),
+    Duplicate(StatementRow, &'static str),
+}
+
+/// Streams `body` into a statement of the caller's.
+pub async fn upload_as<S, E>(
+    state: &AppState,
+    caller: &Caller,
+    spec: UploadSpec,
+    body: S,
+) -> Result<Uploaded, Problem>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let uploaded_by = rstore::key_owner(&state.db, caller.key_id).await?;
     let up = Upload {
         client_id: caller.client_id,
         uploaded_by,
-        format,
-        format_name,
-        rail: q.rail,
+        format: spec.format,
+        format_name: spec.format_name,
+        rail: spec.rail,
     };
-    let body = req.into_body().into_data_stream();
     match ingest::ingest(&state.db, up, body).await {
         Ok(Ingested::New(s)) => {
             metrics::counter!("railgate_statements_loaded_total").increment(1);
-            let mut resp = (StatusCode::CREATED, Json(statement_view(&s))).into_response();
-            if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/statements/{}", s.id)) {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(resp)
+            Ok(Uploaded::New(s))
         }
-        Ok(Ingested::Duplicate { earlier, by }) => {
-            let mut v = statement_view(&earlier);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("duplicate".into(), json!(true));
-                o.insert("recognised_by".into(), json!(by));
-            }
-            Ok((StatusCode::OK, Json(v)).into_response())
-        }
+        Ok(Ingested::Duplicate { earlier, by }) => Ok(Uploaded::Duplicate(earlier, by)),
         Err(IngestError::Unreadable(e)) => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unreadable-statement",
@@ -188,6 +196,54 @@ pub async fn upload(
         Err(IngestError::Io(e)) => {
             tracing::error!(error = %e, "Statement could not be spooled");
             Err(Problem::internal())
+        }
+    }
+}
+
+/// `POST /v1/statements`: the body is streamed to a temporary file and parsed from there, so
+/// the size of a statement is bounded by disk, not memory. Re-uploading is safe: the same
+/// bytes (or the same bank statement re-delivered) answer 200 with the earlier statement.
+pub async fn upload(
+    AxState(state): AxState<AppState>,
+    caller: Caller,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<Response, Problem> {
+    caller.require("recon:write")?;
+    let Query(q) = query.map_err(|e| bad_query(vec![Problem::field("query", e.body_text())]))?;
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let spec = upload_spec(
+        &state,
+        q.profile.as_deref(),
+        q.format.as_deref(),
+        &ct,
+        q.rail,
+    )?;
+    let body = req.into_body().into_data_stream();
+    match upload_as(&state, &caller, spec, body).await? {
+        Uploaded::New(s) => {
+            let mut resp = (StatusCode::CREATED, Json(statement_view(&s))).into_response();
+            if let Ok(v) = header::HeaderValue::from_str(&format!("/v1/statements/{}", s.id)) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        Uploaded::Duplicate(earlier, by) => {
+            let mut v = statement_view(&earlier);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("duplicate".into(), json!(true));
+                o.insert("recognised_by".into(), json!(by));
+            }
+            Ok((StatusCode::OK, Json(v)).into_response())
         }
     }
 }
@@ -243,7 +299,7 @@ fn parse_date(
 }
 
 /// Reads a run request: a statement, or a period; the rules on top of the defaults.
-fn scope_from(v: &Value) -> Result<Scope, Problem> {
+pub fn scope_from(v: &Value) -> Result<Scope, Problem> {
     let mut errors = Vec::new();
     if !v.is_object() {
         return Err(Problem::validation(vec![Problem::field(
@@ -378,6 +434,22 @@ async fn remember(
     Ok(())
 }
 
+/// Runs a reconciliation as `caller`.
+pub async fn run_as(state: &AppState, caller: &Caller, scope: Scope) -> Result<RunRow, Problem> {
+    let by = rstore::key_owner(&state.db, caller.key_id).await?;
+    let run = run::execute(&state.db, caller.client_id, &by, scope)
+        .await
+        .map_err(|e| match e {
+            RunError::NoStatement => Problem::validation(vec![Problem::field(
+                "statement_id",
+                "no loaded statement of yours has this id",
+            )]),
+            RunError::Store(e) => e.into(),
+        })?;
+    metrics::counter!("railgate_recon_runs_total").increment(1);
+    Ok(run)
+}
+
 pub async fn create_run(
     AxState(state): AxState<AppState>,
     caller: Caller,
@@ -391,17 +463,7 @@ pub async fn create_run(
     let c = caller.clone();
     let k = key.clone();
     with_idempotency(&state, &caller, key.as_deref(), fp, || async move {
-        let by = rstore::key_owner(&st.db, c.key_id).await?;
-        let run = run::execute(&st.db, c.client_id, &by, scope)
-            .await
-            .map_err(|e| match e {
-                RunError::NoStatement => Problem::validation(vec![Problem::field(
-                    "statement_id",
-                    "no loaded statement of yours has this id",
-                )]),
-                RunError::Store(e) => e.into(),
-            })?;
-        metrics::counter!("railgate_recon_runs_total").increment(1);
+        let run = run_as(&st, &c, scope).await?;
         let body = run_view(&run).to_string();
         remember(&st, &c, k.as_deref(), StatusCode::CREATED, &body).await?;
         Ok((
@@ -715,11 +777,13 @@ pub async fn report_response(
     let name = format!("reconciliation-{}-{}", rq.from, rq.to);
     Ok(match format {
         ReportFormat::Json => Json(render::json(&r)).into_response(),
-        ReportFormat::Html => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            render::html(&r),
-        )
-            .into_response(),
+        ReportFormat::Html => {
+            let page = render::html(&r).map_err(|e| {
+                tracing::error!(error = %e, "Report page could not be written");
+                Problem::internal()
+            })?;
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+        }
         ReportFormat::Csv(section) => {
             let body = render::csv(&r, section).map_err(|e| {
                 tracing::error!(error = %e, "Report CSV could not be written");

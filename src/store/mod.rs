@@ -7,9 +7,11 @@
 //! microseconds since the epoch, so no driver-specific type crosses this layer.
 
 pub mod attempts;
+pub mod audit;
 pub mod batches;
 pub mod callbacks;
 pub mod charts;
+pub mod dossier;
 pub mod entries;
 pub mod exceptions;
 pub mod group;
@@ -22,6 +24,7 @@ pub mod payments;
 pub mod payrolls;
 pub mod recon;
 pub mod reversals;
+pub mod search;
 pub mod sessions;
 
 use chrono::{DateTime, TimeZone, Utc};

@@ -541,3 +541,58 @@ fn marks(offset: usize, n: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// A page of the client's payrolls, newest first, before `before` (keyset on the id, which is
+/// a UUIDv7: creation order).
+pub async fn page(
+    db: &Db,
+    client_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Payroll>> {
+    let limit = limit.clamp(1, 200);
+    let rows = match before {
+        Some(b) => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM payrolls WHERE client_id = $1 AND id < $2 \
+                 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(client_id.to_string())
+            .bind(b.to_string())
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
+        }
+        None => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM payrolls WHERE client_id = $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(client_id.to_string())
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}
+
+/// How many of the payroll's items are in each state: read from the (payroll_id, state)
+/// index alone, without the items' rows.
+pub async fn state_counts(db: &Db, id: Uuid) -> Result<Vec<(State, i64)>> {
+    let rows = sqlx::query(
+        "SELECT state, COUNT(*) AS n FROM payments WHERE payroll_id = $1 GROUP BY state",
+    )
+    .bind(id.to_string())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = col(r, "state")?;
+            Ok((
+                State::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
+                col(r, "n")?,
+            ))
+        })
+        .collect()
+}

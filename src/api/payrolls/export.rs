@@ -114,7 +114,12 @@ pub async fn export(
             )))
         }
     }
-    let p = owned(&state, &caller, &id).await?;
+    export_as(&state, &caller, &id).await
+}
+
+/// The openIMIS file of the caller's payroll, streamed.
+pub async fn export_as(state: &AppState, caller: &Caller, id: &str) -> Result<Response, Problem> {
+    let p = owned(state, caller, id).await?;
     let header = csv_bytes([HEADER]).map_err(|_| Problem::internal())?;
     let db = state.db.clone();
     let name = p.name.clone();

@@ -1,6 +1,6 @@
 //! `/v1/payrolls`: many disbursements as one file, held or released at once.
 
-mod export;
+pub mod export;
 pub mod file;
 
 use super::auth::Caller;
@@ -416,7 +416,7 @@ pub async fn view(state: &AppState, p: &Payroll) -> Result<Value, Problem> {
     }))
 }
 
-async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Payroll, Problem> {
+pub async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Payroll, Problem> {
     let id = Uuid::parse_str(id).map_err(|_| Problem::not_found("payroll"))?;
     payrolls::get(&state.db, Some(caller.client_id), id)
         .await?
@@ -434,15 +434,15 @@ pub async fn get(
     Ok(Json(view(&state, &p).await?))
 }
 
-/// `POST /v1/payrolls/{id}/release`: hands every held item to the dispatcher. Calling it on
-/// a released payroll resumes a release that was interrupted.
-pub async fn release(
-    AxState(state): AxState<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
-    caller.require("payments:write")?;
-    let p = owned(&state, &caller, &id).await?;
+/// Releases the payroll's held items as `caller` (`cause` goes into each item's history);
+/// the payroll as it is afterwards. A released payroll's release is resumed.
+pub async fn release_as(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    cause: &str,
+) -> Result<Payroll, Problem> {
+    let p = owned(state, caller, id).await?;
     match p.status {
         Status::Held | Status::Released | Status::Paused => {}
         Status::Importing => {
@@ -466,10 +466,21 @@ pub async fn release(
         &state.cfg,
         &state.rails,
         p.id,
-        "api: payroll released",
+        cause,
     )
     .await?;
-    let p = owned(&state, &caller, &id).await?;
+    owned(state, caller, id).await
+}
+
+/// `POST /v1/payrolls/{id}/release`: hands every held item to the dispatcher. Calling it on
+/// a released payroll resumes a release that was interrupted.
+pub async fn release(
+    AxState(state): AxState<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require("payments:write")?;
+    let p = release_as(&state, &caller, &id, "api: payroll released").await?;
     Ok(Json(view(&state, &p).await?))
 }
 
