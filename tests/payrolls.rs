@@ -503,6 +503,42 @@ both_stores!(
         .unwrap();
         assert_eq!(waiting, 6, "every queued item's job waits for the release");
 
+        // The console's hold and release forms do the same, each written to the audit trail.
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let form = |action: &str| {
+            use sha2::{Digest, Sha256};
+            let csrf = hex::encode(
+                Sha256::new()
+                    .chain_update(b"railgate-console-form\0")
+                    .chain_update(app.key.as_bytes())
+                    .finalize(),
+            );
+            no_redirects
+                .post(app.url(&format!("/reports/payrolls/{id}/{action}")))
+                .basic_auth("officer", Some(&app.key))
+                .form(&[("csrf", csrf.as_str()), ("reason", "the programme asked")])
+        };
+        let resp = form("release").send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 303);
+        let resp = form("hold").send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 303);
+        assert!(resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("?held=1"));
+        let (_, v) = app.get(&format!("/v1/payrolls/{id}"), &app.key).await;
+        assert_eq!(v["status"], "paused", "{v}");
+        let holds: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'payroll.hold' AND outcome = 'done'",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(holds, 1);
+
         // A gateway whose dispatcher runs, on the same store: it takes nothing of the paused payroll.
         let mut cfg = test_config(app.database_url.clone(), &app.mock.base_url());
         cfg.dispatch.enabled = true;

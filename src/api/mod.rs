@@ -92,6 +92,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/reports/payrolls"),
     ("get", "/reports/payrolls/{id}"),
     ("post", "/reports/payrolls/{id}/release"),
+    ("post", "/reports/payrolls/{id}/hold"),
     ("get", "/reports/payrolls/{id}/export"),
     ("get", "/reports/statements"),
     ("post", "/reports/statements"),
@@ -166,6 +167,7 @@ pub fn router(state: AppState) -> Router {
             "/reports/payrolls/{id}/release",
             post(console::payrolls::release),
         )
+        .route("/reports/payrolls/{id}/hold", post(console::payrolls::hold))
         .route(
             "/reports/payrolls/{id}/export",
             get(console::payrolls::export),

@@ -4,7 +4,7 @@
 //! Progress comes from the count of items per state, read from the (payroll_id, state)
 //! index; a page with a running payroll reloads itself every few seconds.
 
-use super::super::payrolls::{export::export_as, owned, release_as};
+use super::super::payrolls::{export::export_as, hold_as, owned, release_as};
 use super::super::problem::Problem;
 use super::super::AppState;
 use super::session::{self, Officer};
@@ -231,6 +231,8 @@ struct PayrollPage {
     released: String,
     completed: String,
     releasable: bool,
+    /// Released and running: it can be paused.
+    holdable: bool,
     states: Vec<&'static str>,
     state: String,
     items: Vec<ItemRow>,
@@ -244,6 +246,7 @@ pub struct ItemsQuery {
     state: Option<String>,
     after: Option<String>,
     released: Option<String>,
+    held: Option<String>,
 }
 
 /// `GET /reports/payrolls/{id}?state=&after=`.
@@ -313,6 +316,12 @@ async fn payroll_page(
     if q.released.is_some() {
         chrome.flash = Some("Payroll released: its items are on their way.".into());
     }
+    if q.held.is_some() {
+        chrome.flash = Some(
+            "Payroll paused: items not yet sent wait for its release; items already sent finish."
+                .into(),
+        );
+    }
     let r = payroll_row(state, &p).await?;
     let throughput =
         crate::store::charts::payroll_throughput(&state.db, officer.caller.client_id, p.id)
@@ -325,7 +334,8 @@ async fn payroll_page(
             released: p.released_at.map(when).unwrap_or_default(),
             completed: p.completed_at.map(when).unwrap_or_default(),
             // Shown whatever the key: the server refuses without payments:write, and says so.
-            releasable: p.status == Status::Held,
+            releasable: matches!(p.status, Status::Held | Status::Paused),
+            holdable: p.status == Status::Released,
             r,
             states: State::ALL.iter().map(|s| s.as_str()).collect(),
             state: st
@@ -356,12 +366,40 @@ pub struct ReleaseForm {
     reason: Option<String>,
 }
 
+/// What an officer does to a payroll from its page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayrollAction {
+    Release,
+    Hold,
+}
+
 /// `POST /reports/payrolls/{id}/release`: needs payments:write and a reason.
 pub async fn release(
+    state: AxState<AppState>,
+    headers: HeaderMap,
+    id: Path<String>,
+    form: Result<Form<ReleaseForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    act(state, headers, id, form, PayrollAction::Release).await
+}
+
+/// `POST /reports/payrolls/{id}/hold`: pauses a released payroll; needs payments:write and a
+/// reason.
+pub async fn hold(
+    state: AxState<AppState>,
+    headers: HeaderMap,
+    id: Path<String>,
+    form: Result<Form<ReleaseForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    act(state, headers, id, form, PayrollAction::Hold).await
+}
+
+async fn act(
     AxState(state): AxState<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     form: Result<Form<ReleaseForm>, axum::extract::rejection::FormRejection>,
+    what: PayrollAction,
 ) -> Response {
     let Some(officer) = session::officer(&state, &headers).await else {
         return signed_out(&headers, StatusCode::UNAUTHORIZED);
@@ -377,7 +415,10 @@ pub async fn release(
     let back = format!("/reports/payrolls/{pid}");
     let action = Action {
         officer: &officer,
-        name: "payroll.release",
+        name: match what {
+            PayrollAction::Release => "payroll.release",
+            PayrollAction::Hold => "payroll.hold",
+        },
         subject: format!("payroll:{pid}"),
         scopes: &["payments:write"],
         back: back.clone(),
@@ -395,13 +436,23 @@ pub async fn release(
         Ok(r) => r,
         Err(e) => return message(StatusCode::BAD_REQUEST, "Payrolls", e, &back),
     };
-    match release_as(&state, &officer.caller, &id, "console: payroll released").await {
+    let done = match what {
+        PayrollAction::Release => {
+            release_as(&state, &officer.caller, &id, "console: payroll released").await
+        }
+        PayrollAction::Hold => hold_as(&state, &officer.caller, &id).await,
+    };
+    match done {
         Ok(p) => {
             let detail = format!("status {}", p.status.as_str());
             action
                 .record(&state, Outcome::Done, Some(&why), Some(&detail))
                 .await;
-            Redirect::to(&format!("{back}?released=1")).into_response()
+            let flag = match what {
+                PayrollAction::Release => "released",
+                PayrollAction::Hold => "held",
+            };
+            Redirect::to(&format!("{back}?{flag}=1")).into_response()
         }
         Err(p) => {
             let outcome = if p.status.is_client_error() {

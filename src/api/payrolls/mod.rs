@@ -484,16 +484,22 @@ pub async fn release(
     Ok(Json(view(&state, &p).await?))
 }
 
-/// `POST /v1/payrolls/{id}/hold`: pauses a released payroll. Its items not yet taken by the
-/// dispatcher wait (nothing already sent is called back) until `POST …/release` lets them go.
-/// Holding a held or paused payroll changes nothing and answers its view.
+/// `POST /v1/payrolls/{id}/hold`: pauses a released payroll (see [`hold_as`]).
 pub async fn hold(
     AxState(state): AxState<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require("payments:write")?;
-    let p = owned(&state, &caller, &id).await?;
+    let p = hold_as(&state, &caller, &id).await?;
+    Ok(Json(view(&state, &p).await?))
+}
+
+/// Pauses the caller's released payroll: its items not yet taken by the dispatcher wait
+/// (nothing already sent is called back) until it is released again. Holding a held or
+/// paused payroll changes nothing. The caller's scopes are checked by the caller.
+pub async fn hold_as(state: &AppState, caller: &Caller, id: &str) -> Result<Payroll, Problem> {
+    let p = owned(state, caller, id).await?;
     match p.status {
         Status::Released => {
             crate::payrolls::pause(&state.db, p.id).await?;
@@ -514,8 +520,7 @@ pub async fn hold(
             ))
         }
     }
-    let p = owned(&state, &caller, &id).await?;
-    Ok(Json(view(&state, &p).await?))
+    owned(state, caller, id).await
 }
 
 #[derive(Debug, Deserialize)]
