@@ -15,7 +15,7 @@ command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 if [ -n "$need" ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
 
 SCHEMATHESIS_VERSION=4.32.5
