@@ -336,6 +336,7 @@ both_stores!(
             .post(app.url("/reports/breaks/0190a1b2-0000-7000-8000-000000000001/resolve"))
             .basic_auth("officer", Some(&app.key))
             .form(&[
+                ("csrf", console_form_token(&app.key).as_str()),
                 ("resolution", "write_off_difference"),
                 ("reason", "a\u{0}b"),
             ])

@@ -508,14 +508,8 @@ both_stores!(
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
+        let csrf = console_form_token(&app.key);
         let form = |action: &str| {
-            use sha2::{Digest, Sha256};
-            let csrf = hex::encode(
-                Sha256::new()
-                    .chain_update(b"railgate-console-form\0")
-                    .chain_update(app.key.as_bytes())
-                    .finalize(),
-            );
             no_redirects
                 .post(app.url(&format!("/reports/payrolls/{id}/{action}")))
                 .basic_auth("officer", Some(&app.key))

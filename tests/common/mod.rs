@@ -502,3 +502,15 @@ macro_rules! both_stores {
         }
     };
 }
+
+/// The console's form token for a request signed in with `key` under HTTP Basic (the token a
+/// page served to that key carries).
+pub fn console_form_token(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(
+        Sha256::new()
+            .chain_update(b"railgate-console-form\0")
+            .chain_update(key.as_bytes())
+            .finalize(),
+    )
+}
