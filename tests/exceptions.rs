@@ -370,3 +370,57 @@ both_stores!(
         app.stop().await;
     }
 );
+
+// The console's queue for the gateway's operator: a key with `operator` (and `reports:read`
+// to sign in) but no payment scope sees the dead letter there, and nothing of a client's
+// payments; a key with neither is refused.
+both_stores!(
+    the_operator_sees_the_dead_letter_on_the_console,
+    |store| async move {
+        let Some(app) = spawn_app(store).await else {
+            return;
+        };
+        let client = railgate::store::keys::ensure_client(&app.db, "acme")
+            .await
+            .unwrap();
+        let mut keys = Vec::new();
+        for scopes in [&["reports:read", "operator"][..], &["reports:read"][..]] {
+            let k = railgate::store::keys::generate_key();
+            railgate::store::keys::insert_key(&app.db, client, &k, scopes, None)
+                .await
+                .unwrap();
+            keys.push(k);
+        }
+        let dead = uuid::Uuid::now_v7().to_string();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, payload, run_at, created_at, dead_at, last_error) \
+             VALUES ($1, 'follow_up', '{}', 0, 0, 1, 'the rail kept refusing it')",
+        )
+        .bind(&dead)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+        let page = |key: String| {
+            let http = app.http.clone();
+            let url = app.url("/reports/exceptions");
+            async move {
+                let resp = http
+                    .get(url)
+                    .basic_auth("officer", Some(key))
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            }
+        };
+        let (s, body) = page(keys[0].clone()).await;
+        assert_eq!(s, 200, "{body}");
+        assert!(
+            body.contains(&dead),
+            "the dead job is on the operator's page"
+        );
+        let (s, _) = page(keys[1].clone()).await;
+        assert_eq!(s, 403);
+        app.stop().await;
+    }
+);

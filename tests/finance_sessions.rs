@@ -21,9 +21,12 @@ fn browser() -> reqwest::Client {
 
 /// Signs in with the key; returns the `Set-Cookie` header.
 async fn sign_in(app: &TestApp, key: &str, headers: &[(&str, &str)]) -> String {
-    let mut req = browser()
+    let http = browser();
+    let (signin_cookie, nonce) = sign_in_form(&http, app).await;
+    let mut req = http
         .post(app.url("/reports/login"))
-        .form(&[("api_key", key)]);
+        .header("Cookie", signin_cookie)
+        .form(&[("api_key", key), ("signin", nonce.as_str())]);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }

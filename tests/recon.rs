@@ -877,9 +877,31 @@ both_stores!(finance_page_in_chromium, |store| async move {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // A sign-in post that did not come from our form (no nonce, or another one) is refused.
     let resp = http
         .post(app.url("/reports/login"))
         .form(&[("api_key", app.key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let (signin_cookie, nonce) = sign_in_form(&http, &app).await;
+    let (_, other_nonce) = sign_in_form(&http, &app).await;
+    let resp = http
+        .post(app.url("/reports/login"))
+        .header("Cookie", &signin_cookie)
+        .form(&[
+            ("api_key", app.key.as_str()),
+            ("signin", other_nonce.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let resp = http
+        .post(app.url("/reports/login"))
+        .header("Cookie", &signin_cookie)
+        .form(&[("api_key", app.key.as_str()), ("signin", nonce.as_str())])
         .send()
         .await
         .unwrap();
@@ -930,9 +952,11 @@ both_stores!(finance_page_in_chromium, |store| async move {
     let done = breaks(&app, "?status=resolved").await;
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["resolution"]["reason"], "payer unknown; parked");
+    let (signin_cookie, nonce) = sign_in_form(&http, &app).await;
     let resp = http
         .post(app.url("/reports/login"))
-        .form(&[("api_key", "rg_not_a_key")])
+        .header("Cookie", &signin_cookie)
+        .form(&[("api_key", "rg_not_a_key"), ("signin", nonce.as_str())])
         .send()
         .await
         .unwrap();

@@ -25,7 +25,7 @@ use crate::store::recon as rstore;
 use crate::store::sessions;
 use askama::Template;
 use axum::extract::{Form, Path, Query, State as AxState};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -149,6 +149,8 @@ async fn pictures(state: &AppState, rq: &report::Query) -> Result<String, Proble
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
     api_key: String,
+    /// The nonce the form was served with (also in the `railgate_signin` cookie).
+    signin: Option<String>,
 }
 
 /// `POST /reports/login`: checks the key, opens a session, sets its cookie, back to the page.
@@ -160,6 +162,12 @@ pub async fn login_post(
     let Ok(Form(f)) = form else {
         return login(StatusCode::BAD_REQUEST, Some("Enter an API key."));
     };
+    if !session::signin_matches(&headers, f.signin.as_deref()) {
+        return login(
+            StatusCode::FORBIDDEN,
+            Some("This sign-in form has expired or did not come from this page: sign in again."),
+        );
+    }
     let key = f.api_key.trim();
     let caller = match authenticate(&state, key).await {
         Ok(c) => c,
@@ -193,6 +201,9 @@ pub async fn login_post(
         header::SET_COOKIE,
         cookie(&state, &headers, &session, MAX_AGE_SECS),
     );
+    if let Ok(v) = HeaderValue::from_str(&session::signin_cookie("", 0)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
     resp
 }
 

@@ -513,4 +513,25 @@ pub fn console_form_token(key: &str) -> String {
             .chain_update(key.as_bytes())
             .finalize(),
     )
+/// The sign-in form as a browser gets it: its nonce and the `railgate_signin=` cookie that
+/// goes with it (a sign-in post must carry both).
+pub async fn sign_in_form(http: &reqwest::Client, app: &TestApp) -> (String, String) {
+    let resp = http.get(app.url("/reports")).send().await.unwrap();
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("railgate_signin="))
+        .expect("the sign-in form sets its nonce cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = resp.text().await.unwrap();
+    let at = page
+        .find("name=\"signin\" value=\"")
+        .expect("the sign-in form carries its nonce")
+        + 21;
+    (cookie, page[at..at + 64].to_owned())
 }

@@ -104,16 +104,20 @@ pub async fn list(
     let Some(officer) = session::officer(&state, &headers).await else {
         return signed_out(&headers, StatusCode::OK);
     };
-    if !SEE.iter().any(|s| officer.may(s)) {
+    // The gateway's operator (scope operator alone) sees the dead letter, which is theirs;
+    // a client's payments need one of SEE.
+    let sees_payments = SEE.iter().any(|s| officer.may(s));
+    if !sees_payments && !officer.may(super::super::auth::OPERATOR) {
         return message(
             StatusCode::FORBIDDEN,
             "Exceptions",
-            "The queue needs a key with the scope payments:read or recon:write.",
+            "The queue needs a key with the scope payments:read, recon:write or operator.",
             "/reports",
         );
     }
     let q = query.map(|Query(q)| q).unwrap_or_default();
-    queue_page(&state, &officer, &q)
+    let only = (!sees_payments).then_some(ItemKind::DeadJob);
+    queue_page(&state, &officer, &q, only)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -122,10 +126,11 @@ async fn queue_page(
     state: &AppState,
     officer: &Officer,
     q: &QueueQuery,
+    only: Option<ItemKind>,
 ) -> Result<Response, Problem> {
     let cursor = q.cursor.as_deref().and_then(Cursor::parse);
     let who = actor(&officer.caller);
-    let page_of = queue::list(&state.db, &who, None, cursor.as_ref(), PAGE).await?;
+    let page_of = queue::list(&state.db, &who, only, cursor.as_ref(), PAGE).await?;
     let mut chrome = Chrome::new(state, officer, "Exceptions", "exceptions").await?;
     chrome.flash = match q.done.as_deref() {
         Some("inquiry") => Some("The rail is being asked again.".into()),

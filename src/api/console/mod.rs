@@ -83,17 +83,27 @@ pub fn page<T: Template>(status: StatusCode, t: &T) -> Response {
 struct Login<'a> {
     title: &'a str,
     error: Option<&'a str>,
+    signin: &'a str,
 }
 
-/// The sign-in form, with an error when there is one.
+/// The sign-in form, with an error when there is one. The form carries a fresh nonce that
+/// also goes out as the `railgate_signin` cookie: a sign-in is taken only when the two agree
+/// (see `session::signin_matches`), so another site cannot post its own key to our form and
+/// sign the officer's browser in as someone else.
 pub fn login(status: StatusCode, error: Option<&str>) -> Response {
-    page(
+    let nonce = hex::encode(rand::random::<[u8; 32]>());
+    let mut resp = page(
         status,
         &Login {
             title: "Sign in · Railgate",
             error,
+            signin: &nonce,
         },
-    )
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&session::signin_cookie(&nonce, 900)) {
+        resp.headers_mut().append(axum::http::header::SET_COOKIE, v);
+    }
+    resp
 }
 
 /// The sign-in form for a request that is not signed in (saying why when it tried).

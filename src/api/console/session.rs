@@ -87,6 +87,31 @@ fn served_over_tls(state: &AppState, headers: &HeaderMap) -> bool {
         })
 }
 
+/// The sign-in form's nonce cookie, scoped to the sign-in path. Not marked `Secure`: the
+/// nonce is no credential (it only ties a sign-in post to a form this gateway served), and the
+/// form must keep working on plain HTTP where an operator runs it so.
+pub fn signin_cookie(nonce: &str, max_age: u32) -> String {
+    format!("{SIGNIN_COOKIE}={nonce}; HttpOnly; SameSite=Strict; Path=/reports/login; Max-Age={max_age}")
+}
+
+pub const SIGNIN_COOKIE: &str = "railgate_signin";
+
+/// Whether the sign-in post carries the nonce its form was served with (form field and
+/// cookie agree, compared in constant time).
+pub fn signin_matches(headers: &HeaderMap, form_nonce: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(form_nonce) = form_nonce.filter(|n| n.len() == 64) else {
+        return false;
+    };
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .any(|(k, v)| k == SIGNIN_COOKIE && bool::from(v.as_bytes().ct_eq(form_nonce.as_bytes())))
+}
+
 pub fn cookie(state: &AppState, headers: &HeaderMap, value: &str, max_age: u32) -> HeaderValue {
     let secure = if served_over_tls(state, headers) {
         "; Secure"
