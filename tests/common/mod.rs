@@ -513,6 +513,8 @@ pub fn console_form_token(key: &str) -> String {
             .chain_update(key.as_bytes())
             .finalize(),
     )
+}
+
 /// The sign-in form as a browser gets it: its nonce and the `railgate_signin=` cookie that
 /// goes with it (a sign-in post must carry both).
 pub async fn sign_in_form(http: &reqwest::Client, app: &TestApp) -> (String, String) {
