@@ -30,6 +30,8 @@ fn adapter() -> &'static PhEeAdapter {
             callback_token: Some(Secret::new("cb-token")),
             currencies: vec![Currency::Kes, Currency::Usd],
             timeout_ms: 1_000,
+            tls: None,
+            oauth: None,
         };
         PhEeAdapter::new(cfg).expect("adapter")
     })
