@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Some(u) if u.starts_with("postgres") => {
             let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
             let admin = Db::connect(&u, 1).await?;
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            railgate::store::sql::query(&format!("CREATE SCHEMA {schema}"))
                 .execute(admin.pool())
                 .await?;
             admin.close().await;
@@ -116,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
                 b + 7
             ));
         }
-        let mut q = sqlx::query(&sql).bind(client.to_string()).bind(now);
+        let mut q = railgate::store::sql::query(&sql).bind(client.to_string()).bind(now);
         for k in i..i + rows {
             q = q
                 .bind(uuid::Uuid::now_v7().to_string())
@@ -232,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
     db.close().await;
     if let Some((base, schema)) = schema {
         let admin = Db::connect(&base, 1).await?;
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        railgate::store::sql::query(&format!("DROP SCHEMA {schema} CASCADE"))
             .execute(admin.pool())
             .await?;
     }

@@ -396,7 +396,7 @@ fn failed_upload(batch_id: Uuid, lines: &[Attempt], why: String) -> Uploaded {
 
 /// Nothing of the batch moved: each line goes to the dispatcher on its own, same attempt id.
 async fn one_by_one(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     (client, batch_id): (Uuid, Uuid),
     lines: &[Attempt],
     why: &str,

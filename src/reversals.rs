@@ -19,7 +19,7 @@ use crate::store::jobs::{self, JobKind};
 use crate::store::reversals::{self, ReversalRow, Status};
 use crate::store::{now_micros, payments, Kind, Result, StoreError};
 use railgate_rail::Settled;
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// Why a reversal was not even asked of the rail. Nothing changed.
@@ -42,7 +42,7 @@ pub enum Refusal {
 /// Stores a reversal of `payment_id` and its job in `tx` (the caller commits, with whatever
 /// else belongs to the request, such as its idempotency key).
 pub async fn request(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     kind: Kind,
     rails: &Rails,
     payment_id: Uuid,
@@ -100,7 +100,7 @@ fn micros(d: std::time::Duration) -> i64 {
 /// transaction. A reversal already completed is a duplicate; one already failed is a
 /// contradiction, recorded on the payment as a conflict for an operator.
 pub async fn confirmed(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     kind: Kind,
     reversal_id: Uuid,
     settled: &Settled,
@@ -148,7 +148,7 @@ pub async fn confirmed(
 /// stays completed. A reversal the rail already confirmed is not undone: the contradiction is
 /// recorded on the payment.
 pub async fn refused(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     kind: Kind,
     reversal_id: Uuid,
     failure: &Failure,

@@ -44,7 +44,7 @@ async fn slow_receiver(received: Arc<AtomicUsize>) -> u16 {
 }
 
 async fn count(watch: &Db, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
+    railgate::store::sql::query_scalar(sql)
         .fetch_one(watch.pool())
         .await
         .unwrap()

@@ -55,7 +55,7 @@ async fn pay(app: &TestApp, reference: &str, amount: &str, digits: &str, salt: u
 
 /// The payment's attempt: (id, rail_status, rail_status_reason).
 async fn attempt(app: &TestApp, payment: &str) -> (String, Option<String>, Option<String>) {
-    sqlx::query_as("SELECT id, rail_status, rail_status_reason FROM attempts WHERE payment_id = $1")
+    railgate::store::sql::query_as("SELECT id, rail_status, rail_status_reason FROM attempts WHERE payment_id = $1")
         .bind(payment)
         .fetch_one(app.db.pool())
         .await
@@ -68,7 +68,7 @@ async fn wait_status(app: &TestApp, payment: &str, code: &str) {
     loop {
         // The attempt is stored when the dispatcher takes the payment up.
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT rail_status FROM attempts WHERE payment_id = $1")
+            railgate::store::sql::query_as("SELECT rail_status FROM attempts WHERE payment_id = $1")
                 .bind(payment)
                 .fetch_optional(app.db.pool())
                 .await
@@ -86,7 +86,7 @@ async fn wait_status(app: &TestApp, payment: &str, code: &str) {
 }
 
 async fn posted(app: &TestApp, payment: &str) -> i64 {
-    sqlx::query_scalar(
+    railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND phase = 'posted'",
     )
     .bind(payment)
@@ -259,7 +259,7 @@ both_stores!(
         );
         assert_eq!(posted(&app, &b).await, 1);
         let claims: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM rail_entries WHERE payment_id = $1")
+            railgate::store::sql::query_scalar("SELECT COUNT(*) FROM rail_entries WHERE payment_id = $1")
                 .bind(&a)
                 .fetch_one(app.db.pool())
                 .await
@@ -297,7 +297,7 @@ both_stores!(
         );
         assert_eq!(posted(&app, &c).await, 0);
         let (detail,): (Option<String>,) =
-            sqlx::query_as("SELECT detail FROM conflicts WHERE payment_id = $1")
+            railgate::store::sql::query_as("SELECT detail FROM conflicts WHERE payment_id = $1")
                 .bind(&c)
                 .fetch_one(app.db.pool())
                 .await
@@ -335,12 +335,12 @@ both_stores!(
         let (_, status, _) = attempt(&app, &d).await;
         assert_eq!(status.as_deref(), Some("ACSC"));
         let (status_at,): (i64,) =
-            sqlx::query_as("SELECT rail_status_at FROM attempts WHERE payment_id = $1")
+            railgate::store::sql::query_as("SELECT rail_status_at FROM attempts WHERE payment_id = $1")
                 .bind(&d)
                 .fetch_one(app.db.pool())
                 .await
                 .unwrap();
-        let (completed_at,): (i64,) = sqlx::query_as(
+        let (completed_at,): (i64,) = railgate::store::sql::query_as(
             "SELECT at FROM payment_transitions WHERE payment_id = $1 AND to_state = 'completed'",
         )
         .bind(&d)

@@ -13,7 +13,7 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn attempt_of(app: &TestApp, payment: &str) -> String {
-    sqlx::query_scalar("SELECT id FROM attempts WHERE payment_id = $1")
+    railgate::store::sql::query_scalar("SELECT id FROM attempts WHERE payment_id = $1")
         .bind(payment)
         .fetch_one(app.db.pool())
         .await
@@ -146,7 +146,7 @@ both_stores!(
         assert_eq!(completions, 1);
 
         // Every callback was stored raw, refused ones included.
-        let verdicts: Vec<String> = sqlx::query_scalar("SELECT verdict FROM callbacks ORDER BY id")
+        let verdicts: Vec<String> = railgate::store::sql::query_scalar("SELECT verdict FROM callbacks ORDER BY id")
             .fetch_all(app.db.pool())
             .await
             .unwrap();

@@ -17,7 +17,7 @@ use std::time::Duration;
 const MOCK2_SECRET: &str = "a-secret-of-the-second-mock-rail";
 
 async fn attempt_of(app: &TestApp, payment: &str) -> String {
-    sqlx::query_scalar("SELECT id FROM attempts WHERE payment_id = $1")
+    railgate::store::sql::query_scalar("SELECT id FROM attempts WHERE payment_id = $1")
         .bind(payment)
         .fetch_one(app.db.pool())
         .await
@@ -73,7 +73,7 @@ async fn silent_payment(app: &TestApp, reference: &str, amount: &str) -> (String
 }
 
 async fn conflicts_of(app: &TestApp, payment: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT detail FROM conflicts WHERE payment_id = $1 ORDER BY at")
+    railgate::store::sql::query_scalar("SELECT detail FROM conflicts WHERE payment_id = $1 ORDER BY at")
         .bind(payment)
         .fetch_all(app.db.pool())
         .await
@@ -117,7 +117,7 @@ both_stores!(
         assert!(p["conflict"].is_null(), "{p}");
         assert!(refused(&app, "unknown_attempt").await > before);
         let verdict: String =
-            sqlx::query_scalar("SELECT verdict FROM callbacks WHERE rail = 'mock2'")
+            railgate::store::sql::query_scalar("SELECT verdict FROM callbacks WHERE rail = 'mock2'")
                 .fetch_one(app.db.pool())
                 .await
                 .unwrap();
@@ -216,7 +216,7 @@ both_stores!(
             "{p}"
         );
         // Nothing was posted as paid: the ledger has no posted transfer for it.
-        let posted: i64 = sqlx::query_scalar(
+        let posted: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND phase = 'posted'",
         )
         .bind(&id)

@@ -51,7 +51,7 @@ fn keep(name: &str, svg: &str) {
 
 async fn open_break(app: &TestApp, client: uuid::Uuid, age_micros: i64, critical: bool) {
     let now = railgate::store::now_micros();
-    sqlx::query(
+    railgate::store::sql::query(
         "INSERT INTO recon_breaks (id, client_id, dedupe_key, kind, severity, status, note, \
          detail, amount_minor, currency, opened_at) \
          VALUES ($1, $2, $3, 'missing_from_statement', $4, 'open', 'n', '{}', 12550, 'TZS', $5)",

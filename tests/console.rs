@@ -483,7 +483,7 @@ both_stores!(console_in_chromium, |store| async move {
         0,
         "a dry run opens no break"
     );
-    let statement_id: String = sqlx::query_scalar("SELECT id FROM statements")
+    let statement_id: String = railgate::store::sql::query_scalar("SELECT id FROM statements")
         .fetch_one(app.db.pool())
         .await
         .unwrap();

@@ -164,7 +164,7 @@ async fn crash_run(store: Store) {
         started.elapsed().as_secs_f64()
     );
 
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments")
+    let total: i64 = railgate::store::sql::query_scalar("SELECT COUNT(*) FROM payments")
         .fetch_one(db.pool())
         .await
         .unwrap();

@@ -47,7 +47,7 @@ async fn key_id(app: &TestApp, key: &str) -> String {
 }
 
 async fn events_of(app: &TestApp, id: &str, kind: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = $2")
+    railgate::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = $2")
         .bind(id)
         .bind(kind)
         .fetch_one(app.db.pool())
@@ -57,7 +57,7 @@ async fn events_of(app: &TestApp, id: &str, kind: &str) -> i64 {
 
 /// The payment's transfers as (phase, debit account, credit account, amount), by phase.
 async fn transfers(app: &TestApp, id: &str) -> Vec<(String, String, String, i64)> {
-    sqlx::query_as(
+    railgate::store::sql::query_as(
         "SELECT phase, debit_account, credit_account, amount_minor FROM ledger_transfers \
          WHERE payment_id = $1 ORDER BY phase",
     )
@@ -392,7 +392,7 @@ both_stores!(
             keys.push(k);
         }
         let dead = uuid::Uuid::now_v7().to_string();
-        sqlx::query(
+        railgate::store::sql::query(
             "INSERT INTO jobs (id, kind, payload, run_at, created_at, dead_at, last_error) \
              VALUES ($1, 'follow_up', '{}', 0, 0, 1, 'the rail kept refusing it')",
         )

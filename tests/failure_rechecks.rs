@@ -43,7 +43,7 @@ async fn paid(app: &TestApp, control: &str, reference: &str) -> u64 {
 
 /// The payment's pending re-check jobs.
 async fn rechecks(app: &TestApp, payment: &str) -> Vec<(i64, Option<String>)> {
-    sqlx::query_as(
+    railgate::store::sql::query_as(
         "SELECT run_at, payload FROM jobs WHERE kind = 'confirm_failure' AND payment_id = $1",
     )
     .bind(payment)
@@ -105,7 +105,7 @@ async fn run_case(
                     p["conflict"].as_str().unwrap().contains("completed"),
                     "{rail}: {p}"
                 );
-                let (source, held): (String, String) = sqlx::query_as(
+                let (source, held): (String, String) = railgate::store::sql::query_as(
                     "SELECT source, held_state FROM conflicts WHERE payment_id = $1",
                 )
                 .bind(id)
@@ -126,13 +126,13 @@ async fn run_case(
             }
         }
         let attempts: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
+            railgate::store::sql::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
                 .bind(id)
                 .fetch_one(app.db.pool())
                 .await
                 .unwrap();
         assert_eq!(attempts, 1, "{rail} {digits}: asked, never resent");
-        let posted: i64 = sqlx::query_scalar(
+        let posted: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND phase = 'posted'",
         )
         .bind(id)
@@ -230,7 +230,7 @@ both_stores!(rechecks_can_be_turned_off, |store| async move {
     assert_eq!(p["state"], "failed", "{p}");
     assert!(rechecks(&app, &id).await.is_empty());
     let policies: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM failure_rechecks WHERE rail = 'fineract'")
+        railgate::store::sql::query_scalar("SELECT COUNT(*) FROM failure_rechecks WHERE rail = 'fineract'")
             .fetch_one(app.db.pool())
             .await
             .unwrap();

@@ -102,7 +102,7 @@ both_stores!(
         );
         assert!(!value.contains(&app.key[..10]), "{set}");
         // The store keeps a hash of the id, never the id.
-        let stored: Vec<String> = sqlx::query_scalar("SELECT id_hash FROM sessions")
+        let stored: Vec<String> = railgate::store::sql::query_scalar("SELECT id_hash FROM sessions")
             .fetch_all(app.db.pool())
             .await
             .unwrap();

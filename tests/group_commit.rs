@@ -22,13 +22,13 @@ both_stores!(
         };
         let db = Db::connect(&url, 4).await.unwrap();
         db.migrate().await.unwrap();
-        sqlx::query("CREATE TABLE group_probe (id TEXT PRIMARY KEY)")
+        railgate::store::sql::query("CREATE TABLE group_probe (id TEXT PRIMARY KEY)")
             .execute(db.pool())
             .await
             .unwrap();
         let group = Group::start(db.clone());
         // Sixty writers at once; number 13 writes a row that is already there.
-        sqlx::query("INSERT INTO group_probe (id) VALUES ('taken')")
+        railgate::store::sql::query("INSERT INTO group_probe (id) VALUES ('taken')")
             .execute(db.pool())
             .await
             .unwrap();
@@ -44,7 +44,7 @@ both_stores!(
                 let r = group
                     .run(move |conn| {
                         Box::pin(async move {
-                            sqlx::query("INSERT INTO group_probe (id) VALUES ($1)")
+                            railgate::store::sql::query("INSERT INTO group_probe (id) VALUES ($1)")
                                 .bind(id)
                                 .execute(conn)
                                 .await
@@ -71,7 +71,7 @@ both_stores!(
         }
         assert_eq!(ok, 59);
         // Every answered piece is durable: its row is there, and the failed one left nothing.
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM group_probe")
+        let rows: i64 = railgate::store::sql::query_scalar("SELECT COUNT(*) FROM group_probe")
             .fetch_one(db.pool())
             .await
             .unwrap();

@@ -26,7 +26,7 @@ fn request(reference: &str) -> (String, String) {
 /// A key in flight, as a request of `owner` that never finished leaves it.
 async fn in_flight(app: &TestApp, key: &str, hash: &str, owner: &str) {
     let client = keys::ensure_client(&app.db, "acme").await.unwrap();
-    sqlx::query(
+    railgate::store::sql::query(
         "INSERT INTO idempotency_keys (client_id, key, request_hash, created_at, owner) \
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -100,7 +100,7 @@ async fn another_instances_key_depends_on_its_heartbeat() {
     let beat = |id: String, seen: i64| {
         let db = app.db.clone();
         async move {
-            sqlx::query("INSERT INTO instances (id, started_at, seen_at) VALUES ($1, $2, $2)")
+            railgate::store::sql::query("INSERT INTO instances (id, started_at, seen_at) VALUES ($1, $2, $2)")
                 .bind(id)
                 .bind(seen)
                 .execute(db.pool())
@@ -124,7 +124,7 @@ async fn another_instances_key_depends_on_its_heartbeat() {
     assert_eq!(s, 201, "{v}");
 
     // The gateway's own heartbeat is fresh while it runs.
-    let seen: i64 = sqlx::query_scalar("SELECT seen_at FROM instances WHERE id = $1")
+    let seen: i64 = railgate::store::sql::query_scalar("SELECT seen_at FROM instances WHERE id = $1")
         .bind(app.db.instance().to_string())
         .fetch_one(app.db.pool())
         .await

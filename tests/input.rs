@@ -144,7 +144,7 @@ both_stores!(
             })
             .await;
         assert_eq!(p["state"], "pending");
-        let attempt: String = sqlx::query_scalar("SELECT id FROM attempts WHERE payment_id = $1")
+        let attempt: String = railgate::store::sql::query_scalar("SELECT id FROM attempts WHERE payment_id = $1")
             .bind(&id)
             .fetch_one(app.db.pool())
             .await
@@ -172,7 +172,7 @@ both_stores!(
             v["detail"].as_str().unwrap().contains("note"),
             "names the key: {v}"
         );
-        let verdict: String = sqlx::query_scalar("SELECT verdict FROM callbacks")
+        let verdict: String = railgate::store::sql::query_scalar("SELECT verdict FROM callbacks")
             .fetch_one(app.db.pool())
             .await
             .unwrap();

@@ -32,7 +32,7 @@ struct JobRow {
 
 /// The job's row as stored, as JSON (easy to compare and to print).
 async fn row(app: &TestApp, id: &str) -> Option<Value> {
-    let r: Option<JobRow> = sqlx::query_as(
+    let r: Option<JobRow> = railgate::store::sql::query_as(
         "SELECT tries, failures, version, lease_until, leased_by, last_error, dead_at \
          FROM jobs WHERE id = $1",
     )
@@ -78,7 +78,7 @@ async fn depth_settles_at(app: &TestApp, n: i64) -> i64 {
 }
 
 async fn insert_raw(app: &TestApp, id: &str, kind: &str, payment_id: Option<&str>, payload: &str) {
-    sqlx::query(
+    railgate::store::sql::query(
         "INSERT INTO jobs (id, kind, payment_id, payload, run_at, created_at) \
          VALUES ($1, $2, $3, $4, 0, 0)",
     )
@@ -329,7 +329,7 @@ both_stores!(
 
         // The operator fixes the cause (here: the follow-up now names a configured rail) and
         // requeues it; it runs at once and is done. The same request again is replayed.
-        sqlx::query("UPDATE jobs SET payload = $1 WHERE id = $2")
+        railgate::store::sql::query("UPDATE jobs SET payload = $1 WHERE id = $2")
             .bind(follow_up_to("mock"))
             .bind(&no_rail)
             .execute(app.db.pool())
@@ -408,7 +408,7 @@ both_stores!(
         let db = railgate::store::Db::connect(&url, 2).await.unwrap();
         db.migrate().await.unwrap();
         // A newer build applied a migration this one does not know.
-        sqlx::query(
+        railgate::store::sql::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES (99999, 'from a newer build', TRUE, $1, 1)",
         )

@@ -68,7 +68,7 @@ both_stores!(only_refusals_count_towards_giving_up, |store| async move {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let refusals: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(refusals) FROM attempts WHERE payment_id = $1")
+            railgate::store::sql::query_scalar("SELECT MAX(refusals) FROM attempts WHERE payment_id = $1")
                 .bind(&id)
                 .fetch_one(app.db.pool())
                 .await
@@ -78,7 +78,7 @@ both_stores!(only_refusals_count_towards_giving_up, |store| async move {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    sqlx::query("UPDATE jobs SET tries = tries + 100 WHERE payment_id = $1")
+    railgate::store::sql::query("UPDATE jobs SET tries = tries + 100 WHERE payment_id = $1")
         .bind(&id)
         .execute(app.db.pool())
         .await
@@ -87,7 +87,7 @@ both_stores!(only_refusals_count_towards_giving_up, |store| async move {
     assert_eq!(p["state"], "completed", "{p}");
     assert_eq!(app.paid("REFUSED-OK"), 1);
     let refusals: i64 =
-        sqlx::query_scalar("SELECT MAX(refusals) FROM attempts WHERE payment_id = $1")
+        railgate::store::sql::query_scalar("SELECT MAX(refusals) FROM attempts WHERE payment_id = $1")
             .bind(&id)
             .fetch_one(app.db.pool())
             .await

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// Transfers of a payment by phase.
 async fn phases(app: &TestApp, payment: &str) -> Vec<String> {
-    sqlx::query_scalar(
+    railgate::store::sql::query_scalar(
         "SELECT phase FROM ledger_transfers WHERE payment_id = $1 ORDER BY created_at, phase",
     )
     .bind(payment)
@@ -173,7 +173,7 @@ both_stores!(
             p["rail_reference"].is_string()
         })
         .await;
-        let (attempt, rail_ref): (String, String) = sqlx::query_as(
+        let (attempt, rail_ref): (String, String) = railgate::store::sql::query_as(
         "SELECT id, rail_reference FROM attempts WHERE payment_id = $1 AND rail_reference IS NOT NULL",
     )
     .bind(&pid)
@@ -213,7 +213,7 @@ both_stores!(
         let done = app.wait_final(&pid).await;
         assert_eq!(done["state"], "completed", "{done}");
         assert_eq!(phases(&app, &pid).await, ["pending", "posted"]);
-        let entries: i64 = sqlx::query_scalar(
+        let entries: i64 = railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id \
          WHERE t.payment_id = $1",
     )
@@ -222,7 +222,7 @@ both_stores!(
     .await
     .unwrap();
         assert_eq!(entries, 4);
-        let applied: i64 = sqlx::query_scalar(
+        let applied: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM callback_events WHERE payment_id = $1 AND effect = 'applied'",
         )
         .bind(&pid)
@@ -230,7 +230,7 @@ both_stores!(
         .await
         .unwrap();
         assert_eq!(applied, 1);
-        let completed_events: i64 = sqlx::query_scalar(
+        let completed_events: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = 'payment.completed'",
         )
         .bind(&pid)
@@ -396,7 +396,7 @@ both_stores!(
             "-1499.00"
         );
         // Money for no payment at all: the gateway's own suspense, once; clients do not see it.
-        let gateway: Vec<(String, i64)> = sqlx::query_as(
+        let gateway: Vec<(String, i64)> = railgate::store::sql::query_as(
             "SELECT a.code, CAST(SUM(e.credits_posted) - SUM(e.debits_posted) AS BIGINT) \
          FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id \
          WHERE a.client_id IS NULL GROUP BY a.code ORDER BY a.code",

@@ -365,7 +365,7 @@ impl World {
             }
         }
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT payment_id, phase FROM ledger_transfers")
+            railgate::store::sql::query_as("SELECT payment_id, phase FROM ledger_transfers")
                 .fetch_all(db.pool())
                 .await
                 .unwrap();
@@ -374,7 +374,7 @@ impl World {
             phases.entry(p).or_default().push(phase);
         }
         let states: Vec<(String, String, String, i64)> =
-            sqlx::query_as("SELECT id, state, direction, amount_minor FROM payments")
+            railgate::store::sql::query_as("SELECT id, state, direction, amount_minor FROM payments")
                 .fetch_all(db.pool())
                 .await
                 .unwrap();

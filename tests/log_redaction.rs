@@ -66,7 +66,7 @@ async fn payment_completed(app: &TestApp, path: &str, body: serde_json::Value) -
 /// The stored callbacks of a rail whose path ends with `tail`, once one is there.
 async fn stored(app: &TestApp, rail: &str, tail: &str) -> Vec<(String, Vec<u8>, String)> {
     for _ in 0..300 {
-        let rows: Vec<(String, Vec<u8>, String)> = sqlx::query_as(
+        let rows: Vec<(String, Vec<u8>, String)> = railgate::store::sql::query_as(
             "SELECT path, body, verdict FROM callbacks WHERE rail = $1 ORDER BY received_at",
         )
         .bind(rail)
@@ -115,7 +115,7 @@ both_stores!(callback_secrets_stay_out_of_logs, |store| async move {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    let replays: Vec<String> = sqlx::query_scalar(
+    let replays: Vec<String> = railgate::store::sql::query_scalar(
         "SELECT verdict FROM callbacks WHERE rail = 'mpesa' AND path = '/***/b2c/result' \
          ORDER BY received_at",
     )
@@ -191,7 +191,7 @@ both_stores!(callback_secrets_stay_out_of_logs, |store| async move {
     ] {
         assert!(!logs.contains(secret), "{secret} reached the logs");
     }
-    let leaked: i64 = sqlx::query_scalar(
+    let leaked: i64 = railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM callbacks WHERE path LIKE '%' || $1 || '%' \
          OR path LIKE '%' || $2 || '%'",
     )

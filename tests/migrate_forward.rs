@@ -43,7 +43,7 @@ async fn previous_migrator(kind: Kind) -> Migrator {
 
 /// Runs one statement with text (or NULL) binds.
 async fn exec(db: &Db, sql: &str, binds: &[Option<&str>]) {
-    let mut q = sqlx::query(sql);
+    let mut q = railgate::store::sql::query(sql);
     for b in binds {
         q = q.bind(b.map(str::to_owned));
     }
@@ -53,14 +53,14 @@ async fn exec(db: &Db, sql: &str, binds: &[Option<&str>]) {
 }
 
 async fn count(db: &Db, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
+    railgate::store::sql::query_scalar(sql)
         .fetch_one(db.pool())
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 async fn client_of(db: &Db, sql: &str, key: &str) -> Option<String> {
-    sqlx::query_scalar(sql)
+    railgate::store::sql::query_scalar(sql)
         .bind(key.to_owned())
         .fetch_one(db.pool())
         .await
@@ -288,7 +288,7 @@ async fn fill(db: &Db) {
 
     // The rail's inbox: a callback, its event for client 2's payment and one that matched
     // nothing; a bank entry applied to client 1's payment and one for no payment.
-    sqlx::query(
+    railgate::store::sql::query(
         "INSERT INTO callbacks (id, rail, method, path, headers, body, received_at, verdict) \
          VALUES ('00000000-0000-7000-8000-0000000cb001', 'mock', 'POST', '/cb', '{}', $1, 1, \
          'applied')",
@@ -322,9 +322,8 @@ both_stores!(
             return;
         };
         let db = Db::connect(&url, 2).await.unwrap();
-        previous_migrator(db.kind())
-            .await
-            .run(db.pool())
+        db.pool()
+            .migrate(&previous_migrator(db.kind()).await)
             .await
             .unwrap();
         fill(&db).await;

@@ -61,7 +61,7 @@ async fn two_processes_share_500_payments_on_postgres() {
         assert_eq!(o.state, "completed", "{reference}: {o:?}");
         assert_eq!(by_reference.get(&reference), Some(&1), "{reference}");
     }
-    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attempts")
+    let attempts: i64 = railgate::store::sql::query_scalar("SELECT COUNT(*) FROM attempts")
         .fetch_one(db.pool())
         .await
         .unwrap();
@@ -69,7 +69,7 @@ async fn two_processes_share_500_payments_on_postgres() {
 
     // Both processes did work: the first attempt's transition names the dispatcher that
     // stored and sent it ("dispatcher <pid>-<id>: first attempt").
-    let causes: Vec<String> = sqlx::query_scalar(
+    let causes: Vec<String> = railgate::store::sql::query_scalar(
         "SELECT cause FROM payment_transitions WHERE to_state = 'submitted' \
          AND cause LIKE 'dispatcher %: first attempt'",
     )

@@ -397,7 +397,7 @@ async fn dead_letter_responses_fit_their_schemas() {
     let spec = spec();
     // A row no build can read: dead-lettered at its first claim.
     let id = uuid::Uuid::now_v7().to_string();
-    sqlx::query(
+    railgate::store::sql::query(
         "INSERT INTO jobs (id, kind, payment_id, run_at, created_at) \
          VALUES ($1, 'payment', 'not-a-uuid', 0, 0)",
     )
@@ -444,7 +444,7 @@ async fn exception_queue_responses_fit_their_schemas() {
     let p = app.disburse("OAS-EXC", "255712345612", "10.00").await;
     let id = p["id"].as_str().unwrap().to_owned();
     app.disburse("OAS-CONTRA", "255712345611", "10.00").await;
-    sqlx::query(
+    railgate::store::sql::query(
         "INSERT INTO jobs (id, kind, payment_id, run_at, created_at) \
          VALUES ($1, 'payment', 'not-a-uuid', 0, 0)",
     )

@@ -58,7 +58,7 @@ async fn post_payroll(app: &TestApp, name: &str, items: Vec<Value>) -> String {
 }
 
 async fn payment_ids(app: &TestApp, payroll: &str) -> Vec<(String, String)> {
-    sqlx::query_as("SELECT id, reference FROM payments WHERE payroll_id = $1 ORDER BY reference")
+    railgate::store::sql::query_as("SELECT id, reference FROM payments WHERE payroll_id = $1 ORDER BY reference")
         .bind(payroll)
         .fetch_all(app.db.pool())
         .await
@@ -66,7 +66,7 @@ async fn payment_ids(app: &TestApp, payroll: &str) -> Vec<(String, String)> {
 }
 
 async fn attempts_of(app: &TestApp, payment: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
+    railgate::store::sql::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
         .bind(payment)
         .fetch_one(app.db.pool())
         .await
@@ -74,7 +74,7 @@ async fn attempts_of(app: &TestApp, payment: &str) -> i64 {
 }
 
 async fn batches_in(app: &TestApp, rail: &str, status: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM rail_batches WHERE rail = $1 AND status = $2")
+    railgate::store::sql::query_scalar("SELECT COUNT(*) FROM rail_batches WHERE rail = $1 AND status = $2")
         .bind(rail)
         .bind(status)
         .fetch_one(app.db.pool())
@@ -84,7 +84,7 @@ async fn batches_in(app: &TestApp, rail: &str, status: &str) -> i64 {
 
 /// Batches whose lines went `submitted` → `unknown` (their upload's answer was lost).
 async fn lost_batches(app: &TestApp) -> i64 {
-    sqlx::query_scalar(
+    railgate::store::sql::query_scalar(
         "SELECT COUNT(DISTINCT a.batch_id) FROM attempts a \
          JOIN payment_transitions t ON t.payment_id = a.payment_id \
          WHERE t.from_state = 'submitted' AND t.to_state = 'unknown'",
@@ -186,7 +186,7 @@ both_stores!(mock_batches_follow_the_scenario_table, |store| async move {
     assert_eq!(lost_batches(&app).await, 1);
     assert_eq!(app.count("rail_batches").await, 5);
     // Some lines were settled by a batch's results (not only by their own inquiries).
-    let by_results: i64 = sqlx::query_scalar(
+    let by_results: i64 = railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM payment_transitions t JOIN payments p ON p.id = t.payment_id \
              WHERE p.payroll_id = $1 AND t.cause LIKE '%results of batch%'",
     )
@@ -365,7 +365,7 @@ both_stores!(ten_thousand_lines_through_phee_bulk, |store| async move {
     assert_eq!(failed, 1_000, "{v}");
     assert_eq!(completed + failed, i64::from(n), "{v}");
     // Every line went in a file: one attempt each, in a batch.
-    let in_batches: i64 = sqlx::query_scalar(
+    let in_batches: i64 = railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM attempts a JOIN payments p ON p.id = a.payment_id \
          WHERE p.payroll_id = $1 AND a.batch_id IS NOT NULL",
     )

@@ -59,7 +59,7 @@ async fn post_payroll(app: &TestApp, name: &str, items: Vec<Value>) -> String {
 }
 
 async fn payment_ids(app: &TestApp, payroll: &str) -> Vec<(String, String)> {
-    sqlx::query_as("SELECT id, reference FROM payments WHERE payroll_id = $1 ORDER BY reference")
+    railgate::store::sql::query_as("SELECT id, reference FROM payments WHERE payroll_id = $1 ORDER BY reference")
         .bind(payroll)
         .fetch_all(app.db.pool())
         .await
@@ -67,7 +67,7 @@ async fn payment_ids(app: &TestApp, payroll: &str) -> Vec<(String, String)> {
 }
 
 async fn attempts_of(app: &TestApp, payment: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
+    railgate::store::sql::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
         .bind(payment)
         .fetch_one(app.db.pool())
         .await
@@ -230,7 +230,7 @@ both_stores!(
         let payroll = post_payroll(&app, "10k Mojaloop bulk", items).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(900);
         let (completed, failed) = loop {
-            let counts: Vec<(String, i64)> = sqlx::query_as(
+            let counts: Vec<(String, i64)> = railgate::store::sql::query_as(
                 "SELECT state, COUNT(*) FROM payments WHERE payroll_id = $1 GROUP BY state",
             )
             .bind(&payroll)
@@ -251,7 +251,7 @@ both_stores!(
         assert_eq!(completed, 8_500);
         assert_eq!(failed, 1_500);
         // Every line went in a bulk, under one attempt.
-        let (in_batches, attempts): (i64, i64) = sqlx::query_as(
+        let (in_batches, attempts): (i64, i64) = railgate::store::sql::query_as(
         "SELECT COUNT(a.batch_id), COUNT(*) FROM attempts a JOIN payments p ON p.id = a.payment_id \
          WHERE p.payroll_id = $1",
     )

@@ -378,7 +378,7 @@ async fn drop_database(url: &str) {
         let admin = railgate::store::Db::connect(&postgres_base(), 1)
             .await
             .unwrap();
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        railgate::store::sql::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .execute(admin.pool())
             .await
             .unwrap();
@@ -492,7 +492,7 @@ both_stores!(
         assert_eq!((s, v["status"].as_str()), (200, Some("paused")), "{v}");
         let (s, v) = app.post(&hold, &app.key, &json!({}), None).await;
         assert_eq!((s, v["status"].as_str()), (200, Some("paused")), "{v}");
-        let waiting: i64 = sqlx::query_scalar(
+        let waiting: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM jobs j JOIN payments p ON p.id = j.payment_id \
          WHERE p.payroll_id = $1 AND j.run_at >= $2",
         )
@@ -525,7 +525,7 @@ both_stores!(
             .ends_with("?held=1"));
         let (_, v) = app.get(&format!("/v1/payrolls/{id}"), &app.key).await;
         assert_eq!(v["status"], "paused", "{v}");
-        let holds: i64 = sqlx::query_scalar(
+        let holds: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM audit_log WHERE action = 'payroll.hold' AND outcome = 'done'",
         )
         .fetch_one(app.db.pool())
@@ -544,7 +544,7 @@ both_stores!(
         assert_eq!(lone["state"], "completed", "{lone}");
         let v = wait_payroll(&app, &id, |_| true).await;
         assert_eq!(v["finished"], 0, "a paused payroll's items were taken: {v}");
-        let queued: i64 = sqlx::query_scalar(
+        let queued: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM payments WHERE payroll_id = $1 AND state = 'queued'",
         )
         .bind(&id)

@@ -331,7 +331,7 @@ both_stores!(
                 "{rail}: {reference}"
             );
             let attempts: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
+                railgate::store::sql::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
                     .bind(&id)
                     .fetch_one(app.db.pool())
                     .await
@@ -382,7 +382,7 @@ both_stores!(
         assert!(cause.as_str().unwrap().contains("return"), "{cause}");
         assert!(p["conflict"].is_null(), "{p}");
         // The ledger posted the reversal: one transfer naming the posted one.
-        let reversals: i64 = sqlx::query_scalar(
+        let reversals: i64 = railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND reverses_id IS NOT NULL",
     )
     .bind(&id)
@@ -398,7 +398,7 @@ both_stores!(
             again["history"].as_array().unwrap().len(),
             p["history"].as_array().unwrap().len()
         );
-        let reversals_after: i64 = sqlx::query_scalar(
+        let reversals_after: i64 = railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND reverses_id IS NOT NULL",
     )
     .bind(&id)
@@ -571,7 +571,7 @@ both_stores!(forged_callbacks_are_refused, |store| async move {
     );
     assert_eq!(post(good).await, 200);
     let refused: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE verdict = 'refused'")
+        railgate::store::sql::query_scalar("SELECT COUNT(*) FROM callbacks WHERE verdict = 'refused'")
             .fetch_one(app.db.pool())
             .await
             .unwrap();
@@ -616,7 +616,7 @@ both_stores!(
         assert_eq!(v["states"]["completed"]["count"], 11, "{v}");
         assert_eq!(v["states"]["failed"]["count"], 1, "{v}");
         let control = mocks(&app).phee_control_url();
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM payments WHERE payroll_id = $1")
+        let rows: Vec<(String,)> = railgate::store::sql::query_as("SELECT id FROM payments WHERE payroll_id = $1")
             .bind(&id)
             .fetch_all(app.db.pool())
             .await

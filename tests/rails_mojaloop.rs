@@ -42,7 +42,7 @@ async fn stored_callbacks(
     method: &str,
     path: &str,
 ) -> Vec<(String, Vec<u8>, String)> {
-    let rows: Vec<(String, Vec<u8>, String)> = sqlx::query_as(
+    let rows: Vec<(String, Vec<u8>, String)> = railgate::store::sql::query_as(
         "SELECT path, body, verdict FROM callbacks WHERE rail = 'mojaloop' AND method = $1 \
          ORDER BY received_at, id",
     )
@@ -134,7 +134,7 @@ async fn r2p_payment(app: &TestApp, digits: &str) -> Value {
 
 /// The payment's one attempt: its id (= the `transactionRequestId`), stored step and bytes.
 async fn only_attempt(app: &TestApp, payment: &Value) -> (String, String, Vec<u8>) {
-    sqlx::query_as("SELECT id, request_step, request_body FROM attempts WHERE payment_id = $1")
+    railgate::store::sql::query_as("SELECT id, request_step, request_body FROM attempts WHERE payment_id = $1")
         .bind(payment["id"].as_str().unwrap())
         .fetch_one(app.db.pool())
         .await
@@ -199,7 +199,7 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     let puts = stored_callbacks(&app, "PUT", &format!("/transactionRequests/{trid}")).await;
     assert_eq!(json_of(&puts[0].1)["transactionRequestState"], "RECEIVED");
     let transfer = p["rail_reference"].as_str().unwrap().to_owned();
-    let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
+    let rows: Vec<(String, String, Vec<u8>)> = railgate::store::sql::query_as(
         "SELECT method, path, body FROM callbacks WHERE rail = 'mojaloop' \
          ORDER BY received_at, id",
     )
@@ -275,7 +275,7 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     );
     let answers = sent_to_hub(&app, "PUT", &put_path);
     assert!(answers.iter().all(|a| a == &answers[0]), "the same answer");
-    let posted: i64 = sqlx::query_scalar(
+    let posted: i64 = railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND phase = 'posted'",
     )
     .bind(p["id"].as_str().unwrap())
@@ -288,7 +288,7 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     let p = r2p_payment(&app, "08").await;
     let (trid, _, _) = only_attempt(&app, &p).await;
     let path = format!("/transactionRequests/{trid}");
-    let refused: Vec<(Option<String>, Vec<u8>)> = sqlx::query_as(
+    let refused: Vec<(Option<String>, Vec<u8>)> = railgate::store::sql::query_as(
         "SELECT reason, body FROM callbacks WHERE rail = 'mojaloop' AND path = $1 \
          AND verdict = 'refused'",
     )
@@ -342,7 +342,7 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     let p = r2p_payment(&app, "11").await;
     assert_eq!(p["state"], "failed", "{p}");
     assert_eq!(p["failure"]["rail_code"], "4101", "{p}");
-    let conflicts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM conflicts WHERE payment_id = $1")
+    let conflicts: i64 = railgate::store::sql::query_scalar("SELECT COUNT(*) FROM conflicts WHERE payment_id = $1")
         .bind(p["id"].as_str().unwrap())
         .fetch_one(app.db.pool())
         .await
@@ -507,13 +507,13 @@ both_stores!(
             "the expected collection still waits: {p}"
         );
         let completed: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE state = 'completed'")
+            railgate::store::sql::query_scalar("SELECT COUNT(*) FROM payments WHERE state = 'completed'")
                 .fetch_one(app.db.pool())
                 .await
                 .unwrap();
         assert_eq!(completed, 0);
         // Held in the gateway's suspense, once, against the Mojaloop rail's clearing account.
-        let held: Vec<(String, i64)> = sqlx::query_as(
+        let held: Vec<(String, i64)> = railgate::store::sql::query_as(
             "SELECT a.code, CAST(SUM(e.credits_posted) - SUM(e.debits_posted) AS BIGINT) \
              FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id \
              WHERE a.client_id IS NULL GROUP BY a.code ORDER BY a.code",
@@ -545,7 +545,7 @@ both_stores!(mojaloop_resends_are_byte_identical, |store| async move {
     let p = app.wait_final(&id).await;
     assert_eq!(p["state"], "completed", "{p}");
     let (step, stored): (String, Vec<u8>) =
-        sqlx::query_as("SELECT request_step, request_body FROM attempts WHERE payment_id = $1")
+        railgate::store::sql::query_as("SELECT request_step, request_body FROM attempts WHERE payment_id = $1")
             .bind(&id)
             .fetch_one(app.db.pool())
             .await
@@ -624,7 +624,7 @@ both_stores!(
             .map(|r| r.2)
             .collect();
         assert_eq!(verdicts, ["refused", "refused"], "{verdicts:?}");
-        let refused: i64 = sqlx::query_scalar(
+        let refused: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM callback_events WHERE rail = 'mojaloop' AND effect = 'refused'",
         )
         .fetch_one(app.db.pool())
@@ -742,7 +742,7 @@ both_stores!(mojaloop_with_jws_signatures, |store| async move {
         assert_eq!(p["state"], "completed", "{p}");
     }
     assert!(hub.rejections().is_empty(), "{:?}", hub.rejections());
-    let refused: Vec<(String, Option<String>, String)> = sqlx::query_as(
+    let refused: Vec<(String, Option<String>, String)> = railgate::store::sql::query_as(
         "SELECT verdict, reason, path FROM callbacks WHERE rail = 'mojaloop' \
          AND verdict = 'refused' ORDER BY path",
     )
@@ -913,7 +913,7 @@ both_stores!(
         let linked = stored_callbacks(&app, "PUT", "/transactionRequests/").await;
         let transaction_id = json_of(&linked[0].1)["transactionId"].clone();
         assert_eq!(json_of(&quotes[0].1)["transactionId"], transaction_id);
-        let suspense: i64 = sqlx::query_scalar(
+        let suspense: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM ledger_entries e JOIN ledger_accounts a ON e.account_id = a.id \
              WHERE a.code = 'suspense'",
         )

@@ -225,7 +225,7 @@ both_stores!(idempotent_reupload, |store| async move {
     assert_eq!(app.count("statement_lines").await, lines);
     assert_eq!(app.count("statements").await, 2);
     // Every stored line says where it came from.
-    let located: i64 = sqlx::query_scalar(
+    let located: i64 = railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM statement_lines WHERE entry > 0 AND source_line > 0 AND byte_offset > 0",
     )
     .fetch_one(app.db.pool())
@@ -435,7 +435,7 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
         assert_eq!(b["age_days"], 0);
     }
     // The split premium is settled (N:1) and so is the payment that agreed.
-    let settled: Vec<String> = sqlx::query_scalar("SELECT payment_id FROM recon_settlements")
+    let settled: Vec<String> = railgate::store::sql::query_scalar("SELECT payment_id FROM recon_settlements")
         .fetch_all(app.db.pool())
         .await
         .unwrap();

@@ -56,7 +56,7 @@ async fn reversal_settled(app: &TestApp, id: &str) -> Value {
 }
 
 async fn scalar(app: &TestApp, sql: &str, id: &str) -> i64 {
-    sqlx::query_scalar(sql)
+    railgate::store::sql::query_scalar(sql)
         .bind(id)
         .fetch_one(app.db.pool())
         .await
@@ -87,7 +87,7 @@ async fn reversal_transfers(app: &TestApp, id: &str) -> i64 {
 /// Events of this type written for the payment (counted where they are written, with the
 /// change they announce; the feed may serve a PostgreSQL event a moment later).
 async fn events_of(app: &TestApp, id: &str, kind: &str) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = $2")
+    railgate::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = $2")
         .bind(id)
         .bind(kind)
         .fetch_one(app.db.pool())
@@ -165,7 +165,7 @@ both_stores!(mmapi_reversal_end_to_end, |store| async move {
     let rid = r["id"].as_str().unwrap().to_owned();
     let mut verdict = String::new();
     for _ in 0..200 {
-        let v: Option<String> = sqlx::query_scalar(
+        let v: Option<String> = railgate::store::sql::query_scalar(
             "SELECT verdict FROM callbacks WHERE path LIKE '%/reversals/' || $1",
         )
         .bind(&rid)
@@ -421,7 +421,7 @@ both_stores!(
         // request left: the rail never heard of it.
         let state = &app.gateway.state;
         let pid = uuid::Uuid::parse_str(&id).unwrap();
-        let client: String = sqlx::query_scalar("SELECT client_id FROM payments WHERE id = $1")
+        let client: String = railgate::store::sql::query_scalar("SELECT client_id FROM payments WHERE id = $1")
             .bind(&id)
             .fetch_one(app.db.pool())
             .await

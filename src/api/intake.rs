@@ -106,12 +106,14 @@ async fn write_loop(db: Db, mut rx: mpsc::Receiver<Pending>) {
 async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<Written>, StoreError> {
     let mut tx = db.begin().await?;
     let mut out = Vec::with_capacity(batch.len());
-    for p in batch {
+    let payments: Vec<&crate::domain::Payment> = batch.iter().map(|p| &p.payment).collect();
+    let stored = engine::create_routed_many(&mut tx, &payments).await?;
+    let mut keys = Vec::new();
+    for (p, stored) in batch.iter().zip(stored) {
         let payment = &p.payment;
-        if engine::create_routed(&mut tx, payment).await? {
+        if stored {
             if let Some(k) = &p.key {
-                let body = view(payment).to_string();
-                idempotency::complete(&mut tx, payment.client_id, k, 201, &body).await?;
+                keys.push((payment.client_id, k.as_str(), view(payment).to_string()));
             }
             out.push(Written::Created(Box::new(payment.clone())));
         } else {
@@ -128,6 +130,7 @@ async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<Written>, StoreError> 
             out.push(Written::Duplicate(existing));
         }
     }
+    idempotency::complete_many(&mut tx, &keys, 201).await?;
     tx.commit().await?;
     Ok(out)
 }

@@ -3,7 +3,7 @@
 
 use crate::store::{inbound as store, StoreError};
 use railgate_rail::{IdempotentPost, Outbound};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 
 #[derive(Debug)]
 pub(super) enum Seen {
@@ -27,7 +27,7 @@ fn decide(stored: (String, String), post: &IdempotentPost) -> Result<Seen, Store
 
 /// Looks the request up and, on first sight, stores it with the answers it gets.
 pub(super) async fn remember(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     post: &IdempotentPost,
     row: uuid::Uuid,

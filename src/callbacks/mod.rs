@@ -10,7 +10,7 @@ use crate::store::jobs::{self, JobKind};
 use crate::store::{callbacks as store, now_micros, payments, reversals, Db, StoreError};
 use railgate_rail::json::JsonFault;
 use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 
 mod inbound;
 
@@ -154,7 +154,7 @@ struct Raw {
     body: Vec<u8>,
 }
 
-async fn store_raw(conn: &mut AnyConnection, raw: &Raw) -> Result<uuid::Uuid, InboxError> {
+async fn store_raw(conn: &mut Conn, raw: &Raw) -> Result<uuid::Uuid, InboxError> {
     Ok(store::store_raw(
         conn,
         &raw.rail,
@@ -192,7 +192,7 @@ async fn store_refused(
 
 /// Inside the group commit: stores the callback and applies every event it carries.
 async fn record(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     db: &Db,
     rail: &crate::rails::Rail,
     raw: Raw,
@@ -274,7 +274,7 @@ async fn record(
 /// Resolves the event's attempts (or, for pushed money, the expected collection) and applies
 /// it to each; returns one effect per target.
 async fn apply_event(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     db: &Db,
     rail: &dyn railgate_rail::RailAdapter,
     req: &InboundRequest,
@@ -388,7 +388,7 @@ async fn apply_event(
 
 #[allow(clippy::too_many_arguments)] // the callback, its event and the target it resolved to
 async fn apply_to(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     db: &Db,
     rail: &dyn railgate_rail::RailAdapter,
     req: &InboundRequest,
@@ -583,7 +583,7 @@ async fn apply_to(
 
 /// A callback about a reversal: the rail confirms it (the payment is reversed) or refuses it.
 async fn apply_to_reversal(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     db: &Db,
     rail_id: &str,
     row: uuid::Uuid,

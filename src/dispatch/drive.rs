@@ -8,7 +8,7 @@ use crate::store::attempts::{self, AttemptRow, Status};
 use crate::store::jobs::{self, Job};
 use crate::store::{now_micros, payments, Kind, StoreError};
 use railgate_rail::{Attempt, Outbound, RailError, RailStatus, Submitted};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -271,7 +271,7 @@ async fn send(
 /// Returns the attempt to send, or the adapter's refusal to prepare it (nothing is written
 /// then: the caller rolls back or applies the refusal).
 pub(super) async fn store_for_send(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     kind: Kind,
     rail: &Rail,
     p: &Payment,
@@ -370,7 +370,7 @@ async fn apply_submit(
 /// Applies a rail's answer to a submission inside the caller's transaction.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn apply_answer(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     kind: Kind,
     max_submit_tries: i64,
     job: &Job,

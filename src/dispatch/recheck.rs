@@ -68,12 +68,12 @@ pub async fn sync_policies(
     policies: &[(String, Option<Duration>)],
 ) -> crate::store::Result<()> {
     let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM failure_rechecks")
+    crate::store::sql::query("DELETE FROM failure_rechecks")
         .execute(&mut *tx)
         .await?;
     for (rail, delay) in policies {
         if let Some(delay) = delay {
-            sqlx::query(
+            crate::store::sql::query(
                 "INSERT INTO failure_rechecks (rail, delay_micros, updated_at) VALUES ($1, $2, $3)",
             )
             .bind(rail)

@@ -7,12 +7,12 @@ use crate::store::jobs::{self, JobKind};
 use crate::store::{now_micros, payrolls, Result};
 use crate::{ledger, notify};
 use serde_json::json;
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// Runs `effects` for the payment as written (`p`), in order.
 pub(super) async fn run(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     p: &Payment,
     effects: &[Effect],
     cause: &str,
@@ -73,13 +73,13 @@ pub(super) async fn run(
     Ok(())
 }
 
-async fn conflict(conn: &mut AnyConnection, p: &Payment, c: &Conflict, source: &str) -> Result<()> {
+async fn conflict(conn: &mut Conn, p: &Payment, c: &Conflict, source: &str) -> Result<()> {
     let payment_id = p.id;
     if c.amount {
         tracing::warn!(payment = %payment_id, "Rail reported another amount; conflict recorded, not completed");
         metrics::counter!("railgate_amount_conflicts_total").increment(1);
     }
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO conflicts (id, payment_id, held_state, claimed, source, detail, at, \
          client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -97,8 +97,8 @@ async fn conflict(conn: &mut AnyConnection, p: &Payment, c: &Conflict, source: &
 }
 
 /// Writes the attempt's re-check job when its rail re-checks failures (`failure_rechecks`).
-async fn recheck(conn: &mut AnyConnection, p: &Payment, attempt_id: Uuid) -> Result<()> {
-    let delay: Option<i64> = sqlx::query_scalar(
+async fn recheck(conn: &mut Conn, p: &Payment, attempt_id: Uuid) -> Result<()> {
+    let delay: Option<i64> = crate::store::sql::query_scalar(
         "SELECT f.delay_micros FROM failure_rechecks f JOIN attempts a ON a.rail = f.rail \
          WHERE a.id = $1",
     )
@@ -123,7 +123,7 @@ async fn recheck(conn: &mut AnyConnection, p: &Payment, attempt_id: Uuid) -> Res
 
 /// Completes the payroll when no item of it is open any more, with the `payroll.completed`
 /// event for the core (its counts and totals per state), inside the caller's transaction.
-pub async fn settle_payroll(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<()> {
+pub async fn settle_payroll(conn: &mut Conn, payroll_id: Uuid) -> Result<()> {
     if !payrolls::complete_if_done(conn, payroll_id).await? {
         return Ok(());
     }

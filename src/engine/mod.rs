@@ -17,12 +17,12 @@ mod row;
 use crate::domain::machine;
 pub use crate::domain::machine::{Applied, Change};
 use crate::store::{Kind, Result};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// Applies `change` to the payment inside the caller's transaction.
 pub async fn apply(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     kind: Kind,
     payment_id: Uuid,
     change: Change,
@@ -45,7 +45,7 @@ pub struct Deferred {
 
 impl Deferred {
     /// Runs what was deferred, inside the transaction the changes were applied in.
-    pub async fn run(self, conn: &mut AnyConnection) -> Result<()> {
+    pub async fn run(self, conn: &mut Conn) -> Result<()> {
         for payroll in self.payrolls {
             effects::settle_payroll(conn, payroll).await?;
         }
@@ -55,7 +55,7 @@ impl Deferred {
 
 /// `apply`, leaving payroll progress to `later` (the caller runs it before committing).
 pub async fn apply_in(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     kind: Kind,
     payment_id: Uuid,
     change: Change,
@@ -89,7 +89,7 @@ pub async fn apply_in(
 /// Stores a new payment in `received` and records its first transition (the engine's, as
 /// every other write of a payment's state is).
 pub async fn create(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     client_id: Uuid,
     new: &crate::domain::NewPayment,
@@ -104,7 +104,7 @@ pub async fn create(
 /// collection waits for the payer). `decided` comes from `domain::machine::routed`. False
 /// when the client already has a payment with that reference: nothing is written.
 pub async fn create_routed(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     decided: &crate::domain::Payment,
 ) -> Result<bool> {
     let inserted = row::insert_routed(conn, decided).await?;
@@ -115,10 +115,23 @@ pub async fn create_routed(
     Ok(inserted)
 }
 
+/// [`create_routed`] for a group of new payments in one transaction (the API's intake):
+/// whether each was stored.
+pub async fn create_routed_many(conn: &mut Conn, decided: &[&crate::domain::Payment]) -> Result<Vec<bool>> {
+    let stored = row::insert_routed_many(conn, decided).await?;
+    for (p, s) in decided.iter().zip(&stored) {
+        if *s {
+            metrics::counter!("railgate_payment_transitions_total", "from" => "received", "to" => p.state.as_str())
+                .increment(1);
+        }
+    }
+    Ok(stored)
+}
+
 /// Moves a chunk of a held payroll's items to `queued` (they are released), recording each
 /// item's transition; returns the ids moved. Their jobs are written by the caller's release.
 pub async fn release_payroll_chunk(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     payroll_id: Uuid,
     limit: i64,
     cause: &str,
@@ -132,7 +145,7 @@ pub async fn release_payroll_chunk(
 }
 
 /// Records the rail money arrived on, for a payment no rail was chosen for.
-pub async fn set_rail_if_none(conn: &mut AnyConnection, id: Uuid, rail: &str) -> Result<()> {
+pub async fn set_rail_if_none(conn: &mut Conn, id: Uuid, rail: &str) -> Result<()> {
     row::set_rail_if_none(conn, id, rail).await
 }
 

@@ -4,16 +4,16 @@ use crate::domain::{NewPayment, Payment, State};
 use crate::store::payments::{from_row, mode_str, COLUMNS};
 use crate::store::payrolls::INSERT_CHUNK;
 use crate::store::{now_micros, Kind, Result, StoreError};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// The payment as held, its row locked on PostgreSQL (SQLite's writer holds the database).
-pub(super) async fn lock(conn: &mut AnyConnection, kind: Kind, id: Uuid) -> Result<Payment> {
+pub(super) async fn lock(conn: &mut Conn, kind: Kind, id: Uuid) -> Result<Payment> {
     let lock = match kind {
         Kind::Postgres => " FOR UPDATE",
         Kind::Sqlite => "",
     };
-    let row = sqlx::query(&format!(
+    let row = crate::store::sql::query(&format!(
         "SELECT {COLUMNS} FROM payments WHERE id = $1{lock}"
     ))
     .bind(id.to_string())
@@ -24,13 +24,13 @@ pub(super) async fn lock(conn: &mut AnyConnection, kind: Kind, id: Uuid) -> Resu
 
 /// Writes back every field a change may touch, in one statement, and the history line.
 pub(super) async fn write(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     p: &Payment,
     history: Option<&(State, State, String)>,
 ) -> Result<()> {
     let now = now_micros();
     let failure = p.failure.as_ref();
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE payments SET state = $1, rail_reference = $2, receipt = $3, failure_code = $4, \
          failure_reason = $5, failure_rail_code = $6, exception = $7, conflict = $8, \
          updated_at = $9 WHERE id = $10",
@@ -55,7 +55,7 @@ pub(super) async fn write(
 
 /// Adds a line to the history without writing the payment (an operator's note).
 pub(super) async fn note(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     p: &Payment,
     (from, to, cause): &(State, State, String),
 ) -> Result<()> {
@@ -73,7 +73,7 @@ pub(super) async fn note(
 
 /// Stores a new payment in `received` and records its first transition.
 pub(super) async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     client_id: Uuid,
     new: &NewPayment,
@@ -82,7 +82,7 @@ pub(super) async fn insert(
     cause: &str,
 ) -> Result<()> {
     let now = now_micros();
-    sqlx::query(&format!(
+    crate::store::sql::query(&format!(
         "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
          $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, $16, $17, $17)"
     ))
@@ -111,9 +111,9 @@ pub(super) async fn insert(
 /// Stores a new payment already routed (`queued`, or `pending` for an expected collection):
 /// its row, both lines of its history, and (queued) its dispatch job, in three statements.
 /// False when the client already has a payment with that reference (nothing is written).
-pub(super) async fn insert_routed(conn: &mut AnyConnection, p: &Payment) -> Result<bool> {
+pub(super) async fn insert_routed(conn: &mut Conn, p: &Payment) -> Result<bool> {
     let at = crate::store::to_micros(p.created_at);
-    let inserted = sqlx::query(&format!(
+    let inserted = crate::store::sql::query(&format!(
         "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
          $12, $13, $14, $15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, $16, $17, $17) \
          ON CONFLICT DO NOTHING"
@@ -142,7 +142,7 @@ pub(super) async fn insert_routed(conn: &mut AnyConnection, p: &Payment) -> Resu
     }
     let mut lines = p.history.iter();
     if let (Some(first), Some(second), None) = (lines.next(), lines.next(), lines.next()) {
-        sqlx::query(
+        crate::store::sql::query(
             "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
              client_id) VALUES ($1, 1, NULL, $2, $3, $4, $9), ($1, 2, $5, $6, $7, $8, $9)",
         )
@@ -176,8 +176,126 @@ pub(super) async fn insert_routed(conn: &mut AnyConnection, p: &Payment) -> Resu
     Ok(true)
 }
 
+/// [`insert_routed`] for many payments at once. PostgreSQL: three statements whatever their
+/// number (an array per column, `UNNEST`); SQLite: each in turn. Returns, for each payment,
+/// whether it was stored (false: the client already has a payment with that reference, or an
+/// earlier payment of the same call took it).
+pub(super) async fn insert_routed_many(conn: &mut Conn, ps: &[&Payment]) -> Result<Vec<bool>> {
+    if conn.kind() == Kind::Sqlite || ps.len() < 2 {
+        let mut out = Vec::with_capacity(ps.len());
+        for p in ps {
+            out.push(insert_routed(conn, p).await?);
+        }
+        return Ok(out);
+    }
+    let text = |f: &dyn Fn(&Payment) -> String| ps.iter().map(|p| f(p)).collect::<Vec<String>>();
+    let opt = |f: &dyn Fn(&Payment) -> Option<String>| {
+        ps.iter().map(|p| f(p)).collect::<Vec<Option<String>>>()
+    };
+    let inserted: Vec<String> = crate::store::sql::query_scalar(&format!(
+        "INSERT INTO payments ({COLUMNS}) \
+         SELECT u.id, u.client, u.direction, u.mode, u.state, u.reference, u.amount, u.currency, \
+         u.party_type, u.party_value, u.party_name, u.narrative, u.rail, u.metadata, \
+         u.payment_reference, NULL, NULL, NULL, NULL, NULL, NULL, NULL, u.payroll, u.at, u.at \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+         $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[]) \
+         AS u(id, client, direction, mode, state, reference, amount, currency, party_type, \
+         party_value, party_name, narrative, rail, metadata, payment_reference, payroll, at) \
+         ON CONFLICT DO NOTHING RETURNING id"
+    ))
+    .bind(text(&|p| p.id.to_string()))
+    .bind(text(&|p| p.client_id.to_string()))
+    .bind(text(&|p| p.direction.as_str().to_owned()))
+    .bind(opt(&|p| p.mode.map(|m| mode_str(m).to_owned())))
+    .bind(text(&|p| p.state.as_str().to_owned()))
+    .bind(text(&|p| p.reference.clone()))
+    .bind(ps.iter().map(|p| p.amount.minor()).collect::<Vec<i64>>())
+    .bind(text(&|p| p.amount.currency().code().to_owned()))
+    .bind(text(&|p| p.party.id_type().as_str().to_owned()))
+    .bind(text(&|p| p.party.id_value().to_owned()))
+    .bind(opt(&|p| p.party.name().map(str::to_owned)))
+    .bind(opt(&|p| p.narrative.clone()))
+    .bind(opt(&|p| p.rail.as_deref().map(str::to_owned)))
+    .bind(text(&|p| serde_json::Value::Object(p.metadata.clone()).to_string()))
+    .bind(opt(&|p| p.payment_reference.clone()))
+    .bind(opt(&|p| p.payroll_id.map(|id| id.to_string())))
+    .bind(ps.iter().map(|p| crate::store::to_micros(p.created_at)).collect::<Vec<i64>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+    let stored: Vec<&Payment> = ps
+        .iter()
+        .copied()
+        .filter(|p| inserted.contains(&p.id.to_string()))
+        .collect();
+    if stored.is_empty() {
+        return Ok(vec![false; ps.len()]);
+    }
+    let mut history = Vec::with_capacity(stored.len());
+    for p in &stored {
+        let mut lines = p.history.iter();
+        match (lines.next(), lines.next(), lines.next()) {
+            (Some(first), Some(second), None) => history.push((first, second)),
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "a routed payment is created with two lines of history".into(),
+                ))
+            }
+        }
+    }
+    crate::store::sql::query(
+        "WITH u AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+         $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[]) \
+         AS u(id, client, to1, cause1, at1, from2, to2, cause2, at2)) \
+         INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
+         client_id) \
+         SELECT id, 1, NULL, to1, cause1, at1, client FROM u \
+         UNION ALL SELECT id, 2, from2, to2, cause2, at2, client FROM u",
+    )
+    .bind(stored.iter().map(|p| p.id.to_string()).collect::<Vec<_>>())
+    .bind(stored.iter().map(|p| p.client_id.to_string()).collect::<Vec<_>>())
+    .bind(history.iter().map(|(f, _)| f.to.as_str().to_owned()).collect::<Vec<_>>())
+    .bind(history.iter().map(|(f, _)| f.cause.clone()).collect::<Vec<_>>())
+    .bind(history.iter().map(|(f, _)| crate::store::to_micros(f.at)).collect::<Vec<i64>>())
+    .bind(
+        history
+            .iter()
+            .map(|(_, s)| s.from.map(|f| f.as_str().to_owned()))
+            .collect::<Vec<Option<String>>>(),
+    )
+    .bind(history.iter().map(|(_, s)| s.to.as_str().to_owned()).collect::<Vec<_>>())
+    .bind(history.iter().map(|(_, s)| s.cause.clone()).collect::<Vec<_>>())
+    .bind(history.iter().map(|(_, s)| crate::store::to_micros(s.at)).collect::<Vec<i64>>())
+    .execute(&mut *conn)
+    .await?;
+    let queued: Vec<&&Payment> = stored.iter().filter(|p| p.state == State::Queued).collect();
+    if !queued.is_empty() {
+        let now = now_micros();
+        crate::store::sql::query(
+            "INSERT INTO jobs (id, kind, payment_id, run_at, created_at, client_id) \
+             SELECT u.job, 'payment', u.id, u.at, $1, u.client \
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[]) \
+             AS u(job, id, client, at)",
+        )
+        .bind(now)
+        .bind(queued.iter().map(|_| Uuid::now_v7().to_string()).collect::<Vec<_>>())
+        .bind(queued.iter().map(|p| p.id.to_string()).collect::<Vec<_>>())
+        .bind(queued.iter().map(|p| p.client_id.to_string()).collect::<Vec<_>>())
+        .bind(
+            queued
+                .iter()
+                .map(|p| crate::store::to_micros(p.created_at))
+                .collect::<Vec<i64>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(ps.iter().map(|p| inserted.contains(&p.id.to_string())).collect())
+}
+
 async fn record_transition(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     id: Uuid,
     from: Option<State>,
@@ -185,7 +303,7 @@ async fn record_transition(
     cause: &str,
     at: i64,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
          client_id) SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 \
          FROM payment_transitions WHERE payment_id = $1",
@@ -202,8 +320,8 @@ async fn record_transition(
 }
 
 /// Records the rail money arrived on, for a payment no rail was chosen for.
-pub(super) async fn set_rail_if_none(conn: &mut AnyConnection, id: Uuid, rail: &str) -> Result<()> {
-    sqlx::query("UPDATE payments SET rail = COALESCE(rail, $1) WHERE id = $2")
+pub(super) async fn set_rail_if_none(conn: &mut Conn, id: Uuid, rail: &str) -> Result<()> {
+    crate::store::sql::query("UPDATE payments SET rail = COALESCE(rail, $1) WHERE id = $2")
         .bind(rail)
         .bind(id.to_string())
         .execute(conn)
@@ -215,12 +333,12 @@ pub(super) async fn set_rail_if_none(conn: &mut AnyConnection, id: Uuid, rail: &
 /// driving jobs, in multi-row statements. Returns the ids released (empty when none is
 /// left). An item released meanwhile by another path (the openIMIS facade) is skipped.
 pub(super) async fn release_chunk(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     payroll_id: Uuid,
     limit: i64,
     cause: &str,
 ) -> Result<Vec<Uuid>> {
-    let ids: Vec<String> = sqlx::query_scalar(
+    let ids: Vec<String> = crate::store::sql::query_scalar(
         "SELECT id FROM payments WHERE payroll_id = $1 AND state = 'received' LIMIT $2",
     )
     .bind(payroll_id.to_string())
@@ -229,7 +347,12 @@ pub(super) async fn release_chunk(
     .await?;
     let now = now_micros();
     let mut released = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(INSERT_CHUNK) {
+    // PostgreSQL takes the whole list at once (arrays); SQLite a multi-row statement per chunk.
+    let per_statement = match conn.kind() {
+        Kind::Postgres => ids.len().max(1),
+        Kind::Sqlite => INSERT_CHUNK,
+    };
+    for chunk in ids.chunks(per_statement) {
         released.extend(release_ids(conn, chunk, now, cause).await?);
     }
     released
@@ -240,15 +363,8 @@ pub(super) async fn release_chunk(
         .collect()
 }
 
-fn marks(offset: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", i.saturating_add(offset)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 async fn release_ids(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     ids: &[String],
     now: i64,
     cause: &str,
@@ -256,20 +372,49 @@ async fn release_ids(
     let sql = format!(
         // `state || ''` keeps both planners on the primary key: with an index on `state`
         // usable they walk every received row of the table instead.
-        "UPDATE payments SET state = 'queued', updated_at = $1 WHERE id IN ({}) \
+        "UPDATE payments SET state = 'queued', updated_at = $1 WHERE {} \
          AND state || '' = 'received' RETURNING id, client_id",
-        marks(2, ids.len())
+        crate::store::sql::in_list(conn.kind(), "id", 2, ids.len())
     );
-    let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(now);
-    for id in ids {
-        q = q.bind(id.as_str());
-    }
-    let moved = q.fetch_all(&mut *conn).await?;
+    let kind = conn.kind();
+    let moved = crate::store::sql::query_as::<(String, String)>(&sql)
+        .bind(now)
+        .bind_list(kind, ids.to_vec())
+        .fetch_all(&mut *conn)
+        .await?;
     if moved.is_empty() {
         return Ok(Vec::new());
     }
     // A payment in `received` has exactly one transition, its creation: nothing leads back
     // to `received`. So the release is its second, and no read of the history is needed.
+    if kind == Kind::Postgres {
+        let (ids, clients): (Vec<String>, Vec<String>) = moved.into_iter().unzip();
+        crate::store::sql::query(
+            "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
+             client_id) SELECT u.id, 2, 'received', 'queued', $1, $2, u.client \
+             FROM UNNEST($3::text[], $4::text[]) AS u(id, client)",
+        )
+        .bind(cause)
+        .bind(now)
+        .bind(ids.clone())
+        .bind(clients.clone())
+        .execute(&mut *conn)
+        .await?;
+        let job_ids: Vec<String> = ids.iter().map(|_| Uuid::now_v7().to_string()).collect();
+        crate::store::sql::query(
+            "INSERT INTO jobs (id, kind, payment_id, run_at, created_at, client_id) \
+             SELECT u.job, 'payment', u.id, $1, $1, u.client \
+             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(job, id, client) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(now)
+        .bind(job_ids)
+        .bind(ids.clone())
+        .bind(clients)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(ids);
+    }
     let rows: Vec<String> = (0..moved.len())
         .map(|i| {
             let k = i.saturating_mul(2).saturating_add(3);
@@ -284,7 +429,7 @@ async fn release_ids(
          client_id) VALUES {}",
         rows.join(", ")
     );
-    let mut q = sqlx::query(&sql).bind(cause).bind(now);
+    let mut q = crate::store::sql::query(&sql).bind(cause).bind(now);
     for (id, client) in &moved {
         q = q.bind(id.as_str()).bind(client.as_str());
     }
@@ -304,7 +449,7 @@ async fn release_ids(
          ON CONFLICT DO NOTHING",
         rows.join(", ")
     );
-    let mut q = sqlx::query(&sql).bind(now);
+    let mut q = crate::store::sql::query(&sql).bind(now);
     for (id, client) in &moved {
         q = q
             .bind(Uuid::now_v7().to_string())

@@ -23,7 +23,7 @@ use crate::domain::{Direction, Payment, State};
 use crate::engine::{self, Applied, Change};
 use crate::store::exceptions::{self as source, EvidenceLine};
 use crate::store::{attempts, payments, Kind, StoreError};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// Who acts: the key (recorded on the history line) and the client it belongs to (the only
@@ -135,7 +135,7 @@ pub enum ActionError {
 /// Asks the payment's rail again about its attempt, in `tx`: a line of history with who and
 /// why, and the payment's job due now. The caller commits and wakes the dispatcher.
 pub async fn ask_rail(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     kind: Kind,
     actor: &Actor,
     payment_id: Uuid,
@@ -155,7 +155,7 @@ pub async fn ask_rail(
 
 /// Settles the payment as the operator states, from evidence, in `tx` (the caller commits).
 pub async fn settle(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     kind: Kind,
     actor: &Actor,
     payment_id: Uuid,
@@ -240,7 +240,7 @@ fn check_line(p: &Payment, line: &EvidenceLine, outcome: Outcome) -> Result<(), 
 }
 
 async fn after(
-    tx: &mut AnyConnection,
+    tx: &mut Conn,
     actor: &Actor,
     payment_id: Uuid,
     applied: Applied,

@@ -4,7 +4,7 @@ use super::chart::Side;
 use crate::store::{col, from_micros, uuid_col, Db, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
+use crate::store::Row;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -32,7 +32,7 @@ impl Balance {
         }
     }
 
-    fn from_row(row: &AnyRow) -> Result<Balance> {
+    fn from_row(row: &Row) -> Result<Balance> {
         Ok(Balance {
             debits_pending: col(row, "dp")?,
             debits_posted: col(row, "dq")?,
@@ -63,7 +63,7 @@ const SUMS: &str = "CAST(COALESCE(SUM(e.debits_pending), 0) AS BIGINT) AS dp, \
 const ACCOUNT_COLUMNS: &str =
     "a.id, a.code, a.currency, a.client_id, a.kind, a.normal_side, a.non_negative, a.created_at";
 
-fn account(row: &AnyRow) -> Result<Account> {
+fn account(row: &Row) -> Result<Account> {
     let side: String = col(row, "normal_side")?;
     let client: Option<String> = col(row, "client_id")?;
     let non_negative: i64 = col(row, "non_negative")?;
@@ -93,7 +93,7 @@ pub async fn accounts(db: &Db, client: Option<Uuid>) -> Result<Vec<Account>> {
          LEFT JOIN ledger_entries e ON e.account_id = a.id {filter} \
          GROUP BY {ACCOUNT_COLUMNS} ORDER BY a.code, a.currency"
     );
-    let mut q = sqlx::query(&sql);
+    let mut q = crate::store::sql::query(&sql);
     if let Some(c) = client {
         q = q.bind(c.to_string());
     }
@@ -108,7 +108,7 @@ pub async fn account_of(db: &Db, client: Option<Uuid>, id: Uuid) -> Result<Optio
          LEFT JOIN ledger_entries e ON e.account_id = a.id WHERE a.id = $1 \
          GROUP BY {ACCOUNT_COLUMNS}"
     );
-    let row = sqlx::query(&sql)
+    let row = crate::store::sql::query(&sql)
         .bind(id.to_string())
         .fetch_optional(db.pool())
         .await?;
@@ -139,14 +139,14 @@ pub struct Entry {
     pub at: DateTime<Utc>,
 }
 
-fn opt_uuid(row: &AnyRow, name: &str) -> Result<Option<Uuid>> {
+fn opt_uuid(row: &Row, name: &str) -> Result<Option<Uuid>> {
     let s: Option<String> = col(row, name)?;
     Ok(s.and_then(|s| Uuid::parse_str(&s).ok()))
 }
 
 /// A page of an account's entries in the order they were written, after `after` (a `seq`).
 pub async fn entries(db: &Db, account: Uuid, after: i64, limit: i64) -> Result<Vec<Entry>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT e.seq, e.transfer_id, e.debits_pending AS dp, e.debits_posted AS dq, \
          e.credits_pending AS cp, e.credits_posted AS cq, e.at, t.phase, t.payment_id, \
          t.pending_id, t.reverses_id, t.debit_account, t.credit_account, t.amount_minor, \
@@ -204,7 +204,7 @@ pub async fn trial_balance(db: &Db, client: Option<Uuid>) -> Result<Vec<Currency
          JOIN ledger_accounts a ON a.id = e.account_id {filter} \
          GROUP BY a.currency ORDER BY a.currency"
     );
-    let mut q = sqlx::query(&sql);
+    let mut q = crate::store::sql::query(&sql);
     if let Some(c) = client {
         q = q.bind(c.to_string());
     }
@@ -221,7 +221,7 @@ pub async fn trial_balance(db: &Db, client: Option<Uuid>) -> Result<Vec<Currency
 
 /// Transfers whose entries do not balance (there should be none).
 pub async fn unbalanced_transfers(db: &Db) -> Result<Vec<Uuid>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT transfer_id FROM ledger_entries GROUP BY transfer_id HAVING \
          SUM(debits_pending) <> SUM(credits_pending) OR SUM(debits_posted) <> SUM(credits_posted) \
          OR COUNT(*) <> 2",

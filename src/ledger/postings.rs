@@ -9,7 +9,7 @@ use super::chart::{self, AccountRef};
 use super::transfers::{self, NewTransfer, Phase};
 use crate::domain::{Direction, Money, Payment, State};
 use crate::store::{Result, StoreError};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// The rail account of a payment that no rail was chosen for (an expected collection whose
@@ -33,7 +33,7 @@ fn accounts(p: &Payment) -> (AccountRef, AccountRef) {
 
 /// Creates the payment's two accounts if need be, always in the order of their ids, so that
 /// two transactions creating the same new accounts wait for each other rather than deadlock.
-async fn ensure_accounts(conn: &mut AnyConnection, p: &Payment) -> Result<(Uuid, Uuid)> {
+async fn ensure_accounts(conn: &mut Conn, p: &Payment) -> Result<(Uuid, Uuid)> {
     let (debit, credit) = accounts(p);
     let (first, second) = if debit.id() <= credit.id() {
         (&debit, &credit)
@@ -47,7 +47,7 @@ async fn ensure_accounts(conn: &mut AnyConnection, p: &Payment) -> Result<(Uuid,
 
 /// Writes what the transition `from → to` of `p` calls for, in the caller's transaction.
 pub async fn on_transition(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     p: &Payment,
     from: State,
     to: State,
@@ -92,7 +92,7 @@ pub async fn on_transition(
 
 /// Posts the pending transfer, or (a collection, or a payment confirmed without one) writes
 /// a single-phase posted transfer.
-async fn post(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> {
+async fn post(conn: &mut Conn, p: &Payment, cause: &str) -> Result<()> {
     let pending = transfers::find(conn, p.id, Phase::Pending).await?;
     let t = match pending {
         Some(pending) => NewTransfer {
@@ -127,7 +127,7 @@ async fn post(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> 
     Ok(())
 }
 
-async fn void(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> {
+async fn void(conn: &mut Conn, p: &Payment, cause: &str) -> Result<()> {
     let Some(pending) = transfers::find(conn, p.id, Phase::Pending).await? else {
         return Ok(());
     };
@@ -150,7 +150,7 @@ async fn void(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> 
     Ok(())
 }
 
-async fn reverse(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<()> {
+async fn reverse(conn: &mut Conn, p: &Payment, cause: &str) -> Result<()> {
     let Some(posted) = transfers::find(conn, p.id, Phase::Posted).await? else {
         return Err(StoreError::Corrupt(format!(
             "payment {} is reversed but has no posted transfer",
@@ -185,7 +185,7 @@ async fn reverse(conn: &mut AnyConnection, p: &Payment, cause: &str) -> Result<(
 /// when the client is known, else in the gateway's. `key` names what brought it (the rail's
 /// callback), so a redelivery posts nothing more. True when it was posted now.
 pub async fn to_suspense(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client: Option<Uuid>,
     rail: &str,
     amount: Money,

@@ -7,7 +7,7 @@
 use super::chart::{AccountRef, Side};
 use crate::domain::{Currency, Money};
 use crate::store::{col, now_micros, uuid_col, Result, StoreError};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,9 +113,9 @@ fn deltas(phase: Phase, resolves_pending: bool, x: i64) -> (Deltas, Deltas) {
 }
 
 /// Creates the account on first use.
-pub async fn ensure_account(conn: &mut AnyConnection, a: &AccountRef) -> Result<Uuid> {
+pub async fn ensure_account(conn: &mut Conn, a: &AccountRef) -> Result<Uuid> {
     let id = a.id();
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO ledger_accounts (id, code, currency, client_id, kind, normal_side, \
          non_negative, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT DO NOTHING",
@@ -155,10 +155,10 @@ pub struct NewTransfer<'a> {
 /// Writes the transfer and its two entries; `None` when the payment already has a transfer
 /// of that phase, the pending one was already resolved, or the external key was used:
 /// nothing is written twice.
-pub async fn write(conn: &mut AnyConnection, t: &NewTransfer<'_>) -> Result<Option<Uuid>> {
+pub async fn write(conn: &mut Conn, t: &NewTransfer<'_>) -> Result<Option<Uuid>> {
     let id = Uuid::now_v7();
     let now = now_micros();
-    let written = sqlx::query(
+    let written = crate::store::sql::query(
         "INSERT INTO ledger_transfers (id, payment_id, phase, client_id, debit_account, \
          credit_account, amount_minor, currency, pending_id, reverses_id, cause, created_at, \
          ext_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
@@ -183,7 +183,7 @@ pub async fn write(conn: &mut AnyConnection, t: &NewTransfer<'_>) -> Result<Opti
         return Ok(None);
     }
     let (debit, credit) = deltas(t.phase, t.pending_id.is_some(), t.amount.minor());
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO ledger_entries (transfer_id, account_id, debits_pending, debits_posted, \
          credits_pending, credits_posted, at, client_id) VALUES \
          ($1, $2, $3, $4, $5, $6, $12, $13), ($1, $7, $8, $9, $10, $11, $12, $13)",
@@ -208,11 +208,11 @@ pub async fn write(conn: &mut AnyConnection, t: &NewTransfer<'_>) -> Result<Opti
 
 /// The payment's transfer of that phase, if it has one.
 pub async fn find(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     payment_id: Uuid,
     phase: Phase,
 ) -> Result<Option<Transfer>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT id, phase, debit_account, credit_account, amount_minor, currency, pending_id \
          FROM ledger_transfers WHERE payment_id = $1 AND phase = $2",
     )
@@ -240,8 +240,8 @@ pub async fn find(
 
 /// Refuses (by failing the transaction) when an account that must not go negative would:
 /// what its other side holds, pending included, may not exceed what its own side has posted.
-pub async fn check_not_negative(conn: &mut AnyConnection, account: Uuid) -> Result<()> {
-    let row = sqlx::query(
+pub async fn check_not_negative(conn: &mut Conn, account: Uuid) -> Result<()> {
+    let row = crate::store::sql::query(
         "SELECT a.normal_side, a.non_negative, \
          CAST(COALESCE(SUM(e.debits_pending), 0) AS BIGINT) AS dp, \
          CAST(COALESCE(SUM(e.debits_posted), 0) AS BIGINT) AS dq, \

@@ -5,19 +5,19 @@ use super::events::{self, EventType, StoredEvent};
 use crate::store::jobs::{self, JobKind};
 use crate::store::{col, from_micros, now_micros, uuid_col, Db, Result};
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// Writes a delivery and its job for each of the client's endpoints that wants the event.
 pub async fn fan_out(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     event_id: Uuid,
     event_seq: i64,
     kind: EventType,
     order_key: &str,
 ) -> Result<()> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT id, event_types FROM webhook_endpoints WHERE client_id = $1 AND deleted_at IS NULL",
     )
     .bind(client_id.to_string())
@@ -40,7 +40,7 @@ pub async fn fan_out(
             now,
         )
         .await?;
-        sqlx::query(
+        crate::store::sql::query(
             "INSERT INTO webhook_deliveries (id, event_seq, endpoint_id, event_id, order_key, \
              job_id, status, tries, next_at, created_at, client_id) \
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $8)",
@@ -99,7 +99,7 @@ pub struct Outgoing {
 }
 
 pub async fn outgoing(db: &Db, id: Uuid) -> Result<Option<Outgoing>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT d.id AS delivery_id, d.client_id AS delivery_client, d.endpoint_id, d.order_key, d.event_seq, d.status, d.tries, \
          d.created_at AS delivery_created, w.url, w.secret, w.deleted_at, w.format, w.auth_token, \
          e.seq, e.tx, e.id, e.type, e.payment_id, e.payroll_id, e.data, e.created_at \
@@ -135,7 +135,7 @@ pub async fn outgoing(db: &Db, id: Uuid) -> Result<Option<Outgoing>> {
 /// When the earliest undelivered delivery before this one (same endpoint and order key) is
 /// next tried, if there is one: this one must wait for it.
 pub async fn waiting_on(db: &Db, d: &Outgoing) -> Result<Option<i64>> {
-    let next: Option<i64> = sqlx::query_scalar(
+    let next: Option<i64> = crate::store::sql::query_scalar(
         "SELECT next_at FROM webhook_deliveries WHERE endpoint_id = $1 AND order_key = $2 \
          AND event_seq < $3 AND status = 'pending' ORDER BY event_seq LIMIT 1",
     )
@@ -159,7 +159,7 @@ pub struct Tried {
 /// Records a try and the delivery's new status; when the delivery is done (either way), wakes
 /// the next one of its order key.
 pub async fn record(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     d: &Outgoing,
     tried: Option<&Tried>,
     status: Status,
@@ -167,7 +167,7 @@ pub async fn record(
 ) -> Result<()> {
     let now = now_micros();
     if let Some(t) = tried {
-        sqlx::query(
+        crate::store::sql::query(
             "INSERT INTO webhook_tries (delivery_id, n, at, status_code, error, duration_ms, \
              client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
@@ -181,7 +181,7 @@ pub async fn record(
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE webhook_deliveries SET status = $1, tries = tries + $2, next_at = $3, \
          last_status = COALESCE($4, last_status), last_error = $5, delivered_at = $6 WHERE id = $7",
     )
@@ -195,7 +195,7 @@ pub async fn record(
     .execute(&mut *conn)
     .await?;
     if status != Status::Pending {
-        let next: Option<String> = sqlx::query_scalar(
+        let next: Option<String> = crate::store::sql::query_scalar(
             "SELECT job_id FROM webhook_deliveries WHERE endpoint_id = $1 AND order_key = $2 \
              AND event_seq > $3 AND status = 'pending' ORDER BY event_seq LIMIT 1",
         )
@@ -205,7 +205,7 @@ pub async fn record(
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(job) = next {
-            sqlx::query("UPDATE jobs SET run_at = $1, version = version + 1 WHERE id = $2")
+            crate::store::sql::query("UPDATE jobs SET run_at = $1, version = version + 1 WHERE id = $2")
                 .bind(now)
                 .bind(job)
                 .execute(&mut *conn)
@@ -250,7 +250,7 @@ pub async fn list(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<DeliveryView>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT d.id, d.event_id, e.type, d.status, d.tries, d.last_status, d.last_error, \
          d.next_at, d.delivered_at, d.created_at, d.event_seq FROM webhook_deliveries d \
          JOIN events e ON e.id = d.event_id WHERE d.endpoint_id = $1 AND d.event_seq < $2 \
@@ -288,7 +288,7 @@ pub async fn list(
     let (Some(newest), Some(oldest)) = (page.first(), page.last()) else {
         return Ok(page);
     };
-    let tries = sqlx::query(
+    let tries = crate::store::sql::query(
         "SELECT t.delivery_id, t.n, t.at, t.status_code, t.error, t.duration_ms \
          FROM webhook_tries t JOIN webhook_deliveries d ON d.id = t.delivery_id \
          WHERE d.endpoint_id = $1 AND d.event_seq <= $2 AND d.event_seq >= $3 ORDER BY t.n",

@@ -9,7 +9,7 @@ use super::events::EventType;
 use super::signature;
 use crate::store::{col, from_micros, now_micros, uuid_col, Db, Result};
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// What a delivery to the endpoint looks like.
@@ -47,7 +47,7 @@ pub struct Endpoint {
     pub created_at: DateTime<Utc>,
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
+fn from_row(row: &crate::store::Row) -> Result<Endpoint> {
     let types: Option<String> = col(row, "event_types")?;
     let format: String = col(row, "format")?;
     Ok(Endpoint {
@@ -66,7 +66,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Endpoint> {
 /// Stores an endpoint; returns it with its new secret. `auth_token` is sent as a bearer token
 /// on each delivery (the openIMIS format).
 pub async fn create(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     url: &str,
     description: Option<&str>,
@@ -78,7 +78,7 @@ pub async fn create(
     let secret = signature::new_secret();
     let now = now_micros();
     let types = event_types.map(|ts| ts.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" "));
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO webhook_endpoints (id, client_id, url, description, event_types, secret, \
          created_at, format, auth_token) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
@@ -110,7 +110,7 @@ pub async fn create(
 const COLUMNS: &str = "id, client_id, url, description, event_types, format, created_at";
 
 pub async fn list(db: &Db, client_id: Uuid) -> Result<Vec<Endpoint>> {
-    let rows = sqlx::query(&format!(
+    let rows = crate::store::sql::query(&format!(
         "SELECT {COLUMNS} FROM webhook_endpoints WHERE client_id = $1 AND deleted_at IS NULL \
          ORDER BY id"
     ))
@@ -122,7 +122,7 @@ pub async fn list(db: &Db, client_id: Uuid) -> Result<Vec<Endpoint>> {
 
 /// The client's endpoint, deleted or not (its delivery history stays readable).
 pub async fn get(db: &Db, client_id: Uuid, id: Uuid) -> Result<Option<Endpoint>> {
-    let row = sqlx::query(&format!(
+    let row = crate::store::sql::query(&format!(
         "SELECT {COLUMNS} FROM webhook_endpoints WHERE id = $1 AND client_id = $2"
     ))
     .bind(id.to_string())
@@ -134,7 +134,7 @@ pub async fn get(db: &Db, client_id: Uuid, id: Uuid) -> Result<Option<Endpoint>>
 
 /// Stops deliveries to the endpoint (those waiting are abandoned); false if there was none.
 pub async fn delete(db: &Db, client_id: Uuid, id: Uuid) -> Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE webhook_endpoints SET deleted_at = $1 WHERE id = $2 AND client_id = $3 \
          AND deleted_at IS NULL",
     )

@@ -6,7 +6,7 @@ use crate::domain::{Payment, State};
 use crate::store::{col, from_micros, now_micros, uuid_col, Db, Kind, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +76,9 @@ pub struct NewEvent {
 }
 
 /// Writes the event and one delivery per webhook endpoint of the client that wants it.
-pub async fn emit(conn: &mut AnyConnection, e: &NewEvent) -> Result<Uuid> {
+pub async fn emit(conn: &mut Conn, e: &NewEvent) -> Result<Uuid> {
     let id = Uuid::now_v7();
-    let seq: i64 = sqlx::query_scalar(
+    let seq: i64 = crate::store::sql::query_scalar(
         "INSERT INTO events (id, client_id, type, payment_id, payroll_id, data, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
     )
@@ -125,7 +125,7 @@ pub fn payment_data(p: &Payment) -> Value {
 }
 
 /// The event for a payment's change of state, if that change is announced.
-pub async fn payment_transition(conn: &mut AnyConnection, p: &Payment, to: State) -> Result<()> {
+pub async fn payment_transition(conn: &mut Conn, p: &Payment, to: State) -> Result<()> {
     if let Some(kind) = EventType::for_state(to) {
         emit(
             conn,
@@ -146,7 +146,7 @@ pub async fn payment_transition(conn: &mut AnyConnection, p: &Payment, to: State
 /// payroll's last item reach a final state. `summary` is what the core is told (counts,
 /// totals); the event carries the payroll id besides.
 pub async fn payroll_completed(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     payroll_id: Uuid,
     summary: Value,
@@ -215,7 +215,7 @@ impl StoredEvent {
     }
 }
 
-pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent> {
+pub(crate) fn from_row(row: &crate::store::Row) -> Result<StoredEvent> {
     let data: String = col(row, "data")?;
     let payment: Option<String> = col(row, "payment_id")?;
     let payroll: Option<String> = col(row, "payroll_id")?;
@@ -256,7 +256,7 @@ pub async fn page(db: &Db, client: Uuid, after: Cursor, limit: i64) -> Result<Ve
          WHERE client_id = $1 AND (tx > $2 OR (tx = $2 AND seq > $3)) {visible} \
          ORDER BY tx, seq LIMIT $4"
     );
-    let mut q = sqlx::query(&sql)
+    let mut q = crate::store::sql::query(&sql)
         .bind(client.to_string())
         .bind(after.tx)
         .bind(after.seq)

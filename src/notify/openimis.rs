@@ -23,11 +23,11 @@ pub fn callback_url(base: &str) -> String {
 
 /// Records openIMIS's id of a payroll (`POST /v1/payrolls?openimis_payroll_id=`).
 pub async fn link_payroll(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut crate::store::Conn,
     payroll_id: uuid::Uuid,
     openimis_id: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE payrolls SET openimis_payroll_id = $1 WHERE id = $2")
+    crate::store::sql::query("UPDATE payrolls SET openimis_payroll_id = $1 WHERE id = $2")
         .bind(openimis_id)
         .bind(payroll_id.to_string())
         .execute(conn)
@@ -54,7 +54,7 @@ pub async fn callback_body(
         )));
     };
     let openimis_id: Option<String> =
-        sqlx::query_scalar("SELECT openimis_payroll_id FROM payrolls WHERE id = $1")
+        crate::store::sql::query_scalar("SELECT openimis_payroll_id FROM payrolls WHERE id = $1")
             .bind(payroll.to_string())
             .fetch_optional(db.pool())
             .await?
@@ -64,7 +64,7 @@ pub async fn callback_body(
             "the payroll names no openIMIS payroll (submit it with ?openimis_payroll_id=)".into(),
         ));
     };
-    let rejected: Vec<String> = sqlx::query_scalar(&format!(
+    let rejected: Vec<String> = crate::store::sql::query_scalar(&format!(
         "SELECT reference FROM payments WHERE payroll_id = $1 AND state IN {REJECTED_STATES} \
          ORDER BY reference"
     ))

@@ -11,7 +11,7 @@ use crate::ledger::chart::{self, AccountRef};
 use crate::ledger::transfers::{self, NewTransfer, Phase};
 use crate::store::{Result, StoreError};
 use serde::Serialize;
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// One balanced entry: `amount_minor` from `debit` to `credit`.
@@ -124,7 +124,7 @@ pub fn settlement_entries(
 
 /// Writes the entries as posted transfers keyed `{key}:{n}`: a replay posts nothing.
 pub async fn post(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     key: &str,
     entries: &[Entry],
     cause: &str,

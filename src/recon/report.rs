@@ -191,7 +191,7 @@ pub async fn build(db: &Db, q: &Query) -> Result<Report> {
         sql.push_str(&format!(" AND p.rail = ${}", binds.len().saturating_add(2)));
     }
     sql.push_str(" ORDER BY p.created_at");
-    let mut query = sqlx::query(&sql).bind(lo).bind(hi);
+    let mut query = crate::store::sql::query(&sql).bind(lo).bind(hi);
     for b in binds {
         query = query.bind(b);
     }
@@ -264,7 +264,7 @@ pub async fn build(db: &Db, q: &Query) -> Result<Report> {
     if q.client_id.is_some() {
         bsql.push_str(" AND client_id = $1");
     }
-    let mut bq = sqlx::query(&bsql);
+    let mut bq = crate::store::sql::query(&bsql);
     if let Some(c) = q.client_id {
         bq = bq.bind(c.to_string());
     }

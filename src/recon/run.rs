@@ -233,7 +233,7 @@ pub async fn execute(
                 vec![client_id.to_string(), lo.to_string(), hi.to_string()],
             ),
         };
-        let mut q = sqlx::query(&sql);
+        let mut q = crate::store::sql::query(&sql);
         for b in binds {
             q = q.bind(b);
         }
@@ -453,7 +453,7 @@ async fn load_expected(
     if rail.is_some() {
         sql.push_str(" AND (p.rail = $4 OR p.rail IS NULL)");
     }
-    let mut q = sqlx::query(&sql)
+    let mut q = crate::store::sql::query(&sql)
         .bind(client_id.to_string())
         .bind(lo_us)
         .bind(hi_us);
@@ -636,7 +636,7 @@ async fn conflict_breaks(
     ctx: &Ctx<'_>,
     matcher_breaks: &[Break],
 ) -> Result<Vec<BreakRow>, RunError> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT c.payment_id AS payment_id, c.held_state AS held_state, c.claimed AS claimed, \
          c.source AS source, c.detail AS detail, c.at AS at, p.amount_minor AS amount_minor, \
          p.currency AS currency, p.rail AS rail, p.metadata AS metadata FROM conflicts c \
@@ -883,7 +883,7 @@ async fn complete_from_statement(
     rule: Option<Rule>,
 ) -> Result<(Applied, Vec<postings::Entry>), RunError> {
     let statement_id = ctx.statement_of(line).unwrap_or_default();
-    let rail_tx: Option<String> = sqlx::query_scalar(
+    let rail_tx: Option<String> = crate::store::sql::query_scalar(
         "SELECT rail_transaction_id FROM statement_lines WHERE statement_id = $1 AND line_no = $2",
     )
     .bind(statement_id.to_string())

@@ -2,7 +2,7 @@
 
 use super::{col, from_micros, now_micros, uuid_col, Result, StoreError};
 use railgate_rail::PreparedRequest;
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,7 @@ const COLUMNS: &str = "id, payment_id, rail, seq, status, request_step, request_
     client_id";
 
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     payment_id: Uuid,
     rail: &str,
@@ -79,11 +79,11 @@ pub async fn insert(
     let id = Uuid::new_v4();
     let now = now_micros();
     let seq: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE payment_id = $1")
+        crate::store::sql::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE payment_id = $1")
             .bind(payment_id.to_string())
             .fetch_one(&mut *conn)
             .await?;
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO attempts (id, payment_id, rail, seq, status, deadline_at, created_at, \
          updated_at, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
     )
@@ -114,7 +114,7 @@ pub async fn insert(
     })
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow> {
+fn from_row(row: &crate::store::Row) -> Result<AttemptRow> {
     let status: String = col(row, "status")?;
     let step: Option<String> = col(row, "request_step")?;
     let body: Option<Vec<u8>> = col(row, "request_body")?;
@@ -140,8 +140,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<AttemptRow> {
 }
 
 /// The latest attempt of a payment.
-pub async fn latest(conn: &mut AnyConnection, payment_id: Uuid) -> Result<Option<AttemptRow>> {
-    let row = sqlx::query(&format!(
+pub async fn latest(conn: &mut Conn, payment_id: Uuid) -> Result<Option<AttemptRow>> {
+    let row = crate::store::sql::query(&format!(
         "SELECT {COLUMNS} FROM attempts WHERE payment_id = $1 ORDER BY seq DESC LIMIT 1"
     ))
     .bind(payment_id.to_string())
@@ -150,8 +150,8 @@ pub async fn latest(conn: &mut AnyConnection, payment_id: Uuid) -> Result<Option
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Option<AttemptRow>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM attempts WHERE id = $1"))
+pub async fn get(conn: &mut Conn, id: Uuid) -> Result<Option<AttemptRow>> {
+    let row = crate::store::sql::query(&format!("SELECT {COLUMNS} FROM attempts WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(conn)
         .await?;
@@ -159,11 +159,11 @@ pub async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Option<AttemptRow
 }
 
 pub async fn find_by_rail_reference(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     rail_reference: &str,
 ) -> Result<Option<AttemptRow>> {
-    let row = sqlx::query(&format!(
+    let row = crate::store::sql::query(&format!(
         "SELECT {COLUMNS} FROM attempts WHERE rail = $1 AND rail_reference = $2 \
          ORDER BY seq DESC LIMIT 1"
     ))
@@ -177,11 +177,11 @@ pub async fn find_by_rail_reference(
 /// The attempts of a rail still waiting on `rail_reference` (not completed or failed), oldest
 /// first: one answer may serve several (Mojaloop: one party lookup for several payments).
 pub async fn waiting_by_rail_reference(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     rail_reference: &str,
 ) -> Result<Vec<AttemptRow>> {
-    let rows = sqlx::query(&format!(
+    let rows = crate::store::sql::query(&format!(
         "SELECT {COLUMNS} FROM attempts WHERE rail = $1 AND rail_reference = $2 \
          AND status NOT IN ('completed', 'failed') ORDER BY created_at, id"
     ))
@@ -194,11 +194,11 @@ pub async fn waiting_by_rail_reference(
 
 /// Records the reference an answer will be keyed by, before the request goes out.
 pub async fn set_rail_reference(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     rail_reference: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE attempts SET rail_reference = $1, updated_at = $2 WHERE id = $3")
+    crate::store::sql::query("UPDATE attempts SET rail_reference = $1, updated_at = $2 WHERE id = $3")
         .bind(rail_reference)
         .bind(now_micros())
         .bind(id.to_string())
@@ -209,11 +209,11 @@ pub async fn set_rail_reference(
 
 /// Records the reference the rail's later messages for an attempt still open will carry.
 pub async fn link_rail_reference(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     rail_reference: &str,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE attempts SET rail_reference = $1, updated_at = $2 \
          WHERE id = $3 AND status NOT IN ('completed', 'failed')",
     )
@@ -228,11 +228,11 @@ pub async fn link_rail_reference(
 /// Stores the state a step's answer left, unless a callback already moved the attempt on
 /// while the step was being sent (its answer beat ours). True when stored.
 pub async fn step_sent(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     state: &serde_json::Value,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE id = $3 AND status = 'sending'",
     )
     .bind(state.to_string())
@@ -245,11 +245,11 @@ pub async fn step_sent(
 
 /// Marks an attempt accepted, unless a callback already settled it or moved it to its next step.
 pub async fn mark_accepted(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     rail_reference: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE attempts SET status = 'accepted', rail_reference = COALESCE($1, rail_reference), \
          updated_at = $2 WHERE id = $3 AND status NOT IN ('completed', 'failed', 'step')",
     )
@@ -262,11 +262,11 @@ pub async fn mark_accepted(
 }
 
 pub async fn store_request(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     req: &PreparedRequest,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE attempts SET request_step = $1, request_body = $2, updated_at = $3 WHERE id = $4",
     )
     .bind(&req.step)
@@ -279,13 +279,13 @@ pub async fn store_request(
 }
 
 pub async fn set_status(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     status: Status,
     rail_reference: Option<&str>,
     last_error: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE attempts SET status = $1, rail_reference = COALESCE($2, rail_reference), \
          last_error = COALESCE($3, last_error), updated_at = $4 WHERE id = $5",
     )
@@ -303,8 +303,8 @@ pub async fn set_status(
 /// `retry` with the reason, and the number of refusals so far, this one included, is returned.
 /// The dispatcher gives up on the attempt by this count, not by how often its job was claimed
 /// (restarts claim jobs too).
-pub async fn record_refusal(conn: &mut AnyConnection, id: Uuid, why: &str) -> Result<i64> {
-    let row = sqlx::query(
+pub async fn record_refusal(conn: &mut Conn, id: Uuid, why: &str) -> Result<i64> {
+    let row = crate::store::sql::query(
         "UPDATE attempts SET status = $1, last_error = $2, refusals = refusals + 1, \
          updated_at = $3 WHERE id = $4 RETURNING refusals",
     )
@@ -318,11 +318,11 @@ pub async fn record_refusal(conn: &mut AnyConnection, id: Uuid, why: &str) -> Re
 }
 
 pub async fn set_rail_state(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     state: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE id = $3")
+    crate::store::sql::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE id = $3")
         .bind(state.to_string())
         .bind(now_micros())
         .bind(id.to_string())
@@ -334,12 +334,12 @@ pub async fn set_rail_state(
 /// Up to `limit` rail references of attempts on `rail` still waiting for an outcome whose
 /// rail state carries `marker` (PH-EE bulk lines: the batch ids still open).
 pub async fn open_references_marked(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     marker: &str,
     limit: i64,
 ) -> Result<Vec<String>> {
-    let rows: Vec<Option<String>> = sqlx::query_scalar(
+    let rows: Vec<Option<String>> = crate::store::sql::query_scalar(
         "SELECT DISTINCT rail_reference FROM attempts WHERE rail = $1 \
          AND status IN ('accepted', 'unknown') AND rail_reference IS NOT NULL \
          AND rail_state LIKE $2 LIMIT $3",
@@ -354,11 +354,11 @@ pub async fn open_references_marked(
 
 /// The attempts on `rail` with this rail reference that still wait for an outcome.
 pub async fn open_by_rail_reference(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     rail_reference: &str,
 ) -> Result<Vec<AttemptRow>> {
-    let rows = sqlx::query(&format!(
+    let rows = crate::store::sql::query(&format!(
         "SELECT {COLUMNS} FROM attempts WHERE rail = $1 AND rail_reference = $2 \
          AND status IN ('accepted', 'unknown') ORDER BY id"
     ))
@@ -372,13 +372,13 @@ pub async fn open_by_rail_reference(
 /// Records the interim status the rail reported for an attempt (a bank's pain.002 `ACSC`) and
 /// its reason code. True when it changed what was recorded.
 pub async fn set_rail_status(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     status: &str,
     reason: Option<&str>,
 ) -> Result<bool> {
     // `COALESCE(..., '')` compares NULLs as equal on both stores.
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE attempts SET rail_status = $1, rail_status_reason = $2, rail_status_at = $3, \
          updated_at = $3 WHERE id = $4 \
          AND (COALESCE(rail_status, '') <> $1 OR COALESCE(rail_status_reason, '') <> COALESCE($2, ''))",
@@ -395,7 +395,7 @@ pub async fn set_rail_status(
 /// Up to `limit` attempts on `rail` that still wait for an outcome (their payment is not
 /// final), oldest first: what a file rail's watcher reads the inbound folder for.
 pub async fn open_on_rail(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     limit: i64,
 ) -> Result<Vec<AttemptRow>> {
@@ -404,7 +404,7 @@ pub async fn open_on_rail(
         .map(|c| format!("a.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = sqlx::query(&format!(
+    let rows = crate::store::sql::query(&format!(
         "SELECT {cols} FROM attempts a JOIN payments p ON p.id = a.payment_id \
          WHERE a.rail = $1 AND a.status IN ('sending', 'accepted', 'unknown') \
          AND p.state IN ('submitted', 'pending', 'unknown') ORDER BY a.created_at LIMIT $2"

@@ -3,7 +3,7 @@
 
 use super::{col, count_write, from_micros, now_micros, uuid_col, Db, Result, StoreError};
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// How an action ended.
@@ -81,9 +81,9 @@ pub async fn record(db: &Db, e: &Entry) -> Result<Uuid> {
 }
 
 /// Writes one entry in the caller's transaction: the action and its row commit together.
-pub async fn record_in(conn: &mut AnyConnection, e: &Entry) -> Result<Uuid> {
+pub async fn record_in(conn: &mut Conn, e: &Entry) -> Result<Uuid> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO audit_log (id, client_id, key_id, actor, action, subject, reason, outcome, \
          detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
@@ -125,7 +125,7 @@ pub async fn page(
         sql.push_str(&format!(" AND id < ${}", binds.len()));
     }
     sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit.clamp(1, 500)));
-    let mut q = sqlx::query(&sql);
+    let mut q = crate::store::sql::query(&sql);
     for b in binds {
         q = q.bind(b);
     }

@@ -3,7 +3,7 @@
 
 use super::{col, now_micros, uuid_col, Result};
 use crate::domain::{Currency, Money};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +55,14 @@ pub struct Line {
 
 /// Stores a batch of `client_id`'s payments (a batch never mixes clients).
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     id: Uuid,
     rail: &str,
     lines: usize,
 ) -> Result<()> {
     let now = now_micros();
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO rail_batches (id, rail, status, lines, created_at, updated_at, client_id) \
          VALUES ($1, $2, $3, $4, $5, $5, $6)",
     )
@@ -78,12 +78,12 @@ pub async fn insert(
 }
 
 pub async fn set_status(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     status: Status,
     batch_ref: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE rail_batches SET status = $1, batch_ref = COALESCE($2, batch_ref), updated_at = $3 \
          WHERE id = $4",
     )
@@ -98,39 +98,36 @@ pub async fn set_status(
 
 /// Marks many attempts as lines of `batch_id` (one statement per hundred lines).
 pub async fn add_lines(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     batch_id: Uuid,
     attempt_ids: &[Uuid],
     rail_state: &serde_json::Value,
 ) -> Result<()> {
     let state = rail_state.to_string();
     for chunk in attempt_ids.chunks(100) {
-        let marks: Vec<String> = (0..chunk.len())
-            .map(|i| format!("${}", i.saturating_add(4)))
-            .collect();
+        let kind = conn.kind();
         let sql = format!(
-            "UPDATE attempts SET batch_id = $1, rail_state = $2, updated_at = $3 WHERE id IN ({})",
-            marks.join(", ")
+            "UPDATE attempts SET batch_id = $1, rail_state = $2, updated_at = $3 WHERE {}",
+            crate::store::sql::in_list(kind, "id", 4, chunk.len())
         );
-        let mut q = sqlx::query(&sql)
+        crate::store::sql::query(&sql)
             .bind(batch_id.to_string())
             .bind(state.as_str())
-            .bind(now_micros());
-        for id in chunk {
-            q = q.bind(id.to_string());
-        }
-        q.execute(&mut *conn).await?;
+            .bind(now_micros())
+            .bind_list(kind, chunk.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
 /// Gives every line of a batch the same rail state (the batch's reference, once known).
 pub async fn set_lines_state(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     batch_id: Uuid,
     rail_state: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE batch_id = $3")
+    crate::store::sql::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE batch_id = $3")
         .bind(rail_state.to_string())
         .bind(now_micros())
         .bind(batch_id.to_string())
@@ -141,8 +138,8 @@ pub async fn set_lines_state(
 
 /// Up to `limit` batches of `rail` to read, oldest first: open ones, and those whose upload
 /// answer was lost but which the rail can be asked about by our id.
-pub async fn open(conn: &mut AnyConnection, rail: &str, limit: i64) -> Result<Vec<OpenBatch>> {
-    let rows = sqlx::query(
+pub async fn open(conn: &mut Conn, rail: &str, limit: i64) -> Result<Vec<OpenBatch>> {
+    let rows = crate::store::sql::query(
         "SELECT id, batch_ref FROM rail_batches WHERE rail = $1 AND status IN ('open', 'unknown') \
          AND batch_ref IS NOT NULL ORDER BY created_at, id LIMIT $2",
     )
@@ -161,8 +158,8 @@ pub async fn open(conn: &mut AnyConnection, rail: &str, limit: i64) -> Result<Ve
 }
 
 /// Every line of a batch, with where its payment stands.
-pub async fn lines(conn: &mut AnyConnection, batch_id: Uuid) -> Result<Vec<Line>> {
-    let rows = sqlx::query(
+pub async fn lines(conn: &mut Conn, batch_id: Uuid) -> Result<Vec<Line>> {
+    let rows = crate::store::sql::query(
         "SELECT a.id, a.payment_id, p.client_id, p.amount_minor, p.currency, p.state, \
          p.conflict, p.exception FROM attempts a JOIN payments p ON p.id = a.payment_id WHERE a.batch_id = $1",
     )

@@ -1,12 +1,12 @@
 //! Callbacks as received (stored raw before anything else) and the events applied from them.
 
 use super::{now_micros, Result};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// Stores a callback as it arrived; returns its row id.
 pub async fn store_raw(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     method: &str,
     path: &str,
@@ -14,7 +14,7 @@ pub async fn store_raw(
     body: &[u8],
 ) -> Result<Uuid> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO callbacks (id, rail, method, path, headers, body, received_at, verdict) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
     )
@@ -31,12 +31,12 @@ pub async fn store_raw(
 }
 
 pub async fn set_verdict(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     verdict: &str,
     reason: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("UPDATE callbacks SET verdict = $1, reason = $2 WHERE id = $3")
+    crate::store::sql::query("UPDATE callbacks SET verdict = $1, reason = $2 WHERE id = $3")
         .bind(verdict)
         .bind(reason)
         .bind(id.to_string())
@@ -59,11 +59,11 @@ pub struct Claim<'a> {
 
 /// Claims a rail's callback id; false when it was seen before (a replay or a duplicate delivery).
 pub async fn claim_event(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     claim: &Claim<'_>,
     effect: &str,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "INSERT INTO callback_events (rail, callback_id, callback_row, payment_id, effect, at, \
          client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (rail, callback_id) DO NOTHING",
     )
@@ -80,12 +80,12 @@ pub async fn claim_event(
 }
 
 pub async fn set_effect(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     callback_id: &str,
     effect: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE callback_events SET effect = $1 WHERE rail = $2 AND callback_id = $3")
+    crate::store::sql::query("UPDATE callback_events SET effect = $1 WHERE rail = $2 AND callback_id = $3")
         .bind(effect)
         .bind(rail)
         .bind(callback_id)

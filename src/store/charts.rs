@@ -90,7 +90,7 @@ pub async fn daily_flows(
          AND p.created_at >= $4 AND p.created_at < $5 \
          GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
     );
-    let rows = sqlx::query(&sql)
+    let rows = crate::store::sql::query(&sql)
         .bind(client_id.to_string())
         .bind(v7_bound(lo, -60_000))
         .bind(v7_bound(hi, 60_000))
@@ -140,7 +140,7 @@ pub struct BreakAge {
 pub async fn break_ageing(db: &Db, client_id: Uuid, now: i64) -> Result<Vec<BreakAge>> {
     // A break is in bucket i when its age in whole days is at most the bucket's oldest age.
     let edge = |days: i64| now.saturating_sub(days.saturating_add(1).saturating_mul(DAY_MICROS));
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT CASE WHEN opened_at > $2 THEN 0 WHEN opened_at > $3 THEN 1 \
          WHEN opened_at > $4 THEN 2 ELSE 3 END AS bucket, \
          CASE WHEN severity = 'critical' THEN 1 ELSE 0 END AS critical, currency, \
@@ -188,7 +188,7 @@ pub async fn payroll_throughput(
     payroll_id: Uuid,
 ) -> Result<Option<Vec<MinuteCount>>> {
     let owned: Option<String> =
-        sqlx::query_scalar("SELECT id FROM payrolls WHERE id = $1 AND client_id = $2")
+        crate::store::sql::query_scalar("SELECT id FROM payrolls WHERE id = $1 AND client_id = $2")
             .bind(payroll_id.to_string())
             .bind(client_id.to_string())
             .fetch_optional(db.pool())
@@ -196,7 +196,7 @@ pub async fn payroll_throughput(
     if owned.is_none() {
         return Ok(None);
     }
-    let rows = sqlx::query(&format!(
+    let rows = crate::store::sql::query(&format!(
         "SELECT t.at / {MINUTE_MICROS} AS minute, \
          SUM(CASE WHEN t.to_state = 'submitted' THEN 1 ELSE 0 END) AS sent, \
          SUM(CASE WHEN t.to_state IN ('completed', 'failed', 'cancelled') THEN 1 ELSE 0 END) \

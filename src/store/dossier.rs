@@ -88,7 +88,7 @@ pub async fn read(db: &Db, payment_id: Uuid) -> Result<Dossier> {
 }
 
 async fn attempts(db: &Db, payment_id: Uuid) -> Result<Vec<Attempt>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT id, seq, rail, status, request_step, request_body, rail_reference, rail_state, \
          rail_status, rail_status_reason, last_error, refusals, deadline_at, created_at \
          FROM attempts WHERE payment_id = $1 ORDER BY seq LIMIT $2",
@@ -120,7 +120,7 @@ async fn attempts(db: &Db, payment_id: Uuid) -> Result<Vec<Attempt>> {
 }
 
 async fn callbacks(db: &Db, payment_id: Uuid) -> Result<Vec<Callback>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT c.id, c.rail, c.method, c.path, c.headers, c.body, c.verdict, c.reason, \
          c.received_at, e.effect FROM callback_events e JOIN callbacks c ON c.id = e.callback_row \
          WHERE e.payment_id = $1 ORDER BY c.received_at LIMIT $2",
@@ -148,7 +148,7 @@ async fn callbacks(db: &Db, payment_id: Uuid) -> Result<Vec<Callback>> {
 }
 
 async fn transfers(db: &Db, payment_id: Uuid) -> Result<Vec<Transfer>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT t.id, t.phase, d.code AS debit, c.code AS credit, t.amount_minor, t.currency, \
          t.cause, t.created_at FROM ledger_transfers t \
          JOIN ledger_accounts d ON d.id = t.debit_account \
@@ -176,7 +176,7 @@ async fn transfers(db: &Db, payment_id: Uuid) -> Result<Vec<Transfer>> {
 }
 
 async fn deliveries(db: &Db, payment_id: Uuid) -> Result<Vec<Delivery>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT d.id, e.type, d.endpoint_id, d.status, d.tries, d.last_status, d.last_error, \
          d.created_at, d.delivered_at FROM events e JOIN webhook_deliveries d ON d.event_id = e.id \
          WHERE e.payment_id = $1 ORDER BY e.seq, d.id LIMIT $2",

@@ -8,8 +8,8 @@
 //! (dead jobs have their own partial index, `jobs_dead`).
 
 use super::{col, Db, Result};
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use crate::store::Row;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// A place in a source: strictly after this time (microseconds) and id.
@@ -44,7 +44,7 @@ pub struct PaymentSide {
     pub conflict: Option<String>,
 }
 
-fn payment_side(r: &AnyRow) -> Result<PaymentSide> {
+fn payment_side(r: &Row) -> Result<PaymentSide> {
     Ok(PaymentSide {
         id: col(r, "p_id")?,
         client_id: col(r, "p_client_id")?,
@@ -79,7 +79,7 @@ pub async fn exceptions(
     after: &After,
     limit: i64,
 ) -> Result<Vec<ExceptionRow>> {
-    let rows = sqlx::query(&format!(
+    let rows = crate::store::sql::query(&format!(
         "SELECT {PAYMENT_SIDE}, p.updated_at AS at FROM payments p \
          WHERE p.state = 'unknown' AND p.exception IS NOT NULL AND p.client_id = $1 \
          AND (p.updated_at > $2 OR (p.updated_at = $2 AND p.id > $3)) \
@@ -125,7 +125,7 @@ pub async fn conflicts(
     after: &After,
     limit: i64,
 ) -> Result<Vec<ConflictRow>> {
-    let rows = sqlx::query(&format!(
+    let rows = crate::store::sql::query(&format!(
         "SELECT {PAYMENT_SIDE}, c.id AS id, c.at AS at, c.held_state AS held_state, \
          c.claimed AS claimed, c.source AS source, c.detail AS detail \
          FROM conflicts c JOIN payments p ON p.id = c.payment_id \
@@ -172,7 +172,7 @@ pub struct DeadJobRow {
 
 /// Dead jobs of every client (the operator's), oldest death first, after `after`.
 pub async fn dead_jobs(db: &Db, after: &After, limit: i64) -> Result<Vec<DeadJobRow>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT id, kind, payment_id, client_id, tries, failures, last_error, dead_at FROM jobs \
          WHERE dead_at IS NOT NULL AND (dead_at > $1 OR (dead_at = $1 AND id > $2)) \
          ORDER BY dead_at, id LIMIT $3",
@@ -211,12 +211,12 @@ pub struct EvidenceLine {
 
 /// One of the client's statement lines, `None` when the client has no such line.
 pub async fn statement_line(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     statement_id: Uuid,
     line_no: i64,
 ) -> Result<Option<EvidenceLine>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT amount_minor, currency, direction, receipt, rail_transaction_id \
          FROM statement_lines WHERE statement_id = $1 AND line_no = $2 AND client_id = $3",
     )

@@ -9,7 +9,7 @@
 
 use super::{Db, StoreError};
 use futures_util::future::BoxFuture;
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most pieces of work one commit takes: a bound on how long the write lock is held.
@@ -19,7 +19,7 @@ const MAX_BATCH: usize = 256;
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// One piece of work: runs in a savepoint, says whether to keep it, and how to answer.
-type Work = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Finish)> + Send>;
+type Work = Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, (bool, Finish)> + Send>;
 
 /// Why a piece of work did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ impl Group {
     where
         T: Send + 'static,
         E: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
     {
         let (done, wait) = oneshot::channel::<Result<T, GroupError<E>>>();
         let piece: Work = Box::new(move |conn| {
@@ -117,13 +117,14 @@ async fn run_batch(
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     for work in batch {
-        let mut sp = sqlx::Connection::begin(&mut *tx).await?;
-        let (keep, finish) = work(&mut sp).await;
+        tx.execute_script("SAVEPOINT piece").await?;
+        let (keep, finish) = work(&mut *tx).await;
         finishes.push(finish);
         if keep {
-            sp.commit().await?;
+            tx.execute_script("RELEASE SAVEPOINT piece").await?;
         } else {
-            sp.rollback().await?;
+            tx.execute_script("ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece")
+                .await?;
         }
     }
     tx.commit().await?;

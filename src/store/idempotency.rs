@@ -1,7 +1,7 @@
 //! Idempotency keys: the first response to a key is stored and replayed.
 
 use super::{col, instances, now_micros, Db, Kind, Result};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -38,7 +38,7 @@ pub async fn begin(
     let now = now_micros();
     let me = db.instance().to_string();
     super::count_write();
-    let inserted = sqlx::query(
+    let inserted = crate::store::sql::query(
         "INSERT INTO idempotency_keys (client_id, key, request_hash, created_at, owner) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id, key) DO NOTHING",
     )
@@ -52,7 +52,7 @@ pub async fn begin(
     if inserted.rows_affected() == 1 {
         return Ok(Begin::Fresh);
     }
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT request_hash, status, response, created_at, owner FROM idempotency_keys \
          WHERE client_id = $1 AND key = $2",
     )
@@ -88,7 +88,7 @@ pub async fn begin(
         return Ok(Begin::InFlight);
     }
     // Taken over only as it was read: of two retries racing for it, one wins.
-    let taken = sqlx::query(
+    let taken = crate::store::sql::query(
         "UPDATE idempotency_keys SET created_at = $1, owner = $2 WHERE client_id = $3 \
          AND key = $4 AND status IS NULL AND created_at = $5 \
          AND COALESCE(owner, '') = COALESCE($6, '')",
@@ -110,13 +110,13 @@ pub async fn begin(
 
 /// Stores the response; called inside the transaction that made the change it describes.
 pub async fn complete(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client: Uuid,
     key: &str,
     status: u16,
     body: &str,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE idempotency_keys SET status = $1, response = $2 WHERE client_id = $3 AND key = $4",
     )
     .bind(i64::from(status))
@@ -128,10 +128,36 @@ pub async fn complete(
     Ok(())
 }
 
+/// [`complete`] for many keys (client, key, response body) with one status: on PostgreSQL one
+/// statement (`UNNEST`), on SQLite one per key.
+pub async fn complete_many(conn: &mut Conn, keys: &[(Uuid, &str, String)], status: u16) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    if conn.kind() == super::Kind::Sqlite || keys.len() == 1 {
+        for (client, key, body) in keys {
+            complete(conn, *client, key, status, body).await?;
+        }
+        return Ok(());
+    }
+    crate::store::sql::query(
+        "UPDATE idempotency_keys k SET status = $1, response = u.body \
+         FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(client, key, body) \
+         WHERE k.client_id = u.client AND k.key = u.key",
+    )
+    .bind(i64::from(status))
+    .bind(keys.iter().map(|(c, _, _)| c.to_string()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|(_, k, _)| (*k).to_owned()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|(_, _, b)| b.clone()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Forgets a key whose request failed on our side, so the client may retry it.
 pub async fn abandon(db: &Db, client: Uuid, key: &str) -> Result<()> {
     super::count_write();
-    sqlx::query(
+    crate::store::sql::query(
         "DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2 AND status IS NULL",
     )
     .bind(client.to_string())
@@ -142,7 +168,7 @@ pub async fn abandon(db: &Db, client: Uuid, key: &str) -> Result<()> {
 }
 
 pub async fn purge_expired(db: &Db) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+    let done = crate::store::sql::query("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(now_micros().saturating_sub(RETENTION_MICROS))
         .execute(db.pool())
         .await?;

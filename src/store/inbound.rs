@@ -2,16 +2,16 @@
 //! and the follow-ups answered to it.
 
 use super::{col, now_micros, Result};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// The hash and follow-ups (JSON) stored for `(rail, key)`.
 pub async fn get(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     key: &str,
 ) -> Result<Option<(String, String)>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT body_hash, follow_ups FROM inbound_posts WHERE rail = $1 AND post_key = $2",
     )
     .bind(rail)
@@ -24,14 +24,14 @@ pub async fn get(
 
 /// Stores the first sight of `(rail, key)`; false when another delivery stored it first.
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     rail: &str,
     key: &str,
     body_hash: &str,
     row: Uuid,
     follow_ups: &str,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "INSERT INTO inbound_posts (rail, post_key, body_hash, callback_row, follow_ups, at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (rail, post_key) DO NOTHING",
     )

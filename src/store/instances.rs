@@ -17,7 +17,7 @@ fn micros(d: Duration) -> i64 {
 /// Records the instance as alive now.
 pub async fn beat(db: &Db, id: Uuid) -> Result<()> {
     let now = now_micros();
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO instances (id, started_at, seen_at) VALUES ($1, $2, $2) \
          ON CONFLICT (id) DO UPDATE SET seen_at = $2",
     )
@@ -30,7 +30,7 @@ pub async fn beat(db: &Db, id: Uuid) -> Result<()> {
 
 /// Whether the instance has beaten within `stale`.
 pub async fn alive(db: &Db, id: &str, stale: Duration) -> Result<bool> {
-    let seen: Option<i64> = sqlx::query_scalar("SELECT seen_at FROM instances WHERE id = $1")
+    let seen: Option<i64> = crate::store::sql::query_scalar("SELECT seen_at FROM instances WHERE id = $1")
         .bind(id)
         .fetch_optional(db.pool())
         .await?;
@@ -40,7 +40,7 @@ pub async fn alive(db: &Db, id: &str, stale: Duration) -> Result<bool> {
 
 /// Removes the instance (a clean stop: it holds nothing any more).
 pub async fn forget(db: &Db, id: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM instances WHERE id = $1")
+    crate::store::sql::query("DELETE FROM instances WHERE id = $1")
         .bind(id.to_string())
         .execute(db.pool())
         .await?;
@@ -65,7 +65,7 @@ pub async fn heartbeat(db: Db, id: Uuid, every: Duration, stop: CancellationToke
         beats = beats.wrapping_add(1);
         if beats.checked_rem(3600) == Some(1) {
             let old = now_micros().saturating_sub(FORGET_AFTER_MICROS);
-            if let Err(e) = sqlx::query("DELETE FROM instances WHERE seen_at < $1")
+            if let Err(e) = crate::store::sql::query("DELETE FROM instances WHERE seen_at < $1")
                 .bind(old)
                 .execute(db.pool())
                 .await

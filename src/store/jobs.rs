@@ -7,8 +7,8 @@
 //! number of failures in a row, and waits there for an operator ([`requeue`]).
 
 use super::{col, from_micros, now_micros, uuid_col, Db, Kind, Result, StoreError};
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use crate::store::Row;
+use crate::store::Conn;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +71,12 @@ pub struct Job {
 /// payment's client). A dead one stays dead (no second job is written beside it): it runs
 /// again when an operator requeues it.
 pub async fn schedule_payment(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     payment_id: Uuid,
     run_at: i64,
 ) -> Result<()> {
-    let updated = sqlx::query(
+    let updated = crate::store::sql::query(
         "UPDATE jobs SET run_at = CASE WHEN run_at < $1 AND lease_until IS NULL THEN run_at ELSE $1 END, \
          version = version + 1 WHERE kind = 'payment' AND payment_id = $2",
     )
@@ -102,7 +102,7 @@ pub async fn schedule_payment(
 /// endpoint's); `None` only for a rail's own work that no client can be named for (a
 /// follow-up a rail asked for after a callback).
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     kind: JobKind,
     client_id: Option<Uuid>,
     payment_id: Option<Uuid>,
@@ -110,7 +110,7 @@ pub async fn insert(
     run_at: i64,
 ) -> Result<Uuid> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO jobs (id, kind, payment_id, payload, run_at, created_at, client_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -153,7 +153,7 @@ pub async fn claim(db: &Db, worker: &str, lease_micros: i64, limit: i64) -> Resu
          RETURNING id, kind, payment_id, payload, tries, version"
     );
     let mut tx = db.begin().await?;
-    let rows = sqlx::query(&sql)
+    let rows = crate::store::sql::query(&sql)
         .bind(now.saturating_add(lease_micros))
         .bind(worker)
         .bind(now)
@@ -168,7 +168,7 @@ pub async fn claim(db: &Db, worker: &str, lease_micros: i64, limit: i64) -> Resu
                 let id: String = col(r, "id")?;
                 tracing::error!(job = %id, error = %e, "Job unreadable; dead-lettered");
                 metrics::counter!("railgate_jobs_dead_lettered_total").increment(1);
-                sqlx::query(
+                crate::store::sql::query(
                     "UPDATE jobs SET dead_at = $1, lease_until = NULL, leased_by = NULL, \
                      last_error = $2 WHERE id = $3",
                 )
@@ -184,7 +184,7 @@ pub async fn claim(db: &Db, worker: &str, lease_micros: i64, limit: i64) -> Resu
     Ok(claimed)
 }
 
-fn read_claimed(r: &AnyRow) -> Result<Job> {
+fn read_claimed(r: &Row) -> Result<Job> {
     let kind: String = col(r, "kind")?;
     let pid: Option<String> = col(r, "payment_id")?;
     Ok(Job {
@@ -203,8 +203,8 @@ fn read_claimed(r: &AnyRow) -> Result<Job> {
 
 /// Removes a job that is done — unless it was rescheduled meanwhile (its version moved),
 /// in which case only the lease is released so the new schedule stands.
-pub async fn finish(conn: &mut AnyConnection, job: &Job) -> Result<()> {
-    let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND version = $2")
+pub async fn finish(conn: &mut Conn, job: &Job) -> Result<()> {
+    let done = crate::store::sql::query("DELETE FROM jobs WHERE id = $1 AND version = $2")
         .bind(job.id.to_string())
         .bind(job.version)
         .execute(&mut *conn)
@@ -218,12 +218,12 @@ pub async fn finish(conn: &mut AnyConnection, job: &Job) -> Result<()> {
 /// Sets the job's next run, unless it was rescheduled meanwhile to run sooner. The run that
 /// calls it went through, so its failures in a row start again from none.
 pub async fn retry_at(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     job: &Job,
     run_at: i64,
     error: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE jobs SET run_at = CASE WHEN version = $1 THEN $2 ELSE run_at END, \
          lease_until = NULL, leased_by = NULL, last_error = COALESCE($3, last_error), failures = 0 \
          WHERE id = $4",
@@ -237,8 +237,8 @@ pub async fn retry_at(
     Ok(())
 }
 
-async fn release_one(conn: &mut AnyConnection, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL, failures = 0 WHERE id = $1")
+async fn release_one(conn: &mut Conn, id: Uuid) -> Result<()> {
+    crate::store::sql::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL, failures = 0 WHERE id = $1")
         .bind(id.to_string())
         .execute(conn)
         .await?;
@@ -254,21 +254,16 @@ pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Re
         return Ok(0);
     }
     super::count_write();
-    // `$3, $4, ...`: one placeholder per id (the `Any` driver binds no arrays).
-    let list = (3..ids.len().saturating_add(3))
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let kind = db.kind();
     let sql = format!(
         "UPDATE jobs SET lease_until = $1 WHERE leased_by = $2 AND lease_until IS NOT NULL \
-         AND id IN ({list})"
+         AND {}",
+        crate::store::sql::in_list(kind, "id", 3, ids.len())
     );
-    let mut q = sqlx::query(&sql)
+    let q = crate::store::sql::query(&sql)
         .bind(now_micros().saturating_add(lease_micros))
-        .bind(worker);
-    for id in ids {
-        q = q.bind(id.to_string());
-    }
+        .bind(worker)
+        .bind_list(kind, ids.iter().map(ToString::to_string).collect::<Vec<_>>());
     Ok(q.execute(db.pool()).await?.rows_affected())
 }
 
@@ -277,12 +272,12 @@ pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Re
 pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
     let done = match worker {
         Some(w) => {
-            sqlx::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE leased_by = $1")
+            crate::store::sql::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE leased_by = $1")
                 .bind(w)
                 .execute(db.pool())
                 .await?
         }
-        None => sqlx::query(
+        None => crate::store::sql::query(
             "UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL",
         )
         .execute(db.pool())
@@ -304,7 +299,7 @@ pub struct Backlog {
 /// Live jobs per kind, and how late the oldest due one is, in one pass over the jobs table
 /// (which holds only live work: a finished job is deleted).
 pub async fn backlog(db: &Db, now: i64) -> Result<Vec<Backlog>> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, i64, i64)> = crate::store::sql::query_as(
         "SELECT kind, COUNT(*), MIN(run_at) FROM jobs WHERE dead_at IS NULL GROUP BY kind",
     )
     .fetch_all(db.pool())
@@ -334,13 +329,13 @@ pub enum Failed {
 /// Records a failed run (its handler returned an error): one more failure in a row, and the
 /// next run at `run_at` — or, at the `max_failures`-th failure in a row, the dead letter.
 pub async fn fail(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     job: &Job,
     run_at: i64,
     error: &str,
     max_failures: i64,
 ) -> Result<Failed> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "UPDATE jobs SET failures = failures + 1, last_error = $1, lease_until = NULL, \
          leased_by = NULL, run_at = CASE WHEN version = $2 THEN $3 ELSE run_at END, \
          dead_at = CASE WHEN failures + 1 >= $4 THEN $5 ELSE NULL END \
@@ -380,7 +375,7 @@ pub struct DeadJob {
 
 /// Dead jobs in id order (oldest first), after the job `after` when given.
 pub async fn dead(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<DeadJob>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT id, kind, payment_id, tries, failures, last_error, dead_at FROM jobs \
          WHERE dead_at IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
     )
@@ -405,7 +400,7 @@ pub async fn dead(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<DeadJo
 
 /// How many jobs are dead, for metrics.
 pub async fn dead_count(db: &Db) -> Result<i64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE dead_at IS NOT NULL")
+    let n: i64 = crate::store::sql::query_scalar("SELECT COUNT(*) FROM jobs WHERE dead_at IS NOT NULL")
         .fetch_one(db.pool())
         .await?;
     Ok(n)
@@ -421,9 +416,9 @@ pub struct Requeued {
 
 /// Puts a dead job back in the queue, due now, with a fresh count of tries and failures (an
 /// operator fixed what made it fail). `None` when no dead job has this id.
-pub async fn requeue(conn: &mut AnyConnection, id: &str) -> Result<Option<Requeued>> {
+pub async fn requeue(conn: &mut Conn, id: &str) -> Result<Option<Requeued>> {
     let now = now_micros();
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "UPDATE jobs SET dead_at = NULL, failures = 0, tries = 0, run_at = $1, \
          lease_until = NULL, leased_by = NULL, version = version + 1 \
          WHERE id = $2 AND dead_at IS NOT NULL RETURNING id, kind",
@@ -444,8 +439,8 @@ pub async fn requeue(conn: &mut AnyConnection, id: &str) -> Result<Option<Requeu
 
 /// Gives a claimed job back untouched, to be claimed again at `run_at`: its rail had no
 /// slot for it. The claim is not counted as a try (nothing was attempted).
-pub async fn defer(conn: &mut AnyConnection, job: &Job, run_at: i64) -> Result<()> {
-    sqlx::query(
+pub async fn defer(conn: &mut Conn, job: &Job, run_at: i64) -> Result<()> {
+    crate::store::sql::query(
         "UPDATE jobs SET run_at = CASE WHEN version = $1 THEN $2 ELSE run_at END, \
          lease_until = NULL, leased_by = NULL, tries = tries - 1 WHERE id = $3",
     )

@@ -33,7 +33,7 @@ pub fn generate_key() -> String {
 }
 
 pub async fn find_client(db: &Db, name: &str) -> Result<Option<Uuid>> {
-    let row = sqlx::query("SELECT id FROM clients WHERE name = $1")
+    let row = crate::store::sql::query("SELECT id FROM clients WHERE name = $1")
         .bind(name)
         .fetch_optional(db.pool())
         .await?;
@@ -45,7 +45,7 @@ pub async fn ensure_client(db: &Db, name: &str) -> Result<Uuid> {
         return Ok(id);
     }
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO clients (id, name, created_at) VALUES ($1, $2, $3)")
+    crate::store::sql::query("INSERT INTO clients (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(id.to_string())
         .bind(name)
         .bind(now_micros())
@@ -64,7 +64,7 @@ pub async fn insert_key(
 ) -> Result<Uuid> {
     let id = Uuid::now_v7();
     let prefix: String = key.chars().take(10).collect();
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO api_keys (id, client_id, prefix, key_hash, scopes, label, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -80,7 +80,7 @@ pub async fn insert_key(
     Ok(id)
 }
 
-pub(crate) fn record(row: &sqlx::any::AnyRow) -> Result<KeyRecord> {
+pub(crate) fn record(row: &crate::store::Row) -> Result<KeyRecord> {
     let scopes: String = col(row, "scopes")?;
     Ok(KeyRecord {
         id: uuid_col(row, "id")?,
@@ -100,7 +100,7 @@ pub(crate) const SELECT: &str =
 
 /// The key record for a presented key, revoked or not.
 pub async fn lookup(db: &Db, presented: &str) -> Result<Option<KeyRecord>> {
-    let row = sqlx::query(&format!("{SELECT} WHERE k.key_hash = $1"))
+    let row = crate::store::sql::query(&format!("{SELECT} WHERE k.key_hash = $1"))
         .bind(hash_key(presented))
         .fetch_optional(db.pool())
         .await?;
@@ -108,7 +108,7 @@ pub async fn lookup(db: &Db, presented: &str) -> Result<Option<KeyRecord>> {
 }
 
 pub async fn list(db: &Db) -> Result<Vec<KeyRecord>> {
-    let rows = sqlx::query(&format!("{SELECT} ORDER BY k.created_at"))
+    let rows = crate::store::sql::query(&format!("{SELECT} ORDER BY k.created_at"))
         .fetch_all(db.pool())
         .await?;
     rows.iter().map(record).collect()
@@ -116,7 +116,7 @@ pub async fn list(db: &Db) -> Result<Vec<KeyRecord>> {
 
 /// Revokes a key by id or by its prefix; returns how many were revoked.
 pub async fn revoke(db: &Db, id_or_prefix: &str) -> Result<u64> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL AND (id = $2 OR prefix = $2)",
     )
     .bind(now_micros())

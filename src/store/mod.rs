@@ -1,10 +1,10 @@
-//! Persistence: one code path over sqlx's `Any` driver for both stores.
+//! Persistence: one code path over sqlx's native SQLite and PostgreSQL drivers ([`sql`]).
 //!
 //! SQLite (a file, WAL, one writer) is the embedded default; PostgreSQL is the production
 //! store that several instances share. Queries are written once in the SQL both understand
-//! (`$1` placeholders, `ON CONFLICT`, `RETURNING`); the few that must differ (job claiming)
-//! branch on [`Kind`]. Ids are UUID text, money is BIGINT minor units, times are BIGINT
-//! microseconds since the epoch, so no driver-specific type crosses this layer.
+//! (`$1` placeholders, `ON CONFLICT`, `RETURNING`); where the dialects differ (job claiming,
+//! bulk writes with `UNNEST`, lists with `= ANY`) they branch on [`Kind`]. Ids are UUID text,
+//! money is BIGINT minor units, times are BIGINT microseconds since the epoch.
 
 pub mod attempts;
 pub mod audit;
@@ -26,16 +26,18 @@ pub mod recon;
 pub mod reversals;
 pub mod search;
 pub mod sessions;
+pub mod sql;
+
+pub use sql::{Conn, Pool, Row};
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// A write transaction. On SQLite it also holds the process's writer turn (see
 /// [`Db::begin`]) until it commits, rolls back or is dropped.
 pub struct Tx {
-    inner: Transaction<'static, Any>,
+    inner: Conn,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -50,7 +52,7 @@ impl Tx {
 }
 
 impl std::ops::Deref for Tx {
-    type Target = sqlx::AnyConnection;
+    type Target = Conn;
     fn deref(&self) -> &Self::Target {
         &self.inner
     }
@@ -103,9 +105,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// them to be honoured.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: AnyPool,
+    pool: Pool,
     /// Background work's pool, when it has one of its own.
-    background: Option<AnyPool>,
+    background: Option<Pool>,
     kind: Kind,
     /// This running gateway, as the owner of what it holds (in-flight idempotency keys).
     instance: uuid::Uuid,
@@ -139,10 +141,7 @@ fn kind_of(url: &str) -> Result<Kind> {
     }
 }
 
-async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -> Result<AnyPool> {
-    let options = AnyPoolOptions::new()
-        .max_connections(max.max(1))
-        .acquire_timeout(acquire_timeout);
+async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -> Result<Pool> {
     let pool = match kind {
         Kind::Sqlite => {
             let url = if url.contains('?') {
@@ -150,22 +149,30 @@ async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -
             } else {
                 format!("{url}?mode=rwc")
             };
-            options
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // FULL: a commit is on disk before we acknowledge it.
-                        conn.execute(
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await?
+            // FULL: a commit is on disk before we acknowledge it.
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            Pool::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(max.max(1))
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(options)
+                    .await?,
+            )
         }
-        Kind::Postgres => options.connect(url).await?,
+        Kind::Postgres => {
+            let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+            Pool::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(max.max(1))
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(options)
+                    .await?,
+            )
+        }
     };
     Ok(pool)
 }
@@ -187,7 +194,6 @@ impl Db {
 
     /// Connects with the API's pool and, when `sizes.background > 0`, background work's own.
     pub async fn connect_with(url: &str, sizes: PoolSizes) -> Result<Db> {
-        sqlx::any::install_default_drivers();
         let kind = kind_of(url)?;
         let pool = open_pool(url, kind, sizes.api, sizes.acquire_timeout).await?;
         let background = if sizes.background > 0 {
@@ -229,7 +235,7 @@ impl Db {
         self.kind
     }
 
-    pub fn pool(&self) -> &AnyPool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -242,7 +248,7 @@ impl Db {
             Kind::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
         migrator.set_ignore_missing(true);
-        migrator.run(&self.pool).await?;
+        self.pool.migrate(&migrator).await?;
         Ok(())
     }
 
@@ -254,7 +260,7 @@ impl Db {
         };
         let expected = i64::try_from(migrator.iter().count()).unwrap_or(i64::MAX);
         let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            sql::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
                 .fetch_one(&self.pool)
                 .await?;
         Ok(applied >= expected)
@@ -277,7 +283,7 @@ impl Db {
                 }
             }
             Kind::Postgres => Tx {
-                inner: self.pool.begin().await?,
+                inner: self.pool.begin_with("BEGIN").await?,
                 _turn: None,
             },
         };
@@ -314,15 +320,11 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
 }
 
 /// Reads a column, naming it in the error.
-pub(crate) fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
-{
-    use sqlx::Row;
+pub(crate) fn col<'r, T: sql::Value<'r>>(row: &'r Row, name: &str) -> Result<T> {
     row.try_get(name).map_err(StoreError::Db)
 }
 
-pub(crate) fn uuid_col(row: &AnyRow, name: &str) -> Result<uuid::Uuid> {
+pub(crate) fn uuid_col(row: &Row, name: &str) -> Result<uuid::Uuid> {
     let s: String = col(row, name)?;
     uuid::Uuid::parse_str(&s).map_err(|_| StoreError::Corrupt(format!("{name} is not a UUID")))
 }

@@ -5,8 +5,8 @@ use crate::domain::{
     CollectionMode, Currency, Direction, Failure, FailureCode, Money, Party, PartyIdType, Payment,
     State, Transition,
 };
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use crate::store::Row;
+use crate::store::Conn;
 use uuid::Uuid;
 
 pub(crate) const COLUMNS: &str =
@@ -16,12 +16,12 @@ pub(crate) const COLUMNS: &str =
     conflict, payroll_id, created_at, updated_at";
 
 /// Reads the payment's state, taking its row lock on PostgreSQL.
-pub async fn lock_state(conn: &mut AnyConnection, kind: Kind, id: Uuid) -> Result<State> {
+pub async fn lock_state(conn: &mut Conn, kind: Kind, id: Uuid) -> Result<State> {
     let sql = match kind {
         Kind::Postgres => "SELECT state FROM payments WHERE id = $1 FOR UPDATE",
         Kind::Sqlite => "SELECT state FROM payments WHERE id = $1",
     };
-    let s: String = sqlx::query_scalar(sql)
+    let s: String = crate::store::sql::query_scalar(sql)
         .bind(id.to_string())
         .fetch_one(conn)
         .await?;
@@ -41,12 +41,12 @@ pub async fn find_by_reference(
 
 /// `find_by_reference`, inside the caller's transaction.
 pub async fn find_by_reference_in(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     direction: Direction,
     reference: &str,
 ) -> Result<Option<Uuid>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT id FROM payments WHERE client_id = $1 AND direction = $2 AND reference = $3",
     )
     .bind(client_id.to_string())
@@ -61,11 +61,11 @@ pub async fn find_by_reference_in(
 /// `rail`: one with no rail chosen yet, or this one (another rail's payment is not this
 /// rail's to settle).
 pub async fn find_by_payment_reference(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     payment_reference: &str,
     rail: &str,
 ) -> Result<Option<(Uuid, Uuid)>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT client_id, id FROM payments WHERE payment_reference = $1 \
          AND (rail IS NULL OR rail = $2)",
     )
@@ -84,11 +84,11 @@ pub async fn get(db: &Db, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Pa
 }
 
 pub async fn get_in(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Option<Uuid>,
     id: Uuid,
 ) -> Result<Option<Payment>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1"))
+    let row = crate::store::sql::query(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?;
@@ -97,7 +97,7 @@ pub async fn get_in(
     if client_id.is_some_and(|c| c != p.client_id) {
         return Ok(None);
     }
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT from_state, to_state, cause, at FROM payment_transitions WHERE payment_id = $1 \
          ORDER BY seq",
     )
@@ -121,8 +121,8 @@ pub async fn get_in(
 }
 
 /// One payment without its history, inside a transaction (what the ledger and events need).
-pub async fn get_bare(conn: &mut AnyConnection, id: Uuid) -> Result<Payment> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1"))
+pub async fn get_bare(conn: &mut Conn, id: Uuid) -> Result<Payment> {
+    let row = crate::store::sql::query(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1"))
         .bind(id.to_string())
         .fetch_one(conn)
         .await?;
@@ -168,7 +168,7 @@ pub async fn list(db: &Db, client_id: Uuid, f: &Filter) -> Result<Vec<Payment>> 
         add("id >", a.to_string(), &mut sql);
     }
     sql.push_str(&format!(" ORDER BY id LIMIT {}", f.limit.clamp(1, 500)));
-    let mut q = sqlx::query(&sql);
+    let mut q = crate::store::sql::query(&sql);
     for b in binds {
         q = q.bind(b);
     }
@@ -214,7 +214,7 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-pub(crate) fn from_row(row: &AnyRow) -> Result<Payment> {
+pub(crate) fn from_row(row: &Row) -> Result<Payment> {
     let direction: String = col(row, "direction")?;
     let mode: Option<String> = col(row, "mode")?;
     let state: String = col(row, "state")?;
@@ -273,20 +273,18 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Payment> {
 
 /// The payments with these ids (without histories), in one statement per hundred ids.
 pub async fn get_many(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     ids: &[Uuid],
 ) -> Result<std::collections::HashMap<Uuid, Payment>> {
     let mut found = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(100) {
-        let marks = (1..=chunk.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("SELECT {COLUMNS} FROM payments WHERE id IN ({marks})");
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(id.to_string());
-        }
+        let kind = conn.kind();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM payments WHERE {}",
+            crate::store::sql::in_list(kind, "id", 1, chunk.len())
+        );
+        let q = crate::store::sql::query(&sql)
+            .bind_list(kind, chunk.iter().map(Uuid::to_string).collect::<Vec<_>>());
         for row in q.fetch_all(&mut *conn).await? {
             let p = from_row(&row)?;
             found.insert(p.id, p);

@@ -7,7 +7,7 @@
 use super::{col, from_micros, now_micros, uuid_col, Db, Result, StoreError};
 use crate::domain::{Direction, Money, NewPayment, PartyIdType, State};
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -72,14 +72,14 @@ pub struct Payroll {
 const OPEN_STATES: &str = "('received', 'queued', 'submitted', 'pending', 'unknown')";
 
 pub async fn create(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     client_id: Uuid,
     name: &str,
     source: &str,
     item_count: i64,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO payrolls (id, client_id, name, status, source, item_count, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -97,13 +97,13 @@ pub async fn create(
 
 /// Moves the payroll from `from` to `to`; false when it was not in `from`.
 pub async fn set_status(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     from: Status,
     to: Status,
 ) -> Result<bool> {
     let now = now_micros();
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE payrolls SET status = $1, \
          released_at = CASE WHEN $1 = 'released' THEN $2 ELSE released_at END, \
          completed_at = CASE WHEN $1 = 'completed' THEN $2 ELSE completed_at END \
@@ -157,10 +157,76 @@ impl NewItem {
     }
 }
 
-/// Stores one chunk of disbursement items (`INSERT_CHUNK` at most) in `received`, with their
-/// first transition, as two multi-row statements.
+/// Stores disbursement items in `received`, with their first transition: on PostgreSQL as two
+/// statements whatever their number (`UNNEST` of one array per column), on SQLite as two
+/// multi-row statements per `INSERT_CHUNK` items.
 pub async fn insert_items(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
+    client_id: Uuid,
+    payroll_id: Uuid,
+    items: &[NewItem],
+    cause: &str,
+) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    if conn.kind() == super::Kind::Sqlite {
+        for chunk in items.chunks(INSERT_CHUNK) {
+            insert_chunk(conn, client_id, payroll_id, chunk, cause).await?;
+        }
+        return Ok(());
+    }
+    let now = now_micros();
+    let ids: Vec<String> = items.iter().map(|it| it.id.to_string()).collect();
+    let text = |f: fn(&NewItem) -> &str| items.iter().map(|it| f(it).to_owned()).collect::<Vec<String>>();
+    let opt = |f: fn(&NewItem) -> Option<&str>| {
+        items.iter().map(|it| f(it).map(str::to_owned)).collect::<Vec<Option<String>>>()
+    };
+    crate::store::sql::query(
+        "INSERT INTO payments (id, client_id, direction, state, reference, amount_minor, currency, \
+         party_type, party_value, party_name, narrative, rail, metadata, payroll_id, created_at, \
+         updated_at) \
+         SELECT u.id, $1, $2, $3, u.reference, u.amount, u.currency, u.party_type, u.party_value, \
+         u.party_name, u.narrative, u.rail, u.metadata, $4, $5, $5 \
+         FROM UNNEST($6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], \
+         $12::text[], $13::text[], $14::text[], $15::text[]) \
+         AS u(id, reference, amount, currency, party_type, party_value, party_name, narrative, \
+         rail, metadata)",
+    )
+    .bind(client_id.to_string())
+    .bind(Direction::Disbursement.as_str())
+    .bind(State::Received.as_str())
+    .bind(payroll_id.to_string())
+    .bind(now)
+    .bind(ids.clone())
+    .bind(text(|it| &it.reference))
+    .bind(items.iter().map(|it| it.amount.minor()).collect::<Vec<i64>>())
+    .bind(text(|it| it.amount.currency().code()))
+    .bind(text(|it| it.party_type.as_str()))
+    .bind(text(|it| &it.party_value))
+    .bind(opt(|it| it.party_name.as_deref()))
+    .bind(opt(|it| it.narrative.as_deref()))
+    .bind(text(|it| &it.rail))
+    .bind(text(|it| &it.metadata))
+    .execute(&mut *conn)
+    .await?;
+    crate::store::sql::query(
+        "INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
+         client_id) SELECT u.id, 1, NULL, $1, $2, $3, $4 FROM UNNEST($5::text[]) AS u(id)",
+    )
+    .bind(State::Received.as_str())
+    .bind(cause)
+    .bind(now)
+    .bind(client_id.to_string())
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// SQLite: one chunk of items (`INSERT_CHUNK` at most) as two multi-row statements.
+async fn insert_chunk(
+    conn: &mut Conn,
     client_id: Uuid,
     payroll_id: Uuid,
     items: &[NewItem],
@@ -191,7 +257,7 @@ pub async fn insert_items(
         ));
         n = n.saturating_add(10);
     }
-    let mut q = sqlx::query(&sql)
+    let mut q = crate::store::sql::query(&sql)
         .bind(client_id.to_string())
         .bind(Direction::Disbursement.as_str())
         .bind(State::Received.as_str())
@@ -225,7 +291,7 @@ pub async fn insert_items(
             i.saturating_add(5)
         ));
     }
-    let mut q = sqlx::query(&sql)
+    let mut q = crate::store::sql::query(&sql)
         .bind(State::Received.as_str())
         .bind(cause)
         .bind(now)
@@ -247,13 +313,12 @@ pub async fn existing_references(
     for chunk in references.chunks(INSERT_CHUNK.saturating_mul(5)) {
         let sql = format!(
             "SELECT reference FROM payments WHERE client_id = $1 AND direction = 'disbursement' \
-             AND reference IN ({})",
-            marks(2, chunk.len())
+             AND {}",
+            crate::store::sql::in_list(db.kind(), "reference", 2, chunk.len())
         );
-        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(client_id.to_string());
-        for r in chunk {
-            q = q.bind(*r);
-        }
+        let q = crate::store::sql::query_scalar::<String>(&sql)
+            .bind(client_id.to_string())
+            .bind_list(db.kind(), chunk.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>());
         found.extend(q.fetch_all(db.pool()).await?);
     }
     Ok(found)
@@ -262,18 +327,18 @@ pub async fn existing_references(
 /// Removes a payroll whose import failed half-way, with whatever of its items was stored.
 pub async fn discard(db: &Db, id: Uuid) -> Result<()> {
     let mut tx = db.begin().await?;
-    sqlx::query(
+    crate::store::sql::query(
         "DELETE FROM payment_transitions WHERE payment_id IN \
          (SELECT id FROM payments WHERE payroll_id = $1)",
     )
     .bind(id.to_string())
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM payments WHERE payroll_id = $1")
+    crate::store::sql::query("DELETE FROM payments WHERE payroll_id = $1")
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM payrolls WHERE id = $1")
+    crate::store::sql::query("DELETE FROM payrolls WHERE id = $1")
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
@@ -281,7 +346,7 @@ pub async fn discard(db: &Db, id: Uuid) -> Result<()> {
     Ok(())
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Payroll> {
+fn from_row(row: &crate::store::Row) -> Result<Payroll> {
     let status: String = col(row, "status")?;
     Ok(Payroll {
         id: uuid_col(row, "id")?,
@@ -307,11 +372,11 @@ pub async fn get(db: &Db, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Pa
 }
 
 pub async fn get_in(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Option<Uuid>,
     id: Uuid,
 ) -> Result<Option<Payroll>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payrolls WHERE id = $1"))
+    let row = crate::store::sql::query(&format!("SELECT {COLUMNS} FROM payrolls WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(conn)
         .await?;
@@ -334,8 +399,8 @@ pub async fn counts(db: &Db, id: Uuid) -> Result<Vec<StateCount>> {
     counts_in(&mut conn, id).await
 }
 
-pub async fn counts_in(conn: &mut AnyConnection, id: Uuid) -> Result<Vec<StateCount>> {
-    let rows = sqlx::query(
+pub async fn counts_in(conn: &mut Conn, id: Uuid) -> Result<Vec<StateCount>> {
+    let rows = crate::store::sql::query(
         "SELECT state, currency, COUNT(*) AS n, CAST(SUM(amount_minor) AS BIGINT) AS total \
          FROM payments WHERE payroll_id = $1 GROUP BY state, currency ORDER BY state, currency",
     )
@@ -359,7 +424,7 @@ pub async fn counts_in(conn: &mut AnyConnection, id: Uuid) -> Result<Vec<StateCo
 /// Items an operator must settle (unknown past their deadline) and items the rail
 /// contradicted.
 pub async fn exceptions(db: &Db, id: Uuid) -> Result<(i64, i64)> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT COUNT(exception) AS exceptions, COUNT(conflict) AS conflicts \
          FROM payments WHERE payroll_id = $1",
     )
@@ -373,14 +438,14 @@ pub async fn exceptions(db: &Db, id: Uuid) -> Result<(i64, i64)> {
 ///
 /// On PostgreSQL the payroll row is locked first: two items finishing in two transactions
 /// at once would otherwise each still see the other open, and neither would complete it.
-pub async fn complete_if_done(conn: &mut AnyConnection, payroll_id: Uuid) -> Result<bool> {
-    let lock = if conn.backend_name() == "PostgreSQL" {
+pub async fn complete_if_done(conn: &mut Conn, payroll_id: Uuid) -> Result<bool> {
+    let lock = if conn.kind() == super::Kind::Postgres {
         " FOR UPDATE"
     } else {
         ""
     };
     let status: Option<String> =
-        sqlx::query_scalar(&format!("SELECT status FROM payrolls WHERE id = $1{lock}"))
+        crate::store::sql::query_scalar(&format!("SELECT status FROM payrolls WHERE id = $1{lock}"))
             .bind(payroll_id.to_string())
             .fetch_optional(&mut *conn)
             .await?;
@@ -388,7 +453,7 @@ pub async fn complete_if_done(conn: &mut AnyConnection, payroll_id: Uuid) -> Res
         Some(Status::Held | Status::Released | Status::Paused) => {}
         Some(Status::Importing | Status::Completed) | None => return Ok(false),
     }
-    let open: Option<String> = sqlx::query_scalar(&format!(
+    let open: Option<String> = crate::store::sql::query_scalar(&format!(
         "SELECT id FROM payments WHERE payroll_id = $1 AND state IN {OPEN_STATES} LIMIT 1"
     ))
     .bind(payroll_id.to_string())
@@ -398,7 +463,7 @@ pub async fn complete_if_done(conn: &mut AnyConnection, payroll_id: Uuid) -> Res
         return Ok(false);
     }
     let now = now_micros();
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE payrolls SET status = 'completed', completed_at = $1 \
          WHERE id = $2 AND status IN ('held', 'released', 'paused')",
     )
@@ -418,7 +483,7 @@ pub struct ItemRef {
 }
 
 pub async fn find_item(db: &Db, client_id: Uuid, reference: &str) -> Result<Option<ItemRef>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT p.id, p.payroll_id, r.status FROM payments p LEFT JOIN payrolls r \
          ON r.id = p.payroll_id WHERE p.client_id = $1 AND p.direction = 'disbursement' \
          AND p.reference = $2",
@@ -447,7 +512,7 @@ pub async fn items_page(
     let cols = super::payments::COLUMNS;
     let rows = match after {
         Some(a) => {
-            sqlx::query(&format!(
+            crate::store::sql::query(&format!(
                 "SELECT {cols} FROM payments WHERE payroll_id = $1 AND id > $2 ORDER BY id LIMIT $3"
             ))
             .bind(payroll_id.to_string())
@@ -457,7 +522,7 @@ pub async fn items_page(
             .await?
         }
         None => {
-            sqlx::query(&format!(
+            crate::store::sql::query(&format!(
                 "SELECT {cols} FROM payments WHERE payroll_id = $1 ORDER BY id LIMIT $2"
             ))
             .bind(payroll_id.to_string())
@@ -471,19 +536,18 @@ pub async fn items_page(
 
 /// The rail each of `ids` is routed to (in chunks of `INSERT_CHUNK` per statement).
 pub async fn rails_of(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Option<String>)>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(INSERT_CHUNK) {
+        let kind = conn.kind();
         let sql = format!(
-            "SELECT id, rail FROM payments WHERE id IN ({})",
-            marks(1, chunk.len())
+            "SELECT id, rail FROM payments WHERE {}",
+            crate::store::sql::in_list(kind, "id", 1, chunk.len())
         );
-        let mut q = sqlx::query_as::<_, (String, Option<String>)>(&sql);
-        for id in chunk {
-            q = q.bind(id.to_string());
-        }
+        let q = crate::store::sql::query_as::<(String, Option<String>)>(&sql)
+            .bind_list(kind, chunk.iter().map(Uuid::to_string).collect::<Vec<_>>());
         for (id, rail) in q.fetch_all(&mut *conn).await? {
             let id = Uuid::parse_str(&id)
                 .map_err(|_| StoreError::Corrupt("payment id is not a UUID".into()))?;
@@ -496,18 +560,19 @@ pub async fn rails_of(
 /// Moves the idle driving jobs of `ids` to `run_at`, later or earlier: the release holds
 /// them back so the batch path can take them before the dispatcher sends them one by one, and
 /// the batch path pushes them past an upload or a callback grace.
-pub async fn hold_jobs(conn: &mut AnyConnection, ids: &[Uuid], run_at: i64) -> Result<()> {
+pub async fn hold_jobs(conn: &mut Conn, ids: &[Uuid], run_at: i64) -> Result<()> {
     for chunk in ids.chunks(INSERT_CHUNK) {
+        let kind = conn.kind();
         let sql = format!(
             "UPDATE jobs SET run_at = $1, version = version + 1 WHERE kind = 'payment' \
-             AND lease_until IS NULL AND payment_id IN ({})",
-            marks(2, chunk.len())
+             AND lease_until IS NULL AND {}",
+            crate::store::sql::in_list(kind, "payment_id", 2, chunk.len())
         );
-        let mut q = sqlx::query(&sql).bind(run_at);
-        for id in chunk {
-            q = q.bind(id.to_string());
-        }
-        q.execute(&mut *conn).await?;
+        crate::store::sql::query(&sql)
+            .bind(run_at)
+            .bind_list(kind, chunk.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -519,11 +584,11 @@ pub const PAUSED_UNTIL: i64 = i64::MAX / 2;
 /// dispatcher's hands to `run_at`: [`PAUSED_UNTIL`] to pause them, now to let them go.
 /// Returns how many jobs moved.
 pub async fn move_queued_jobs(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     payroll_id: Uuid,
     run_at: i64,
 ) -> Result<u64> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE jobs SET run_at = $1, version = version + 1 WHERE kind = 'payment' \
          AND lease_until IS NULL AND payment_id IN \
          (SELECT id FROM payments WHERE payroll_id = $2 AND state = 'queued')",
@@ -533,13 +598,6 @@ pub async fn move_queued_jobs(
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-fn marks(offset: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", i.saturating_add(offset)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A page of the client's payrolls, newest first, before `before` (keyset on the id, which is
@@ -553,7 +611,7 @@ pub async fn page(
     let limit = limit.clamp(1, 200);
     let rows = match before {
         Some(b) => {
-            sqlx::query(&format!(
+            crate::store::sql::query(&format!(
                 "SELECT {COLUMNS} FROM payrolls WHERE client_id = $1 AND id < $2 \
                  ORDER BY id DESC LIMIT $3"
             ))
@@ -564,7 +622,7 @@ pub async fn page(
             .await?
         }
         None => {
-            sqlx::query(&format!(
+            crate::store::sql::query(&format!(
                 "SELECT {COLUMNS} FROM payrolls WHERE client_id = $1 ORDER BY id DESC LIMIT $2"
             ))
             .bind(client_id.to_string())
@@ -579,7 +637,7 @@ pub async fn page(
 /// How many of the payroll's items are in each state: read from the (payroll_id, state)
 /// index alone, without the items' rows.
 pub async fn state_counts(db: &Db, id: Uuid) -> Result<Vec<(State, i64)>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT state, COUNT(*) AS n FROM payments WHERE payroll_id = $1 GROUP BY state",
     )
     .bind(id.to_string())

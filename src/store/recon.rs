@@ -4,8 +4,8 @@
 //! inside transactions of many thousand rows (see [`bind_budget`] for the size of each).
 
 use super::{col, now_micros, uuid_col, Db, Result, StoreError};
-use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use crate::store::Row;
+use crate::store::Conn;
 use uuid::Uuid;
 
 /// One statement line as stored: where it came from and what it says.
@@ -47,8 +47,8 @@ const LINE_COLUMN_COUNT: usize = 25;
 /// took ten times longer per row than 10 rows), so its statements stay small; PostgreSQL pays
 /// a round trip per statement instead and is fastest with large ones (measured on 100,000
 /// lines: 250 values 11.9 s, 1,000 values 5.0 s, 4,000 values 3.2 s).
-fn bind_budget(conn: &AnyConnection) -> usize {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+fn bind_budget(conn: &Conn) -> usize {
+    if conn.kind() == super::Kind::Sqlite {
         250
     } else {
         4_000
@@ -56,7 +56,7 @@ fn bind_budget(conn: &AnyConnection) -> usize {
 }
 
 /// Rows of `cols` columns per multi-row insert on this connection.
-fn rows_per_insert(conn: &AnyConnection, cols: usize) -> usize {
+fn rows_per_insert(conn: &Conn, cols: usize) -> usize {
     bind_budget(conn).checked_div(cols).unwrap_or(1).max(1)
 }
 
@@ -84,13 +84,16 @@ fn values_clause(rows: usize, cols: usize) -> String {
 
 /// Inserts lines of one statement (of `client_id`) in multi-row statements.
 pub async fn insert_lines(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     statement_id: Uuid,
     lines: &[LineRow],
 ) -> Result<()> {
     let sid = statement_id.to_string();
     let client = client_id.to_string();
+    if conn.kind() == super::Kind::Postgres {
+        return insert_lines_unnest(conn, &client, &sid, lines).await;
+    }
     // The line's columns and its client.
     let cols = LINE_COLUMN_COUNT.saturating_add(1);
     let rows = rows_per_insert(conn, cols);
@@ -99,7 +102,7 @@ pub async fn insert_lines(
             "INSERT INTO statement_lines ({LINE_COLUMNS}, client_id) VALUES {}",
             values_clause(chunk.len(), cols)
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = crate::store::sql::query(&sql);
         for l in chunk {
             q = q
                 .bind(sid.clone())
@@ -134,7 +137,65 @@ pub async fn insert_lines(
     Ok(())
 }
 
-pub fn line_from_row(row: &AnyRow) -> Result<LineRow> {
+/// PostgreSQL: the lines as one statement, an array per column (`UNNEST`).
+async fn insert_lines_unnest(
+    conn: &mut Conn,
+    client: &str,
+    statement_id: &str,
+    lines: &[LineRow],
+) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let int = |f: fn(&LineRow) -> i64| lines.iter().map(f).collect::<Vec<i64>>();
+    let opt_int = |f: fn(&LineRow) -> Option<i64>| lines.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&LineRow) -> &str| {
+        lines.iter().map(|l| f(l).to_owned()).collect::<Vec<String>>()
+    };
+    let opt = |f: fn(&LineRow) -> &Option<String>| {
+        lines.iter().map(|l| f(l).clone()).collect::<Vec<Option<String>>>()
+    };
+    let sql = format!(
+        "INSERT INTO statement_lines ({LINE_COLUMNS}, client_id) \
+         SELECT $1, u.* , $2 FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
+         $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], \
+         $13::bigint[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
+         $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::bigint[], \
+         $25::text[], $26::text[]) AS u"
+    );
+    crate::store::sql::query(&sql)
+        .bind(statement_id)
+        .bind(client)
+        .bind(int(|l| l.line_no))
+        .bind(int(|l| l.section))
+        .bind(int(|l| l.entry))
+        .bind(int(|l| l.source_line))
+        .bind(int(|l| l.byte_offset))
+        .bind(text(|l| l.status))
+        .bind(opt(|l| &l.line_date))
+        .bind(opt(|l| &l.booking_date))
+        .bind(opt(|l| &l.value_date))
+        .bind(int(|l| l.amount_minor))
+        .bind(opt_int(|l| l.instructed_minor))
+        .bind(text(|l| &l.currency))
+        .bind(text(|l| l.direction))
+        .bind(opt(|l| &l.reference))
+        .bind(opt(|l| &l.rail_transaction_id))
+        .bind(opt(|l| &l.receipt))
+        .bind(opt(|l| &l.creditor_reference))
+        .bind(opt(|l| &l.remittance))
+        .bind(opt(|l| &l.bank_entry_ref))
+        .bind(opt(|l| &l.counterparty_name))
+        .bind(opt(|l| &l.counterparty_account))
+        .bind(opt_int(|l| l.fee_minor))
+        .bind(opt(|l| &l.bank_transaction_code))
+        .bind(opt(|l| &l.extra))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub fn line_from_row(row: &Row) -> Result<LineRow> {
     let status: String = col(row, "status")?;
     let direction: String = col(row, "direction")?;
     Ok(LineRow {
@@ -196,12 +257,12 @@ pub struct StatementRow {
 const STATEMENT_COLUMNS: &str = "id, client_id, content_hash, format, rail, byte_size, status, \
     line_count, error_count, errors, headers, period_from, period_to, uploaded_by, created_at";
 
-fn json_col(row: &AnyRow, name: &str) -> Result<serde_json::Value> {
+fn json_col(row: &Row, name: &str) -> Result<serde_json::Value> {
     let s: String = col(row, name)?;
     serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(format!("{name} is not JSON")))
 }
 
-fn statement_from_row(row: &AnyRow) -> Result<StatementRow> {
+fn statement_from_row(row: &Row) -> Result<StatementRow> {
     Ok(StatementRow {
         id: uuid_col(row, "id")?,
         client_id: uuid_col(row, "client_id")?,
@@ -237,7 +298,7 @@ pub async fn insert_statement(
     byte_size: i64,
     uploaded_by: &str,
 ) -> Result<()> {
-    sqlx::query(&format!(
+    crate::store::sql::query(&format!(
         "INSERT INTO statements ({STATEMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 'loading', \
          0, 0, '[]', '[]', NULL, NULL, $7, $8)"
     ))
@@ -263,8 +324,8 @@ pub struct Loaded<'a> {
     pub period_to: Option<&'a str>,
 }
 
-pub async fn finish_statement(conn: &mut AnyConnection, id: Uuid, l: &Loaded<'_>) -> Result<()> {
-    sqlx::query(
+pub async fn finish_statement(conn: &mut Conn, id: Uuid, l: &Loaded<'_>) -> Result<()> {
+    crate::store::sql::query(
         "UPDATE statements SET status = 'loaded', line_count = $1, error_count = $2, errors = $3, \
          headers = $4, period_from = $5, period_to = $6 WHERE id = $7",
     )
@@ -288,7 +349,7 @@ pub async fn discard_statement(db: &Db, id: Uuid) -> Result<()> {
         "DELETE FROM statement_lines WHERE statement_id = $1",
         "DELETE FROM statements WHERE id = $1",
     ] {
-        sqlx::query(sql)
+        crate::store::sql::query(sql)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
@@ -302,7 +363,7 @@ pub async fn statement_by_hash(
     client_id: Uuid,
     content_hash: &str,
 ) -> Result<Option<StatementRow>> {
-    let row = sqlx::query(&format!(
+    let row = crate::store::sql::query(&format!(
         "SELECT {STATEMENT_COLUMNS} FROM statements WHERE client_id = $1 AND content_hash = $2"
     ))
     .bind(client_id.to_string())
@@ -313,7 +374,7 @@ pub async fn statement_by_hash(
 }
 
 pub async fn statement(db: &Db, client_id: Uuid, id: Uuid) -> Result<Option<StatementRow>> {
-    let row = sqlx::query(&format!(
+    let row = crate::store::sql::query(&format!(
         "SELECT {STATEMENT_COLUMNS} FROM statements WHERE client_id = $1 AND id = $2"
     ))
     .bind(client_id.to_string())
@@ -329,7 +390,7 @@ pub async fn statement_by_identity(
     client_id: Uuid,
     identity: &str,
 ) -> Result<Option<Uuid>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT statement_id FROM statement_identities WHERE client_id = $1 AND identity = $2",
     )
     .bind(client_id.to_string())
@@ -340,12 +401,12 @@ pub async fn statement_by_identity(
 }
 
 pub async fn insert_identity(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     identity: &str,
     statement_id: Uuid,
 ) -> Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO statement_identities (client_id, identity, statement_id) VALUES ($1, $2, $3)",
     )
     .bind(client_id.to_string())
@@ -376,7 +437,7 @@ pub struct RunRow {
 const RUN_COLUMNS: &str = "id, client_id, statement_id, date_from, date_to, dry_run, rules, \
     status, report, created_by, created_at, finished_at";
 
-fn run_from_row(row: &AnyRow) -> Result<RunRow> {
+fn run_from_row(row: &Row) -> Result<RunRow> {
     let statement: Option<String> = col(row, "statement_id")?;
     let report: Option<String> = col(row, "report")?;
     let dry: i64 = col(row, "dry_run")?;
@@ -397,7 +458,7 @@ fn run_from_row(row: &AnyRow) -> Result<RunRow> {
 }
 
 pub async fn insert_run(db: &Db, r: &RunRow) -> Result<()> {
-    sqlx::query(&format!(
+    crate::store::sql::query(&format!(
         "INSERT INTO recon_runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, \
          $10, NULL)"
     ))
@@ -417,12 +478,12 @@ pub async fn insert_run(db: &Db, r: &RunRow) -> Result<()> {
 }
 
 pub async fn finish_run(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     status: &str,
     report: &serde_json::Value,
 ) -> Result<()> {
-    sqlx::query("UPDATE recon_runs SET status = $1, report = $2, finished_at = $3 WHERE id = $4")
+    crate::store::sql::query("UPDATE recon_runs SET status = $1, report = $2, finished_at = $3 WHERE id = $4")
         .bind(status)
         .bind(report.to_string())
         .bind(now_micros())
@@ -433,7 +494,7 @@ pub async fn finish_run(
 }
 
 pub async fn run(db: &Db, client_id: Option<Uuid>, id: Uuid) -> Result<Option<RunRow>> {
-    let row = sqlx::query(&format!(
+    let row = crate::store::sql::query(&format!(
         "SELECT {RUN_COLUMNS} FROM recon_runs WHERE id = $1"
     ))
     .bind(id.to_string())
@@ -444,7 +505,7 @@ pub async fn run(db: &Db, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Ru
 }
 
 pub async fn recent_runs(db: &Db, client_id: Uuid, limit: i64) -> Result<Vec<RunRow>> {
-    let rows = sqlx::query(&format!(
+    let rows = crate::store::sql::query(&format!(
         "SELECT {RUN_COLUMNS} FROM recon_runs WHERE client_id = $1 ORDER BY created_at DESC \
          LIMIT {}",
         limit.clamp(1, 500)
@@ -472,7 +533,7 @@ pub struct Settlement {
 /// first settlement. Returns the payments settled now, so that only they are posted (two runs
 /// at once settle a payment once).
 pub async fn insert_settlements(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Uuid,
     run_id: Uuid,
     rows: &[Settlement],
@@ -490,7 +551,7 @@ pub async fn insert_settlements(
              ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
             values_clause(chunk.len(), COLS)
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = crate::store::sql::query(&sql);
         for s in chunk {
             q = q
                 .bind(s.payment_id.to_string())
@@ -516,7 +577,7 @@ pub async fn insert_settlements(
 /// Runs of consecutive line numbers (most of a statement, in practice) are marked by range,
 /// the rest by short lists.
 pub async fn mark_lines_matched(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     run_id: Uuid,
     statement_id: Uuid,
     line_nos: &[i64],
@@ -535,7 +596,7 @@ pub async fn mark_lines_matched(
             j = j.saturating_add(1);
         }
         if end.saturating_sub(start) >= MIN_RANGE {
-            sqlx::query(
+            crate::store::sql::query(
                 "UPDATE statement_lines SET matched_run = $1 WHERE statement_id = $2 \
                  AND line_no >= $3 AND line_no <= $4",
             )
@@ -551,14 +612,14 @@ pub async fn mark_lines_matched(
         i = j;
     }
     for chunk in singles.chunks(500) {
-        let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
-        // The numbers are integers we produced, not input: safe to inline.
-        sqlx::query(&format!(
-            "UPDATE statement_lines SET matched_run = $1 WHERE statement_id = $2 AND line_no IN ({})",
-            list.join(",")
+        let kind = conn.kind();
+        crate::store::sql::query(&format!(
+            "UPDATE statement_lines SET matched_run = $1 WHERE statement_id = $2 AND {}",
+            crate::store::sql::in_list(kind, "line_no", 3, chunk.len())
         ))
         .bind(run_id.to_string())
         .bind(statement_id.to_string())
+        .bind_list(kind, chunk.to_vec())
         .execute(&mut *conn)
         .await?;
     }
@@ -568,7 +629,7 @@ pub async fn mark_lines_matched(
 /// Refreshes the planner's statistics after a large load, so that the first run over a fresh
 /// million-line statement uses the line indexes rather than scanning.
 pub async fn analyse_lines(db: &Db) -> Result<()> {
-    sqlx::query("ANALYZE statement_lines")
+    crate::store::sql::query("ANALYZE statement_lines")
         .execute(db.pool())
         .await?;
     Ok(())
@@ -606,12 +667,12 @@ const BREAK_COLUMNS: &str = "id, client_id, run_id, dedupe_key, kind, severity, 
     note, detail, payment_id, statement_id, line_no, amount_minor, currency, rail, programme, \
     opened_at, resolution, reason, resolved_by, resolved_at, entries";
 
-fn opt_uuid(row: &AnyRow, name: &str) -> Result<Option<Uuid>> {
+fn opt_uuid(row: &Row, name: &str) -> Result<Option<Uuid>> {
     let s: Option<String> = col(row, name)?;
     Ok(s.as_deref().and_then(|s| Uuid::parse_str(s).ok()))
 }
 
-fn break_from_row(row: &AnyRow) -> Result<BreakRow> {
+fn break_from_row(row: &Row) -> Result<BreakRow> {
     let entries: Option<String> = col(row, "entries")?;
     Ok(BreakRow {
         id: uuid_col(row, "id")?,
@@ -642,7 +703,7 @@ fn break_from_row(row: &AnyRow) -> Result<BreakRow> {
 
 /// Stores breaks; one already raised under the same key (by an earlier run) is kept as it is.
 /// Returns how many were new.
-pub async fn insert_breaks(conn: &mut AnyConnection, rows: &[BreakRow]) -> Result<u64> {
+pub async fn insert_breaks(conn: &mut Conn, rows: &[BreakRow]) -> Result<u64> {
     const COLS: usize = 23;
     let mut added = 0u64;
     let per = rows_per_insert(conn, COLS);
@@ -652,7 +713,7 @@ pub async fn insert_breaks(conn: &mut AnyConnection, rows: &[BreakRow]) -> Resul
              ON CONFLICT (client_id, dedupe_key) DO NOTHING",
             values_clause(chunk.len(), COLS)
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = crate::store::sql::query(&sql);
         for b in chunk {
             q = q
                 .bind(b.id.to_string())
@@ -686,8 +747,8 @@ pub async fn insert_breaks(conn: &mut AnyConnection, rows: &[BreakRow]) -> Resul
 }
 
 /// The open breaks a run stored (not those an earlier run had raised already).
-pub async fn opened_by_run(conn: &mut AnyConnection, run_id: Uuid) -> Result<Vec<BreakRow>> {
-    let rows = sqlx::query(&format!(
+pub async fn opened_by_run(conn: &mut Conn, run_id: Uuid) -> Result<Vec<BreakRow>> {
+    let rows = crate::store::sql::query(&format!(
         "SELECT {BREAK_COLUMNS} FROM recon_breaks WHERE run_id = $1 AND status = 'open' ORDER BY id"
     ))
     .bind(run_id.to_string())
@@ -728,7 +789,7 @@ pub async fn list_breaks(
         add("id >", a.to_string(), &mut sql);
     }
     sql.push_str(&format!(" ORDER BY id LIMIT {}", f.limit.clamp(1, 1000)));
-    let mut q = sqlx::query(&sql);
+    let mut q = crate::store::sql::query(&sql);
     for b in binds {
         q = q.bind(b);
     }
@@ -737,11 +798,11 @@ pub async fn list_breaks(
 }
 
 pub async fn get_break(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     client_id: Option<Uuid>,
     id: Uuid,
 ) -> Result<Option<BreakRow>> {
-    let row = sqlx::query(&format!(
+    let row = crate::store::sql::query(&format!(
         "SELECT {BREAK_COLUMNS} FROM recon_breaks WHERE id = $1"
     ))
     .bind(id.to_string())
@@ -760,8 +821,8 @@ pub struct Resolution<'a> {
 }
 
 /// Resolves an open break; false when it was no longer open (resolved concurrently).
-pub async fn resolve_break(conn: &mut AnyConnection, id: Uuid, r: &Resolution<'_>) -> Result<bool> {
-    let done = sqlx::query(
+pub async fn resolve_break(conn: &mut Conn, id: Uuid, r: &Resolution<'_>) -> Result<bool> {
+    let done = crate::store::sql::query(
         "UPDATE recon_breaks SET status = 'resolved', resolution = $1, reason = $2, \
          owner = COALESCE($3, owner), resolved_by = $4, resolved_at = $5, entries = $6 \
          WHERE id = $7 AND status = 'open'",
@@ -780,7 +841,7 @@ pub async fn resolve_break(conn: &mut AnyConnection, id: Uuid, r: &Resolution<'_
 
 /// Who a key is, for the audit trail: the client's name and the key's label or prefix.
 pub async fn key_owner(db: &Db, key_id: Uuid) -> Result<String> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT c.name AS client_name, k.label AS label, k.prefix AS prefix FROM api_keys k \
          JOIN clients c ON c.id = k.client_id WHERE k.id = $1",
     )

@@ -5,7 +5,7 @@
 use super::{col, from_micros, now_micros, uuid_col, Result, StoreError};
 use crate::domain::Failure;
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
+use crate::store::Conn;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -77,7 +77,7 @@ const COLUMNS: &str = "id, payment_id, client_id, rail, status, reason, rail_ref
     failure_code, failure_reason, failure_rail_code, last_error, exception, deadline_at, \
     created_at, updated_at";
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<ReversalRow> {
+fn from_row(row: &crate::store::Row) -> Result<ReversalRow> {
     let status: String = col(row, "status")?;
     let code: Option<String> = col(row, "failure_code")?;
     let reason: Option<String> = col(row, "failure_reason")?;
@@ -110,7 +110,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<ReversalRow> {
 /// Stores a new reversal as `requested`. A second live reversal of the payment is refused by
 /// the database (a unique violation), whoever asked first.
 pub async fn insert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     payment_id: Uuid,
     client_id: Uuid,
     rail: &str,
@@ -119,7 +119,7 @@ pub async fn insert(
 ) -> Result<Uuid> {
     let id = Uuid::new_v4();
     let now = now_micros();
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO reversals (id, payment_id, client_id, rail, status, reason, deadline_at, \
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
     )
@@ -136,8 +136,8 @@ pub async fn insert(
     Ok(id)
 }
 
-pub async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Option<ReversalRow>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reversals WHERE id = $1"))
+pub async fn get(conn: &mut Conn, id: Uuid) -> Result<Option<ReversalRow>> {
+    let row = crate::store::sql::query(&format!("SELECT {COLUMNS} FROM reversals WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(conn)
         .await?;
@@ -145,8 +145,8 @@ pub async fn get(conn: &mut AnyConnection, id: Uuid) -> Result<Option<ReversalRo
 }
 
 /// A payment's reversals, oldest first.
-pub async fn of_payment(conn: &mut AnyConnection, payment_id: Uuid) -> Result<Vec<ReversalRow>> {
-    let rows = sqlx::query(&format!(
+pub async fn of_payment(conn: &mut Conn, payment_id: Uuid) -> Result<Vec<ReversalRow>> {
+    let rows = crate::store::sql::query(&format!(
         "SELECT {COLUMNS} FROM reversals WHERE payment_id = $1 ORDER BY created_at, id"
     ))
     .bind(payment_id.to_string())
@@ -158,13 +158,13 @@ pub async fn of_payment(conn: &mut AnyConnection, payment_id: Uuid) -> Result<Ve
 /// Moves a reversal that is not final yet; false when it already was (a callback or another
 /// run settled it first), in which case nothing changed.
 pub async fn set_status(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     id: Uuid,
     status: Status,
     rail_reference: Option<&str>,
     last_error: Option<&str>,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE reversals SET status = $1, rail_reference = COALESCE($2, rail_reference), \
          last_error = COALESCE($3, last_error), updated_at = $4 \
          WHERE id = $5 AND status NOT IN ('completed', 'failed')",
@@ -180,8 +180,8 @@ pub async fn set_status(
 }
 
 /// The rail refused: the reversal fails with its reason (unless already final).
-pub async fn fail(conn: &mut AnyConnection, id: Uuid, f: &Failure) -> Result<bool> {
-    let done = sqlx::query(
+pub async fn fail(conn: &mut Conn, id: Uuid, f: &Failure) -> Result<bool> {
+    let done = crate::store::sql::query(
         "UPDATE reversals SET status = 'failed', failure_code = $1, failure_reason = $2, \
          failure_rail_code = $3, updated_at = $4 \
          WHERE id = $5 AND status NOT IN ('completed', 'failed')",
@@ -197,8 +197,8 @@ pub async fn fail(conn: &mut AnyConnection, id: Uuid, f: &Failure) -> Result<boo
 }
 
 /// No final answer by the deadline: an operator must settle it with the rail.
-pub async fn set_exception(conn: &mut AnyConnection, id: Uuid, why: &str) -> Result<()> {
-    sqlx::query("UPDATE reversals SET exception = $1, updated_at = $2 WHERE id = $3")
+pub async fn set_exception(conn: &mut Conn, id: Uuid, why: &str) -> Result<()> {
+    crate::store::sql::query("UPDATE reversals SET exception = $1, updated_at = $2 WHERE id = $3")
         .bind(why)
         .bind(now_micros())
         .bind(id.to_string())

@@ -88,7 +88,7 @@ pub async fn payments(db: &Db, client_id: Uuid, s: &Search) -> Result<Vec<Paymen
         " ORDER BY id DESC LIMIT {}",
         s.limit.clamp(1, 500)
     ));
-    let mut q = sqlx::query(&sql);
+    let mut q = crate::store::sql::query(&sql);
     for b in binds {
         q = q.bind(b);
     }

@@ -18,13 +18,13 @@ fn new_id() -> String {
 /// nowhere else, stored only hashed). Sessions past their expiry are removed on the way.
 pub async fn create(db: &Db, key_id: Uuid, ttl_secs: u32) -> Result<String> {
     let now = now_micros();
-    sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+    crate::store::sql::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)
         .execute(db.pool())
         .await?;
     let id = new_id();
     let expires = now.saturating_add(i64::from(ttl_secs).saturating_mul(1_000_000));
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO sessions (id_hash, key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(keys::hash_key(&id))
@@ -39,7 +39,7 @@ pub async fn create(db: &Db, key_id: Uuid, ttl_secs: u32) -> Result<String> {
 /// The key behind a presented session id, while the session lasts (revoked or not: the
 /// caller refuses a revoked key).
 pub async fn lookup(db: &Db, presented: &str) -> Result<Option<KeyRecord>> {
-    let row = sqlx::query(&format!(
+    let row = crate::store::sql::query(&format!(
         "{} JOIN sessions s ON s.key_id = k.id WHERE s.id_hash = $1 AND s.expires_at > $2",
         keys::SELECT
     ))
@@ -52,7 +52,7 @@ pub async fn lookup(db: &Db, presented: &str) -> Result<Option<KeyRecord>> {
 
 /// Ends a session (signing out): its id is refused from now on, wherever it was copied to.
 pub async fn delete(db: &Db, presented: &str) -> Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+    crate::store::sql::query("DELETE FROM sessions WHERE id_hash = $1")
         .bind(keys::hash_key(presented))
         .execute(db.pool())
         .await?;

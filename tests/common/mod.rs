@@ -52,7 +52,7 @@ pub async fn database_url(store: Store) -> Option<String> {
                     return None;
                 }
             };
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            railgate::store::sql::query(&format!("CREATE SCHEMA {schema}"))
                 .execute(admin.pool())
                 .await
                 .unwrap();
@@ -327,7 +327,7 @@ impl TestApp {
 
     /// How many rows a table holds (to prove that bad input changed nothing).
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        railgate::store::sql::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(self.db.pool())
             .await
             .unwrap()
@@ -460,7 +460,7 @@ async fn drop_database(url: &str) {
         }
     } else if let Some((_, schema)) = url.split_once("search_path%3D") {
         if let Ok(admin) = Db::connect(&postgres_base(), 1).await {
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            let _ = railgate::store::sql::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 .execute(admin.pool())
                 .await;
             admin.close().await;

@@ -348,7 +348,7 @@ pub async fn create_many_counted(
 
 /// Payments neither final nor an exception.
 pub async fn open_payments(db: &Db) -> i64 {
-    sqlx::query_scalar(
+    railgate::store::sql::query_scalar(
         "SELECT COUNT(*) FROM payments WHERE state NOT IN \
          ('completed', 'failed', 'cancelled', 'reversed') AND exception IS NULL",
     )
@@ -366,7 +366,7 @@ pub async fn wait_settled(db: &Db, limit: Duration, logs: &[&Path]) {
             return;
         }
         if tokio::time::Instant::now() > deadline {
-            let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            let rows: Vec<(String, String, String, i64)> = railgate::store::sql::query_as(
                 "SELECT p.reference, p.state, p.party_value, \
                  (SELECT COUNT(*) FROM jobs j WHERE j.payment_id = p.id) AS jobs \
                  FROM payments p WHERE p.state NOT IN \
@@ -415,7 +415,7 @@ type OutcomeRow = (
 /// The store's answer for each payment, by reference.
 pub async fn outcomes(db: &Db) -> HashMap<String, Outcome> {
     let rows: Vec<OutcomeRow> =
-        sqlx::query_as("SELECT reference, state, exception, conflict, failure_code FROM payments")
+        railgate::store::sql::query_as("SELECT reference, state, exception, conflict, failure_code FROM payments")
             .fetch_all(db.pool())
             .await
             .unwrap();
@@ -464,7 +464,7 @@ pub async fn assert_paid_at_most_once(db: &Db, mock: &railgate_mock::MockRail) {
     for (r, n) in &by_reference {
         assert!(*n <= 1, "payment {r} was paid {n} times");
     }
-    let multi: Vec<(String, i64)> = sqlx::query_as(
+    let multi: Vec<(String, i64)> = railgate::store::sql::query_as(
         "SELECT payment_id, COUNT(*) FROM attempts GROUP BY payment_id HAVING COUNT(*) > 1",
     )
     .fetch_all(db.pool())
@@ -474,7 +474,7 @@ pub async fn assert_paid_at_most_once(db: &Db, mock: &railgate_mock::MockRail) {
         multi.is_empty(),
         "payments with several attempts: {multi:?}"
     );
-    let ours: Vec<String> = sqlx::query_scalar("SELECT id FROM attempts")
+    let ours: Vec<String> = railgate::store::sql::query_scalar("SELECT id FROM attempts")
         .fetch_all(db.pool())
         .await
         .unwrap();
@@ -519,7 +519,7 @@ pub async fn drop_database(database_url: &str) {
         return;
     };
     let admin = Db::connect(&common::postgres_base(), 1).await.unwrap();
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    railgate::store::sql::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .execute(admin.pool())
         .await
         .unwrap();

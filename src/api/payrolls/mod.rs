@@ -330,9 +330,7 @@ async fn store_items(
     let cause = format!("api: payroll {payroll_id}");
     for tx_items in items.chunks(IMPORT_TX_ITEMS) {
         let mut tx = state.db.begin().await?;
-        for chunk in tx_items.chunks(payrolls::INSERT_CHUNK) {
-            payrolls::insert_items(&mut tx, caller.client_id, payroll_id, chunk, &cause).await?;
-        }
+        payrolls::insert_items(&mut tx, caller.client_id, payroll_id, tx_items, &cause).await?;
         tx.commit().await?;
     }
     Ok(())

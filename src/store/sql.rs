@@ -1,0 +1,635 @@
+//! The store's one query interface over sqlx's two native drivers.
+//!
+//! Every store function is written once, against this module: [`query`], [`query_as`] and
+//! [`query_scalar`] take the SQL both stores understand and the values to bind, and run on a
+//! [`Conn`], a [`Pool`] or a [`Tx`](super::Tx) of either store, through that store's own
+//! driver (sqlx-sqlite or sqlx-postgres; no `Any` conversion layer between them). Where the
+//! dialects really differ, the caller branches on [`Kind`](super::Kind) and may bind what only
+//! PostgreSQL takes (arrays, for `UNNEST` and `= ANY`).
+//!
+//! Written here rather than taken from a crate because sqlx's own answer to "one code path,
+//! two databases" is its `Any` driver, which converts every argument and every row through its
+//! own value type and cannot bind PostgreSQL's arrays; what is left to us is a small enum
+//! dispatch, a few dozen lines per operation.
+
+use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{ColumnIndex, Decode, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction, Type};
+
+/// A pool of either store's connections.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    /// A connection of the pool, returned to it when dropped.
+    pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => Conn(Inner::SqlitePooled(p.acquire().await?)),
+            Pool::Postgres(p) => Conn(Inner::PgPooled(p.acquire().await?)),
+        })
+    }
+
+    /// A transaction on one of the pool's connections (`BEGIN`, or `statement` on SQLite).
+    pub(crate) async fn begin_with(&self, sqlite_begin: &str) -> Result<Conn, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => Conn(Inner::SqliteTx(p.begin_with(sqlite_begin.to_owned()).await?)),
+            Pool::Postgres(p) => Conn(Inner::PgTx(p.begin().await?)),
+        })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Runs a migrator's migrations on this pool.
+    pub async fn migrate(
+        &self,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Pool::Sqlite(p) => migrator.run(p).await,
+            Pool::Postgres(p) => migrator.run(p).await,
+        }
+    }
+
+    /// The PostgreSQL pool, when this is one (for what only PostgreSQL does, such as `COPY`).
+    pub fn as_postgres(&self) -> Option<&PgPool> {
+        match self {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+}
+
+/// One connection of either store: pooled, or holding an open transaction.
+#[derive(Debug)]
+pub struct Conn(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    SqlitePooled(PoolConnection<Sqlite>),
+    PgPooled(PoolConnection<Postgres>),
+    SqliteTx(Transaction<'static, Sqlite>),
+    PgTx(Transaction<'static, Postgres>),
+}
+
+/// A native connection, borrowed.
+enum Native<'c> {
+    Sqlite(&'c mut sqlx::SqliteConnection),
+    Postgres(&'c mut sqlx::PgConnection),
+}
+
+impl Conn {
+    fn native(&mut self) -> Native<'_> {
+        match &mut self.0 {
+            Inner::SqlitePooled(c) => Native::Sqlite(&mut **c),
+            Inner::PgPooled(c) => Native::Postgres(&mut **c),
+            Inner::SqliteTx(t) => Native::Sqlite(&mut **t),
+            Inner::PgTx(t) => Native::Postgres(&mut **t),
+        }
+    }
+
+    /// Which store this connection is to.
+    pub fn kind(&self) -> super::Kind {
+        match &self.0 {
+            Inner::SqlitePooled(_) | Inner::SqliteTx(_) => super::Kind::Sqlite,
+            Inner::PgPooled(_) | Inner::PgTx(_) => super::Kind::Postgres,
+        }
+    }
+
+    /// The PostgreSQL connection, when this is one (for `COPY`).
+    pub fn as_postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match self.native() {
+            Native::Postgres(c) => Some(c),
+            Native::Sqlite(_) => None,
+        }
+    }
+
+    /// Commits the transaction this connection holds (nothing to do for a plain connection).
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self.0 {
+            Inner::SqliteTx(t) => t.commit().await,
+            Inner::PgTx(t) => t.commit().await,
+            Inner::SqlitePooled(_) | Inner::PgPooled(_) => Ok(()),
+        }
+    }
+
+    /// Rolls back the transaction this connection holds.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self.0 {
+            Inner::SqliteTx(t) => t.rollback().await,
+            Inner::PgTx(t) => t.rollback().await,
+            Inner::SqlitePooled(_) | Inner::PgPooled(_) => Ok(()),
+        }
+    }
+
+    /// Runs SQL text as it is (several statements, no arguments).
+    pub async fn execute_script(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        use sqlx::Executor;
+        match self.native() {
+            Native::Sqlite(c) => c.execute(sql).await.map(drop),
+            Native::Postgres(c) => c.execute(sql).await.map(drop),
+        }
+    }
+}
+
+/// Where a query runs: a connection (or transaction), or a pool.
+pub enum Target<'c> {
+    Conn(&'c mut Conn),
+    Pool(&'c Pool),
+}
+
+/// What a query can run on.
+pub trait IntoTarget<'c> {
+    fn into_target(self) -> Target<'c>;
+}
+
+impl<'c> IntoTarget<'c> for &'c mut Conn {
+    fn into_target(self) -> Target<'c> {
+        Target::Conn(self)
+    }
+}
+
+impl<'c> IntoTarget<'c> for &'c Pool {
+    fn into_target(self) -> Target<'c> {
+        Target::Pool(self)
+    }
+}
+
+impl<'c> IntoTarget<'c> for &'c mut super::Tx {
+    fn into_target(self) -> Target<'c> {
+        Target::Conn(&mut **self)
+    }
+}
+
+/// One value bound to a query. The types are the ones both stores hold (the store keeps ids
+/// as text, money and times as integers); arrays are PostgreSQL's only.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+    Bool(Option<bool>),
+    /// PostgreSQL only: `text[]`, for `UNNEST($1::text[])` and `= ANY($1)`.
+    TextArray(Vec<String>),
+    /// PostgreSQL only: `text[]` with NULLs.
+    OptTextArray(Vec<Option<String>>),
+    /// PostgreSQL only: `bigint[]`.
+    IntArray(Vec<i64>),
+    /// PostgreSQL only: `bigint[]` with NULLs.
+    OptIntArray(Vec<Option<i64>>),
+    /// PostgreSQL only: `bytea[]` with NULLs.
+    OptBytesArray(Vec<Option<Vec<u8>>>),
+}
+
+/// A value that can be bound.
+pub trait Bind {
+    fn into_arg(self) -> Arg;
+}
+
+macro_rules! bind_via {
+    ($variant:ident: $($t:ty => $conv:expr),* $(,)?) => {
+        $(impl Bind for $t {
+            fn into_arg(self) -> Arg {
+                let f: fn($t) -> _ = $conv;
+                Arg::$variant(f(self))
+            }
+        })*
+    };
+}
+
+bind_via!(Int:
+    i64 => Some,
+    i32 => |v| Some(i64::from(v)),
+    &i64 => |v| Some(*v),
+    &i32 => |v| Some(i64::from(*v)),
+    Option<i64> => |v| v,
+    Option<i32> => |v| v.map(i64::from),
+    &Option<i64> => |v| *v,
+);
+bind_via!(Text:
+    String => Some,
+    &String => |v| Some(v.clone()),
+    &str => |v| Some(v.to_owned()),
+    &&str => |v| Some((*v).to_owned()),
+    Option<String> => |v| v,
+    Option<&str> => |v| v.map(str::to_owned),
+    Option<&String> => |v| v.cloned(),
+    &Option<String> => |v| v.clone(),
+    std::borrow::Cow<'_, str> => |v| Some(v.into_owned()),
+);
+bind_via!(Bytes:
+    Vec<u8> => Some,
+    &Vec<u8> => |v| Some(v.clone()),
+    &[u8] => |v| Some(v.to_vec()),
+    Option<Vec<u8>> => |v| v,
+    Option<&[u8]> => |v| v.map(<[u8]>::to_vec),
+    &Option<Vec<u8>> => |v| v.clone(),
+);
+bind_via!(Bool:
+    bool => Some,
+    Option<bool> => |v| v,
+);
+bind_via!(TextArray: Vec<String> => |v| v);
+bind_via!(OptTextArray: Vec<Option<String>> => |v| v);
+bind_via!(IntArray: Vec<i64> => |v| v);
+bind_via!(OptIntArray: Vec<Option<i64>> => |v| v);
+bind_via!(OptBytesArray: Vec<Option<Vec<u8>>> => |v| v);
+
+impl Bind for Arg {
+    fn into_arg(self) -> Arg {
+        self
+    }
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+fn arrays_are_postgres_only() -> sqlx::Error {
+    sqlx::Error::Protocol("an array was bound on SQLite (arrays are PostgreSQL's only)".into())
+}
+
+fn sqlite_query<'q>(sql: &'q str, args: Vec<Arg>) -> Result<SqliteQuery<'q>, sqlx::Error> {
+    let mut q = sqlx::query(sql);
+    for a in args {
+        q = match a {
+            Arg::Int(v) => q.bind(v),
+            Arg::Text(v) => q.bind(v),
+            Arg::Bytes(v) => q.bind(v),
+            Arg::Bool(v) => q.bind(v),
+            Arg::TextArray(_)
+            | Arg::OptTextArray(_)
+            | Arg::IntArray(_)
+            | Arg::OptIntArray(_)
+            | Arg::OptBytesArray(_) => return Err(arrays_are_postgres_only()),
+        };
+    }
+    Ok(q)
+}
+
+fn pg_query(sql: &str, args: Vec<Arg>) -> PgQuery<'_> {
+    let mut q = sqlx::query(sql);
+    for a in args {
+        q = match a {
+            Arg::Int(v) => q.bind(v),
+            Arg::Text(v) => q.bind(v),
+            Arg::Bytes(v) => q.bind(v),
+            Arg::Bool(v) => q.bind(v),
+            Arg::TextArray(v) => q.bind(v),
+            Arg::OptTextArray(v) => q.bind(v),
+            Arg::IntArray(v) => q.bind(v),
+            Arg::OptIntArray(v) => q.bind(v),
+            Arg::OptBytesArray(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// A row of either store.
+pub enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+/// A column's name or position, on either store's rows.
+pub trait Column: ColumnIndex<SqliteRow> + ColumnIndex<PgRow> + std::fmt::Debug {}
+impl<I: ColumnIndex<SqliteRow> + ColumnIndex<PgRow> + std::fmt::Debug> Column for I {}
+
+/// A value both stores decode.
+pub trait Value<'r>: Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres> {}
+impl<'r, T: Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres>> Value<'r>
+    for T
+{
+}
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Row({} columns)", self.len())
+    }
+}
+
+impl Row {
+    pub fn try_get<'r, T: Value<'r>, I: Column>(&'r self, index: I) -> Result<T, sqlx::Error> {
+        use sqlx::Row as _;
+        match self {
+            Row::Sqlite(r) => r.try_get(index),
+            Row::Postgres(r) => r.try_get(index),
+        }
+    }
+
+    /// [`Row::try_get`], panicking on a missing column or a type mismatch (tests).
+    #[track_caller]
+    pub fn get<'r, T: Value<'r>, I: Column>(&'r self, index: I) -> T {
+        match self.try_get(index) {
+            Ok(v) => v,
+            Err(e) => panic!("column: {e}"),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        use sqlx::Row as _;
+        match self {
+            Row::Sqlite(r) => r.len(),
+            Row::Postgres(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A row type both stores build (tuples of [`Value`]s, `#[derive(FromRow)]` structs).
+pub trait Record: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin> Record for T {}
+
+fn record<O: Record>(row: &Row) -> Result<O, sqlx::Error> {
+    match row {
+        Row::Sqlite(r) => O::from_row(r),
+        Row::Postgres(r) => O::from_row(r),
+    }
+}
+
+/// A single value both stores decode, owned.
+pub trait Scalar: for<'r> Value<'r> + Send + Unpin {}
+impl<T: for<'r> Value<'r> + Send + Unpin> Scalar for T {}
+
+/// What a statement that returns no rows did.
+#[derive(Debug, Clone, Copy)]
+pub struct Done {
+    rows: u64,
+}
+
+impl Done {
+    pub fn rows_affected(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// A statement and its arguments.
+#[must_use = "a query does nothing until it is run"]
+pub struct Query<'q> {
+    sql: &'q str,
+    args: Vec<Arg>,
+}
+
+/// A statement whose rows are read as `O`.
+#[must_use = "a query does nothing until it is run"]
+pub struct QueryAs<'q, O> {
+    inner: Query<'q>,
+    _out: std::marker::PhantomData<fn() -> O>,
+}
+
+/// A statement whose rows are one value each.
+#[must_use = "a query does nothing until it is run"]
+pub struct QueryScalar<'q, O> {
+    inner: Query<'q>,
+    _out: std::marker::PhantomData<fn() -> O>,
+}
+
+pub fn query(sql: &str) -> Query<'_> {
+    Query {
+        sql,
+        args: Vec::new(),
+    }
+}
+
+pub fn query_as<O: Record>(sql: &str) -> QueryAs<'_, O> {
+    QueryAs {
+        inner: query(sql),
+        _out: std::marker::PhantomData,
+    }
+}
+
+pub fn query_scalar<O: Scalar>(sql: &str) -> QueryScalar<'_, O> {
+    QueryScalar {
+        inner: query(sql),
+        _out: std::marker::PhantomData,
+    }
+}
+
+/// Runs `$body` with `$q` the native query on the target's store and `$e` its executor.
+macro_rules! on_native {
+    ($self:ident, $target:ident, |$q:ident, $e:ident| $body:expr, $wrap_s:expr, $wrap_p:expr) => {
+        match $target.into_target() {
+            Target::Pool(Pool::Sqlite(p)) => {
+                let $q = sqlite_query($self.sql, $self.args)?;
+                let $e = p;
+                $body.map($wrap_s)
+            }
+            Target::Pool(Pool::Postgres(p)) => {
+                let $q = pg_query($self.sql, $self.args);
+                let $e = p;
+                $body.map($wrap_p)
+            }
+            Target::Conn(c) => match c.native() {
+                Native::Sqlite(c) => {
+                    let $q = sqlite_query($self.sql, $self.args)?;
+                    let $e = c;
+                    $body.map($wrap_s)
+                }
+                Native::Postgres(c) => {
+                    let $q = pg_query($self.sql, $self.args);
+                    let $e = c;
+                    $body.map($wrap_p)
+                }
+            },
+        }
+    };
+}
+
+/// `column IN (…)` for a list bound from `$first` on with [`Query::bind_list`]: on PostgreSQL
+/// `column = ANY($first)`, one array, so the statement's text (and the prepared statement the
+/// connection keeps for it) is the same however long the list; on SQLite one placeholder per
+/// value.
+pub fn in_list(kind: super::Kind, column: &str, first: usize, n: usize) -> String {
+    match kind {
+        super::Kind::Postgres => format!("{column} = ANY(${first})"),
+        super::Kind::Sqlite => {
+            let marks: Vec<String> = (0..n).map(|i| format!("${}", first.saturating_add(i))).collect();
+            format!("{column} IN ({})", marks.join(", "))
+        }
+    }
+}
+
+/// A list for [`in_list`]: text (ids) or integers.
+pub enum List {
+    Text(Vec<String>),
+    Int(Vec<i64>),
+}
+
+impl From<Vec<String>> for List {
+    fn from(v: Vec<String>) -> Self {
+        List::Text(v)
+    }
+}
+
+impl From<Vec<i64>> for List {
+    fn from(v: Vec<i64>) -> Self {
+        List::Int(v)
+    }
+}
+
+impl<'q> Query<'q> {
+    pub fn bind(mut self, value: impl Bind) -> Self {
+        self.args.push(value.into_arg());
+        self
+    }
+
+    /// Binds the values of an [`in_list`] of the same kind: one array on PostgreSQL, each
+    /// value on SQLite.
+    pub fn bind_list(mut self, kind: super::Kind, values: impl Into<List>) -> Self {
+        match (kind, values.into()) {
+            (super::Kind::Postgres, List::Text(v)) => self.args.push(Arg::TextArray(v)),
+            (super::Kind::Postgres, List::Int(v)) => self.args.push(Arg::IntArray(v)),
+            (super::Kind::Sqlite, List::Text(v)) => {
+                self.args.extend(v.into_iter().map(|s| Arg::Text(Some(s))));
+            }
+            (super::Kind::Sqlite, List::Int(v)) => {
+                self.args.extend(v.into_iter().map(|i| Arg::Int(Some(i))));
+            }
+        }
+        self
+    }
+
+    pub async fn execute<'c>(self, target: impl IntoTarget<'c>) -> Result<Done, sqlx::Error> {
+        let done = |r: sqlx::sqlite::SqliteQueryResult| Done {
+            rows: r.rows_affected(),
+        };
+        let done_pg = |r: sqlx::postgres::PgQueryResult| Done {
+            rows: r.rows_affected(),
+        };
+        on_native!(self, target, |q, e| q.execute(e).await, done, done_pg)
+    }
+
+    pub async fn fetch_one<'c>(self, target: impl IntoTarget<'c>) -> Result<Row, sqlx::Error> {
+        on_native!(self, target, |q, e| q.fetch_one(e).await, Row::Sqlite, Row::Postgres)
+    }
+
+    pub async fn fetch_optional<'c>(
+        self,
+        target: impl IntoTarget<'c>,
+    ) -> Result<Option<Row>, sqlx::Error> {
+        on_native!(
+            self,
+            target,
+            |q, e| q.fetch_optional(e).await,
+            |r| r.map(Row::Sqlite),
+            |r| r.map(Row::Postgres)
+        )
+    }
+
+    pub async fn fetch_all<'c>(self, target: impl IntoTarget<'c>) -> Result<Vec<Row>, sqlx::Error> {
+        on_native!(
+            self,
+            target,
+            |q, e| q.fetch_all(e).await,
+            |r| r.into_iter().map(Row::Sqlite).collect(),
+            |r| r.into_iter().map(Row::Postgres).collect()
+        )
+    }
+
+    /// The rows as a stream, read as they come (large result sets).
+    pub fn fetch<'e, 'c: 'e>(
+        self,
+        target: impl IntoTarget<'c>,
+    ) -> BoxStream<'e, Result<Row, sqlx::Error>>
+    where
+        'q: 'e,
+    {
+        let Query { sql, args } = self;
+        match target.into_target() {
+            Target::Pool(Pool::Sqlite(p)) => match sqlite_query(sql, args) {
+                Ok(q) => q.fetch(p).map_ok(Row::Sqlite).boxed(),
+                Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
+            },
+            Target::Pool(Pool::Postgres(p)) => {
+                pg_query(sql, args).fetch(p).map_ok(Row::Postgres).boxed()
+            }
+            Target::Conn(c) => match c.native() {
+                Native::Sqlite(c) => match sqlite_query(sql, args) {
+                    Ok(q) => q.fetch(c).map_ok(Row::Sqlite).boxed(),
+                    Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
+                },
+                Native::Postgres(c) => pg_query(sql, args).fetch(c).map_ok(Row::Postgres).boxed(),
+            },
+        }
+    }
+}
+
+impl<'q, O: Record> QueryAs<'q, O> {
+    pub fn bind(mut self, value: impl Bind) -> Self {
+        self.inner = self.inner.bind(value);
+        self
+    }
+
+    /// See [`Query::bind_list`].
+    pub fn bind_list(mut self, kind: super::Kind, values: impl Into<List>) -> Self {
+        self.inner = self.inner.bind_list(kind, values);
+        self
+    }
+
+    pub async fn fetch_one<'c>(self, target: impl IntoTarget<'c>) -> Result<O, sqlx::Error> {
+        record(&self.inner.fetch_one(target).await?)
+    }
+
+    pub async fn fetch_optional<'c>(
+        self,
+        target: impl IntoTarget<'c>,
+    ) -> Result<Option<O>, sqlx::Error> {
+        self.inner
+            .fetch_optional(target)
+            .await?
+            .as_ref()
+            .map(record)
+            .transpose()
+    }
+
+    pub async fn fetch_all<'c>(self, target: impl IntoTarget<'c>) -> Result<Vec<O>, sqlx::Error> {
+        self.inner.fetch_all(target).await?.iter().map(record).collect()
+    }
+}
+
+impl<'q, O: Scalar> QueryScalar<'q, O> {
+    pub fn bind(mut self, value: impl Bind) -> Self {
+        self.inner = self.inner.bind(value);
+        self
+    }
+
+    /// See [`Query::bind_list`].
+    pub fn bind_list(mut self, kind: super::Kind, values: impl Into<List>) -> Self {
+        self.inner = self.inner.bind_list(kind, values);
+        self
+    }
+
+    pub async fn fetch_one<'c>(self, target: impl IntoTarget<'c>) -> Result<O, sqlx::Error> {
+        self.inner.fetch_one(target).await?.try_get(0)
+    }
+
+    pub async fn fetch_optional<'c>(
+        self,
+        target: impl IntoTarget<'c>,
+    ) -> Result<Option<O>, sqlx::Error> {
+        match self.inner.fetch_optional(target).await? {
+            Some(r) => r.try_get(0).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn fetch_all<'c>(self, target: impl IntoTarget<'c>) -> Result<Vec<O>, sqlx::Error> {
+        self.inner
+            .fetch_all(target)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect()
+    }
+}
