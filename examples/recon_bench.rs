@@ -116,7 +116,9 @@ async fn main() -> anyhow::Result<()> {
                 b + 7
             ));
         }
-        let mut q = railgate::store::sql::query(&sql).bind(client.to_string()).bind(now);
+        let mut q = railgate::store::sql::query(&sql)
+            .bind(client.to_string())
+            .bind(now);
         for k in i..i + rows {
             q = q
                 .bind(uuid::Uuid::now_v7().to_string())

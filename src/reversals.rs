@@ -17,9 +17,9 @@ use crate::engine::{self, Applied, Change};
 use crate::rails::Rails;
 use crate::store::jobs::{self, JobKind};
 use crate::store::reversals::{self, ReversalRow, Status};
+use crate::store::Conn;
 use crate::store::{now_micros, payments, Kind, Result, StoreError};
 use railgate_rail::Settled;
-use crate::store::Conn;
 use uuid::Uuid;
 
 /// Why a reversal was not even asked of the rail. Nothing changed.

@@ -55,11 +55,13 @@ async fn pay(app: &TestApp, reference: &str, amount: &str, digits: &str, salt: u
 
 /// The payment's attempt: (id, rail_status, rail_status_reason).
 async fn attempt(app: &TestApp, payment: &str) -> (String, Option<String>, Option<String>) {
-    railgate::store::sql::query_as("SELECT id, rail_status, rail_status_reason FROM attempts WHERE payment_id = $1")
-        .bind(payment)
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap()
+    railgate::store::sql::query_as(
+        "SELECT id, rail_status, rail_status_reason FROM attempts WHERE payment_id = $1",
+    )
+    .bind(payment)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap()
 }
 
 /// Waits (bounded) until the bank's status for the payment's attempt is recorded as `code`.
@@ -67,12 +69,13 @@ async fn wait_status(app: &TestApp, payment: &str, code: &str) {
     let until = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {
         // The attempt is stored when the dispatcher takes the payment up.
-        let row: Option<(Option<String>,)> =
-            railgate::store::sql::query_as("SELECT rail_status FROM attempts WHERE payment_id = $1")
-                .bind(payment)
-                .fetch_optional(app.db.pool())
-                .await
-                .unwrap();
+        let row: Option<(Option<String>,)> = railgate::store::sql::query_as(
+            "SELECT rail_status FROM attempts WHERE payment_id = $1",
+        )
+        .bind(payment)
+        .fetch_optional(app.db.pool())
+        .await
+        .unwrap();
         let status = row.and_then(|r| r.0);
         if status.as_deref() == Some(code) {
             return;
@@ -258,12 +261,13 @@ both_stores!(
             "posted once, however often it is read"
         );
         assert_eq!(posted(&app, &b).await, 1);
-        let claims: i64 =
-            railgate::store::sql::query_scalar("SELECT COUNT(*) FROM rail_entries WHERE payment_id = $1")
-                .bind(&a)
-                .fetch_one(app.db.pool())
-                .await
-                .unwrap();
+        let claims: i64 = railgate::store::sql::query_scalar(
+            "SELECT COUNT(*) FROM rail_entries WHERE payment_id = $1",
+        )
+        .bind(&a)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
         assert_eq!(claims, 1, "one entry, applied once");
         // The sandbox bank paid neither (its 12 never books): the files above were the only
         // proof of payment, and the ledger followed them.
@@ -334,12 +338,13 @@ both_stores!(
         // The bank's ACSC was read (and recorded) before the statement completed it.
         let (_, status, _) = attempt(&app, &d).await;
         assert_eq!(status.as_deref(), Some("ACSC"));
-        let (status_at,): (i64,) =
-            railgate::store::sql::query_as("SELECT rail_status_at FROM attempts WHERE payment_id = $1")
-                .bind(&d)
-                .fetch_one(app.db.pool())
-                .await
-                .unwrap();
+        let (status_at,): (i64,) = railgate::store::sql::query_as(
+            "SELECT rail_status_at FROM attempts WHERE payment_id = $1",
+        )
+        .bind(&d)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
         let (completed_at,): (i64,) = railgate::store::sql::query_as(
             "SELECT at FROM payment_transitions WHERE payment_id = $1 AND to_state = 'completed'",
         )

@@ -146,10 +146,11 @@ both_stores!(
         assert_eq!(completions, 1);
 
         // Every callback was stored raw, refused ones included.
-        let verdicts: Vec<String> = railgate::store::sql::query_scalar("SELECT verdict FROM callbacks ORDER BY id")
-            .fetch_all(app.db.pool())
-            .await
-            .unwrap();
+        let verdicts: Vec<String> =
+            railgate::store::sql::query_scalar("SELECT verdict FROM callbacks ORDER BY id")
+                .fetch_all(app.db.pool())
+                .await
+                .unwrap();
         assert_eq!(
             verdicts.iter().filter(|v| *v == "refused").count(),
             4,

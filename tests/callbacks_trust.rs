@@ -73,11 +73,13 @@ async fn silent_payment(app: &TestApp, reference: &str, amount: &str) -> (String
 }
 
 async fn conflicts_of(app: &TestApp, payment: &str) -> Vec<String> {
-    railgate::store::sql::query_scalar("SELECT detail FROM conflicts WHERE payment_id = $1 ORDER BY at")
-        .bind(payment)
-        .fetch_all(app.db.pool())
-        .await
-        .unwrap()
+    railgate::store::sql::query_scalar(
+        "SELECT detail FROM conflicts WHERE payment_id = $1 ORDER BY at",
+    )
+    .bind(payment)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap()
 }
 
 both_stores!(
@@ -116,11 +118,12 @@ both_stores!(
         assert!(p["receipt"].is_null(), "{p}");
         assert!(p["conflict"].is_null(), "{p}");
         assert!(refused(&app, "unknown_attempt").await > before);
-        let verdict: String =
-            railgate::store::sql::query_scalar("SELECT verdict FROM callbacks WHERE rail = 'mock2'")
-                .fetch_one(app.db.pool())
-                .await
-                .unwrap();
+        let verdict: String = railgate::store::sql::query_scalar(
+            "SELECT verdict FROM callbacks WHERE rail = 'mock2'",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
         assert_eq!(verdict, "unknown_attempt");
 
         // The same event on the attempt's own rail, with its own secret, settles it.

@@ -47,12 +47,14 @@ async fn key_id(app: &TestApp, key: &str) -> String {
 }
 
 async fn events_of(app: &TestApp, id: &str, kind: &str) -> i64 {
-    railgate::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = $2")
-        .bind(id)
-        .bind(kind)
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap()
+    railgate::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = $2",
+    )
+    .bind(id)
+    .bind(kind)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap()
 }
 
 /// The payment's transfers as (phase, debit account, credit account, amount), by phase.

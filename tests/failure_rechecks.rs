@@ -125,12 +125,13 @@ async fn run_case(
                 assert_eq!(paid(app, control, reference).await, 0, "{rail} 01");
             }
         }
-        let attempts: i64 =
-            railgate::store::sql::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
-                .bind(id)
-                .fetch_one(app.db.pool())
-                .await
-                .unwrap();
+        let attempts: i64 = railgate::store::sql::query_scalar(
+            "SELECT COUNT(*) FROM attempts WHERE payment_id = $1",
+        )
+        .bind(id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
         assert_eq!(attempts, 1, "{rail} {digits}: asked, never resent");
         let posted: i64 = railgate::store::sql::query_scalar(
             "SELECT COUNT(*) FROM ledger_transfers WHERE payment_id = $1 AND phase = 'posted'",
@@ -229,11 +230,12 @@ both_stores!(rechecks_can_be_turned_off, |store| async move {
     let p = app.wait_final(&id).await;
     assert_eq!(p["state"], "failed", "{p}");
     assert!(rechecks(&app, &id).await.is_empty());
-    let policies: i64 =
-        railgate::store::sql::query_scalar("SELECT COUNT(*) FROM failure_rechecks WHERE rail = 'fineract'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
+    let policies: i64 = railgate::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM failure_rechecks WHERE rail = 'fineract'",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
     assert_eq!(policies, 0);
     app.stop().await;
 });

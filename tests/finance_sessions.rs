@@ -102,10 +102,11 @@ both_stores!(
         );
         assert!(!value.contains(&app.key[..10]), "{set}");
         // The store keeps a hash of the id, never the id.
-        let stored: Vec<String> = railgate::store::sql::query_scalar("SELECT id_hash FROM sessions")
-            .fetch_all(app.db.pool())
-            .await
-            .unwrap();
+        let stored: Vec<String> =
+            railgate::store::sql::query_scalar("SELECT id_hash FROM sessions")
+                .fetch_all(app.db.pool())
+                .await
+                .unwrap();
         assert_eq!(stored.len(), 1);
         assert_ne!(stored[0], value);
         assert!(signed_in(&app, &cookie).await);

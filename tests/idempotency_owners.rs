@@ -100,12 +100,14 @@ async fn another_instances_key_depends_on_its_heartbeat() {
     let beat = |id: String, seen: i64| {
         let db = app.db.clone();
         async move {
-            railgate::store::sql::query("INSERT INTO instances (id, started_at, seen_at) VALUES ($1, $2, $2)")
-                .bind(id)
-                .bind(seen)
-                .execute(db.pool())
-                .await
-                .unwrap();
+            railgate::store::sql::query(
+                "INSERT INTO instances (id, started_at, seen_at) VALUES ($1, $2, $2)",
+            )
+            .bind(id)
+            .bind(seen)
+            .execute(db.pool())
+            .await
+            .unwrap();
         }
     };
     let (raw, hash) = request("IDEM-OTHER");
@@ -124,11 +126,12 @@ async fn another_instances_key_depends_on_its_heartbeat() {
     assert_eq!(s, 201, "{v}");
 
     // The gateway's own heartbeat is fresh while it runs.
-    let seen: i64 = railgate::store::sql::query_scalar("SELECT seen_at FROM instances WHERE id = $1")
-        .bind(app.db.instance().to_string())
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
+    let seen: i64 =
+        railgate::store::sql::query_scalar("SELECT seen_at FROM instances WHERE id = $1")
+            .bind(app.db.instance().to_string())
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
     assert!(now_micros() - seen < 5_000_000);
     app.stop().await;
 }

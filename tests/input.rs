@@ -144,11 +144,12 @@ both_stores!(
             })
             .await;
         assert_eq!(p["state"], "pending");
-        let attempt: String = railgate::store::sql::query_scalar("SELECT id FROM attempts WHERE payment_id = $1")
-            .bind(&id)
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
+        let attempt: String =
+            railgate::store::sql::query_scalar("SELECT id FROM attempts WHERE payment_id = $1")
+                .bind(&id)
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
         let at = chrono::Utc::now().to_rfc3339();
         // A key repeated that the adapter's own reader skips: before the gateway checked,
         // the callback was applied (the payment failed) though two readers could differ on it.

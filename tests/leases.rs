@@ -67,12 +67,13 @@ both_stores!(only_refusals_count_towards_giving_up, |store| async move {
     // over, as a gateway restarting in a loop would leave it.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let refusals: Option<i64> =
-            railgate::store::sql::query_scalar("SELECT MAX(refusals) FROM attempts WHERE payment_id = $1")
-                .bind(&id)
-                .fetch_one(app.db.pool())
-                .await
-                .unwrap();
+        let refusals: Option<i64> = railgate::store::sql::query_scalar(
+            "SELECT MAX(refusals) FROM attempts WHERE payment_id = $1",
+        )
+        .bind(&id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
         if refusals.unwrap_or(0) >= 1 || tokio::time::Instant::now() > deadline {
             break;
         }
@@ -86,12 +87,13 @@ both_stores!(only_refusals_count_towards_giving_up, |store| async move {
     let p = app.wait_final(&id).await;
     assert_eq!(p["state"], "completed", "{p}");
     assert_eq!(app.paid("REFUSED-OK"), 1);
-    let refusals: i64 =
-        railgate::store::sql::query_scalar("SELECT MAX(refusals) FROM attempts WHERE payment_id = $1")
-            .bind(&id)
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
+    let refusals: i64 = railgate::store::sql::query_scalar(
+        "SELECT MAX(refusals) FROM attempts WHERE payment_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
     assert_eq!(refusals, 2, "scenario 09 refuses twice");
     app.stop().await;
 });

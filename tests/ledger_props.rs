@@ -373,11 +373,12 @@ impl World {
         for (p, phase) in rows {
             phases.entry(p).or_default().push(phase);
         }
-        let states: Vec<(String, String, String, i64)> =
-            railgate::store::sql::query_as("SELECT id, state, direction, amount_minor FROM payments")
-                .fetch_all(db.pool())
-                .await
-                .unwrap();
+        let states: Vec<(String, String, String, i64)> = railgate::store::sql::query_as(
+            "SELECT id, state, direction, amount_minor FROM payments",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
         let mut in_flight = 0i64;
         for (id, state, direction, amount) in &states {
             let got = phases.get(id).cloned().unwrap_or_default();

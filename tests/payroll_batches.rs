@@ -58,11 +58,13 @@ async fn post_payroll(app: &TestApp, name: &str, items: Vec<Value>) -> String {
 }
 
 async fn payment_ids(app: &TestApp, payroll: &str) -> Vec<(String, String)> {
-    railgate::store::sql::query_as("SELECT id, reference FROM payments WHERE payroll_id = $1 ORDER BY reference")
-        .bind(payroll)
-        .fetch_all(app.db.pool())
-        .await
-        .unwrap()
+    railgate::store::sql::query_as(
+        "SELECT id, reference FROM payments WHERE payroll_id = $1 ORDER BY reference",
+    )
+    .bind(payroll)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap()
 }
 
 async fn attempts_of(app: &TestApp, payment: &str) -> i64 {
@@ -74,12 +76,14 @@ async fn attempts_of(app: &TestApp, payment: &str) -> i64 {
 }
 
 async fn batches_in(app: &TestApp, rail: &str, status: &str) -> i64 {
-    railgate::store::sql::query_scalar("SELECT COUNT(*) FROM rail_batches WHERE rail = $1 AND status = $2")
-        .bind(rail)
-        .bind(status)
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap()
+    railgate::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM rail_batches WHERE rail = $1 AND status = $2",
+    )
+    .bind(rail)
+    .bind(status)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap()
 }
 
 /// Batches whose lines went `submitted` → `unknown` (their upload's answer was lost).

@@ -59,11 +59,13 @@ async fn post_payroll(app: &TestApp, name: &str, items: Vec<Value>) -> String {
 }
 
 async fn payment_ids(app: &TestApp, payroll: &str) -> Vec<(String, String)> {
-    railgate::store::sql::query_as("SELECT id, reference FROM payments WHERE payroll_id = $1 ORDER BY reference")
-        .bind(payroll)
-        .fetch_all(app.db.pool())
-        .await
-        .unwrap()
+    railgate::store::sql::query_as(
+        "SELECT id, reference FROM payments WHERE payroll_id = $1 ORDER BY reference",
+    )
+    .bind(payroll)
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap()
 }
 
 async fn attempts_of(app: &TestApp, payment: &str) -> i64 {

@@ -330,12 +330,13 @@ both_stores!(
                 1,
                 "{rail}: {reference}"
             );
-            let attempts: i64 =
-                railgate::store::sql::query_scalar("SELECT COUNT(*) FROM attempts WHERE payment_id = $1")
-                    .bind(&id)
-                    .fetch_one(app.db.pool())
-                    .await
-                    .unwrap();
+            let attempts: i64 = railgate::store::sql::query_scalar(
+                "SELECT COUNT(*) FROM attempts WHERE payment_id = $1",
+            )
+            .bind(&id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
             assert_eq!(attempts, 1, "{rail}: one attempt id, never a new one");
         }
         app.stop().await;
@@ -570,11 +571,12 @@ both_stores!(forged_callbacks_are_refused, |store| async move {
         common::rail_secrets().phee
     );
     assert_eq!(post(good).await, 200);
-    let refused: i64 =
-        railgate::store::sql::query_scalar("SELECT COUNT(*) FROM callbacks WHERE verdict = 'refused'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
+    let refused: i64 = railgate::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM callbacks WHERE verdict = 'refused'",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
     assert_eq!(refused, 5);
     app.stop().await;
 });
@@ -616,11 +618,12 @@ both_stores!(
         assert_eq!(v["states"]["completed"]["count"], 11, "{v}");
         assert_eq!(v["states"]["failed"]["count"], 1, "{v}");
         let control = mocks(&app).phee_control_url();
-        let rows: Vec<(String,)> = railgate::store::sql::query_as("SELECT id FROM payments WHERE payroll_id = $1")
-            .bind(&id)
-            .fetch_all(app.db.pool())
-            .await
-            .unwrap();
+        let rows: Vec<(String,)> =
+            railgate::store::sql::query_as("SELECT id FROM payments WHERE payroll_id = $1")
+                .bind(&id)
+                .fetch_all(app.db.pool())
+                .await
+                .unwrap();
         assert_eq!(rows.len(), 12);
         for (pid,) in rows {
             let p = app.payment(&pid).await;

@@ -134,11 +134,13 @@ async fn r2p_payment(app: &TestApp, digits: &str) -> Value {
 
 /// The payment's one attempt: its id (= the `transactionRequestId`), stored step and bytes.
 async fn only_attempt(app: &TestApp, payment: &Value) -> (String, String, Vec<u8>) {
-    railgate::store::sql::query_as("SELECT id, request_step, request_body FROM attempts WHERE payment_id = $1")
-        .bind(payment["id"].as_str().unwrap())
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap()
+    railgate::store::sql::query_as(
+        "SELECT id, request_step, request_body FROM attempts WHERE payment_id = $1",
+    )
+    .bind(payment["id"].as_str().unwrap())
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap()
 }
 
 fn sent_to_hub(app: &TestApp, method: &str, path: &str) -> Vec<Vec<u8>> {
@@ -342,11 +344,12 @@ both_stores!(mojaloop_request_to_pay_scenarios, |store| async move {
     let p = r2p_payment(&app, "11").await;
     assert_eq!(p["state"], "failed", "{p}");
     assert_eq!(p["failure"]["rail_code"], "4101", "{p}");
-    let conflicts: i64 = railgate::store::sql::query_scalar("SELECT COUNT(*) FROM conflicts WHERE payment_id = $1")
-        .bind(p["id"].as_str().unwrap())
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
+    let conflicts: i64 =
+        railgate::store::sql::query_scalar("SELECT COUNT(*) FROM conflicts WHERE payment_id = $1")
+            .bind(p["id"].as_str().unwrap())
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
     assert_eq!(conflicts, 1);
 
     // 12: asked, never answered.
@@ -506,11 +509,12 @@ both_stores!(
             p["state"], "pending",
             "the expected collection still waits: {p}"
         );
-        let completed: i64 =
-            railgate::store::sql::query_scalar("SELECT COUNT(*) FROM payments WHERE state = 'completed'")
-                .fetch_one(app.db.pool())
-                .await
-                .unwrap();
+        let completed: i64 = railgate::store::sql::query_scalar(
+            "SELECT COUNT(*) FROM payments WHERE state = 'completed'",
+        )
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
         assert_eq!(completed, 0);
         // Held in the gateway's suspense, once, against the Mojaloop rail's clearing account.
         let held: Vec<(String, i64)> = railgate::store::sql::query_as(
@@ -544,12 +548,13 @@ both_stores!(mojaloop_resends_are_byte_identical, |store| async move {
     let id = p["id"].as_str().unwrap().to_owned();
     let p = app.wait_final(&id).await;
     assert_eq!(p["state"], "completed", "{p}");
-    let (step, stored): (String, Vec<u8>) =
-        railgate::store::sql::query_as("SELECT request_step, request_body FROM attempts WHERE payment_id = $1")
-            .bind(&id)
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
+    let (step, stored): (String, Vec<u8>) = railgate::store::sql::query_as(
+        "SELECT request_step, request_body FROM attempts WHERE payment_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
     assert_eq!(step, "transfer");
     let sent: Vec<Vec<u8>> = hub(&app)
         .received()

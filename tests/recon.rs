@@ -435,10 +435,11 @@ both_stores!(every_break_type_produced_and_resolved, |store| async move {
         assert_eq!(b["age_days"], 0);
     }
     // The split premium is settled (N:1) and so is the payment that agreed.
-    let settled: Vec<String> = railgate::store::sql::query_scalar("SELECT payment_id FROM recon_settlements")
-        .fetch_all(app.db.pool())
-        .await
-        .unwrap();
+    let settled: Vec<String> =
+        railgate::store::sql::query_scalar("SELECT payment_id FROM recon_settlements")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
     assert!(
         settled.contains(&split) && settled.contains(&ok),
         "{settled:?}"

@@ -87,12 +87,14 @@ async fn reversal_transfers(app: &TestApp, id: &str) -> i64 {
 /// Events of this type written for the payment (counted where they are written, with the
 /// change they announce; the feed may serve a PostgreSQL event a moment later).
 async fn events_of(app: &TestApp, id: &str, kind: &str) -> i64 {
-    railgate::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = $2")
-        .bind(id)
-        .bind(kind)
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap()
+    railgate::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE payment_id = $1 AND type = $2",
+    )
+    .bind(id)
+    .bind(kind)
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap()
 }
 
 async fn balanced(app: &TestApp) {
@@ -421,11 +423,12 @@ both_stores!(
         // request left: the rail never heard of it.
         let state = &app.gateway.state;
         let pid = uuid::Uuid::parse_str(&id).unwrap();
-        let client: String = railgate::store::sql::query_scalar("SELECT client_id FROM payments WHERE id = $1")
-            .bind(&id)
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
+        let client: String =
+            railgate::store::sql::query_scalar("SELECT client_id FROM payments WHERE id = $1")
+                .bind(&id)
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
         let mut tx = state.db.begin().await.unwrap();
         let r = railgate::reversals::request(
             &mut tx,

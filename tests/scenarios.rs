@@ -102,11 +102,12 @@ both_stores!(every_scenario_reaches_its_end_state, |store| async move {
         .count();
     assert_eq!(completions, 1);
     // 08: the forged callback was refused and stored as such.
-    let refused: i64 =
-        railgate::store::sql::query_scalar("SELECT COUNT(*) FROM callbacks WHERE verdict = 'refused'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
+    let refused: i64 = railgate::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM callbacks WHERE verdict = 'refused'",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
     assert!(refused >= 1);
     app.stop().await;
 });

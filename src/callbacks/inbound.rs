@@ -1,9 +1,9 @@
 //! Idempotency of the inbound requests a rail wants answered by its own id (FSPIOP §3.2.5):
 //! the same id with the same body gets the first answer again, with another body an error.
 
+use crate::store::Conn;
 use crate::store::{inbound as store, StoreError};
 use railgate_rail::{IdempotentPost, Outbound};
-use crate::store::Conn;
 
 #[derive(Debug)]
 pub(super) enum Seen {

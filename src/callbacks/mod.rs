@@ -7,10 +7,10 @@ use crate::rails::Rails;
 use crate::store::attempts::{self, Status};
 use crate::store::group::{Group, GroupError};
 use crate::store::jobs::{self, JobKind};
+use crate::store::Conn;
 use crate::store::{callbacks as store, now_micros, payments, reversals, Db, StoreError};
 use railgate_rail::json::JsonFault;
 use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest};
-use crate::store::Conn;
 
 mod inbound;
 

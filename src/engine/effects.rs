@@ -4,10 +4,10 @@ use crate::domain::machine::{AttemptStatus, AttemptWrite, Conflict, Effect};
 use crate::domain::Payment;
 use crate::store::attempts::{self, Status};
 use crate::store::jobs::{self, JobKind};
+use crate::store::Conn;
 use crate::store::{now_micros, payrolls, Result};
 use crate::{ledger, notify};
 use serde_json::json;
-use crate::store::Conn;
 use uuid::Uuid;
 
 /// Runs `effects` for the payment as written (`p`), in order.

@@ -16,8 +16,8 @@ mod row;
 
 use crate::domain::machine;
 pub use crate::domain::machine::{Applied, Change};
-use crate::store::{Kind, Result};
 use crate::store::Conn;
+use crate::store::{Kind, Result};
 use uuid::Uuid;
 
 /// Applies `change` to the payment inside the caller's transaction.
@@ -103,10 +103,7 @@ pub async fn create(
 /// A new payment, routed: `queued` with its dispatch job, or `pending` (an expected
 /// collection waits for the payer). `decided` comes from `domain::machine::routed`. False
 /// when the client already has a payment with that reference: nothing is written.
-pub async fn create_routed(
-    conn: &mut Conn,
-    decided: &crate::domain::Payment,
-) -> Result<bool> {
+pub async fn create_routed(conn: &mut Conn, decided: &crate::domain::Payment) -> Result<bool> {
     let inserted = row::insert_routed(conn, decided).await?;
     if inserted {
         metrics::counter!("railgate_payment_transitions_total", "from" => "received", "to" => decided.state.as_str())
@@ -117,7 +114,10 @@ pub async fn create_routed(
 
 /// [`create_routed`] for a group of new payments in one transaction (the API's intake):
 /// whether each was stored.
-pub async fn create_routed_many(conn: &mut Conn, decided: &[&crate::domain::Payment]) -> Result<Vec<bool>> {
+pub async fn create_routed_many(
+    conn: &mut Conn,
+    decided: &[&crate::domain::Payment],
+) -> Result<Vec<bool>> {
     let stored = row::insert_routed_many(conn, decided).await?;
     for (p, s) in decided.iter().zip(&stored) {
         if *s {

@@ -3,8 +3,8 @@
 use crate::domain::{NewPayment, Payment, State};
 use crate::store::payments::{from_row, mode_str, COLUMNS};
 use crate::store::payrolls::INSERT_CHUNK;
-use crate::store::{now_micros, Kind, Result, StoreError};
 use crate::store::Conn;
+use crate::store::{now_micros, Kind, Result, StoreError};
 use uuid::Uuid;
 
 /// The payment as held, its row locked on PostgreSQL (SQLite's writer holds the database).
@@ -217,10 +217,16 @@ pub(super) async fn insert_routed_many(conn: &mut Conn, ps: &[&Payment]) -> Resu
     .bind(opt(&|p| p.party.name().map(str::to_owned)))
     .bind(opt(&|p| p.narrative.clone()))
     .bind(opt(&|p| p.rail.as_deref().map(str::to_owned)))
-    .bind(text(&|p| serde_json::Value::Object(p.metadata.clone()).to_string()))
+    .bind(text(&|p| {
+        serde_json::Value::Object(p.metadata.clone()).to_string()
+    }))
     .bind(opt(&|p| p.payment_reference.clone()))
     .bind(opt(&|p| p.payroll_id.map(|id| id.to_string())))
-    .bind(ps.iter().map(|p| crate::store::to_micros(p.created_at)).collect::<Vec<i64>>())
+    .bind(
+        ps.iter()
+            .map(|p| crate::store::to_micros(p.created_at))
+            .collect::<Vec<i64>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
@@ -254,19 +260,54 @@ pub(super) async fn insert_routed_many(conn: &mut Conn, ps: &[&Payment]) -> Resu
          UNION ALL SELECT id, 2, from2, to2, cause2, at2, client FROM u",
     )
     .bind(stored.iter().map(|p| p.id.to_string()).collect::<Vec<_>>())
-    .bind(stored.iter().map(|p| p.client_id.to_string()).collect::<Vec<_>>())
-    .bind(history.iter().map(|(f, _)| f.to.as_str().to_owned()).collect::<Vec<_>>())
-    .bind(history.iter().map(|(f, _)| f.cause.clone()).collect::<Vec<_>>())
-    .bind(history.iter().map(|(f, _)| crate::store::to_micros(f.at)).collect::<Vec<i64>>())
+    .bind(
+        stored
+            .iter()
+            .map(|p| p.client_id.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        history
+            .iter()
+            .map(|(f, _)| f.to.as_str().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        history
+            .iter()
+            .map(|(f, _)| f.cause.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        history
+            .iter()
+            .map(|(f, _)| crate::store::to_micros(f.at))
+            .collect::<Vec<i64>>(),
+    )
     .bind(
         history
             .iter()
             .map(|(_, s)| s.from.map(|f| f.as_str().to_owned()))
             .collect::<Vec<Option<String>>>(),
     )
-    .bind(history.iter().map(|(_, s)| s.to.as_str().to_owned()).collect::<Vec<_>>())
-    .bind(history.iter().map(|(_, s)| s.cause.clone()).collect::<Vec<_>>())
-    .bind(history.iter().map(|(_, s)| crate::store::to_micros(s.at)).collect::<Vec<i64>>())
+    .bind(
+        history
+            .iter()
+            .map(|(_, s)| s.to.as_str().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        history
+            .iter()
+            .map(|(_, s)| s.cause.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        history
+            .iter()
+            .map(|(_, s)| crate::store::to_micros(s.at))
+            .collect::<Vec<i64>>(),
+    )
     .execute(&mut *conn)
     .await?;
     let queued: Vec<&&Payment> = stored.iter().filter(|p| p.state == State::Queued).collect();
@@ -279,9 +320,19 @@ pub(super) async fn insert_routed_many(conn: &mut Conn, ps: &[&Payment]) -> Resu
              AS u(job, id, client, at)",
         )
         .bind(now)
-        .bind(queued.iter().map(|_| Uuid::now_v7().to_string()).collect::<Vec<_>>())
+        .bind(
+            queued
+                .iter()
+                .map(|_| Uuid::now_v7().to_string())
+                .collect::<Vec<_>>(),
+        )
         .bind(queued.iter().map(|p| p.id.to_string()).collect::<Vec<_>>())
-        .bind(queued.iter().map(|p| p.client_id.to_string()).collect::<Vec<_>>())
+        .bind(
+            queued
+                .iter()
+                .map(|p| p.client_id.to_string())
+                .collect::<Vec<_>>(),
+        )
         .bind(
             queued
                 .iter()
@@ -291,7 +342,10 @@ pub(super) async fn insert_routed_many(conn: &mut Conn, ps: &[&Payment]) -> Resu
         .execute(&mut *conn)
         .await?;
     }
-    Ok(ps.iter().map(|p| inserted.contains(&p.id.to_string())).collect())
+    Ok(ps
+        .iter()
+        .map(|p| inserted.contains(&p.id.to_string()))
+        .collect())
 }
 
 async fn record_transition(

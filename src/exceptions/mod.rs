@@ -22,8 +22,8 @@ use crate::domain::machine::{awaits_operator, Finding};
 use crate::domain::{Direction, Payment, State};
 use crate::engine::{self, Applied, Change};
 use crate::store::exceptions::{self as source, EvidenceLine};
-use crate::store::{attempts, payments, Kind, StoreError};
 use crate::store::Conn;
+use crate::store::{attempts, payments, Kind, StoreError};
 use uuid::Uuid;
 
 /// Who acts: the key (recorded on the history line) and the client it belongs to (the only

@@ -1,10 +1,10 @@
 //! Reading the ledger: balances are sums over entries, never a stored running total.
 
 use super::chart::Side;
+use crate::store::Row;
 use crate::store::{col, from_micros, uuid_col, Db, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use crate::store::Row;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

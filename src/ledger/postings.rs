@@ -8,8 +8,8 @@
 use super::chart::{self, AccountRef};
 use super::transfers::{self, NewTransfer, Phase};
 use crate::domain::{Direction, Money, Payment, State};
-use crate::store::{Result, StoreError};
 use crate::store::Conn;
+use crate::store::{Result, StoreError};
 use uuid::Uuid;
 
 /// The rail account of a payment that no rail was chosen for (an expected collection whose

@@ -6,8 +6,8 @@
 
 use super::chart::{AccountRef, Side};
 use crate::domain::{Currency, Money};
-use crate::store::{col, now_micros, uuid_col, Result, StoreError};
 use crate::store::Conn;
+use crate::store::{col, now_micros, uuid_col, Result, StoreError};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,11 +207,7 @@ pub async fn write(conn: &mut Conn, t: &NewTransfer<'_>) -> Result<Option<Uuid>>
 }
 
 /// The payment's transfer of that phase, if it has one.
-pub async fn find(
-    conn: &mut Conn,
-    payment_id: Uuid,
-    phase: Phase,
-) -> Result<Option<Transfer>> {
+pub async fn find(conn: &mut Conn, payment_id: Uuid, phase: Phase) -> Result<Option<Transfer>> {
     let row = crate::store::sql::query(
         "SELECT id, phase, debit_account, credit_account, amount_minor, currency, pending_id \
          FROM ledger_transfers WHERE payment_id = $1 AND phase = $2",

@@ -3,9 +3,9 @@
 
 use super::events::{self, EventType, StoredEvent};
 use crate::store::jobs::{self, JobKind};
+use crate::store::Conn;
 use crate::store::{col, from_micros, now_micros, uuid_col, Db, Result};
 use chrono::{DateTime, Utc};
-use crate::store::Conn;
 use uuid::Uuid;
 
 /// Writes a delivery and its job for each of the client's endpoints that wants the event.
@@ -205,11 +205,13 @@ pub async fn record(
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(job) = next {
-            crate::store::sql::query("UPDATE jobs SET run_at = $1, version = version + 1 WHERE id = $2")
-                .bind(now)
-                .bind(job)
-                .execute(&mut *conn)
-                .await?;
+            crate::store::sql::query(
+                "UPDATE jobs SET run_at = $1, version = version + 1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(job)
+            .execute(&mut *conn)
+            .await?;
         }
     }
     Ok(())

@@ -7,9 +7,9 @@
 
 use super::events::EventType;
 use super::signature;
+use crate::store::Conn;
 use crate::store::{col, from_micros, now_micros, uuid_col, Db, Result};
 use chrono::{DateTime, Utc};
-use crate::store::Conn;
 use uuid::Uuid;
 
 /// What a delivery to the endpoint looks like.

@@ -3,10 +3,10 @@
 
 use super::deliveries;
 use crate::domain::{Payment, State};
+use crate::store::Conn;
 use crate::store::{col, from_micros, now_micros, uuid_col, Db, Kind, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-use crate::store::Conn;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,9 +9,9 @@
 use crate::domain::{Currency, Money};
 use crate::ledger::chart::{self, AccountRef};
 use crate::ledger::transfers::{self, NewTransfer, Phase};
+use crate::store::Conn;
 use crate::store::{Result, StoreError};
 use serde::Serialize;
-use crate::store::Conn;
 use uuid::Uuid;
 
 /// One balanced entry: `amount_minor` from `debit` to `credit`.
@@ -123,12 +123,7 @@ pub fn settlement_entries(
 }
 
 /// Writes the entries as posted transfers keyed `{key}:{n}`: a replay posts nothing.
-pub async fn post(
-    conn: &mut Conn,
-    key: &str,
-    entries: &[Entry],
-    cause: &str,
-) -> Result<()> {
+pub async fn post(conn: &mut Conn, key: &str, entries: &[Entry], cause: &str) -> Result<()> {
     for (n, e) in entries.iter().enumerate() {
         let (debit, credit) = &e.accounts;
         // In id order, so two transactions creating the same accounts wait rather than deadlock.

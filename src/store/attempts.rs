@@ -1,8 +1,8 @@
 //! Attempts: each send of a payment to a rail, stored before anything is sent.
 
 use super::{col, from_micros, now_micros, uuid_col, Result, StoreError};
-use railgate_rail::PreparedRequest;
 use crate::store::Conn;
+use railgate_rail::PreparedRequest;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +78,12 @@ pub async fn insert(
 ) -> Result<AttemptRow> {
     let id = Uuid::new_v4();
     let now = now_micros();
-    let seq: i64 =
-        crate::store::sql::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE payment_id = $1")
-            .bind(payment_id.to_string())
-            .fetch_one(&mut *conn)
-            .await?;
+    let seq: i64 = crate::store::sql::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE payment_id = $1",
+    )
+    .bind(payment_id.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
     crate::store::sql::query(
         "INSERT INTO attempts (id, payment_id, rail, seq, status, deadline_at, created_at, \
          updated_at, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
@@ -193,26 +194,20 @@ pub async fn waiting_by_rail_reference(
 }
 
 /// Records the reference an answer will be keyed by, before the request goes out.
-pub async fn set_rail_reference(
-    conn: &mut Conn,
-    id: Uuid,
-    rail_reference: &str,
-) -> Result<()> {
-    crate::store::sql::query("UPDATE attempts SET rail_reference = $1, updated_at = $2 WHERE id = $3")
-        .bind(rail_reference)
-        .bind(now_micros())
-        .bind(id.to_string())
-        .execute(conn)
-        .await?;
+pub async fn set_rail_reference(conn: &mut Conn, id: Uuid, rail_reference: &str) -> Result<()> {
+    crate::store::sql::query(
+        "UPDATE attempts SET rail_reference = $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(rail_reference)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Records the reference the rail's later messages for an attempt still open will carry.
-pub async fn link_rail_reference(
-    conn: &mut Conn,
-    id: Uuid,
-    rail_reference: &str,
-) -> Result<()> {
+pub async fn link_rail_reference(conn: &mut Conn, id: Uuid, rail_reference: &str) -> Result<()> {
     crate::store::sql::query(
         "UPDATE attempts SET rail_reference = $1, updated_at = $2 \
          WHERE id = $3 AND status NOT IN ('completed', 'failed')",
@@ -227,11 +222,7 @@ pub async fn link_rail_reference(
 
 /// Stores the state a step's answer left, unless a callback already moved the attempt on
 /// while the step was being sent (its answer beat ours). True when stored.
-pub async fn step_sent(
-    conn: &mut Conn,
-    id: Uuid,
-    state: &serde_json::Value,
-) -> Result<bool> {
+pub async fn step_sent(conn: &mut Conn, id: Uuid, state: &serde_json::Value) -> Result<bool> {
     let done = crate::store::sql::query(
         "UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE id = $3 AND status = 'sending'",
     )
@@ -244,11 +235,7 @@ pub async fn step_sent(
 }
 
 /// Marks an attempt accepted, unless a callback already settled it or moved it to its next step.
-pub async fn mark_accepted(
-    conn: &mut Conn,
-    id: Uuid,
-    rail_reference: Option<&str>,
-) -> Result<()> {
+pub async fn mark_accepted(conn: &mut Conn, id: Uuid, rail_reference: Option<&str>) -> Result<()> {
     crate::store::sql::query(
         "UPDATE attempts SET status = 'accepted', rail_reference = COALESCE($1, rail_reference), \
          updated_at = $2 WHERE id = $3 AND status NOT IN ('completed', 'failed', 'step')",
@@ -261,11 +248,7 @@ pub async fn mark_accepted(
     Ok(())
 }
 
-pub async fn store_request(
-    conn: &mut Conn,
-    id: Uuid,
-    req: &PreparedRequest,
-) -> Result<()> {
+pub async fn store_request(conn: &mut Conn, id: Uuid, req: &PreparedRequest) -> Result<()> {
     crate::store::sql::query(
         "UPDATE attempts SET request_step = $1, request_body = $2, updated_at = $3 WHERE id = $4",
     )
@@ -317,11 +300,7 @@ pub async fn record_refusal(conn: &mut Conn, id: Uuid, why: &str) -> Result<i64>
     col(&row, "refusals")
 }
 
-pub async fn set_rail_state(
-    conn: &mut Conn,
-    id: Uuid,
-    state: &serde_json::Value,
-) -> Result<()> {
+pub async fn set_rail_state(conn: &mut Conn, id: Uuid, state: &serde_json::Value) -> Result<()> {
     crate::store::sql::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE id = $3")
         .bind(state.to_string())
         .bind(now_micros())
@@ -394,11 +373,7 @@ pub async fn set_rail_status(
 
 /// Up to `limit` attempts on `rail` that still wait for an outcome (their payment is not
 /// final), oldest first: what a file rail's watcher reads the inbound folder for.
-pub async fn open_on_rail(
-    conn: &mut Conn,
-    rail: &str,
-    limit: i64,
-) -> Result<Vec<AttemptRow>> {
+pub async fn open_on_rail(conn: &mut Conn, rail: &str, limit: i64) -> Result<Vec<AttemptRow>> {
     let cols = COLUMNS
         .split(", ")
         .map(|c| format!("a.{c}"))

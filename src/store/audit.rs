@@ -2,8 +2,8 @@
 //! written once and never changed, so the trail is evidence, not state.
 
 use super::{col, count_write, from_micros, now_micros, uuid_col, Db, Result, StoreError};
-use chrono::{DateTime, Utc};
 use crate::store::Conn;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// How an action ended.

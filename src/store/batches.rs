@@ -127,12 +127,14 @@ pub async fn set_lines_state(
     batch_id: Uuid,
     rail_state: &serde_json::Value,
 ) -> Result<()> {
-    crate::store::sql::query("UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE batch_id = $3")
-        .bind(rail_state.to_string())
-        .bind(now_micros())
-        .bind(batch_id.to_string())
-        .execute(conn)
-        .await?;
+    crate::store::sql::query(
+        "UPDATE attempts SET rail_state = $1, updated_at = $2 WHERE batch_id = $3",
+    )
+    .bind(rail_state.to_string())
+    .bind(now_micros())
+    .bind(batch_id.to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -58,11 +58,7 @@ pub struct Claim<'a> {
 }
 
 /// Claims a rail's callback id; false when it was seen before (a replay or a duplicate delivery).
-pub async fn claim_event(
-    conn: &mut Conn,
-    claim: &Claim<'_>,
-    effect: &str,
-) -> Result<bool> {
+pub async fn claim_event(conn: &mut Conn, claim: &Claim<'_>, effect: &str) -> Result<bool> {
     let done = crate::store::sql::query(
         "INSERT INTO callback_events (rail, callback_id, callback_row, payment_id, effect, at, \
          client_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (rail, callback_id) DO NOTHING",
@@ -85,11 +81,13 @@ pub async fn set_effect(
     callback_id: &str,
     effect: &str,
 ) -> Result<()> {
-    crate::store::sql::query("UPDATE callback_events SET effect = $1 WHERE rail = $2 AND callback_id = $3")
-        .bind(effect)
-        .bind(rail)
-        .bind(callback_id)
-        .execute(conn)
-        .await?;
+    crate::store::sql::query(
+        "UPDATE callback_events SET effect = $1 WHERE rail = $2 AND callback_id = $3",
+    )
+    .bind(effect)
+    .bind(rail)
+    .bind(callback_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }

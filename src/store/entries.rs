@@ -34,18 +34,15 @@ pub async fn claim(
 }
 
 /// Records what applying a claimed entry did (`applied`, `duplicate`, `conflict`, ...).
-pub async fn set_effect(
-    conn: &mut Conn,
-    rail: &str,
-    key: &str,
-    effect: &str,
-) -> Result<()> {
-    crate::store::sql::query("UPDATE rail_entries SET effect = $1 WHERE rail = $2 AND entry_key = $3")
-        .bind(effect)
-        .bind(rail)
-        .bind(key)
-        .execute(conn)
-        .await?;
+pub async fn set_effect(conn: &mut Conn, rail: &str, key: &str, effect: &str) -> Result<()> {
+    crate::store::sql::query(
+        "UPDATE rail_entries SET effect = $1 WHERE rail = $2 AND entry_key = $3",
+    )
+    .bind(effect)
+    .bind(rail)
+    .bind(key)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

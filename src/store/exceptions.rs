@@ -8,8 +8,8 @@
 //! (dead jobs have their own partial index, `jobs_dead`).
 
 use super::{col, Db, Result};
-use crate::store::Row;
 use crate::store::Conn;
+use crate::store::Row;
 use uuid::Uuid;
 
 /// A place in a source: strictly after this time (microseconds) and id.

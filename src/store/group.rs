@@ -8,8 +8,8 @@
 //! next callers gather behind it, so under load many writes share one fsync.
 
 use super::{Db, StoreError};
-use futures_util::future::BoxFuture;
 use crate::store::Conn;
+use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most pieces of work one commit takes: a bound on how long the write lock is held.
@@ -118,7 +118,7 @@ async fn run_batch(
     let mut tx = db.begin().await?;
     for work in batch {
         tx.execute_script("SAVEPOINT piece").await?;
-        let (keep, finish) = work(&mut *tx).await;
+        let (keep, finish) = work(&mut tx).await;
         finishes.push(finish);
         if keep {
             tx.execute_script("RELEASE SAVEPOINT piece").await?;

@@ -130,7 +130,11 @@ pub async fn complete(
 
 /// [`complete`] for many keys (client, key, response body) with one status: on PostgreSQL one
 /// statement (`UNNEST`), on SQLite one per key.
-pub async fn complete_many(conn: &mut Conn, keys: &[(Uuid, &str, String)], status: u16) -> Result<()> {
+pub async fn complete_many(
+    conn: &mut Conn,
+    keys: &[(Uuid, &str, String)],
+    status: u16,
+) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -146,8 +150,16 @@ pub async fn complete_many(conn: &mut Conn, keys: &[(Uuid, &str, String)], statu
          WHERE k.client_id = u.client AND k.key = u.key",
     )
     .bind(i64::from(status))
-    .bind(keys.iter().map(|(c, _, _)| c.to_string()).collect::<Vec<_>>())
-    .bind(keys.iter().map(|(_, k, _)| (*k).to_owned()).collect::<Vec<_>>())
+    .bind(
+        keys.iter()
+            .map(|(c, _, _)| c.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        keys.iter()
+            .map(|(_, k, _)| (*k).to_owned())
+            .collect::<Vec<_>>(),
+    )
     .bind(keys.iter().map(|(_, _, b)| b.clone()).collect::<Vec<_>>())
     .execute(conn)
     .await?;

@@ -6,11 +6,7 @@ use crate::store::Conn;
 use uuid::Uuid;
 
 /// The hash and follow-ups (JSON) stored for `(rail, key)`.
-pub async fn get(
-    conn: &mut Conn,
-    rail: &str,
-    key: &str,
-) -> Result<Option<(String, String)>> {
+pub async fn get(conn: &mut Conn, rail: &str, key: &str) -> Result<Option<(String, String)>> {
     let row = crate::store::sql::query(
         "SELECT body_hash, follow_ups FROM inbound_posts WHERE rail = $1 AND post_key = $2",
     )

@@ -30,10 +30,11 @@ pub async fn beat(db: &Db, id: Uuid) -> Result<()> {
 
 /// Whether the instance has beaten within `stale`.
 pub async fn alive(db: &Db, id: &str, stale: Duration) -> Result<bool> {
-    let seen: Option<i64> = crate::store::sql::query_scalar("SELECT seen_at FROM instances WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
+    let seen: Option<i64> =
+        crate::store::sql::query_scalar("SELECT seen_at FROM instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
     let since = now_micros().saturating_sub(micros(stale));
     Ok(seen.is_some_and(|s| s >= since))
 }

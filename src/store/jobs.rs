@@ -7,8 +7,8 @@
 //! number of failures in a row, and waits there for an operator ([`requeue`]).
 
 use super::{col, from_micros, now_micros, uuid_col, Db, Kind, Result, StoreError};
-use crate::store::Row;
 use crate::store::Conn;
+use crate::store::Row;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,12 +217,7 @@ pub async fn finish(conn: &mut Conn, job: &Job) -> Result<()> {
 
 /// Sets the job's next run, unless it was rescheduled meanwhile to run sooner. The run that
 /// calls it went through, so its failures in a row start again from none.
-pub async fn retry_at(
-    conn: &mut Conn,
-    job: &Job,
-    run_at: i64,
-    error: Option<&str>,
-) -> Result<()> {
+pub async fn retry_at(conn: &mut Conn, job: &Job, run_at: i64, error: Option<&str>) -> Result<()> {
     crate::store::sql::query(
         "UPDATE jobs SET run_at = CASE WHEN version = $1 THEN $2 ELSE run_at END, \
          lease_until = NULL, leased_by = NULL, last_error = COALESCE($3, last_error), failures = 0 \
@@ -238,10 +233,12 @@ pub async fn retry_at(
 }
 
 async fn release_one(conn: &mut Conn, id: Uuid) -> Result<()> {
-    crate::store::sql::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL, failures = 0 WHERE id = $1")
-        .bind(id.to_string())
-        .execute(conn)
-        .await?;
+    crate::store::sql::query(
+        "UPDATE jobs SET lease_until = NULL, leased_by = NULL, failures = 0 WHERE id = $1",
+    )
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -263,7 +260,10 @@ pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Re
     let q = crate::store::sql::query(&sql)
         .bind(now_micros().saturating_add(lease_micros))
         .bind(worker)
-        .bind_list(kind, ids.iter().map(ToString::to_string).collect::<Vec<_>>());
+        .bind_list(
+            kind,
+            ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        );
     Ok(q.execute(db.pool()).await?.rows_affected())
 }
 
@@ -272,10 +272,12 @@ pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Re
 pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
     let done = match worker {
         Some(w) => {
-            crate::store::sql::query("UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE leased_by = $1")
-                .bind(w)
-                .execute(db.pool())
-                .await?
+            crate::store::sql::query(
+                "UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE leased_by = $1",
+            )
+            .bind(w)
+            .execute(db.pool())
+            .await?
         }
         None => crate::store::sql::query(
             "UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL",
@@ -400,9 +402,10 @@ pub async fn dead(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<DeadJo
 
 /// How many jobs are dead, for metrics.
 pub async fn dead_count(db: &Db) -> Result<i64> {
-    let n: i64 = crate::store::sql::query_scalar("SELECT COUNT(*) FROM jobs WHERE dead_at IS NOT NULL")
-        .fetch_one(db.pool())
-        .await?;
+    let n: i64 =
+        crate::store::sql::query_scalar("SELECT COUNT(*) FROM jobs WHERE dead_at IS NOT NULL")
+            .fetch_one(db.pool())
+            .await?;
     Ok(n)
 }
 

@@ -5,8 +5,8 @@ use crate::domain::{
     CollectionMode, Currency, Direction, Failure, FailureCode, Money, Party, PartyIdType, Payment,
     State, Transition,
 };
-use crate::store::Row;
 use crate::store::Conn;
+use crate::store::Row;
 use uuid::Uuid;
 
 pub(crate) const COLUMNS: &str =
@@ -83,11 +83,7 @@ pub async fn get(db: &Db, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Pa
     get_in(&mut conn, client_id, id).await
 }
 
-pub async fn get_in(
-    conn: &mut Conn,
-    client_id: Option<Uuid>,
-    id: Uuid,
-) -> Result<Option<Payment>> {
+pub async fn get_in(conn: &mut Conn, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Payment>> {
     let row = crate::store::sql::query(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(&mut *conn)

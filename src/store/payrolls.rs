@@ -6,8 +6,8 @@
 
 use super::{col, from_micros, now_micros, uuid_col, Db, Result, StoreError};
 use crate::domain::{Direction, Money, NewPayment, PartyIdType, State};
-use chrono::{DateTime, Utc};
 use crate::store::Conn;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -96,12 +96,7 @@ pub async fn create(
 }
 
 /// Moves the payroll from `from` to `to`; false when it was not in `from`.
-pub async fn set_status(
-    conn: &mut Conn,
-    id: Uuid,
-    from: Status,
-    to: Status,
-) -> Result<bool> {
+pub async fn set_status(conn: &mut Conn, id: Uuid, from: Status, to: Status) -> Result<bool> {
     let now = now_micros();
     let done = crate::store::sql::query(
         "UPDATE payrolls SET status = $1, \
@@ -178,9 +173,17 @@ pub async fn insert_items(
     }
     let now = now_micros();
     let ids: Vec<String> = items.iter().map(|it| it.id.to_string()).collect();
-    let text = |f: fn(&NewItem) -> &str| items.iter().map(|it| f(it).to_owned()).collect::<Vec<String>>();
+    let text = |f: fn(&NewItem) -> &str| {
+        items
+            .iter()
+            .map(|it| f(it).to_owned())
+            .collect::<Vec<String>>()
+    };
     let opt = |f: fn(&NewItem) -> Option<&str>| {
-        items.iter().map(|it| f(it).map(str::to_owned)).collect::<Vec<Option<String>>>()
+        items
+            .iter()
+            .map(|it| f(it).map(str::to_owned))
+            .collect::<Vec<Option<String>>>()
     };
     crate::store::sql::query(
         "INSERT INTO payments (id, client_id, direction, state, reference, amount_minor, currency, \
@@ -318,7 +321,10 @@ pub async fn existing_references(
         );
         let q = crate::store::sql::query_scalar::<String>(&sql)
             .bind(client_id.to_string())
-            .bind_list(db.kind(), chunk.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>());
+            .bind_list(
+                db.kind(),
+                chunk.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>(),
+            );
         found.extend(q.fetch_all(db.pool()).await?);
     }
     Ok(found)
@@ -371,11 +377,7 @@ pub async fn get(db: &Db, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Pa
     get_in(&mut conn, client_id, id).await
 }
 
-pub async fn get_in(
-    conn: &mut Conn,
-    client_id: Option<Uuid>,
-    id: Uuid,
-) -> Result<Option<Payroll>> {
+pub async fn get_in(conn: &mut Conn, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Payroll>> {
     let row = crate::store::sql::query(&format!("SELECT {COLUMNS} FROM payrolls WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(conn)
@@ -444,11 +446,12 @@ pub async fn complete_if_done(conn: &mut Conn, payroll_id: Uuid) -> Result<bool>
     } else {
         ""
     };
-    let status: Option<String> =
-        crate::store::sql::query_scalar(&format!("SELECT status FROM payrolls WHERE id = $1{lock}"))
-            .bind(payroll_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
+    let status: Option<String> = crate::store::sql::query_scalar(&format!(
+        "SELECT status FROM payrolls WHERE id = $1{lock}"
+    ))
+    .bind(payroll_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
     match status.as_deref().and_then(Status::parse) {
         Some(Status::Held | Status::Released | Status::Paused) => {}
         Some(Status::Importing | Status::Completed) | None => return Ok(false),
@@ -535,10 +538,7 @@ pub async fn items_page(
 }
 
 /// The rail each of `ids` is routed to (in chunks of `INSERT_CHUNK` per statement).
-pub async fn rails_of(
-    conn: &mut Conn,
-    ids: &[Uuid],
-) -> Result<Vec<(Uuid, Option<String>)>> {
+pub async fn rails_of(conn: &mut Conn, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<String>)>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(INSERT_CHUNK) {
         let kind = conn.kind();
@@ -583,11 +583,7 @@ pub const PAUSED_UNTIL: i64 = i64::MAX / 2;
 /// Moves the jobs of the payroll's items that are still `queued` (never sent) and not in a
 /// dispatcher's hands to `run_at`: [`PAUSED_UNTIL`] to pause them, now to let them go.
 /// Returns how many jobs moved.
-pub async fn move_queued_jobs(
-    conn: &mut Conn,
-    payroll_id: Uuid,
-    run_at: i64,
-) -> Result<u64> {
+pub async fn move_queued_jobs(conn: &mut Conn, payroll_id: Uuid, run_at: i64) -> Result<u64> {
     let done = crate::store::sql::query(
         "UPDATE jobs SET run_at = $1, version = version + 1 WHERE kind = 'payment' \
          AND lease_until IS NULL AND payment_id IN \

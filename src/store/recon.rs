@@ -4,8 +4,8 @@
 //! inside transactions of many thousand rows (see [`bind_budget`] for the size of each).
 
 use super::{col, now_micros, uuid_col, Db, Result, StoreError};
-use crate::store::Row;
 use crate::store::Conn;
+use crate::store::Row;
 use uuid::Uuid;
 
 /// One statement line as stored: where it came from and what it says.
@@ -150,10 +150,16 @@ async fn insert_lines_unnest(
     let int = |f: fn(&LineRow) -> i64| lines.iter().map(f).collect::<Vec<i64>>();
     let opt_int = |f: fn(&LineRow) -> Option<i64>| lines.iter().map(f).collect::<Vec<_>>();
     let text = |f: fn(&LineRow) -> &str| {
-        lines.iter().map(|l| f(l).to_owned()).collect::<Vec<String>>()
+        lines
+            .iter()
+            .map(|l| f(l).to_owned())
+            .collect::<Vec<String>>()
     };
     let opt = |f: fn(&LineRow) -> &Option<String>| {
-        lines.iter().map(|l| f(l).clone()).collect::<Vec<Option<String>>>()
+        lines
+            .iter()
+            .map(|l| f(l).clone())
+            .collect::<Vec<Option<String>>>()
     };
     let sql = format!(
         "INSERT INTO statement_lines ({LINE_COLUMNS}, client_id) \
@@ -483,13 +489,15 @@ pub async fn finish_run(
     status: &str,
     report: &serde_json::Value,
 ) -> Result<()> {
-    crate::store::sql::query("UPDATE recon_runs SET status = $1, report = $2, finished_at = $3 WHERE id = $4")
-        .bind(status)
-        .bind(report.to_string())
-        .bind(now_micros())
-        .bind(id.to_string())
-        .execute(conn)
-        .await?;
+    crate::store::sql::query(
+        "UPDATE recon_runs SET status = $1, report = $2, finished_at = $3 WHERE id = $4",
+    )
+    .bind(status)
+    .bind(report.to_string())
+    .bind(now_micros())
+    .bind(id.to_string())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -4,8 +4,8 @@
 
 use super::{col, from_micros, now_micros, uuid_col, Result, StoreError};
 use crate::domain::Failure;
-use chrono::{DateTime, Utc};
 use crate::store::Conn;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

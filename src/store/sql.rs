@@ -37,7 +37,9 @@ impl Pool {
     /// A transaction on one of the pool's connections (`BEGIN`, or `statement` on SQLite).
     pub(crate) async fn begin_with(&self, sqlite_begin: &str) -> Result<Conn, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite(p) => Conn(Inner::SqliteTx(p.begin_with(sqlite_begin.to_owned()).await?)),
+            Pool::Sqlite(p) => Conn(Inner::SqliteTx(
+                p.begin_with(sqlite_begin.to_owned()).await?,
+            )),
             Pool::Postgres(p) => Conn(Inner::PgTx(p.begin().await?)),
         })
     }
@@ -90,10 +92,10 @@ enum Native<'c> {
 impl Conn {
     fn native(&mut self) -> Native<'_> {
         match &mut self.0 {
-            Inner::SqlitePooled(c) => Native::Sqlite(&mut **c),
-            Inner::PgPooled(c) => Native::Postgres(&mut **c),
-            Inner::SqliteTx(t) => Native::Sqlite(&mut **t),
-            Inner::PgTx(t) => Native::Postgres(&mut **t),
+            Inner::SqlitePooled(c) => Native::Sqlite(c),
+            Inner::PgPooled(c) => Native::Postgres(c),
+            Inner::SqliteTx(t) => Native::Sqlite(t),
+            Inner::PgTx(t) => Native::Postgres(t),
         }
     }
 
@@ -166,7 +168,7 @@ impl<'c> IntoTarget<'c> for &'c Pool {
 
 impl<'c> IntoTarget<'c> for &'c mut super::Tx {
     fn into_target(self) -> Target<'c> {
-        Target::Conn(&mut **self)
+        Target::Conn(self)
     }
 }
 
@@ -304,7 +306,10 @@ pub trait Column: ColumnIndex<SqliteRow> + ColumnIndex<PgRow> + std::fmt::Debug 
 impl<I: ColumnIndex<SqliteRow> + ColumnIndex<PgRow> + std::fmt::Debug> Column for I {}
 
 /// A value both stores decode.
-pub trait Value<'r>: Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres> {}
+pub trait Value<'r>:
+    Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres>
+{
+}
 impl<'r, T: Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres>> Value<'r>
     for T
 {
@@ -325,8 +330,10 @@ impl Row {
         }
     }
 
-    /// [`Row::try_get`], panicking on a missing column or a type mismatch (tests).
+    /// [`Row::try_get`], panicking on a missing column or a type mismatch, as sqlx's own
+    /// `Row::get` does (tests).
     #[track_caller]
+    #[allow(clippy::panic)]
     pub fn get<'r, T: Value<'r>, I: Column>(&'r self, index: I) -> T {
         match self.try_get(index) {
             Ok(v) => v,
@@ -348,7 +355,10 @@ impl Row {
 }
 
 /// A row type both stores build (tuples of [`Value`]s, `#[derive(FromRow)]` structs).
-pub trait Record: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+pub trait Record:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
 impl<T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin> Record for T {}
 
 fn record<O: Record>(row: &Row) -> Result<O, sqlx::Error> {
@@ -454,7 +464,9 @@ pub fn in_list(kind: super::Kind, column: &str, first: usize, n: usize) -> Strin
     match kind {
         super::Kind::Postgres => format!("{column} = ANY(${first})"),
         super::Kind::Sqlite => {
-            let marks: Vec<String> = (0..n).map(|i| format!("${}", first.saturating_add(i))).collect();
+            let marks: Vec<String> = (0..n)
+                .map(|i| format!("${}", first.saturating_add(i)))
+                .collect();
             format!("{column} IN ({})", marks.join(", "))
         }
     }
@@ -511,7 +523,13 @@ impl<'q> Query<'q> {
     }
 
     pub async fn fetch_one<'c>(self, target: impl IntoTarget<'c>) -> Result<Row, sqlx::Error> {
-        on_native!(self, target, |q, e| q.fetch_one(e).await, Row::Sqlite, Row::Postgres)
+        on_native!(
+            self,
+            target,
+            |q, e| q.fetch_one(e).await,
+            Row::Sqlite,
+            Row::Postgres
+        )
     }
 
     pub async fn fetch_optional<'c>(
@@ -594,7 +612,12 @@ impl<'q, O: Record> QueryAs<'q, O> {
     }
 
     pub async fn fetch_all<'c>(self, target: impl IntoTarget<'c>) -> Result<Vec<O>, sqlx::Error> {
-        self.inner.fetch_all(target).await?.iter().map(record).collect()
+        self.inner
+            .fetch_all(target)
+            .await?
+            .iter()
+            .map(record)
+            .collect()
     }
 }
 

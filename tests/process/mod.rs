@@ -414,11 +414,12 @@ type OutcomeRow = (
 
 /// The store's answer for each payment, by reference.
 pub async fn outcomes(db: &Db) -> HashMap<String, Outcome> {
-    let rows: Vec<OutcomeRow> =
-        railgate::store::sql::query_as("SELECT reference, state, exception, conflict, failure_code FROM payments")
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
+    let rows: Vec<OutcomeRow> = railgate::store::sql::query_as(
+        "SELECT reference, state, exception, conflict, failure_code FROM payments",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
     rows.into_iter()
         .map(|(reference, state, exception, conflict, failure)| {
             (
