@@ -141,9 +141,9 @@ pub async fn break_ageing(db: &Db, client_id: Uuid, now: i64) -> Result<Vec<Brea
     // A break is in bucket i when its age in whole days is at most the bucket's oldest age.
     let edge = |days: i64| now.saturating_sub(days.saturating_add(1).saturating_mul(DAY_MICROS));
     let rows = crate::store::sql::query(
-        "SELECT CASE WHEN opened_at > $2 THEN 0 WHEN opened_at > $3 THEN 1 \
-         WHEN opened_at > $4 THEN 2 ELSE 3 END AS bucket, \
-         CASE WHEN severity = 'critical' THEN 1 ELSE 0 END AS critical, currency, \
+        "SELECT CAST(CASE WHEN opened_at > $2 THEN 0 WHEN opened_at > $3 THEN 1 \
+         WHEN opened_at > $4 THEN 2 ELSE 3 END AS BIGINT) AS bucket, \
+         CAST(CASE WHEN severity = 'critical' THEN 1 ELSE 0 END AS BIGINT) AS critical, currency, \
          COUNT(*) AS n, CAST(SUM(COALESCE(amount_minor, 0)) AS BIGINT) AS amount_minor \
          FROM recon_breaks WHERE client_id = $1 AND status = 'open' \
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
