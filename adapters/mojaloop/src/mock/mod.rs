@@ -375,8 +375,11 @@ impl MockHub {
         let shared = Arc::new(Shared {
             callback_base: Mutex::new(config.callback_base.clone()),
             peer_key: IlpKey::from_secret(&config.ilp_secret),
+            // Railgate answers a callback only once it is durable; on a loaded machine, with
+            // thousands of callbacks queued for one SQLite writer, that can take over ten
+            // seconds, which is not what the hub's tests are about.
             http: railgate_rail::tls::client_builder(config.callback_tls.as_ref())
-                .timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(60))
                 .build()
                 .map_err(std::io::Error::other)?,
             config,
