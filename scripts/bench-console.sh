@@ -28,7 +28,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-cargo build --release -p railgate
+cargo build --release -p railgate -p railgate-bench  # the same build as bench/run.sh
 BIN=target/release/railgate
 WORK=$(mktemp -d)
 
@@ -61,7 +61,7 @@ SELECT id, CASE WHEN i % 10 = 0 THEN '$3' ELSE '$2' END, 'disbursement', NULL,
     'ref-' || i, 1000 + (i % 5000) * 100, 'TZS', 'MSISDN', printf('2557%08d', i % 200000),
     NULL, NULL, CASE i % 3 WHEN 0 THEN 'mock' WHEN 1 THEN 'mpesa' ELSE 'mojaloop' END,
     '{"programme":"p' || (i % 4) || '"}', NULL,
-    CASE WHEN i % 8 = 0 THEN 'PAYEE_NOT_FOUND' END, NULL, NULL,
+    CASE WHEN i % 8 = 0 THEN 'party_not_found' END, CASE WHEN i % 8 = 0 THEN 'no such wallet' END, NULL,
     CASE WHEN i % 8 >= 4 THEN 'R' || i END, NULL,
     CASE WHEN i % 16 = 2 THEN 'no answer from the rail' END, NULL, NULL, us, us + 5000000
 FROM g;
@@ -92,7 +92,7 @@ SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-7' || lpad(to_hex((i / 409
     'ref-' || i, 1000 + (i % 5000) * 100, 'TZS', 'MSISDN', '2557' || lpad((i % 200000)::text, 8, '0'),
     NULL, NULL, CASE i % 3 WHEN 0 THEN 'mock' WHEN 1 THEN 'mpesa' ELSE 'mojaloop' END,
     '{"programme":"p' || (i % 4) || '"}', NULL,
-    CASE WHEN i % 8 = 0 THEN 'PAYEE_NOT_FOUND' END, NULL, NULL,
+    CASE WHEN i % 8 = 0 THEN 'party_not_found' END, CASE WHEN i % 8 = 0 THEN 'no such wallet' END, NULL,
     CASE WHEN i % 8 >= 4 THEN 'R' || i END, NULL,
     CASE WHEN i % 16 = 2 THEN 'no answer from the rail' END, NULL, NULL, us, us + 5000000
 FROM g;
@@ -171,8 +171,8 @@ run_store() {
     page 'search by state and one day' "$port" "$key" "$base/reports/payments" \
         --data-urlencode "csrf=$csrf" --data-urlencode "state=unknown" \
         --data-urlencode "from=$day" --data-urlencode "to=$day"
-    page 'search by programme and rail' "$port" "$key" "$base/reports/payments" \
-        --data-urlencode "csrf=$csrf" --data-urlencode "programme=p2" --data-urlencode "rail=mpesa"
+    page 'search by programme and state' "$port" "$key" "$base/reports/payments" \
+        --data-urlencode "csrf=$csrf" --data-urlencode "programme=p2" --data-urlencode "state=unknown"
     page 'search by reference' "$port" "$key" "$base/reports/payments" \
         --data-urlencode "csrf=$csrf" --data-urlencode "reference=ref-777777"
     page "one payment's page" "$port" "$key" "$base$one"

@@ -31,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --bin railgate >&2
+cargo build --release -p railgate -p railgate-bench >&2  # the same build as bench/run.sh
 
 # Payees end in 00 or 42: the mock rail's plain success (a callback within ~100 ms).
 awk -v n="$LINES" 'BEGIN {

@@ -134,8 +134,15 @@ pub async fn receive(
         }
     };
     let db = db.clone();
+    // One attempt's callbacks go through one committer (see `Db::writers`).
+    let key = reply
+        .events
+        .first()
+        .map_or_else(|| raw.path.clone(), |e| format!("{:?}", e.attempt));
     let answer = group
-        .run(move |conn| Box::pin(async move { record(conn, &db, &rail, raw, &req, reply).await }))
+        .run(&key, move |conn| {
+            Box::pin(async move { record(conn, &db, &rail, raw, &req, reply).await })
+        })
         .await
         .map_err(|e| match e {
             GroupError::Work(e) => e,
@@ -174,8 +181,9 @@ async fn store_refused(
     reason: String,
 ) -> Result<Answer, InboxError> {
     let kept = reason.clone();
+    let key = raw.path.clone();
     group
-        .run(move |conn| {
+        .run(&key, move |conn| {
             Box::pin(async move {
                 let row = store_raw(conn, &raw).await?;
                 store::set_verdict(conn, row, "refused", Some(&kept)).await?;

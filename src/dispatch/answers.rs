@@ -34,21 +34,33 @@ type Pending = (Answer, oneshot::Sender<Result<(), String>>);
 /// The handle senders give their answers to.
 #[derive(Clone)]
 pub struct Answers {
-    tx: mpsc::Sender<Pending>,
+    /// One committer per writer the store allows ([`Db::writers`]); a payment's answers
+    /// always go through the same one.
+    shards: Arc<[mpsc::Sender<Pending>]>,
 }
 
 impl Answers {
-    /// Starts the committer; it runs until the last handle is dropped.
+    /// Starts the committers; they run until the last handle is dropped.
     pub fn start(db: Db, max_submit_tries: i64) -> Answers {
-        let (tx, rx) = mpsc::channel(MAX_BATCH.saturating_mul(4));
-        tokio::spawn(commit_loop(db, max_submit_tries, rx));
-        Answers { tx }
+        let shards: Vec<mpsc::Sender<Pending>> = (0..db.writers())
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(MAX_BATCH.saturating_mul(4));
+                tokio::spawn(commit_loop(db.clone(), max_submit_tries, rx));
+                tx
+            })
+            .collect();
+        Answers {
+            shards: shards.into(),
+        }
     }
 
     /// Hands the answer over and waits until it is committed (or its commit failed).
     pub async fn apply(&self, answer: Answer) -> Result<(), DriveError> {
         let (done, wait) = oneshot::channel();
-        self.tx
+        let shard = crate::store::group::shard_of(&answer.payment.id, self.shards.len());
+        self.shards
+            .get(shard)
+            .ok_or_else(|| DriveError::Setup("the answer committer has stopped".into()))?
             .send((answer, done))
             .await
             .map_err(|_| DriveError::Setup("the answer committer has stopped".into()))?;

@@ -36,20 +36,37 @@ pub enum GroupError<E> {
 
 #[derive(Clone, Debug)]
 pub struct Group {
-    tx: mpsc::Sender<Work>,
+    /// One committer per writer ([`Db::writers`]).
+    shards: std::sync::Arc<[mpsc::Sender<Work>]>,
+}
+
+/// Which of `n` committers takes the work of `key`.
+pub fn shard_of(key: &impl std::hash::Hash, n: usize) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
+    usize::try_from(h).unwrap_or(0).checked_rem(n.max(1)).unwrap_or(0)
 }
 
 impl Group {
-    /// Starts the committer on `db`; it runs until the last handle is dropped.
+    /// Starts the committers on `db` (one per writer it allows); they run until the last
+    /// handle is dropped.
     pub fn start(db: Db) -> Group {
-        let (tx, rx) = mpsc::channel(MAX_BATCH.saturating_mul(4));
-        tokio::spawn(commit_loop(db, rx));
-        Group { tx }
+        let shards: Vec<mpsc::Sender<Work>> = (0..db.writers())
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(MAX_BATCH.saturating_mul(4));
+                tokio::spawn(commit_loop(db.clone(), rx));
+                tx
+            })
+            .collect();
+        Group {
+            shards: shards.into(),
+        }
     }
 
-    /// Runs `work` in the next group commit and returns its result once that commit is
-    /// durable (or the work's error, with nothing of it written).
-    pub async fn run<T, E, F>(&self, work: F) -> Result<T, GroupError<E>>
+    /// Runs `work` in the next group commit of the committer that takes `key`'s work, and
+    /// returns its result once that commit is durable (or the work's error, with nothing of
+    /// it written).
+    pub async fn run<T, E, F>(&self, key: &impl std::hash::Hash, work: F) -> Result<T, GroupError<E>>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -71,7 +88,11 @@ impl Group {
                 (keep, finish)
             })
         });
-        self.tx.send(piece).await.map_err(|_| GroupError::Stopped)?;
+        let shard = self
+            .shards
+            .get(shard_of(key, self.shards.len()))
+            .ok_or(GroupError::Stopped)?;
+        shard.send(piece).await.map_err(|_| GroupError::Stopped)?;
         wait.await.unwrap_or(Err(GroupError::Stopped))
     }
 }

@@ -115,6 +115,10 @@ pub struct Db {
     /// order they asked, instead of retrying in SQLite's busy handler (which sleeps).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     acquire_timeout: Duration,
+    /// The connections of `pool`.
+    connections: u32,
+    /// The connections of `background`, when it has its own.
+    background_connections: u32,
 }
 
 /// How the pools are sized.
@@ -208,6 +212,8 @@ impl Db {
             instance: uuid::Uuid::new_v4(),
             writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             acquire_timeout: sizes.acquire_timeout,
+            connections: sizes.api.max(1),
+            background_connections: sizes.background,
         })
     }
 
@@ -221,6 +227,8 @@ impl Db {
                 instance: self.instance,
                 writer: self.writer.clone(),
                 acquire_timeout: self.acquire_timeout,
+                connections: self.background_connections.max(1),
+                background_connections: self.background_connections,
             },
             None => self.clone(),
         }
@@ -233,6 +241,18 @@ impl Db {
 
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// How many group committers of one kind may write at once through this handle's pool:
+    /// one on SQLite (one writer); on PostgreSQL up to four, a quarter of the pool, so that
+    /// committers never hold what the rest of the pool's users need. Their work is spread
+    /// by key (a payment, an attempt reference), so that one payment's writes always go
+    /// through the same committer and two committers never wait on each other's rows.
+    pub fn writers(&self) -> usize {
+        match self.kind {
+            Kind::Sqlite => 1,
+            Kind::Postgres => usize::try_from(self.connections / 4).unwrap_or(1).clamp(1, 4),
+        }
     }
 
     pub fn pool(&self) -> &Pool {
