@@ -42,7 +42,7 @@ both_stores!(
                     format!("row-{i}")
                 };
                 let r = group
-                    .run(move |conn| {
+                    .run(&i, move |conn| {
                         Box::pin(async move {
                             railgate::store::sql::query("INSERT INTO group_probe (id) VALUES ($1)")
                                 .bind(id)

@@ -43,8 +43,12 @@ pub struct Group {
 /// Which of `n` committers takes the work of `key`.
 pub fn shard_of(key: &impl std::hash::Hash, n: usize) -> usize {
     use std::hash::{BuildHasher, BuildHasherDefault};
-    let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
-    usize::try_from(h).unwrap_or(0).checked_rem(n.max(1)).unwrap_or(0)
+    let h =
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
+    usize::try_from(h)
+        .unwrap_or(0)
+        .checked_rem(n.max(1))
+        .unwrap_or(0)
 }
 
 impl Group {
@@ -66,7 +70,11 @@ impl Group {
     /// Runs `work` in the next group commit of the committer that takes `key`'s work, and
     /// returns its result once that commit is durable (or the work's error, with nothing of
     /// it written).
-    pub async fn run<T, E, F>(&self, key: &impl std::hash::Hash, work: F) -> Result<T, GroupError<E>>
+    pub async fn run<T, E, F>(
+        &self,
+        key: &impl std::hash::Hash,
+        work: F,
+    ) -> Result<T, GroupError<E>>
     where
         T: Send + 'static,
         E: Send + 'static,

@@ -251,7 +251,9 @@ impl Db {
     pub fn writers(&self) -> usize {
         match self.kind {
             Kind::Sqlite => 1,
-            Kind::Postgres => usize::try_from(self.connections / 4).unwrap_or(1).clamp(1, 4),
+            Kind::Postgres => usize::try_from(self.connections / 4)
+                .unwrap_or(1)
+                .clamp(1, 4),
         }
     }
 
