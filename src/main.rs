@@ -9,6 +9,10 @@ use railgate::{app, store, telemetry};
 use std::path::Path;
 use std::process::ExitCode;
 
+/// mimalloc: fast with many threads and short-lived allocations, as the gateway's are.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -3,9 +3,9 @@
 //! dead letter (`jobs.dead_at`). Each source is read oldest first after a place `(at, id)`,
 //! so the caller can merge them into one keyset-paged queue.
 //!
-//! Cheap on a large store: an exception is a payment in `unknown` (the `payments_state`
-//! index finds the few there); contradictions and dead jobs are rare rows of small tables
-//! (dead jobs have their own partial index, `jobs_dead`).
+//! Cheap on a large store: an exception is a payment in `unknown` (the client's
+//! `payments_client_state` index finds the few there); contradictions and dead jobs are rare
+//! rows of small tables (dead jobs have their own partial index, `jobs_dead`).
 
 use super::{col, Db, Result};
 use crate::store::Conn;

@@ -295,6 +295,79 @@ fn pg_query(sql: &str, args: Vec<Arg>) -> PgQuery<'_> {
     q
 }
 
+/// Statements with more arguments than this are sent to SQLite with anonymous `?` marks.
+const ANONYMOUS_FROM: usize = 32;
+
+/// SQLite: a statement with many `$n` parameters rewritten with anonymous `?` marks, its
+/// arguments in the order the marks appear (one used twice is bound twice).
+///
+/// SQLite keeps `$n` as a *named* parameter and finds a name by walking a list, both when it
+/// parses the statement and each time sqlx asks a parameter's name to bind it, so binding a
+/// statement of n parameters costs n²: a 100-row insert of 16 columns spent half its time
+/// there. An anonymous `?` has no name and no list. No crate rewrites SQLite placeholders, so
+/// this small scanner does: it skips quoted text (`'$.programme'`), quoted names and comments.
+/// Statements with few arguments, or none, are left as they are.
+fn anonymous(sql: &str, args: Vec<Arg>) -> (std::borrow::Cow<'_, str>, Vec<Arg>) {
+    if args.len() <= ANONYMOUS_FROM {
+        return (std::borrow::Cow::Borrowed(sql), args);
+    }
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut order = Vec::with_capacity(args.len());
+    let (mut i, mut copied) = (0usize, 0usize);
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\'' | b'"' => {
+                // To the closing quote (a doubled quote is part of the text).
+                i = i.saturating_add(1);
+                while let Some(&d) = b.get(i) {
+                    i = i.saturating_add(1);
+                    if d == c {
+                        if b.get(i) == Some(&c) {
+                            i = i.saturating_add(1);
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            b'-' if b.get(i.saturating_add(1)) == Some(&b'-') => {
+                while let Some(&d) = b.get(i) {
+                    if d == b'\n' {
+                        break;
+                    }
+                    i = i.saturating_add(1);
+                }
+            }
+            b'$' => {
+                let start = i.saturating_add(1);
+                let mut end = start;
+                while b.get(end).is_some_and(u8::is_ascii_digit) {
+                    end = end.saturating_add(1);
+                }
+                match sql.get(start..end).and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) if n >= 1 && n <= args.len() => {
+                        out.push_str(sql.get(copied..i).unwrap_or_default());
+                        out.push('?');
+                        order.push(n.saturating_sub(1));
+                        copied = end;
+                        i = end;
+                    }
+                    // Not one of ours (or out of range): left for SQLite to judge.
+                    _ => return (std::borrow::Cow::Borrowed(sql), args),
+                }
+            }
+            _ => i = i.saturating_add(1),
+        }
+    }
+    out.push_str(sql.get(copied..).unwrap_or_default());
+    let bound = order
+        .into_iter()
+        .filter_map(|k| args.get(k).cloned())
+        .collect();
+    (std::borrow::Cow::Owned(out), bound)
+}
+
 /// A row of either store.
 pub enum Row {
     Sqlite(SqliteRow),
@@ -431,7 +504,8 @@ macro_rules! on_native {
     ($self:ident, $target:ident, |$q:ident, $e:ident| $body:expr, $wrap_s:expr, $wrap_p:expr) => {
         match $target.into_target() {
             Target::Pool(Pool::Sqlite(p)) => {
-                let $q = sqlite_query($self.sql, $self.args)?;
+                let (sql, args) = anonymous($self.sql, $self.args);
+                let $q = sqlite_query(&sql, args)?;
                 let $e = p;
                 $body.map($wrap_s)
             }
@@ -442,7 +516,8 @@ macro_rules! on_native {
             }
             Target::Conn(c) => match c.native() {
                 Native::Sqlite(c) => {
-                    let $q = sqlite_query($self.sql, $self.args)?;
+                    let (sql, args) = anonymous($self.sql, $self.args);
+                    let $q = sqlite_query(&sql, args)?;
                     let $e = c;
                     $body.map($wrap_s)
                 }
@@ -654,5 +729,70 @@ impl<'q, O: Scalar> QueryScalar<'q, O> {
             .iter()
             .map(|r| r.try_get(0))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{anonymous, Arg};
+
+    fn texts(n: usize) -> Vec<Arg> {
+        (1..=n).map(|i| Arg::Text(Some(format!("v{i}")))).collect()
+    }
+
+    fn shown(args: &[Arg]) -> Vec<String> {
+        args.iter()
+            .map(|a| match a {
+                Arg::Text(Some(s)) => s.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn few_arguments_are_left_as_they_are() {
+        let (sql, args) = anonymous("SELECT $2, $1", texts(2));
+        assert_eq!(sql, "SELECT $2, $1");
+        assert_eq!(shown(&args), ["v1", "v2"]);
+    }
+
+    #[test]
+    fn marks_follow_the_order_of_appearance_and_repeat() {
+        let marks: Vec<String> = (3..=40).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO t VALUES ($2, '$.x', \"a$1\", $1, {}) -- $9\n, $2",
+            marks.join(", ")
+        );
+        let (out, args) = anonymous(&sql, texts(40));
+        let q: Vec<String> = (3..=40).map(|_| "?".to_owned()).collect();
+        assert_eq!(
+            out,
+            format!(
+                "INSERT INTO t VALUES (?, '$.x', \"a$1\", ?, {}) -- $9\n, ?",
+                q.join(", ")
+            )
+        );
+        let mut want = vec!["v2".to_owned(), "v1".to_owned()];
+        want.extend((3..=40).map(|i| format!("v{i}")));
+        want.push("v2".to_owned());
+        assert_eq!(shown(&args), want);
+    }
+
+    #[test]
+    fn a_quote_inside_text_does_not_end_it() {
+        let marks: Vec<String> = (1..=33).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT 'it''s $5', {}", marks.join(","));
+        let (out, args) = anonymous(&sql, texts(33));
+        assert!(out.starts_with("SELECT 'it''s $5', ?,?"), "{out}");
+        assert_eq!(args.len(), 33);
+    }
+
+    #[test]
+    fn a_mark_out_of_range_leaves_the_statement_alone() {
+        let marks: Vec<String> = (1..=34).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT {}", marks.join(","));
+        let (out, args) = anonymous(&sql, texts(33));
+        assert_eq!(out, sql);
+        assert_eq!(args.len(), 33);
     }
 }

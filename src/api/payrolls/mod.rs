@@ -327,12 +327,34 @@ async fn store_items(
     payroll_id: Uuid,
     items: Vec<payrolls::NewItem>,
 ) -> Result<(), StoreError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
     let cause = format!("api: payroll {payroll_id}");
-    for tx_items in items.chunks(IMPORT_TX_ITEMS) {
-        let mut tx = state.db.begin().await?;
-        payrolls::insert_items(&mut tx, caller.client_id, payroll_id, tx_items, &cause).await?;
-        tx.commit().await?;
-    }
+    // The payroll stays `importing` (invisible to the dispatcher) until every chunk is in,
+    // and a failed import is discarded whole, so its chunks need not share one transaction:
+    // on PostgreSQL they are written by as many connections at once as the store gives its
+    // writers (the database's index upkeep is the cost, and it runs on each backend's own
+    // core); SQLite has one writer.
+    let chunks: Vec<_> = items
+        .chunks(IMPORT_TX_ITEMS)
+        .map(|tx_items| store_chunk(state, caller.client_id, payroll_id, tx_items, &cause))
+        .collect();
+    stream::iter(chunks)
+        .buffer_unordered(state.db.writers())
+        .try_collect::<()>()
+        .await
+}
+
+/// One transaction of an import: a chunk of its items.
+async fn store_chunk(
+    state: &AppState,
+    client_id: Uuid,
+    payroll_id: Uuid,
+    items: &[payrolls::NewItem],
+    cause: &str,
+) -> Result<(), StoreError> {
+    let mut tx = state.db.begin().await?;
+    payrolls::insert_items(&mut tx, client_id, payroll_id, items, cause).await?;
+    tx.commit().await?;
     Ok(())
 }
 
