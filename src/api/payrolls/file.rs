@@ -392,12 +392,14 @@ pub fn read_csv(
                         return Err(io_unreadable(io, limit));
                     }
                     let line = e.position().map_or(0, |p| p.line());
+                    take_waiting(&mut c, &mut waiting, currency);
                     c.error(line, "", format!("not valid CSV: {e}"));
                     continue;
                 }
             }
             let line = record.position().map_or(0, |p| p.line());
             if record.len() != width {
+                take_waiting(&mut c, &mut waiting, currency);
                 c.error(
                     line,
                     "",
@@ -424,10 +426,17 @@ pub fn read_csv(
                 }
             }
             if bad_utf8 {
+                take_waiting(&mut c, &mut waiting, currency);
                 c.error(line, "", "is not valid UTF-8");
                 continue;
             }
             let mut control = false;
+            if row
+                .values()
+                .any(|v| railgate_rail::json::has_forbidden_control(v))
+            {
+                take_waiting(&mut c, &mut waiting, currency);
+            }
             for (col, v) in &row {
                 if railgate_rail::json::has_forbidden_control(v) {
                     let name = cols
@@ -447,17 +456,26 @@ pub fn read_csv(
             }
             waiting.push((line, row));
             if waiting.len() >= VALIDATE_BATCH {
-                for (line, result) in validate_rows(std::mem::take(&mut waiting), currency) {
-                    c.take(line, result, csv_field);
-                }
+                take_waiting(&mut c, &mut waiting, currency);
             }
         }
-        for (line, result) in validate_rows(waiting, currency) {
-            c.take(line, result, csv_field);
-        }
+        take_waiting(&mut c, &mut waiting, currency);
     }
     let fingerprint = hex::encode(metered.hash.finalize());
     Ok(c.finish(fingerprint))
+}
+
+/// Validates the rows waiting and takes their results, in line order: called before anything
+/// about a later line is recorded, so that errors are found (and the first ones listed) in the
+/// order of the file.
+fn take_waiting(
+    c: &mut Collector<'_>,
+    waiting: &mut Vec<(u64, HashMap<Col, String>)>,
+    currency: Option<Currency>,
+) {
+    for (line, result) in validate_rows(std::mem::take(waiting), currency) {
+        c.take(line, result, csv_field);
+    }
 }
 
 /// Rows validated together by [`validate_rows`].
@@ -618,4 +636,44 @@ pub fn read_json(body: &[u8], rails: &Rails) -> Result<Parsed, Unreadable> {
         c.take(line, result, json_field);
     }
     Ok(c.finish(hex::encode(hash.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past the listed errors' cap, the ones listed are still the file's first, whichever
+    /// check found them: rows are validated in batches, and an error found while reading a
+    /// row (here a control character) must not jump ahead of the rows waiting before it.
+    #[test]
+    fn listed_errors_are_the_first_of_the_file_across_validation_batches() {
+        let lines = MAX_LISTED_ERRORS.saturating_mul(2);
+        let mut csv = String::from("reference,amount,msisdn\n");
+        for i in 0..lines {
+            // No rail is configured, so every other row fails routing; every third row has a
+            // control character instead.
+            let reference = if i % 3 == 0 {
+                format!("REF-{i}\u{7}")
+            } else {
+                format!("REF-{i}")
+            };
+            csv.push_str(&format!("{reference},100.00,255712345600\n"));
+        }
+        let parsed = read_csv(
+            csv.as_bytes(),
+            usize::MAX,
+            Some("TZS".parse().expect("currency")),
+            &Rails::empty(),
+        )
+        .expect("readable");
+        assert_eq!(parsed.error_count, u64::try_from(lines).expect("count"));
+        assert_eq!(parsed.errors.len(), MAX_LISTED_ERRORS);
+        let listed: Vec<u64> = parsed.errors.iter().map(|e| e.line).collect();
+        let first: Vec<u64> = (2..).take(MAX_LISTED_ERRORS).collect();
+        assert_eq!(listed, first, "the first lines of the file, in order");
+        assert!(parsed
+            .errors
+            .iter()
+            .any(|e| e.reason.contains("control characters")));
+    }
 }
