@@ -639,6 +639,7 @@ pub fn read_json(body: &[u8], rails: &Rails) -> Result<Parsed, Unreadable> {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
