@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Rows per multi-row statement. SQLite looks each `$n` parameter up by name in a list, so a
-/// statement's parse time grows with the square of its parameters: 100 rows (about 1,000
-/// parameters) measured eight times faster per row than 1,000 rows.
+/// Rows per multi-row statement on SQLite (PostgreSQL binds arrays instead). Chosen when
+/// SQLite bound `$n` parameters by name at a cost growing with their square; statements of
+/// many arguments now go to SQLite with anonymous marks (`store::sql`), so this is a bound
+/// on a statement's size, no longer on its binding cost.
 pub const INSERT_CHUNK: usize = 100;
 
 /// Where a payroll is in its life.
