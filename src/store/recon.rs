@@ -548,36 +548,46 @@ pub async fn insert_settlements(
     run_id: Uuid,
     rows: &[Settlement],
 ) -> Result<std::collections::HashSet<Uuid>> {
+    use crate::store::sql::{Col, Rows};
     let mut inserted = std::collections::HashSet::with_capacity(rows.len());
-    const COLS: usize = 11;
+    if rows.is_empty() {
+        return Ok(inserted);
+    }
+    let kind = conn.kind();
+    let text = |f: &dyn Fn(&Settlement) -> Option<String>| Col::Text(rows.iter().map(f).collect());
+    let int = |f: &dyn Fn(&Settlement) -> i64| Col::Int(rows.iter().map(|s| Some(f(s))).collect());
+    // One statement on PostgreSQL (an array per column); SQLite in parts under its limit.
+    let table = Rows::new(vec![
+        ("payment", text(&|s| Some(s.payment_id.to_string()))),
+        ("statement", text(&|s| Some(s.statement_id.to_string()))),
+        ("line_no", int(&|s| s.line_no)),
+        ("rule", text(&|s| Some(s.rule.to_owned()))),
+        ("amount", int(&|s| s.amount_minor)),
+        ("fee", int(&|s| s.fee_minor)),
+        ("currency", text(&|s| Some(s.currency.clone()))),
+        ("settled_on", text(&|s| s.settled_on.clone())),
+    ]);
     let now = now_micros();
-    let rid = run_id.to_string();
-    let client = client_id.to_string();
-    let per = rows_per_insert(conn, COLS);
-    for chunk in rows.chunks(per) {
-        let sql = format!(
-            "INSERT INTO recon_settlements (payment_id, run_id, statement_id, line_no, rule, \
-             amount_minor, fee_minor, currency, settled_on, at, client_id) VALUES {} \
+    for part in table.parts(kind) {
+        let got: Vec<String> = crate::store::sql::query_scalar(&format!(
+            "WITH {} INSERT INTO recon_settlements (payment_id, run_id, statement_id, line_no, \
+             rule, amount_minor, fee_minor, currency, settled_on, at, client_id) \
+             SELECT u.payment, $1, u.statement, u.line_no, u.rule, u.amount, u.fee, u.currency, \
+             u.settled_on, $2, $3 FROM u WHERE true \
              ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
-            values_clause(chunk.len(), COLS)
-        );
-        let mut q = crate::store::sql::query(&sql);
-        for s in chunk {
-            q = q
-                .bind(s.payment_id.to_string())
-                .bind(rid.clone())
-                .bind(s.statement_id.to_string())
-                .bind(s.line_no)
-                .bind(s.rule)
-                .bind(s.amount_minor)
-                .bind(s.fee_minor)
-                .bind(s.currency.clone())
-                .bind(s.settled_on.clone())
-                .bind(now)
-                .bind(client.clone());
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            inserted.insert(uuid_col(&row, "payment_id")?);
+            part.cte(kind, 4)
+        ))
+        .bind(run_id.to_string())
+        .bind(now)
+        .bind(client_id.to_string())
+        .bind_rows(kind, part)
+        .fetch_all(&mut *conn)
+        .await?;
+        for id in got {
+            inserted.insert(
+                Uuid::parse_str(&id)
+                    .map_err(|_| StoreError::Corrupt("settlement payment id".into()))?,
+            );
         }
     }
     Ok(inserted)
