@@ -55,35 +55,65 @@ pub(super) async fn write_many(
     use crate::store::sql::{Col, Rows};
     let kind = conn.kind();
     let now = now_micros();
+    let text = |f: &dyn Fn(&Payment) -> Option<String>| Col::Text(ps.iter().map(f).collect());
+    let payments = Rows::new(vec![
+        ("id", text(&|p| Some(p.id.to_string()))),
+        ("state", text(&|p| Some(p.state.as_str().to_owned()))),
+        ("rail_reference", text(&|p| p.rail_reference.clone())),
+        ("receipt", text(&|p| p.receipt.clone())),
+        (
+            "failure_code",
+            text(&|p| p.failure.as_ref().map(|f| f.code.as_str().to_owned())),
+        ),
+        (
+            "failure_reason",
+            text(&|p| p.failure.as_ref().map(|f| f.reason.clone())),
+        ),
+        (
+            "failure_rail_code",
+            text(&|p| p.failure.as_ref().and_then(|f| f.rail_code.clone())),
+        ),
+        ("exception", text(&|p| p.exception.clone())),
+        ("conflict", text(&|p| p.conflict.clone())),
+    ]);
+    let line = |f: &dyn Fn(&(Uuid, Uuid, (State, State, String))) -> Option<String>| {
+        Col::Text(history.iter().map(f).collect())
+    };
+    let lines = Rows::new(vec![
+        ("id", line(&|h| Some(h.1.to_string()))),
+        ("client", line(&|h| Some(h.0.to_string()))),
+        ("from_state", line(&|h| Some(h.2 .0.as_str().to_owned()))),
+        ("to_state", line(&|h| Some(h.2 .1.as_str().to_owned()))),
+        ("cause", line(&|h| Some(h.2 .2.clone()))),
+    ]);
+    const SET: &str = "state = u.state, rail_reference = u.rail_reference, \
+         receipt = u.receipt, failure_code = u.failure_code, \
+         failure_reason = u.failure_reason, failure_rail_code = u.failure_rail_code, \
+         exception = u.exception, conflict = u.conflict, updated_at = $1";
+    const HISTORY: &str = "INSERT INTO payment_transitions (payment_id, seq, from_state, \
+         to_state, cause, at, client_id) SELECT h.id, COALESCE((SELECT MAX(t.seq) FROM \
+         payment_transitions t WHERE t.payment_id = h.id), 0) + 1, h.from_state, \
+         h.to_state, h.cause, $1, h.client FROM h WHERE true";
+    if kind == Kind::Postgres {
+        // One statement: the rows written by a data-modifying `WITH`, the history inserted
+        // beside them (one round trip fewer per change, which is most of a callback's cost).
+        let h = lines.cte_as(kind, "h", 11);
+        crate::store::sql::query(&format!(
+            "WITH {}, {h}, w AS (UPDATE payments SET {SET} FROM u WHERE payments.id = u.id \
+             RETURNING payments.id) {HISTORY}",
+            payments.cte(kind, 2)
+        ))
+        .bind(now)
+        .bind_rows(kind, payments)
+        .bind_rows(kind, lines)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
     if !ps.is_empty() {
-        let text = |f: &dyn Fn(&Payment) -> Option<String>| Col::Text(ps.iter().map(f).collect());
-        let rows = Rows::new(vec![
-            ("id", text(&|p| Some(p.id.to_string()))),
-            ("state", text(&|p| Some(p.state.as_str().to_owned()))),
-            ("rail_reference", text(&|p| p.rail_reference.clone())),
-            ("receipt", text(&|p| p.receipt.clone())),
-            (
-                "failure_code",
-                text(&|p| p.failure.as_ref().map(|f| f.code.as_str().to_owned())),
-            ),
-            (
-                "failure_reason",
-                text(&|p| p.failure.as_ref().map(|f| f.reason.clone())),
-            ),
-            (
-                "failure_rail_code",
-                text(&|p| p.failure.as_ref().and_then(|f| f.rail_code.clone())),
-            ),
-            ("exception", text(&|p| p.exception.clone())),
-            ("conflict", text(&|p| p.conflict.clone())),
-        ]);
-        for part in rows.parts(kind) {
+        for part in payments.parts(kind) {
             crate::store::sql::query(&format!(
-                "WITH {} UPDATE payments SET state = u.state, rail_reference = u.rail_reference, \
-                 receipt = u.receipt, failure_code = u.failure_code, \
-                 failure_reason = u.failure_reason, failure_rail_code = u.failure_rail_code, \
-                 exception = u.exception, conflict = u.conflict, updated_at = $1 \
-                 FROM u WHERE payments.id = u.id",
+                "WITH {} UPDATE payments SET {SET} FROM u WHERE payments.id = u.id",
                 part.cte(kind, 2)
             ))
             .bind(now)
@@ -93,28 +123,13 @@ pub(super) async fn write_many(
         }
     }
     if !history.is_empty() {
-        let text = |f: &dyn Fn(&(Uuid, Uuid, (State, State, String))) -> Option<String>| {
-            Col::Text(history.iter().map(f).collect())
-        };
-        let rows = Rows::new(vec![
-            ("id", text(&|h| Some(h.1.to_string()))),
-            ("client", text(&|h| Some(h.0.to_string()))),
-            ("from_state", text(&|h| Some(h.2 .0.as_str().to_owned()))),
-            ("to_state", text(&|h| Some(h.2 .1.as_str().to_owned()))),
-            ("cause", text(&|h| Some(h.2 .2.clone()))),
-        ]);
-        for part in rows.parts(kind) {
-            crate::store::sql::query(&format!(
-                "WITH {} INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, \
-                 cause, at, client_id) SELECT u.id, COALESCE((SELECT MAX(t.seq) FROM \
-                 payment_transitions t WHERE t.payment_id = u.id), 0) + 1, u.from_state, \
-                 u.to_state, u.cause, $1, u.client FROM u WHERE true",
-                part.cte(kind, 2)
-            ))
-            .bind(now)
-            .bind_rows(kind, part)
-            .execute(&mut *conn)
-            .await?;
+        for part in lines.parts(kind) {
+            let h = part.cte_as(kind, "h", 2);
+            crate::store::sql::query(&format!("WITH {h} {HISTORY}"))
+                .bind(now)
+                .bind_rows(kind, part)
+                .execute(&mut *conn)
+                .await?;
         }
     }
     Ok(())

@@ -354,6 +354,7 @@ pub async fn discard_statement(db: &Db, id: Uuid) -> Result<()> {
     let mut tx = db.begin().await?;
     for sql in [
         "DELETE FROM statement_identities WHERE statement_id = $1",
+        "DELETE FROM statement_line_matches WHERE statement_id = $1",
         "DELETE FROM statement_lines WHERE statement_id = $1",
         "DELETE FROM statements WHERE id = $1",
     ] {
@@ -594,10 +595,12 @@ pub async fn insert_settlements(
 }
 
 /// Marks statement lines as matched by a run, so a later run does not count them again.
-/// Runs of consecutive line numbers (most of a statement, in practice) are marked by range,
-/// the rest by short lists.
+/// Runs of consecutive line numbers (most of a statement, in practice) are kept as one range
+/// each in `statement_line_matches`, not written on every line; the rest are marked on the
+/// line, by short lists.
 pub async fn mark_lines_matched(
     conn: &mut Conn,
+    client_id: Uuid,
     run_id: Uuid,
     statement_id: Uuid,
     line_nos: &[i64],
@@ -617,13 +620,14 @@ pub async fn mark_lines_matched(
         }
         if end.saturating_sub(start) >= MIN_RANGE {
             crate::store::sql::query(
-                "UPDATE statement_lines SET matched_run = $1 WHERE statement_id = $2 \
-                 AND line_no >= $3 AND line_no <= $4",
+                "INSERT INTO statement_line_matches (client_id, statement_id, first_line, \
+                 last_line, run_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
-            .bind(run_id.to_string())
+            .bind(client_id.to_string())
             .bind(statement_id.to_string())
             .bind(start)
             .bind(end)
+            .bind(run_id.to_string())
             .execute(&mut *conn)
             .await?;
         } else {
@@ -644,6 +648,56 @@ pub async fn mark_lines_matched(
         .await?;
     }
     Ok(())
+}
+
+/// The ranges of lines earlier runs matched (`mark_lines_matched`), by statement, each
+/// statement's sorted by first line: for the client, or for one statement of it.
+pub async fn matched_ranges(
+    db: &Db,
+    client_id: Uuid,
+    statement: Option<Uuid>,
+) -> Result<std::collections::HashMap<String, Vec<(i64, i64)>>> {
+    let rows = match statement {
+        Some(s) => {
+            crate::store::sql::query_as::<(String, i64, i64)>(
+                "SELECT statement_id, first_line, last_line FROM statement_line_matches \
+                 WHERE client_id = $1 AND statement_id = $2 ORDER BY statement_id, first_line",
+            )
+            .bind(client_id.to_string())
+            .bind(s.to_string())
+            .fetch_all(db.pool())
+            .await?
+        }
+        None => {
+            crate::store::sql::query_as::<(String, i64, i64)>(
+                "SELECT statement_id, first_line, last_line FROM statement_line_matches \
+                 WHERE client_id = $1 ORDER BY statement_id, first_line",
+            )
+            .bind(client_id.to_string())
+            .fetch_all(db.pool())
+            .await?
+        }
+    };
+    let mut out: std::collections::HashMap<String, Vec<(i64, i64)>> =
+        std::collections::HashMap::new();
+    for (statement, first, last) in rows {
+        let ranges = out.entry(statement).or_default();
+        // Sorted by first line: one overlapping the last (two runs at once) extends it.
+        match ranges.last_mut() {
+            Some((_, end)) if first <= end.saturating_add(1) => *end = (*end).max(last),
+            _ => ranges.push((first, last)),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `line_no` falls in one of `ranges` (as `matched_ranges` gives them: sorted by first
+/// line, not overlapping).
+pub fn in_ranges(ranges: &[(i64, i64)], line_no: i64) -> bool {
+    let at = ranges.partition_point(|(first, _)| *first <= line_no);
+    at.checked_sub(1)
+        .and_then(|i| ranges.get(i))
+        .is_some_and(|(_, last)| line_no <= *last)
 }
 
 /// Refreshes the planner's statistics after a large load, so that the first run over a fresh
@@ -878,4 +932,28 @@ pub async fn key_owner(db: &Db, key_id: Uuid) -> Result<String> {
         "{client} (key {})",
         label.unwrap_or_else(|| format!("{prefix}…"))
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_ranges;
+
+    #[test]
+    fn a_line_is_in_a_range_from_its_first_to_its_last_line() {
+        let ranges = [(1, 40), (50, 50), (60, 99)];
+        for (line, inside) in [
+            (0, false),
+            (1, true),
+            (40, true),
+            (41, false),
+            (50, true),
+            (51, false),
+            (60, true),
+            (99, true),
+            (100, false),
+        ] {
+            assert_eq!(in_ranges(&ranges, line), inside, "line {line}");
+        }
+        assert!(!in_ranges(&[], 1));
+    }
 }

@@ -839,6 +839,11 @@ impl Rows {
 
     /// The common table expression `u` (without `WITH`), its values bound from `$first` on.
     pub fn cte(&self, kind: super::Kind, first: usize) -> String {
+        self.cte_as(kind, "u", first)
+    }
+
+    /// [`Rows::cte`] under another name than `u` (for a statement with two relations).
+    pub fn cte_as(&self, kind: super::Kind, name: &str, first: usize) -> String {
         let names = self.names.join(", ");
         match kind {
             super::Kind::Postgres => {
@@ -849,7 +854,7 @@ impl Rows {
                     .map(|(i, c)| format!("${}::{}", first.saturating_add(i), c.pg_type()))
                     .collect();
                 format!(
-                    "u AS (SELECT * FROM UNNEST({}) AS t({names}))",
+                    "{name} AS (SELECT * FROM UNNEST({}) AS t({names}))",
                     arrays.join(", ")
                 )
             }
@@ -870,7 +875,7 @@ impl Rows {
                         format!("({})", marks.join(", "))
                     })
                     .collect();
-                format!("u({names}) AS (VALUES {})", rows.join(", "))
+                format!("{name}({names}) AS (VALUES {})", rows.join(", "))
             }
         }
     }
