@@ -200,12 +200,12 @@ both_stores!(group_apply_matches_one_by_one, |store| async move {
     let mut sets: Vec<Vec<(Uuid, Uuid)>> = Vec::new();
     for set in ["one", "group"] {
         let mut made = Vec::new();
-        for i in 0..6 {
+        for i in 0..6i32 {
             let new = NewPayment {
                 direction: Direction::Disbursement,
                 mode: None,
                 reference: format!("{set}-{i}"),
-                amount: Money::from_minor(10_000 + i64::try_from(i).unwrap(), tzs).unwrap(),
+                amount: Money::from_minor(10_000 + i64::from(i), tzs).unwrap(),
                 party: Party::new(PartyIdType::Msisdn, "255712345600", None).unwrap(),
                 narrative: None,
                 rail_hint: None,

@@ -45,12 +45,15 @@ pub(super) async fn lock_many(
 /// Ids read per statement on SQLite (one value bound per id).
 const LOCK_CHUNK: usize = 5_000;
 
+/// A line of history to write: (client, payment, (from, to, cause)).
+pub(super) type HistoryLine = (Uuid, Uuid, (State, State, String));
+
 /// Writes back every field a change may touch of each payment in `ps`, and the lines of
 /// history (each payment at most once in `history`: its next line), a statement each.
 pub(super) async fn write_many(
     conn: &mut Conn,
     ps: &[Payment],
-    history: &[(Uuid, Uuid, (State, State, String))],
+    history: &[HistoryLine],
 ) -> Result<()> {
     use crate::store::sql::{Col, Rows};
     let kind = conn.kind();
@@ -76,9 +79,8 @@ pub(super) async fn write_many(
         ("exception", text(&|p| p.exception.clone())),
         ("conflict", text(&|p| p.conflict.clone())),
     ]);
-    let line = |f: &dyn Fn(&(Uuid, Uuid, (State, State, String))) -> Option<String>| {
-        Col::Text(history.iter().map(f).collect())
-    };
+    let line =
+        |f: &dyn Fn(&HistoryLine) -> Option<String>| Col::Text(history.iter().map(f).collect());
     let lines = Rows::new(vec![
         ("id", line(&|h| Some(h.1.to_string()))),
         ("client", line(&|h| Some(h.0.to_string()))),

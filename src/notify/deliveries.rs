@@ -69,6 +69,9 @@ pub struct Written {
     pub order_key: String,
 }
 
+/// A delivery to write: (its id, its job's id, the endpoint, the event).
+type Delivery<'a> = (Uuid, Uuid, Uuid, &'a Written);
+
 /// [`fan_out`] for many events: the endpoints of their clients read once, and every delivery
 /// with its job written by a statement each.
 pub async fn fan_out_many(conn: &mut Conn, events: &[Written]) -> Result<()> {
@@ -101,8 +104,7 @@ pub async fn fan_out_many(conn: &mut Conn, events: &[Written]) -> Result<()> {
             .or_default()
             .push((uuid_col(&row, "id")?, types));
     }
-    // (delivery, job, endpoint, event)
-    let mut out: Vec<(Uuid, Uuid, Uuid, &Written)> = Vec::new();
+    let mut out: Vec<Delivery<'_>> = Vec::new();
     for e in events {
         for (endpoint, types) in endpoints.get(&e.client_id).into_iter().flatten() {
             if types
@@ -118,9 +120,7 @@ pub async fn fan_out_many(conn: &mut Conn, events: &[Written]) -> Result<()> {
         return Ok(());
     }
     let now = now_micros();
-    let text = |f: &dyn Fn(&(Uuid, Uuid, Uuid, &Written)) -> Option<String>| {
-        Col::Text(out.iter().map(f).collect())
-    };
+    let text = |f: &dyn Fn(&Delivery<'_>) -> Option<String>| Col::Text(out.iter().map(f).collect());
     let jobs = Rows::new(vec![
         ("id", text(&|d| Some(d.1.to_string()))),
         ("payload", text(&|d| Some(d.0.to_string()))),

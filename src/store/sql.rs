@@ -820,7 +820,10 @@ impl Rows {
         let n = self.len();
         let per = match kind {
             super::Kind::Postgres => n.max(1),
-            super::Kind::Sqlite => (SQLITE_MAX_VALUES / self.names.len().max(1)).max(1),
+            super::Kind::Sqlite => SQLITE_MAX_VALUES
+                .checked_div(self.names.len())
+                .unwrap_or(SQLITE_MAX_VALUES)
+                .max(1),
         };
         if n <= per {
             return vec![self];
