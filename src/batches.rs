@@ -219,12 +219,13 @@ async fn store_attempts(
     ids: &[Uuid],
     out: &mut Submission,
 ) -> Result<Option<(Uuid, Vec<Attempt>)>> {
-    let mut taken = Vec::with_capacity(ids.len());
     let mut client: Option<Uuid> = None;
     let mut tx = db.begin().await?;
     let after_upload = now_micros().saturating_add(micros(set.upload_window));
+    let found = payments::get_many(&mut tx, ids).await?;
+    let mut candidates = Vec::with_capacity(ids.len());
     for pid in ids {
-        let Some(p) = payments::get_in(&mut tx, None, *pid).await? else {
+        let Some(p) = found.get(pid) else {
             out.skipped.push(*pid);
             continue;
         };
@@ -236,29 +237,47 @@ async fn store_attempts(
             out.single.push(*pid);
             continue;
         }
-        let moved = engine::apply(&mut tx, db.kind(), *pid, Change::Submit, cause).await?;
-        if !moved.changed() {
-            out.skipped.push(*pid);
-            continue;
-        }
-        let a = attempts::insert(
-            &mut tx,
-            p.client_id,
-            *pid,
-            rail_id,
-            now_micros().saturating_add(micros(set.deadline)),
-        )
-        .await?;
-        // Every line keeps a driving job: after the upload it asks about the line if no batch
-        // result settled it.
-        jobs::schedule_payment(&mut tx, p.client_id, *pid, after_upload).await?;
-        taken.push(rail_attempt(&p, &a));
+        candidates.push(p);
     }
-    // Pushed to after the upload even where it was due earlier (one statement per hundred).
-    let pids: Vec<Uuid> = taken.iter().map(|a| a.payment_id).collect();
+    let Some(client) = client else {
+        tx.rollback().await.map_err(StoreError::from)?;
+        return Ok(None);
+    };
+    // Every candidate submitted at once; one moved on since it was read (cancelled) is skipped.
+    let items = candidates
+        .iter()
+        .map(|p| engine::Item {
+            payment_id: p.id,
+            change: Change::Submit,
+            cause: cause.to_owned(),
+        })
+        .collect();
+    let mut later = engine::Deferred::default();
+    let moved = engine::apply_many(&mut tx, db.kind(), items, &mut later).await?;
+    later.run(&mut tx).await?;
+    let mut submitted = Vec::with_capacity(candidates.len());
+    for (p, applied) in candidates.into_iter().zip(moved) {
+        if applied.changed() {
+            submitted.push(p);
+        } else {
+            out.skipped.push(p.id);
+        }
+    }
+    let pids: Vec<Uuid> = submitted.iter().map(|p| p.id).collect();
+    let deadline = now_micros().saturating_add(micros(set.deadline));
+    let stored = attempts::insert_many(&mut tx, client, &pids, rail_id, deadline).await?;
+    // Every line keeps a driving job: after the upload it asks about the line if no batch
+    // result settled it; pushed to after the upload even where it was due earlier.
+    let owned: Vec<(Uuid, Uuid)> = pids.iter().map(|p| (client, *p)).collect();
+    jobs::schedule_payments(&mut tx, &owned, after_upload).await?;
     crate::store::payrolls::hold_jobs(&mut tx, &pids, after_upload).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(client.filter(|_| !taken.is_empty()).map(|c| (c, taken)))
+    let taken: Vec<Attempt> = submitted
+        .iter()
+        .zip(&stored)
+        .map(|(p, a)| rail_attempt(p, a))
+        .collect();
+    Ok((!taken.is_empty()).then_some((client, taken)))
 }
 
 /// Uploads one batch, trying the same upload again (same id) while the rail says nothing
@@ -318,19 +337,20 @@ async fn record_upload(
             }
             .to_rail_state();
             let after_grace = now_micros().saturating_add(micros(set.grace));
-            for a in lines {
-                engine::apply(
-                    &mut tx,
-                    db.kind(),
-                    a.payment_id,
-                    Change::Accept {
+            let items = lines
+                .iter()
+                .map(|a| engine::Item {
+                    payment_id: a.payment_id,
+                    change: Change::Accept {
                         attempt: Some(a.attempt_id),
                         rail_reference: None,
                     },
-                    &cause,
-                )
-                .await?;
-            }
+                    cause: cause.clone(),
+                })
+                .collect();
+            let mut later = engine::Deferred::default();
+            engine::apply_many(&mut tx, db.kind(), items, &mut later).await?;
+            later.run(&mut tx).await?;
             stored::set_lines_state(&mut tx, batch_id, &state).await?;
             let pids: Vec<Uuid> = lines.iter().map(|a| a.payment_id).collect();
             crate::store::payrolls::hold_jobs(&mut tx, &pids, after_grace).await?;
@@ -363,21 +383,23 @@ async fn record_upload(
                 .to_rail_state();
                 stored::set_lines_state(&mut tx, batch_id, &state).await?;
             }
-            for a in lines {
-                engine::apply(
-                    &mut tx,
-                    db.kind(),
-                    a.payment_id,
-                    Change::LoseTrack {
+            let items = lines
+                .iter()
+                .map(|a| engine::Item {
+                    payment_id: a.payment_id,
+                    change: Change::LoseTrack {
                         attempt: a.attempt_id,
                         why: why.to_string(),
                     },
-                    &cause,
-                )
-                .await?;
-                jobs::schedule_payment(&mut tx, client, a.payment_id, now_micros()).await?;
-                out.single.push(a.payment_id);
-            }
+                    cause: cause.clone(),
+                })
+                .collect();
+            let mut later = engine::Deferred::default();
+            engine::apply_many(&mut tx, db.kind(), items, &mut later).await?;
+            later.run(&mut tx).await?;
+            let owned: Vec<(Uuid, Uuid)> = lines.iter().map(|a| (client, a.payment_id)).collect();
+            jobs::schedule_payments(&mut tx, &owned, now_micros()).await?;
+            out.single.extend(lines.iter().map(|a| a.payment_id));
             failed_upload(batch_id, lines, why)
         }
     };
@@ -403,11 +425,19 @@ async fn one_by_one(
     out: &mut Submission,
 ) -> Result<()> {
     stored::set_status(conn, batch_id, stored::Status::Refused, None).await?;
-    for a in lines {
-        attempts::set_status(conn, a.attempt_id, Status::Retry, None, Some(why)).await?;
-        jobs::schedule_payment(conn, client, a.payment_id, now_micros()).await?;
-        out.single.push(a.payment_id);
-    }
+    let retry = lines
+        .iter()
+        .map(|a| attempts::StatusWrite {
+            id: a.attempt_id,
+            status: Status::Retry,
+            rail_reference: None,
+            why: Some(why.to_owned()),
+        })
+        .collect();
+    attempts::set_status_many(conn, retry).await?;
+    let owned: Vec<(Uuid, Uuid)> = lines.iter().map(|a| (client, a.payment_id)).collect();
+    jobs::schedule_payments(conn, &owned, now_micros()).await?;
+    out.single.extend(lines.iter().map(|a| a.payment_id));
     Ok(())
 }
 
@@ -485,7 +515,10 @@ async fn poll_batch(
             out.closed = out.closed.saturating_add(1);
             return Ok(());
         }
-        let mut tx = db.begin().await?;
+        // The page's outcomes, applied together: what each line's result says, in one
+        // transaction.
+        let mut items = Vec::with_capacity(page.lines.len());
+        let mut completes = Vec::with_capacity(page.lines.len());
         for r in &page.lines {
             let Some(line) = lines.get(&r.attempt_id) else {
                 continue;
@@ -493,76 +526,69 @@ async fn poll_batch(
             if line.conflicted {
                 continue;
             }
-            if r.amount.is_some_and(|m| m != line.amount) {
+            let change = if r.amount.is_some_and(|m| m != line.amount) {
                 // The rail recorded another amount than we sent: never paid as instructed.
-                engine::apply(
-                    &mut tx,
-                    db.kind(),
-                    line.payment_id,
-                    Change::Contradict {
-                        claimed: "amount differs",
-                        detail: Some("the rail recorded another amount for this line".to_owned()),
-                    },
-                    &cause,
-                )
-                .await?;
                 out.conflicts = out.conflicts.saturating_add(1);
-                continue;
-            }
-            let applied = match &r.status {
-                RailStatus::Completed(s) => {
-                    let s = Settled {
-                        rail_reference: s
-                            .rail_reference
-                            .clone()
-                            .or_else(|| Some(b.batch_ref.clone())),
-                        // Where the line named its amount it was compared above with the
-                        // one read with the batch: spare every line of a payroll a second read.
-                        amount: if r.amount.is_some() { None } else { s.amount },
-                        ..s.clone()
-                    };
-                    engine::apply(
-                        &mut tx,
-                        db.kind(),
-                        line.payment_id,
-                        Change::Complete {
-                            attempt: Some(line.attempt_id),
-                            settled: s.clone(),
-                        },
-                        &cause,
-                    )
-                    .await?
+                Change::Contradict {
+                    claimed: "amount differs",
+                    detail: Some("the rail recorded another amount for this line".to_owned()),
                 }
-                RailStatus::Failed(f) => {
-                    engine::apply(
-                        &mut tx,
-                        db.kind(),
-                        line.payment_id,
-                        Change::Fail {
-                            attempt: Some(line.attempt_id),
-                            failure: f.clone(),
+            } else {
+                match &r.status {
+                    RailStatus::Completed(s) => Change::Complete {
+                        attempt: Some(line.attempt_id),
+                        settled: Settled {
+                            rail_reference: s
+                                .rail_reference
+                                .clone()
+                                .or_else(|| Some(b.batch_ref.clone())),
+                            // Where the line named its amount it was compared above with
+                            // the one read with the batch: spare every line of a payroll a
+                            // second read.
+                            amount: if r.amount.is_some() { None } else { s.amount },
+                            ..s.clone()
                         },
-                        &cause,
-                    )
-                    .await?
-                }
-                RailStatus::Pending | RailStatus::NotFound => {
-                    out.pending = out.pending.saturating_add(1);
-                    Applied::Ignored
+                    },
+                    RailStatus::Failed(f) => Change::Fail {
+                        attempt: Some(line.attempt_id),
+                        failure: f.clone(),
+                    },
+                    RailStatus::Pending | RailStatus::NotFound => {
+                        out.pending = out.pending.saturating_add(1);
+                        continue;
+                    }
                 }
             };
-            match (applied, &r.status) {
-                (Applied::Changed { .. }, RailStatus::Completed(_)) => {
+            completes.push(match &change {
+                Change::Complete { .. } => Some(true),
+                Change::Fail { .. } => Some(false),
+                _ => None,
+            });
+            items.push(engine::Item {
+                payment_id: line.payment_id,
+                change,
+                cause: cause.clone(),
+            });
+        }
+        let mut tx = db.begin().await?;
+        let mut later = engine::Deferred::default();
+        let applied = engine::apply_many(&mut tx, db.kind(), items, &mut later).await?;
+        later.run(&mut tx).await?;
+        for (applied, completes) in applied.into_iter().zip(completes) {
+            // A contradiction of the amount was counted above.
+            let Some(completes) = completes else { continue };
+            match applied {
+                Applied::Changed { .. } if completes => {
                     out.completed = out.completed.saturating_add(1);
                     settled = settled.saturating_add(1);
                 }
-                (Applied::Changed { .. }, _) => {
+                Applied::Changed { .. } => {
                     out.failed = out.failed.saturating_add(1);
                     settled = settled.saturating_add(1);
                 }
-                (Applied::Conflict, _) => out.conflicts = out.conflicts.saturating_add(1),
-                (Applied::Duplicate, _) => out.duplicates = out.duplicates.saturating_add(1),
-                (Applied::Ignored | Applied::Noted, _) => {}
+                Applied::Conflict => out.conflicts = out.conflicts.saturating_add(1),
+                Applied::Duplicate => out.duplicates = out.duplicates.saturating_add(1),
+                Applied::Ignored | Applied::Noted => {}
             }
         }
         tx.commit().await.map_err(StoreError::from)?;
@@ -578,8 +604,10 @@ async fn poll_batch(
 }
 
 async fn close(db: &Db, batch_id: Uuid, out: &mut Poll) -> Result<()> {
-    let mut conn = db.pool().acquire().await.map_err(StoreError::from)?;
-    stored::set_status(&mut conn, batch_id, stored::Status::Closed, None).await?;
+    // Through the store's writer turn, as every write: on SQLite it queues, never sleeps.
+    let mut tx = db.begin().await?;
+    stored::set_status(&mut tx, batch_id, stored::Status::Closed, None).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     out.closed = out.closed.saturating_add(1);
     Ok(())
 }

@@ -69,6 +69,47 @@ pub async fn release(
         })
         .collect();
     let mut released: u64 = 0;
+    // Uploads run beside the release of the next chunks, a few at a time: a chunk's attempts
+    // are stored and its batch sent while the next chunk is released. Every upload is waited
+    // for before this returns, whatever happened (nothing is left half-sent by a return).
+    let mut uploads = tokio::task::JoinSet::new();
+    let outcome = release_chunks(
+        db,
+        wake,
+        &batch_rails,
+        payroll_id,
+        cause,
+        &mut released,
+        &mut uploads,
+    )
+    .await;
+    while uploads.join_next().await.is_some() {
+        wake.notify_one();
+    }
+    if !outcome? {
+        return Ok(Some(released));
+    }
+    // A payroll whose items were all cancelled or released one by one may be done already.
+    let mut tx = db.begin().await?;
+    engine::settle_payroll(&mut tx, payroll_id).await?;
+    tx.commit().await?;
+    Ok(Some(released))
+}
+
+/// Uploads of a release in flight at once, at most.
+const UPLOADS_IN_FLIGHT: usize = 3;
+
+/// The release's chunks: each released in a transaction, its items for batch rails handed to
+/// an upload task (`uploads`, at most [`UPLOADS_IN_FLIGHT`]). False when a pause stopped it.
+async fn release_chunks(
+    db: &Db,
+    wake: &Notify,
+    batch_rails: &[(&RailConfig, Arc<Rail>)],
+    payroll_id: Uuid,
+    cause: &str,
+    released: &mut u64,
+    uploads: &mut tokio::task::JoinSet<()>,
+) -> Result<bool> {
     loop {
         let mut tx = db.begin().await?;
         // A pause between two chunks stops the release; releasing again goes on from here.
@@ -78,20 +119,20 @@ pub async fn release(
             != Some(Status::Released)
         {
             tx.commit().await?;
-            return Ok(Some(released));
+            return Ok(false);
         }
         let ids = engine::release_payroll_chunk(&mut tx, payroll_id, RELEASE_CHUNK, cause).await?;
         if ids.is_empty() {
             tx.commit().await?;
-            break;
+            return Ok(true);
         }
         // Items for a rail with batches on wait for the batch path below (at most this long,
         // if it fails before taking them).
-        let mut on_batch_rails: Vec<(&RailConfig, Arc<Rail>, Vec<Uuid>)> = Vec::new();
+        let mut on_batch_rails: Vec<(RailConfig, Arc<Rail>, Vec<Uuid>)> = Vec::new();
         if !batch_rails.is_empty() {
             let by_rail = payrolls::rails_of(&mut tx, &ids).await?;
             let until = now_micros().saturating_add(BATCH_HOLD_MICROS);
-            for (rc, rail) in &batch_rails {
+            for (rc, rail) in batch_rails {
                 let mine: Vec<Uuid> = by_rail
                     .iter()
                     .filter(|(_, r)| r.as_deref() == Some(rc.id.as_str()))
@@ -101,23 +142,24 @@ pub async fn release(
                     continue;
                 }
                 payrolls::hold_jobs(&mut tx, &mine, until).await?;
-                on_batch_rails.push((rc, rail.clone(), mine));
+                on_batch_rails.push(((*rc).clone(), rail.clone(), mine));
             }
         }
         tx.commit().await?;
-        released = released.saturating_add(u64::try_from(ids.len()).unwrap_or(0));
+        *released = released.saturating_add(u64::try_from(ids.len()).unwrap_or(0));
         // The rest goes to the dispatcher now; the batch rails' items after their uploads.
         wake.notify_one();
         for (rc, rail, mine) in on_batch_rails {
-            send_batches(db, rc, rail.adapter.as_ref(), payroll_id, &mine).await;
+            while uploads.len() >= UPLOADS_IN_FLIGHT {
+                uploads.join_next().await;
+                wake.notify_one();
+            }
+            let db = db.clone();
+            uploads.spawn(async move {
+                send_batches(&db, &rc, rail.adapter.as_ref(), payroll_id, &mine).await;
+            });
         }
-        wake.notify_one();
     }
-    // A payroll whose items were all cancelled or released one by one may be done already.
-    let mut tx = db.begin().await?;
-    engine::settle_payroll(&mut tx, payroll_id).await?;
-    tx.commit().await?;
-    Ok(Some(released))
 }
 
 /// What a pause held back.

@@ -23,11 +23,9 @@ use railgate::domain::{
 };
 use railgate::engine::{self, Change};
 use railgate::ledger::balances;
-use railgate::rails::Rails;
 use railgate::store::{attempts, payments, Db};
 use railgate_rail::{InboundRequest, Settled};
 use std::collections::HashMap;
-use std::sync::Arc;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -87,7 +85,7 @@ struct World {
 impl World {
     async fn new(store: Store) -> Option<World> {
         let url = database_url(store).await?;
-        let state = connect(&url).await;
+        let state = app_state(&url).await;
         let client = railgate::store::keys::ensure_client(&state.db, "props")
             .await
             .unwrap();
@@ -338,7 +336,7 @@ impl World {
                     drop(tx);
                 }
                 self.state.db.close().await;
-                self.state = connect(&self.url).await;
+                self.state = app_state(&self.url).await;
             }
         }
     }
@@ -416,22 +414,6 @@ impl World {
             return Err(format!("pending {pending} but {in_flight} in flight"));
         }
         Ok(())
-    }
-}
-
-async fn connect(url: &str) -> AppState {
-    let db = Db::connect(url, 3).await.unwrap();
-    db.migrate().await.unwrap();
-    let cfg = test_config(url.to_owned(), "http://127.0.0.1:9");
-    let rails = Rails::from_config(&cfg, railgate::adapters::build).unwrap();
-    AppState {
-        intake: railgate::api::intake::Intake::start(db.clone()),
-        group: railgate::store::group::Group::start(db.clone()),
-        db,
-        rails: Arc::new(rails),
-        cfg: Arc::new(cfg),
-        wake: Arc::new(tokio::sync::Notify::new()),
-        metrics: None,
     }
 }
 

@@ -1075,3 +1075,54 @@ both_stores!(concurrent_runs_settle_once, |store| async move {
     assert_eq!(settlement["balance"]["posted"], "-45000.00", "{accounts}");
     app.stop().await;
 });
+
+// A statement whose lines are matched in one long run is marked as a range, not line by line:
+// one row in `statement_line_matches`, no line rewritten, and a second run sees none of them.
+both_stores!(long_runs_of_lines_are_matched_once, |store| async move {
+    let Some(app) = spawn_app(store).await else {
+        return;
+    };
+    let t = today();
+    const N: usize = 40;
+    let paid = futures_util::future::join_all((0..N).map(|i| {
+        let app = &app;
+        async move {
+            let id = pay(app, &format!("LR-{i}"), "00").await;
+            settle_state(app, &id, "00").await
+        }
+    }))
+    .await;
+    assert!(paid.iter().all(|p| p["state"] == "completed"), "{paid:?}");
+    let mut csv = String::from(MOCK_HEADER);
+    for i in 0..N {
+        csv += &mock_csv_line(
+            &t,
+            "15000.00",
+            "TZS",
+            "DEBIT",
+            &format!("LR-{i}"),
+            &format!("TX-LR{i}"),
+        );
+    }
+    let (s, stmt) = upload(
+        &app,
+        "?profile=mock-rail&rail=mock",
+        "text/csv",
+        csv.into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 201, "{stmt}");
+    let body = json!({"statement_id": stmt["id"]});
+    let first = run(&app, body.clone()).await;
+    assert_eq!(first["report"]["lines_matched"], N, "{first}");
+    assert_eq!(app.count("statement_line_matches").await, 1);
+    assert_eq!(
+        app.count("recon_settlements").await,
+        i64::try_from(N).unwrap()
+    );
+    let again = run(&app, body).await;
+    assert_eq!(again["report"]["lines_seen"], 0, "{again}");
+    assert_eq!(again["report"]["lines_matched"], 0, "{again}");
+    assert_eq!(again["report"]["breaks"]["new"], 0, "{again}");
+    app.stop().await;
+});

@@ -102,24 +102,30 @@ async fn commit_loop(db: Db, max_submit_tries: i64, mut rx: mpsc::Receiver<Pendi
     }
 }
 
+/// Applies the answers in one transaction: each answer's own writes first, then every change
+/// through the engine at once, then every job.
 async fn commit(db: &Db, max_submit_tries: i64, answers: &[Answer]) -> Result<(), DriveError> {
     let kind = db.kind();
     let mut tx = db.begin().await?;
-    let mut later = crate::engine::Deferred::default();
+    let mut items = Vec::with_capacity(answers.len());
+    let mut settle = Vec::with_capacity(answers.len());
     for a in answers {
-        drive::apply_answer(
+        let (item, next) = drive::plan_answer(
             &mut tx,
-            kind,
             max_submit_tries,
             &a.job,
             &a.rail,
             &a.payment,
             &a.attempt,
             a.outcome.clone(),
-            &mut later,
         )
         .await?;
+        items.extend(item);
+        settle.push((&a.job, next));
     }
+    let mut later = crate::engine::Deferred::default();
+    crate::engine::apply_many(&mut tx, kind, items, &mut later).await?;
+    crate::store::jobs::settle_many(&mut tx, &settle).await?;
     later.run(&mut tx).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())

@@ -136,6 +136,7 @@ pub(super) async fn first_sends(
     let mut wrote = false;
     let mut tx = d.db.begin().await?;
     let mut later = engine::Deferred::default();
+    let mut candidates = Vec::new();
     for job in claimed {
         let p = match job.payment_id.and_then(|id| found.get(&id)) {
             Some(p) if job.kind == jobs::JobKind::Payment => p,
@@ -164,16 +165,56 @@ pub(super) async fn first_sends(
             wrote = true;
             continue;
         };
-        let moved =
-            engine::apply_in(&mut tx, kind, p.id, Change::Submit, &cause, &mut later).await?;
-        if !moved.changed() {
-            // Moved on since it was read (cancelled): its job finds out on its own.
-            rest.push(job);
-            continue;
+        candidates.push((job, p, rail, permit));
+    }
+    // Every candidate submitted at once; one moved on since it was read (cancelled) is left
+    // to its job, which finds out on its own.
+    let items = candidates
+        .iter()
+        .map(|(_, p, _, _)| engine::Item {
+            payment_id: p.id,
+            change: Change::Submit,
+            cause: cause.clone(),
+        })
+        .collect();
+    let moved = engine::apply_many(&mut tx, kind, items, &mut later).await?;
+    let mut submitted = Vec::with_capacity(candidates.len());
+    for (c, applied) in candidates.into_iter().zip(moved) {
+        if applied.changed() {
+            submitted.push(c);
+        } else {
+            rest.push(c.0);
         }
-        wrote = true;
-        let deadline = now_micros().saturating_add(micros(rail.deadline));
-        let stored = attempts::insert(&mut tx, p.client_id, p.id, &rail.id, deadline).await?;
+    }
+    wrote = wrote || !submitted.is_empty();
+    // Their attempts, a statement per client and rail.
+    let mut groups: std::collections::BTreeMap<(Uuid, String), Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, (_, p, rail, _)) in submitted.iter().enumerate() {
+        groups
+            .entry((p.client_id, rail.id.clone()))
+            .or_default()
+            .push(i);
+    }
+    let mut stored: Vec<Option<AttemptRow>> = submitted.iter().map(|_| None).collect();
+    for ((client, rail_id), members) in groups {
+        let pids: Vec<Uuid> = members
+            .iter()
+            .filter_map(|i| submitted.get(*i).map(|c| c.1.id))
+            .collect();
+        let deadline = members
+            .first()
+            .and_then(|i| submitted.get(*i))
+            .map_or(0, |c| now_micros().saturating_add(micros(c.2.deadline)));
+        let rows = attempts::insert_many(&mut tx, client, &pids, &rail_id, deadline).await?;
+        for (i, row) in members.into_iter().zip(rows) {
+            if let Some(slot) = stored.get_mut(i) {
+                *slot = Some(row);
+            }
+        }
+    }
+    for ((job, p, rail, permit), stored) in submitted.into_iter().zip(stored) {
+        let stored = stored.ok_or_else(|| DriveError::Setup("an attempt was not stored".into()))?;
         let mut payment = p.clone();
         payment.state = State::Submitted;
         match store_for_send(&mut tx, kind, &rail, &payment, &stored).await? {
@@ -380,84 +421,80 @@ pub(super) async fn apply_answer(
     outcome: std::result::Result<Submitted, RailError>,
     later: &mut engine::Deferred,
 ) -> Result<()> {
-    let cause = format!("rail {}: answer to attempt {}", rail.id, a.id);
+    let (item, next) = plan_answer(tx, max_submit_tries, job, rail, p, a, outcome).await?;
+    if let Some(item) = item {
+        engine::apply_many(&mut *tx, kind, vec![item], later).await?;
+    }
+    jobs::settle_many(tx, &[(job, next)]).await?;
+    Ok(())
+}
 
-    match outcome {
-        Ok(Submitted::Accepted { rail_reference }) => {
-            engine::apply_in(
-                &mut *tx,
-                kind,
-                p.id,
-                Change::Accept {
-                    attempt: Some(a.id),
-                    rail_reference: rail_reference.as_deref().map(str::to_owned),
-                },
-                &cause,
-                later,
-            )
-            .await?;
-            let at = now_micros()
-                .saturating_add(micros(rail.callback_grace))
-                .min(a.deadline_at.saturating_add(1_000));
-            jobs::retry_at(&mut *tx, job, at, None).await?;
-        }
+/// What a rail's answer to a submission does: the change for the engine (if any) and what
+/// becomes of the send's job. The writes an answer needs before its change (a step's state,
+/// a refusal counted) are done here, in the caller's transaction; the change and the job are
+/// the caller's to apply, with other answers' (`answers`).
+pub(super) async fn plan_answer(
+    tx: &mut Conn,
+    max_submit_tries: i64,
+    job: &Job,
+    rail: &Rail,
+    p: &Payment,
+    a: &AttemptRow,
+    outcome: std::result::Result<Submitted, RailError>,
+) -> Result<(Option<engine::Item>, jobs::Next)> {
+    let cause = format!("rail {}: answer to attempt {}", rail.id, a.id);
+    let item = |change: Change| {
+        Some(engine::Item {
+            payment_id: p.id,
+            change,
+            cause: cause.clone(),
+        })
+    };
+    let after_grace = || {
+        now_micros()
+            .saturating_add(micros(rail.callback_grace))
+            .min(a.deadline_at.saturating_add(1_000))
+    };
+    Ok(match outcome {
+        Ok(Submitted::Accepted { rail_reference }) => (
+            item(Change::Accept {
+                attempt: Some(a.id),
+                rail_reference,
+            }),
+            jobs::Next::RetryAt(after_grace(), None),
+        ),
         Ok(Submitted::Step {
             rail_state,
             rail_reference,
         }) => {
             if attempts::step_sent(&mut *tx, a.id, &rail_state).await? {
-                engine::apply_in(
-                    &mut *tx,
-                    kind,
-                    p.id,
-                    Change::Accept {
+                (
+                    item(Change::Accept {
                         attempt: Some(a.id),
-                        rail_reference: rail_reference.as_deref().map(str::to_owned),
-                    },
-                    &cause,
-                    later,
+                        rail_reference,
+                    }),
+                    jobs::Next::RetryAt(after_grace(), None),
                 )
-                .await?;
-                let at = now_micros()
-                    .saturating_add(micros(rail.callback_grace))
-                    .min(a.deadline_at.saturating_add(1_000));
-                jobs::retry_at(&mut *tx, job, at, None).await?;
             } else {
                 // The step's callback beat this answer and already stored the next state.
                 tracing::debug!(payment = %p.id, attempt = %a.id, "Step answered before its acceptance; keeping the callback's state");
-                jobs::retry_at(&mut *tx, job, now_micros(), None).await?;
+                (None, jobs::Next::RetryAt(now_micros(), None))
             }
         }
-        Ok(Submitted::Completed(settled)) => {
-            engine::apply_in(
-                &mut *tx,
-                kind,
-                p.id,
-                Change::Complete {
-                    attempt: Some(a.id),
-                    settled: settled.clone(),
-                },
-                &cause,
-                later,
-            )
-            .await?;
-            jobs::finish(&mut *tx, job).await?;
-        }
-        Ok(Submitted::Rejected(failure)) => {
-            engine::apply_in(
-                &mut *tx,
-                kind,
-                p.id,
-                Change::Fail {
-                    attempt: Some(a.id),
-                    failure: failure.clone(),
-                },
-                &cause,
-                later,
-            )
-            .await?;
-            jobs::finish(&mut *tx, job).await?;
-        }
+        Ok(Submitted::Completed(settled)) => (
+            item(Change::Complete {
+                attempt: Some(a.id),
+                settled,
+            }),
+            jobs::Next::Finish,
+        ),
+        Ok(Submitted::Rejected(failure)) => (
+            item(Change::Fail {
+                attempt: Some(a.id),
+                failure,
+            }),
+            jobs::Next::Finish,
+        ),
         Err(RailError::Retryable(why)) => {
             let refusals = attempts::record_refusal(&mut *tx, a.id, &why).await?;
             if refusals >= max_submit_tries {
@@ -466,62 +503,40 @@ pub(super) async fn apply_answer(
                     format!("the rail refused {refusals} times with nothing moved: {why}"),
                     None,
                 );
-                engine::apply_in(
-                    &mut *tx,
-                    kind,
-                    p.id,
-                    Change::Fail {
+                (
+                    item(Change::Fail {
                         attempt: Some(a.id),
-                        failure: f.clone(),
-                    },
-                    &cause,
-                    later,
+                        failure: f,
+                    }),
+                    jobs::Next::Finish,
                 )
-                .await?;
-                jobs::finish(&mut *tx, job).await?;
             } else {
                 let at = now_micros().saturating_add(backoff::micros(
                     refusals,
                     Duration::from_millis(200),
                     Duration::from_secs(300),
                 ));
-                jobs::retry_at(&mut *tx, job, at, Some(&why)).await?;
+                (None, jobs::Next::RetryAt(at, Some(why)))
             }
         }
-        Err(RailError::Permanent(why)) => {
-            let f = Failure::new(FailureCode::InvalidRequest, why, None);
-            engine::apply_in(
-                &mut *tx,
-                kind,
-                p.id,
-                Change::Fail {
-                    attempt: Some(a.id),
-                    failure: f.clone(),
-                },
-                &cause,
-                later,
-            )
-            .await?;
-            jobs::finish(&mut *tx, job).await?;
-        }
+        Err(RailError::Permanent(why)) => (
+            item(Change::Fail {
+                attempt: Some(a.id),
+                failure: Failure::new(FailureCode::InvalidRequest, why, None),
+            }),
+            jobs::Next::Finish,
+        ),
         Err(RailError::Unknown(why)) => {
             tracing::warn!(payment = %p.id, attempt = %a.id, rail = %rail.id, reason = %why, "Outcome unknown; will ask the rail");
-            engine::apply_in(
-                &mut *tx,
-                kind,
-                p.id,
-                Change::LoseTrack {
+            (
+                item(Change::LoseTrack {
                     attempt: a.id,
                     why: why.to_string(),
-                },
-                &cause,
-                later,
+                }),
+                jobs::Next::RetryAt(next_inquiry(job, a), Some(why)),
             )
-            .await?;
-            jobs::retry_at(&mut *tx, job, next_inquiry(job, a), Some(&why)).await?;
         }
-    }
-    Ok(())
+    })
 }
 
 /// When to ask the rail again about an attempt: on the backoff schedule, but never later

@@ -10,66 +10,85 @@ use crate::{ledger, notify};
 use serde_json::json;
 use uuid::Uuid;
 
-/// Runs `effects` for the payment as written (`p`), in order.
-pub(super) async fn run(
+/// Runs the effects of a group of decisions, each for its payment as written: the kinds every
+/// payment of a group has (attempt writes, ledger postings, events) a statement per kind for
+/// the whole group, the rest payment by payment.
+pub(super) async fn run_many(
     conn: &mut Conn,
-    p: &Payment,
-    effects: &[Effect],
-    cause: &str,
+    decided: &[(Payment, Vec<Effect>, String)],
     later: &mut super::Deferred,
 ) -> Result<()> {
-    for effect in effects {
-        match effect {
-            Effect::Attempt(AttemptWrite::Status {
-                attempt,
-                status,
-                rail_reference,
-                why,
-            }) => {
-                let status = match status {
-                    AttemptStatus::Completed => Status::Completed,
-                    AttemptStatus::Failed => Status::Failed,
-                    AttemptStatus::Unknown => Status::Unknown,
-                };
-                attempts::set_status(
-                    conn,
-                    *attempt,
+    let mut statuses = Vec::new();
+    let mut accepted = Vec::new();
+    let mut postings = Vec::new();
+    let mut events = Vec::new();
+    for (p, effects, cause) in decided {
+        for effect in effects {
+            match effect {
+                Effect::Attempt(AttemptWrite::Status {
+                    attempt,
                     status,
-                    rail_reference.as_deref(),
-                    why.as_deref(),
-                )
-                .await?;
-            }
-            Effect::Attempt(AttemptWrite::Accepted {
-                attempt,
-                rail_reference,
-            }) => attempts::mark_accepted(conn, *attempt, rail_reference.as_deref()).await?,
-            Effect::Conflict(c) => conflict(conn, p, c, cause).await?,
-            Effect::Recheck { attempt } => recheck(conn, p, *attempt).await?,
-            Effect::Post { from, to } => ledger::on_transition(conn, p, *from, *to, cause).await?,
-            Effect::Announce { to } => notify::events::payment_transition(conn, p, *to).await?,
-            Effect::AnnounceException => {
-                metrics::counter!("railgate_payment_exceptions_total").increment(1);
-                notify::emit(
-                    conn,
-                    &notify::NewEvent {
+                    rail_reference,
+                    why,
+                }) => {
+                    let status = match status {
+                        AttemptStatus::Completed => Status::Completed,
+                        AttemptStatus::Failed => Status::Failed,
+                        AttemptStatus::Unknown => Status::Unknown,
+                    };
+                    statuses.push(attempts::StatusWrite {
+                        id: *attempt,
+                        status,
+                        rail_reference: rail_reference.clone(),
+                        why: why.clone(),
+                    });
+                }
+                Effect::Attempt(AttemptWrite::Accepted {
+                    attempt,
+                    rail_reference,
+                }) => accepted.push((*attempt, rail_reference.clone())),
+                Effect::Conflict(c) => conflict(conn, p, c, cause).await?,
+                Effect::Recheck { attempt } => recheck(conn, p, *attempt).await?,
+                Effect::Post { from, to } => postings.push(ledger::postings::Transition {
+                    payment: p,
+                    from: *from,
+                    to: *to,
+                    cause,
+                }),
+                Effect::Announce { to } => {
+                    if let Some(kind) = notify::EventType::for_state(*to) {
+                        events.push(notify::NewEvent {
+                            client_id: p.client_id,
+                            kind,
+                            payment_id: Some(p.id),
+                            payroll_id: p.payroll_id,
+                            data: notify::events::payment_data(p),
+                        });
+                    }
+                }
+                Effect::AnnounceException => {
+                    metrics::counter!("railgate_payment_exceptions_total").increment(1);
+                    events.push(notify::NewEvent {
                         client_id: p.client_id,
                         kind: notify::EventType::PaymentException,
                         payment_id: Some(p.id),
                         payroll_id: p.payroll_id,
                         data: notify::events::payment_data(p),
-                    },
-                )
-                .await?;
-            }
-            Effect::PayrollProgress { payroll } => {
-                later.payrolls.insert(*payroll);
-            }
-            Effect::Dispatch => {
-                jobs::schedule_payment(conn, p.client_id, p.id, now_micros()).await?
+                    });
+                }
+                Effect::PayrollProgress { payroll } => {
+                    later.payrolls.insert(*payroll);
+                }
+                Effect::Dispatch => {
+                    jobs::schedule_payment(conn, p.client_id, p.id, now_micros()).await?
+                }
             }
         }
     }
+    attempts::set_status_many(conn, statuses).await?;
+    attempts::mark_accepted_many(conn, accepted).await?;
+    ledger::postings::on_transitions(conn, &postings).await?;
+    notify::events::emit_many(conn, events).await?;
     Ok(())
 }
 

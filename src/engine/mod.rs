@@ -17,7 +17,7 @@ mod row;
 use crate::domain::machine;
 pub use crate::domain::machine::{Applied, Change};
 use crate::store::Conn;
-use crate::store::{Kind, Result};
+use crate::store::{Kind, Result, StoreError};
 use uuid::Uuid;
 
 /// Applies `change` to the payment inside the caller's transaction.
@@ -62,28 +62,91 @@ pub async fn apply_in(
     cause: &str,
     later: &mut Deferred,
 ) -> Result<Applied> {
-    let held = row::lock(conn, kind, payment_id).await?;
-    let decision = machine::decide(&held, &change, cause);
-    let applied = decision.applied;
-    if let Applied::Changed { from, to } = applied {
-        metrics::counter!("railgate_payment_transitions_total", "from" => from.as_str(), "to" => to.as_str())
-            .increment(1);
-    }
-    let written = match decision.write {
-        Some(p) => {
-            row::write(conn, &p, decision.history.as_ref()).await?;
-            p
-        }
-        None => {
-            // An operator's note: a line of history, the payment's row untouched.
-            if let Some(line) = &decision.history {
-                row::note(conn, &held, line).await?;
-            }
-            held
-        }
+    let item = Item {
+        payment_id,
+        change,
+        cause: cause.to_owned(),
     };
-    effects::run(conn, &written, &decision.effects, cause, later).await?;
-    Ok(applied)
+    let applied = apply_many(conn, kind, vec![item], later).await?;
+    Ok(applied.into_iter().next().unwrap_or(Applied::Ignored))
+}
+
+/// One change of a group applied together ([`apply_many`]).
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub payment_id: Uuid,
+    pub change: Change,
+    /// Who says so: it goes into the history.
+    pub cause: String,
+}
+
+/// Applies a group of changes inside the caller's transaction, with set-based statements: the
+/// group's payments are locked by one read (in the order of their ids, so two groups cannot
+/// wait on each other), each change is decided in memory, and the payments, their history and
+/// each kind of effect are written a statement per kind, whatever the group's size. Changes to
+/// one payment are applied in their order, one per round. Returns what each change came to,
+/// in the order given. Payroll progress is left to `later`, as with [`apply_in`].
+pub async fn apply_many(
+    conn: &mut Conn,
+    kind: Kind,
+    items: Vec<Item>,
+    later: &mut Deferred,
+) -> Result<Vec<Applied>> {
+    let mut out = vec![Applied::Ignored; items.len()];
+    let mut waiting: Vec<(usize, Item)> = items.into_iter().enumerate().collect();
+    while !waiting.is_empty() {
+        let mut seen = std::collections::HashSet::with_capacity(waiting.len());
+        let (round, rest): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|(_, item)| seen.insert(item.payment_id));
+        apply_round(conn, kind, round, &mut out, later).await?;
+        waiting = rest;
+    }
+    Ok(out)
+}
+
+/// One round of [`apply_many`]: at most one change per payment.
+async fn apply_round(
+    conn: &mut Conn,
+    kind: Kind,
+    round: Vec<(usize, Item)>,
+    out: &mut [Applied],
+    later: &mut Deferred,
+) -> Result<()> {
+    let ids: Vec<Uuid> = round.iter().map(|(_, item)| item.payment_id).collect();
+    let held = row::lock_many(conn, kind, &ids).await?;
+    let mut writes = Vec::new();
+    let mut history = Vec::new();
+    let mut effects = Vec::with_capacity(round.len());
+    for (at, item) in round {
+        let p = held
+            .get(&item.payment_id)
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        let decision = machine::decide(p, &item.change, &item.cause);
+        if let Some(slot) = out.get_mut(at) {
+            *slot = decision.applied;
+        }
+        if let Applied::Changed { from, to } = decision.applied {
+            metrics::counter!("railgate_payment_transitions_total", "from" => from.as_str(), "to" => to.as_str())
+                .increment(1);
+        }
+        // Without a write, a line of history is an operator's note: the row is untouched.
+        let written = match decision.write {
+            Some(w) => {
+                writes.push(w.clone());
+                w
+            }
+            None => p.clone(),
+        };
+        if let Some(line) = decision.history {
+            history.push((written.client_id, written.id, line));
+        }
+        if !decision.effects.is_empty() {
+            effects.push((written, decision.effects, item.cause));
+        }
+    }
+    row::write_many(conn, &writes, &history).await?;
+    effects::run_many(conn, &effects, later).await
 }
 
 /// Stores a new payment in `received` and records its first transition (the engine's, as

@@ -90,6 +90,119 @@ pub async fn on_transition(
     }
 }
 
+/// One payment's change of state, for [`on_transitions`].
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub payment: &'a Payment,
+    pub from: State,
+    pub to: State,
+    pub cause: &'a str,
+}
+
+/// [`on_transition`] for a group of payments (each at most once), in the caller's
+/// transaction: the pending transfers they resolve are read by one statement, the accounts
+/// they need are created by one (in the order of their ids), and their transfers and entries
+/// are written by one each. A reversal, rare, is written on its own.
+pub async fn on_transitions(conn: &mut Conn, ts: &[Transition<'_>]) -> Result<()> {
+    enum Kind {
+        Pending,
+        Post,
+        Void,
+    }
+    let mut todo = Vec::with_capacity(ts.len());
+    for t in ts {
+        let p = t.payment;
+        let kind = match (p.direction, t.to) {
+            (Direction::Disbursement, State::Submitted) if t.from != State::Submitted => {
+                Kind::Pending
+            }
+            (_, State::Completed) => Kind::Post,
+            (_, State::Failed | State::Cancelled) => Kind::Void,
+            (_, State::Reversed) => {
+                reverse(conn, p, t.cause).await?;
+                continue;
+            }
+            (
+                _,
+                State::Received
+                | State::Queued
+                | State::Submitted
+                | State::Pending
+                | State::Unknown,
+            ) => continue,
+        };
+        todo.push((t, kind));
+    }
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let resolving: Vec<Uuid> = todo
+        .iter()
+        .filter(|(_, k)| !matches!(k, Kind::Pending))
+        .map(|(t, _)| t.payment.id)
+        .collect();
+    let pendings = transfers::find_many(conn, &resolving, Phase::Pending).await?;
+    let mut needed = std::collections::BTreeMap::new();
+    for (t, kind) in &todo {
+        let own_accounts = match kind {
+            Kind::Pending => true,
+            Kind::Post => !pendings.contains_key(&t.payment.id),
+            Kind::Void => false,
+        };
+        if own_accounts {
+            let (debit, credit) = accounts(t.payment);
+            needed.insert(debit.id(), debit);
+            needed.insert(credit.id(), credit);
+        }
+    }
+    transfers::ensure_accounts(conn, needed.into_values().collect()).await?;
+    let mut writes = Vec::with_capacity(todo.len());
+    for (t, kind) in &todo {
+        let p = t.payment;
+        let pending = pendings.get(&p.id);
+        let (phase, debit_account, credit_account, amount, pending_id) = match (kind, pending) {
+            (Kind::Pending, _) => {
+                let (d, c) = accounts(p);
+                (Phase::Pending, d.id(), c.id(), p.amount, None)
+            }
+            (Kind::Post, Some(x)) => (
+                Phase::Posted,
+                x.debit_account,
+                x.credit_account,
+                x.amount,
+                Some(x.id),
+            ),
+            (Kind::Post, None) => {
+                let (d, c) = accounts(p);
+                (Phase::Posted, d.id(), c.id(), p.amount, None)
+            }
+            (Kind::Void, Some(x)) => (
+                Phase::Voided,
+                x.debit_account,
+                x.credit_account,
+                x.amount,
+                Some(x.id),
+            ),
+            // Nothing was committed to a rail: nothing to void.
+            (Kind::Void, None) => continue,
+        };
+        writes.push(NewTransfer {
+            payment_id: Some(p.id),
+            ext_key: None,
+            client_id: Some(p.client_id),
+            phase,
+            debit_account,
+            credit_account,
+            amount,
+            pending_id,
+            reverses_id: None,
+            cause: t.cause,
+        });
+    }
+    transfers::write_many(conn, &writes).await?;
+    Ok(())
+}
+
 /// Posts the pending transfer, or (a collection, or a payment confirmed without one) writes
 /// a single-phase posted transfer.
 async fn post(conn: &mut Conn, p: &Payment, cause: &str) -> Result<()> {

@@ -6,8 +6,10 @@
 
 use super::chart::{AccountRef, Side};
 use crate::domain::{Currency, Money};
+use crate::store::sql::{Col, Rows};
 use crate::store::Conn;
 use crate::store::{col, now_micros, uuid_col, Result, StoreError};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,22 +218,251 @@ pub async fn find(conn: &mut Conn, payment_id: Uuid, phase: Phase) -> Result<Opt
     .bind(phase.as_str())
     .fetch_optional(conn)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let phase: String = col(&row, "phase")?;
-    let currency: String = col(&row, "currency")?;
+    row.as_ref().map(transfer_from).transpose()
+}
+
+/// Creates the accounts not stored yet, in the order given (the caller's: by id), in one
+/// statement.
+pub async fn ensure_accounts(conn: &mut Conn, accounts: Vec<AccountRef>) -> Result<()> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let text =
+        |f: &dyn Fn(&AccountRef) -> Option<String>| Col::Text(accounts.iter().map(f).collect());
+    let rows = Rows::new(vec![
+        ("id", text(&|a| Some(a.id().to_string()))),
+        ("code", text(&|a| Some(a.code.clone()))),
+        ("currency", text(&|a| Some(a.currency.code().to_owned()))),
+        ("client", text(&|a| a.client_id.map(|c| c.to_string()))),
+        ("kind", text(&|a| Some(a.kind.as_str().to_owned()))),
+        (
+            "side",
+            text(&|a| Some(a.kind.normal_side().as_str().to_owned())),
+        ),
+        (
+            "non_negative",
+            Col::Int(
+                accounts
+                    .iter()
+                    .map(|a| Some(i64::from(a.kind.non_negative())))
+                    .collect(),
+            ),
+        ),
+    ]);
+    let now = now_micros();
+    for part in rows.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} INSERT INTO ledger_accounts (id, code, currency, client_id, kind, \
+             normal_side, non_negative, created_at) SELECT u.id, u.code, u.currency, u.client, \
+             u.kind, u.side, u.non_negative, $1 FROM u WHERE true ON CONFLICT DO NOTHING",
+            part.cte(kind, 2)
+        ))
+        .bind(now)
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`write`] for many transfers: a statement for the transfers and one for their entries.
+/// A transfer that exists already (same payment and phase, pending already resolved, external
+/// key used) is not written, and neither are its entries.
+pub async fn write_many(conn: &mut Conn, ts: &[NewTransfer<'_>]) -> Result<()> {
+    if ts.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let ids: Vec<Uuid> = ts.iter().map(|_| Uuid::now_v7()).collect();
+    let now = now_micros();
+    let text =
+        |f: &dyn Fn(&NewTransfer<'_>) -> Option<String>| Col::Text(ts.iter().map(f).collect());
+    let rows = Rows::new(vec![
+        (
+            "id",
+            Col::Text(ids.iter().map(|i| Some(i.to_string())).collect()),
+        ),
+        ("payment", text(&|t| t.payment_id.map(|p| p.to_string()))),
+        ("phase", text(&|t| Some(t.phase.as_str().to_owned()))),
+        ("client", text(&|t| t.client_id.map(|c| c.to_string()))),
+        ("debit", text(&|t| Some(t.debit_account.to_string()))),
+        ("credit", text(&|t| Some(t.credit_account.to_string()))),
+        (
+            "amount",
+            Col::Int(ts.iter().map(|t| Some(t.amount.minor())).collect()),
+        ),
+        (
+            "currency",
+            text(&|t| Some(t.amount.currency().code().to_owned())),
+        ),
+        ("pending", text(&|t| t.pending_id.map(|p| p.to_string()))),
+        ("reverses", text(&|t| t.reverses_id.map(|p| p.to_string()))),
+        ("cause", text(&|t| Some(t.cause.to_owned()))),
+        ("ext_key", text(&|t| t.ext_key.map(str::to_owned))),
+    ]);
+    if kind == crate::store::Kind::Postgres {
+        // One statement: the transfers written by a data-modifying `WITH`, the two entries
+        // of each one written beside them (none for a transfer that was not).
+        let sides: Vec<(Deltas, Deltas)> = ts
+            .iter()
+            .map(|t| deltas(t.phase, t.pending_id.is_some(), t.amount.minor()))
+            .collect();
+        let int = |f: &dyn Fn(&(Deltas, Deltas)) -> i64| {
+            Col::Int(sides.iter().map(|d| Some(f(d))).collect())
+        };
+        let entries = Rows::new(vec![
+            (
+                "id",
+                Col::Text(ids.iter().map(|i| Some(i.to_string())).collect()),
+            ),
+            ("ddp", int(&|d| d.0.debits_pending)),
+            ("ddq", int(&|d| d.0.debits_posted)),
+            ("dcp", int(&|d| d.0.credits_pending)),
+            ("dcq", int(&|d| d.0.credits_posted)),
+            ("cdp", int(&|d| d.1.debits_pending)),
+            ("cdq", int(&|d| d.1.debits_posted)),
+            ("ccp", int(&|d| d.1.credits_pending)),
+            ("ccq", int(&|d| d.1.credits_posted)),
+        ]);
+        crate::store::sql::query(&format!(
+            "WITH {}, {}, w AS (INSERT INTO ledger_transfers (id, payment_id, phase, client_id, \
+             debit_account, credit_account, amount_minor, currency, pending_id, reverses_id, \
+             cause, created_at, ext_key) SELECT u.id, u.payment, u.phase, u.client, u.debit, \
+             u.credit, u.amount, u.currency, u.pending, u.reverses, u.cause, $1, u.ext_key \
+             FROM u WHERE true ON CONFLICT DO NOTHING RETURNING id) \
+             INSERT INTO ledger_entries (transfer_id, account_id, debits_pending, \
+             debits_posted, credits_pending, credits_posted, at, client_id) \
+             SELECT u.id, u.debit, e.ddp, e.ddq, e.dcp, e.dcq, $1, u.client \
+             FROM w JOIN u ON u.id = w.id JOIN e ON e.id = w.id \
+             UNION ALL SELECT u.id, u.credit, e.cdp, e.cdq, e.ccp, e.ccq, $1, u.client \
+             FROM w JOIN u ON u.id = w.id JOIN e ON e.id = w.id",
+            rows.cte(kind, 2),
+            entries.cte_as(kind, "e", 14)
+        ))
+        .bind(now)
+        .bind_rows(kind, rows)
+        .bind_rows(kind, entries)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
+    let mut written = std::collections::HashSet::with_capacity(ts.len());
+    for part in rows.parts(kind) {
+        let got: Vec<String> = crate::store::sql::query_scalar(&format!(
+            "WITH {} INSERT INTO ledger_transfers (id, payment_id, phase, client_id, \
+             debit_account, credit_account, amount_minor, currency, pending_id, reverses_id, \
+             cause, created_at, ext_key) SELECT u.id, u.payment, u.phase, u.client, u.debit, \
+             u.credit, u.amount, u.currency, u.pending, u.reverses, u.cause, $1, u.ext_key \
+             FROM u WHERE true ON CONFLICT DO NOTHING RETURNING id",
+            part.cte(kind, 2)
+        ))
+        .bind(now)
+        .bind_rows(kind, part)
+        .fetch_all(&mut *conn)
+        .await?;
+        written.extend(got);
+    }
+    if written.is_empty() {
+        return Ok(());
+    }
+    // Two entries per transfer written: its debit account's and its credit account's.
+    let mut entries: Vec<(String, Uuid, Deltas, Option<Uuid>)> =
+        Vec::with_capacity(written.len().saturating_mul(2));
+    for (id, t) in ids.iter().zip(ts) {
+        let id = id.to_string();
+        if !written.contains(&id) {
+            continue;
+        }
+        let (debit, credit) = deltas(t.phase, t.pending_id.is_some(), t.amount.minor());
+        entries.push((id.clone(), t.debit_account, debit, t.client_id));
+        entries.push((id, t.credit_account, credit, t.client_id));
+    }
+    let int =
+        |f: &dyn Fn(&Deltas) -> i64| Col::Int(entries.iter().map(|e| Some(f(&e.2))).collect());
+    let rows = Rows::new(vec![
+        (
+            "transfer",
+            Col::Text(entries.iter().map(|e| Some(e.0.clone())).collect()),
+        ),
+        (
+            "account",
+            Col::Text(entries.iter().map(|e| Some(e.1.to_string())).collect()),
+        ),
+        ("dp", int(&|d| d.debits_pending)),
+        ("dq", int(&|d| d.debits_posted)),
+        ("cp", int(&|d| d.credits_pending)),
+        ("cq", int(&|d| d.credits_posted)),
+        (
+            "client",
+            Col::Text(entries.iter().map(|e| e.3.map(|c| c.to_string())).collect()),
+        ),
+    ]);
+    for part in rows.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} INSERT INTO ledger_entries (transfer_id, account_id, debits_pending, \
+             debits_posted, credits_pending, credits_posted, at, client_id) SELECT u.transfer, \
+             u.account, u.dp, u.dq, u.cp, u.cq, $1, u.client FROM u WHERE true",
+            part.cte(kind, 2)
+        ))
+        .bind(now)
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`find`] for many payments: each one's transfer of that phase, by payment.
+pub async fn find_many(
+    conn: &mut Conn,
+    payment_ids: &[Uuid],
+    phase: Phase,
+) -> Result<HashMap<Uuid, Transfer>> {
+    let mut found = HashMap::with_capacity(payment_ids.len());
+    if payment_ids.is_empty() {
+        return Ok(found);
+    }
+    let kind = conn.kind();
+    let per_statement = match kind {
+        crate::store::Kind::Postgres => payment_ids.len(),
+        crate::store::Kind::Sqlite => 5_000,
+    };
+    for chunk in payment_ids.chunks(per_statement) {
+        let sql = format!(
+            "SELECT id, payment_id, phase, debit_account, credit_account, amount_minor, \
+             currency, pending_id FROM ledger_transfers WHERE phase = $1 AND {}",
+            crate::store::sql::in_list(kind, "payment_id", 2, chunk.len())
+        );
+        let rows = crate::store::sql::query(&sql)
+            .bind(phase.as_str())
+            .bind_list(kind, chunk.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            let payment = uuid_col(&row, "payment_id")?;
+            found.insert(payment, transfer_from(&row)?);
+        }
+    }
+    Ok(found)
+}
+
+fn transfer_from(row: &crate::store::sql::Row) -> Result<Transfer> {
+    let phase: String = col(row, "phase")?;
+    let currency: String = col(row, "currency")?;
     let currency: Currency = currency
         .parse()
         .map_err(|_| StoreError::Corrupt("transfer currency".into()))?;
-    let pending: Option<String> = col(&row, "pending_id")?;
-    Ok(Some(Transfer {
-        id: uuid_col(&row, "id")?,
+    let pending: Option<String> = col(row, "pending_id")?;
+    Ok(Transfer {
+        id: uuid_col(row, "id")?,
         phase: Phase::parse(&phase).ok_or_else(|| StoreError::Corrupt(phase.clone()))?,
-        debit_account: uuid_col(&row, "debit_account")?,
-        credit_account: uuid_col(&row, "credit_account")?,
-        amount: Money::from_minor(col(&row, "amount_minor")?, currency)
+        debit_account: uuid_col(row, "debit_account")?,
+        credit_account: uuid_col(row, "credit_account")?,
+        amount: Money::from_minor(col(row, "amount_minor")?, currency)
             .map_err(|_| StoreError::Corrupt("transfer amount".into()))?,
         pending_id: pending.and_then(|p| Uuid::parse_str(&p).ok()),
-    }))
+    })
 }
 
 /// Refuses (by failing the transaction) when an account that must not go negative would:

@@ -59,6 +59,110 @@ pub async fn fan_out(
     Ok(())
 }
 
+/// An event just written, for [`fan_out_many`].
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub client_id: Uuid,
+    pub event_id: Uuid,
+    pub seq: i64,
+    pub kind: EventType,
+    pub order_key: String,
+}
+
+/// A delivery to write: (its id, its job's id, the endpoint, the event).
+type Delivery<'a> = (Uuid, Uuid, Uuid, &'a Written);
+
+/// [`fan_out`] for many events: the endpoints of their clients read once, and every delivery
+/// with its job written by a statement each.
+pub async fn fan_out_many(conn: &mut Conn, events: &[Written]) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    if events.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let mut clients: Vec<String> = events.iter().map(|e| e.client_id.to_string()).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let sql = format!(
+        "SELECT id, client_id, event_types FROM webhook_endpoints WHERE deleted_at IS NULL \
+         AND {}",
+        crate::store::sql::in_list(kind, "client_id", 1, clients.len())
+    );
+    let rows = crate::store::sql::query(&sql)
+        .bind_list(kind, clients)
+        .fetch_all(&mut *conn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut endpoints: std::collections::HashMap<Uuid, Vec<(Uuid, Option<String>)>> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let types: Option<String> = col(&row, "event_types")?;
+        endpoints
+            .entry(uuid_col(&row, "client_id")?)
+            .or_default()
+            .push((uuid_col(&row, "id")?, types));
+    }
+    let mut out: Vec<Delivery<'_>> = Vec::new();
+    for e in events {
+        for (endpoint, types) in endpoints.get(&e.client_id).into_iter().flatten() {
+            if types
+                .as_deref()
+                .is_some_and(|t| !t.split_whitespace().any(|x| x == e.kind.as_str()))
+            {
+                continue;
+            }
+            out.push((Uuid::now_v7(), Uuid::now_v7(), *endpoint, e));
+        }
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    let now = now_micros();
+    let text = |f: &dyn Fn(&Delivery<'_>) -> Option<String>| Col::Text(out.iter().map(f).collect());
+    let jobs = Rows::new(vec![
+        ("id", text(&|d| Some(d.1.to_string()))),
+        ("payload", text(&|d| Some(d.0.to_string()))),
+        ("client", text(&|d| Some(d.3.client_id.to_string()))),
+    ]);
+    for part in jobs.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} INSERT INTO jobs (id, kind, payment_id, payload, run_at, created_at, \
+             client_id) SELECT u.id, $1, NULL, u.payload, $2, $2, u.client FROM u WHERE true",
+            part.cte(kind, 3)
+        ))
+        .bind(JobKind::Webhook.as_str())
+        .bind(now)
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let deliveries = Rows::new(vec![
+        ("id", text(&|d| Some(d.0.to_string()))),
+        ("seq", Col::Int(out.iter().map(|d| Some(d.3.seq)).collect())),
+        ("endpoint", text(&|d| Some(d.2.to_string()))),
+        ("event", text(&|d| Some(d.3.event_id.to_string()))),
+        ("order_key", text(&|d| Some(d.3.order_key.clone()))),
+        ("job", text(&|d| Some(d.1.to_string()))),
+        ("client", text(&|d| Some(d.3.client_id.to_string()))),
+    ]);
+    for part in deliveries.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} INSERT INTO webhook_deliveries (id, event_seq, endpoint_id, event_id, \
+             order_key, job_id, status, tries, next_at, created_at, client_id) SELECT u.id, \
+             u.seq, u.endpoint, u.event, u.order_key, u.job, 'pending', 0, $1, $1, u.client \
+             FROM u WHERE true",
+            part.cte(kind, 2)
+        ))
+        .bind(now)
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Pending,

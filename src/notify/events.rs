@@ -91,14 +91,71 @@ pub async fn emit(conn: &mut Conn, e: &NewEvent) -> Result<Uuid> {
     .bind(now_micros())
     .fetch_one(&mut *conn)
     .await?;
-    // One payment's (or payroll's) events reach an endpoint in the order they were written.
-    let order_key = match (e.payment_id, e.payroll_id) {
+    deliveries::fan_out(conn, e.client_id, id, seq, e.kind, &order_key(e, id)).await?;
+    Ok(id)
+}
+
+/// [`emit`] for many events: one statement for the events, and their deliveries as
+/// [`deliveries::fan_out_many`] writes them.
+pub async fn emit_many(conn: &mut Conn, events: Vec<NewEvent>) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    if events.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let text = |f: &dyn Fn(&NewEvent) -> Option<String>| Col::Text(events.iter().map(f).collect());
+    let rows = Rows::new(vec![
+        (
+            "id",
+            Col::Text(ids.iter().map(|i| Some(i.to_string())).collect()),
+        ),
+        ("client", text(&|e| Some(e.client_id.to_string()))),
+        ("type", text(&|e| Some(e.kind.as_str().to_owned()))),
+        ("payment", text(&|e| e.payment_id.map(|p| p.to_string()))),
+        ("payroll", text(&|e| e.payroll_id.map(|p| p.to_string()))),
+        ("data", text(&|e| Some(e.data.to_string()))),
+    ]);
+    let now = now_micros();
+    let mut seqs: std::collections::HashMap<String, i64> =
+        std::collections::HashMap::with_capacity(events.len());
+    for part in rows.parts(kind) {
+        let got = crate::store::sql::query_as::<(String, i64)>(&format!(
+            "WITH {} INSERT INTO events (id, client_id, type, payment_id, payroll_id, data, \
+             created_at) SELECT u.id, u.client, u.type, u.payment, u.payroll, u.data, $1 \
+             FROM u WHERE true RETURNING id, seq",
+            part.cte(kind, 2)
+        ))
+        .bind(now)
+        .bind_rows(kind, part)
+        .fetch_all(&mut *conn)
+        .await?;
+        seqs.extend(got);
+    }
+    let written: Vec<deliveries::Written> = events
+        .iter()
+        .zip(&ids)
+        .filter_map(|(e, id)| {
+            let seq = *seqs.get(&id.to_string())?;
+            Some(deliveries::Written {
+                client_id: e.client_id,
+                event_id: *id,
+                seq,
+                kind: e.kind,
+                order_key: order_key(e, *id),
+            })
+        })
+        .collect();
+    deliveries::fan_out_many(conn, &written).await
+}
+
+/// One payment's (or payroll's) events reach an endpoint in the order they were written.
+fn order_key(e: &NewEvent, id: Uuid) -> String {
+    match (e.payment_id, e.payroll_id) {
         (Some(p), _) => format!("payment:{p}"),
         (None, Some(p)) => format!("payroll:{p}"),
         (None, None) => format!("event:{id}"),
-    };
-    deliveries::fan_out(conn, e.client_id, id, seq, e.kind, &order_key).await?;
-    Ok(id)
+    }
 }
 
 fn micros_rfc3339(t: DateTime<Utc>) -> String {

@@ -237,10 +237,20 @@ pub async fn execute(
         for b in binds {
             q = q.bind(b);
         }
+        // Lines an earlier run matched as a range are skipped here; those it marked one by
+        // one the query leaves out (`matched_run`).
+        let matched =
+            rstore::matched_ranges(db, client_id, statement.as_ref().map(|s| s.id)).await?;
         let mut rows = q.fetch(db.pool());
         let mut last_statement: Option<(String, u32)> = None;
         while let Some(row) = rows.try_next().await? {
             let sid: String = col(&row, "statement_id")?;
+            if let Some(ranges) = matched.get(&sid) {
+                let line_no: i64 = col(&row, "line_no")?;
+                if rstore::in_ranges(ranges, line_no) {
+                    continue;
+                }
+            }
             let sidx = match &last_statement {
                 Some((s, i)) if *s == sid => *i,
                 _ => {
@@ -815,7 +825,7 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
             continue;
         };
         let mut tx = db.begin().await?;
-        rstore::mark_lines_matched(&mut tx, ctx.run_id, *statement_id, nos).await?;
+        rstore::mark_lines_matched(&mut tx, ctx.client_id, ctx.run_id, *statement_id, nos).await?;
         tx.commit().await?;
     }
 
@@ -930,7 +940,14 @@ async fn complete_from_statement(
                 }],
             )
             .await?;
-            rstore::mark_lines_matched(tx, ctx.run_id, statement_id, &[line.line_no]).await?;
+            rstore::mark_lines_matched(
+                tx,
+                ctx.client_id,
+                ctx.run_id,
+                statement_id,
+                &[line.line_no],
+            )
+            .await?;
             let book = postings::Book {
                 client: ctx.client_id,
                 rail: side.rail.as_deref().unwrap_or("unassigned"),

@@ -69,6 +69,7 @@ const COLUMNS: &str = "id, payment_id, rail, seq, status, request_step, request_
     rail_reference, rail_state, deadline_at, created_at, rail_status, rail_status_reason, \
     client_id";
 
+/// The payment's next attempt on `rail`, `sending` (one statement; see [`insert_many`]).
 pub async fn insert(
     conn: &mut Conn,
     client_id: Uuid,
@@ -76,43 +77,10 @@ pub async fn insert(
     rail: &str,
     deadline_at: i64,
 ) -> Result<AttemptRow> {
-    let id = Uuid::new_v4();
-    let now = now_micros();
-    let seq: i64 = crate::store::sql::query_scalar(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM attempts WHERE payment_id = $1",
-    )
-    .bind(payment_id.to_string())
-    .fetch_one(&mut *conn)
-    .await?;
-    crate::store::sql::query(
-        "INSERT INTO attempts (id, payment_id, rail, seq, status, deadline_at, created_at, \
-         updated_at, client_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
-    )
-    .bind(id.to_string())
-    .bind(payment_id.to_string())
-    .bind(rail)
-    .bind(seq)
-    .bind(Status::Sending.as_str())
-    .bind(deadline_at)
-    .bind(now)
-    .bind(client_id.to_string())
-    .execute(conn)
-    .await?;
-    Ok(AttemptRow {
-        id,
-        payment_id,
-        client_id,
-        rail: rail.to_owned(),
-        seq,
-        status: Status::Sending,
-        request: None,
-        rail_reference: None,
-        rail_state: None,
-        deadline_at,
-        created_at: from_micros(now),
-        rail_status: None,
-        rail_status_reason: None,
-    })
+    insert_many(conn, client_id, &[payment_id], rail, deadline_at)
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("an attempt was not stored".into()))
 }
 
 fn from_row(row: &crate::store::Row) -> Result<AttemptRow> {
@@ -234,6 +202,74 @@ pub async fn step_sent(conn: &mut Conn, id: Uuid, state: &serde_json::Value) -> 
     Ok(done.rows_affected() == 1)
 }
 
+/// [`insert`] for many payments of one client on one rail: each gets its next attempt,
+/// `sending`, by one statement (SQLite: per 5,000). Returns the attempts in the order given.
+pub async fn insert_many(
+    conn: &mut Conn,
+    client_id: Uuid,
+    payment_ids: &[Uuid],
+    rail: &str,
+    deadline_at: i64,
+) -> Result<Vec<AttemptRow>> {
+    use crate::store::sql::{Col, Rows};
+    let kind = conn.kind();
+    let now = now_micros();
+    let ids: Vec<Uuid> = payment_ids.iter().map(|_| Uuid::new_v4()).collect();
+    let rows = Rows::new(vec![
+        (
+            "id",
+            Col::Text(ids.iter().map(|i| Some(i.to_string())).collect()),
+        ),
+        (
+            "payment",
+            Col::Text(payment_ids.iter().map(|p| Some(p.to_string())).collect()),
+        ),
+    ]);
+    let mut seqs: std::collections::HashMap<String, i64> =
+        std::collections::HashMap::with_capacity(ids.len());
+    for part in rows.parts(kind) {
+        let got = crate::store::sql::query_as::<(String, i64)>(&format!(
+            "WITH {} INSERT INTO attempts (id, payment_id, rail, seq, status, deadline_at, \
+             created_at, updated_at, client_id) SELECT u.id, u.payment, $1, \
+             COALESCE((SELECT MAX(a.seq) FROM attempts a WHERE a.payment_id = u.payment), 0) + 1, \
+             $2, $3, $4, $4, $5 FROM u WHERE true RETURNING id, seq",
+            part.cte(kind, 6)
+        ))
+        .bind(rail)
+        .bind(Status::Sending.as_str())
+        .bind(deadline_at)
+        .bind(now)
+        .bind(client_id.to_string())
+        .bind_rows(kind, part)
+        .fetch_all(&mut *conn)
+        .await?;
+        seqs.extend(got);
+    }
+    ids.iter()
+        .zip(payment_ids)
+        .map(|(id, payment_id)| {
+            let seq = *seqs
+                .get(&id.to_string())
+                .ok_or_else(|| StoreError::Corrupt("an attempt was not stored".into()))?;
+            Ok(AttemptRow {
+                id: *id,
+                payment_id: *payment_id,
+                client_id,
+                rail: rail.to_owned(),
+                seq,
+                status: Status::Sending,
+                request: None,
+                rail_reference: None,
+                rail_state: None,
+                deadline_at,
+                created_at: from_micros(now),
+                rail_status: None,
+                rail_status_reason: None,
+            })
+        })
+        .collect()
+}
+
 /// Marks an attempt accepted, unless a callback already settled it or moved it to its next step.
 pub async fn mark_accepted(conn: &mut Conn, id: Uuid, rail_reference: Option<&str>) -> Result<()> {
     crate::store::sql::query(
@@ -279,6 +315,97 @@ pub async fn set_status(
     .bind(id.to_string())
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// One attempt's new status, for [`set_status_many`].
+#[derive(Debug, Clone)]
+pub struct StatusWrite {
+    pub id: Uuid,
+    pub status: Status,
+    pub rail_reference: Option<String>,
+    pub why: Option<String>,
+}
+
+/// [`set_status`] for many attempts, one statement (SQLite: per 7,500).
+pub async fn set_status_many(conn: &mut Conn, writes: Vec<StatusWrite>) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let rows = Rows::new(vec![
+        (
+            "id",
+            Col::Text(writes.iter().map(|w| Some(w.id.to_string())).collect()),
+        ),
+        (
+            "status",
+            Col::Text(
+                writes
+                    .iter()
+                    .map(|w| Some(w.status.as_str().to_owned()))
+                    .collect(),
+            ),
+        ),
+        (
+            "rail_reference",
+            Col::Text(writes.iter().map(|w| w.rail_reference.clone()).collect()),
+        ),
+        (
+            "why",
+            Col::Text(writes.into_iter().map(|w| w.why).collect()),
+        ),
+    ]);
+    let now = now_micros();
+    for part in rows.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} UPDATE attempts SET status = u.status, \
+             rail_reference = COALESCE(u.rail_reference, attempts.rail_reference), \
+             last_error = COALESCE(u.why, attempts.last_error), updated_at = $1 \
+             FROM u WHERE attempts.id = u.id",
+            part.cte(kind, 2)
+        ))
+        .bind(now)
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`mark_accepted`] for many attempts (id, the rail's reference if it gave one).
+pub async fn mark_accepted_many(
+    conn: &mut Conn,
+    accepted: Vec<(Uuid, Option<String>)>,
+) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    if accepted.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let (ids, refs): (Vec<_>, Vec<_>) = accepted
+        .into_iter()
+        .map(|(id, r)| (Some(id.to_string()), r))
+        .unzip();
+    let rows = Rows::new(vec![
+        ("id", Col::Text(ids)),
+        ("rail_reference", Col::Text(refs)),
+    ]);
+    let now = now_micros();
+    for part in rows.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} UPDATE attempts SET status = 'accepted', \
+             rail_reference = COALESCE(u.rail_reference, attempts.rail_reference), \
+             updated_at = $1 FROM u WHERE attempts.id = u.id \
+             AND attempts.status NOT IN ('completed', 'failed', 'step')",
+            part.cte(kind, 2)
+        ))
+        .bind(now)
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 

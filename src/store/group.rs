@@ -145,16 +145,22 @@ async fn run_batch(
     finishes: &mut Vec<Finish>,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
+    // One round trip between two pieces: the last one's savepoint released (or rolled back)
+    // and the next one's taken in the same script. The commit releases the last.
+    let mut between = "SAVEPOINT piece";
     for work in batch {
-        tx.execute_script("SAVEPOINT piece").await?;
+        tx.execute_script(between).await?;
         let (keep, finish) = work(&mut tx).await;
         finishes.push(finish);
-        if keep {
-            tx.execute_script("RELEASE SAVEPOINT piece").await?;
+        between = if keep {
+            "RELEASE SAVEPOINT piece; SAVEPOINT piece"
         } else {
-            tx.execute_script("ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece")
-                .await?;
-        }
+            "ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece; SAVEPOINT piece"
+        };
+    }
+    if between.starts_with("ROLLBACK") {
+        tx.execute_script("ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece")
+            .await?;
     }
     tx.commit().await?;
     Ok(())

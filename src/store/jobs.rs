@@ -98,6 +98,80 @@ pub async fn schedule_payment(
     Ok(())
 }
 
+/// [`schedule_payment`] for many payments (client, payment) at once: their jobs moved by one
+/// statement (SQLite: per 5,000), the missing ones written by another.
+pub async fn schedule_payments(
+    conn: &mut Conn,
+    payments: &[(Uuid, Uuid)],
+    run_at: i64,
+) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    let kind = conn.kind();
+    let per_statement = match kind {
+        Kind::Postgres => payments.len().max(1),
+        Kind::Sqlite => 5_000,
+    };
+    let mut moved = std::collections::HashSet::with_capacity(payments.len());
+    for chunk in payments.chunks(per_statement) {
+        let sql = format!(
+            "UPDATE jobs SET run_at = CASE WHEN run_at < $1 AND lease_until IS NULL THEN run_at \
+             ELSE $1 END, version = version + 1 WHERE kind = 'payment' AND {} \
+             RETURNING payment_id",
+            crate::store::sql::in_list(kind, "payment_id", 2, chunk.len())
+        );
+        let got: Vec<String> = crate::store::sql::query_scalar(&sql)
+            .bind(run_at)
+            .bind_list(
+                kind,
+                chunk.iter().map(|(_, p)| p.to_string()).collect::<Vec<_>>(),
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+        moved.extend(got);
+    }
+    let missing: Vec<&(Uuid, Uuid)> = payments
+        .iter()
+        .filter(|(_, p)| !moved.contains(&p.to_string()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let rows = Rows::new(vec![
+        (
+            "id",
+            Col::Text(
+                missing
+                    .iter()
+                    .map(|_| Some(Uuid::now_v7().to_string()))
+                    .collect(),
+            ),
+        ),
+        (
+            "payment",
+            Col::Text(missing.iter().map(|(_, p)| Some(p.to_string())).collect()),
+        ),
+        (
+            "client",
+            Col::Text(missing.iter().map(|(c, _)| Some(c.to_string())).collect()),
+        ),
+    ]);
+    let now = now_micros();
+    for part in rows.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} INSERT INTO jobs (id, kind, payment_id, payload, run_at, created_at, \
+             client_id) SELECT u.id, 'payment', u.payment, NULL, $1, $2, u.client FROM u \
+             WHERE true",
+            part.cte(kind, 3)
+        ))
+        .bind(run_at)
+        .bind(now)
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Writes a job. `client_id` is the client the job works for (the payment's, the webhook
 /// endpoint's); `None` only for a rail's own work that no client can be named for (a
 /// follow-up a rail asked for after a callback).
@@ -229,6 +303,107 @@ pub async fn retry_at(conn: &mut Conn, job: &Job, run_at: i64, error: Option<&st
     .bind(job.id.to_string())
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// What becomes of a job whose run went through, for [`settle_many`].
+#[derive(Debug, Clone)]
+pub enum Next {
+    /// Done: deleted (let go if it was rescheduled meanwhile).
+    Finish,
+    /// Run again at this time (unless rescheduled meanwhile), with the error if any.
+    RetryAt(i64, Option<String>),
+}
+
+/// [`finish`] and [`retry_at`] for many jobs: a statement for those finished, one for those
+/// let go of after all, one for those to run again.
+pub async fn settle_many(conn: &mut Conn, jobs: &[(&Job, Next)]) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    let kind = conn.kind();
+    let finished: Vec<&Job> = jobs
+        .iter()
+        .filter(|(_, n)| matches!(n, Next::Finish))
+        .map(|(j, _)| *j)
+        .collect();
+    if !finished.is_empty() {
+        let rows = Rows::new(vec![
+            (
+                "id",
+                Col::Text(finished.iter().map(|j| Some(j.id.to_string())).collect()),
+            ),
+            (
+                "version",
+                Col::Int(finished.iter().map(|j| Some(j.version)).collect()),
+            ),
+        ]);
+        let mut deleted = std::collections::HashSet::with_capacity(finished.len());
+        for part in rows.parts(kind) {
+            let got: Vec<String> = crate::store::sql::query_scalar(&format!(
+                "WITH {} DELETE FROM jobs WHERE (id, version) IN (SELECT u.id, u.version \
+                 FROM u) RETURNING id",
+                part.cte(kind, 1)
+            ))
+            .bind_rows(kind, part)
+            .fetch_all(&mut *conn)
+            .await?;
+            deleted.extend(got);
+        }
+        // Rescheduled meanwhile (a callback asked for it sooner): let go of, to run then.
+        let kept: Vec<String> = finished
+            .iter()
+            .map(|j| j.id.to_string())
+            .filter(|id| !deleted.contains(id))
+            .collect();
+        for chunk in kept.chunks(5_000) {
+            let sql = format!(
+                "UPDATE jobs SET lease_until = NULL, leased_by = NULL, failures = 0 WHERE {}",
+                crate::store::sql::in_list(kind, "id", 1, chunk.len())
+            );
+            crate::store::sql::query(&sql)
+                .bind_list(kind, chunk.to_vec())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    let again: Vec<(&Job, i64, Option<String>)> = jobs
+        .iter()
+        .filter_map(|(j, n)| match n {
+            Next::RetryAt(at, why) => Some((*j, *at, why.clone())),
+            Next::Finish => None,
+        })
+        .collect();
+    if !again.is_empty() {
+        let rows = Rows::new(vec![
+            (
+                "id",
+                Col::Text(again.iter().map(|a| Some(a.0.id.to_string())).collect()),
+            ),
+            (
+                "version",
+                Col::Int(again.iter().map(|a| Some(a.0.version)).collect()),
+            ),
+            (
+                "run_at",
+                Col::Int(again.iter().map(|a| Some(a.1)).collect()),
+            ),
+            (
+                "error",
+                Col::Text(again.iter().map(|a| a.2.clone()).collect()),
+            ),
+        ]);
+        for part in rows.parts(kind) {
+            crate::store::sql::query(&format!(
+                "WITH {} UPDATE jobs SET run_at = CASE WHEN jobs.version = u.version \
+                 THEN u.run_at ELSE jobs.run_at END, lease_until = NULL, leased_by = NULL, \
+                 last_error = COALESCE(u.error, jobs.last_error), failures = 0 \
+                 FROM u WHERE jobs.id = u.id",
+                part.cte(kind, 1)
+            ))
+            .bind_rows(kind, part)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
     Ok(())
 }
 

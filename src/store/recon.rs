@@ -354,6 +354,7 @@ pub async fn discard_statement(db: &Db, id: Uuid) -> Result<()> {
     let mut tx = db.begin().await?;
     for sql in [
         "DELETE FROM statement_identities WHERE statement_id = $1",
+        "DELETE FROM statement_line_matches WHERE statement_id = $1",
         "DELETE FROM statement_lines WHERE statement_id = $1",
         "DELETE FROM statements WHERE id = $1",
     ] {
@@ -548,46 +549,58 @@ pub async fn insert_settlements(
     run_id: Uuid,
     rows: &[Settlement],
 ) -> Result<std::collections::HashSet<Uuid>> {
+    use crate::store::sql::{Col, Rows};
     let mut inserted = std::collections::HashSet::with_capacity(rows.len());
-    const COLS: usize = 11;
+    if rows.is_empty() {
+        return Ok(inserted);
+    }
+    let kind = conn.kind();
+    let text = |f: &dyn Fn(&Settlement) -> Option<String>| Col::Text(rows.iter().map(f).collect());
+    let int = |f: &dyn Fn(&Settlement) -> i64| Col::Int(rows.iter().map(|s| Some(f(s))).collect());
+    // One statement on PostgreSQL (an array per column); SQLite in parts under its limit.
+    let table = Rows::new(vec![
+        ("payment", text(&|s| Some(s.payment_id.to_string()))),
+        ("statement", text(&|s| Some(s.statement_id.to_string()))),
+        ("line_no", int(&|s| s.line_no)),
+        ("rule", text(&|s| Some(s.rule.to_owned()))),
+        ("amount", int(&|s| s.amount_minor)),
+        ("fee", int(&|s| s.fee_minor)),
+        ("currency", text(&|s| Some(s.currency.clone()))),
+        ("settled_on", text(&|s| s.settled_on.clone())),
+    ]);
     let now = now_micros();
-    let rid = run_id.to_string();
-    let client = client_id.to_string();
-    let per = rows_per_insert(conn, COLS);
-    for chunk in rows.chunks(per) {
-        let sql = format!(
-            "INSERT INTO recon_settlements (payment_id, run_id, statement_id, line_no, rule, \
-             amount_minor, fee_minor, currency, settled_on, at, client_id) VALUES {} \
+    for part in table.parts(kind) {
+        let got: Vec<String> = crate::store::sql::query_scalar(&format!(
+            "WITH {} INSERT INTO recon_settlements (payment_id, run_id, statement_id, line_no, \
+             rule, amount_minor, fee_minor, currency, settled_on, at, client_id) \
+             SELECT u.payment, $1, u.statement, u.line_no, u.rule, u.amount, u.fee, u.currency, \
+             u.settled_on, $2, $3 FROM u WHERE true \
              ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
-            values_clause(chunk.len(), COLS)
-        );
-        let mut q = crate::store::sql::query(&sql);
-        for s in chunk {
-            q = q
-                .bind(s.payment_id.to_string())
-                .bind(rid.clone())
-                .bind(s.statement_id.to_string())
-                .bind(s.line_no)
-                .bind(s.rule)
-                .bind(s.amount_minor)
-                .bind(s.fee_minor)
-                .bind(s.currency.clone())
-                .bind(s.settled_on.clone())
-                .bind(now)
-                .bind(client.clone());
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            inserted.insert(uuid_col(&row, "payment_id")?);
+            part.cte(kind, 4)
+        ))
+        .bind(run_id.to_string())
+        .bind(now)
+        .bind(client_id.to_string())
+        .bind_rows(kind, part)
+        .fetch_all(&mut *conn)
+        .await?;
+        for id in got {
+            inserted.insert(
+                Uuid::parse_str(&id)
+                    .map_err(|_| StoreError::Corrupt("settlement payment id".into()))?,
+            );
         }
     }
     Ok(inserted)
 }
 
 /// Marks statement lines as matched by a run, so a later run does not count them again.
-/// Runs of consecutive line numbers (most of a statement, in practice) are marked by range,
-/// the rest by short lists.
+/// Runs of consecutive line numbers (most of a statement, in practice) are kept as one range
+/// each in `statement_line_matches`, not written on every line; the rest are marked on the
+/// line, by short lists.
 pub async fn mark_lines_matched(
     conn: &mut Conn,
+    client_id: Uuid,
     run_id: Uuid,
     statement_id: Uuid,
     line_nos: &[i64],
@@ -607,13 +620,14 @@ pub async fn mark_lines_matched(
         }
         if end.saturating_sub(start) >= MIN_RANGE {
             crate::store::sql::query(
-                "UPDATE statement_lines SET matched_run = $1 WHERE statement_id = $2 \
-                 AND line_no >= $3 AND line_no <= $4",
+                "INSERT INTO statement_line_matches (client_id, statement_id, first_line, \
+                 last_line, run_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
-            .bind(run_id.to_string())
+            .bind(client_id.to_string())
             .bind(statement_id.to_string())
             .bind(start)
             .bind(end)
+            .bind(run_id.to_string())
             .execute(&mut *conn)
             .await?;
         } else {
@@ -634,6 +648,56 @@ pub async fn mark_lines_matched(
         .await?;
     }
     Ok(())
+}
+
+/// The ranges of lines earlier runs matched (`mark_lines_matched`), by statement, each
+/// statement's sorted by first line: for the client, or for one statement of it.
+pub async fn matched_ranges(
+    db: &Db,
+    client_id: Uuid,
+    statement: Option<Uuid>,
+) -> Result<std::collections::HashMap<String, Vec<(i64, i64)>>> {
+    let rows = match statement {
+        Some(s) => {
+            crate::store::sql::query_as::<(String, i64, i64)>(
+                "SELECT statement_id, first_line, last_line FROM statement_line_matches \
+                 WHERE client_id = $1 AND statement_id = $2 ORDER BY statement_id, first_line",
+            )
+            .bind(client_id.to_string())
+            .bind(s.to_string())
+            .fetch_all(db.pool())
+            .await?
+        }
+        None => {
+            crate::store::sql::query_as::<(String, i64, i64)>(
+                "SELECT statement_id, first_line, last_line FROM statement_line_matches \
+                 WHERE client_id = $1 ORDER BY statement_id, first_line",
+            )
+            .bind(client_id.to_string())
+            .fetch_all(db.pool())
+            .await?
+        }
+    };
+    let mut out: std::collections::HashMap<String, Vec<(i64, i64)>> =
+        std::collections::HashMap::new();
+    for (statement, first, last) in rows {
+        let ranges = out.entry(statement).or_default();
+        // Sorted by first line: one overlapping the last (two runs at once) extends it.
+        match ranges.last_mut() {
+            Some((_, end)) if first <= end.saturating_add(1) => *end = (*end).max(last),
+            _ => ranges.push((first, last)),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `line_no` falls in one of `ranges` (as `matched_ranges` gives them: sorted by first
+/// line, not overlapping).
+pub fn in_ranges(ranges: &[(i64, i64)], line_no: i64) -> bool {
+    let at = ranges.partition_point(|(first, _)| *first <= line_no);
+    at.checked_sub(1)
+        .and_then(|i| ranges.get(i))
+        .is_some_and(|(_, last)| line_no <= *last)
 }
 
 /// Refreshes the planner's statistics after a large load, so that the first run over a fresh
@@ -868,4 +932,28 @@ pub async fn key_owner(db: &Db, key_id: Uuid) -> Result<String> {
         "{client} (key {})",
         label.unwrap_or_else(|| format!("{prefix}…"))
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_ranges;
+
+    #[test]
+    fn a_line_is_in_a_range_from_its_first_to_its_last_line() {
+        let ranges = [(1, 40), (50, 50), (60, 99)];
+        for (line, inside) in [
+            (0, false),
+            (1, true),
+            (40, true),
+            (41, false),
+            (50, true),
+            (51, false),
+            (60, true),
+            (99, true),
+            (100, false),
+        ] {
+            assert_eq!(in_ranges(&ranges, line), inside, "line {line}");
+        }
+        assert!(!in_ranges(&[], 1));
+    }
 }

@@ -749,6 +749,187 @@ impl<'q, O: Scalar> QueryScalar<'q, O> {
     }
 }
 
+/// One column of a [`Rows`] relation.
+#[derive(Debug, Clone)]
+pub enum Col {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+}
+
+impl Col {
+    fn len(&self) -> usize {
+        match self {
+            Col::Text(v) => v.len(),
+            Col::Int(v) => v.len(),
+        }
+    }
+
+    fn pg_type(&self) -> &'static str {
+        match self {
+            Col::Text(_) => "text[]",
+            Col::Int(_) => "bigint[]",
+        }
+    }
+
+    fn slice(&self, from: usize, to: usize) -> Col {
+        match self {
+            Col::Text(v) => Col::Text(v.get(from..to).unwrap_or_default().to_vec()),
+            Col::Int(v) => Col::Int(v.get(from..to).unwrap_or_default().to_vec()),
+        }
+    }
+
+    fn arg(&self, row: usize) -> Arg {
+        match self {
+            Col::Text(v) => Arg::Text(v.get(row).cloned().flatten()),
+            Col::Int(v) => Arg::Int(v.get(row).copied().flatten()),
+        }
+    }
+}
+
+/// Many rows bound as one relation named `u`, for set-based statements written once for both
+/// stores: `WITH {rows.cte(first)} UPDATE t SET … FROM u WHERE t.id = u.id`, or `INSERT …
+/// SELECT … FROM u WHERE true`. On PostgreSQL it is `UNNEST` of one array per column (one
+/// statement text whatever the number of rows, so its prepared statement is reused); on
+/// SQLite a `VALUES` list, the rows' values bound one by one (sent with anonymous marks).
+#[derive(Debug, Clone)]
+pub struct Rows {
+    names: Vec<&'static str>,
+    cols: Vec<Col>,
+}
+
+/// SQLite binds at most 32,766 values per statement: a [`Rows`] is cut in parts under that.
+const SQLITE_MAX_VALUES: usize = 30_000;
+
+impl Rows {
+    /// The relation's columns, each with its values (all of the same length).
+    pub fn new(cols: Vec<(&'static str, Col)>) -> Rows {
+        let (names, cols) = cols.into_iter().unzip();
+        Rows { names, cols }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cols.first().map_or(0, Col::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows in parts small enough for one statement of `kind` (PostgreSQL: one part).
+    pub fn parts(self, kind: super::Kind) -> Vec<Rows> {
+        let n = self.len();
+        let per = match kind {
+            super::Kind::Postgres => n.max(1),
+            super::Kind::Sqlite => SQLITE_MAX_VALUES
+                .checked_div(self.names.len())
+                .unwrap_or(SQLITE_MAX_VALUES)
+                .max(1),
+        };
+        if n <= per {
+            return vec![self];
+        }
+        (0..n)
+            .step_by(per)
+            .map(|from| {
+                let to = from.saturating_add(per).min(n);
+                Rows {
+                    names: self.names.clone(),
+                    cols: self.cols.iter().map(|c| c.slice(from, to)).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// The common table expression `u` (without `WITH`), its values bound from `$first` on.
+    pub fn cte(&self, kind: super::Kind, first: usize) -> String {
+        self.cte_as(kind, "u", first)
+    }
+
+    /// [`Rows::cte`] under another name than `u` (for a statement with two relations).
+    pub fn cte_as(&self, kind: super::Kind, name: &str, first: usize) -> String {
+        let names = self.names.join(", ");
+        match kind {
+            super::Kind::Postgres => {
+                let arrays: Vec<String> = self
+                    .cols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("${}::{}", first.saturating_add(i), c.pg_type()))
+                    .collect();
+                format!(
+                    "{name} AS (SELECT * FROM UNNEST({}) AS t({names}))",
+                    arrays.join(", ")
+                )
+            }
+            super::Kind::Sqlite => {
+                let width = self.cols.len();
+                let rows: Vec<String> = (0..self.len())
+                    .map(|r| {
+                        let marks: Vec<String> = (0..width)
+                            .map(|c| {
+                                format!(
+                                    "${}",
+                                    first
+                                        .saturating_add(r.saturating_mul(width))
+                                        .saturating_add(c)
+                                )
+                            })
+                            .collect();
+                        format!("({})", marks.join(", "))
+                    })
+                    .collect();
+                format!("{name}({names}) AS (VALUES {})", rows.join(", "))
+            }
+        }
+    }
+
+    /// The values, in the order [`Rows::cte`] numbered them.
+    fn args(self, kind: super::Kind) -> Vec<Arg> {
+        match kind {
+            super::Kind::Postgres => self
+                .cols
+                .into_iter()
+                .map(|c| match c {
+                    Col::Text(v) => Arg::OptTextArray(v),
+                    Col::Int(v) => Arg::OptIntArray(v),
+                })
+                .collect(),
+            super::Kind::Sqlite => {
+                let n = self.len();
+                let mut out = Vec::with_capacity(n.saturating_mul(self.cols.len()));
+                for r in 0..n {
+                    out.extend(self.cols.iter().map(|c| c.arg(r)));
+                }
+                out
+            }
+        }
+    }
+}
+
+impl<'q> Query<'q> {
+    /// Binds the values of a [`Rows`] whose `cte` was written from the next parameter on.
+    pub fn bind_rows(mut self, kind: super::Kind, rows: Rows) -> Self {
+        self.args.extend(rows.args(kind));
+        self
+    }
+}
+
+impl<'q, O: Scalar> QueryScalar<'q, O> {
+    /// Binds the values of a [`Rows`] whose `cte` was written from the next parameter on.
+    pub fn bind_rows(mut self, kind: super::Kind, rows: Rows) -> Self {
+        self.inner = self.inner.bind_rows(kind, rows);
+        self
+    }
+}
+
+impl<'q, O: Record> QueryAs<'q, O> {
+    /// Binds the values of a [`Rows`] whose `cte` was written from the next parameter on.
+    pub fn bind_rows(mut self, kind: super::Kind, rows: Rows) -> Self {
+        self.inner = self.inner.bind_rows(kind, rows);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{anonymous, Arg};

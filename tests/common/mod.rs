@@ -117,6 +117,24 @@ pub fn test_config(database_url: String, mock_url: &str) -> Config {
     cfg
 }
 
+/// The gateway's state on a migrated database, with no server and no rail behind it: for tests
+/// that drive the engine and the store directly.
+pub async fn app_state(url: &str) -> railgate::api::AppState {
+    let db = Db::connect(url, 3).await.unwrap();
+    db.migrate().await.unwrap();
+    let cfg = test_config(url.to_owned(), "http://127.0.0.1:9");
+    let rails = railgate::rails::Rails::from_config(&cfg, railgate::adapters::build).unwrap();
+    railgate::api::AppState {
+        intake: railgate::api::intake::Intake::start(db.clone()),
+        group: railgate::store::group::Group::start(db.clone()),
+        db,
+        rails: std::sync::Arc::new(rails),
+        cfg: std::sync::Arc::new(cfg),
+        wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+        metrics: None,
+    }
+}
+
 pub fn mock_config() -> railgate_mock::MockRailConfig {
     let mut m = railgate_mock::MockRailConfig::local(MOCK_SECRET);
     m.callback_delay_ms = 20;

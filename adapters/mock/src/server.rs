@@ -94,6 +94,7 @@ impl Shared {
     fn new(config: MockRailConfig) -> io::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            .pool_idle_timeout(railgate_rail::tls::POOL_IDLE)
             .build()
             .map_err(io::Error::other)?;
         Ok(Shared {

@@ -486,6 +486,8 @@ impl MojaloopAdapter {
             info.party_identifier
         );
         tracing::info!(attempt_id = %attempt.attempt_id, party = %attempt.party.masked(), "Mojaloop party lookup");
+        // This attempt's lookup owns the answer now, even where a bulk asked the same party.
+        self.bulk.forget_asked(&lookup_reference(&attempt.party));
         let sent = self
             .send(
                 http::Method::GET,

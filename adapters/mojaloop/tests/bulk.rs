@@ -342,3 +342,44 @@ async fn bulk_callbacks_are_bound_to_what_we_sent() {
         .is_empty());
     assert_eq!(g.hub.payouts().len(), 2, "the hub paid both lines once");
 }
+
+// An answer to a bulk's party lookup that comes after its upload stopped waiting (its next try
+// asks again) is acknowledged with nothing applied, not refused as a callback for an unknown
+// attempt; a lookup a single attempt sent afterwards for the same party owns its answer again.
+#[tokio::test]
+async fn a_late_answer_to_a_bulk_lookup_is_acknowledged() {
+    let ca = Ca::new("Hub CA");
+    let dir = tempfile::tempdir().unwrap();
+    let g = gateway(&ca, dir.path(), Duration::from_secs(30)).await;
+    let lines = vec![line("255712346100", "300", "L-0")];
+    let BatchAck::Accepted { .. } = g
+        .core
+        .adapter
+        .submit_batch(Uuid::now_v7(), &lines)
+        .await
+        .unwrap()
+    else {
+        panic!("not accepted")
+    };
+    let found = |msisdn: &str| {
+        inbound(
+            &format!("/parties/MSISDN/{msisdn}"),
+            PEER,
+            serde_json::json!({"party": {"partyIdInfo": {
+                "partyIdType": "MSISDN", "partyIdentifier": msisdn, "fspId": PEER}}}),
+        )
+    };
+    // The bulk's lookup was answered long ago; this one is a late repeat.
+    let late = g.core.adapter.callback(&found("255712346100")).unwrap();
+    assert_eq!(late.status, 200);
+    assert!(late.events.is_empty(), "{:?}", late.events);
+    // A party no bulk asked about: an event for the single attempt that looked it up.
+    let single = g.core.adapter.callback(&found("255712346199")).unwrap();
+    assert_eq!(single.events.len(), 1, "{:?}", single.events);
+    // A single attempt's lookup of the bulk's party: the answer is that attempt's again.
+    let mut alone = line("255712346100", "300", "L-1");
+    alone.attempt_id = Uuid::new_v4();
+    g.core.adapter.submit(&alone).await.unwrap();
+    let after = g.core.adapter.callback(&found("255712346100")).unwrap();
+    assert_eq!(after.events.len(), 1, "{:?}", after.events);
+}

@@ -285,12 +285,20 @@ impl ClientTls {
 /// An HTTP client builder with `tls` (or the defaults: public web roots, no client
 /// certificate). Every adapter builds its client here.
 pub fn client_builder(tls: Option<&ClientTls>) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder();
+    // A kept-alive connection is let go after a few idle seconds, before the server closes it
+    // (Node.js servers, as most of a Mojaloop hub is, close theirs after 5 s; ours after its
+    // header timeout): a request written onto a connection the server is closing meets a
+    // reset, and a callback or a payment request lost that way is a delivery failed for
+    // nothing.
+    let builder = reqwest::Client::builder().pool_idle_timeout(POOL_IDLE);
     match tls {
         Some(t) => builder.use_preconfigured_tls((*t.config).clone()),
         None => builder,
     }
 }
+
+/// How long an idle kept-alive connection is kept for the next request (see [`client_builder`]).
+pub const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// The usual chain check, then the pin: the certificate must be trusted *and* pinned.
 struct Pinned {

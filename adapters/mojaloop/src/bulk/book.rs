@@ -65,6 +65,9 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Line {
     pub attempt: Attempt,
+    /// The line's party lookup reference ([`crate::adapter::lookup_reference`]), worked out
+    /// once: answers are matched to lines by it.
+    pub party_ref: String,
     pub fsp_id: Option<String>,
     pub quoted: Option<Quoted>,
     /// Carried in its part's `POST /bulkTransfers`.
@@ -137,6 +140,10 @@ struct Inner {
     by_bulk_quote: HashMap<String, (Uuid, String)>,
     by_bulk_transfer: HashMap<String, (Uuid, String)>,
     lookups: HashMap<String, Vec<oneshot::Sender<Lookup>>>,
+    /// Party lookups a bulk asked, and when: an answer that comes after its upload stopped
+    /// waiting is still an answer to a question we asked (acknowledged, nothing applied; the
+    /// upload's next try asks again), not a callback for something unknown.
+    asked: HashMap<String, std::time::Instant>,
     quotes: HashMap<String, oneshot::Sender<QuoteAnswer>>,
 }
 
@@ -156,6 +163,11 @@ impl Book {
 
     /// Opens the batch (or finds it, when the upload is tried again with the same lines).
     pub fn open(&self, batch_id: Uuid, lines: &[Attempt]) -> Result<(), String> {
+        // Hashed before the book is locked: a thousand digests are not the callbacks' wait.
+        let refs: Vec<String> = lines
+            .iter()
+            .map(|a| crate::adapter::lookup_reference(&a.party))
+            .collect();
         let mut inner = self.inner();
         if let Some(b) = inner.batches.get(&batch_id) {
             let same = b.lines.len() == lines.len()
@@ -181,8 +193,10 @@ impl Book {
                 .collect(),
             lines: lines
                 .iter()
-                .map(|a| Line {
+                .zip(refs)
+                .map(|(a, party_ref)| Line {
                     attempt: a.clone(),
+                    party_ref,
                     fsp_id: None,
                     quoted: None,
                     in_transfer: false,
@@ -284,17 +298,38 @@ impl Book {
         let waiting = inner.lookups.entry(party_ref.to_owned()).or_default();
         waiting.retain(|s| !s.is_closed());
         waiting.push(tx);
+        let now = std::time::Instant::now();
+        if inner.asked.len() >= ASKED_KEPT {
+            inner
+                .asked
+                .retain(|_, at| now.saturating_duration_since(*at) < ASKED_FOR);
+        }
+        inner.asked.insert(party_ref.to_owned(), now);
         rx
     }
 
-    /// Hands a lookup's answer to whoever waits for it; whether anyone did.
+    /// Hands a lookup's answer to whoever waits for it; whether it answers a lookup a bulk
+    /// asked (taken by its upload, or late: its upload stopped waiting and asks again).
     pub fn answer_lookup(&self, party_ref: &str, answer: &Lookup) -> bool {
-        let waiting = self.inner().lookups.remove(party_ref).unwrap_or_default();
+        let (waiting, asked) = {
+            let mut inner = self.inner();
+            let asked = inner
+                .asked
+                .get(party_ref)
+                .is_some_and(|at| at.elapsed() < ASKED_FOR);
+            (inner.lookups.remove(party_ref).unwrap_or_default(), asked)
+        };
         let mut taken = false;
         for w in waiting {
             taken |= w.send(answer.clone()).is_ok();
         }
-        taken
+        taken || asked
+    }
+
+    /// A single attempt's lookup of the party: its answer is that attempt's, not a late one
+    /// for a bulk.
+    pub fn forget_asked(&self, party_ref: &str) {
+        self.inner().asked.remove(party_ref);
     }
 
     /// Drops waiters nobody listens to any more (their upload gave up).
@@ -319,6 +354,11 @@ impl Book {
         }
     }
 }
+
+/// How long a bulk's lookup is remembered for its late answer, and how many are kept before
+/// the older ones are let go.
+const ASKED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+const ASKED_KEPT: usize = 100_000;
 
 fn forget_oldest(inner: &mut Inner) {
     let oldest = |settled_only: bool| {

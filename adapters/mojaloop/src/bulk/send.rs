@@ -9,7 +9,7 @@ use super::wire::{
     bulk_id, BulkPurpose, BulkQuotesPost, BulkQuotesPut, BulkTransfersPost, IndividualQuote,
     IndividualTransfer, MAX_INDIVIDUAL,
 };
-use crate::adapter::{answer, lookup_reference, note_of, permanent, Answer, MojaloopAdapter};
+use crate::adapter::{answer, note_of, permanent, Answer, MojaloopAdapter};
 use crate::wire::{
     self, derive_id, failure_of, fspiop_datetime, id_string, parse_fspiop_datetime, to_body,
     AmountType, FspiopParty, IdPurpose, Initiator, InitiatorType, PartyIdInfo, Resource, Scenario,
@@ -18,7 +18,7 @@ use crate::wire::{
 use chrono::Utc;
 use futures_util::StreamExt;
 use railgate_rail::{Attempt, BatchAck, Direction, Failure, FailureCode, Money, RailError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// Party lookups of one upload in flight at once.
@@ -92,7 +92,7 @@ impl MojaloopAdapter {
                 b.lines
                     .iter()
                     .filter(|l| l.fsp_id.is_none() && l.outcomes.is_empty())
-                    .map(|l| (lookup_reference(&l.attempt.party), l.attempt.clone()))
+                    .map(|l| (l.party_ref.clone(), l.attempt.clone()))
                     .collect()
             })
             .unwrap_or_default();
@@ -111,49 +111,64 @@ impl MojaloopAdapter {
             .buffer_unordered(LOOKUPS_IN_FLIGHT)
             .collect()
             .await;
-        let mut refused = BTreeMap::new();
+        // A lookup whose request failed may still have been taken; its answer is kept if it
+        // came, but not waited for. The others are waited for, so that what they find is kept
+        // for the upload's next try and no answer arrives to nobody.
+        let mut settled: HashMap<String, Lookup> = HashMap::with_capacity(waiting.len());
+        let mut unsent = BTreeSet::new();
+        let mut error = None;
         for (r, s) in sent {
             match s {
                 Ok(Answer::Accepted) => {}
                 Ok(Answer::Rejected(f)) => {
-                    refused.insert(r, Lookup::Failed(f));
+                    settled.insert(r, Lookup::Failed(f));
                 }
                 Err(e) => {
-                    // Nothing moved; nobody waits for these answers any more.
-                    drop(waiting);
-                    self.bulk.forget_lookups();
-                    return Err(e);
+                    unsent.insert(r);
+                    error.get_or_insert(e);
                 }
             }
         }
         let now = tokio::time::Instant::now();
         let deadline = now.checked_add(self.config.bulk_quote_wait).unwrap_or(now);
         let mut unanswered = 0usize;
-        for (r, rx) in waiting {
-            let got = match refused.remove(&r) {
-                Some(l) => Some(l),
-                None => tokio::time::timeout_at(deadline, rx)
+        for (r, mut rx) in waiting {
+            if settled.contains_key(&r) {
+                continue;
+            }
+            let got = if unsent.contains(&r) {
+                rx.try_recv().ok()
+            } else {
+                tokio::time::timeout_at(deadline, rx)
                     .await
                     .ok()
-                    .and_then(Result::ok),
+                    .and_then(Result::ok)
             };
-            let Some(got) = got else {
-                unanswered = unanswered.saturating_add(1);
-                continue;
-            };
-            self.bulk.with(batch_id, |b| {
-                for l in b.lines.iter_mut() {
-                    if lookup_reference(&l.attempt.party) != r || !l.outcomes.is_empty() {
-                        continue;
-                    }
-                    match &got {
-                        Lookup::Found { fsp_id } => l.fsp_id = Some(fsp_id.clone()),
-                        Lookup::Failed(f) => l.outcomes.push(Outcome::Failed(f.clone())),
-                    }
+            match got {
+                Some(l) => {
+                    settled.insert(r, l);
                 }
-            });
+                None => unanswered = unanswered.saturating_add(1),
+            }
         }
         self.bulk.forget_lookups();
+        // One pass over the lines, under the book's lock once.
+        self.bulk.with(batch_id, |b| {
+            for l in b.lines.iter_mut() {
+                if !l.outcomes.is_empty() {
+                    continue;
+                }
+                match settled.get(&l.party_ref) {
+                    Some(Lookup::Found { fsp_id }) => l.fsp_id = Some(fsp_id.clone()),
+                    Some(Lookup::Failed(f)) => l.outcomes.push(Outcome::Failed(f.clone())),
+                    None => {}
+                }
+            }
+        });
+        if let Some(e) = error {
+            // Nothing moved; the upload is tried again (the lookups answered are kept).
+            return Err(e);
+        }
         if unanswered > 0 {
             // Nothing moved; the upload is tried again (the lookups already answered are kept).
             return Err(RailError::Retryable(format!(
@@ -335,15 +350,18 @@ impl MojaloopAdapter {
                     .collect()
             })
             .unwrap_or_default();
+        // The first result for a quote id counts, as a search would find it.
+        let mut by_quote: HashMap<&str, &super::wire::IndividualQuoteResult> =
+            HashMap::with_capacity(put.individual_quote_results.len());
+        for r in &put.individual_quote_results {
+            by_quote.entry(r.quote_id.as_str()).or_insert(r);
+        }
         let mut verdicts: Vec<(Uuid, Result<Quoted, Outcome>)> = Vec::with_capacity(lines.len());
         for a in &lines {
             let quote_id = derive_id(a.attempt_id, IdPurpose::Quote)
                 .map(id_string)
                 .map_err(permanent)?;
-            let result = put
-                .individual_quote_results
-                .iter()
-                .find(|r| r.quote_id == quote_id);
+            let result = by_quote.get(quote_id.as_str()).copied();
             let verdict = match result {
                 None => Err(Outcome::Failed(Failure::new(
                     FailureCode::RailRejected,

@@ -66,7 +66,20 @@ pub(super) async fn deliver(
     if let Some(b) = body {
         rb = rb.body(b);
     }
-    let status = rb.send().await.ok().map(|r| r.status().as_u16());
+    let sent = {
+        let _turn = s.sending.acquire().await;
+        rb.send().await
+    };
+    if let Err(e) = &sent {
+        // Not the path nor the error's text: both may carry a party's identifier.
+        tracing::info!(
+            resource,
+            timeout = e.is_timeout(),
+            connect = e.is_connect(),
+            "Mock hub callback not delivered"
+        );
+    }
+    let status = sent.ok().map(|r| r.status().as_u16());
     s.inner().deliveries.push(Delivery {
         method: method.to_string(),
         path,

@@ -289,9 +289,15 @@ struct Shared {
     config: MockHubConfig,
     callback_base: Mutex<Option<String>>,
     http: reqwest::Client,
+    /// Callbacks being delivered at once, at most [`CALLBACKS_IN_FLIGHT`], as a hub's
+    /// outbound connection pool bounds them; the others queue.
+    sending: tokio::sync::Semaphore,
     peer_key: IlpKey,
     inner: Mutex<Inner>,
 }
+
+/// Callbacks the hub has on the wire at once.
+const CALLBACKS_IN_FLIGHT: usize = 128;
 
 impl Shared {
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -383,6 +389,7 @@ impl MockHub {
                 .build()
                 .map_err(std::io::Error::other)?,
             config,
+            sending: tokio::sync::Semaphore::new(CALLBACKS_IN_FLIGHT),
             inner: Mutex::new(Inner::default()),
         });
         let router = Router::new()
