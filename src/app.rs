@@ -83,7 +83,7 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
         wake: Arc::new(Notify::new()),
         metrics: crate::telemetry::metrics(),
         intake: crate::api::intake::Intake::start(db.clone()),
-        group: crate::store::group::Group::start(db.clone()),
+        group: crate::callbacks::CallbackGroup::start(db.clone()),
     };
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();

@@ -11,8 +11,55 @@
 
 mod common;
 use common::*;
-use railgate::store::group::{Group, GroupError};
-use railgate::store::Db;
+use futures_util::future::BoxFuture;
+use railgate::store::group::{Group, GroupError, NoTail, Tail};
+use railgate::store::{Conn, Db, StoreError};
+
+/// A tail that writes the rows its pieces leave at the end of their batch, and fails the
+/// whole batch on a row named "poison" (as a bad change fails `engine::apply_many`).
+#[derive(Default)]
+struct Probe {
+    now: bool,
+    rows: Vec<String>,
+}
+
+impl Probe {
+    async fn write(rows: Vec<String>, conn: &mut Conn) -> Result<(), StoreError> {
+        for id in rows {
+            if id == "poison" {
+                return Err(StoreError::Corrupt("a poisoned row".into()));
+            }
+            railgate::store::sql::query("INSERT INTO group_probe (id) VALUES ($1)")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn leave(&mut self, conn: &mut Conn, id: String) -> Result<(), StoreError> {
+        if self.now {
+            return Probe::write(vec![id], conn).await;
+        }
+        self.rows.push(id);
+        Ok(())
+    }
+}
+
+impl Tail for Probe {
+    fn mark(&self) -> usize {
+        self.rows.len()
+    }
+    fn rewind(&mut self, mark: usize) {
+        self.rows.truncate(mark);
+    }
+    fn one_by_one(&mut self) {
+        self.now = true;
+    }
+    fn finish(self, conn: &mut Conn) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(Probe::write(self.rows, conn))
+    }
+}
 
 both_stores!(
     a_failing_piece_fails_alone_and_the_others_commit,
@@ -26,7 +73,7 @@ both_stores!(
             .execute(db.pool())
             .await
             .unwrap();
-        let group = Group::start(db.clone());
+        let group = Group::<NoTail>::start(db.clone());
         // Sixty writers at once; number 13 writes a row that is already there.
         railgate::store::sql::query("INSERT INTO group_probe (id) VALUES ('taken')")
             .execute(db.pool())
@@ -42,7 +89,7 @@ both_stores!(
                     format!("row-{i}")
                 };
                 let r = group
-                    .run(&i, move |conn| {
+                    .run(&i, move |conn, _tail| {
                         Box::pin(async move {
                             railgate::store::sql::query("INSERT INTO group_probe (id) VALUES ($1)")
                                 .bind(id)
@@ -127,5 +174,69 @@ both_stores!(
         assert_eq!(app.count("payments").await, 1);
         assert_eq!(app.count("jobs").await, 1);
         app.stop().await;
+    }
+);
+
+// What pieces leave for the end of their batch is written with it; a tail that fails fails
+// its whole batch (nothing of it written, every caller told), and the batches after it run
+// each piece's part as it is left, so that a caller sending again gets its row written while
+// the poisoned one fails alone.
+both_stores!(
+    a_failing_tail_fails_its_batch_and_then_only_its_piece,
+    |store| async move {
+        let Some(url) = database_url(store).await else {
+            return;
+        };
+        let db = Db::connect(&url, 4).await.unwrap();
+        db.migrate().await.unwrap();
+        railgate::store::sql::query("CREATE TABLE group_probe (id TEXT PRIMARY KEY)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let group = Group::<Probe>::start(db.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let group = group.clone();
+            tasks.spawn(async move {
+                let id = if i == 7 {
+                    "poison".to_owned()
+                } else {
+                    format!("row-{i}")
+                };
+                // A caller told the commit failed sends again, as a rail does.
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let id = id.clone();
+                    let r = group
+                        .run(&0, move |conn, tail: &mut Probe| {
+                            Box::pin(async move { tail.leave(conn, id).await })
+                        })
+                        .await;
+                    match r {
+                        Err(GroupError::Commit(_)) if tries < 5 => continue,
+                        other => return (i, other),
+                    }
+                }
+            });
+        }
+        let mut ok = 0;
+        while let Some(done) = tasks.join_next().await {
+            let (i, r) = done.unwrap();
+            match r {
+                Ok(()) => ok += 1,
+                Err(GroupError::Work(e)) => assert_eq!(i, 7, "only the poison fails: {e}"),
+                Err(e) => panic!("piece {i}: {e}"),
+            }
+        }
+        assert_eq!(ok, 39);
+        let rows: Vec<String> =
+            railgate::store::sql::query_scalar("SELECT id FROM group_probe ORDER BY id")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 39, "{rows:?}");
+        assert!(!rows.contains(&"poison".to_owned()));
+        db.close().await;
     }
 );

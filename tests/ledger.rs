@@ -320,7 +320,7 @@ both_stores!(
         })
         .unwrap();
         let wake = tokio::sync::Notify::new();
-        let group = railgate::store::group::Group::start(db.clone());
+        let group = railgate::callbacks::CallbackGroup::start(db.clone());
         let push = |id: &str, reference: &str, amount: &str| {
             let body = json!({"id": id, "reference": reference, "amount": amount}).to_string();
             railgate_rail::InboundRequest {

@@ -52,7 +52,7 @@ pub struct AppState {
     /// Writes new payments in group commits.
     pub intake: intake::Intake,
     /// Stores the rails' callbacks, and what they settle, in group commits.
-    pub group: crate::store::group::Group,
+    pub group: crate::callbacks::CallbackGroup,
 }
 
 /// The routes `openapi.yaml` documents (method, path); a test keeps the two in step.

@@ -13,6 +13,13 @@ use railgate_rail::json::JsonFault;
 use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest};
 
 mod inbound;
+mod tail;
+
+pub use tail::CallbackTail;
+use tail::Effect;
+
+/// The group committer callbacks are stored and applied through.
+pub type CallbackGroup = Group<CallbackTail>;
 
 /// What the HTTP layer answers.
 #[derive(Debug)]
@@ -79,7 +86,7 @@ fn refused(reason: &'static str) {
 /// everything it settles in the next group commit (`store::group`); answers after that commit.
 pub async fn receive(
     db: &Db,
-    group: &Group,
+    group: &CallbackGroup,
     rails: &Rails,
     wake: &tokio::sync::Notify,
     rail_id: &str,
@@ -140,8 +147,8 @@ pub async fn receive(
         .first()
         .map_or_else(|| raw.path.clone(), |e| format!("{:?}", e.attempt));
     let answer = group
-        .run(&key, move |conn| {
-            Box::pin(async move { record(conn, &db, &rail, raw, &req, reply).await })
+        .run(&key, move |conn, tail| {
+            Box::pin(async move { record(conn, tail, &db, &rail, raw, &req, reply).await })
         })
         .await
         .map_err(|e| match e {
@@ -175,7 +182,7 @@ async fn store_raw(conn: &mut Conn, raw: &Raw) -> Result<uuid::Uuid, InboxError>
 
 /// Stores a refused callback with its verdict (in the next group commit) and answers so.
 async fn store_refused(
-    group: &Group,
+    group: &CallbackGroup,
     raw: Raw,
     status: u16,
     reason: String,
@@ -183,7 +190,7 @@ async fn store_refused(
     let kept = reason.clone();
     let key = raw.path.clone();
     group
-        .run(&key, move |conn| {
+        .run(&key, move |conn, _tail| {
             Box::pin(async move {
                 let row = store_raw(conn, &raw).await?;
                 store::set_verdict(conn, row, "refused", Some(&kept)).await?;
@@ -198,9 +205,11 @@ async fn store_refused(
     Ok(Answer::Refused { status, reason })
 }
 
-/// Inside the group commit: stores the callback and applies every event it carries.
+/// Inside the group commit: stores the callback and resolves every event it carries; the
+/// payment changes they settle are left to the commit's tail (`tail`), with the verdict.
 async fn record(
     conn: &mut Conn,
+    tail: &mut CallbackTail,
     db: &Db,
     rail: &crate::rails::Rail,
     raw: Raw,
@@ -240,12 +249,12 @@ async fn record(
     let mut unknown = 0usize;
     for ev in events {
         let effects = apply_event(&mut *tx, db, rail.adapter.as_ref(), req, row, ev).await?;
-        if effects == ["unknown_attempt"] {
+        if matches!(effects.as_slice(), [Effect::Known("unknown_attempt")]) {
             unknown = unknown.saturating_add(1);
         }
         verdicts.extend(effects);
     }
-    verdicts.extend(replay);
+    verdicts.extend(replay.map(Effect::Known));
     for f in &follow_ups {
         let payload = crate::dispatch::follow_up_payload(rail_id, f);
         // The rail's own work: the request it answers is not yet known to be any client's.
@@ -259,12 +268,7 @@ async fn record(
         )
         .await?;
     }
-    let verdict = if verdicts.is_empty() {
-        "answered".to_owned()
-    } else {
-        verdicts.join(",")
-    };
-    store::set_verdict(&mut *tx, row, &verdict, None).await?;
+    tail.leave(&mut *tx, row, verdicts).await?;
 
     if unknown > 0 && unknown == events.len() {
         return Ok(Answer::Refused {
@@ -288,9 +292,9 @@ async fn apply_event(
     req: &InboundRequest,
     row: uuid::Uuid,
     ev: &railgate_rail::CallbackEvent,
-) -> Result<Vec<&'static str>, InboxError> {
+) -> Result<Vec<Effect>, InboxError> {
     let rail_id = rail.id();
-    let one = |e: &'static str| vec![e];
+    let one = |e: Effect| vec![e];
     match &ev.attempt {
         AttemptRef::Attempt(id) => match attempts::get(tx, *id).await? {
             // A rail speaks only for its own attempts: another rail's secret or route must
@@ -310,9 +314,9 @@ async fn apply_event(
             .await?)),
             None => match reversals::get(tx, *id).await? {
                 // Reversal ids are ours too (the rail calls back naming them).
-                Some(r) if r.rail == rail_id => {
-                    Ok(one(apply_to_reversal(tx, db, rail_id, row, ev, r).await?))
-                }
+                Some(r) if r.rail == rail_id => Ok(one(Effect::Known(
+                    apply_to_reversal(tx, db, rail_id, row, ev, r).await?,
+                ))),
                 _ => Ok(one(unknown_attempt(rail_id)?)),
             },
         },
@@ -387,7 +391,7 @@ async fn apply_event(
                         )
                         .await?;
                     }
-                    Ok(one("unmatched"))
+                    Ok(one(Effect::Known("unmatched")))
                 }
             }
         }
@@ -405,7 +409,7 @@ async fn apply_to(
     callback_id: &str,
     (client_id, payment_id): (uuid::Uuid, uuid::Uuid),
     attempt: Option<attempts::AttemptRow>,
-) -> Result<&'static str, InboxError> {
+) -> Result<Effect, InboxError> {
     let rail_id = rail.id();
     let kind = db.kind();
     let claim = store::Claim {
@@ -418,7 +422,7 @@ async fn apply_to(
     if !store::claim_event(tx, &claim, "pending").await? {
         refused("replay");
         tracing::warn!(rail = rail_id, payment = %payment_id, "Callback id seen before; nothing changed");
-        return Ok("replayed");
+        return Ok(Effect::Known("replayed"));
     }
     let attempt_id = attempt.as_ref().map(|a| a.id);
     let cause = format!("rail {rail_id}: callback {}", callback_id);
@@ -435,52 +439,43 @@ async fn apply_to(
                     refused("review");
                     tracing::warn!(rail = rail_id, payment = %payment_id, reason = %e, "Callback event refused on review");
                     store::set_effect(tx, rail_id, callback_id, "refused").await?;
-                    return Ok("refused");
+                    return Ok(Effect::Known("refused"));
                 }
             }
         }
         None => ev.outcome.clone(),
     };
+    // What settles the payment waits for the commit's tail, applied with the others' changes.
+    let change = |c: Change| {
+        Effect::Change(tail::Change {
+            item: engine::Item {
+                payment_id,
+                change: c,
+                cause: cause.clone(),
+            },
+            rail: rail_id.to_owned(),
+            callback_id: callback_id.to_owned(),
+        })
+    };
     let applied = match &outcome {
         CallbackOutcome::Completed(s) => {
-            engine::apply(
-                tx,
-                kind,
-                payment_id,
-                Change::Complete {
-                    attempt: attempt_id,
-                    settled: s.clone(),
-                },
-                &cause,
-            )
-            .await?
+            return Ok(change(Change::Complete {
+                attempt: attempt_id,
+                settled: s.clone(),
+            }))
         }
         CallbackOutcome::Failed(f) => {
-            engine::apply(
-                tx,
-                kind,
-                payment_id,
-                Change::Fail {
-                    attempt: attempt_id,
-                    failure: f.clone(),
-                },
-                &cause,
-            )
-            .await?
+            return Ok(change(Change::Fail {
+                attempt: attempt_id,
+                failure: f.clone(),
+            }))
         }
         CallbackOutcome::Pending => match attempt_id {
             Some(a) => {
-                engine::apply(
-                    tx,
-                    kind,
-                    payment_id,
-                    Change::Accept {
-                        attempt: Some(a),
-                        rail_reference: None,
-                    },
-                    &cause,
-                )
-                .await?
+                return Ok(change(Change::Accept {
+                    attempt: Some(a),
+                    rail_reference: None,
+                }))
             }
             None => Applied::Ignored,
         },
@@ -488,17 +483,10 @@ async fn apply_to(
             Some(a) => {
                 // Kept even when the attempt is already accepted: what follows is matched by it.
                 attempts::link_rail_reference(tx, a, rail_reference).await?;
-                engine::apply(
-                    tx,
-                    kind,
-                    payment_id,
-                    Change::Accept {
-                        attempt: Some(a),
-                        rail_reference: None,
-                    },
-                    &cause,
-                )
-                .await?
+                return Ok(change(Change::Accept {
+                    attempt: Some(a),
+                    rail_reference: None,
+                }));
             }
             None => Applied::Ignored,
         },
@@ -586,7 +574,7 @@ async fn apply_to(
         metrics::counter!("railgate_callback_conflicts_total").increment(1);
     }
     store::set_effect(tx, rail_id, callback_id, applied.as_str()).await?;
-    Ok(applied.as_str())
+    Ok(Effect::Known(applied.as_str()))
 }
 
 /// A callback about a reversal: the rail confirms it (the payment is reversed) or refuses it.
@@ -634,11 +622,11 @@ async fn apply_to_reversal(
     Ok(applied.as_str())
 }
 
-fn unknown_attempt(rail_id: &str) -> Result<&'static str, InboxError> {
+fn unknown_attempt(rail_id: &str) -> Result<Effect, InboxError> {
     refused("unknown_attempt");
     tracing::warn!(
         rail = rail_id,
         "Callback for an attempt we do not know; refused"
     );
-    Ok("unknown_attempt")
+    Ok(Effect::Known("unknown_attempt"))
 }

@@ -91,3 +91,61 @@ pub async fn set_effect(
     .await?;
     Ok(())
 }
+
+/// [`set_effect`] for many claimed events at once: (rail, callback id, effect).
+pub async fn set_effects(conn: &mut Conn, effects: &[(String, String, &str)]) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    if effects.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let col = |f: &dyn Fn(&(String, String, &str)) -> String| {
+        Col::Text(effects.iter().map(|e| Some(f(e))).collect())
+    };
+    let rows = Rows::new(vec![
+        ("rail", col(&|e| e.0.clone())),
+        ("callback_id", col(&|e| e.1.clone())),
+        ("effect", col(&|e| e.2.to_owned())),
+    ]);
+    for part in rows.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} UPDATE callback_events SET effect = u.effect FROM u \
+             WHERE callback_events.rail = u.rail AND callback_events.callback_id = u.callback_id",
+            part.cte(kind, 1)
+        ))
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`set_verdict`] for many stored callbacks at once (no reason): (row, verdict).
+pub async fn set_verdicts(conn: &mut Conn, verdicts: &[(Uuid, String)]) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    if verdicts.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let rows = Rows::new(vec![
+        (
+            "id",
+            Col::Text(verdicts.iter().map(|v| Some(v.0.to_string())).collect()),
+        ),
+        (
+            "verdict",
+            Col::Text(verdicts.iter().map(|v| Some(v.1.clone())).collect()),
+        ),
+    ]);
+    for part in rows.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} UPDATE callbacks SET verdict = u.verdict, reason = NULL FROM u \
+             WHERE callbacks.id = u.id",
+            part.cte(kind, 1)
+        ))
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

@@ -6,6 +6,12 @@
 //! is rolled back to its savepoint and fails alone; the others still commit. Nothing is
 //! acknowledged before it is durable, and while one commit is on its way to the disk the
 //! next callers gather behind it, so under load many writes share one fsync.
+//!
+//! A piece may also leave work for the end of its batch (a [`Tail`]: the callbacks' payment
+//! changes, applied together by set-based statements after every piece ran). A piece that
+//! fails takes back what it left. If the tail fails, the whole batch fails (nothing of it is
+//! written, every caller hears so and a rail sends again), and the next batches run their
+//! pieces' tails one piece at a time, so that one bad change fails alone.
 
 use super::{Db, StoreError};
 use crate::store::Conn;
@@ -19,7 +25,37 @@ const MAX_BATCH: usize = 256;
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// One piece of work: runs in a savepoint, says whether to keep it, and how to answer.
-type Work = Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, (bool, Finish)> + Send>;
+type Work<T> =
+    Box<dyn for<'c> FnOnce(&'c mut Conn, &'c mut T) -> BoxFuture<'c, (bool, Finish)> + Send>;
+
+/// Work the pieces of one batch leave for its end.
+pub trait Tail: Default + Send + 'static {
+    /// Where the tail stands, to take back what a failed piece left after it.
+    fn mark(&self) -> usize;
+    fn rewind(&mut self, mark: usize);
+    /// From now on, each piece's part runs when it is left (the batches after a failed tail).
+    fn one_by_one(&mut self);
+    /// Runs what was left, in the batch's transaction, before its commit.
+    fn finish(self, conn: &mut Conn) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// A tail that holds nothing.
+#[derive(Default)]
+pub struct NoTail;
+
+impl Tail for NoTail {
+    fn mark(&self) -> usize {
+        0
+    }
+    fn rewind(&mut self, _mark: usize) {}
+    fn one_by_one(&mut self) {}
+    fn finish(self, _conn: &mut Conn) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Batches run one piece at a time after a tail failed.
+const CAREFUL_BATCHES: u32 = 8;
 
 /// Why a piece of work did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -34,10 +70,25 @@ pub enum GroupError<E> {
     Stopped,
 }
 
-#[derive(Clone, Debug)]
-pub struct Group {
+pub struct Group<T: Tail = NoTail> {
     /// One committer per writer ([`Db::writers`]).
-    shards: std::sync::Arc<[mpsc::Sender<Work>]>,
+    shards: std::sync::Arc<[mpsc::Sender<Work<T>>]>,
+}
+
+impl<T: Tail> Clone for Group<T> {
+    fn clone(&self) -> Self {
+        Group {
+            shards: self.shards.clone(),
+        }
+    }
+}
+
+impl<T: Tail> std::fmt::Debug for Group<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("committers", &self.shards.len())
+            .finish()
+    }
 }
 
 /// Which of `n` committers takes the work of `key`.
@@ -51,11 +102,11 @@ pub fn shard_of(key: &impl std::hash::Hash, n: usize) -> usize {
         .unwrap_or(0)
 }
 
-impl Group {
+impl<T: Tail> Group<T> {
     /// Starts the committers on `db` (one per writer it allows); they run until the last
     /// handle is dropped.
-    pub fn start(db: Db) -> Group {
-        let shards: Vec<mpsc::Sender<Work>> = (0..db.writers())
+    pub fn start(db: Db) -> Group<T> {
+        let shards: Vec<mpsc::Sender<Work<T>>> = (0..db.writers())
             .map(|_| {
                 let (tx, rx) = mpsc::channel(MAX_BATCH.saturating_mul(4));
                 tokio::spawn(commit_loop(db.clone(), rx));
@@ -70,20 +121,20 @@ impl Group {
     /// Runs `work` in the next group commit of the committer that takes `key`'s work, and
     /// returns its result once that commit is durable (or the work's error, with nothing of
     /// it written).
-    pub async fn run<T, E, F>(
+    pub async fn run<R, E, F>(
         &self,
         key: &impl std::hash::Hash,
         work: F,
-    ) -> Result<T, GroupError<E>>
+    ) -> Result<R, GroupError<E>>
     where
-        T: Send + 'static,
+        R: Send + 'static,
         E: Send + 'static,
-        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn, &'c mut T) -> BoxFuture<'c, Result<R, E>> + Send + 'static,
     {
-        let (done, wait) = oneshot::channel::<Result<T, GroupError<E>>>();
-        let piece: Work = Box::new(move |conn| {
+        let (done, wait) = oneshot::channel::<Result<R, GroupError<E>>>();
+        let piece: Work<T> = Box::new(move |conn, tail| {
             Box::pin(async move {
-                let result = work(conn).await;
+                let result = work(conn, tail).await;
                 let keep = result.is_ok();
                 let finish: Finish = Box::new(move |committed| {
                     let answer = match (result, committed) {
@@ -120,14 +171,23 @@ pub async fn next_batch<T>(rx: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec
     Some(batch)
 }
 
-async fn commit_loop(db: Db, mut rx: mpsc::Receiver<Work>) {
+async fn commit_loop<T: Tail>(db: Db, mut rx: mpsc::Receiver<Work<T>>) {
+    let mut careful: u32 = 0;
     while let Some(batch) = next_batch(&mut rx, MAX_BATCH).await {
         metrics::histogram!("railgate_group_commit_size")
             .record(f64::from(u32::try_from(batch.len()).unwrap_or(u32::MAX)));
         let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
-        let outcome = run_batch(&db, batch, &mut finishes).await;
+        let mut tail = T::default();
+        if careful > 0 {
+            careful = careful.saturating_sub(1);
+            tail.one_by_one();
+        }
+        let outcome = run_batch(&db, batch, tail, &mut finishes).await;
         let committed = outcome.map_err(|e| {
             tracing::error!(error = %e, pieces = finishes.len(), "A group commit failed");
+            if matches!(e, BatchError::Tail(_)) {
+                careful = CAREFUL_BATCHES;
+            }
             e.to_string()
         });
         for f in finishes {
@@ -136,25 +196,39 @@ async fn commit_loop(db: Db, mut rx: mpsc::Receiver<Work>) {
     }
 }
 
-/// Runs every piece in its own savepoint of one transaction and commits. A piece that never
-/// ran (the transaction failed first) is dropped, and its caller hears that the committer
-/// could not take it.
-async fn run_batch(
+/// Why a batch did not commit.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("the batch's tail failed: {0}")]
+    Tail(StoreError),
+}
+
+/// Runs every piece in its own savepoint of one transaction, then the tail they left, and
+/// commits. A piece that never ran (the transaction failed first) is dropped, and its caller
+/// hears that the committer could not take it.
+async fn run_batch<T: Tail>(
     db: &Db,
-    batch: Vec<Work>,
+    batch: Vec<Work<T>>,
+    mut tail: T,
     finishes: &mut Vec<Finish>,
-) -> Result<(), StoreError> {
+) -> Result<(), BatchError> {
     let mut tx = db.begin().await?;
     // One round trip between two pieces: the last one's savepoint released (or rolled back)
     // and the next one's taken in the same script. The commit releases the last.
     let mut between = "SAVEPOINT piece";
     for work in batch {
         tx.execute_script(between).await?;
-        let (keep, finish) = work(&mut tx).await;
+        let mark = tail.mark();
+        let (keep, finish) = work(&mut tx, &mut tail).await;
         finishes.push(finish);
         between = if keep {
             "RELEASE SAVEPOINT piece; SAVEPOINT piece"
         } else {
+            tail.rewind(mark);
             "ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece; SAVEPOINT piece"
         };
     }
@@ -162,6 +236,7 @@ async fn run_batch(
         tx.execute_script("ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece")
             .await?;
     }
+    tail.finish(&mut tx).await.map_err(BatchError::Tail)?;
     tx.commit().await?;
     Ok(())
 }

@@ -126,7 +126,7 @@ pub async fn app_state(url: &str) -> railgate::api::AppState {
     let rails = railgate::rails::Rails::from_config(&cfg, railgate::adapters::build).unwrap();
     railgate::api::AppState {
         intake: railgate::api::intake::Intake::start(db.clone()),
-        group: railgate::store::group::Group::start(db.clone()),
+        group: railgate::callbacks::CallbackGroup::start(db.clone()),
         db,
         rails: std::sync::Arc::new(rails),
         cfg: std::sync::Arc::new(cfg),
