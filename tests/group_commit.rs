@@ -61,18 +61,24 @@ impl Tail for Probe {
     }
 }
 
+/// A migrated database with an empty `group_probe` table; `None` where the store is absent.
+async fn probe_db(store: Store) -> Option<Db> {
+    let url = database_url(store).await?;
+    let db = Db::connect(&url, 4).await.unwrap();
+    db.migrate().await.unwrap();
+    railgate::store::sql::query("CREATE TABLE group_probe (id TEXT PRIMARY KEY)")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    Some(db)
+}
+
 both_stores!(
     a_failing_piece_fails_alone_and_the_others_commit,
     |store| async move {
-        let Some(url) = database_url(store).await else {
+        let Some(db) = probe_db(store).await else {
             return;
         };
-        let db = Db::connect(&url, 4).await.unwrap();
-        db.migrate().await.unwrap();
-        railgate::store::sql::query("CREATE TABLE group_probe (id TEXT PRIMARY KEY)")
-            .execute(db.pool())
-            .await
-            .unwrap();
         let group = Group::<NoTail>::start(db.clone());
         // Sixty writers at once; number 13 writes a row that is already there.
         railgate::store::sql::query("INSERT INTO group_probe (id) VALUES ('taken')")
@@ -184,15 +190,9 @@ both_stores!(
 both_stores!(
     a_failing_tail_fails_its_batch_and_then_only_its_piece,
     |store| async move {
-        let Some(url) = database_url(store).await else {
+        let Some(db) = probe_db(store).await else {
             return;
         };
-        let db = Db::connect(&url, 4).await.unwrap();
-        db.migrate().await.unwrap();
-        railgate::store::sql::query("CREATE TABLE group_probe (id TEXT PRIMARY KEY)")
-            .execute(db.pool())
-            .await
-            .unwrap();
         let group = Group::<Probe>::start(db.clone());
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..40 {
