@@ -10,6 +10,7 @@
 #   BATCH=true scripts/bench-payroll.sh             # through the mock rail's batch API
 #                                                   # (BATCH_CHUNK lines per upload, default 5000)
 #
+# LOGS=DIR keeps the gateway's and the mock rail's logs of each store there.
 # PostgreSQL: PG_URL (default postgres://postgres@127.0.0.1:5432/test); each run gets a schema
 # of its own.
 set -euo pipefail
@@ -115,6 +116,10 @@ EOF
   grep -h "Payroll file read\|Payroll stored" "$WORK/serve-$store.log" >&2 || true
   kill "$gw" 2>/dev/null || true
   wait "$gw" 2>/dev/null || true
+  if [ -n "${LOGS:-}" ]; then
+    mkdir -p "$LOGS"
+    cp "$WORK/serve-$store.log" "$WORK/mock-$store.log" "$LOGS/"
+  fi
   if [ "$store" = postgres ]; then psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" 2>/dev/null || true; fi
   rm -f "$WORK/bench-$store.db"*
 done

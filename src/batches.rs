@@ -23,7 +23,10 @@
 //! one. A batch is closed once none of its lines waits for it.
 //!
 //! Timers: `spawn_poller` reads open batches every `batch_poll_ms`; a rail's "batch moved on"
-//! callback (`hint`) reads them at once. Behind both, each line keeps its dispatcher job, which
+//! callback (`hint`) reads them at once. One read per rail runs at a time (`Rail::batch_reads`):
+//! asked for while one runs, it goes round once more rather than reading the same batches
+//! beside it, and lines whose payment holds their result already are passed over, so the
+//! cost of a read follows what is new, not how many batches are open. Behind both, each line keeps its dispatcher job, which
 //! asks the rail about that one line if no batch result settled it by the grace, and raises
 //! the operator exception past the attempt's deadline: a lost callback or a stuck poller
 //! delays a line, never loses it.
@@ -32,7 +35,7 @@ use crate::config::{Config, RailConfig};
 use crate::dispatch::rail_attempt;
 use crate::domain::State;
 use crate::engine::{self, Applied, Change};
-use crate::rails::Rails;
+use crate::rails::{Rail, Rails};
 use crate::store::attempts::{self, Status};
 use crate::store::batches::{self as stored, OpenBatch};
 
@@ -269,8 +272,7 @@ async fn store_attempts(
     // Every line keeps a driving job: after the upload it asks about the line if no batch
     // result settled it; pushed to after the upload even where it was due earlier.
     let owned: Vec<(Uuid, Uuid)> = pids.iter().map(|p| (client, *p)).collect();
-    jobs::schedule_payments(&mut tx, &owned, after_upload).await?;
-    crate::store::payrolls::hold_jobs(&mut tx, &pids, after_upload).await?;
+    jobs::schedule_payments(&mut tx, &owned, jobs::Due::At(after_upload)).await?;
     tx.commit().await.map_err(StoreError::from)?;
     let taken: Vec<Attempt> = submitted
         .iter()
@@ -398,7 +400,7 @@ async fn record_upload(
             engine::apply_many(&mut tx, db.kind(), items, &mut later).await?;
             later.run(&mut tx).await?;
             let owned: Vec<(Uuid, Uuid)> = lines.iter().map(|a| (client, a.payment_id)).collect();
-            jobs::schedule_payments(&mut tx, &owned, now_micros()).await?;
+            jobs::schedule_payments(&mut tx, &owned, jobs::Due::NoLaterThan(now_micros())).await?;
             out.single.extend(lines.iter().map(|a| a.payment_id));
             failed_upload(batch_id, lines, why)
         }
@@ -436,7 +438,7 @@ async fn one_by_one(
         .collect();
     attempts::set_status_many(conn, retry).await?;
     let owned: Vec<(Uuid, Uuid)> = lines.iter().map(|a| (client, a.payment_id)).collect();
-    jobs::schedule_payments(conn, &owned, now_micros()).await?;
+    jobs::schedule_payments(conn, &owned, jobs::Due::NoLaterThan(now_micros())).await?;
     out.single.extend(lines.iter().map(|a| a.payment_id));
     Ok(())
 }
@@ -526,7 +528,14 @@ async fn poll_batch(
             if line.conflicted {
                 continue;
             }
-            let change = if r.amount.is_some_and(|m| m != line.amount) {
+            let amount_differs = r.amount.is_some_and(|m| m != line.amount);
+            if !amount_differs && already(line, &r.status) {
+                // What the payment holds already (an earlier page, poll or inquiry settled
+                // it): nothing to write, as the engine would find.
+                out.duplicates = out.duplicates.saturating_add(1);
+                continue;
+            }
+            let change = if amount_differs {
                 // The rail recorded another amount than we sent: never paid as instructed.
                 out.conflicts = out.conflicts.saturating_add(1);
                 Change::Contradict {
@@ -587,7 +596,11 @@ async fn poll_batch(
                     settled = settled.saturating_add(1);
                 }
                 Applied::Conflict => out.conflicts = out.conflicts.saturating_add(1),
-                Applied::Duplicate => out.duplicates = out.duplicates.saturating_add(1),
+                Applied::Duplicate => {
+                    // Settled meanwhile by another path: the batch need not wait for it.
+                    out.duplicates = out.duplicates.saturating_add(1);
+                    settled = settled.saturating_add(1);
+                }
                 Applied::Ignored | Applied::Noted => {}
             }
         }
@@ -603,6 +616,17 @@ async fn poll_batch(
     Ok(())
 }
 
+/// The line's payment holds this result already: a completion of a completed (or reversed)
+/// payment, a failure of a failed (or cancelled) one. The engine calls these duplicates and
+/// writes nothing; leaving them out spares every poll of a large batch the lines it settled.
+fn already(line: &stored::Line, status: &RailStatus) -> bool {
+    match (status, line.state) {
+        (RailStatus::Completed(_), Some(State::Completed | State::Reversed)) => true,
+        (RailStatus::Failed(_), Some(State::Failed | State::Cancelled)) => true,
+        _ => false,
+    }
+}
+
 async fn close(db: &Db, batch_id: Uuid, out: &mut Poll) -> Result<()> {
     // Through the store's writer turn, as every write: on SQLite it queues, never sleeps.
     let mut tx = db.begin().await?;
@@ -612,19 +636,31 @@ async fn close(db: &Db, batch_id: Uuid, out: &mut Poll) -> Result<()> {
     Ok(())
 }
 
-/// Polls `rail_id` now, in the background (a batch callback is answered at once). Errors are
-/// logged; the lines' own jobs cover anything a poll misses.
+/// Reads `rail`'s open batches and applies their results, at most one read per rail at a
+/// time: asked for while one runs, the running read goes round once more. Errors are logged;
+/// the lines' own jobs cover anything a read misses.
+async fn read_open_batches(db: &Db, rail: &Rail, why: &'static str) {
+    rail.batch_reads
+        .run(|| async {
+            match poll_rail(db, rail.adapter.as_ref(), &rail.id).await {
+                Ok(p) if p.completed > 0 || p.failed > 0 || p.conflicts > 0 => {
+                    tracing::info!(rail = %rail.id, why, batches = p.batches, closed = p.closed, completed = p.completed, failed = p.failed, pending = p.pending, conflicts = p.conflicts, "Batch results applied")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(rail = %rail.id, why, error = %e, "Batch poll failed"),
+            }
+        })
+        .await;
+}
+
+/// Reads `rail_id`'s open batches now, in the background (a batch callback is answered at
+/// once).
 pub fn hint(db: Db, rails: Arc<Rails>, rail_id: String) {
     tokio::spawn(async move {
         let Some(rail) = rails.get(&rail_id).cloned() else {
             return;
         };
-        match poll_rail(&db, rail.adapter.as_ref(), &rail_id).await {
-            Ok(p) => {
-                tracing::info!(rail = %rail_id, batches = p.batches, completed = p.completed, failed = p.failed, pending = p.pending, conflicts = p.conflicts, "Batch callback: results applied")
-            }
-            Err(e) => tracing::error!(rail = %rail_id, error = %e, "Batch poll failed"),
-        }
+        read_open_batches(&db, &rail, "batch callback").await;
     });
 }
 
@@ -646,16 +682,13 @@ pub fn spawn_poller(
         };
         let db = db.clone();
         let stop = stop.clone();
-        let rail_id = rc.id.clone();
         tasks.spawn(async move {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(set.poll) => {}
                 }
-                if let Err(e) = poll_rail(&db, rail.adapter.as_ref(), &rail_id).await {
-                    tracing::error!(rail = %rail_id, error = %e, "Batch poll failed");
-                }
+                read_open_batches(&db, &rail, "timer").await;
             }
         });
     }

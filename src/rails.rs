@@ -19,6 +19,44 @@ pub struct Rail {
     pub deadline: Duration,
     pub callback_grace: Duration,
     pub request_timeout: Duration,
+    /// Reads of this rail's open batches, one at a time.
+    pub batch_reads: OneAtATime,
+}
+
+/// Work that runs once at a time however often it is asked for: a request while it runs
+/// makes the running one go round again instead of doing the same work beside it (a rail's
+/// batch callbacks and its poll timer ask for the same read of its open batches).
+#[derive(Debug, Default)]
+pub struct OneAtATime {
+    running: tokio::sync::Mutex<()>,
+    again: std::sync::atomic::AtomicBool,
+}
+
+impl OneAtATime {
+    /// Runs `work` until no request came in while it ran; returns at once when another
+    /// caller is running it (that caller runs it again for this request).
+    pub async fn run<F, Fut>(&self, mut work: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.again.store(true, SeqCst);
+        loop {
+            let Ok(running) = self.running.try_lock() else {
+                return;
+            };
+            while self.again.swap(false, SeqCst) {
+                work().await;
+            }
+            drop(running);
+            // A request between the last round and letting go would otherwise wait for the
+            // next one.
+            if !self.again.load(SeqCst) {
+                return;
+            }
+        }
+    }
 }
 
 impl Rail {
@@ -134,6 +172,7 @@ impl Rails {
                 deadline: Duration::from_secs(rc.deadline_secs),
                 callback_grace: Duration::from_millis(rc.callback_grace_ms),
                 request_timeout: Duration::from_millis(rc.request_timeout_ms),
+                batch_reads: OneAtATime::default(),
             };
             if rails.insert(rc.id.clone(), Arc::new(rail)).is_some() {
                 return Err(ConfigError::Invalid(format!(
@@ -282,4 +321,59 @@ fn parse_route(r: &RouteConfig, rails: &HashMap<String, Arc<Rail>>) -> Result<Ro
         min_minor: amount(&r.min_amount)?,
         max_minor: amount(&r.max_amount)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OneAtATime;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    // Twenty requests while one round runs make one more round, not twenty beside it; a
+    // request after the last round has finished runs again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_while_running_make_one_more_round() {
+        let gate = Arc::new(OneAtATime::default());
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let beside = Arc::new(AtomicUsize::new(0));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let started_tx = std::sync::Mutex::new(Some(started_tx));
+        let work = {
+            let rounds = rounds.clone();
+            let beside = beside.clone();
+            move || {
+                let rounds = rounds.clone();
+                let beside = beside.clone();
+                let started = started_tx.lock().unwrap().take();
+                async move {
+                    assert_eq!(beside.fetch_add(1, SeqCst), 0, "two rounds ran at once");
+                    rounds.fetch_add(1, SeqCst);
+                    if let Some(s) = started {
+                        let _ = s.send(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    beside.fetch_sub(1, SeqCst);
+                }
+            }
+        };
+        let work = Arc::new(work);
+        let first = {
+            let (gate, work) = (gate.clone(), work.clone());
+            tokio::spawn(async move { gate.run(|| (work)()).await })
+        };
+        started_rx.await.unwrap();
+        let mut others = Vec::new();
+        for _ in 0..20 {
+            let (gate, work) = (gate.clone(), work.clone());
+            others.push(tokio::spawn(async move { gate.run(|| (work)()).await }));
+        }
+        for o in others {
+            o.await.unwrap();
+        }
+        first.await.unwrap();
+        assert_eq!(rounds.load(SeqCst), 2, "the first round and one more");
+        gate.run(|| (work)()).await;
+        assert_eq!(rounds.load(SeqCst), 3);
+    }
 }

@@ -47,6 +47,8 @@ pub struct Line {
     /// The payment's client.
     pub client_id: Uuid,
     pub amount: Money,
+    /// Where the payment stands (`None` for a state this build does not know).
+    pub state: Option<crate::domain::State>,
     /// The payment is in a final state, or waits for an operator: the batch need not wait.
     pub done: bool,
     /// A conflict is recorded on the payment already: a contradiction read again is not new.
@@ -179,13 +181,14 @@ pub async fn lines(conn: &mut Conn, batch_id: Uuid) -> Result<Vec<Line>> {
         let state: String = col(r, "state")?;
         let conflict: Option<String> = col(r, "conflict")?;
         let exception: Option<String> = col(r, "exception")?;
-        let done = exception.is_some()
-            || crate::domain::State::parse(&state).is_some_and(|s| s.is_final());
+        let state = crate::domain::State::parse(&state);
+        let done = exception.is_some() || state.is_some_and(|s| s.is_final());
         out.push(Line {
             attempt_id: uuid_col(r, "id")?,
             payment_id: uuid_col(r, "payment_id")?,
             client_id: uuid_col(r, "client_id")?,
             amount,
+            state,
             done,
             conflicted: conflict.is_some(),
         });

@@ -98,13 +98,26 @@ pub async fn schedule_payment(
     Ok(())
 }
 
+/// When [`schedule_payments`] makes a job due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// At `run_at`, or earlier where it was due earlier and no dispatcher holds it.
+    NoLaterThan(i64),
+    /// At `run_at`, even where it was due earlier (the batch path's lines wait for their
+    /// upload).
+    At(i64),
+}
+
 /// [`schedule_payment`] for many payments (client, payment) at once: their jobs moved by one
 /// statement (SQLite: per 5,000), the missing ones written by another.
-pub async fn schedule_payments(
-    conn: &mut Conn,
-    payments: &[(Uuid, Uuid)],
-    run_at: i64,
-) -> Result<()> {
+pub async fn schedule_payments(conn: &mut Conn, payments: &[(Uuid, Uuid)], due: Due) -> Result<()> {
+    let (run_at, set_run_at) = match due {
+        Due::NoLaterThan(at) => (
+            at,
+            "CASE WHEN run_at < $1 AND lease_until IS NULL THEN run_at ELSE $1 END",
+        ),
+        Due::At(at) => (at, "$1"),
+    };
     use crate::store::sql::{Col, Rows};
     let kind = conn.kind();
     let per_statement = match kind {
@@ -114,9 +127,8 @@ pub async fn schedule_payments(
     let mut moved = std::collections::HashSet::with_capacity(payments.len());
     for chunk in payments.chunks(per_statement) {
         let sql = format!(
-            "UPDATE jobs SET run_at = CASE WHEN run_at < $1 AND lease_until IS NULL THEN run_at \
-             ELSE $1 END, version = version + 1 WHERE kind = 'payment' AND {} \
-             RETURNING payment_id",
+            "UPDATE jobs SET run_at = {set_run_at}, version = version + 1 \
+             WHERE kind = 'payment' AND {} RETURNING payment_id",
             crate::store::sql::in_list(kind, "payment_id", 2, chunk.len())
         );
         let got: Vec<String> = crate::store::sql::query_scalar(&sql)

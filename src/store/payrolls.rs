@@ -562,8 +562,13 @@ pub async fn rails_of(conn: &mut Conn, ids: &[Uuid]) -> Result<Vec<(Uuid, Option
 /// them back so the batch path can take them before the dispatcher sends them one by one, and
 /// the batch path pushes them past an upload or a callback grace.
 pub async fn hold_jobs(conn: &mut Conn, ids: &[Uuid], run_at: i64) -> Result<()> {
-    for chunk in ids.chunks(INSERT_CHUNK) {
-        let kind = conn.kind();
+    let kind = conn.kind();
+    // PostgreSQL takes the whole list as one array.
+    let per_statement = match kind {
+        super::Kind::Postgres => ids.len().max(1),
+        super::Kind::Sqlite => INSERT_CHUNK,
+    };
+    for chunk in ids.chunks(per_statement) {
         let sql = format!(
             "UPDATE jobs SET run_at = $1, version = version + 1 WHERE kind = 'payment' \
              AND lease_until IS NULL AND {}",
