@@ -620,11 +620,16 @@ async fn poll_batch(
 /// payment, a failure of a failed (or cancelled) one. The engine calls these duplicates and
 /// writes nothing; leaving them out spares every poll of a large batch the lines it settled.
 fn already(line: &stored::Line, status: &RailStatus) -> bool {
-    match (status, line.state) {
-        (RailStatus::Completed(_), Some(State::Completed | State::Reversed)) => true,
-        (RailStatus::Failed(_), Some(State::Failed | State::Cancelled)) => true,
-        _ => false,
-    }
+    matches!(
+        (status, line.state),
+        (
+            RailStatus::Completed(_),
+            Some(State::Completed | State::Reversed)
+        ) | (
+            RailStatus::Failed(_),
+            Some(State::Failed | State::Cancelled)
+        )
+    )
 }
 
 async fn close(db: &Db, batch_id: Uuid, out: &mut Poll) -> Result<()> {

@@ -324,6 +324,7 @@ fn parse_route(r: &RouteConfig, rails: &HashMap<String, Arc<Rail>>) -> Result<Ro
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::OneAtATime;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
