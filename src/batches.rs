@@ -647,7 +647,12 @@ async fn close(db: &Db, batch_id: Uuid, out: &mut Poll) -> Result<()> {
 async fn read_open_batches(db: &Db, rail: &Rail, why: &'static str) {
     rail.batch_reads
         .run(|| async {
-            match poll_rail(db, rail.adapter.as_ref(), &rail.id).await {
+            let read = poll_rail(db, rail.adapter.as_ref(), &rail.id).await;
+            if read.is_ok() {
+                rail.batch_read_at
+                    .store(now_micros(), std::sync::atomic::Ordering::Relaxed);
+            }
+            match read {
                 Ok(p) if p.completed > 0 || p.failed > 0 || p.conflicts > 0 => {
                     tracing::info!(rail = %rail.id, why, batches = p.batches, closed = p.closed, completed = p.completed, failed = p.failed, pending = p.pending, conflicts = p.conflicts, "Batch results applied")
                 }

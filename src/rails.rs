@@ -21,6 +21,10 @@ pub struct Rail {
     pub request_timeout: Duration,
     /// Reads of this rail's open batches, one at a time.
     pub batch_reads: OneAtATime,
+    /// When a read of this rail's open batches last went through (micros since the epoch; 0
+    /// before the first): while recent, a line of an open batch waits for the read rather
+    /// than being asked about on its own (`dispatch::drive::first_sends`).
+    pub batch_read_at: std::sync::atomic::AtomicI64,
 }
 
 /// Work that runs once at a time however often it is asked for: a request while it runs
@@ -60,6 +64,15 @@ impl OneAtATime {
 }
 
 impl Rail {
+    /// A read of this rail's open batches went through within `within` of `now` (micros).
+    pub fn batches_read_lately(&self, now: i64, within: Duration) -> bool {
+        let at = self
+            .batch_read_at
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let within = i64::try_from(within.as_micros()).unwrap_or(i64::MAX);
+        at > 0 && now.saturating_sub(at) <= within
+    }
+
     /// Waits for the rail's rate limit and a concurrency slot.
     pub async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         if let Some(r) = &self.rate {
@@ -173,6 +186,7 @@ impl Rails {
                 callback_grace: Duration::from_millis(rc.callback_grace_ms),
                 request_timeout: Duration::from_millis(rc.request_timeout_ms),
                 batch_reads: OneAtATime::default(),
+                batch_read_at: std::sync::atomic::AtomicI64::new(0),
             };
             if rails.insert(rc.id.clone(), Arc::new(rail)).is_some() {
                 return Err(ConfigError::Invalid(format!(

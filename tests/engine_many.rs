@@ -144,7 +144,19 @@ async fn outcome(db: &Db, payment: Uuid) -> Vec<String> {
             .await
             .unwrap();
     out.push(format!("conflicts {conflicts}"));
+    out.push(format!("jobs {}", payment_jobs(db, payment).await));
     out
+}
+
+/// The payment's driving jobs (0 or 1).
+async fn payment_jobs(db: &Db, payment: Uuid) -> i64 {
+    railgate::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'payment' AND payment_id = $1",
+    )
+    .bind(payment.to_string())
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
 }
 
 both_stores!(group_apply_matches_one_by_one, |store| async move {
@@ -262,6 +274,10 @@ both_stores!(group_apply_matches_one_by_one, |store| async move {
             "payment {i}: {got:?}"
         );
     }
+    // Every payment ended final: no job is left to be claimed only to be finished.
+    for (i, (p, _)) in one.iter().chain(group.iter()).enumerate() {
+        assert_eq!(payment_jobs(&db, *p).await, 0, "payment {i} kept its job");
+    }
     let zero = outcome(&db, group[0].0).await;
     assert!(zero.contains(&"conflicts 1".to_owned()), "{zero:?}");
     // Payment 5 was reversed: its four transfers (pending, posted, reversal) balance.
@@ -285,3 +301,111 @@ both_stores!(group_apply_matches_one_by_one, |store| async move {
     .unwrap();
     assert_eq!(unbalanced, 0, "every transfer balances");
 });
+
+// A payment that becomes final loses its driving job in the same transaction, unless a
+// dispatcher holds the job (leased): that one is left to the dispatcher to finish.
+both_stores!(
+    final_payment_leaves_no_job_but_a_held_one,
+    |store| async move {
+        let Some(url) = database_url(store).await else {
+            return;
+        };
+        let state = app_state(&url).await;
+        let db = state.db.clone();
+        let kind = db.kind();
+        let client = railgate::store::keys::ensure_client(&db, "jobs-end")
+            .await
+            .unwrap();
+        let caller = Caller {
+            client_id: client,
+            key_id: Uuid::nil(),
+            scopes: vec!["admin".into()],
+        };
+        let tzs: Currency = "TZS".parse().unwrap();
+        let make = |reference: &'static str| {
+            let state = &state;
+            let caller = &caller;
+            async move {
+                let new = NewPayment {
+                    direction: Direction::Disbursement,
+                    mode: None,
+                    reference: reference.to_owned(),
+                    amount: Money::from_minor(5_000, tzs).unwrap(),
+                    party: Party::new(PartyIdType::Msisdn, "255712345600", None).unwrap(),
+                    narrative: None,
+                    rail_hint: None,
+                    metadata: serde_json::Map::new(),
+                    payroll_id: None,
+                };
+                let p = railgate::api::payments::insert_payment(state, caller, &new, None)
+                    .await
+                    .unwrap();
+                let mut conn = state.db.pool().acquire().await.unwrap();
+                let a = attempts::insert(&mut conn, client, p.id, "mock", i64::MAX)
+                    .await
+                    .unwrap();
+                (p.id, a.id)
+            }
+        };
+        let held = make("held").await;
+        let submit = |p: Uuid| {
+            let db = db.clone();
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                engine::apply(&mut tx, kind, p, Change::Submit, "test")
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        };
+        submit(held.0).await;
+        // A dispatcher claims the first payment's job; the second's is written after the claim.
+        let claimed = railgate::store::jobs::claim(&db, "w-1", 60_000_000, 100)
+            .await
+            .unwrap();
+        let job = claimed
+            .into_iter()
+            .find(|j| j.payment_id == Some(held.0))
+            .expect("the held payment's job is claimed");
+        let free = make("free").await;
+        submit(free.0).await;
+        assert_eq!(payment_jobs(&db, free.0).await, 1);
+        for (p, a) in [held, free] {
+            let mut tx = db.begin().await.unwrap();
+            let applied = engine::apply(
+                &mut tx,
+                kind,
+                p,
+                Change::Complete {
+                    attempt: Some(a),
+                    settled: Settled {
+                        rail_reference: Some("RR".into()),
+                        receipt: Some("R".into()),
+                        amount: None,
+                    },
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            assert!(matches!(applied, Applied::Changed { .. }), "{applied:?}");
+        }
+        assert_eq!(
+            payment_jobs(&db, free.0).await,
+            0,
+            "the free job went with the end"
+        );
+        assert_eq!(
+            payment_jobs(&db, held.0).await,
+            1,
+            "the held job is the dispatcher's"
+        );
+        let mut conn = db.pool().acquire().await.unwrap();
+        railgate::store::jobs::finish(&mut conn, &job)
+            .await
+            .unwrap();
+        drop(conn);
+        assert_eq!(payment_jobs(&db, held.0).await, 0);
+    }
+);

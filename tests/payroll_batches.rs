@@ -206,6 +206,63 @@ both_stores!(mock_batches_follow_the_scenario_table, |store| async move {
     app.stop().await;
 });
 
+// Lines of a batch the rail is still working on wait for the batch's results while the
+// gateway reads them: none is asked about on its own, though each is past its callback grace
+// long before the rail settles the batch.
+both_stores!(
+    lines_of_an_open_batch_wait_for_its_reads,
+    |store| async move {
+        let Some(app) = spawn_app_with_mock(
+            store,
+            // The rail settles each line (scenario 04: pending, then paid) five seconds after
+            // taking its batch.
+            |rail| rail.pending_delay_ms = 5_000,
+            |cfg| {
+                for r in cfg.rails.iter_mut().filter(|r| r.id == "mock") {
+                    r.batch_chunk = Some(5);
+                    r.batch_poll_ms = Some(200);
+                    r.callback_grace_ms = 1_000;
+                    r.deadline_secs = 60;
+                }
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        let items = (0..10)
+            .map(|i| {
+                item(
+                    &format!("WAIT-{i}"),
+                    &format!("2557123{i:02}04"),
+                    "700.00",
+                    None,
+                )
+            })
+            .collect();
+        let payroll = post_payroll(&app, "lines wait for their batch", items).await;
+        let rows = payment_ids(&app, &payroll).await;
+        assert_eq!(rows.len(), 10);
+        for (id, reference) in &rows {
+            let p = app
+                .wait_for(id, Duration::from_secs(40), |p| p["state"] == "completed")
+                .await;
+            assert_eq!(p["state"], "completed", "{reference}: {p}");
+            assert!(
+                via(&p, "results of batch"),
+                "{reference} was settled by its batch's results: {p}"
+            );
+            assert_eq!(app.paid(reference), 1, "{reference}");
+        }
+        assert_eq!(app.count("rail_batches").await, 2);
+        assert_eq!(batches_in(&app, "mock", "open").await, 0);
+        // Not one line was asked about on its own.
+        assert_eq!(app.mock.inquiries(), 0, "lines were inquired one by one");
+        trial_balance_is_zero(&app).await;
+        app.stop().await;
+    }
+);
+
 // An upload whose answer is lost (the rail took it, then the connection dropped) leaves every
 // line `unknown`; each is asked about and settled as the rail recorded it, under its one
 // attempt id, and paid at most once.

@@ -129,6 +129,7 @@ pub(super) async fn first_sends(
         let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
         payments::get_many(&mut conn, &ids).await?
     };
+    let waiting = lines_awaiting_batch_reads(d, &claimed, &found).await?;
     let kind = d.db.kind();
     let cause = format!("dispatcher {}: first attempt", d.worker_id);
     let mut ready = Vec::new();
@@ -147,6 +148,13 @@ pub(super) async fn first_sends(
         };
         if p.state.is_final() {
             jobs::finish(&mut tx, &job).await?;
+            wrote = true;
+            continue;
+        }
+        if let Some(at) = waiting.get(&p.id) {
+            // Its batch's results are being read: it waits for them, not asked on its own.
+            metrics::counter!("railgate_dispatch_batch_waits_total").increment(1);
+            jobs::defer(&mut tx, &job, *at).await?;
             wrote = true;
             continue;
         }
@@ -250,6 +258,59 @@ pub(super) async fn first_sends(
         tx.rollback().await.map_err(StoreError::from)?;
     }
     Ok((ready, rest))
+}
+
+/// How many graces a line of an open batch waits for the batch's reads before it is asked
+/// about on its own (never past its rail's deadline).
+const BATCH_WAIT_GRACES: u32 = 10;
+
+/// Of the claimed payment jobs, those of batch lines that should wait for their batch's
+/// reads rather than ask the rail about the line, with when to look again: the payment is
+/// pending on an accepted line of an open batch, this process read that rail's open batches
+/// within the grace (the reads go on, however far behind), and the batch was opened less
+/// than `BATCH_WAIT_GRACES` graces ago. A stuck or failing read, or a batch that stays open
+/// too long, leaves the line to its inquiry: a read that falls behind delays a line, it never
+/// keeps it from being asked about.
+async fn lines_awaiting_batch_reads(
+    d: &Dispatcher,
+    claimed: &[Job],
+    found: &std::collections::HashMap<Uuid, Payment>,
+) -> Result<std::collections::HashMap<Uuid, i64>> {
+    let now = now_micros();
+    let mut rails_of = std::collections::HashMap::new();
+    for job in claimed.iter().filter(|j| j.kind == jobs::JobKind::Payment) {
+        let Some(p) = job.payment_id.and_then(|id| found.get(&id)) else {
+            continue;
+        };
+        if p.state != State::Pending || p.exception.is_some() {
+            continue;
+        }
+        let Some(rail) = p.rail.as_deref().and_then(|r| d.rails.get(r)) else {
+            continue;
+        };
+        if rail.batches_read_lately(now, rail.callback_grace) {
+            rails_of.insert(p.id, rail.clone());
+        }
+    }
+    if rails_of.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let pids: Vec<Uuid> = rails_of.keys().copied().collect();
+    let opened = {
+        let mut conn = d.db.pool().acquire().await.map_err(StoreError::from)?;
+        crate::store::batches::awaiting_open_batch(&mut conn, &pids).await?
+    };
+    Ok(opened
+        .into_iter()
+        .filter_map(|(pid, opened_at)| {
+            let rail = rails_of.get(&pid)?;
+            let grace = micros(rail.callback_grace);
+            let bound = micros(rail.callback_grace.saturating_mul(BATCH_WAIT_GRACES))
+                .min(micros(rail.deadline));
+            let until = opened_at.saturating_add(bound);
+            (now < until).then(|| (pid, now.saturating_add(grace).min(until)))
+        })
+        .collect())
 }
 
 /// Sends an attempt `first_sends` stored.

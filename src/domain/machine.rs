@@ -183,6 +183,9 @@ pub enum Effect {
     },
     /// The payment's dispatch job, due now.
     Dispatch,
+    /// The payment is final: its dispatch job, unless a dispatcher holds it, has nothing left
+    /// to do and goes (rather than being claimed later only to be finished).
+    StopDriving,
 }
 
 /// The decision: the payment as it is to be written (when it changed), the history line,
@@ -571,6 +574,9 @@ fn moved(
         effects.push(Effect::Announce { to });
         if let (true, Some(payroll)) = (to.is_final(), p.payroll_id) {
             effects.push(Effect::PayrollProgress { payroll });
+        }
+        if to.is_final() {
+            effects.push(Effect::StopDriving);
         }
     }
     Decision {

@@ -22,6 +22,8 @@ pub(super) async fn run_many(
     let mut accepted = Vec::new();
     let mut postings = Vec::new();
     let mut events = Vec::new();
+    // Payments whose job goes: a later `Dispatch` of the same payment in this batch keeps it.
+    let mut stopped = std::collections::HashSet::new();
     for (p, effects, cause) in decided {
         for effect in effects {
             match effect {
@@ -80,7 +82,11 @@ pub(super) async fn run_many(
                     later.payrolls.insert(*payroll);
                 }
                 Effect::Dispatch => {
+                    stopped.remove(&p.id);
                     jobs::schedule_payment(conn, p.client_id, p.id, now_micros()).await?
+                }
+                Effect::StopDriving => {
+                    stopped.insert(p.id);
                 }
             }
         }
@@ -89,6 +95,7 @@ pub(super) async fn run_many(
     attempts::mark_accepted_many(conn, accepted).await?;
     ledger::postings::on_transitions(conn, &postings).await?;
     notify::events::emit_many(conn, events).await?;
+    jobs::stop_driving(conn, &stopped.into_iter().collect::<Vec<_>>()).await?;
     Ok(())
 }
 

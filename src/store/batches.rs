@@ -161,6 +161,36 @@ pub async fn open(conn: &mut Conn, rail: &str, limit: i64) -> Result<Vec<OpenBat
         .collect()
 }
 
+/// Of `payments`, those whose attempt is an accepted line of an open batch, with when the
+/// batch was opened (micros): their results are to come with the batch's.
+pub async fn awaiting_open_batch(
+    conn: &mut Conn,
+    payments: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>> {
+    let mut out = std::collections::HashMap::new();
+    let kind = conn.kind();
+    let per_statement = match kind {
+        super::Kind::Postgres => payments.len().max(1),
+        super::Kind::Sqlite => 500,
+    };
+    for chunk in payments.chunks(per_statement) {
+        let sql = format!(
+            "SELECT a.payment_id, b.updated_at FROM attempts a \
+             JOIN rail_batches b ON b.id = a.batch_id \
+             WHERE {} AND a.status = 'accepted' AND b.status = 'open'",
+            crate::store::sql::in_list(kind, "a.payment_id", 1, chunk.len())
+        );
+        let rows = crate::store::sql::query(&sql)
+            .bind_list(kind, chunk.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .fetch_all(&mut *conn)
+            .await?;
+        for r in &rows {
+            out.insert(uuid_col(r, "payment_id")?, col(r, "updated_at")?);
+        }
+    }
+    Ok(out)
+}
+
 /// Every line of a batch, with where its payment stands.
 pub async fn lines(conn: &mut Conn, batch_id: Uuid) -> Result<Vec<Line>> {
     let rows = crate::store::sql::query(

@@ -184,6 +184,34 @@ pub async fn schedule_payments(conn: &mut Conn, payments: &[(Uuid, Uuid)], due: 
     Ok(())
 }
 
+/// Removes the driving jobs of payments that became final, in their transaction: nothing is
+/// left for them to do, and a job left behind would only be claimed to be finished. A job a
+/// dispatcher holds (leased) is left to it, and a dead one to the operator's listing.
+pub async fn stop_driving(conn: &mut Conn, payments: &[Uuid]) -> Result<()> {
+    if payments.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let per_statement = match kind {
+        Kind::Postgres => payments.len(),
+        Kind::Sqlite => 5_000,
+    };
+    let now = now_micros();
+    for chunk in payments.chunks(per_statement) {
+        let sql = format!(
+            "DELETE FROM jobs WHERE kind = 'payment' AND {} AND dead_at IS NULL \
+             AND (lease_until IS NULL OR lease_until < $1)",
+            crate::store::sql::in_list(kind, "payment_id", 2, chunk.len())
+        );
+        crate::store::sql::query(&sql)
+            .bind(now)
+            .bind_list(kind, chunk.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Writes a job. `client_id` is the client the job works for (the payment's, the webhook
 /// endpoint's); `None` only for a rail's own work that no client can be named for (a
 /// follow-up a rail asked for after a callback).

@@ -149,8 +149,19 @@ pub async fn spawn_app(store: Store) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(store: Store, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    spawn_app_with_mock(store, |_| {}, tweak).await
+}
+
+/// `spawn_app_with`, with the mock rail's own settings adjusted first by `rail`.
+pub async fn spawn_app_with_mock(
+    store: Store,
+    rail: impl FnOnce(&mut railgate_mock::MockRailConfig),
+    tweak: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
     let url = database_url(store).await?;
-    let mock = railgate_mock::spawn(mock_config()).await.unwrap();
+    let mut m = mock_config();
+    rail(&mut m);
+    let mock = railgate_mock::spawn(m).await.unwrap();
     let mut cfg = test_config(url.clone(), &mock.base_url());
     tweak(&mut cfg);
     spawn_with_config(cfg, url, mock, None).await

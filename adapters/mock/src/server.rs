@@ -199,6 +199,11 @@ impl MockRail {
             .map_or(0, |p| p.count)
     }
 
+    /// How many status inquiries about a payment (`GET /v1/transactions/{id}`) the rail took.
+    pub fn inquiries(&self) -> u64 {
+        self.shared.lock().inquiries
+    }
+
     /// Every callback delivery the rail attempted, in order.
     pub fn callbacks(&self) -> Vec<CallbackRecord> {
         self.shared.lock().callbacks()

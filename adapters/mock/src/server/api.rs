@@ -149,6 +149,7 @@ pub(crate) async fn transaction(
     };
     let txn = {
         let mut state = shared.lock();
+        state.inquiries = state.inquiries.saturating_add(1);
         state.settle_due(&request_id, Utc::now());
         state.get(&request_id).cloned()
     };

@@ -134,6 +134,8 @@ pub(crate) struct State {
     /// holds, as a rail with a bug (or a tampered answer) would: the gateway must not complete
     /// a payment on it. Kept apart from `Faults`, whose shape callers build literally.
     pub misreport_amount: bool,
+    /// Status inquiries (`GET /v1/transactions/{id}`) received, answered or not.
+    pub inquiries: u64,
     transactions: HashMap<Uuid, Transaction>,
     order: Vec<Uuid>,
     refused_posts: HashMap<Uuid, u8>,
