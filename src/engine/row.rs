@@ -101,9 +101,10 @@ pub(super) async fn write_many(
         // beside them (one round trip fewer per change, which is most of a callback's cost).
         let h = lines.cte_as(kind, "h", 11);
         crate::store::sql::query(&format!(
-            "WITH {}, {h}, w AS (UPDATE payments SET {SET} FROM u WHERE payments.id = u.id \
+            "WITH {}, {h}, w AS (UPDATE payments SET {SET} FROM u WHERE payments.id = u.id{} \
              RETURNING payments.id) {HISTORY}",
-            payments.cte(kind, 2)
+            payments.cte(kind, 2),
+            crate::store::sql::by_key(kind, "payments.id", 2)
         ))
         .bind(now)
         .bind_rows(kind, payments)
@@ -115,8 +116,9 @@ pub(super) async fn write_many(
     if !ps.is_empty() {
         for part in payments.parts(kind) {
             crate::store::sql::query(&format!(
-                "WITH {} UPDATE payments SET {SET} FROM u WHERE payments.id = u.id",
-                part.cte(kind, 2)
+                "WITH {} UPDATE payments SET {SET} FROM u WHERE payments.id = u.id{}",
+                part.cte(kind, 2),
+                crate::store::sql::by_key(kind, "payments.id", 2)
             ))
             .bind(now)
             .bind_rows(kind, part)

@@ -363,8 +363,9 @@ pub async fn set_status_many(conn: &mut Conn, writes: Vec<StatusWrite>) -> Resul
             "WITH {} UPDATE attempts SET status = u.status, \
              rail_reference = COALESCE(u.rail_reference, attempts.rail_reference), \
              last_error = COALESCE(u.why, attempts.last_error), updated_at = $1 \
-             FROM u WHERE attempts.id = u.id",
-            part.cte(kind, 2)
+             FROM u WHERE attempts.id = u.id{}",
+            part.cte(kind, 2),
+            crate::store::sql::by_key(kind, "attempts.id", 2)
         ))
         .bind(now)
         .bind_rows(kind, part)
@@ -397,9 +398,10 @@ pub async fn mark_accepted_many(
         crate::store::sql::query(&format!(
             "WITH {} UPDATE attempts SET status = 'accepted', \
              rail_reference = COALESCE(u.rail_reference, attempts.rail_reference), \
-             updated_at = $1 FROM u WHERE attempts.id = u.id \
+             updated_at = $1 FROM u WHERE attempts.id = u.id{} \
              AND attempts.status NOT IN ('completed', 'failed', 'step')",
-            part.cte(kind, 2)
+            part.cte(kind, 2),
+            crate::store::sql::by_key(kind, "attempts.id", 2)
         ))
         .bind(now)
         .bind_rows(kind, part)

@@ -140,8 +140,9 @@ pub async fn set_verdicts(conn: &mut Conn, verdicts: &[(Uuid, String)]) -> Resul
     for part in rows.parts(kind) {
         crate::store::sql::query(&format!(
             "WITH {} UPDATE callbacks SET verdict = u.verdict, reason = NULL FROM u \
-             WHERE callbacks.id = u.id",
-            part.cte(kind, 1)
+             WHERE callbacks.id = u.id{}",
+            part.cte(kind, 1),
+            crate::store::sql::by_key(kind, "callbacks.id", 1)
         ))
         .bind_rows(kind, part)
         .execute(&mut *conn)

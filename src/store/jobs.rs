@@ -436,8 +436,9 @@ pub async fn settle_many(conn: &mut Conn, jobs: &[(&Job, Next)]) -> Result<()> {
                 "WITH {} UPDATE jobs SET run_at = CASE WHEN jobs.version = u.version \
                  THEN u.run_at ELSE jobs.run_at END, lease_until = NULL, leased_by = NULL, \
                  last_error = COALESCE(u.error, jobs.last_error), failures = 0 \
-                 FROM u WHERE jobs.id = u.id",
-                part.cte(kind, 1)
+                 FROM u WHERE jobs.id = u.id{}",
+                part.cte(kind, 1),
+                crate::store::sql::by_key(kind, "jobs.id", 1)
             ))
             .bind_rows(kind, part)
             .execute(&mut *conn)

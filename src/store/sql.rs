@@ -786,6 +786,19 @@ impl Col {
     }
 }
 
+/// For an `UPDATE t … FROM u WHERE t.key = u.key`: on PostgreSQL, ` AND {column} = ANY(${param})`
+/// over the key's array (bound already as `u`'s column at `$param`), so that the rows are found
+/// by the key's index whatever plan is cached. A generic plan made while the table was small (a
+/// fresh database) hashes `u` and scans the whole table, and keeps doing so as it grows; a
+/// condition on the key itself is an index lookup in every plan. Nothing on SQLite, whose
+/// planner looks each `VALUES` row up by the key.
+pub fn by_key(kind: super::Kind, column: &str, param: usize) -> String {
+    match kind {
+        super::Kind::Postgres => format!(" AND {column} = ANY(${param}::text[])"),
+        super::Kind::Sqlite => String::new(),
+    }
+}
+
 /// Many rows bound as one relation named `u`, for set-based statements written once for both
 /// stores: `WITH {rows.cte(first)} UPDATE t SET … FROM u WHERE t.id = u.id`, or `INSERT …
 /// SELECT … FROM u WHERE true`. On PostgreSQL it is `UNNEST` of one array per column (one
