@@ -159,6 +159,45 @@ async fn payment_jobs(db: &Db, payment: Uuid) -> i64 {
     .unwrap()
 }
 
+/// The caller with every scope, for a client.
+fn admin(client_id: Uuid) -> Caller {
+    Caller {
+        client_id,
+        key_id: Uuid::nil(),
+        scopes: vec!["admin".into()],
+    }
+}
+
+/// A disbursement of `minor` TZS created as the API creates it, and its first attempt (on the
+/// mock rail, no deadline): (payment id, attempt id).
+async fn payment_with_attempt(
+    state: &railgate::api::AppState,
+    caller: &Caller,
+    reference: String,
+    minor: i64,
+) -> (Uuid, Uuid) {
+    let tzs: Currency = "TZS".parse().unwrap();
+    let new = NewPayment {
+        direction: Direction::Disbursement,
+        mode: None,
+        reference,
+        amount: Money::from_minor(minor, tzs).unwrap(),
+        party: Party::new(PartyIdType::Msisdn, "255712345600", None).unwrap(),
+        narrative: None,
+        rail_hint: None,
+        metadata: serde_json::Map::new(),
+        payroll_id: None,
+    };
+    let p = railgate::api::payments::insert_payment(state, caller, &new, None)
+        .await
+        .unwrap();
+    let mut conn = state.db.pool().acquire().await.unwrap();
+    let a = attempts::insert(&mut conn, caller.client_id, p.id, "mock", i64::MAX)
+        .await
+        .unwrap();
+    (p.id, a.id)
+}
+
 both_stores!(group_apply_matches_one_by_one, |store| async move {
     let Some(url) = database_url(store).await else {
         return;
@@ -184,35 +223,14 @@ both_stores!(group_apply_matches_one_by_one, |store| async move {
         .await
         .unwrap();
     }
-    let caller = Caller {
-        client_id: client,
-        key_id: Uuid::nil(),
-        scopes: vec!["admin".into()],
-    };
-    let tzs: Currency = "TZS".parse().unwrap();
+    let caller = admin(client);
     let mut sets: Vec<Vec<(Uuid, Uuid)>> = Vec::new();
     for set in ["one", "group"] {
         let mut made = Vec::new();
-        for i in 0..6i32 {
-            let new = NewPayment {
-                direction: Direction::Disbursement,
-                mode: None,
-                reference: format!("{set}-{i}"),
-                amount: Money::from_minor(10_000 + i64::from(i), tzs).unwrap(),
-                party: Party::new(PartyIdType::Msisdn, "255712345600", None).unwrap(),
-                narrative: None,
-                rail_hint: None,
-                metadata: serde_json::Map::new(),
-                payroll_id: None,
-            };
-            let p = railgate::api::payments::insert_payment(&state, &caller, &new, None)
-                .await
-                .unwrap();
-            let mut conn = db.pool().acquire().await.unwrap();
-            let a = attempts::insert(&mut conn, client, p.id, "mock", i64::MAX)
-                .await
-                .unwrap();
-            made.push((p.id, a.id));
+        for i in 0..6i64 {
+            made.push(
+                payment_with_attempt(&state, &caller, format!("{set}-{i}"), 10_000 + i).await,
+            );
         }
         sets.push(made);
     }
@@ -316,37 +334,9 @@ both_stores!(
         let client = railgate::store::keys::ensure_client(&db, "jobs-end")
             .await
             .unwrap();
-        let caller = Caller {
-            client_id: client,
-            key_id: Uuid::nil(),
-            scopes: vec!["admin".into()],
-        };
-        let tzs: Currency = "TZS".parse().unwrap();
-        let make = |reference: &'static str| {
-            let state = &state;
-            let caller = &caller;
-            async move {
-                let new = NewPayment {
-                    direction: Direction::Disbursement,
-                    mode: None,
-                    reference: reference.to_owned(),
-                    amount: Money::from_minor(5_000, tzs).unwrap(),
-                    party: Party::new(PartyIdType::Msisdn, "255712345600", None).unwrap(),
-                    narrative: None,
-                    rail_hint: None,
-                    metadata: serde_json::Map::new(),
-                    payroll_id: None,
-                };
-                let p = railgate::api::payments::insert_payment(state, caller, &new, None)
-                    .await
-                    .unwrap();
-                let mut conn = state.db.pool().acquire().await.unwrap();
-                let a = attempts::insert(&mut conn, client, p.id, "mock", i64::MAX)
-                    .await
-                    .unwrap();
-                (p.id, a.id)
-            }
-        };
+        let caller = admin(client);
+        let make =
+            |reference: &str| payment_with_attempt(&state, &caller, reference.to_owned(), 5_000);
         let held = make("held").await;
         let submit = |p: Uuid| {
             let db = db.clone();
