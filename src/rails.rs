@@ -64,12 +64,13 @@ impl OneAtATime {
 }
 
 impl Rail {
-    /// A read of this rail's open batches went through within `within` of `now` (micros).
-    pub fn batches_read_lately(&self, now: i64, within: Duration) -> bool {
+    /// A read of this rail's open batches went through within its callback grace of `now`
+    /// (micros).
+    pub fn batches_read_lately(&self, now: i64) -> bool {
         let at = self
             .batch_read_at
             .load(std::sync::atomic::Ordering::Relaxed);
-        let within = i64::try_from(within.as_micros()).unwrap_or(i64::MAX);
+        let within = i64::try_from(self.callback_grace.as_micros()).unwrap_or(i64::MAX);
         at > 0 && now.saturating_sub(at) <= within
     }
 

@@ -288,7 +288,7 @@ async fn lines_awaiting_batch_reads(
         let Some(rail) = p.rail.as_deref().and_then(|r| d.rails.get(r)) else {
             continue;
         };
-        if rail.batches_read_lately(now, rail.callback_grace) {
+        if rail.batches_read_lately(now) {
             rails_of.insert(p.id, rail.clone());
         }
     }
