@@ -88,13 +88,21 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub cancel: CancellationToken,
     pub http: reqwest::Client,
+    /// Callbacks being posted at once are bounded, as a real rail's notifier is: without a
+    /// bound, a burst of settlements opens a connection per callback, and a receiver that
+    /// limits its connections leaves the rest unread in its backlog until they time out.
+    pub senders: tokio::sync::Semaphore,
 }
+
+/// The most callbacks the mock rail posts at once (and connections it keeps to a receiver).
+pub(crate) const CALLBACK_SENDERS: usize = 256;
 
 impl Shared {
     fn new(config: MockRailConfig) -> io::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .pool_idle_timeout(railgate_rail::tls::POOL_IDLE)
+            .pool_max_idle_per_host(CALLBACK_SENDERS)
             .build()
             .map_err(io::Error::other)?;
         Ok(Shared {
@@ -102,6 +110,7 @@ impl Shared {
             state: Mutex::new(State::default()),
             cancel: CancellationToken::new(),
             http,
+            senders: tokio::sync::Semaphore::new(CALLBACK_SENDERS),
         })
     }
 

@@ -149,6 +149,12 @@ pub(crate) async fn post(
     body: &[u8],
 ) -> DeliveryResult {
     let once = || async {
+        // One of the rail's senders per try; a backoff between tries holds none.
+        let _sender = shared
+            .senders
+            .acquire()
+            .await
+            .map_err(|_| PostError::Unreachable)?;
         // Signed per delivery: the timestamp is the time of sending, not of the event.
         let signature = sign(secret, Utc::now().timestamp(), body);
         let response = shared
