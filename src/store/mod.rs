@@ -163,6 +163,7 @@ async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -
                 sqlx::sqlite::SqlitePoolOptions::new()
                     .max_connections(max.max(1))
                     .acquire_timeout(acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?,
             )
@@ -173,6 +174,7 @@ async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(max.max(1))
                     .acquire_timeout(acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?,
             )
