@@ -34,7 +34,14 @@ pub fn init_logs() {
     let fmt: Box<dyn Layer<_> + Send + Sync> = if pretty {
         Box::new(fmt)
     } else {
-        Box::new(fmt.json().flatten_event(true).with_current_span(true))
+        // The current span carries the request's fields; the list of every enclosing span
+        // repeated them on each line (half of a line's bytes, and of its formatting).
+        Box::new(
+            fmt.json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false),
+        )
     };
     // One filter for both: the spans exported are the ones the logs carry. (A filter of the
     // exporter's own cannot be reloaded in once the subscriber is installed.)

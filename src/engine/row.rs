@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The payments as held, their rows locked on PostgreSQL in the order of their ids
-/// (SQLite's writer holds the whole database). A payment not found is left out.
+/// (SQLite's writer holds the whole database). A payment not found is left out. The lock is
+/// the one the update takes (`FOR NO KEY UPDATE`: no key of a payment ever changes), so that
+/// another transaction's rows naming the payment (its attempts, history, ledger transfers,
+/// whose foreign keys take a key-share lock) are not held up by it.
 pub(super) async fn lock_many(
     conn: &mut Conn,
     kind: Kind,
@@ -23,7 +26,9 @@ pub(super) async fn lock_many(
     for chunk in ids.chunks(per_statement) {
         let sql = match kind {
             Kind::Postgres => {
-                format!("SELECT {COLUMNS} FROM payments WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                format!(
+                    "SELECT {COLUMNS} FROM payments WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
+                )
             }
             Kind::Sqlite => format!(
                 "SELECT {COLUMNS} FROM payments WHERE {}",
