@@ -41,7 +41,7 @@ pub async fn apply(
         out.duplicates = out.duplicates.saturating_add(1);
         return Ok(true);
     }
-    let Some(p) = payments::get_in(&mut tx, None, pid).await? else {
+    let Some(p) = payments::row_in(&mut tx, pid).await? else {
         tx.rollback().await.map_err(StoreError::from)?;
         return Ok(true);
     };

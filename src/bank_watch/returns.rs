@@ -28,7 +28,7 @@ pub async fn apply(
         return Ok(true);
     };
     let pid = attempt.payment_id;
-    let Some(p) = payments::get_in(&mut tx, None, pid).await? else {
+    let Some(p) = payments::row_in(&mut tx, pid).await? else {
         tx.rollback().await.map_err(StoreError::from)?;
         return Ok(true);
     };

@@ -429,7 +429,7 @@ async fn apply_to(
     // The adapter checks the event against what it sent (Mojaloop: fulfilment vs condition).
     let outcome = match &attempt {
         Some(a) => {
-            let Some(p) = payments::get_in(tx, None, payment_id).await? else {
+            let Some(p) = payments::row_in(tx, payment_id).await? else {
                 return unknown_attempt(rail_id);
             };
             let rail_attempt = crate::dispatch::rail_attempt(&p, a);
@@ -510,7 +510,7 @@ async fn apply_to(
         CallbackOutcome::Received {
             amount, settled, ..
         } => {
-            let p = payments::get_in(tx, None, payment_id).await?;
+            let p = payments::row_in(tx, payment_id).await?;
             match p {
                 Some(p) if p.amount == *amount => {
                     // The ledger posts to the clearing account of the rail the money came by.

@@ -31,7 +31,7 @@ pub async fn payment(d: &Dispatcher, job: &Job) -> Result<()> {
     let pid = job
         .payment_id
         .ok_or_else(|| DriveError::Setup("payment job without a payment".into()))?;
-    let Some(p) = payments::get(&d.db, None, pid).await? else {
+    let Some(p) = payments::row(&d.db, pid).await? else {
         return finish(d, job).await;
     };
     if p.state.is_final() {

@@ -103,7 +103,7 @@ pub async fn run(d: &Dispatcher, job: &Job) -> Result<(), DriveError> {
         return finish(d, job).await;
     };
     let Some(p) = (match job.payment_id {
-        Some(pid) => payments::get(&d.db, None, pid).await?,
+        Some(pid) => payments::row(&d.db, pid).await?,
         None => None,
     }) else {
         return finish(d, job).await;

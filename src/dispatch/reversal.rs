@@ -59,7 +59,7 @@ pub async fn run(d: &Dispatcher, job: &Job) -> Result<()> {
 /// The reversal as the adapter sees it: the payment's completed attempt, carrying the rail's
 /// reference for the money that moved.
 async fn rail_reversal(d: &Dispatcher, row: &ReversalRow) -> Result<Reversal> {
-    let p = payments::get(&d.db, None, row.payment_id)
+    let p = payments::row(&d.db, row.payment_id)
         .await?
         .ok_or_else(|| DriveError::Setup(format!("reversal {} has no payment", row.id)))?;
     let a = {

@@ -83,13 +83,26 @@ pub async fn get(db: &Db, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Pa
     get_in(&mut conn, client_id, id).await
 }
 
-pub async fn get_in(conn: &mut Conn, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Payment>> {
+/// The payment's row alone, without its history: what deciding, sending or checking a
+/// callback needs (one statement; [`get_in`] reads the history too).
+pub async fn row_in(conn: &mut Conn, id: Uuid) -> Result<Option<Payment>> {
     let row = crate::store::sql::query(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let mut p = from_row(&row)?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// [`row_in`] on a connection of the pool.
+pub async fn row(db: &Db, id: Uuid) -> Result<Option<Payment>> {
+    let mut conn = db.pool().acquire().await?;
+    row_in(&mut conn, id).await
+}
+
+pub async fn get_in(conn: &mut Conn, client_id: Option<Uuid>, id: Uuid) -> Result<Option<Payment>> {
+    let Some(mut p) = row_in(conn, id).await? else {
+        return Ok(None);
+    };
     if client_id.is_some_and(|c| c != p.client_id) {
         return Ok(None);
     }
