@@ -2,9 +2,10 @@
 //!
 //! `--mode create` posts disbursements from `--concurrency` clients and reports payments
 //! created per second with the p50/p99 latency of `POST /v1/disbursements`. `--mode e2e` does
-//! the same, then follows every payment until it is completed (API → rail over HTTP → signed
-//! callback → completed) and reports disbursements completed per second, timed by the
-//! gateway's own `created_at`/`updated_at`, and the gateway's write transactions per completed
+//! the same, then waits until every payment is final (API → rail over HTTP → signed callback →
+//! completed; watched through the gateway's transitions counter, so that the driver's own reads
+//! stay out of the window it measures), reads each payment once, and reports disbursements
+//! completed per second, timed by the gateway's own `created_at`/`updated_at`, and the gateway's write transactions per completed
 //! payment (its `railgate_write_transactions_total` counter, read before and after). Both stop
 //! at `--count` payments or `--max-seconds`, whichever comes first.
 //!

@@ -246,6 +246,12 @@ pub async fn insert(
 ///
 /// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several instances share the table without
 /// waiting on each other. SQLite: one writer, so the immediate transaction is enough.
+///
+/// A claimed job's `run_at` moves to the end of its lease: when it is due again if its
+/// dispatcher dies holding it. The jobs in hand thus leave the range of due jobs this query
+/// reads, which otherwise held every one of them (and each claim read past them all).
+/// Whoever moves a leased job's `run_at` on purpose (a callback asking for it sooner) also
+/// bumps its version, and the run's own conclusion then leaves that time alone.
 pub async fn claim(db: &Db, worker: &str, lease_micros: i64, limit: i64) -> Result<Vec<Job>> {
     let now = now_micros();
     let skip_locked = match db.kind() {
@@ -260,7 +266,7 @@ pub async fn claim(db: &Db, worker: &str, lease_micros: i64, limit: i64) -> Resu
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "UPDATE jobs SET lease_until = $1, leased_by = $2, tries = tries + 1 WHERE id IN \
+        "UPDATE jobs SET lease_until = $1, run_at = $1, leased_by = $2, tries = tries + 1 WHERE id IN \
          (SELECT id FROM jobs WHERE run_at <= $3 AND dead_at IS NULL AND kind IN ({kinds}) \
           AND (lease_until IS NULL OR lease_until < $3) \
           ORDER BY run_at LIMIT $4 {skip_locked}) \
@@ -380,8 +386,9 @@ pub async fn settle_many(conn: &mut Conn, jobs: &[(&Job, Next)]) -> Result<()> {
         for part in rows.parts(kind) {
             let got: Vec<String> = crate::store::sql::query_scalar(&format!(
                 "WITH {} DELETE FROM jobs WHERE (id, version) IN (SELECT u.id, u.version \
-                 FROM u) RETURNING id",
-                part.cte(kind, 1)
+                 FROM u){} RETURNING id",
+                part.cte(kind, 1),
+                crate::store::sql::by_key(kind, "id", 1)
             ))
             .bind_rows(kind, part)
             .fetch_all(&mut *conn)
@@ -469,8 +476,8 @@ pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Re
     super::count_write();
     let kind = db.kind();
     let sql = format!(
-        "UPDATE jobs SET lease_until = $1 WHERE leased_by = $2 AND lease_until IS NOT NULL \
-         AND {}",
+        "UPDATE jobs SET run_at = CASE WHEN run_at = lease_until THEN $1 ELSE run_at END, \
+         lease_until = $1 WHERE leased_by = $2 AND lease_until IS NOT NULL AND {}",
         crate::store::sql::in_list(kind, "id", 3, ids.len())
     );
     let q = crate::store::sql::query(&sql)
@@ -484,20 +491,25 @@ pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Re
 }
 
 /// Gives back every job a worker holds (graceful shutdown), or every lease at all (`None`,
-/// at the start of a single-instance SQLite gateway, whose previous process is gone).
+/// at the start of a single-instance SQLite gateway, whose previous process is gone). Each is
+/// due now at the latest: it was due when it was claimed.
 pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
     let done = match worker {
         Some(w) => {
             crate::store::sql::query(
-                "UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE leased_by = $1",
+                "UPDATE jobs SET run_at = CASE WHEN run_at > $1 THEN $1 ELSE run_at END, \
+                 lease_until = NULL, leased_by = NULL WHERE leased_by = $2",
             )
+            .bind(now_micros())
             .bind(w)
             .execute(db.pool())
             .await?
         }
         None => crate::store::sql::query(
-            "UPDATE jobs SET lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL",
+            "UPDATE jobs SET run_at = CASE WHEN run_at > $1 THEN $1 ELSE run_at END, \
+             lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL",
         )
+        .bind(now_micros())
         .execute(db.pool())
         .await?,
     };
