@@ -505,13 +505,15 @@ pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
             .execute(db.pool())
             .await?
         }
-        None => crate::store::sql::query(
-            "UPDATE jobs SET run_at = CASE WHEN run_at > $1 THEN $1 ELSE run_at END, \
+        None => {
+            crate::store::sql::query(
+                "UPDATE jobs SET run_at = CASE WHEN run_at > $1 THEN $1 ELSE run_at END, \
              lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL",
-        )
-        .bind(now_micros())
-        .execute(db.pool())
-        .await?,
+            )
+            .bind(now_micros())
+            .execute(db.pool())
+            .await?
+        }
     };
     Ok(done.rows_affected())
 }
