@@ -5,9 +5,10 @@
 //! the same, then waits until every payment is final (API → rail over HTTP → signed callback →
 //! completed; watched through the gateway's transitions counter, so that the driver's own reads
 //! stay out of the window it measures), reads each payment once, and reports disbursements
-//! completed per second, timed by the gateway's own `created_at`/`updated_at`, and the gateway's write transactions per completed
-//! payment (its `railgate_write_transactions_total` counter, read before and after). Both stop
-//! at `--count` payments or `--max-seconds`, whichever comes first.
+//! completed per second, timed by the gateway's own `created_at`/`updated_at`, and the
+//! gateway's write transactions per completed payment (its `railgate_write_transactions_total`
+//! counter, read before and after). Both stop at `--count` payments or `--max-seconds`,
+//! whichever comes first.
 //!
 //! `--mode open-loop` offers a fixed rate instead (`--rate` requests/s for `--duration-seconds`):
 //! request `i` is due at `start + i / rate` and is sent then, whatever the earlier requests
@@ -209,8 +210,9 @@ fn micros_of(v: &Value, field: &str) -> Option<i64> {
         .map(|t| t.timestamp_micros())
 }
 
-/// Follows the payments in creation order until each is final (bounded), and measures from
-/// the gateway's own timestamps. Returns how many completed.
+/// Waits until the gateway counts every payment final, then reads each in creation order
+/// (again until final, all bounded by `--max-seconds`), and measures from the gateway's own
+/// timestamps. Returns how many completed.
 async fn follow(
     http: &reqwest::Client,
     args: &Args,
@@ -305,33 +307,33 @@ async fn scrape(http: &reqwest::Client, base: &str) -> Result<prometheus_parse::
 
 /// Payments that reached a final state, by the gateway's transitions counter.
 fn finals(scrape: &prometheus_parse::Scrape) -> f64 {
-    use prometheus_parse::Value as V;
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == TRANSITIONS)
-        .filter(|s| {
-            matches!(
-                s.labels.get("to"),
-                Some("completed" | "failed" | "cancelled")
-            )
-        })
-        .filter_map(|s| match s.value {
-            V::Counter(v) | V::Untyped(v) => Some(v),
-            V::Gauge(_) | V::Histogram(_) | V::Summary(_) => None,
-        })
-        .sum()
+    metric_sum_where(scrape, TRANSITIONS, |s| {
+        matches!(
+            s.labels.get("to"),
+            Some("completed" | "failed" | "cancelled")
+        )
+    })
+    .unwrap_or(0.0)
 }
 
 const TRANSITIONS: &str = "railgate_payment_transitions_total";
 
 /// The sum of a counter's or gauge's samples over all their labels; None when not exported.
 fn metric_sum(scrape: &prometheus_parse::Scrape, name: &str) -> Option<f64> {
+    metric_sum_where(scrape, name, |_| true)
+}
+
+/// [`metric_sum`] over the samples `keep` takes.
+fn metric_sum_where(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    keep: impl Fn(&prometheus_parse::Sample) -> bool,
+) -> Option<f64> {
     use prometheus_parse::Value as V;
     scrape
         .samples
         .iter()
-        .filter(|s| s.metric == name)
+        .filter(|s| s.metric == name && keep(s))
         .filter_map(|s| match s.value {
             V::Counter(v) | V::Gauge(v) | V::Untyped(v) => Some(v),
             V::Histogram(_) | V::Summary(_) => None,

@@ -494,28 +494,18 @@ pub async fn renew(db: &Db, worker: &str, ids: &[Uuid], lease_micros: i64) -> Re
 /// at the start of a single-instance SQLite gateway, whose previous process is gone). Each is
 /// due now at the latest: it was due when it was claimed.
 pub async fn release(db: &Db, worker: Option<&str>) -> Result<u64> {
-    let done = match worker {
-        Some(w) => {
-            crate::store::sql::query(
-                "UPDATE jobs SET run_at = CASE WHEN run_at > $1 THEN $1 ELSE run_at END, \
-                 lease_until = NULL, leased_by = NULL WHERE leased_by = $2",
-            )
-            .bind(now_micros())
-            .bind(w)
-            .execute(db.pool())
-            .await?
-        }
-        None => {
-            crate::store::sql::query(
-                "UPDATE jobs SET run_at = CASE WHEN run_at > $1 THEN $1 ELSE run_at END, \
-             lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL",
-            )
-            .bind(now_micros())
-            .execute(db.pool())
-            .await?
-        }
+    const RELEASE: &str =
+        "UPDATE jobs SET run_at = CASE WHEN run_at > $1 THEN $1 ELSE run_at END, \
+         lease_until = NULL, leased_by = NULL WHERE lease_until IS NOT NULL";
+    let sql = match worker {
+        Some(_) => format!("{RELEASE} AND leased_by = $2"),
+        None => RELEASE.to_owned(),
     };
-    Ok(done.rows_affected())
+    let mut q = crate::store::sql::query(&sql).bind(now_micros());
+    if let Some(w) = worker {
+        q = q.bind(w);
+    }
+    Ok(q.execute(db.pool()).await?.rows_affected())
 }
 
 /// The live jobs of one kind, for the gauges operators alert on.
