@@ -47,6 +47,7 @@ impl Probe {
 }
 
 impl Tail for Probe {
+    type Mark = usize;
     fn mark(&self) -> usize {
         self.rows.len()
     }
@@ -129,6 +130,92 @@ both_stores!(
             .await
             .unwrap();
         assert_eq!(rows, 60, "59 new rows and the one that was there");
+        db.close().await;
+    }
+);
+
+both_stores!(
+    pieces_that_write_nothing_share_the_batch_with_those_that_do,
+    |store| async move {
+        let Some(db) = probe_db(store).await else {
+            return;
+        };
+        // A piece's savepoint is taken only before its first statement: pieces that run none
+        // (some failing) sit between ones that write (one failing on a duplicate), in batches.
+        let group = Group::<NoTail>::start(db.clone());
+        railgate::store::sql::query("INSERT INTO group_probe (id) VALUES ('taken')")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..90 {
+            let group = group.clone();
+            tasks.spawn(async move {
+                let r = group
+                    .run(&0, move |conn, _tail| {
+                        Box::pin(async move {
+                            match i % 3 {
+                                // Writes nothing and succeeds.
+                                0 => Ok(i),
+                                // Writes nothing and fails.
+                                1 => Err(format!("piece {i} refused")),
+                                // Writes a row, then fails when it is 14's (a duplicate).
+                                _ => {
+                                    let id = if i == 14 {
+                                        "taken".to_owned()
+                                    } else {
+                                        format!("row-{i}")
+                                    };
+                                    railgate::store::sql::query(
+                                        "INSERT INTO group_probe (id) VALUES ($1)",
+                                    )
+                                    .bind(id)
+                                    .execute(&mut *conn)
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                                    if i == 20 {
+                                        // Wrote, then fails: its row must go.
+                                        return Err("piece 20 changed its mind".to_owned());
+                                    }
+                                    Ok(i)
+                                }
+                            }
+                        })
+                    })
+                    .await;
+                (i, r)
+            });
+        }
+        let mut ok = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let (i, r) = done.unwrap();
+            match r {
+                Ok(n) => {
+                    assert_eq!(n, i);
+                    ok.push(i);
+                }
+                Err(GroupError::Work(_)) => {
+                    assert!(i % 3 == 1 || i == 14 || i == 20, "piece {i} failed");
+                }
+                Err(e) => panic!("piece {i}: {e}"),
+            }
+        }
+        assert_eq!(ok.len(), 30 + 28);
+        let mut rows: Vec<String> =
+            railgate::store::sql::query_scalar("SELECT id FROM group_probe WHERE id <> 'taken'")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        rows.sort();
+        let mut want: Vec<String> = (0..90)
+            .filter(|i| i % 3 == 2 && *i != 14 && *i != 20)
+            .map(|i| format!("row-{i}"))
+            .collect();
+        want.sort();
+        assert_eq!(
+            rows, want,
+            "every written piece that succeeded, and nothing else"
+        );
         db.close().await;
     }
 );

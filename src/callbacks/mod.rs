@@ -13,6 +13,7 @@ use railgate_rail::json::JsonFault;
 use railgate_rail::{AttemptRef, CallbackError, CallbackOutcome, InboundRequest};
 
 mod inbound;
+mod quick;
 mod tail;
 
 pub use tail::CallbackTail;
@@ -146,15 +147,45 @@ pub async fn receive(
         .events
         .first()
         .map_or_else(|| raw.path.clone(), |e| format!("{:?}", e.attempt));
-    let answer = group
-        .run(&key, move |conn, tail| {
-            Box::pin(async move { record(conn, tail, &db, &rail, raw, &req, reply).await })
-        })
-        .await
-        .map_err(|e| match e {
-            GroupError::Work(e) => e,
-            other => InboxError::Commit(other.to_string()),
-        })?;
+    let answer = if quick::Quick::fits(&rail, &req, &reply) {
+        // Settled with the rest of its batch at the commit's end (`quick`).
+        let cell = quick::AnswerCell::default();
+        let item = quick::Quick {
+            db,
+            rail,
+            row: uuid::Uuid::now_v7(),
+            raw,
+            req,
+            reply,
+            answer: cell.clone(),
+        };
+        group
+            .run(&key, move |conn, tail| {
+                Box::pin(
+                    async move { tail.leave_quick(conn, item).await.map_err(InboxError::from) },
+                )
+            })
+            .await
+            .map_err(|e| match e {
+                GroupError::Work(e) => e,
+                other => InboxError::Commit(other.to_string()),
+            })?;
+        let settled = cell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        settled.ok_or_else(|| InboxError::Commit("the callback was not settled".into()))?
+    } else {
+        group
+            .run(&key, move |conn, tail| {
+                Box::pin(async move { record(conn, tail, &db, &rail, raw, &req, reply).await })
+            })
+            .await
+            .map_err(|e| match e {
+                GroupError::Work(e) => e,
+                other => InboxError::Commit(other.to_string()),
+            })?
+    };
     wake.notify_one();
     Ok(answer)
 }
@@ -425,7 +456,6 @@ async fn apply_to(
         return Ok(Effect::Known("replayed"));
     }
     let attempt_id = attempt.as_ref().map(|a| a.id);
-    let cause = format!("rail {rail_id}: callback {}", callback_id);
     // The adapter checks the event against what it sent (Mojaloop: fulfilment vs condition).
     let outcome = match &attempt {
         Some(a) => {
@@ -445,6 +475,33 @@ async fn apply_to(
         }
         None => ev.outcome.clone(),
     };
+    settle(
+        tx,
+        kind,
+        rail_id,
+        ev,
+        callback_id,
+        (client_id, payment_id),
+        attempt_id,
+        outcome,
+    )
+    .await
+}
+
+/// What a claimed and reviewed event does: a payment change left for the commit's tail
+/// (completed, failed, accepted), or what it came to at once (the other outcomes write here).
+#[allow(clippy::too_many_arguments)] // the event, its target and its reviewed outcome
+async fn settle(
+    tx: &mut Conn,
+    kind: crate::store::Kind,
+    rail_id: &str,
+    ev: &railgate_rail::CallbackEvent,
+    callback_id: &str,
+    (client_id, payment_id): (uuid::Uuid, uuid::Uuid),
+    attempt_id: Option<uuid::Uuid>,
+    outcome: CallbackOutcome,
+) -> Result<Effect, InboxError> {
+    let cause = format!("rail {rail_id}: callback {}", callback_id);
     // What settles the payment waits for the commit's tail, applied with the others' changes.
     let change = |c: Change| {
         Effect::Change(tail::Change {

@@ -8,6 +8,8 @@
 //! failed tail the committer runs the next batches one piece at a time: each piece's changes
 //! are applied as it leaves them, so one bad change fails its callback alone.
 
+use super::quick::{self, Quick};
+use super::Raw;
 use crate::engine::{self, Applied};
 use crate::store::callbacks as store;
 use crate::store::group::Tail;
@@ -28,12 +30,15 @@ enum Slot {
     Change(usize),
 }
 
-/// A stored callback whose verdict is written at the end.
+/// A callback whose verdict is written at the end.
 struct Row {
     id: Uuid,
     slots: Vec<Slot>,
     /// Its first change's index (what a rewind cuts back to).
     first_change: usize,
+    /// The callback as received, when it is stored at the end with its verdict (a quick one);
+    /// None when its part stored it already.
+    raw: Option<Raw>,
 }
 
 /// What an event came to, as a callback's part leaves it.
@@ -47,6 +52,8 @@ pub struct CallbackTail {
     now: bool,
     changes: Vec<Change>,
     rows: Vec<Row>,
+    /// Callbacks settled here as a whole (`quick`), before the changes are applied.
+    quick: Vec<Quick>,
 }
 
 impl CallbackTail {
@@ -58,6 +65,36 @@ impl CallbackTail {
         row: Uuid,
         effects: Vec<Effect>,
     ) -> Result<(), StoreError> {
+        self.push_row(row, effects, None);
+        self.now_or_later(conn).await
+    }
+
+    /// Leaves a callback to be settled here as a whole (`quick`).
+    pub(super) async fn leave_quick(
+        &mut self,
+        conn: &mut Conn,
+        q: Quick,
+    ) -> Result<(), StoreError> {
+        self.quick.push(q);
+        self.now_or_later(conn).await
+    }
+
+    /// After a failed tail, each part's work is applied as it is left.
+    async fn now_or_later(&mut self, conn: &mut Conn) -> Result<(), StoreError> {
+        if self.now {
+            let mine = std::mem::replace(
+                self,
+                CallbackTail {
+                    now: true,
+                    ..CallbackTail::default()
+                },
+            );
+            mine.apply(conn).await?;
+        }
+        Ok(())
+    }
+
+    fn push_row(&mut self, row: Uuid, effects: Vec<Effect>, raw: Option<Raw>) {
         let first_change = self.changes.len();
         let mut slots = Vec::with_capacity(effects.len());
         for e in effects {
@@ -73,21 +110,24 @@ impl CallbackTail {
             id: row,
             slots,
             first_change,
+            raw,
         });
-        if self.now {
-            let mine = std::mem::replace(
-                self,
-                CallbackTail {
-                    now: true,
-                    ..CallbackTail::default()
-                },
-            );
-            mine.apply(conn).await?;
-        }
-        Ok(())
     }
 
-    async fn apply(self, conn: &mut Conn) -> Result<(), StoreError> {
+    async fn apply(mut self, conn: &mut Conn) -> Result<(), StoreError> {
+        let mut refusals = Vec::new();
+        let quick = std::mem::take(&mut self.quick);
+        if !quick.is_empty() {
+            let settled = quick::settle_all(conn, quick, &mut refusals)
+                .await
+                .map_err(|e| match e {
+                    super::InboxError::Store(e) => e,
+                    super::InboxError::Commit(e) => StoreError::Corrupt(e),
+                })?;
+            for s in settled {
+                self.push_row(s.row, s.effects, Some(s.raw));
+            }
+        }
         if self.rows.is_empty() {
             return Ok(());
         }
@@ -107,16 +147,18 @@ impl CallbackTail {
                 metrics::counter!("railgate_callback_conflicts_total").increment(1);
             }
         }
-        let effects: Vec<(String, String, &'static str)> = claims
+        let mut effects: Vec<(String, String, &'static str)> = claims
             .into_iter()
             .zip(&applied)
             .map(|((rail, id), a)| (rail, id, a.as_str()))
             .collect();
+        effects.extend(refusals);
         store::set_effects(conn, &effects).await?;
+        let mut fresh = Vec::new();
         let verdicts: Vec<(Uuid, String)> = self
             .rows
-            .iter()
-            .map(|r| {
+            .into_iter()
+            .filter_map(|r| {
                 let parts: Vec<&str> = r
                     .slots
                     .iter()
@@ -130,24 +172,42 @@ impl CallbackTail {
                 } else {
                     parts.join(",")
                 };
-                (r.id, verdict)
+                match r.raw {
+                    Some(raw) => {
+                        fresh.push(store::RawRow {
+                            id: r.id,
+                            rail: raw.rail,
+                            method: raw.method,
+                            path: raw.path,
+                            headers: raw.headers,
+                            body: raw.body,
+                            verdict,
+                        });
+                        None
+                    }
+                    None => Some((r.id, verdict)),
+                }
             })
             .collect();
         store::set_verdicts(conn, &verdicts).await?;
+        store::store_raw_many(conn, &fresh).await?;
         Ok(())
     }
 }
 
 impl Tail for CallbackTail {
-    fn mark(&self) -> usize {
-        self.rows.len()
+    type Mark = (usize, usize);
+
+    fn mark(&self) -> (usize, usize) {
+        (self.rows.len(), self.quick.len())
     }
 
-    fn rewind(&mut self, mark: usize) {
-        if let Some(r) = self.rows.get(mark) {
+    fn rewind(&mut self, (rows, quick): (usize, usize)) {
+        if let Some(r) = self.rows.get(rows) {
             self.changes.truncate(r.first_change);
         }
-        self.rows.truncate(mark);
+        self.rows.truncate(rows);
+        self.quick.truncate(quick);
     }
 
     fn one_by_one(&mut self) {

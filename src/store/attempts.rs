@@ -127,6 +127,28 @@ pub async fn get(conn: &mut Conn, id: Uuid) -> Result<Option<AttemptRow>> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// [`get`] for many attempts at once, by id (those that exist).
+pub async fn get_many(
+    conn: &mut Conn,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, AttemptRow>> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(100) {
+        let kind = conn.kind();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM attempts WHERE {}",
+            crate::store::sql::in_list(kind, "id", 1, chunk.len())
+        );
+        let q = crate::store::sql::query(&sql)
+            .bind_list(kind, chunk.iter().map(Uuid::to_string).collect::<Vec<_>>());
+        for row in q.fetch_all(&mut *conn).await? {
+            let a = from_row(&row)?;
+            found.insert(a.id, a);
+        }
+    }
+    Ok(found)
+}
+
 pub async fn find_by_rail_reference(
     conn: &mut Conn,
     rail: &str,

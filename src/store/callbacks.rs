@@ -150,3 +150,92 @@ pub async fn set_verdicts(conn: &mut Conn, verdicts: &[(Uuid, String)]) -> Resul
     }
     Ok(())
 }
+
+/// A callback as it arrived, stored with its verdict by [`store_raw_many`].
+#[derive(Debug, Clone)]
+pub struct RawRow {
+    pub id: Uuid,
+    pub rail: String,
+    pub method: String,
+    pub path: String,
+    pub headers: String,
+    pub body: Vec<u8>,
+    pub verdict: String,
+}
+
+/// Stores many callbacks as they arrived, each with its verdict, in one statement (per part).
+pub async fn store_raw_many(conn: &mut Conn, rows: &[RawRow]) -> Result<()> {
+    use crate::store::sql::{Col, Rows};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let kind = conn.kind();
+    let text = |f: &dyn Fn(&RawRow) -> String| Col::Text(rows.iter().map(|r| Some(f(r))).collect());
+    let set = Rows::new(vec![
+        ("id", text(&|r| r.id.to_string())),
+        ("rail", text(&|r| r.rail.clone())),
+        ("method", text(&|r| r.method.clone())),
+        ("path", text(&|r| r.path.clone())),
+        ("headers", text(&|r| r.headers.clone())),
+        (
+            "body",
+            Col::Bytes(rows.iter().map(|r| Some(r.body.clone())).collect()),
+        ),
+        ("verdict", text(&|r| r.verdict.clone())),
+    ]);
+    let at = now_micros();
+    for part in set.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} INSERT INTO callbacks (id, rail, method, path, headers, body, received_at, \
+             verdict) SELECT u.id, u.rail, u.method, u.path, u.headers, u.body, $1, u.verdict \
+             FROM u",
+            part.cte(kind, 2)
+        ))
+        .bind(at)
+        .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`claim_event`] for many events at once, each claimed `pending`: the (rail, callback id)
+/// pairs that were new. The claims must name distinct events.
+pub async fn claim_events(
+    conn: &mut Conn,
+    claims: &[Claim<'_>],
+) -> Result<std::collections::HashSet<(String, String)>> {
+    use crate::store::sql::{Col, Rows};
+    let mut claimed = std::collections::HashSet::with_capacity(claims.len());
+    if claims.is_empty() {
+        return Ok(claimed);
+    }
+    let kind = conn.kind();
+    let text = |f: &dyn Fn(&Claim<'_>) -> Option<String>| Col::Text(claims.iter().map(f).collect());
+    let set = Rows::new(vec![
+        ("rail", text(&|c| Some(c.rail.to_owned()))),
+        ("callback_id", text(&|c| Some(c.callback_id.to_owned()))),
+        ("row", text(&|c| Some(c.row.to_string()))),
+        ("payment", text(&|c| c.payment_id.map(|p| p.to_string()))),
+        ("client", text(&|c| c.client_id.map(|p| p.to_string()))),
+    ]);
+    let at = now_micros();
+    for part in set.parts(kind) {
+        // `WHERE true`: SQLite's reading of an upsert after `INSERT … SELECT` needs a clause.
+        let rows = crate::store::sql::query(&format!(
+            "WITH {} INSERT INTO callback_events (rail, callback_id, callback_row, payment_id, \
+             effect, at, client_id) SELECT u.rail, u.callback_id, u.row, u.payment, 'pending', \
+             $1, u.client FROM u WHERE true ON CONFLICT (rail, callback_id) DO NOTHING \
+             RETURNING rail, callback_id",
+            part.cte(kind, 2)
+        ))
+        .bind(at)
+        .bind_rows(kind, part)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            claimed.insert((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?));
+        }
+    }
+    Ok(claimed)
+}

@@ -31,8 +31,9 @@ type Work<T> =
 /// Work the pieces of one batch leave for its end.
 pub trait Tail: Default + Send + 'static {
     /// Where the tail stands, to take back what a failed piece left after it.
-    fn mark(&self) -> usize;
-    fn rewind(&mut self, mark: usize);
+    type Mark: Copy + Send;
+    fn mark(&self) -> Self::Mark;
+    fn rewind(&mut self, mark: Self::Mark);
     /// From now on, each piece's part runs when it is left (the batches after a failed tail).
     fn one_by_one(&mut self);
     /// Runs what was left, in the batch's transaction, before its commit.
@@ -44,10 +45,9 @@ pub trait Tail: Default + Send + 'static {
 pub struct NoTail;
 
 impl Tail for NoTail {
-    fn mark(&self) -> usize {
-        0
-    }
-    fn rewind(&mut self, _mark: usize) {}
+    type Mark = ();
+    fn mark(&self) {}
+    fn rewind(&mut self, _mark: ()) {}
     fn one_by_one(&mut self) {}
     fn finish(self, _conn: &mut Conn) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
@@ -210,6 +210,10 @@ enum BatchError {
 /// Runs every piece in its own savepoint of one transaction, then the tail they left, and
 /// commits. A piece that never ran (the transaction failed first) is dropped, and its caller
 /// hears that the committer could not take it.
+///
+/// A piece's savepoint is taken just before its first statement, in the same round trip as
+/// what ends the previous one (`Conn::defer_script`): a piece that only leaves work to the
+/// tail (a callback settled in memory) costs no round trip at all.
 async fn run_batch<T: Tail>(
     db: &Db,
     batch: Vec<Work<T>>,
@@ -217,24 +221,32 @@ async fn run_batch<T: Tail>(
     finishes: &mut Vec<Finish>,
 ) -> Result<(), BatchError> {
     let mut tx = db.begin().await?;
-    // One round trip between two pieces: the last one's savepoint released (or rolled back)
-    // and the next one's taken in the same script. The commit releases the last.
-    let mut between = "SAVEPOINT piece";
+    // What ends the last savepoint taken, still to run (with the next one taken).
+    let mut carry: Option<&str> = None;
     for work in batch {
-        tx.execute_script(between).await?;
+        let take = carry.map_or_else(
+            || "SAVEPOINT piece".to_owned(),
+            |end| format!("{end}; SAVEPOINT piece"),
+        );
+        tx.defer_script(take);
         let mark = tail.mark();
         let (keep, finish) = work(&mut tx, &mut tail).await;
         finishes.push(finish);
-        between = if keep {
-            "RELEASE SAVEPOINT piece; SAVEPOINT piece"
-        } else {
+        let took = tx.take_deferred().is_none();
+        if !keep {
             tail.rewind(mark);
-            "ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece; SAVEPOINT piece"
-        };
+        }
+        if took {
+            carry = Some(if keep {
+                "RELEASE SAVEPOINT piece"
+            } else {
+                "ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece"
+            });
+        }
     }
-    if between.starts_with("ROLLBACK") {
-        tx.execute_script("ROLLBACK TO SAVEPOINT piece; RELEASE SAVEPOINT piece")
-            .await?;
+    // A savepoint released at the commit needs no statement of its own; one rolled back does.
+    if let Some(end) = carry.filter(|e| e.starts_with("ROLLBACK")) {
+        tx.execute_script(end).await?;
     }
     tail.finish(&mut tx).await.map_err(BatchError::Tail)?;
     tx.commit().await?;

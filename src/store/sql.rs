@@ -29,18 +29,18 @@ impl Pool {
     /// A connection of the pool, returned to it when dropped.
     pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite(p) => Conn(Inner::SqlitePooled(p.acquire().await?)),
-            Pool::Postgres(p) => Conn(Inner::PgPooled(p.acquire().await?)),
+            Pool::Sqlite(p) => Conn::new(Inner::SqlitePooled(p.acquire().await?)),
+            Pool::Postgres(p) => Conn::new(Inner::PgPooled(p.acquire().await?)),
         })
     }
 
     /// A transaction on one of the pool's connections (`BEGIN`, or `statement` on SQLite).
     pub(crate) async fn begin_with(&self, sqlite_begin: &str) -> Result<Conn, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite(p) => Conn(Inner::SqliteTx(
+            Pool::Sqlite(p) => Conn::new(Inner::SqliteTx(
                 p.begin_with(sqlite_begin.to_owned()).await?,
             )),
-            Pool::Postgres(p) => Conn(Inner::PgTx(p.begin().await?)),
+            Pool::Postgres(p) => Conn::new(Inner::PgTx(p.begin().await?)),
         })
     }
 
@@ -73,7 +73,12 @@ impl Pool {
 
 /// One connection of either store: pooled, or holding an open transaction.
 #[derive(Debug)]
-pub struct Conn(Inner);
+pub struct Conn {
+    inner: Inner,
+    /// SQL text to run before the next statement, in the same round trip as nothing else
+    /// would carry it ([`Conn::defer_script`]).
+    deferred: Option<String>,
+}
 
 #[derive(Debug)]
 enum Inner {
@@ -90,8 +95,15 @@ enum Native<'c> {
 }
 
 impl Conn {
+    fn new(inner: Inner) -> Conn {
+        Conn {
+            inner,
+            deferred: None,
+        }
+    }
+
     fn native(&mut self) -> Native<'_> {
-        match &mut self.0 {
+        match &mut self.inner {
             Inner::SqlitePooled(c) => Native::Sqlite(c),
             Inner::PgPooled(c) => Native::Postgres(c),
             Inner::SqliteTx(t) => Native::Sqlite(t),
@@ -101,7 +113,7 @@ impl Conn {
 
     /// Which store this connection is to.
     pub fn kind(&self) -> super::Kind {
-        match &self.0 {
+        match &self.inner {
             Inner::SqlitePooled(_) | Inner::SqliteTx(_) => super::Kind::Sqlite,
             Inner::PgPooled(_) | Inner::PgTx(_) => super::Kind::Postgres,
         }
@@ -115,9 +127,34 @@ impl Conn {
         }
     }
 
+    /// Leaves SQL text (no arguments) to run just before the next statement on this
+    /// connection, if one comes: the group commit's savepoints, taken only by work that writes.
+    pub fn defer_script(&mut self, sql: String) {
+        self.deferred = Some(sql);
+    }
+
+    /// Takes back the deferred script if no statement ran since it was left (None when it
+    /// ran).
+    pub fn take_deferred(&mut self) -> Option<String> {
+        self.deferred.take()
+    }
+
+    /// Runs the deferred script, if any, before the statement that is about to run.
+    async fn run_deferred(&mut self) -> Result<(), sqlx::Error> {
+        use sqlx::Executor;
+        let Some(sql) = self.deferred.take() else {
+            return Ok(());
+        };
+        match self.native() {
+            Native::Sqlite(c) => c.execute(sql.as_str()).await.map(drop),
+            Native::Postgres(c) => c.execute(sql.as_str()).await.map(drop),
+        }
+    }
+
     /// Commits the transaction this connection holds (nothing to do for a plain connection).
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self.0 {
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.run_deferred().await?;
+        match self.inner {
             Inner::SqliteTx(t) => t.commit().await,
             Inner::PgTx(t) => t.commit().await,
             Inner::SqlitePooled(_) | Inner::PgPooled(_) => Ok(()),
@@ -126,7 +163,7 @@ impl Conn {
 
     /// Rolls back the transaction this connection holds.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        match self.0 {
+        match self.inner {
             Inner::SqliteTx(t) => t.rollback().await,
             Inner::PgTx(t) => t.rollback().await,
             Inner::SqlitePooled(_) | Inner::PgPooled(_) => Ok(()),
@@ -136,6 +173,13 @@ impl Conn {
     /// Runs SQL text as it is (several statements, no arguments).
     pub async fn execute_script(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         use sqlx::Executor;
+        if let Some(first) = self.deferred.take() {
+            let both = format!("{first}; {sql}");
+            return match self.native() {
+                Native::Sqlite(c) => c.execute(both.as_str()).await.map(drop),
+                Native::Postgres(c) => c.execute(both.as_str()).await.map(drop),
+            };
+        }
         match self.native() {
             Native::Sqlite(c) => c.execute(sql).await.map(drop),
             Native::Postgres(c) => c.execute(sql).await.map(drop),
@@ -531,7 +575,7 @@ macro_rules! on_native {
                 let $e = p;
                 $body.map($wrap_p)
             }
-            Target::Conn(c) => match c.native() {
+            Target::Conn(c) => match c.run_deferred().await.map(|()| c.native())? {
                 Native::Sqlite(c) => {
                     let (sql, args) = anonymous($self.sql, $self.args);
                     let $q = sqlite_query(&sql, args)?;
@@ -664,6 +708,13 @@ impl<'q> Query<'q> {
             Target::Pool(Pool::Postgres(p)) => {
                 pg_query(sql, args).fetch(p).map_ok(Row::Postgres).boxed()
             }
+            // A stream cannot run the deferred script first: nothing streams in a group commit.
+            Target::Conn(c) if c.deferred.is_some() => futures_util::stream::once(async {
+                Err(sqlx::Error::Protocol(
+                    "a streamed query on a connection with a deferred script".into(),
+                ))
+            })
+            .boxed(),
             Target::Conn(c) => match c.native() {
                 Native::Sqlite(c) => match sqlite_query(sql, args) {
                     Ok(q) => q.fetch(c).map_ok(Row::Sqlite).boxed(),
@@ -754,6 +805,7 @@ impl<'q, O: Scalar> QueryScalar<'q, O> {
 pub enum Col {
     Text(Vec<Option<String>>),
     Int(Vec<Option<i64>>),
+    Bytes(Vec<Option<Vec<u8>>>),
 }
 
 impl Col {
@@ -761,6 +813,7 @@ impl Col {
         match self {
             Col::Text(v) => v.len(),
             Col::Int(v) => v.len(),
+            Col::Bytes(v) => v.len(),
         }
     }
 
@@ -768,6 +821,7 @@ impl Col {
         match self {
             Col::Text(_) => "text[]",
             Col::Int(_) => "bigint[]",
+            Col::Bytes(_) => "bytea[]",
         }
     }
 
@@ -775,6 +829,7 @@ impl Col {
         match self {
             Col::Text(v) => Col::Text(v.get(from..to).unwrap_or_default().to_vec()),
             Col::Int(v) => Col::Int(v.get(from..to).unwrap_or_default().to_vec()),
+            Col::Bytes(v) => Col::Bytes(v.get(from..to).unwrap_or_default().to_vec()),
         }
     }
 
@@ -782,6 +837,7 @@ impl Col {
         match self {
             Col::Text(v) => Arg::Text(v.get(row).cloned().flatten()),
             Col::Int(v) => Arg::Int(v.get(row).copied().flatten()),
+            Col::Bytes(v) => Arg::Bytes(v.get(row).cloned().flatten()),
         }
     }
 }
@@ -905,6 +961,7 @@ impl Rows {
                 .map(|c| match c {
                     Col::Text(v) => Arg::OptTextArray(v),
                     Col::Int(v) => Arg::OptIntArray(v),
+                    Col::Bytes(v) => Arg::OptBytesArray(v),
                 })
                 .collect(),
             super::Kind::Sqlite => {
