@@ -169,7 +169,16 @@ async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -
             )
         }
         Kind::Postgres => {
-            let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+            let mut options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+            // The gateway's hot statements find a batch of rows by key. With PostgreSQL's
+            // default random_page_cost (4, for spinning disks), a plan made while a table is
+            // young (a new deployment, a new month's partition) scans it whole instead, and a
+            // cached generic plan keeps scanning as the table grows. Its working set is in
+            // memory or on SSD, where PostgreSQL's documentation suggests a cost near 1.
+            // An operator's own setting in the URL (`options=-c random_page_cost=…`) wins.
+            if !url.contains("random_page_cost") {
+                options = options.options([("random_page_cost", "1.1")]);
+            }
             Pool::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(max.max(1))
