@@ -534,3 +534,34 @@ both_stores!(health_readiness_and_metrics, |store| async move {
     assert!(r.headers().contains_key("x-request-id"));
     app.stop().await;
 });
+
+both_stores!(
+    a_revoked_key_stops_working_within_the_key_cache_ttl,
+    |store| async move {
+        let Some(app) = spawn_app(store).await else {
+            return;
+        };
+        // Used once, the key is held by the gateway's cache of keys read recently.
+        let (status, _) = app.get("/v1/payments", &app.read_key).await;
+        assert_eq!(status, 200);
+        let id = railgate::store::keys::lookup(&app.db, &app.read_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        // Revoked by another process (`railgate keys revoke`), through the store alone.
+        railgate::store::keys::revoke(&app.db, &id.to_string())
+            .await
+            .unwrap();
+        tokio::time::sleep(
+            railgate::api::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(100),
+        )
+        .await;
+        let (status, body) = app.get("/v1/payments", &app.read_key).await;
+        assert_eq!(status, 401, "a revoked key still works: {body}");
+        // An unknown key is refused (the cache holds valid keys only).
+        let (status, _) = app.get("/v1/payments", "rg_not_yet_a_key").await;
+        assert_eq!(status, 401);
+        app.stop().await;
+    }
+);

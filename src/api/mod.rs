@@ -53,6 +53,8 @@ pub struct AppState {
     pub intake: intake::Intake,
     /// Stores the rails' callbacks, and what they settle, in group commits.
     pub group: crate::callbacks::CallbackGroup,
+    /// API keys recently read, trusted for a second (`auth::KeyCache`).
+    pub keys: Arc<auth::KeyCache>,
 }
 
 /// The routes `openapi.yaml` documents (method, path); a test keeps the two in step.

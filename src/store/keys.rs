@@ -100,8 +100,13 @@ pub(crate) const SELECT: &str =
 
 /// The key record for a presented key, revoked or not.
 pub async fn lookup(db: &Db, presented: &str) -> Result<Option<KeyRecord>> {
+    lookup_hashed(db, &hash_key(presented)).await
+}
+
+/// [`lookup`] by the key's hash ([`hash_key`]).
+pub async fn lookup_hashed(db: &Db, hash: &str) -> Result<Option<KeyRecord>> {
     let row = crate::store::sql::query(&format!("{SELECT} WHERE k.key_hash = $1"))
-        .bind(hash_key(presented))
+        .bind(hash)
         .fetch_optional(db.pool())
         .await?;
     row.as_ref().map(record).transpose()

@@ -132,6 +132,7 @@ pub async fn app_state(url: &str) -> railgate::api::AppState {
         cfg: std::sync::Arc::new(cfg),
         wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         metrics: None,
+        keys: std::sync::Arc::default(),
     }
 }
 
