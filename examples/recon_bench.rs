@@ -24,6 +24,10 @@ use railgate_statements::{CsvProfile, InputFormat};
 use std::io::Write;
 use std::time::Instant;
 
+/// The gateway's own allocator (`src/main.rs`): the run costs here what it costs in the gateway.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -232,7 +236,8 @@ async fn main() -> anyhow::Result<()> {
         peak_rss_mib()
     );
     db.close().await;
-    if let Some((base, schema)) = schema {
+    // `--keep` leaves PostgreSQL's schema in place, to look at the run's plans afterwards.
+    if let Some((base, schema)) = schema.filter(|_| !std::env::args().any(|a| a == "--keep")) {
         let admin = Db::connect(&base, 1).await?;
         railgate::store::sql::query(&format!("DROP SCHEMA {schema} CASCADE"))
             .execute(admin.pool())

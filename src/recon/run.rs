@@ -11,7 +11,7 @@ use crate::engine::{self, Applied, Change};
 use crate::store::recon::{self as rstore, BreakRow, RunRow, Settlement};
 use crate::store::{col, now_micros, uuid_col, Db, Kind, StoreError};
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 use railgate_statements::matching::{
     Break, BreakKind, Expected, ExpectedKind, ExpectedState, MatchConfig, Matcher, Outcome, Rule,
     Severity,
@@ -24,6 +24,8 @@ use uuid::Uuid;
 const REPORT_BREAKS: usize = 200;
 /// Settlements written per transaction.
 const SETTLE_CHUNK: usize = 20_000;
+/// Settlement transactions in flight at once on PostgreSQL.
+const SETTLE_AT_ONCE: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -213,109 +215,97 @@ pub async fn execute(
     let mut run_lines: Vec<RunLine> = Vec::new();
     let mut statements: Vec<Uuid> = Vec::new();
     {
-        let (sql, binds) = match &statement {
-            Some(s) => (
-                format!(
-                    "SELECT statement_id, {} FROM statement_lines WHERE statement_id = $1 \
-                     AND matched_run IS NULL ORDER BY line_no",
-                    line_columns()
-                ),
-                vec![s.id.to_string()],
-            ),
-            None => (
-                format!(
-                    "SELECT l.statement_id AS statement_id, {} FROM statement_lines l \
-                     JOIN statements s ON s.id = l.statement_id WHERE s.client_id = $1 \
-                     AND s.status = 'loaded' AND l.line_date >= $2 AND l.line_date <= $3 \
-                     AND l.matched_run IS NULL ORDER BY l.statement_id, l.line_no",
-                    line_columns_prefixed("l")
-                ),
-                vec![client_id.to_string(), lo.to_string(), hi.to_string()],
-            ),
+        let scope = match &statement {
+            Some(s) => rstore::LineScope::Statement(s.id),
+            None => rstore::LineScope::Dated {
+                client_id,
+                from: lo.to_string(),
+                to: hi.to_string(),
+            },
         };
-        let mut q = crate::store::sql::query(&sql);
-        for b in binds {
-            q = q.bind(b);
-        }
         // Lines an earlier run matched as a range are skipped here; those it marked one by
         // one the query leaves out (`matched_run`).
         let matched =
             rstore::matched_ranges(db, client_id, statement.as_ref().map(|s| s.id)).await?;
-        let mut rows = q.fetch(db.pool());
         let mut last_statement: Option<(String, u32)> = None;
-        while let Some(row) = rows.try_next().await? {
-            let sid: String = col(&row, "statement_id")?;
-            if let Some(ranges) = matched.get(&sid) {
-                let line_no: i64 = col(&row, "line_no")?;
-                if rstore::in_ranges(ranges, line_no) {
-                    continue;
-                }
-            }
-            let sidx = match &last_statement {
-                Some((s, i)) if *s == sid => *i,
-                _ => {
-                    let id = Uuid::parse_str(&sid)
-                        .map_err(|_| StoreError::Corrupt("statement id".into()))?;
-                    statements.push(id);
-                    let i = u32::try_from(statements.len().saturating_sub(1)).unwrap_or(0);
-                    last_statement = Some((sid, i));
-                    i
-                }
-            };
-            let stored = rstore::line_from_row(&row)?;
-            let n = u64::try_from(run_lines.len().saturating_add(1)).unwrap_or(u64::MAX);
-            let Some(mut line) = lines::from_row(&stored, n) else {
-                continue;
-            };
-            // Rails that echo the client's reference rather than our end-to-end id: the
-            // reference names the payment, and the payment's end-to-end id is what matches.
-            let aliases = match line.direction {
-                railgate_statements::Direction::Debit => &aliases_out,
-                railgate_statements::Direction::Credit => &aliases_in,
-            };
-            if let Some(e2e) = line
-                .reference
-                .as_deref()
-                .and_then(|r| aliases.get(r))
-                .and_then(|&i| expected.get(i))
-                .and_then(|e| e.end_to_end_id.clone())
+        rstore::line_pages(db, &scope, |page| -> Result<(), RunError> {
+            for rstore::RunLineRow {
+                statement_id: sid,
+                line: stored,
+            } in page
             {
-                line.reference = Some(e2e);
-            }
-            if let Some(batch) = line.batch.as_mut() {
-                for t in &mut batch.transactions {
-                    if let Some(e2e) = t
-                        .end_to_end_id
-                        .as_deref()
-                        .and_then(|r| aliases.get(r))
-                        .and_then(|&i| expected.get(i))
-                        .and_then(|e| e.end_to_end_id.clone())
-                    {
-                        t.end_to_end_id = Some(e2e);
+                if let Some(ranges) = matched.get(&sid) {
+                    if rstore::in_ranges(ranges, stored.line_no) {
+                        continue;
                     }
                 }
-            }
-            if let Some(ret) = line.return_info.as_mut() {
-                if let Some(e2e) = ret
-                    .original_end_to_end_id
+                let sidx = match &last_statement {
+                    Some((s, i)) if *s == sid => *i,
+                    _ => {
+                        let id = Uuid::parse_str(&sid)
+                            .map_err(|_| StoreError::Corrupt("statement id".into()))?;
+                        statements.push(id);
+                        let i = u32::try_from(statements.len().saturating_sub(1)).unwrap_or(0);
+                        last_statement = Some((sid, i));
+                        i
+                    }
+                };
+                let n = u64::try_from(run_lines.len().saturating_add(1)).unwrap_or(u64::MAX);
+                let Some(mut line) = lines::from_row(&stored, n) else {
+                    continue;
+                };
+                // Rails that echo the client's reference rather than our end-to-end id: the
+                // reference names the payment, and the payment's end-to-end id is what matches.
+                let aliases = match line.direction {
+                    railgate_statements::Direction::Debit => &aliases_out,
+                    railgate_statements::Direction::Credit => &aliases_in,
+                };
+                if let Some(e2e) = line
+                    .reference
                     .as_deref()
-                    .and_then(|r| aliases_out.get(r))
+                    .and_then(|r| aliases.get(r))
                     .and_then(|&i| expected.get(i))
                     .and_then(|e| e.end_to_end_id.clone())
                 {
-                    ret.original_end_to_end_id = Some(e2e);
+                    line.reference = Some(e2e);
                 }
+                if let Some(batch) = line.batch.as_mut() {
+                    for t in &mut batch.transactions {
+                        if let Some(e2e) = t
+                            .end_to_end_id
+                            .as_deref()
+                            .and_then(|r| aliases.get(r))
+                            .and_then(|&i| expected.get(i))
+                            .and_then(|e| e.end_to_end_id.clone())
+                        {
+                            t.end_to_end_id = Some(e2e);
+                        }
+                    }
+                }
+                if let Some(ret) = line.return_info.as_mut() {
+                    if let Some(e2e) = ret
+                        .original_end_to_end_id
+                        .as_deref()
+                        .and_then(|r| aliases_out.get(r))
+                        .and_then(|&i| expected.get(i))
+                        .and_then(|e| e.end_to_end_id.clone())
+                    {
+                        ret.original_end_to_end_id = Some(e2e);
+                    }
+                }
+                run_lines.push(RunLine {
+                    statement: sidx,
+                    line_no: stored.line_no,
+                    amount_minor: line.amount.minor(),
+                    currency: line.amount.currency(),
+                    date: line.date(),
+                    credit: line.direction == railgate_statements::Direction::Credit,
+                });
+                matcher.push(&line);
             }
-            run_lines.push(RunLine {
-                statement: sidx,
-                line_no: stored.line_no,
-                amount_minor: line.amount.minor(),
-                currency: line.amount.currency(),
-                date: line.date(),
-                credit: line.direction == railgate_statements::Direction::Credit,
-            });
-            matcher.push(&line);
-        }
+            Ok(())
+        })
+        .await?;
     }
     let streamed_ms = started.elapsed().as_millis();
     let outcome = matcher.finish();
@@ -401,46 +391,6 @@ impl Ctx<'_> {
     }
 }
 
-const LINE_COLS: [&str; 25] = [
-    "line_no",
-    "section",
-    "entry",
-    "source_line",
-    "byte_offset",
-    "status",
-    "line_date",
-    "booking_date",
-    "value_date",
-    "amount_minor",
-    "instructed_minor",
-    "currency",
-    "direction",
-    "reference",
-    "rail_transaction_id",
-    "receipt",
-    "creditor_reference",
-    "remittance",
-    "bank_entry_ref",
-    "counterparty_name",
-    "counterparty_account",
-    "fee_minor",
-    "bank_transaction_code",
-    "extra",
-    "matched_run",
-];
-
-fn line_columns() -> String {
-    LINE_COLS.join(", ")
-}
-
-fn line_columns_prefixed(p: &str) -> String {
-    LINE_COLS
-        .iter()
-        .map(|c| format!("{p}.{c} AS {c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 async fn load_expected(
     db: &Db,
     client_id: Uuid,
@@ -448,91 +398,69 @@ async fn load_expected(
     hi_us: i64,
     rail: Option<&str>,
 ) -> Result<(Vec<Expected>, Vec<PaymentSide>), RunError> {
-    let mut sql = String::from(
-        "SELECT p.id AS id, p.direction AS direction, p.mode AS mode, p.state AS state, \
-         p.reference AS reference, p.amount_minor AS amount_minor, p.currency AS currency, \
-         p.party_value AS party_value, p.rail_reference AS rail_reference, p.receipt AS receipt, \
-         p.payment_reference AS payment_reference, p.rail AS rail, p.metadata AS metadata, \
-         p.created_at AS created_at, p.updated_at AS updated_at, \
-         (SELECT a.id FROM attempts a WHERE a.payment_id = p.id ORDER BY a.seq DESC LIMIT 1) AS attempt_id, \
-         (SELECT COUNT(*) FROM recon_settlements s WHERE s.payment_id = p.id) AS settled \
-         FROM payments p WHERE p.client_id = $1 AND ((p.updated_at >= $2 AND p.created_at < $3) \
-         OR p.state IN ('received', 'queued', 'submitted', 'pending', 'unknown')) \
-         AND p.state NOT IN ('cancelled', 'reversed')",
-    );
-    if rail.is_some() {
-        sql.push_str(" AND (p.rail = $4 OR p.rail IS NULL)");
-    }
-    let mut q = crate::store::sql::query(&sql)
-        .bind(client_id.to_string())
-        .bind(lo_us)
-        .bind(hi_us);
-    if let Some(r) = rail {
-        q = q.bind(r.to_owned());
-    }
-    let mut rows = q.fetch(db.pool());
+    let scope = rstore::ExpectedScope {
+        client_id,
+        lo_us,
+        hi_us,
+        rail,
+    };
     let mut expected = Vec::new();
     let mut sides = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        let currency: String = col(&row, "currency")?;
-        let Ok(currency) = currency.parse::<Currency>() else {
-            continue;
-        };
-        let Ok(amount) = Money::from_minor(col(&row, "amount_minor")?, currency) else {
-            continue;
-        };
-        let direction: String = col(&row, "direction")?;
-        let state: String = col(&row, "state")?;
-        let state = match state.as_str() {
-            "completed" => ExpectedState::Completed,
-            "failed" => ExpectedState::Failed,
-            "unknown" => ExpectedState::Unknown,
-            _ => ExpectedState::Pending,
-        };
-        let created: i64 = col(&row, "created_at")?;
-        let updated: i64 = col(&row, "updated_at")?;
-        let metadata: String = col(&row, "metadata")?;
-        let programme = serde_json::from_str::<Value>(&metadata).ok().and_then(|m| {
-            m.get("programme")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
-        let settled: i64 = col(&row, "settled")?;
-        let mode: Option<String> = col(&row, "mode")?;
-        let kind = if direction == "collection" {
-            ExpectedKind::Collection
-        } else {
-            ExpectedKind::Disbursement
-        };
-        let payment_reference: Option<String> = col(&row, "payment_reference")?;
-        expected.push(Expected {
-            id: uuid_col(&row, "id")?,
-            kind,
-            end_to_end_id: col(&row, "attempt_id")?,
-            rail_reference: col(&row, "rail_reference")?,
-            receipt: col(&row, "receipt")?,
-            payment_reference: if mode.as_deref() == Some("expected") {
-                payment_reference
+    rstore::expected_pages(db, scope, |page| -> Result<(), RunError> {
+        for row in page {
+            let Ok(currency) = row.currency.parse::<Currency>() else {
+                continue;
+            };
+            let Ok(amount) = Money::from_minor(row.amount_minor, currency) else {
+                continue;
+            };
+            let state = match row.state.as_str() {
+                "completed" => ExpectedState::Completed,
+                "failed" => ExpectedState::Failed,
+                "unknown" => ExpectedState::Unknown,
+                _ => ExpectedState::Pending,
+            };
+            let kind = if row.direction == "collection" {
+                ExpectedKind::Collection
             } else {
-                None
-            },
-            batch_id: None,
-            amount,
-            counterparty: col(&row, "party_value")?,
-            date: micros_date(if state == ExpectedState::Completed {
-                updated
-            } else {
-                created
-            }),
-            state,
-            already_matched: settled > 0,
-        });
-        sides.push(PaymentSide {
-            reference: col(&row, "reference")?,
-            rail: col(&row, "rail")?,
-            programme,
-        });
-    }
+                ExpectedKind::Disbursement
+            };
+            let id =
+                Uuid::parse_str(&row.id).map_err(|_| StoreError::Corrupt("payment id".into()))?;
+            expected.push(Expected {
+                id,
+                kind,
+                end_to_end_id: row.attempt_id,
+                rail_reference: row.rail_reference,
+                receipt: row.receipt,
+                payment_reference: if row.mode.as_deref() == Some("expected") {
+                    row.payment_reference
+                } else {
+                    None
+                },
+                batch_id: None,
+                amount,
+                counterparty: row.party_value,
+                date: micros_date(if state == ExpectedState::Completed {
+                    row.updated_at
+                } else {
+                    row.created_at
+                }),
+                state,
+                already_matched: row.settled > 0,
+            });
+            sides.push(PaymentSide {
+                reference: row.reference,
+                rail: row.rail,
+                programme: match row.programme {
+                    Some(Value::String(p)) => Some(p),
+                    _ => None,
+                },
+            });
+        }
+        Ok(())
+    })
+    .await?;
     Ok((expected, sides))
 }
 
@@ -775,48 +703,24 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
             });
         }
     }
-    for (n, chunk) in settlements.chunks(SETTLE_CHUNK).enumerate() {
-        let mut tx = db.begin().await?;
-        let settled_now =
-            rstore::insert_settlements(&mut tx, ctx.client_id, ctx.run_id, chunk).await?;
-        // One transfer per rail, currency and direction for the chunk: every payment's
-        // settlement is in `recon_settlements`; the books need the sums, and one balance row
-        // per payment would make a million-line run a million transfers.
-        let mut sums: BTreeMap<(String, Currency), (i64, i64, i64)> = BTreeMap::new();
-        for s in chunk.iter().filter(|s| settled_now.contains(&s.payment_id)) {
-            let Some((e, side)) = ctx.payment(&s.payment_id) else {
-                continue;
-            };
-            let key = (
-                side.rail.clone().unwrap_or_else(|| "unassigned".to_owned()),
-                e.amount.currency(),
-            );
-            let sum = sums.entry(key).or_insert((0, 0, 0));
-            match e.kind {
-                ExpectedKind::Disbursement => sum.0 = sum.0.saturating_add(s.amount_minor),
-                ExpectedKind::Collection => sum.1 = sum.1.saturating_add(s.amount_minor),
-            }
-            sum.2 = sum.2.saturating_add(s.fee_minor);
-        }
-        let mut entries = Vec::new();
-        for ((rail, currency), (out, inn, fee)) in &sums {
-            let book = postings::Book {
-                client: ctx.client_id,
-                rail,
-                programme: None,
-                currency: *currency,
-            };
-            entries.extend(postings::settlement_entries(&book, *out, *inn, *fee));
-        }
-        postings::post(
-            &mut tx,
-            &format!("settle:{}:{n}", ctx.run_id),
-            &entries,
-            &format!("reconciliation run {}", ctx.run_id),
-        )
-        .await?;
-        tx.commit().await?;
+    // Chunks are independent transactions (each posts its own sums); PostgreSQL writes two
+    // at a time on two connections, SQLite (one writer) one after the other.
+    let at_once = match db.kind() {
+        Kind::Postgres => SETTLE_AT_ONCE,
+        Kind::Sqlite => 1,
+    };
+    // Made up front: a lazy `map` in the stream's type trips the compiler's `Send` check of
+    // the handler's future.
+    let chunks: Vec<_> = settlements
+        .chunks(SETTLE_CHUNK)
+        .enumerate()
+        .map(|(n, chunk)| settle_chunk(db, ctx, n, chunk))
+        .collect();
+    let mut writes = futures_util::stream::iter(chunks).buffer_unordered(at_once);
+    while let Some(done) = writes.next().await {
+        done?;
     }
+    drop(writes);
     for (sidx, nos) in &matched_lines {
         let Some(statement_id) = usize::try_from(*sidx)
             .ok()
@@ -881,6 +785,55 @@ async fn write_outcome(db: &Db, ctx: &Ctx<'_>, outcome: &Outcome) -> Result<Valu
     }
     tx.commit().await?;
     Ok(summarise(ctx, outcome, &breaks, new, &completed, returns))
+}
+
+/// Stores one chunk of settlements and posts their sums, in one transaction.
+async fn settle_chunk(
+    db: &Db,
+    ctx: &Ctx<'_>,
+    n: usize,
+    chunk: &[Settlement],
+) -> Result<(), RunError> {
+    let mut tx = db.begin().await?;
+    let settled_now = rstore::insert_settlements(&mut tx, ctx.client_id, ctx.run_id, chunk).await?;
+    // One transfer per rail, currency and direction for the chunk: every payment's
+    // settlement is in `recon_settlements`; the books need the sums, and one balance row
+    // per payment would make a million-line run a million transfers.
+    let mut sums: BTreeMap<(String, Currency), (i64, i64, i64)> = BTreeMap::new();
+    for s in chunk.iter().filter(|s| settled_now.contains(&s.payment_id)) {
+        let Some((e, side)) = ctx.payment(&s.payment_id) else {
+            continue;
+        };
+        let key = (
+            side.rail.clone().unwrap_or_else(|| "unassigned".to_owned()),
+            e.amount.currency(),
+        );
+        let sum = sums.entry(key).or_insert((0, 0, 0));
+        match e.kind {
+            ExpectedKind::Disbursement => sum.0 = sum.0.saturating_add(s.amount_minor),
+            ExpectedKind::Collection => sum.1 = sum.1.saturating_add(s.amount_minor),
+        }
+        sum.2 = sum.2.saturating_add(s.fee_minor);
+    }
+    let mut entries = Vec::new();
+    for ((rail, currency), (out, inn, fee)) in &sums {
+        let book = postings::Book {
+            client: ctx.client_id,
+            rail,
+            programme: None,
+            currency: *currency,
+        };
+        entries.extend(postings::settlement_entries(&book, *out, *inn, *fee));
+    }
+    postings::post(
+        &mut tx,
+        &format!("settle:{}:{n}", ctx.run_id),
+        &entries,
+        &format!("reconciliation run {}", ctx.run_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Completes an unknown payment that a statement line proves paid, and settles it.

@@ -334,6 +334,20 @@ pub async fn existing_references(
 /// Removes a payroll whose import failed half-way, with whatever of its items was stored.
 pub async fn discard(db: &Db, id: Uuid) -> Result<()> {
     let mut tx = db.begin().await?;
+    // A payment a reconciliation run settled stays (what the foreign key from settlements to
+    // payments refused before migration 0018).
+    let settled: i64 = crate::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM recon_settlements s JOIN payments p ON p.id = s.payment_id \
+         WHERE p.payroll_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_one(&mut *tx)
+    .await?;
+    if settled > 0 {
+        return Err(StoreError::Corrupt(format!(
+            "payroll {id} has {settled} settled payments and cannot be discarded"
+        )));
+    }
     crate::store::sql::query(
         "DELETE FROM payment_transitions WHERE payment_id IN \
          (SELECT id FROM payments WHERE payroll_id = $1)",

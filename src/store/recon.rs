@@ -569,19 +569,43 @@ pub async fn insert_settlements(
         ("settled_on", text(&|s| s.settled_on.clone())),
     ]);
     let now = now_micros();
+    let mut from = 0usize;
     for part in table.parts(kind) {
-        let got: Vec<String> = crate::store::sql::query_scalar(&format!(
+        let n = part.len();
+        let ids = rows.get(from..from.saturating_add(n)).unwrap_or_default();
+        from = from.saturating_add(n);
+        // A settlement names a payment of the run's client: `EXISTS` checks it as the row
+        // goes in (it stands for a foreign key, whose per-row check and lock on the payment
+        // cost as much as the insert itself; see migration 0018). No row comes back per
+        // settlement (a million-line run would read a million rows): the count tells whether
+        // every row went in, which is the rule; only when some did not (a payment settled by
+        // a run at the same time) are this run's asked for.
+        let done = crate::store::sql::query(&format!(
             "WITH {} INSERT INTO recon_settlements (payment_id, run_id, statement_id, line_no, \
              rule, amount_minor, fee_minor, currency, settled_on, at, client_id) \
              SELECT u.payment, $1, u.statement, u.line_no, u.rule, u.amount, u.fee, u.currency, \
-             u.settled_on, $2, $3 FROM u WHERE true \
-             ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
+             u.settled_on, $2, $3 FROM u WHERE EXISTS (SELECT 1 FROM payments p \
+             WHERE p.id = u.payment AND p.client_id = $3) \
+             ON CONFLICT (payment_id) DO NOTHING",
             part.cte(kind, 4)
         ))
         .bind(run_id.to_string())
         .bind(now)
         .bind(client_id.to_string())
         .bind_rows(kind, part)
+        .execute(&mut *conn)
+        .await?;
+        if usize::try_from(done.rows_affected()).ok() == Some(n) {
+            inserted.extend(ids.iter().map(|s| s.payment_id));
+            continue;
+        }
+        let list: Vec<String> = ids.iter().map(|s| s.payment_id.to_string()).collect();
+        let got: Vec<String> = crate::store::sql::query_scalar(&format!(
+            "SELECT payment_id FROM recon_settlements WHERE run_id = $1 AND {}",
+            crate::store::sql::in_list(kind, "payment_id", 2, list.len())
+        ))
+        .bind(run_id.to_string())
+        .bind_list(kind, list)
         .fetch_all(&mut *conn)
         .await?;
         for id in got {
@@ -956,4 +980,382 @@ mod tests {
         }
         assert!(!in_ranges(&[], 1));
     }
+}
+
+/// Rows read for a reconciliation run come by the million, and are handed to the caller a
+/// page at a time ([`RUN_PAGE`] rows). Each store is read the way its driver is fast:
+///
+/// - SQLite's driver hands each result row from the connection's thread to the caller on its
+///   own (a message and a copy of every value per row), which cost more than the database's
+///   own work on the row. So a page is one row: a JSON array of arrays that SQLite builds,
+///   read by keyset (`after` the page's last key) and decoded here in one pass.
+/// - PostgreSQL's rows arrive in the caller's own task, cheaply; pages by keyset would make
+///   it plan and start a scan per page and wait for the caller between them. So one statement
+///   streams every row (each a JSON array, decoded the same way) and the pages are cut here.
+///
+/// Integers stay integers either way: JSON numbers decode to `i64` exactly, never through a
+/// float.
+pub const RUN_PAGE: usize = 5_000;
+
+/// `cols` as one JSON array per row (PostgreSQL), or a page's rows as one JSON array of such
+/// arrays in `order` (SQLite).
+fn json_rows(kind: super::Kind, cols: &[&str], order: &str) -> String {
+    match kind {
+        super::Kind::Sqlite => format!(
+            "json_group_array(json_array({}) ORDER BY {order})",
+            cols.join(", ")
+        ),
+        super::Kind::Postgres => format!("json_build_array({})::text", cols.join(", ")),
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Runs `sql` (its rows built with [`json_rows`]) and hands its rows to `each` a page at a
+/// time. `bind` binds the statement's arguments: on SQLite those of the page after the key
+/// `after` (none for the first page; `key` reads a row's key), on PostgreSQL (`after` always
+/// none) those of the one statement.
+async fn read_pages<'q, T, K, E>(
+    db: &Db,
+    sql: &'q str,
+    bind: impl Fn(crate::store::sql::Query<'q>, Option<&K>) -> crate::store::sql::Query<'q>,
+    key: impl Fn(&T) -> K,
+    what: &str,
+    mut each: impl FnMut(Vec<T>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E>
+where
+    T: serde::de::DeserializeOwned,
+    E: From<StoreError>,
+{
+    use futures_util::TryStreamExt;
+    let query = || crate::store::sql::query(sql);
+    match db.kind() {
+        super::Kind::Sqlite => {
+            let mut after: Option<K> = None;
+            loop {
+                let rows: Option<String> = bind(query(), after.as_ref())
+                    .fetch_one(db.pool())
+                    .await
+                    .map_err(StoreError::from)?
+                    .try_get(0)
+                    .map_err(StoreError::from)?;
+                let rows: Vec<T> = match rows {
+                    Some(s) => decode_json(&s, what)?,
+                    None => Vec::new(),
+                };
+                let Some(last) = rows.last() else {
+                    return Ok(());
+                };
+                after = Some(key(last));
+                let full = rows.len() >= RUN_PAGE;
+                each(rows)?;
+                if !full {
+                    return Ok(());
+                }
+            }
+        }
+        super::Kind::Postgres => {
+            let mut stream = bind(query(), None).fetch(db.pool());
+            let mut rows = Vec::with_capacity(RUN_PAGE);
+            while let Some(row) = stream.try_next().await.map_err(StoreError::from)? {
+                let s: String = row.try_get(0).map_err(StoreError::from)?;
+                rows.push(decode_json(&s, what)?);
+                if rows.len() >= RUN_PAGE {
+                    each(std::mem::replace(&mut rows, Vec::with_capacity(RUN_PAGE)))?;
+                }
+            }
+            if !rows.is_empty() {
+                each(rows)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The SQL `LIMIT` of a SQLite page.
+fn page_limit() -> i64 {
+    i64::try_from(RUN_PAGE).unwrap_or(i64::MAX)
+}
+
+/// A payment as a reconciliation run sees it.
+#[derive(Debug, serde::Deserialize)]
+pub struct ExpectedRow {
+    pub id: String,
+    pub direction: String,
+    pub mode: Option<String>,
+    pub state: String,
+    pub reference: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub party_value: Option<String>,
+    pub rail_reference: Option<String>,
+    pub receipt: Option<String>,
+    pub payment_reference: Option<String>,
+    pub rail: Option<String>,
+    /// The payment's `metadata.programme`, when it is a string.
+    pub programme: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The payment's latest attempt: the end-to-end id the rail saw.
+    pub attempt_id: Option<String>,
+    /// 1 when an earlier run settled the payment, 0 otherwise.
+    pub settled: u8,
+}
+
+/// Which payments a run expects to see: the client's, active in `[lo_us, hi_us)` or still
+/// waiting for an outcome, optionally only those of one rail (or of none yet).
+#[derive(Clone, Copy)]
+pub struct ExpectedScope<'a> {
+    pub client_id: Uuid,
+    pub lo_us: i64,
+    pub hi_us: i64,
+    pub rail: Option<&'a str>,
+}
+
+/// Every payment of `scope`, handed to `each` a page at a time (see [`RUN_PAGE`]).
+pub async fn expected_pages<E: From<StoreError>>(
+    db: &Db,
+    scope: ExpectedScope<'_>,
+    each: impl FnMut(Vec<ExpectedRow>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let kind = db.kind();
+    let programme = match kind {
+        super::Kind::Sqlite => "json_extract(p.metadata, '$.programme')",
+        super::Kind::Postgres => "p.metadata::json -> 'programme'",
+    };
+    // 1 or 0 on both stores (SQLite has no boolean to put in its JSON).
+    let settled = "CASE WHEN EXISTS (SELECT 1 FROM recon_settlements s WHERE s.payment_id = p.id) \
+         THEN 1 ELSE 0 END";
+    let cols = [
+        "id",
+        "direction",
+        "mode",
+        "state",
+        "reference",
+        "amount_minor",
+        "currency",
+        "party_value",
+        "rail_reference",
+        "receipt",
+        "payment_reference",
+        "rail",
+        "programme",
+        "created_at",
+        "updated_at",
+        "attempt_id",
+        "settled",
+    ];
+    let mut inner = format!(
+        "SELECT p.id, p.direction, p.mode, p.state, p.reference, p.amount_minor, p.currency, \
+         p.party_value, p.rail_reference, p.receipt, p.payment_reference, p.rail, \
+         {programme} AS programme, p.created_at, p.updated_at, \
+         (SELECT a.id FROM attempts a WHERE a.payment_id = p.id ORDER BY a.seq DESC LIMIT 1) \
+         AS attempt_id, {settled} AS settled \
+         FROM payments p WHERE p.client_id = $1 \
+         AND ((p.updated_at >= $2 AND p.created_at < $3) \
+         OR p.state IN ('received', 'queued', 'submitted', 'pending', 'unknown')) \
+         AND p.state NOT IN ('cancelled', 'reversed')"
+    );
+    if scope.rail.is_some() {
+        inner.push_str(" AND (p.rail = $4 OR p.rail IS NULL)");
+    }
+    let next: usize = if scope.rail.is_some() { 5 } else { 4 };
+    let sql = match kind {
+        super::Kind::Postgres => format!(
+            "SELECT {} FROM ({inner}) page",
+            json_rows(kind, &cols, "id")
+        ),
+        super::Kind::Sqlite => format!(
+            "SELECT {} FROM ({inner} AND p.id > ${next} ORDER BY p.id LIMIT ${}) page",
+            json_rows(kind, &cols, "id"),
+            next.saturating_add(1)
+        ),
+    };
+    read_pages(
+        db,
+        &sql,
+        |q, after: Option<&String>| {
+            let mut q = q
+                .bind(scope.client_id.to_string())
+                .bind(scope.lo_us)
+                .bind(scope.hi_us);
+            if let Some(r) = scope.rail {
+                q = q.bind(r.to_owned());
+            }
+            match kind {
+                super::Kind::Sqlite => q
+                    .bind(after.cloned().unwrap_or_default())
+                    .bind(page_limit()),
+                super::Kind::Postgres => q,
+            }
+        },
+        |row: &ExpectedRow| row.id.clone(),
+        "expected payments",
+        each,
+    )
+    .await
+}
+
+/// Which statement lines a run reads: one statement's, or those of every loaded statement of
+/// the client dated within `[from, to]`; in both cases only lines no run marked matched one by
+/// one (ranges are the caller's to skip).
+pub enum LineScope {
+    Statement(Uuid),
+    Dated {
+        client_id: Uuid,
+        from: String,
+        to: String,
+    },
+}
+
+/// A statement line read for a run, with its statement.
+pub struct RunLineRow {
+    pub statement_id: String,
+    pub line: LineRow,
+}
+
+#[derive(serde::Deserialize)]
+struct LineJson {
+    statement_id: String,
+    line_no: i64,
+    section: i64,
+    entry: i64,
+    source_line: i64,
+    byte_offset: i64,
+    status: String,
+    line_date: Option<String>,
+    booking_date: Option<String>,
+    value_date: Option<String>,
+    amount_minor: i64,
+    instructed_minor: Option<i64>,
+    currency: String,
+    direction: String,
+    reference: Option<String>,
+    rail_transaction_id: Option<String>,
+    receipt: Option<String>,
+    creditor_reference: Option<String>,
+    remittance: Option<String>,
+    bank_entry_ref: Option<String>,
+    counterparty_name: Option<String>,
+    counterparty_account: Option<String>,
+    fee_minor: Option<i64>,
+    bank_transaction_code: Option<String>,
+    extra: Option<String>,
+}
+
+impl From<LineJson> for RunLineRow {
+    fn from(l: LineJson) -> Self {
+        RunLineRow {
+            statement_id: l.statement_id,
+            line: LineRow {
+                line_no: l.line_no,
+                section: l.section,
+                entry: l.entry,
+                source_line: l.source_line,
+                byte_offset: l.byte_offset,
+                status: match l.status.as_str() {
+                    "booked" => "booked",
+                    "pending" => "pending",
+                    _ => "info",
+                },
+                line_date: l.line_date,
+                booking_date: l.booking_date,
+                value_date: l.value_date,
+                amount_minor: l.amount_minor,
+                instructed_minor: l.instructed_minor,
+                currency: l.currency,
+                direction: if l.direction == "credit" {
+                    "credit"
+                } else {
+                    "debit"
+                },
+                reference: l.reference,
+                rail_transaction_id: l.rail_transaction_id,
+                receipt: l.receipt,
+                creditor_reference: l.creditor_reference,
+                remittance: l.remittance,
+                bank_entry_ref: l.bank_entry_ref,
+                counterparty_name: l.counterparty_name,
+                counterparty_account: l.counterparty_account,
+                fee_minor: l.fee_minor,
+                bank_transaction_code: l.bank_transaction_code,
+                extra: l.extra,
+            },
+        }
+    }
+}
+
+/// Every line of `scope` in statement and line order, handed to `each` a page at a time (see
+/// [`RUN_PAGE`]).
+pub async fn line_pages<E: From<StoreError>>(
+    db: &Db,
+    scope: &LineScope,
+    mut each: impl FnMut(Vec<RunLineRow>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let kind = db.kind();
+    let cols: Vec<&str> = LINE_COLUMNS.split(',').map(str::trim).collect();
+    let rows = json_rows(kind, &cols, "statement_id, line_no");
+    let select = LINE_COLUMNS
+        .split(',')
+        .map(|c| format!("l.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sqlite = kind == super::Kind::Sqlite;
+    let (inner, next): (&str, usize) = match scope {
+        LineScope::Statement(_) => (
+            "FROM statement_lines l WHERE l.statement_id = $1 AND l.matched_run IS NULL",
+            2,
+        ),
+        LineScope::Dated { .. } => (
+            "FROM statement_lines l JOIN statements s ON s.id = l.statement_id \
+             WHERE s.client_id = $1 AND s.status = 'loaded' AND l.line_date >= $2 \
+             AND l.line_date <= $3 AND l.matched_run IS NULL",
+            4,
+        ),
+    };
+    // The key of the page after: the line number within one statement (its primary key's
+    // range), or (statement, line number) across statements.
+    let after = match (sqlite, scope) {
+        (false, _) => " ORDER BY l.statement_id, l.line_no".to_owned(),
+        (true, LineScope::Statement(_)) => format!(
+            " AND l.line_no > ${next} ORDER BY l.line_no LIMIT ${}",
+            next.saturating_add(1)
+        ),
+        (true, LineScope::Dated { .. }) => format!(
+            " AND (l.statement_id, l.line_no) > (${next}, ${}) \
+             ORDER BY l.statement_id, l.line_no LIMIT ${}",
+            next.saturating_add(1),
+            next.saturating_add(2)
+        ),
+    };
+    let sql = format!("SELECT {rows} FROM (SELECT {select} {inner}{after}) page");
+    read_pages(
+        db,
+        &sql,
+        |q, after: Option<&(String, i64)>| {
+            let q = match scope {
+                LineScope::Statement(id) => q.bind(id.to_string()),
+                LineScope::Dated {
+                    client_id,
+                    from,
+                    to,
+                } => q
+                    .bind(client_id.to_string())
+                    .bind(from.clone())
+                    .bind(to.clone()),
+            };
+            let (sid, line) = after.cloned().unwrap_or_default();
+            match (sqlite, scope) {
+                (false, _) => q,
+                (true, LineScope::Statement(_)) => q.bind(line).bind(page_limit()),
+                (true, LineScope::Dated { .. }) => q.bind(sid).bind(line).bind(page_limit()),
+            }
+        },
+        |l: &LineJson| (l.statement_id.clone(), l.line_no),
+        "statement lines",
+        |page: Vec<LineJson>| each(page.into_iter().map(RunLineRow::from).collect()),
+    )
+    .await
 }
