@@ -203,45 +203,6 @@ async fn insert_lines_unnest(
     Ok(())
 }
 
-pub fn line_from_row(row: &Row) -> Result<LineRow> {
-    let status: String = col(row, "status")?;
-    let direction: String = col(row, "direction")?;
-    Ok(LineRow {
-        line_no: col(row, "line_no")?,
-        section: col(row, "section")?,
-        entry: col(row, "entry")?,
-        source_line: col(row, "source_line")?,
-        byte_offset: col(row, "byte_offset")?,
-        status: match status.as_str() {
-            "booked" => "booked",
-            "pending" => "pending",
-            _ => "info",
-        },
-        line_date: col(row, "line_date")?,
-        booking_date: col(row, "booking_date")?,
-        value_date: col(row, "value_date")?,
-        amount_minor: col(row, "amount_minor")?,
-        instructed_minor: col(row, "instructed_minor")?,
-        currency: col(row, "currency")?,
-        direction: if direction == "credit" {
-            "credit"
-        } else {
-            "debit"
-        },
-        reference: col(row, "reference")?,
-        rail_transaction_id: col(row, "rail_transaction_id")?,
-        receipt: col(row, "receipt")?,
-        creditor_reference: col(row, "creditor_reference")?,
-        remittance: col(row, "remittance")?,
-        bank_entry_ref: col(row, "bank_entry_ref")?,
-        counterparty_name: col(row, "counterparty_name")?,
-        counterparty_account: col(row, "counterparty_account")?,
-        fee_minor: col(row, "fee_minor")?,
-        bank_transaction_code: col(row, "bank_transaction_code")?,
-        extra: col(row, "extra")?,
-    })
-}
-
 /// A stored statement.
 #[derive(Debug, Clone)]
 pub struct StatementRow {
