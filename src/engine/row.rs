@@ -3,6 +3,7 @@
 use crate::domain::{NewPayment, Payment, State};
 use crate::store::payments::{from_row, mode_str, COLUMNS};
 use crate::store::payrolls::INSERT_CHUNK;
+use crate::store::sql::{Col, Rows};
 use crate::store::Conn;
 use crate::store::{now_micros, Kind, Result, StoreError};
 use std::collections::HashMap;
@@ -249,60 +250,79 @@ pub(super) async fn insert_routed(conn: &mut Conn, p: &Payment) -> Result<bool> 
     Ok(true)
 }
 
-/// [`insert_routed`] for many payments at once. PostgreSQL: three statements whatever their
-/// number (an array per column, `UNNEST`); SQLite: each in turn. Returns, for each payment,
-/// whether it was stored (false: the client already has a payment with that reference, or an
-/// earlier payment of the same call took it).
+/// A new payment with its two lines of history (received, then routed).
+type Created<'a> = (
+    &'a Payment,
+    &'a crate::domain::Transition,
+    &'a crate::domain::Transition,
+);
+
+/// [`insert_routed`] for many payments at once: three statements whatever their number (the
+/// payments, their two lines of history, their jobs), each over one [`Rows`] relation
+/// (PostgreSQL: an array per column; SQLite: a `VALUES` list, cut in parts under its limit on
+/// bound values). Returns, for each payment, whether it was stored (false: the client already
+/// has a payment with that reference, or an earlier payment of the same call took it).
 pub(super) async fn insert_routed_many(conn: &mut Conn, ps: &[&Payment]) -> Result<Vec<bool>> {
-    if conn.kind() == Kind::Sqlite || ps.len() < 2 {
+    if ps.len() < 2 {
         let mut out = Vec::with_capacity(ps.len());
         for p in ps {
             out.push(insert_routed(conn, p).await?);
         }
         return Ok(out);
     }
-    let text = |f: &dyn Fn(&Payment) -> String| ps.iter().map(|p| f(p)).collect::<Vec<String>>();
-    let opt = |f: &dyn Fn(&Payment) -> Option<String>| {
-        ps.iter().map(|p| f(p)).collect::<Vec<Option<String>>>()
-    };
-    let inserted: Vec<String> = crate::store::sql::query_scalar(&format!(
-        "INSERT INTO payments ({COLUMNS}) \
-         SELECT u.id, u.client, u.direction, u.mode, u.state, u.reference, u.amount, u.currency, \
-         u.party_type, u.party_value, u.party_name, u.narrative, u.rail, u.metadata, \
-         u.payment_reference, NULL, NULL, NULL, NULL, NULL, NULL, NULL, u.payroll, u.at, u.at \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-         $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[]) \
-         AS u(id, client, direction, mode, state, reference, amount, currency, party_type, \
-         party_value, party_name, narrative, rail, metadata, payment_reference, payroll, at) \
-         ON CONFLICT DO NOTHING RETURNING id"
-    ))
-    .bind(text(&|p| p.id.to_string()))
-    .bind(text(&|p| p.client_id.to_string()))
-    .bind(text(&|p| p.direction.as_str().to_owned()))
-    .bind(opt(&|p| p.mode.map(|m| mode_str(m).to_owned())))
-    .bind(text(&|p| p.state.as_str().to_owned()))
-    .bind(text(&|p| p.reference.clone()))
-    .bind(ps.iter().map(|p| p.amount.minor()).collect::<Vec<i64>>())
-    .bind(text(&|p| p.amount.currency().code().to_owned()))
-    .bind(text(&|p| p.party.id_type().as_str().to_owned()))
-    .bind(text(&|p| p.party.id_value().to_owned()))
-    .bind(opt(&|p| p.party.name().map(str::to_owned)))
-    .bind(opt(&|p| p.narrative.clone()))
-    .bind(opt(&|p| p.rail.as_deref().map(str::to_owned)))
-    .bind(text(&|p| {
-        serde_json::Value::Object(p.metadata.clone()).to_string()
-    }))
-    .bind(opt(&|p| p.payment_reference.clone()))
-    .bind(opt(&|p| p.payroll_id.map(|id| id.to_string())))
-    .bind(
-        ps.iter()
-            .map(|p| crate::store::to_micros(p.created_at))
-            .collect::<Vec<i64>>(),
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+    let kind = conn.kind();
+    let text = |f: &dyn Fn(&Payment) -> String| Col::Text(ps.iter().map(|p| Some(f(p))).collect());
+    let opt = |f: &dyn Fn(&Payment) -> Option<String>| Col::Text(ps.iter().map(|p| f(p)).collect());
+    let rows = Rows::new(vec![
+        ("id", text(&|p| p.id.to_string())),
+        ("client", text(&|p| p.client_id.to_string())),
+        ("direction", text(&|p| p.direction.as_str().to_owned())),
+        ("mode", opt(&|p| p.mode.map(|m| mode_str(m).to_owned()))),
+        ("state", text(&|p| p.state.as_str().to_owned())),
+        ("reference", text(&|p| p.reference.clone())),
+        (
+            "amount",
+            Col::Int(ps.iter().map(|p| Some(p.amount.minor())).collect()),
+        ),
+        ("currency", text(&|p| p.amount.currency().code().to_owned())),
+        (
+            "party_type",
+            text(&|p| p.party.id_type().as_str().to_owned()),
+        ),
+        ("party_value", text(&|p| p.party.id_value().to_owned())),
+        ("party_name", opt(&|p| p.party.name().map(str::to_owned))),
+        ("narrative", opt(&|p| p.narrative.clone())),
+        ("rail", opt(&|p| p.rail.as_deref().map(str::to_owned))),
+        (
+            "metadata",
+            text(&|p| serde_json::Value::Object(p.metadata.clone()).to_string()),
+        ),
+        ("payment_reference", opt(&|p| p.payment_reference.clone())),
+        ("payroll", opt(&|p| p.payroll_id.map(|id| id.to_string()))),
+        (
+            "at",
+            Col::Int(
+                ps.iter()
+                    .map(|p| Some(crate::store::to_micros(p.created_at)))
+                    .collect(),
+            ),
+        ),
+    ]);
+    let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for part in rows.parts(kind) {
+        let got: Vec<String> = crate::store::sql::query_scalar(&format!(
+            "WITH {} INSERT INTO payments ({COLUMNS}) \
+             SELECT u.id, u.client, u.direction, u.mode, u.state, u.reference, u.amount, \
+             u.currency, u.party_type, u.party_value, u.party_name, u.narrative, u.rail, \
+             u.metadata, u.payment_reference, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+             u.payroll, u.at, u.at FROM u WHERE true ON CONFLICT DO NOTHING RETURNING id",
+            part.cte(kind, 1)
+        ))
+        .bind_rows(kind, part)
+        .fetch_all(&mut *conn)
+        .await?;
+        inserted.extend(got);
+    }
     let stored: Vec<&Payment> = ps
         .iter()
         .copied()
@@ -311,11 +331,11 @@ pub(super) async fn insert_routed_many(conn: &mut Conn, ps: &[&Payment]) -> Resu
     if stored.is_empty() {
         return Ok(vec![false; ps.len()]);
     }
-    let mut history = Vec::with_capacity(stored.len());
+    let mut history: Vec<Created<'_>> = Vec::with_capacity(stored.len());
     for p in &stored {
         let mut lines = p.history.iter();
         match (lines.next(), lines.next(), lines.next()) {
-            (Some(first), Some(second), None) => history.push((first, second)),
+            (Some(first), Some(second), None) => history.push((*p, first, second)),
             _ => {
                 return Err(StoreError::Corrupt(
                     "a routed payment is created with two lines of history".into(),
@@ -323,97 +343,87 @@ pub(super) async fn insert_routed_many(conn: &mut Conn, ps: &[&Payment]) -> Resu
             }
         }
     }
-    crate::store::sql::query(
-        "WITH u AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-         $5::bigint[], $6::text[], $7::text[], $8::text[], $9::bigint[]) \
-         AS u(id, client, to1, cause1, at1, from2, to2, cause2, at2)) \
-         INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, cause, at, \
-         client_id) \
-         SELECT id, 1, NULL, to1, cause1, at1, client FROM u \
-         UNION ALL SELECT id, 2, from2, to2, cause2, at2, client FROM u",
-    )
-    .bind(stored.iter().map(|p| p.id.to_string()).collect::<Vec<_>>())
-    .bind(
-        stored
-            .iter()
-            .map(|p| p.client_id.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        history
-            .iter()
-            .map(|(f, _)| f.to.as_str().to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        history
-            .iter()
-            .map(|(f, _)| f.cause.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        history
-            .iter()
-            .map(|(f, _)| crate::store::to_micros(f.at))
-            .collect::<Vec<i64>>(),
-    )
-    .bind(
-        history
-            .iter()
-            .map(|(_, s)| s.from.map(|f| f.as_str().to_owned()))
-            .collect::<Vec<Option<String>>>(),
-    )
-    .bind(
-        history
-            .iter()
-            .map(|(_, s)| s.to.as_str().to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        history
-            .iter()
-            .map(|(_, s)| s.cause.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        history
-            .iter()
-            .map(|(_, s)| crate::store::to_micros(s.at))
-            .collect::<Vec<i64>>(),
-    )
-    .execute(&mut *conn)
-    .await?;
-    let queued: Vec<&&Payment> = stored.iter().filter(|p| p.state == State::Queued).collect();
-    if !queued.is_empty() {
-        let now = now_micros();
-        crate::store::sql::query(
-            "INSERT INTO jobs (id, kind, payment_id, run_at, created_at, client_id) \
-             SELECT u.job, 'payment', u.id, u.at, $1, u.client \
-             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[]) \
-             AS u(job, id, client, at)",
-        )
-        .bind(now)
-        .bind(
-            queued
-                .iter()
-                .map(|_| Uuid::now_v7().to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(queued.iter().map(|p| p.id.to_string()).collect::<Vec<_>>())
-        .bind(
-            queued
-                .iter()
-                .map(|p| p.client_id.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            queued
-                .iter()
-                .map(|p| crate::store::to_micros(p.created_at))
-                .collect::<Vec<i64>>(),
-        )
+    let texts =
+        |f: &dyn Fn(&Created<'_>) -> Option<String>| Col::Text(history.iter().map(f).collect());
+    let ints =
+        |f: &dyn Fn(&Created<'_>) -> i64| Col::Int(history.iter().map(|h| Some(f(h))).collect());
+    let lines = Rows::new(vec![
+        ("id", texts(&|(p, _, _)| Some(p.id.to_string()))),
+        ("client", texts(&|(p, _, _)| Some(p.client_id.to_string()))),
+        ("to1", texts(&|(_, f, _)| Some(f.to.as_str().to_owned()))),
+        ("cause1", texts(&|(_, f, _)| Some(f.cause.clone()))),
+        ("at1", ints(&|(_, f, _)| crate::store::to_micros(f.at))),
+        (
+            "from2",
+            texts(&|(_, _, s)| s.from.map(|f| f.as_str().to_owned())),
+        ),
+        ("to2", texts(&|(_, _, s)| Some(s.to.as_str().to_owned()))),
+        ("cause2", texts(&|(_, _, s)| Some(s.cause.clone()))),
+        ("at2", ints(&|(_, _, s)| crate::store::to_micros(s.at))),
+    ]);
+    for part in lines.parts(kind) {
+        crate::store::sql::query(&format!(
+            "WITH {} INSERT INTO payment_transitions (payment_id, seq, from_state, to_state, \
+             cause, at, client_id) \
+             SELECT id, 1, NULL, to1, cause1, at1, client FROM u \
+             UNION ALL SELECT id, 2, from2, to2, cause2, at2, client FROM u",
+            part.cte(kind, 1)
+        ))
+        .bind_rows(kind, part)
         .execute(&mut *conn)
         .await?;
+    }
+    let queued: Vec<&Payment> = stored
+        .iter()
+        .copied()
+        .filter(|p| p.state == State::Queued)
+        .collect();
+    if !queued.is_empty() {
+        let jobs = Rows::new(vec![
+            (
+                "job",
+                Col::Text(
+                    queued
+                        .iter()
+                        .map(|_| Some(Uuid::now_v7().to_string()))
+                        .collect(),
+                ),
+            ),
+            (
+                "id",
+                Col::Text(queued.iter().map(|p| Some(p.id.to_string())).collect()),
+            ),
+            (
+                "client",
+                Col::Text(
+                    queued
+                        .iter()
+                        .map(|p| Some(p.client_id.to_string()))
+                        .collect(),
+                ),
+            ),
+            (
+                "at",
+                Col::Int(
+                    queued
+                        .iter()
+                        .map(|p| Some(crate::store::to_micros(p.created_at)))
+                        .collect(),
+                ),
+            ),
+        ]);
+        let now = now_micros();
+        for part in jobs.parts(kind) {
+            crate::store::sql::query(&format!(
+                "WITH {} INSERT INTO jobs (id, kind, payment_id, run_at, created_at, client_id) \
+                 SELECT u.job, 'payment', u.id, u.at, $1, u.client FROM u",
+                part.cte(kind, 2)
+            ))
+            .bind(now)
+            .bind_rows(kind, part)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(ps
         .iter()
