@@ -27,42 +27,14 @@ pub mod reversals;
 pub mod search;
 pub mod sessions;
 pub mod sql;
+pub mod writer;
 
 pub use sql::{Conn, Pool, Row};
+pub use writer::Tx;
 
 use chrono::{DateTime, TimeZone, Utc};
 use std::str::FromStr;
 use std::time::Duration;
-
-/// A write transaction. On SQLite it also holds the process's writer turn (see
-/// [`Db::begin`]) until it commits, rolls back or is dropped.
-pub struct Tx {
-    inner: Conn,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Tx {
-    pub async fn commit(self) -> std::result::Result<(), sqlx::Error> {
-        self.inner.commit().await
-    }
-
-    pub async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
-        self.inner.rollback().await
-    }
-}
-
-impl std::ops::Deref for Tx {
-    type Target = Conn;
-    fn deref(&self) -> &Self::Target {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -112,8 +84,8 @@ pub struct Db {
     /// This running gateway, as the owner of what it holds (in-flight idempotency keys).
     instance: uuid::Uuid,
     /// SQLite has one writer: write transactions of this process take turns here, in the
-    /// order they asked, instead of retrying in SQLite's busy handler (which sleeps).
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// order they asked, and share commits ([`writer`]).
+    writer: std::sync::Arc<writer::Writer>,
     acquire_timeout: Duration,
     /// The connections of `pool`.
     connections: u32,
@@ -221,7 +193,7 @@ impl Db {
             background,
             kind,
             instance: uuid::Uuid::new_v4(),
-            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            writer: std::sync::Arc::new(writer::Writer::default()),
             acquire_timeout: sizes.acquire_timeout,
             connections: sizes.api.max(1),
             background_connections: sizes.background,
@@ -300,27 +272,16 @@ impl Db {
     }
 
     /// Starts a write transaction. On SQLite it first waits for this process's writer turn,
-    /// then takes the write lock at once (`BEGIN IMMEDIATE`), so writers queue in order
-    /// instead of sleeping in the busy handler or failing on upgrade.
+    /// then takes the write lock at once (`BEGIN IMMEDIATE`), or joins the transaction the
+    /// last turn left open for it ([`writer`]).
     pub async fn begin(&self) -> Result<Tx> {
-        count_write();
-        let tx = match self.kind {
-            Kind::Sqlite => {
-                let turn =
-                    tokio::time::timeout(self.acquire_timeout, self.writer.clone().lock_owned())
-                        .await
-                        .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
-                Tx {
-                    inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                    _turn: Some(turn),
-                }
+        match self.kind {
+            Kind::Sqlite => self.writer.begin(&self.pool, self.acquire_timeout).await,
+            Kind::Postgres => {
+                count_write();
+                Ok(Tx::plain(self.pool.begin_with("BEGIN").await?))
             }
-            Kind::Postgres => Tx {
-                inner: self.pool.begin_with("BEGIN").await?,
-                _turn: None,
-            },
-        };
-        Ok(tx)
+        }
     }
 
     pub async fn close(&self) {
@@ -332,7 +293,8 @@ impl Db {
 }
 
 /// Counts one write transaction in `railgate_write_transactions_total`: every transaction
-/// begun with [`Db::begin`], and each write made outside one (a single statement commits on
+/// begun with [`Db::begin`] (on SQLite, one that joins another's open transaction is not
+/// counted again: they commit as one), and each write made outside one (a single statement commits on
 /// its own), where the code makes it. Reads are not counted. With the count of payments it
 /// gives the figure the engine is built to keep low: write transactions per payment.
 pub fn count_write() {
