@@ -294,8 +294,8 @@ impl Db {
 
 /// Counts one write transaction in `railgate_write_transactions_total`: every transaction
 /// begun with [`Db::begin`] (on SQLite, one that joins another's open transaction is not
-/// counted again: they commit as one), and each write made outside one (a single statement commits on
-/// its own), where the code makes it. Reads are not counted. With the count of payments it
+/// counted again: they commit as one), and each write made outside one (a single statement
+/// commits on its own), where the code makes it. Reads are not counted. With the count of payments it
 /// gives the figure the engine is built to keep low: write transactions per payment.
 pub fn count_write() {
     metrics::counter!("railgate_write_transactions_total").increment(1);

@@ -204,14 +204,21 @@ async fn end(conn: Conn, link: Link, wait: bool) -> std::result::Result<(), sqlx
         }
         return await_commit(&writer, outcome).await;
     }
-    let result = conn.commit().await;
+    let result = commit_for_all(conn, waiting).await;
     drop(turn);
+    result
+}
+
+/// Commits a chain's transaction and tells every link waiting on it how that went.
+async fn commit_for_all(
+    conn: Conn,
+    waiting: Vec<oneshot::Sender<Outcome>>,
+) -> std::result::Result<(), sqlx::Error> {
+    let result = conn.commit().await;
     match &result {
-        Ok(()) => {
-            for w in waiting {
-                let _ = w.send(Ok(()));
-            }
-        }
+        Ok(()) => waiting.into_iter().for_each(|w| {
+            let _ = w.send(Ok(()));
+        }),
         Err(e) => fail_all(waiting, e),
     }
     result
@@ -235,14 +242,8 @@ async fn await_commit(
             () = tokio::time::sleep(RESCUE_EVERY) => {
                 if let Ok(mut turn) = writer.turn.clone().try_lock_owned() {
                     if let Some(chain) = turn.take() {
-                        let result = chain.conn.commit().await;
-                        drop(turn);
-                        match &result {
-                            Ok(()) => chain.waiting.into_iter().for_each(|w| {
-                                let _ = w.send(Ok(()));
-                            }),
-                            Err(e) => fail_all(chain.waiting, e),
-                        }
+                        // Its outcome reaches this link through `outcome`, as every other's.
+                        let _ = commit_for_all(chain.conn, chain.waiting).await;
                     }
                 }
             }
