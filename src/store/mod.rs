@@ -117,6 +117,14 @@ fn kind_of(url: &str) -> Result<Kind> {
     }
 }
 
+/// How long SQLite's write-ahead log grows, in pages, before a commit copies it into the
+/// database file (SQLite's default is 1,000 pages, 4 MiB). The pages a busy gateway writes
+/// are mostly the same few (the newest rows of each table and index, written again by each
+/// commit): copied back ten times less often, each is copied once where it was ten times, and
+/// the writer stops for a checkpoint ten times less often. The log's file stays at its
+/// largest size (some 40 MiB) once it has grown there.
+const WAL_CHECKPOINT_PAGES: u32 = 10_000;
+
 async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -> Result<Pool> {
     let pool = match kind {
         Kind::Sqlite => {
@@ -130,7 +138,8 @@ async fn open_pool(url: &str, kind: Kind, max: u32, acquire_timeout: Duration) -
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string());
             Pool::Sqlite(
                 sqlx::sqlite::SqlitePoolOptions::new()
                     .max_connections(max.max(1))
@@ -188,12 +197,19 @@ impl Db {
         } else {
             None
         };
+        // SQLite's one writer gets a connection of its own (see `writer::Writer::own`).
+        let writer = match kind {
+            Kind::Sqlite => writer::Writer::with_connection(
+                open_pool(url, kind, 1, sizes.acquire_timeout).await?,
+            ),
+            Kind::Postgres => writer::Writer::default(),
+        };
         Ok(Db {
             pool,
             background,
             kind,
             instance: uuid::Uuid::new_v4(),
-            writer: std::sync::Arc::new(writer::Writer::default()),
+            writer: std::sync::Arc::new(writer),
             acquire_timeout: sizes.acquire_timeout,
             connections: sizes.api.max(1),
             background_connections: sizes.background,
@@ -286,6 +302,7 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
         if let Some(b) = &self.background {
             b.close().await;
         }

@@ -48,6 +48,12 @@ pub struct Writer {
     turn: Arc<Mutex<Option<Chain>>>,
     /// Writers waiting for the turn.
     queued: AtomicUsize,
+    /// The writer's own connection (a pool of one), when it has one: every write transaction
+    /// runs on it. In WAL mode a connection throws its whole page cache away whenever another
+    /// connection committed since its last read, so writes that moved from connection to
+    /// connection read each page they touch from the file again; one connection that does all
+    /// the writing keeps its cache.
+    own: Option<Pool>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -93,6 +99,21 @@ pub struct Tx {
 }
 
 impl Writer {
+    /// A writer whose transactions all run on `own`, a pool of one connection.
+    pub(super) fn with_connection(own: Pool) -> Writer {
+        Writer {
+            own: Some(own),
+            ..Writer::default()
+        }
+    }
+
+    /// Closes the writer's own connection, if it has one.
+    pub(super) async fn close(&self) {
+        if let Some(own) = &self.own {
+            own.close().await;
+        }
+    }
+
     /// Waits for the turn (at most `timeout`), then begins a transaction, or joins the one
     /// the last turn left open.
     pub(super) async fn begin(self: &Arc<Self>, pool: &Pool, timeout: Duration) -> Result<Tx> {
@@ -123,7 +144,12 @@ impl Writer {
             });
         }
         super::count_write();
-        let conn = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let conn = self
+            .own
+            .as_ref()
+            .unwrap_or(pool)
+            .begin_with("BEGIN IMMEDIATE")
+            .await?;
         Ok(Tx {
             inner: Some(conn),
             link: Some(link),
