@@ -84,8 +84,8 @@ pub struct Db {
     /// This running gateway, as the owner of what it holds (in-flight idempotency keys).
     instance: uuid::Uuid,
     /// SQLite has one writer: write transactions of this process take turns here, in the
-    /// order they asked, and share commits ([`writer`]).
-    writer: std::sync::Arc<writer::Writer>,
+    /// order they asked, and share commits ([`writer`]). None on PostgreSQL.
+    writer: Option<std::sync::Arc<writer::Writer>>,
     acquire_timeout: Duration,
     /// The connections of `pool`.
     connections: u32,
@@ -199,17 +199,17 @@ impl Db {
         };
         // SQLite's one writer gets a connection of its own (see `writer::Writer::own`).
         let writer = match kind {
-            Kind::Sqlite => writer::Writer::with_connection(
+            Kind::Sqlite => Some(std::sync::Arc::new(writer::Writer::new(
                 open_pool(url, kind, 1, sizes.acquire_timeout).await?,
-            ),
-            Kind::Postgres => writer::Writer::default(),
+            ))),
+            Kind::Postgres => None,
         };
         Ok(Db {
             pool,
             background,
             kind,
             instance: uuid::Uuid::new_v4(),
-            writer: std::sync::Arc::new(writer),
+            writer,
             acquire_timeout: sizes.acquire_timeout,
             connections: sizes.api.max(1),
             background_connections: sizes.background,
@@ -291,9 +291,9 @@ impl Db {
     /// then takes the write lock at once (`BEGIN IMMEDIATE`), or joins the transaction the
     /// last turn left open for it ([`writer`]).
     pub async fn begin(&self) -> Result<Tx> {
-        match self.kind {
-            Kind::Sqlite => self.writer.begin(&self.pool, self.acquire_timeout).await,
-            Kind::Postgres => {
+        match &self.writer {
+            Some(writer) => writer.begin(self.acquire_timeout).await,
+            None => {
                 count_write();
                 Ok(Tx::plain(self.pool.begin_with("BEGIN").await?))
             }
@@ -302,7 +302,9 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
-        self.writer.close().await;
+        if let Some(w) = &self.writer {
+            w.close().await;
+        }
         if let Some(b) = &self.background {
             b.close().await;
         }

@@ -43,17 +43,15 @@ struct Chain {
 }
 
 /// SQLite's writer turn, and the chain the last turn left.
-#[derive(Default)]
 pub struct Writer {
     turn: Arc<Mutex<Option<Chain>>>,
     /// Writers waiting for the turn.
     queued: AtomicUsize,
-    /// The writer's own connection (a pool of one), when it has one: every write transaction
-    /// runs on it. In WAL mode a connection throws its whole page cache away whenever another
+    /// The writer's own connection (a pool of one): every write transaction runs on it. In WAL mode a connection throws its whole page cache away whenever another
     /// connection committed since its last read, so writes that moved from connection to
     /// connection read each page they touch from the file again; one connection that does all
     /// the writing keeps its cache.
-    own: Option<Pool>,
+    own: Pool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -100,23 +98,22 @@ pub struct Tx {
 
 impl Writer {
     /// A writer whose transactions all run on `own`, a pool of one connection.
-    pub(super) fn with_connection(own: Pool) -> Writer {
+    pub(super) fn new(own: Pool) -> Writer {
         Writer {
-            own: Some(own),
-            ..Writer::default()
+            turn: Arc::default(),
+            queued: AtomicUsize::new(0),
+            own,
         }
     }
 
-    /// Closes the writer's own connection, if it has one.
+    /// Closes the writer's own connection.
     pub(super) async fn close(&self) {
-        if let Some(own) = &self.own {
-            own.close().await;
-        }
+        self.own.close().await;
     }
 
     /// Waits for the turn (at most `timeout`), then begins a transaction, or joins the one
     /// the last turn left open.
-    pub(super) async fn begin(self: &Arc<Self>, pool: &Pool, timeout: Duration) -> Result<Tx> {
+    pub(super) async fn begin(self: &Arc<Self>, timeout: Duration) -> Result<Tx> {
         let turn = {
             let _queued = Queued::new(&self.queued);
             tokio::time::timeout(timeout, self.turn.clone().lock_owned())
@@ -144,12 +141,7 @@ impl Writer {
             });
         }
         super::count_write();
-        let conn = self
-            .own
-            .as_ref()
-            .unwrap_or(pool)
-            .begin_with("BEGIN IMMEDIATE")
-            .await?;
+        let conn = self.own.begin_with("BEGIN IMMEDIATE").await?;
         Ok(Tx {
             inner: Some(conn),
             link: Some(link),
@@ -361,9 +353,16 @@ mod tests {
             .unwrap_or_else(|e| unreachable!("{e}"))
     }
 
+    /// The store's writer (SQLite always has one).
+    fn writer(db: &Db) -> &Writer {
+        db.writer
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("a SQLite store has a writer"))
+    }
+
     /// Waits until `n` writers queue for the turn.
     async fn queued(db: &Db, n: usize) {
-        while db.writer.queued.load(Ordering::SeqCst) < n {
+        while writer(db).queued.load(Ordering::SeqCst) < n {
             tokio::task::yield_now().await;
         }
     }
@@ -424,12 +423,12 @@ mod tests {
         insert(&mut first, 1).await;
         // A writer counted as queued that never takes its turn (its wait timed out after the
         // first looked).
-        db.writer.queued.fetch_add(1, Ordering::SeqCst);
+        writer(&db).queued.fetch_add(1, Ordering::SeqCst);
         let committed = tokio::spawn(async move { first.commit().await });
-        while db.writer.turn.try_lock().map_or(true, |c| c.is_none()) {
+        while writer(&db).turn.try_lock().map_or(true, |c| c.is_none()) {
             tokio::task::yield_now().await;
         }
-        db.writer.queued.fetch_sub(1, Ordering::SeqCst);
+        writer(&db).queued.fetch_sub(1, Ordering::SeqCst);
         assert!(committed.await.is_ok_and(|r| r.is_ok()));
         assert_eq!(stored(&db).await, vec![1]);
         // And the turn is free again.
@@ -444,6 +443,6 @@ mod tests {
         insert(&mut tx, 7).await;
         tx.commit().await.unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(stored(&db).await, vec![7]);
-        assert!(db.writer.turn.try_lock().is_ok_and(|c| c.is_none()));
+        assert!(writer(&db).turn.try_lock().is_ok_and(|c| c.is_none()));
     }
 }
