@@ -85,6 +85,7 @@ pub async fn start(mut cfg: Config, listener: Option<TcpListener>) -> Result<Run
         intake: crate::api::intake::Intake::start(db.clone()),
         group: crate::callbacks::CallbackGroup::start(db.clone()),
         keys: Arc::default(),
+        progress: Arc::default(),
     };
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();

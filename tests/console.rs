@@ -1,7 +1,8 @@
 //! The operations console in a real headless Chromium, driven over WebDriver (chromedriver):
 //! every page renders, every action works from its form, and is refused (and written to the
-//! audit trail as refused) without its scope or without the page's form token. The
-//! screenshots in docs/console/ are made by this run. On both stores.
+//! audit trail as refused) without its scope or without the page's form token. On both stores.
+//! Every page is also photographed: into the build's scratch directory, or into docs/console/
+//! with `UPDATE_SCREENSHOTS=1` (so that an ordinary test run leaves the checkout as it was).
 //!
 //! Chromium and chromedriver come from `scripts/test-setup.sh`; under CI=true a missing one
 //! fails the test, elsewhere it is skipped with a loud note.
@@ -114,9 +115,14 @@ async fn open_browser(
         .unwrap()
 }
 
-/// Where the screenshots go: the repository's docs/console/.
+/// Where the screenshots go: the repository's docs/console/ when `UPDATE_SCREENSHOTS=1`,
+/// otherwise the build's scratch directory (a plain `cargo test` changes no tracked file).
 fn shots_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    let d = if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/console")
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
+    };
     std::fs::create_dir_all(&d).unwrap();
     d
 }

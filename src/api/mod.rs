@@ -55,6 +55,8 @@ pub struct AppState {
     pub group: crate::callbacks::CallbackGroup,
     /// API keys recently read, trusted for a second (`auth::KeyCache`).
     pub keys: Arc<auth::KeyCache>,
+    /// Large payrolls' recent counts (`payrolls::progress`).
+    pub progress: Arc<payrolls::progress::ProgressCache>,
 }
 
 /// The routes `openapi.yaml` documents (method, path); a test keeps the two in step.

@@ -133,6 +133,7 @@ pub async fn app_state(url: &str) -> railgate::api::AppState {
         wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         metrics: None,
         keys: std::sync::Arc::default(),
+        progress: std::sync::Arc::default(),
     }
 }
 

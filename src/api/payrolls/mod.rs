@@ -2,6 +2,7 @@
 
 pub mod export;
 pub mod file;
+pub mod progress;
 
 use super::auth::Caller;
 use super::payments::{view as payment_view, with_idempotency};
@@ -369,14 +370,28 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// The payroll as the API shows it: counts and totals per state, progress and time left.
+/// The payroll as the API shows it, counted now: counts and totals per state, progress and
+/// time left.
 pub async fn view(state: &AppState, p: &Payroll) -> Result<Value, Problem> {
     let counts = payrolls::counts(&state.db, p.id).await?;
-    let (exceptions, conflicts) = payrolls::exceptions(&state.db, p.id).await?;
+    Ok(view_of(p, &counts))
+}
+
+/// The payroll as the API shows it, from a recent count when counting it is dear
+/// ([`progress`]): for those who follow a payroll by asking again and again.
+pub async fn view_recent(state: &AppState, p: &Payroll) -> Result<Value, Problem> {
+    let counts = state.progress.counts(&state.db, p.id, p.status).await?;
+    Ok(view_of(p, &counts))
+}
+
+fn view_of(p: &Payroll, counts: &[payrolls::StateCount]) -> Value {
+    let (mut exceptions, mut conflicts) = (0_i64, 0_i64);
     let mut by_state: BTreeMap<&str, (i64, BTreeMap<String, i64>)> = BTreeMap::new();
     let mut totals: BTreeMap<String, i64> = BTreeMap::new();
     let mut finished: i64 = 0;
-    for c in &counts {
+    for c in counts {
+        exceptions = exceptions.saturating_add(c.exceptions);
+        conflicts = conflicts.saturating_add(c.conflicts);
         let e = by_state.entry(c.state.as_str()).or_default();
         e.0 = e.0.saturating_add(c.count);
         let t = e.1.entry(c.currency.clone()).or_insert(0);
@@ -417,7 +432,7 @@ pub async fn view(state: &AppState, p: &Payroll) -> Result<Value, Problem> {
         }
         _ => None,
     };
-    Ok(json!({
+    json!({
         "id": p.id,
         "name": p.name,
         "status": p.status.as_str(),
@@ -433,7 +448,7 @@ pub async fn view(state: &AppState, p: &Payroll) -> Result<Value, Problem> {
         "created_at": rfc3339(p.created_at),
         "released_at": p.released_at.map(rfc3339),
         "completed_at": p.completed_at.map(rfc3339),
-    }))
+    })
 }
 
 pub async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<Payroll, Problem> {
@@ -451,7 +466,7 @@ pub async fn get(
 ) -> Result<Json<Value>, Problem> {
     caller.require("payments:read")?;
     let p = owned(&state, &caller, &id).await?;
-    Ok(Json(view(&state, &p).await?))
+    Ok(Json(view_recent(&state, &p).await?))
 }
 
 /// Releases the payroll's held items as `caller` (`cause` goes into each item's history);
