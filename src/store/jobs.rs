@@ -273,6 +273,17 @@ pub async fn claim(db: &Db, worker: &str, lease_micros: i64, limit: i64) -> Resu
          RETURNING id, kind, payment_id, payload, tries, version"
     );
     let mut tx = db.begin().await?;
+    if db.kind() == Kind::Postgres {
+        // The claim walks the due index in its order and stops after `limit` rows. The planner
+        // would rather read every due job and sort them when its statistics say the table is
+        // small, and a queue's statistics are often that stale: a payroll's release adds a
+        // million jobs between two ANALYZEs (or with autovacuum off, forever), and each claim
+        // then sorted them all (half a second each, spilled to disk, measured). Without sorts
+        // the index order is the plan, whatever the statistics say.
+        crate::store::sql::query("SET LOCAL enable_sort = off")
+            .execute(&mut *tx)
+            .await?;
+    }
     let rows = crate::store::sql::query(&sql)
         .bind(now.saturating_add(lease_micros))
         .bind(worker)

@@ -448,12 +448,21 @@ pub async fn counts_in(conn: &mut Conn, id: Uuid) -> Result<Vec<StateCount>> {
 
 /// Marks the payroll completed when no item is open any more; true when this call did it.
 ///
-/// On PostgreSQL the payroll row is locked first: two items finishing in two transactions
-/// at once would otherwise each still see the other open, and neither would complete it.
+/// On PostgreSQL the payroll row is locked before the last look: two items finishing in two
+/// transactions at once would otherwise each still see the other open, and neither would
+/// complete it. That lock is held to the commit, so taking it in every transaction that
+/// finishes items would make all of a payroll's finishing transactions pass one at a time.
+/// It is taken only when no open item is left that no other transaction is changing
+/// ([`untouched_open_item`]): while there is one, this transaction holds it, and the one
+/// that finishes it will look again after this one's commit.
 pub async fn complete_if_done(conn: &mut Conn, payroll_id: Uuid) -> Result<bool> {
     let lock = if conn.kind() == super::Kind::Postgres {
+        if untouched_open_item(conn, payroll_id).await? {
+            return Ok(false);
+        }
         " FOR UPDATE"
     } else {
+        // SQLite has one writer: nothing finishes items beside this transaction.
         ""
     };
     let status: Option<String> = crate::store::sql::query_scalar(&format!(
@@ -485,6 +494,28 @@ pub async fn complete_if_done(conn: &mut Conn, payroll_id: Uuid) -> Result<bool>
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether the payroll has an open item that no other transaction is changing, which this
+/// one then holds (PostgreSQL): when there is one, the payroll cannot be done, and whoever
+/// finishes that item later looks again after this transaction's commit.
+///
+/// The item is locked `FOR SHARE` until the commit: the transaction that finishes it must
+/// wait for this one, so its own look (fast, or locked and exact) sees this one's writes.
+/// Items that another transaction is changing or has locked are skipped (`SKIP LOCKED`): they
+/// may be finishing there, unseen here. So this never waits, and when every open item left
+/// is one of those, the caller takes the locked path, whose answer is exact. (Share locks of
+/// other looks, and the key-share locks that inserting a row that refers to a payment takes,
+/// do not stand in the way: they change nothing.)
+async fn untouched_open_item(conn: &mut Conn, payroll_id: Uuid) -> Result<bool> {
+    let found: Option<String> = crate::store::sql::query_scalar(&format!(
+        "SELECT id FROM payments WHERE payroll_id = $1 AND state IN {OPEN_STATES} \
+         LIMIT 1 FOR SHARE SKIP LOCKED"
+    ))
+    .bind(payroll_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// The client's held-payroll item with this reference, for the openIMIS facade.
